@@ -1,0 +1,54 @@
+/* srlm: the command-line entry point. The only place that turns a status into
+ * an exit code. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/status.h"
+
+typedef struct {
+    const char *name;
+    srlm_status (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command COMMANDS[] = {
+    {"demo",         cmd_demo,         "run the built-in demo on one CPU (no download)"},
+    {"generate",     cmd_generate,     "generate text from a model"},
+    {"score",        cmd_score,        "sum of a response's token log-probs under a model"},
+    {"inspect",      cmd_inspect,      "print a checkpoint's config, tensors and parameter count"},
+    {"check-config", cmd_check_config, "validate a YAML config and print it resolved"},
+    {"tokenize",     cmd_tokenize,     "text on stdin -> token ids on stdout"},
+    {"detokenize",   cmd_detokenize,   "token ids on stdin -> text on stdout"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "srlm %s: Self-Rewarding Language Models on Llama-2, in C\n\n", SRLM_VERSION);
+    fprintf(out, "usage: srlm COMMAND [args] (srlm COMMAND --help for each)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(out, "  %-14s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? SRLM_BAD_INPUT : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("srlm %s\n", SRLM_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
+        if (strcmp(argv[1], COMMANDS[i].name) != 0) continue;
+        srlm_status st = COMMANDS[i].run(argc - 1, argv + 1);
+        if (st != SRLM_OK) {
+            fprintf(stderr, "srlm %s: error: %s\n", argv[1], srlm_last_error());
+            if (getenv("SRLM_DEBUG")) fprintf(stderr, "  (raised at %s)\n", srlm_last_error_where());
+        }
+        return (int)st;
+    }
+    fprintf(stderr, "srlm: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return SRLM_BAD_INPUT;
+}
