@@ -1,0 +1,119 @@
+/* The backend ops table: everything the model, trainer and generator compute
+ * goes through these function pointers, so the CPU backend (the reference) and
+ * the CUDA backend are interchangeable.
+ *
+ * Tensors are 2-D views the backend allocated: `rows` x `cols` elements of
+ * `dtype`, `stride` elements between rows. Weights keep the Hugging Face
+ * layout [out, in], so a linear layer is y = x W^T. CPU: fp32 everywhere. */
+#ifndef SRLM_BACKEND_H
+#define SRLM_BACKEND_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+typedef struct {
+    void      *data;
+    srlm_dtype dtype;
+    int64_t    rows, cols;
+    int64_t    stride; /* elements between consecutive rows (>= cols) */
+} srlm_view;
+
+/* Rows [r0, r0+n) of a view, sharing its memory. */
+static inline srlm_view srlm_view_rows(srlm_view v, int64_t r0, int64_t n) {
+    srlm_view s = v;
+    s.data = (char *)v.data + (size_t)(r0 * v.stride) * srlm_dtype_size(v.dtype);
+    s.rows = n;
+    return s;
+}
+
+/* Carve a contiguous (rows x cols) view at element offset `off` of a flat buffer. */
+static inline srlm_view srlm_view_carve(srlm_view flat, int64_t off, int64_t rows, int64_t cols) {
+    srlm_view s = {(char *)flat.data + (size_t)off * srlm_dtype_size(flat.dtype), flat.dtype, rows,
+                   cols, cols};
+    return s;
+}
+
+/* How a batch of sequences sits in the KV cache for one attention call.
+ * Sequence b owns cache slot slot[b]; n_past[b] tokens of it are already cached;
+ * this call brings T new token rows per sequence, of which the first n_new[b]
+ * are real and the rest padding (their outputs are unspecified and ignored).
+ * New token t of sequence b has position n_past[b] + t and attends causally to
+ * positions 0 .. n_past[b] + t of its slot. */
+typedef struct {
+    int        B, T;
+    int        n_heads, n_kv_heads, head_dim; /* local to this rank */
+    int        max_seq;                        /* cache rows per slot */
+    const int *slot, *n_past, *n_new;          /* (B) each, host memory */
+} srlm_attn_shape;
+
+typedef struct srlm_backend srlm_backend;
+
+typedef struct {
+    const char *name;
+
+    /* memory */
+    srlm_status (*alloc)(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,
+                         int64_t cols, const char *what);
+    void        (*free)(srlm_backend *be, srlm_view *v);
+    srlm_status (*upload)(srlm_backend *be, srlm_view *dst, const float *src);  /* host fp32, rows x cols */
+    srlm_status (*download)(srlm_backend *be, float *dst, const srlm_view *src);
+    srlm_status (*fill)(srlm_backend *be, srlm_view *v, float value);
+
+    /* forward ops */
+    /* y (N, out) = x (N, in) W^T, W (out, in); accumulate: y += instead of y = */
+    srlm_status (*matmul)(srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w,
+                          int accumulate);
+    /* out row i = table row (ids[i] - vocab_start) when it is in this shard, else zeros */
+    srlm_status (*embedding)(srlm_backend *be, srlm_view *out, const srlm_view *table,
+                             const int *ids, int n, int64_t vocab_start);
+    /* y = x / sqrt(mean(x^2) + eps) * w, per row; w is (1, cols) */
+    srlm_status (*rmsnorm)(srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w,
+                           float eps);
+    /* rotate-half RoPE in place on x (N, n_heads*head_dim), row i at position pos[i] */
+    srlm_status (*rope)(srlm_backend *be, srlm_view *x, const int *pos, int n_heads,
+                        int head_dim, float theta);
+    /* write the new rows of k or v (B*T, n_kv*hd) into the cache (slots*max_seq, n_kv*hd) */
+    srlm_status (*kv_store)(srlm_backend *be, srlm_view *cache, const srlm_view *kv,
+                            const srlm_attn_shape *s);
+    /* causal GQA attention of q (B*T, nh*hd) over the cache -> out (B*T, nh*hd) */
+    srlm_status (*attention)(srlm_backend *be, srlm_view *out, const srlm_view *q,
+                             const srlm_view *k_cache, const srlm_view *v_cache,
+                             const srlm_attn_shape *s);
+    /* out = silu(gate) * up, elementwise */
+    srlm_status (*swiglu)(srlm_backend *be, srlm_view *out, const srlm_view *gate,
+                          const srlm_view *up);
+    /* dst row i = src row src_rows[i], for i < n (src_rows in host memory) */
+    srlm_status (*copy_rows)(srlm_backend *be, srlm_view *dst, const srlm_view *src,
+                             const int *src_rows, int n);
+    /* y += x */
+    srlm_status (*add)(srlm_backend *be, srlm_view *y, const srlm_view *x);
+    /* columns [c0, cols) of every row = value (masks padded vocab entries with -inf) */
+    srlm_status (*fill_cols)(srlm_backend *be, srlm_view *v, int64_t c0, float value);
+
+    /* log-softmax pieces over this rank's vocab shard, so that tp ranks can combine
+     * them with allreduces without gathering full logits:
+     *   row_max:   mx[i] = max_j logits[i][j]
+     *   row_sumexp_target: se[i] = sum_j exp(logits[i][j] - mx[i]);
+     *              tl[i] = logits[i][targets[i] - vocab_start] if in shard, else 0.
+     * mx, se, tl and targets are host arrays of length rows. */
+    srlm_status (*row_max)(srlm_backend *be, const srlm_view *logits, float *mx);
+    srlm_status (*row_sumexp_target)(srlm_backend *be, const srlm_view *logits, const float *mx,
+                                     const int *targets, int64_t vocab_start, float *se,
+                                     float *tl);
+    /* idx[i] = argmax_j logits[i][j] (first on ties), val[i] its value; host arrays */
+    srlm_status (*row_argmax)(srlm_backend *be, const srlm_view *logits, int *idx, float *val);
+} srlm_backend_ops;
+
+struct srlm_backend {
+    const srlm_backend_ops *ops;
+    int                     threads;
+    void                   *impl;
+};
+
+/* threads <= 0: one per online CPU. Sets the BLAS's thread count too. */
+srlm_status srlm_backend_cpu_new(srlm_backend **be, int threads);
+void        srlm_backend_free(srlm_backend *be);
+
+#endif

@@ -1,0 +1,310 @@
+/* The CPU backend: the reference implementation of the ops table, fp32 only.
+ * GEMMs go to OpenBLAS; elementwise and attention loops use OpenMP. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+
+static srlm_status need_f32(const srlm_view *v, const char *op) {
+    if (v->dtype != SRLM_F32)
+        return SRLM_ERR(SRLM_FAILED, "cpu backend: %s expects fp32, got %s", op,
+                        srlm_dtype_name(v->dtype));
+    return SRLM_OK;
+}
+
+#define ROW(v, i) ((float *)(v)->data + (size_t)(i) * (size_t)(v)->stride)
+
+static srlm_status cpu_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,
+                             int64_t cols, const char *what) {
+    (void)be;
+    size_t bytes = (size_t)rows * (size_t)cols * srlm_dtype_size(dtype);
+    if (rows < 0 || cols < 0 || (cols && (size_t)rows > SIZE_MAX / (size_t)cols / 4))
+        return SRLM_ERR(SRLM_FAILED, "cpu backend: size overflow allocating %s", what);
+    /* 64-byte alignment for AVX-512 loads; never zero bytes so free() is uniform */
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p)
+        return SRLM_ERR(SRLM_FAILED, "out of memory allocating %s (%.1f MiB)", what,
+                        bytes / 1048576.0);
+    memset(p, 0, rounded ? rounded : 64);
+    *v = (srlm_view){p, dtype, rows, cols, cols};
+    return SRLM_OK;
+}
+
+static void cpu_free(srlm_backend *be, srlm_view *v) {
+    (void)be;
+    free(v->data);
+    v->data = NULL;
+}
+
+static srlm_status cpu_upload(srlm_backend *be, srlm_view *dst, const float *src) {
+    (void)be;
+    SRLM_CHECK(need_f32(dst, "upload"));
+    for (int64_t i = 0; i < dst->rows; i++)
+        memcpy(ROW(dst, i), src + i * dst->cols, (size_t)dst->cols * 4);
+    return SRLM_OK;
+}
+
+static srlm_status cpu_download(srlm_backend *be, float *dst, const srlm_view *src) {
+    (void)be;
+    SRLM_CHECK(need_f32(src, "download"));
+    for (int64_t i = 0; i < src->rows; i++)
+        memcpy(dst + i * src->cols, ROW(src, i), (size_t)src->cols * 4);
+    return SRLM_OK;
+}
+
+static srlm_status cpu_fill(srlm_backend *be, srlm_view *v, float value) {
+    (void)be;
+    SRLM_CHECK(need_f32(v, "fill"));
+    for (int64_t i = 0; i < v->rows; i++) {
+        float *r = ROW(v, i);
+        for (int64_t j = 0; j < v->cols; j++) r[j] = value;
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
+                              const srlm_view *w, int accumulate) {
+    (void)be;
+    SRLM_CHECK(need_f32(y, "matmul"));
+    if (x->cols != w->cols || y->rows != x->rows || y->cols != w->rows)
+        return SRLM_ERR(SRLM_FAILED, "matmul shapes: y (%lld,%lld) = x (%lld,%lld) W^T, W (%lld,%lld)",
+                        (long long)y->rows, (long long)y->cols, (long long)x->rows,
+                        (long long)x->cols, (long long)w->rows, (long long)w->cols);
+    if (x->rows == 0) return SRLM_OK;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)x->rows, (int)w->rows, (int)x->cols,
+                1.0f, x->data, (int)x->stride, w->data, (int)w->stride, accumulate ? 1.0f : 0.0f,
+                y->data, (int)y->stride);
+    return SRLM_OK;
+}
+
+static srlm_status cpu_embedding(srlm_backend *be, srlm_view *out, const srlm_view *table,
+                                 const int *ids, int n, int64_t vocab_start) {
+    (void)be;
+    for (int i = 0; i < n; i++) {
+        int64_t r = (int64_t)ids[i] - vocab_start;
+        if (r >= 0 && r < table->rows)
+            memcpy(ROW(out, i), ROW(table, r), (size_t)out->cols * 4);
+        else
+            memset(ROW(out, i), 0, (size_t)out->cols * 4);
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_rmsnorm(srlm_backend *be, srlm_view *y, const srlm_view *x,
+                               const srlm_view *w, float eps) {
+    (void)be;
+    const float *g = w->data;
+    int64_t n = x->cols;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < x->rows; i++) {
+        const float *xi = ROW(x, i);
+        float *yi = ROW(y, i);
+        float ss = 0.0f;
+        for (int64_t j = 0; j < n; j++) ss += xi[j] * xi[j];
+        float inv = 1.0f / sqrtf(ss / (float)n + eps);
+        for (int64_t j = 0; j < n; j++) yi[j] = g[j] * (xi[j] * inv);
+    }
+    return SRLM_OK;
+}
+
+/* Hugging Face's convention: the head is split in halves (x1, x2), not interleaved
+ * pairs, and frequency j rotates elements j and j + d/2. The angles are computed in
+ * fp32 the way transformers does (inv_freq = 1 / theta^(2j/d), angle = pos * inv_freq). */
+static srlm_status cpu_rope(srlm_backend *be, srlm_view *x, const int *pos, int n_heads,
+                            int head_dim, float theta) {
+    (void)be;
+    int half = head_dim / 2;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < x->rows; i++) {
+        float c[512], s[512];
+        for (int j = 0; j < half; j++) {
+            float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)head_dim);
+            float angle = (float)pos[i] * inv_freq;
+            c[j] = cosf(angle);
+            s[j] = sinf(angle);
+        }
+        float *row = ROW(x, i);
+        for (int h = 0; h < n_heads; h++) {
+            float *v = row + (size_t)h * head_dim;
+            for (int j = 0; j < half; j++) {
+                float x1 = v[j], x2 = v[j + half];
+                v[j] = x1 * c[j] - x2 * s[j];
+                v[j + half] = x2 * c[j] + x1 * s[j];
+            }
+        }
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *kv,
+                                const srlm_attn_shape *s) {
+    (void)be;
+    for (int b = 0; b < s->B; b++)
+        for (int t = 0; t < s->n_new[b]; t++) {
+            int64_t dst = (int64_t)s->slot[b] * s->max_seq + s->n_past[b] + t;
+            memcpy(ROW(cache, dst), ROW(kv, (int64_t)b * s->T + t), (size_t)kv->cols * 4);
+        }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
+                                 const srlm_view *k_cache, const srlm_view *v_cache,
+                                 const srlm_attn_shape *s) {
+    (void)be;
+    const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int64_t work = (int64_t)s->B * s->n_heads * s->T;
+#pragma omp parallel
+    {
+        float *p = malloc((size_t)s->max_seq * sizeof(float));
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t w = 0; w < work; w++) {
+            int t = (int)(w % s->T), h = (int)(w / s->T % s->n_heads), b = (int)(w / s->T / s->n_heads);
+            if (!p || t >= s->n_new[b]) continue;
+            int kvh = h / group, len = s->n_past[b] + t + 1;
+            const float *qv = ROW(q, (int64_t)b * s->T + t) + (size_t)h * hd;
+            float *o = ROW(out, (int64_t)b * s->T + t) + (size_t)h * hd;
+            int64_t base = (int64_t)s->slot[b] * s->max_seq;
+            float mx = -INFINITY;
+            for (int j = 0; j < len; j++) {
+                const float *k = ROW(k_cache, base + j) + (size_t)kvh * hd;
+                float dot = 0.0f;
+                for (int d = 0; d < hd; d++) dot += qv[d] * k[d];
+                p[j] = dot * scale;
+                if (p[j] > mx) mx = p[j];
+            }
+            float sum = 0.0f;
+            for (int j = 0; j < len; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
+            float inv = 1.0f / sum;
+            for (int d = 0; d < hd; d++) o[d] = 0.0f;
+            for (int j = 0; j < len; j++) {
+                const float *v = ROW(v_cache, base + j) + (size_t)kvh * hd;
+                float pj = p[j] * inv;
+                for (int d = 0; d < hd; d++) o[d] += pj * v[d];
+            }
+        }
+        free(p);
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_swiglu(srlm_backend *be, srlm_view *out, const srlm_view *gate,
+                              const srlm_view *up) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < out->rows; i++) {
+        const float *g = ROW(gate, i), *u = ROW(up, i);
+        float *o = ROW(out, i);
+        for (int64_t j = 0; j < out->cols; j++) o[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_view *src,
+                                 const int *src_rows, int n) {
+    (void)be;
+    for (int i = 0; i < n; i++)
+        memcpy(ROW(dst, i), ROW(src, src_rows[i]), (size_t)dst->cols * 4);
+    return SRLM_OK;
+}
+
+static srlm_status cpu_add(srlm_backend *be, srlm_view *y, const srlm_view *x) {
+    (void)be;
+    for (int64_t i = 0; i < y->rows; i++) {
+        float *yi = ROW(y, i);
+        const float *xi = ROW(x, i);
+        for (int64_t j = 0; j < y->cols; j++) yi[j] += xi[j];
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float value) {
+    (void)be;
+    for (int64_t i = 0; i < v->rows; i++) {
+        float *r = ROW(v, i);
+        for (int64_t j = c0; j < v->cols; j++) r[j] = value;
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_row_max(srlm_backend *be, const srlm_view *logits, float *mx) {
+    (void)be;
+    for (int64_t i = 0; i < logits->rows; i++) {
+        const float *r = ROW(logits, i);
+        float m = -INFINITY;
+        for (int64_t j = 0; j < logits->cols; j++) if (r[j] > m) m = r[j];
+        mx[i] = m;
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_row_sumexp_target(srlm_backend *be, const srlm_view *logits,
+                                         const float *mx, const int *targets, int64_t vocab_start,
+                                         float *se, float *tl) {
+    (void)be;
+    for (int64_t i = 0; i < logits->rows; i++) {
+        const float *r = ROW(logits, i);
+        double s = 0.0; /* double: a 32k-term sum in fp32 loses ~1e-6 relative */
+        for (int64_t j = 0; j < logits->cols; j++) s += exp((double)r[j] - mx[i]);
+        se[i] = (float)s;
+        int64_t c = (int64_t)targets[i] - vocab_start;
+        tl[i] = (c >= 0 && c < logits->cols) ? r[c] : 0.0f;
+    }
+    return SRLM_OK;
+}
+
+static srlm_status cpu_row_argmax(srlm_backend *be, const srlm_view *logits, int *idx, float *val) {
+    (void)be;
+    for (int64_t i = 0; i < logits->rows; i++) {
+        const float *r = ROW(logits, i);
+        int64_t best = 0;
+        for (int64_t j = 1; j < logits->cols; j++) if (r[j] > r[best]) best = j;
+        idx[i] = (int)best;
+        val[i] = r[best];
+    }
+    return SRLM_OK;
+}
+
+static const srlm_backend_ops CPU_OPS = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .fill = cpu_fill,
+    .matmul = cpu_matmul,
+    .embedding = cpu_embedding,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .kv_store = cpu_kv_store,
+    .attention = cpu_attention,
+    .swiglu = cpu_swiglu,
+    .copy_rows = cpu_copy_rows,
+    .add = cpu_add,
+    .fill_cols = cpu_fill_cols,
+    .row_max = cpu_row_max,
+    .row_sumexp_target = cpu_row_sumexp_target,
+    .row_argmax = cpu_row_argmax,
+};
+
+srlm_status srlm_backend_cpu_new(srlm_backend **out, int threads) {
+    srlm_backend *be = calloc(1, sizeof *be);
+    if (!be) return SRLM_ERR(SRLM_FAILED, "out of memory creating the cpu backend");
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 1;
+    }
+    be->ops = &CPU_OPS;
+    be->threads = threads;
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+    *out = be;
+    return SRLM_OK;
+}
+
+void srlm_backend_free(srlm_backend *be) { free(be); }

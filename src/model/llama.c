@@ -1,0 +1,371 @@
+/* Llama-2 forward on the backend ops table, tensor-parallel by construction. */
+#include "model/llama.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+/* ---- shapes and the tensor-parallel split ---- */
+
+static srlm_status plan_shapes(srlm_llama *m, int tp_rank, int tp_size) {
+    const srlm_hf_config *c = &m->cfg;
+    m->dim = c->hidden_size;
+    m->n_layers = c->num_hidden_layers;
+    m->head_dim = c->head_dim;
+    m->tp_rank = tp_rank;
+    m->tp_size = tp_size;
+    int nh = c->num_attention_heads, nkv = c->num_key_value_heads;
+    if (nh % tp_size)
+        return SRLM_ERR(SRLM_BAD_INPUT, "tp=%d does not divide num_attention_heads=%d", tp_size, nh);
+    if (nkv % tp_size && tp_size % nkv)
+        return SRLM_ERR(SRLM_BAD_INPUT,
+                        "tp=%d and num_key_value_heads=%d: one must divide the other", tp_size, nkv);
+    if (c->intermediate_size % tp_size)
+        return SRLM_ERR(SRLM_BAD_INPUT, "tp=%d does not divide intermediate_size=%d", tp_size,
+                        c->intermediate_size);
+    if (m->head_dim % 2 || m->head_dim > 1024)
+        return SRLM_ERR(SRLM_BAD_INPUT, "head_dim=%d: expected an even number up to 1024", m->head_dim);
+    m->n_heads_local = nh / tp_size;
+    m->n_kv_local = nkv >= tp_size ? nkv / tp_size : 1; /* tp > nkv: each rank keeps a copy */
+    m->ffn_local = c->intermediate_size / tp_size;
+    int unit = 64 * tp_size;
+    m->vocab_padded = (c->vocab_size + unit - 1) / unit * unit;
+    m->vocab_local = m->vocab_padded / tp_size;
+    m->vocab_start = tp_rank * m->vocab_local;
+    return SRLM_OK;
+}
+
+/* The first KV head this rank holds: its own slice, or (tp > nkv) the head its
+ * query heads read. */
+static int kv_head_start(const srlm_llama *m) {
+    int nkv = m->cfg.num_key_value_heads;
+    if (nkv >= m->tp_size) return m->tp_rank * m->n_kv_local;
+    int q_per_kv = m->cfg.num_attention_heads / nkv;
+    return m->tp_rank * m->n_heads_local / q_per_kv;
+}
+
+/* ---- loading ---- */
+
+typedef enum { SLICE_ROWS, SLICE_COLS, SLICE_VOCAB } slice_kind;
+
+/* Read this rank's slice of `name` (full HF shape rows x cols) into view `dst`. */
+static srlm_status load_slice(srlm_llama *m, const srlm_checkpoint *ck, const char *name,
+                              int64_t rows, int64_t cols, slice_kind kind, int64_t start,
+                              srlm_view *dst, float *stage) {
+    int64_t n = kind == SLICE_COLS ? dst->cols : dst->rows;
+    if (kind == SLICE_COLS) {
+        SRLM_CHECK(srlm_ckpt_read_cols(ck, name, rows, cols, start, start + n, stage));
+    } else if (kind == SLICE_VOCAB) {
+        /* rows past the real vocab are padding: zero */
+        int64_t have = rows - start < n ? rows - start : n;
+        if (have < 0) have = 0;
+        memset(stage, 0, (size_t)(n * cols) * sizeof(float));
+        if (have > 0) SRLM_CHECK(srlm_ckpt_read_rows(ck, name, rows, cols, start, start + have, stage));
+    } else {
+        SRLM_CHECK(srlm_ckpt_read_rows(ck, name, rows, cols, start, start + n, stage));
+    }
+    return m->be->ops->upload(m->be, dst, stage);
+}
+
+srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
+                            srlm_comm *tp) {
+    memset(m, 0, sizeof *m);
+    m->cfg = ck->config;
+    m->be = be;
+    m->tp = tp;
+    SRLM_CHECK(plan_shapes(m, srlm_comm_rank(tp), srlm_comm_size(tp)));
+    const int D = m->dim, hd = m->head_dim, L = m->n_layers;
+    const int qd = m->n_heads_local * hd, kvd = m->n_kv_local * hd, F = m->ffn_local;
+    /* As transformers does: when tied, the LM head IS the embedding, whatever the file holds. */
+    m->tied = m->cfg.tie_word_embeddings;
+
+    /* One allocation for every weight, carved in a fixed order. */
+    int64_t per_layer = 2 * (int64_t)D + (int64_t)qd * D + 2 * (int64_t)kvd * D +
+                        (int64_t)D * qd + 3 * (int64_t)F * D;
+    int64_t vocab_part = (int64_t)m->vocab_local * D;
+    int64_t total = vocab_part * (m->tied ? 1 : 2) + per_layer * L + D;
+    m->n_params_local = total;
+    m->layers = calloc((size_t)L, sizeof *m->layers);
+    if (!m->layers) return SRLM_ERR(SRLM_FAILED, "out of memory for the layer table");
+    srlm_status st;
+    SRLM_CHECK_GOTO(be->ops->alloc(be, &m->params, SRLM_F32, 1, total, "model weights"), st, fail);
+
+    int64_t off = 0;
+#define CARVE(field, r, c) (field = srlm_view_carve(m->params, off, (r), (c)), off += (int64_t)(r) * (c))
+    CARVE(m->embed, m->vocab_local, D);
+    for (int l = 0; l < L; l++) {
+        srlm_llama_layer *ly = &m->layers[l];
+        CARVE(ly->attn_norm, 1, D);
+        CARVE(ly->wq, qd, D);
+        CARVE(ly->wk, kvd, D);
+        CARVE(ly->wv, kvd, D);
+        CARVE(ly->wo, D, qd);
+        CARVE(ly->mlp_norm, 1, D);
+        CARVE(ly->w_gate, F, D);
+        CARVE(ly->w_up, F, D);
+        CARVE(ly->w_down, D, F);
+    }
+    CARVE(m->final_norm, 1, D);
+    if (m->tied) m->lm_head = m->embed;
+    else CARVE(m->lm_head, m->vocab_local, D);
+#undef CARVE
+
+    /* A host staging buffer as large as the largest shard. */
+    int64_t biggest = vocab_part;
+    int64_t cand[] = {(int64_t)qd * D, (int64_t)F * D, (int64_t)D * qd};
+    for (int i = 0; i < 3; i++) if (cand[i] > biggest) biggest = cand[i];
+    float *stage = malloc((size_t)biggest * sizeof(float));
+    if (!stage) { st = SRLM_ERR(SRLM_FAILED, "out of memory for the load buffer"); goto fail; }
+
+    const srlm_hf_config *c = &m->cfg;
+    const int64_t V = c->vocab_size, NH = c->num_attention_heads, NKV = c->num_key_value_heads;
+    const int64_t FF = c->intermediate_size;
+    char name[256];
+    SRLM_CHECK_GOTO(load_slice(m, ck, "model.embed_tokens.weight", V, D, SLICE_VOCAB,
+                               m->vocab_start, &m->embed, stage), st, fail_stage);
+    for (int l = 0; l < L; l++) {
+        srlm_llama_layer *ly = &m->layers[l];
+        const int64_t q0 = (int64_t)m->tp_rank * qd, kv0 = (int64_t)kv_head_start(m) * hd;
+        const int64_t f0 = (int64_t)m->tp_rank * F;
+        struct { const char *suffix; int64_t rows, cols; slice_kind kind; int64_t start; srlm_view *dst; } t[] = {
+            {"input_layernorm.weight",          D,       1, SLICE_ROWS, 0,   &ly->attn_norm},
+            {"self_attn.q_proj.weight",         NH * hd, D, SLICE_ROWS, q0,  &ly->wq},
+            {"self_attn.k_proj.weight",         NKV * hd, D, SLICE_ROWS, kv0, &ly->wk},
+            {"self_attn.v_proj.weight",         NKV * hd, D, SLICE_ROWS, kv0, &ly->wv},
+            {"self_attn.o_proj.weight",         D, NH * hd, SLICE_COLS, q0,  &ly->wo},
+            {"post_attention_layernorm.weight", D,       1, SLICE_ROWS, 0,   &ly->mlp_norm},
+            {"mlp.gate_proj.weight",            FF,      D, SLICE_ROWS, f0,  &ly->w_gate},
+            {"mlp.up_proj.weight",              FF,      D, SLICE_ROWS, f0,  &ly->w_up},
+            {"mlp.down_proj.weight",            D,      FF, SLICE_COLS, f0,  &ly->w_down},
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, t[i].suffix);
+            /* norms are (1, D) views of a 1-D tensor of D elements */
+            srlm_view dst = *t[i].dst;
+            if (t[i].cols == 1) { dst.rows = D; dst.cols = 1; dst.stride = 1; }
+            SRLM_CHECK_GOTO(load_slice(m, ck, name, t[i].rows, t[i].cols, t[i].kind, t[i].start,
+                                       &dst, stage), st, fail_stage);
+        }
+    }
+    srlm_view fn = m->final_norm;
+    fn.rows = D; fn.cols = 1; fn.stride = 1;
+    SRLM_CHECK_GOTO(load_slice(m, ck, "model.norm.weight", D, 1, SLICE_ROWS, 0, &fn, stage), st,
+                    fail_stage);
+    if (!m->tied)
+        SRLM_CHECK_GOTO(load_slice(m, ck, "lm_head.weight", V, D, SLICE_VOCAB, m->vocab_start,
+                                   &m->lm_head, stage), st, fail_stage);
+    free(stage);
+    return SRLM_OK;
+
+fail_stage:
+    free(stage);
+fail:
+    srlm_llama_free(m);
+    return st;
+}
+
+void srlm_llama_free(srlm_llama *m) {
+    if (m->params.data) m->be->ops->free(m->be, &m->params);
+    free(m->layers);
+    m->layers = NULL;
+}
+
+/* ---- KV cache and activations ---- */
+
+srlm_status srlm_kv_cache_new(srlm_kv_cache *kv, const srlm_llama *m, int slots, int max_seq) {
+    memset(kv, 0, sizeof *kv);
+    int64_t kvd = (int64_t)m->n_kv_local * m->head_dim, rows = (int64_t)slots * max_seq;
+    kv->slots = slots;
+    kv->max_seq = max_seq;
+    kv->k = calloc((size_t)m->n_layers * 2, sizeof(srlm_view));
+    if (!kv->k) return SRLM_ERR(SRLM_FAILED, "out of memory for the KV cache table");
+    kv->v = kv->k + m->n_layers;
+    srlm_status st = m->be->ops->alloc(m->be, &kv->mem, SRLM_F32, 1,
+                                       2 * (int64_t)m->n_layers * rows * kvd, "KV cache");
+    if (st != SRLM_OK) { free(kv->k); kv->k = NULL; return st; }
+    for (int l = 0; l < m->n_layers; l++) {
+        kv->k[l] = srlm_view_carve(kv->mem, (2 * (int64_t)l) * rows * kvd, rows, kvd);
+        kv->v[l] = srlm_view_carve(kv->mem, (2 * (int64_t)l + 1) * rows * kvd, rows, kvd);
+    }
+    return SRLM_OK;
+}
+
+void srlm_kv_cache_free(srlm_kv_cache *kv, srlm_backend *be) {
+    if (kv->mem.data) be->ops->free(be, &kv->mem);
+    free(kv->k);
+    kv->k = kv->v = NULL;
+}
+
+srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max_tokens,
+                                int max_logit_rows) {
+    memset(a, 0, sizeof *a);
+    const int64_t N = max_tokens, D = m->dim, hd = m->head_dim;
+    const int64_t qd = (int64_t)m->n_heads_local * hd, kvd = (int64_t)m->n_kv_local * hd;
+    const int64_t F = m->ffn_local, V = m->vocab_local;
+    a->max_tokens = max_tokens;
+    a->max_logit_rows = max_logit_rows;
+    int64_t total = N * (3 * D + 2 * qd + 2 * kvd + 2 * F) + (int64_t)max_logit_rows * V;
+    SRLM_CHECK(m->be->ops->alloc(m->be, &a->mem, SRLM_F32, 1, total, "activations"));
+    int64_t off = 0;
+#define CARVE(field, r, c) (a->field = srlm_view_carve(a->mem, off, (r), (c)), off += (int64_t)(r) * (c))
+    CARVE(x, N, D);
+    CARVE(xn, N, D);
+    CARVE(proj, N, D);
+    CARVE(q, N, qd);
+    CARVE(att, N, qd);
+    CARVE(k, N, kvd);
+    CARVE(v, N, kvd);
+    CARVE(gate, N, F);
+    CARVE(up, N, F);
+    CARVE(logits, max_logit_rows, V);
+#undef CARVE
+    a->pos = malloc((size_t)N * 2 * sizeof(int));
+    if (!a->pos) {
+        m->be->ops->free(m->be, &a->mem);
+        return SRLM_ERR(SRLM_FAILED, "out of memory for position scratch");
+    }
+    a->rows = a->pos + N;
+    return SRLM_OK;
+}
+
+void srlm_llama_acts_free(srlm_llama_acts *a, srlm_backend *be) {
+    if (a->mem.data) be->ops->free(be, &a->mem);
+    free(a->pos);
+    a->pos = a->rows = NULL;
+}
+
+/* ---- forward ---- */
+
+/* Sum a row-parallel (or vocab-parallel) partial result across the tp group. The
+ * CPU backend's views are host memory; device buffers will go through NCCL. */
+static srlm_status tp_allreduce(srlm_llama *m, srlm_view *v) {
+    if (srlm_comm_size(m->tp) == 1) return SRLM_OK;
+    if (v->stride != v->cols)
+        return SRLM_ERR(SRLM_FAILED, "tp allreduce needs a contiguous view");
+    return srlm_comm_allreduce_f32(m->tp, v->data, (size_t)(v->rows * v->cols), SRLM_REDUCE_SUM);
+}
+
+srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
+                               const srlm_batch *bt) {
+    const srlm_backend_ops *op = m->be->ops;
+    srlm_backend *be = m->be;
+    const int N = bt->B * bt->T;
+    const int n_logit_rows = bt->last_only ? bt->B : N;
+    if (N > a->max_tokens || n_logit_rows > a->max_logit_rows)
+        return SRLM_ERR(SRLM_FAILED, "forward: batch of %d rows (%d logit rows) exceeds the "
+                        "activation buffers (%d, %d)", N, n_logit_rows, a->max_tokens, a->max_logit_rows);
+    for (int b = 0; b < bt->B; b++) {
+        if (bt->slot[b] < 0 || bt->slot[b] >= kv->slots || bt->n_new[b] < 0 || bt->n_new[b] > bt->T ||
+            bt->n_past[b] < 0 || bt->n_past[b] + bt->n_new[b] > kv->max_seq)
+            return SRLM_ERR(SRLM_BAD_INPUT, "forward: sequence %d (slot %d, %d cached + %d new) does "
+                            "not fit the KV cache (%d slots x %d positions)", b, bt->slot[b],
+                            bt->n_past[b], bt->n_new[b], kv->slots, kv->max_seq);
+        if (bt->last_only && bt->n_new[b] < 1)
+            return SRLM_ERR(SRLM_FAILED, "forward: sequence %d has no new token", b);
+        for (int t = 0; t < bt->T; t++) a->pos[b * bt->T + t] = bt->n_past[b] + t;
+    }
+    for (int i = 0; i < N; i++) {
+        int id = bt->ids[i];
+        int t = i % bt->T, b = i / bt->T;
+        if (t < bt->n_new[b] && (id < 0 || id >= m->cfg.vocab_size))
+            return SRLM_ERR(SRLM_BAD_INPUT, "token id %d at position %d of sequence %d is outside "
+                            "the vocabulary [0, %d)", id, t, b, m->cfg.vocab_size);
+    }
+    const srlm_attn_shape as = {bt->B, bt->T, m->n_heads_local, m->n_kv_local, m->head_dim,
+                                kv->max_seq, bt->slot, bt->n_past, bt->n_new};
+    const float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
+
+    srlm_view x = srlm_view_rows(a->x, 0, N), xn = srlm_view_rows(a->xn, 0, N);
+    srlm_view q = srlm_view_rows(a->q, 0, N), k = srlm_view_rows(a->k, 0, N);
+    srlm_view v = srlm_view_rows(a->v, 0, N), att = srlm_view_rows(a->att, 0, N);
+    srlm_view proj = srlm_view_rows(a->proj, 0, N), gate = srlm_view_rows(a->gate, 0, N);
+    srlm_view up = srlm_view_rows(a->up, 0, N);
+
+    SRLM_CHECK(op->embedding(be, &x, &m->embed, bt->ids, N, m->vocab_start));
+    SRLM_CHECK(tp_allreduce(m, &x));
+    for (int l = 0; l < m->n_layers; l++) {
+        const srlm_llama_layer *ly = &m->layers[l];
+        /* attention block */
+        SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->attn_norm, eps));
+        SRLM_CHECK(op->matmul(be, &q, &xn, &ly->wq, 0));
+        SRLM_CHECK(op->matmul(be, &k, &xn, &ly->wk, 0));
+        SRLM_CHECK(op->matmul(be, &v, &xn, &ly->wv, 0));
+        SRLM_CHECK(op->rope(be, &q, a->pos, m->n_heads_local, m->head_dim, theta));
+        SRLM_CHECK(op->rope(be, &k, a->pos, m->n_kv_local, m->head_dim, theta));
+        SRLM_CHECK(op->kv_store(be, &kv->k[l], &k, &as));
+        SRLM_CHECK(op->kv_store(be, &kv->v[l], &v, &as));
+        SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as));
+        SRLM_CHECK(op->matmul(be, &proj, &att, &ly->wo, 0));
+        SRLM_CHECK(tp_allreduce(m, &proj));
+        SRLM_CHECK(op->add(be, &x, &proj));
+        /* MLP block */
+        SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->mlp_norm, eps));
+        SRLM_CHECK(op->matmul(be, &gate, &xn, &ly->w_gate, 0));
+        SRLM_CHECK(op->matmul(be, &up, &xn, &ly->w_up, 0));
+        SRLM_CHECK(op->swiglu(be, &gate, &gate, &up));
+        SRLM_CHECK(op->matmul(be, &proj, &gate, &ly->w_down, 0));
+        SRLM_CHECK(tp_allreduce(m, &proj));
+        SRLM_CHECK(op->add(be, &x, &proj));
+    }
+    srlm_view head_in = xn;
+    if (bt->last_only) {
+        for (int b = 0; b < bt->B; b++) a->rows[b] = b * bt->T + bt->n_new[b] - 1;
+        head_in = srlm_view_rows(a->proj, 0, bt->B);
+        SRLM_CHECK(op->copy_rows(be, &head_in, &x, a->rows, bt->B));
+        SRLM_CHECK(op->rmsnorm(be, &head_in, &head_in, &m->final_norm, eps));
+    } else {
+        SRLM_CHECK(op->rmsnorm(be, &xn, &x, &m->final_norm, eps));
+    }
+    srlm_view logits = srlm_view_rows(a->logits, 0, n_logit_rows);
+    SRLM_CHECK(op->matmul(be, &logits, &head_in, &m->lm_head, 0));
+    int64_t real = (int64_t)m->cfg.vocab_size - m->vocab_start; /* real columns in this shard */
+    if (real < m->vocab_local)
+        SRLM_CHECK(op->fill_cols(be, &logits, real < 0 ? 0 : real, -INFINITY));
+    return SRLM_OK;
+}
+
+srlm_status srlm_llama_logprobs(srlm_llama *m, srlm_llama_acts *a, const int *targets,
+                                int n_rows, float *logp) {
+    float *buf = malloc((size_t)n_rows * 3 * sizeof(float));
+    if (!buf) return SRLM_ERR(SRLM_FAILED, "out of memory for log-prob scratch");
+    float *mx = buf, *se = buf + n_rows, *tl = buf + 2 * n_rows;
+    srlm_view logits = srlm_view_rows(a->logits, 0, n_rows);
+    srlm_status st;
+    SRLM_CHECK_GOTO(m->be->ops->row_max(m->be, &logits, mx), st, done);
+    SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, mx, (size_t)n_rows, SRLM_REDUCE_MAX), st, done);
+    SRLM_CHECK_GOTO(m->be->ops->row_sumexp_target(m->be, &logits, mx, targets, m->vocab_start, se, tl),
+                    st, done);
+    /* se and tl are reduced in one call: they are adjacent */
+    SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, se, 2 * (size_t)n_rows, SRLM_REDUCE_SUM), st, done);
+    for (int i = 0; i < n_rows; i++) logp[i] = tl[i] - mx[i] - logf(se[i]);
+done:
+    free(buf);
+    return st;
+}
+
+srlm_status srlm_llama_argmax(srlm_llama *m, srlm_llama_acts *a, int n_rows, int *next) {
+    float *buf = malloc((size_t)n_rows * 2 * sizeof(float));
+    if (!buf) return SRLM_ERR(SRLM_FAILED, "out of memory for argmax scratch");
+    float *val = buf, *cand = buf + n_rows;
+    srlm_view logits = srlm_view_rows(a->logits, 0, n_rows);
+    srlm_status st;
+    SRLM_CHECK_GOTO(m->be->ops->row_argmax(m->be, &logits, next, val), st, done);
+    if (srlm_comm_size(m->tp) > 1) {
+        /* the best value wins; among equal values the lowest global id (as -id under MAX) */
+        memcpy(cand, val, (size_t)n_rows * sizeof(float));
+        SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, cand, (size_t)n_rows, SRLM_REDUCE_MAX), st, done);
+        for (int i = 0; i < n_rows; i++)
+            val[i] = val[i] == cand[i] ? -(float)(next[i] + m->vocab_start) : -INFINITY;
+        SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, val, (size_t)n_rows, SRLM_REDUCE_MAX), st, done);
+        for (int i = 0; i < n_rows; i++) next[i] = (int)-val[i];
+    } else {
+        for (int i = 0; i < n_rows; i++) next[i] += m->vocab_start;
+    }
+    st = SRLM_OK;
+done:
+    free(buf);
+    return st;
+}

@@ -1,0 +1,94 @@
+/* Llama-2 weights, activations and KV cache, and the forward pass.
+ *
+ * Every weight is this rank's tensor-parallel shard (tp = 1: the whole tensor):
+ * q/k/v and gate/up are column-parallel (a row range of the HF [out, in] weight),
+ * o and down are row-parallel (a column range), the embedding and the LM head are
+ * vocab-parallel (a row range of the vocab, padded to a multiple of 64 * tp). */
+#ifndef SRLM_LLAMA_H
+#define SRLM_LLAMA_H
+
+#include "backend/backend.h"
+#include "dist/comm.h"
+#include "io/checkpoint.h"
+
+typedef struct {
+    srlm_view attn_norm;          /* (1, dim) */
+    srlm_view wq;                 /* (nh_local * hd, dim) */
+    srlm_view wk, wv;             /* (nkv_local * hd, dim) */
+    srlm_view wo;                 /* (dim, nh_local * hd) */
+    srlm_view mlp_norm;           /* (1, dim) */
+    srlm_view w_gate, w_up;       /* (ffn_local, dim) */
+    srlm_view w_down;             /* (dim, ffn_local) */
+} srlm_llama_layer;
+
+typedef struct {
+    srlm_hf_config cfg;           /* as read from config.json (unpadded vocab) */
+    int dim, n_layers, head_dim;
+    int tp_rank, tp_size;
+    int n_heads_local, n_kv_local, ffn_local;
+    int vocab_padded;             /* multiple of 64 * tp */
+    int vocab_local, vocab_start; /* this rank's slice of the padded vocab */
+    int tied;                     /* lm_head shares the embedding's memory */
+
+    srlm_view         params;     /* one allocation holding every weight below */
+    srlm_view         embed;      /* (vocab_local, dim) */
+    srlm_llama_layer *layers;     /* (n_layers) */
+    srlm_view         final_norm; /* (1, dim) */
+    srlm_view         lm_head;    /* (vocab_local, dim); == embed when tied */
+    int64_t           n_params_local;
+
+    srlm_backend *be;
+    srlm_comm    *tp;             /* NULL when tp = 1 */
+} srlm_llama;
+
+/* Load this rank's shard of an HF checkpoint: only its slices are read. */
+srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
+                            srlm_comm *tp);
+void        srlm_llama_free(srlm_llama *m);
+
+/* KV cache: `slots` sequences of up to `max_seq` positions, every layer, one allocation. */
+typedef struct {
+    int        slots, max_seq;
+    srlm_view  mem;
+    srlm_view *k, *v;             /* (n_layers) views of (slots * max_seq, nkv_local * hd) */
+} srlm_kv_cache;
+
+srlm_status srlm_kv_cache_new(srlm_kv_cache *kv, const srlm_llama *m, int slots, int max_seq);
+void        srlm_kv_cache_free(srlm_kv_cache *kv, srlm_backend *be);
+
+/* Scratch activations for up to max_tokens token rows (B * T), one allocation. */
+typedef struct {
+    int       max_tokens, max_logit_rows;
+    srlm_view mem;
+    srlm_view x, xn, q, k, v, att, proj, gate, up, logits;
+    int      *pos, *rows;         /* host scratch (max_tokens) */
+} srlm_llama_acts;
+
+srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max_tokens,
+                                int max_logit_rows);
+void        srlm_llama_acts_free(srlm_llama_acts *a, srlm_backend *be);
+
+/* A forward call over B sequences of T token rows each (row b*T + t), placed in
+ * the cache as srlm_attn_shape describes; rows past n_new[b] are padding. */
+typedef struct {
+    int        B, T;
+    const int *ids;                /* (B * T) */
+    const int *slot, *n_past, *n_new;
+    int        last_only;          /* logits for each sequence's last real row only */
+} srlm_batch;
+
+/* Runs the model and leaves this rank's vocab shard of the logits in a->logits:
+ * rows = B * T (or B when last_only), cols = vocab_local; padded vocab = -inf. */
+srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
+                               const srlm_batch *batch);
+
+/* log p(targets[i] | row i) for the logits rows in a->logits, combined across the
+ * tp group with allreduces (max, then sum of exp and target logit); full logits
+ * are never gathered. */
+srlm_status srlm_llama_logprobs(srlm_llama *m, srlm_llama_acts *a, const int *targets,
+                                int n_rows, float *logp);
+
+/* Greedy next token per logits row (ties: lowest id), across the tp group. */
+srlm_status srlm_llama_argmax(srlm_llama *m, srlm_llama_acts *a, int n_rows, int *next);
+
+#endif
