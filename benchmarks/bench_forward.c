@@ -1,0 +1,61 @@
+/* Times srlm's forward pass (all logits, as a training or scoring step needs)
+ * on a Hugging Face checkpoint: B x T random token ids, a warm-up call, then
+ * the median of R timed calls. Prints one JSON line. Driven by
+ * benchmarks/forward_vs_pytorch.py, which times PyTorch on the same weights. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/rng.h"
+#include "model/llama.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6) {
+        fprintf(stderr, "usage: bench_forward MODEL_DIR BATCH SEQ REPEATS THREADS\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    int B = atoi(argv[2]), T = atoi(argv[3]), R = atoi(argv[4]), threads = atoi(argv[5]);
+    srlm_checkpoint ck;
+    srlm_backend *be;
+    srlm_llama m;
+    srlm_kv_cache kv;
+    srlm_llama_acts a;
+    if (srlm_ckpt_open(&ck, dir) || srlm_backend_cpu_new(&be, threads) ||
+        srlm_llama_load(&m, &ck, be, NULL) || srlm_kv_cache_new(&kv, &m, B, T) ||
+        srlm_llama_acts_new(&a, &m, B * T, B * T)) {
+        fprintf(stderr, "bench_forward: %s\n", srlm_last_error());
+        return 1;
+    }
+    int *ids = malloc(sizeof(int) * (size_t)B * T), *slot = malloc(sizeof(int) * (size_t)B);
+    int *past = calloc((size_t)B, sizeof(int)), *nnew = malloc(sizeof(int) * (size_t)B);
+    for (int i = 0; i < B * T; i++) ids[i] = (int)(srlm_rng_u64(42, (uint64_t)i) % (uint64_t)m.cfg.vocab_size);
+    for (int b = 0; b < B; b++) { slot[b] = b; nnew[b] = T; }
+    srlm_batch batch = {B, T, ids, slot, past, nnew, 0};
+    double *times = malloc(sizeof(double) * (size_t)(R + 1));
+    for (int r = 0; r <= R; r++) {
+        double t0 = now();
+        if (srlm_llama_forward(&m, &kv, &a, &batch)) {
+            fprintf(stderr, "bench_forward: %s\n", srlm_last_error());
+            return 1;
+        }
+        times[r] = now() - t0;
+    }
+    qsort(times + 1, (size_t)R, sizeof(double), cmp_double); /* times[0] is the warm-up */
+    double med = times[1 + R / 2];
+    printf("{\"impl\": \"srlm\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"params\": %lld, "
+           "\"median_s\": %.6f, \"tokens_per_s\": %.1f}\n",
+           be->threads, B, T, (long long)m.n_params_local, med, B * T / med);
+    return 0;
+}

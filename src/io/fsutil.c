@@ -1,0 +1,149 @@
+#include "io/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+srlm_status srlm_mkdir_p(const char *path) {
+    char buf[1024];
+    size_t n = strlen(path);
+    if (n == 0) return SRLM_ERR(SRLM_BAD_INPUT, "cannot create a folder with an empty name");
+    if (n >= sizeof buf) return SRLM_ERR(SRLM_BAD_INPUT, "folder name too long: %s", path);
+    memcpy(buf, path, n + 1);
+    /* Walk the components left to right; the last one is handled after the loop. */
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return SRLM_ERR(SRLM_FAILED, "cannot create folder %s: %s", buf, strerror(errno));
+        struct stat sb;
+        if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return SRLM_ERR(SRLM_FAILED, "cannot create folder %s: a file of that name is in the way", buf);
+        buf[i] = saved;
+    }
+    return SRLM_OK;
+}
+
+srlm_status srlm_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return SRLM_ERR(SRLM_FAILED, "cannot open folder %s: %s", dir, strerror(errno));
+    /* Some file systems refuse fsync on folders (EINVAL); nothing more can be done there. */
+    if (fsync(fd) != 0 && errno != EINVAL) {
+        int e = errno;
+        close(fd);
+        return SRLM_ERR(SRLM_FAILED, "cannot fsync folder %s: %s", dir, strerror(e));
+    }
+    close(fd);
+    return SRLM_OK;
+}
+
+int srlm_path_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+srlm_status srlm_path_join(char *dst, size_t cap, const char *dir, const char *name) {
+    int n = snprintf(dst, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return SRLM_ERR(SRLM_BAD_INPUT, "path too long: %s/%s", dir, name);
+    return SRLM_OK;
+}
+
+/* The folder part of `path` ("." when there is none). */
+static void dir_of(const char *path, char *dir, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) { snprintf(dir, cap, "."); return; }
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    if (len >= cap) len = cap - 1;
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+}
+
+srlm_status srlm_atomic_open(srlm_atomic_file *f, const char *path) {
+    f->fd = -1;
+    f->tmp[0] = '\0';
+    if (strlen(path) >= sizeof f->path)
+        return SRLM_ERR(SRLM_BAD_INPUT, "path too long: %s", path);
+    snprintf(f->path, sizeof f->path, "%s", path);
+    char dir[1024];
+    dir_of(path, dir, sizeof dir);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    /* mkstemp gives a name no other writer (thread, process, node) can be using. */
+    int n = snprintf(f->tmp, sizeof f->tmp, "%s/.%s.tmp-XXXXXX", dir, base);
+    if (n < 0 || (size_t)n >= sizeof f->tmp) {
+        f->tmp[0] = '\0';
+        return SRLM_ERR(SRLM_BAD_INPUT, "path too long: %s", path);
+    }
+    f->fd = mkstemp(f->tmp);
+    if (f->fd < 0) {
+        int e = errno;
+        f->tmp[0] = '\0';
+        return SRLM_ERR(SRLM_FAILED, "cannot create a file in %s (writing %s): %s", dir, path,
+                        strerror(e));
+    }
+    (void)fchmod(f->fd, 0644); /* mkstemp makes 0600; outputs are meant to be shared */
+    return SRLM_OK;
+}
+
+srlm_status srlm_atomic_write(srlm_atomic_file *f, const void *data, size_t n) {
+    const char *p = data;
+    while (n > 0) {
+        ssize_t w = write(f->fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return SRLM_ERR(SRLM_FAILED, "cannot write %s: %s", f->path, strerror(errno));
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return SRLM_OK;
+}
+
+srlm_status srlm_atomic_commit(srlm_atomic_file *f) {
+    srlm_status st = SRLM_OK;
+    if (fsync(f->fd) != 0) {
+        st = SRLM_ERR(SRLM_FAILED, "cannot fsync %s: %s", f->path, strerror(errno));
+        goto fail;
+    }
+    int rc = close(f->fd);
+    f->fd = -1;
+    if (rc != 0) {
+        st = SRLM_ERR(SRLM_FAILED, "cannot close %s: %s", f->path, strerror(errno));
+        goto fail;
+    }
+    if (rename(f->tmp, f->path) != 0) {
+        st = SRLM_ERR(SRLM_FAILED, "cannot rename %s to %s: %s", f->tmp, f->path, strerror(errno));
+        goto fail;
+    }
+    f->tmp[0] = '\0';
+    char dir[1024];
+    dir_of(f->path, dir, sizeof dir);
+    return srlm_fsync_dir(dir);
+fail:
+    srlm_atomic_abort(f);
+    return st;
+}
+
+void srlm_atomic_abort(srlm_atomic_file *f) {
+    if (f->fd >= 0) close(f->fd);
+    f->fd = -1;
+    if (f->tmp[0]) unlink(f->tmp);
+    f->tmp[0] = '\0';
+}
+
+srlm_status srlm_write_file_atomic(const char *path, const void *data, size_t n) {
+    srlm_atomic_file f;
+    srlm_status st;
+    SRLM_CHECK(srlm_atomic_open(&f, path));
+    SRLM_CHECK_GOTO(srlm_atomic_write(&f, data, n), st, fail);
+    return srlm_atomic_commit(&f);
+fail:
+    srlm_atomic_abort(&f);
+    return st;
+}

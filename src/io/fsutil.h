@@ -1,0 +1,45 @@
+/* Small file-system helpers: mkdir -p and atomic file writes.
+ *
+ * An atomic write goes to a unique temporary name in the destination's folder
+ * (so rename cannot cross file systems), is fsynced, renamed over the final
+ * name and the folder is fsynced: a reader sees the old file or the whole new
+ * one, never a part, even after a crash. */
+#ifndef SRLM_FSUTIL_H
+#define SRLM_FSUTIL_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+/* Create `path` and any missing parents (mode 0755). Existing folders are fine. */
+srlm_status srlm_mkdir_p(const char *path);
+
+/* fsync a folder, so that a rename or create inside it is durable. */
+srlm_status srlm_fsync_dir(const char *dir);
+
+/* 1 when `path` exists (any type), 0 otherwise. */
+int srlm_path_exists(const char *path);
+
+/* dst = dir + "/" + name; SRLM_BAD_INPUT when it does not fit in `cap`. */
+srlm_status srlm_path_join(char *dst, size_t cap, const char *dir, const char *name);
+
+/* A file being written atomically. Streamed: the data never has to sit in
+ * memory at once. Either commit or abort it; both release it. */
+typedef struct {
+    int  fd;
+    char path[1024];   /* final name */
+    char tmp[1100];    /* unique temporary name in the same folder */
+} srlm_atomic_file;
+
+srlm_status srlm_atomic_open(srlm_atomic_file *f, const char *path);
+srlm_status srlm_atomic_write(srlm_atomic_file *f, const void *data, size_t n);
+/* fsync, close, rename onto the final name, fsync the folder. On failure the
+ * temporary file is removed and the final name is untouched. */
+srlm_status srlm_atomic_commit(srlm_atomic_file *f);
+/* Close and remove the temporary file (safe to call after a failed commit). */
+void srlm_atomic_abort(srlm_atomic_file *f);
+
+/* Whole-buffer convenience: open + write + commit. */
+srlm_status srlm_write_file_atomic(const char *path, const void *data, size_t n);
+
+#endif
