@@ -110,7 +110,7 @@ void srlm_parsed_args_free(srlm_parsed_args *a) {
 void srlm_print_command_help(const srlm_command_spec *spec, FILE *out) {
     fprintf(out, "usage: srlm %s%s%s%s\n\n%s\n", spec->name, spec->n_flags ? " [flags]" : "",
             spec->args ? " " : "", spec->args ? spec->args : "", spec->summary);
-    if (spec->n_flags) fprintf(out, "\nflags:\n");
+    fprintf(out, "\nflags:\n");
     for (int i = 0; i < spec->n_flags; i++) {
         const srlm_flag *f = &spec->flags[i];
         char left[64];

@@ -152,44 +152,56 @@ static srlm_status cpu_kv_store(srlm_backend *be, srlm_view *cache, const srlm_v
     return SRLM_OK;
 }
 
+/* Per (sequence, head): scores S = scale * Q K^T and output O = P V as two small
+ * GEMMs over blocks of up to QBLOCK query rows (bounding the scratch at
+ * QBLOCK x max_seq floats per thread), with the causal softmax in between.
+ * BLAS called inside an OpenMP parallel region runs single-threaded. */
+enum { QBLOCK = 64 };
+
 static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                                  const srlm_view *k_cache, const srlm_view *v_cache,
                                  const srlm_attn_shape *s) {
     (void)be;
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int64_t work = (int64_t)s->B * s->n_heads * s->T;
-#pragma omp parallel
+    const int64_t work = (int64_t)s->B * s->n_heads;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
     {
-        float *p = malloc((size_t)s->max_seq * sizeof(float));
-#pragma omp for schedule(dynamic, 4)
+        float *sc = malloc((size_t)QBLOCK * (size_t)s->max_seq * sizeof(float));
+        if (!sc) failed = 1;
+#pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {
-            int t = (int)(w % s->T), h = (int)(w / s->T % s->n_heads), b = (int)(w / s->T / s->n_heads);
-            if (!p || t >= s->n_new[b]) continue;
-            int kvh = h / group, len = s->n_past[b] + t + 1;
-            const float *qv = ROW(q, (int64_t)b * s->T + t) + (size_t)h * hd;
-            float *o = ROW(out, (int64_t)b * s->T + t) + (size_t)h * hd;
-            int64_t base = (int64_t)s->slot[b] * s->max_seq;
-            float mx = -INFINITY;
-            for (int j = 0; j < len; j++) {
-                const float *k = ROW(k_cache, base + j) + (size_t)kvh * hd;
-                float dot = 0.0f;
-                for (int d = 0; d < hd; d++) dot += qv[d] * k[d];
-                p[j] = dot * scale;
-                if (p[j] > mx) mx = p[j];
-            }
-            float sum = 0.0f;
-            for (int j = 0; j < len; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-            float inv = 1.0f / sum;
-            for (int d = 0; d < hd; d++) o[d] = 0.0f;
-            for (int j = 0; j < len; j++) {
-                const float *v = ROW(v_cache, base + j) + (size_t)kvh * hd;
-                float pj = p[j] * inv;
-                for (int d = 0; d < hd; d++) o[d] += pj * v[d];
+            int h = (int)(w % s->n_heads), b = (int)(w / s->n_heads);
+            if (!sc) continue;
+            int kvh = h / group;
+            const float *kb = ROW(k_cache, (int64_t)s->slot[b] * s->max_seq) + (size_t)kvh * hd;
+            const float *vb = ROW(v_cache, (int64_t)s->slot[b] * s->max_seq) + (size_t)kvh * hd;
+            for (int t0 = 0; t0 < s->n_new[b]; t0 += QBLOCK) {
+                int nq = s->n_new[b] - t0 < QBLOCK ? s->n_new[b] - t0 : QBLOCK;
+                int len = s->n_past[b] + t0 + nq; /* keys the last query of the block sees */
+                const float *qb = ROW(q, (int64_t)b * s->T + t0) + (size_t)h * hd;
+                float *ob = ROW(out, (int64_t)b * s->T + t0) + (size_t)h * hd;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, len, hd, scale, qb,
+                            (int)q->stride, kb, (int)k_cache->stride, 0.0f, sc, len);
+                for (int i = 0; i < nq; i++) {
+                    float *p = sc + (size_t)i * len;
+                    int valid = s->n_past[b] + t0 + i + 1; /* causal: positions 0 .. own */
+                    float mx = -INFINITY, sum = 0.0f;
+                    for (int j = 0; j < valid; j++) mx = p[j] > mx ? p[j] : mx;
+                    for (int j = 0; j < valid; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
+                    float inv = 1.0f / sum;
+                    for (int j = 0; j < valid; j++) p[j] *= inv;
+                    for (int j = valid; j < len; j++) p[j] = 0.0f;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, len, 1.0f, sc, len,
+                            vb, (int)v_cache->stride, 0.0f, ob, (int)out->stride);
             }
         }
-        free(p);
+        free(sc);
     }
+    if (failed) return SRLM_ERR(SRLM_FAILED, "out of memory for attention scratch (%d x %d floats per thread)",
+                                QBLOCK, s->max_seq);
     return SRLM_OK;
 }
 
