@@ -1,0 +1,154 @@
+/* The run configuration: one typed struct, filled from a YAML file plus
+ * Hydra-style overrides ("train.dpo.beta=0.2") on top of the paper's defaults.
+ *
+ * Every field is one line in the table of config.c (key, type, default, range,
+ * help); adding a field = that line + the struct member here. The table drives
+ * the loader, the error messages, `srlm check-config` and its --keys reference. */
+#ifndef SRLM_CONFIG_H
+#define SRLM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/dtype.h"
+#include "core/status.h"
+#include "io/yaml_schema.h"
+
+/* Enum fields hold the index into the table's list of names: keep the orders equal. */
+typedef enum { SRLM_BACKEND_CPU, SRLM_BACKEND_CUDA } srlm_backend_kind;           /* cpu, cuda */
+typedef enum { SRLM_SCHEDULE_COSINE, SRLM_SCHEDULE_LINEAR, SRLM_SCHEDULE_CONSTANT } srlm_lr_schedule;
+typedef enum { SRLM_DPO_SIGMOID, SRLM_DPO_IPO } srlm_dpo_loss;                     /* sigmoid, ipo */
+
+/* One training phase; SFT and DPO share the type so the trainer takes either.
+ * beta, label_smoothing and loss are read for DPO only. */
+typedef struct {
+    double           lr;               /* peak learning rate */
+    double           lr_min;           /* end of the decay */
+    srlm_lr_schedule schedule;
+    int              warmup_steps;
+    int              batch_size;       /* sequences (SFT) or pairs (DPO) per optimizer step, global */
+    int              micro_batch_size; /* per rank per forward pass */
+    double           epochs;
+    double           weight_decay;
+    double           adam_beta1;
+    double           adam_beta2;
+    double           adam_eps;
+    double           grad_clip;        /* global gradient-norm clip; 0 = off */
+    double           dropout;
+    bool             recompute;        /* activation recomputation in the backward pass */
+    int              max_seq_len;
+    int              checkpoint_every; /* optimizer steps */
+    int              keep_last_n;      /* trainer checkpoints kept */
+    double           beta;             /* DPO */
+    double           label_smoothing;  /* DPO */
+    srlm_dpo_loss    loss;             /* DPO */
+} srlm_train_config;
+
+typedef struct {
+    struct {
+        char  *name;
+        int    seed;
+        char  *out_dir;
+        double watchdog_s;
+    } run;
+    struct {
+        char      *path;
+        char      *tokenizer;
+        srlm_dtype dtype;       /* of saved checkpoints: float32, bfloat16, float16 */
+    } model;
+    struct {
+        int tp;
+        int dp;
+    } parallel;
+    struct {
+        srlm_backend_kind name;
+        int               threads;
+    } backend;
+    struct {
+        double temperature;
+        double top_p;
+        int    top_k;
+        int    max_new_tokens;
+        int    samples;
+        int    kv_cache_mb;
+    } generate;
+    struct {
+        int    samples;
+        char  *template_path;   /* key "judge.template" */
+        double temperature;
+        double top_p;
+        int    max_new_tokens;
+    } judge;
+    struct {
+        int    prompts_per_iteration;
+        int    shots_ift;
+        int    shots_generated;
+        double temperature;
+        double top_p;
+        int    max_new_tokens;
+        double rouge_l_max;
+        int    min_words;
+        int    max_words;
+        char  *prompt_model;
+        char  *blocklist;
+    } self_instruct;
+    struct {
+        srlm_train_config sft;
+        srlm_train_config dpo;
+    } train;
+    struct {
+        int  iterations;
+        bool length_control;
+        bool sft_on_top_scores;
+        bool build_eft;
+    } loop;
+    struct {
+        char *judge_model;
+        char *heldout;
+    } eval;
+    struct {
+        char *ift;
+        char *eft;
+        char *oasst;
+    } data;
+} srlm_config;
+
+/* Defaults, then the file at `path` (NULL: none), then each "key=value" of
+ * overrides, then the required-key check and the rules between keys
+ * (lr_min <= lr, micro_batch_size <= batch_size, min_words <= max_words). On failure *c holds nothing to free
+ * and the message names the file, line and column, or the override. */
+srlm_status srlm_config_load(srlm_config *c, const char *path, int n_overrides,
+                             char *const *overrides);
+
+/* The same from YAML text in memory; `name` stands for the file in messages. */
+srlm_status srlm_config_load_text(srlm_config *c, const char *name, const char *text,
+                                  int n_overrides, char *const *overrides);
+
+/* Command-line form "[CONFIG.yaml] [key=value ...]": the first argument is the
+ * file when it holds no '='; every other argument is an override. */
+srlm_status srlm_config_from_args(srlm_config *c, int n_args, char *const *args);
+
+/* Defaults only, without the required-key check (for code that fills in
+ * model.path itself, like the demo). */
+srlm_status srlm_config_defaults(srlm_config *c);
+
+/* One more override on a loaded config: "train.dpo.beta=0.2". */
+srlm_status srlm_config_set(srlm_config *c, const char *key_eq_value);
+
+void srlm_config_free(srlm_config *c);
+
+/* The resolved config as YAML: nested, every key, defaults included; loading
+ * the output gives an equal config. */
+srlm_status srlm_config_print(const srlm_config *c, FILE *out);
+
+/* FNV-1a over every key that can change results (not run.name, run.out_dir,
+ * run.watchdog_s, backend.threads, parallel.dp): a run refuses a changed one. */
+uint64_t srlm_config_hash(const srlm_config *c);
+
+int srlm_config_equal(const srlm_config *a, const srlm_config *b);
+
+/* The table itself, for printing help or a reference. */
+const srlm_schema *srlm_config_schema(void);
+
+#endif
