@@ -8,6 +8,10 @@
 
 #include <stdarg.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     SRLM_OK          = 0,
     SRLM_FAILED      = 1,  /* internal or environmental failure (I/O, memory, ...) */
@@ -30,6 +34,10 @@ void srlm_error_context(const char *fmt, ...) __attribute__((format(printf, 1, 2
 const char *srlm_last_error(void);       /* "" when none */
 const char *srlm_last_error_where(void); /* "src/io/x.c:123" */
 void srlm_clear_error(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #define SRLM_ERR(code, ...) srlm_error_at(__FILE__, __LINE__, (code), __VA_ARGS__)
 
