@@ -87,6 +87,8 @@ typedef struct {
     /* dst row i = src row src_rows[i], for i < n (src_rows in host memory) */
     srlm_status (*copy_rows)(srlm_backend *be, srlm_view *dst, const srlm_view *src,
                              const int *src_rows, int n);
+    /* dst = src (same shape) */
+    srlm_status (*copy)(srlm_backend *be, srlm_view *dst, const srlm_view *src);
     /* y += x */
     srlm_status (*add)(srlm_backend *be, srlm_view *y, const srlm_view *x);
     /* columns [c0, cols) of every row = value (masks padded vocab entries with -inf) */
@@ -104,6 +106,48 @@ typedef struct {
                                      float *tl);
     /* idx[i] = argmax_j logits[i][j] (first on ties), val[i] its value; host arrays */
     srlm_status (*row_argmax)(srlm_backend *be, const srlm_view *logits, int *idx, float *val);
+
+    /* dropout in place: x[i][j] = keep ? x[i][j] / (1 - p) : 0, where keep is
+     * srlm_rng_uniform(key, i * cols + j) >= p. The mask is a pure function of
+     * (key, position), so the backward pass applies the same op to the gradient. */
+    srlm_status (*dropout)(srlm_backend *be, srlm_view *x, float p, uint64_t key);
+
+    /* ---- backward ops; every reduction is in a fixed order (no atomics), so
+     * gradients are bit-identical from run to run ---- */
+    /* dx (N, in) = dy (N, out) W (out, in); accumulate: dx += instead of = */
+    srlm_status (*matmul_dx)(srlm_backend *be, srlm_view *dx, const srlm_view *dy,
+                             const srlm_view *w, int accumulate);
+    /* dw (out, in) += dy^T (out, N) x (N, in) */
+    srlm_status (*matmul_dw)(srlm_backend *be, srlm_view *dw, const srlm_view *dy,
+                             const srlm_view *x);
+    /* dtable row (ids[i] - vocab_start) += dx row i, for ids in this shard, in order of i */
+    srlm_status (*embedding_backward)(srlm_backend *be, srlm_view *dtable, const srlm_view *dx,
+                                      const int *ids, int n, int64_t vocab_start);
+    /* dx = d/dx of rmsnorm given dy; dw (1, cols) += sum over rows of dy * x_normalised */
+    srlm_status (*rmsnorm_backward)(srlm_backend *be, srlm_view *dx, srlm_view *dw,
+                                    const srlm_view *dy, const srlm_view *x, const srlm_view *w,
+                                    float eps);
+    /* the transpose of rope (rotation by -angle), in place on a gradient */
+    srlm_status (*rope_backward)(srlm_backend *be, srlm_view *dx, const int *pos, int n_heads,
+                                 int head_dim, float theta);
+    /* causal GQA attention backward, recomputing the probabilities from q and k
+     * (nothing seq x seq is saved): dq (B*T, nh*hd) = ; dk, dv (cache layout) =
+     * (not accumulated), given dout (B*T, nh*hd). Padding rows get dq = 0. */
+    srlm_status (*attention_backward)(srlm_backend *be, srlm_view *dq, srlm_view *dk,
+                                      srlm_view *dv, const srlm_view *dout, const srlm_view *q,
+                                      const srlm_view *k_cache, const srlm_view *v_cache,
+                                      const srlm_attn_shape *s);
+    /* from out = silu(gate) * up: dgate, dup given dout (dgate/dup may not alias inputs) */
+    srlm_status (*swiglu_backward)(srlm_backend *be, srlm_view *dgate, srlm_view *dup,
+                                   const srlm_view *dout, const srlm_view *gate,
+                                   const srlm_view *up);
+    /* In place on the logits rows: logits[i][j] <- dlogp[i] * (onehot(target i) - softmax_ij),
+     * the gradient of logp_i = log_softmax(row i)[target i] scaled by dlogp[i]. mx and se
+     * are the GLOBAL (tp-combined) row max and sum of exp from the forward pass. Rows
+     * with dlogp[i] == 0 become 0. Host arrays of length rows. */
+    srlm_status (*logprob_backward)(srlm_backend *be, srlm_view *logits, const float *mx,
+                                    const float *se, const int *targets, int64_t vocab_start,
+                                    const float *dlogp);
 } srlm_backend_ops;
 
 struct srlm_backend {

@@ -47,6 +47,53 @@ static int kv_head_start(const srlm_llama *m) {
     return m->tp_rank * m->n_heads_local / q_per_kv;
 }
 
+/* Carve the per-tensor views out of one flat buffer, in the fixed order that
+ * weights, gradients and optimizer state all share. */
+static void carve_weights(const srlm_llama *m, srlm_view flat, srlm_view *embed,
+                          srlm_llama_layer *layers, srlm_view *final_norm, srlm_view *lm_head) {
+    const int D = m->dim, hd = m->head_dim;
+    const int qd = m->n_heads_local * hd, kvd = m->n_kv_local * hd, F = m->ffn_local;
+    int64_t off = 0;
+#define CARVE(field, r, c) (field = srlm_view_carve(flat, off, (r), (c)), off += (int64_t)(r) * (c))
+    CARVE(*embed, m->vocab_local, D);
+    for (int l = 0; l < m->n_layers; l++) {
+        srlm_llama_layer *ly = &layers[l];
+        CARVE(ly->attn_norm, 1, D);
+        CARVE(ly->wq, qd, D);
+        CARVE(ly->wk, kvd, D);
+        CARVE(ly->wv, kvd, D);
+        CARVE(ly->wo, D, qd);
+        CARVE(ly->mlp_norm, 1, D);
+        CARVE(ly->w_gate, F, D);
+        CARVE(ly->w_up, F, D);
+        CARVE(ly->w_down, D, F);
+    }
+    CARVE(*final_norm, 1, D);
+    if (m->tied) *lm_head = *embed;
+    else CARVE(*lm_head, m->vocab_local, D);
+#undef CARVE
+}
+
+srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m) {
+    memset(g, 0, sizeof *g);
+    g->layers = calloc((size_t)m->n_layers, sizeof *g->layers);
+    if (!g->layers) return SRLM_ERR(SRLM_FAILED, "out of memory for the gradient table");
+    srlm_status st = m->be->ops->alloc(m->be, &g->flat, SRLM_F32, 1, m->n_params_local, "gradients");
+    if (st != SRLM_OK) { free(g->layers); g->layers = NULL; return st; }
+    carve_weights(m, g->flat, &g->embed, g->layers, &g->final_norm, &g->lm_head);
+    return SRLM_OK;
+}
+
+srlm_status srlm_llama_grads_zero(srlm_llama_grads *g, const srlm_llama *m) {
+    return m->be->ops->fill(m->be, &g->flat, 0.0f);
+}
+
+void srlm_llama_grads_free(srlm_llama_grads *g, const srlm_llama *m) {
+    if (g->flat.data) m->be->ops->free(m->be, &g->flat);
+    free(g->layers);
+    memset(g, 0, sizeof *g);
+}
+
 /* ---- loading ---- */
 
 typedef enum { SLICE_ROWS, SLICE_COLS, SLICE_VOCAB } slice_kind;
@@ -93,25 +140,7 @@ srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backe
     srlm_status st;
     SRLM_CHECK_GOTO(be->ops->alloc(be, &m->params, SRLM_F32, 1, total, "model weights"), st, fail);
 
-    int64_t off = 0;
-#define CARVE(field, r, c) (field = srlm_view_carve(m->params, off, (r), (c)), off += (int64_t)(r) * (c))
-    CARVE(m->embed, m->vocab_local, D);
-    for (int l = 0; l < L; l++) {
-        srlm_llama_layer *ly = &m->layers[l];
-        CARVE(ly->attn_norm, 1, D);
-        CARVE(ly->wq, qd, D);
-        CARVE(ly->wk, kvd, D);
-        CARVE(ly->wv, kvd, D);
-        CARVE(ly->wo, D, qd);
-        CARVE(ly->mlp_norm, 1, D);
-        CARVE(ly->w_gate, F, D);
-        CARVE(ly->w_up, F, D);
-        CARVE(ly->w_down, D, F);
-    }
-    CARVE(m->final_norm, 1, D);
-    if (m->tied) m->lm_head = m->embed;
-    else CARVE(m->lm_head, m->vocab_local, D);
-#undef CARVE
+    carve_weights(m, m->params, &m->embed, m->layers, &m->final_norm, &m->lm_head);
 
     /* A host staging buffer as large as the largest shard. */
     int64_t biggest = vocab_part;
@@ -327,23 +356,30 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
     return SRLM_OK;
 }
 
-srlm_status srlm_llama_logprobs(srlm_llama *m, srlm_llama_acts *a, const int *targets,
-                                int n_rows, float *logp) {
-    float *buf = malloc((size_t)n_rows * 3 * sizeof(float));
+srlm_status srlm_llama_logprobs_view(srlm_llama *m, const srlm_view *logits, const int *targets,
+                                     int n_rows, float *logp, float *mx_out, float *se_out) {
+    float *buf = malloc((size_t)n_rows * 3 * sizeof(float) + 1);
     if (!buf) return SRLM_ERR(SRLM_FAILED, "out of memory for log-prob scratch");
     float *mx = buf, *se = buf + n_rows, *tl = buf + 2 * n_rows;
-    srlm_view logits = srlm_view_rows(a->logits, 0, n_rows);
+    srlm_view rows = srlm_view_rows(*logits, 0, n_rows);
     srlm_status st;
-    SRLM_CHECK_GOTO(m->be->ops->row_max(m->be, &logits, mx), st, done);
+    SRLM_CHECK_GOTO(m->be->ops->row_max(m->be, &rows, mx), st, done);
     SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, mx, (size_t)n_rows, SRLM_REDUCE_MAX), st, done);
-    SRLM_CHECK_GOTO(m->be->ops->row_sumexp_target(m->be, &logits, mx, targets, m->vocab_start, se, tl),
+    SRLM_CHECK_GOTO(m->be->ops->row_sumexp_target(m->be, &rows, mx, targets, m->vocab_start, se, tl),
                     st, done);
     /* se and tl are reduced in one call: they are adjacent */
     SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, se, 2 * (size_t)n_rows, SRLM_REDUCE_SUM), st, done);
     for (int i = 0; i < n_rows; i++) logp[i] = tl[i] - mx[i] - logf(se[i]);
+    if (mx_out) memcpy(mx_out, mx, sizeof(float) * (size_t)n_rows);
+    if (se_out) memcpy(se_out, se, sizeof(float) * (size_t)n_rows);
 done:
     free(buf);
     return st;
+}
+
+srlm_status srlm_llama_logprobs(srlm_llama *m, srlm_llama_acts *a, const int *targets,
+                                int n_rows, float *logp) {
+    return srlm_llama_logprobs_view(m, &a->logits, targets, n_rows, logp, NULL, NULL);
 }
 
 srlm_status srlm_llama_argmax(srlm_llama *m, srlm_llama_acts *a, int n_rows, int *next) {

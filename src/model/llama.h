@@ -41,6 +41,19 @@ typedef struct {
     srlm_comm    *tp;             /* NULL when tp = 1 */
 } srlm_llama;
 
+/* Gradients (or any other per-parameter buffer) in exactly the layout of the
+ * weights: `flat` is one allocation carved in the same order as m->params, so a
+ * ZeRO-1 shard of it is a slice. Tied models: lm_head aliases embed here too. */
+typedef struct {
+    srlm_view         flat;
+    srlm_view         embed, final_norm, lm_head;
+    srlm_llama_layer *layers;
+} srlm_llama_grads;
+
+srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m); /* zeroed */
+srlm_status srlm_llama_grads_zero(srlm_llama_grads *g, const srlm_llama *m);
+void        srlm_llama_grads_free(srlm_llama_grads *g, const srlm_llama *m);
+
 /* Load this rank's shard of an HF checkpoint: only its slices are read. */
 srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
                             srlm_comm *tp);
@@ -87,6 +100,11 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
  * are never gathered. */
 srlm_status srlm_llama_logprobs(srlm_llama *m, srlm_llama_acts *a, const int *targets,
                                 int n_rows, float *logp);
+
+/* The same for any logits view; also returns the global row max and sum of exp
+ * (mx, se may be NULL), which the backward pass needs. */
+srlm_status srlm_llama_logprobs_view(srlm_llama *m, const srlm_view *logits, const int *targets,
+                                     int n_rows, float *logp, float *mx, float *se);
 
 /* Greedy next token per logits row (ties: lowest id), across the tp group. */
 srlm_status srlm_llama_argmax(srlm_llama *m, srlm_llama_acts *a, int n_rows, int *next);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_internal.h"
 
 static srlm_status need_f32(const srlm_view *v, const char *op) {
     if (v->dtype != SRLM_F32)
@@ -15,8 +16,6 @@ static srlm_status need_f32(const srlm_view *v, const char *op) {
                         srlm_dtype_name(v->dtype));
     return SRLM_OK;
 }
-
-#define ROW(v, i) ((float *)(v)->data + (size_t)(i) * (size_t)(v)->stride)
 
 static srlm_status cpu_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,
                              int64_t cols, const char *what) {
@@ -114,10 +113,10 @@ static srlm_status cpu_rmsnorm(srlm_backend *be, srlm_view *y, const srlm_view *
 
 /* Hugging Face's convention: the head is split in halves (x1, x2), not interleaved
  * pairs, and frequency j rotates elements j and j + d/2. The angles are computed in
- * fp32 the way transformers does (inv_freq = 1 / theta^(2j/d), angle = pos * inv_freq). */
-static srlm_status cpu_rope(srlm_backend *be, srlm_view *x, const int *pos, int n_heads,
-                            int head_dim, float theta) {
-    (void)be;
+ * fp32 the way transformers does (inv_freq = 1 / theta^(2j/d), angle = pos * inv_freq).
+ * sign = -1 rotates back: the transpose, used by the backward pass. */
+void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,
+                     float sign) {
     int half = head_dim / 2;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < x->rows; i++) {
@@ -126,7 +125,7 @@ static srlm_status cpu_rope(srlm_backend *be, srlm_view *x, const int *pos, int 
             float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)head_dim);
             float angle = (float)pos[i] * inv_freq;
             c[j] = cosf(angle);
-            s[j] = sinf(angle);
+            s[j] = sign * sinf(angle);
         }
         float *row = ROW(x, i);
         for (int h = 0; h < n_heads; h++) {
@@ -138,6 +137,12 @@ static srlm_status cpu_rope(srlm_backend *be, srlm_view *x, const int *pos, int 
             }
         }
     }
+}
+
+static srlm_status cpu_rope(srlm_backend *be, srlm_view *x, const int *pos, int n_heads,
+                            int head_dim, float theta) {
+    (void)be;
+    cpu_rope_rotate(x, pos, n_heads, head_dim, theta, 1.0f);
     return SRLM_OK;
 }
 
@@ -152,12 +157,26 @@ static srlm_status cpu_kv_store(srlm_backend *be, srlm_view *cache, const srlm_v
     return SRLM_OK;
 }
 
-/* Per (sequence, head): scores S = scale * Q K^T and output O = P V as two small
- * GEMMs over blocks of up to QBLOCK query rows (bounding the scratch at
- * QBLOCK x max_seq floats per thread), with the causal softmax in between.
- * BLAS called inside an OpenMP parallel region runs single-threaded. */
-enum { QBLOCK = 64 };
+void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, int64_t ldk, int nq,
+                    int len, int hd, float scale, int first_valid) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, len, hd, scale, qb, (int)ldq, kb,
+                (int)ldk, 0.0f, sc, len);
+    for (int i = 0; i < nq; i++) {
+        float *p = sc + (size_t)i * len;
+        int valid = first_valid + i; /* causal: keys 0 .. own position */
+        float mx = -INFINITY, sum = 0.0f;
+        for (int j = 0; j < valid; j++) mx = p[j] > mx ? p[j] : mx;
+        for (int j = 0; j < valid; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < valid; j++) p[j] *= inv;
+        for (int j = valid; j < len; j++) p[j] = 0.0f;
+    }
+}
 
+/* Per (sequence, head): scores S = scale * Q K^T and output O = P V as two small
+ * GEMMs over blocks of up to QBLOCK query rows, with the causal softmax in
+ * between. BLAS called inside an OpenMP parallel region runs single-threaded.
+ * Padding rows (t >= n_new) get zeros, so nothing stale flows into a backward pass. */
 static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                                  const srlm_view *k_cache, const srlm_view *v_cache,
                                  const srlm_attn_shape *s) {
@@ -177,23 +196,15 @@ static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_vi
             int kvh = h / group;
             const float *kb = ROW(k_cache, (int64_t)s->slot[b] * s->max_seq) + (size_t)kvh * hd;
             const float *vb = ROW(v_cache, (int64_t)s->slot[b] * s->max_seq) + (size_t)kvh * hd;
+            for (int t = s->n_new[b]; t < s->T; t++)
+                memset(ROW(out, (int64_t)b * s->T + t) + (size_t)h * hd, 0, sizeof(float) * (size_t)hd);
             for (int t0 = 0; t0 < s->n_new[b]; t0 += QBLOCK) {
                 int nq = s->n_new[b] - t0 < QBLOCK ? s->n_new[b] - t0 : QBLOCK;
                 int len = s->n_past[b] + t0 + nq; /* keys the last query of the block sees */
                 const float *qb = ROW(q, (int64_t)b * s->T + t0) + (size_t)h * hd;
                 float *ob = ROW(out, (int64_t)b * s->T + t0) + (size_t)h * hd;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, len, hd, scale, qb,
-                            (int)q->stride, kb, (int)k_cache->stride, 0.0f, sc, len);
-                for (int i = 0; i < nq; i++) {
-                    float *p = sc + (size_t)i * len;
-                    int valid = s->n_past[b] + t0 + i + 1; /* causal: positions 0 .. own */
-                    float mx = -INFINITY, sum = 0.0f;
-                    for (int j = 0; j < valid; j++) mx = p[j] > mx ? p[j] : mx;
-                    for (int j = 0; j < valid; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
-                    float inv = 1.0f / sum;
-                    for (int j = 0; j < valid; j++) p[j] *= inv;
-                    for (int j = valid; j < len; j++) p[j] = 0.0f;
-                }
+                cpu_attn_probs(sc, qb, q->stride, kb, k_cache->stride, nq, len, hd, scale,
+                               s->n_past[b] + t0 + 1);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, len, 1.0f, sc, len,
                             vb, (int)v_cache->stride, 0.0f, ob, (int)out->stride);
             }
@@ -222,6 +233,13 @@ static srlm_status cpu_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_vi
     (void)be;
     for (int i = 0; i < n; i++)
         memcpy(ROW(dst, i), ROW(src, src_rows[i]), (size_t)dst->cols * 4);
+    return SRLM_OK;
+}
+
+static srlm_status cpu_copy(srlm_backend *be, srlm_view *dst, const srlm_view *src) {
+    (void)be;
+    for (int64_t i = 0; i < src->rows; i++)
+        memcpy(ROW(dst, i), ROW(src, i), (size_t)src->cols * 4);
     return SRLM_OK;
 }
 
@@ -297,11 +315,21 @@ static const srlm_backend_ops CPU_OPS = {
     .attention = cpu_attention,
     .swiglu = cpu_swiglu,
     .copy_rows = cpu_copy_rows,
+    .copy = cpu_copy,
     .add = cpu_add,
     .fill_cols = cpu_fill_cols,
     .row_max = cpu_row_max,
     .row_sumexp_target = cpu_row_sumexp_target,
     .row_argmax = cpu_row_argmax,
+    .dropout = cpu_dropout,
+    .matmul_dx = cpu_matmul_dx,
+    .matmul_dw = cpu_matmul_dw,
+    .embedding_backward = cpu_embedding_backward,
+    .rmsnorm_backward = cpu_rmsnorm_backward,
+    .rope_backward = cpu_rope_backward,
+    .attention_backward = cpu_attention_backward,
+    .swiglu_backward = cpu_swiglu_backward,
+    .logprob_backward = cpu_logprob_backward,
 };
 
 srlm_status srlm_backend_cpu_new(srlm_backend **out, int threads) {

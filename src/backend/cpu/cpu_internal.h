@@ -1,0 +1,47 @@
+/* Shared by the CPU backend's translation units (forward ops in backend_cpu.c,
+ * backward ops in backend_cpu_backward.c). */
+#ifndef SRLM_CPU_INTERNAL_H
+#define SRLM_CPU_INTERNAL_H
+
+#include "backend/backend.h"
+
+#define ROW(v, i) ((float *)(v)->data + (size_t)(i) * (size_t)(v)->stride)
+
+/* Query rows per attention block: bounds the per-thread score scratch to
+ * QBLOCK x max_seq floats. */
+enum { QBLOCK = 64 };
+
+srlm_status cpu_dropout(srlm_backend *be, srlm_view *x, float p, uint64_t key);
+srlm_status cpu_matmul_dx(srlm_backend *be, srlm_view *dx, const srlm_view *dy,
+                          const srlm_view *w, int accumulate);
+srlm_status cpu_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy,
+                          const srlm_view *x);
+srlm_status cpu_embedding_backward(srlm_backend *be, srlm_view *dtable, const srlm_view *dx,
+                                   const int *ids, int n, int64_t vocab_start);
+srlm_status cpu_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw,
+                                 const srlm_view *dy, const srlm_view *x, const srlm_view *w,
+                                 float eps);
+srlm_status cpu_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, int n_heads,
+                              int head_dim, float theta);
+srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk,
+                                   srlm_view *dv, const srlm_view *dout, const srlm_view *q,
+                                   const srlm_view *k_cache, const srlm_view *v_cache,
+                                   const srlm_attn_shape *s);
+srlm_status cpu_swiglu_backward(srlm_backend *be, srlm_view *dgate, srlm_view *dup,
+                                const srlm_view *dout, const srlm_view *gate,
+                                const srlm_view *up);
+srlm_status cpu_logprob_backward(srlm_backend *be, srlm_view *logits, const float *mx,
+                                 const float *se, const int *targets, int64_t vocab_start,
+                                 const float *dlogp);
+
+/* Causal attention probabilities of a block of nq queries (rows of qb, stride ldq)
+ * over len keys (rows of kb, stride ldk) into sc (nq x len): softmax(scale q.k);
+ * query i sees keys 0 .. first_valid + i - 1, the rest are 0. */
+void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, int64_t ldk, int nq,
+                    int len, int hd, float scale, int first_valid);
+
+/* rope with the angle's sign chosen by `sign` (+1 forward, -1 backward) */
+void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,
+                     float sign);
+
+#endif

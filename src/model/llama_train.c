@@ -1,0 +1,281 @@
+/* Training forward and backward for Llama on the backend ops table.
+ *
+ * The batch is its own KV cache: sequence b is slot b of a cache with T rows
+ * per slot, so the inference attention op serves training unchanged. With
+ * recomputation on, only each layer's input is kept and the layer's forward is
+ * run again just before its backward; the same ops on the same inputs give the
+ * same bits, so gradients are identical with it on or off. */
+#include "model/llama_train.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+
+enum { SITE_ATTN = 0, SITE_MLP = 1 };
+
+static uint64_t dropout_key(const srlm_train_batch *b, int layer, int site) {
+    return srlm_rng_key(srlm_rng_key(b->dropout_key, (uint64_t)layer), (uint64_t)site);
+}
+
+srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max_tokens,
+                                int recompute) {
+    memset(a, 0, sizeof *a);
+    const int64_t N = max_tokens, D = m->dim, L = m->n_layers;
+    const int64_t qd = (int64_t)m->n_heads_local * m->head_dim;
+    const int64_t kvd = (int64_t)m->n_kv_local * m->head_dim, F = m->ffn_local;
+    const int64_t sets = recompute ? 1 : L;
+    const int64_t per_layer = N * (4 * D + 2 * qd + 2 * kvd + 3 * F);
+    int64_t total = sets * per_layer + (recompute ? L * N * D : 0) + N * (2 * D) +
+                    N * m->vocab_local + N * (3 * D + 2 * qd + 2 * kvd + 3 * F);
+    a->max_tokens = max_tokens;
+    a->recompute = recompute;
+    a->layer = calloc((size_t)sets, sizeof *a->layer);
+    a->x_in = calloc((size_t)L, sizeof *a->x_in);
+    a->mx = malloc(sizeof(float) * (size_t)N * 2);
+    a->pos = malloc(sizeof(int) * (size_t)N * 4);
+    if (!a->layer || !a->x_in || !a->mx || !a->pos) {
+        srlm_train_acts_free(a, m);
+        return SRLM_ERR(SRLM_FAILED, "out of memory for training activation tables");
+    }
+    a->se = a->mx + N;
+    a->targets = a->pos + N;
+    a->slot = a->pos + 2 * N;
+    a->zeros = a->pos + 3 * N;
+    srlm_status st = m->be->ops->alloc(m->be, &a->mem, SRLM_F32, 1, total, "training activations");
+    if (st != SRLM_OK) { srlm_train_acts_free(a, m); return st; }
+    int64_t off = 0;
+#define CARVE(field, c) (field = srlm_view_carve(a->mem, off, N, (c)), off += N * (c))
+    for (int64_t s = 0; s < sets; s++) {
+        srlm_layer_acts *la = &a->layer[s];
+        CARVE(la->x_in, D); CARVE(la->xn1, D); CARVE(la->x_mid, D); CARVE(la->xn2, D);
+        CARVE(la->q, qd); CARVE(la->att, qd); CARVE(la->k, kvd); CARVE(la->v, kvd);
+        CARVE(la->gate, F); CARVE(la->up, F); CARVE(la->h, F);
+    }
+    for (int64_t l = 0; l < L; l++) {
+        if (recompute) CARVE(a->x_in[l], D);
+        else a->x_in[l] = a->layer[l].x_in;
+    }
+    CARVE(a->x_final, D); CARVE(a->xn_final, D);
+    CARVE(a->logits, m->vocab_local);
+    CARVE(a->dx, D); CARVE(a->dtmp, D); CARVE(a->dxn, D);
+    CARVE(a->dq, qd); CARVE(a->datt, qd); CARVE(a->dk, kvd); CARVE(a->dv, kvd);
+    CARVE(a->dh, F); CARVE(a->dgate, F); CARVE(a->dup, F);
+#undef CARVE
+    return SRLM_OK;
+}
+
+void srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m) {
+    if (a->mem.data) m->be->ops->free(m->be, &a->mem);
+    free(a->layer);
+    free(a->x_in);
+    free(a->mx);
+    free(a->pos);
+    memset(a, 0, sizeof *a);
+}
+
+static srlm_status tp_allreduce(srlm_llama *m, srlm_view *v) {
+    if (srlm_comm_size(m->tp) == 1) return SRLM_OK;
+    if (v->stride != v->cols) return SRLM_ERR(SRLM_FAILED, "tp allreduce needs a contiguous view");
+    return srlm_comm_allreduce_f32(m->tp, v->data, (size_t)(v->rows * v->cols), SRLM_REDUCE_SUM);
+}
+
+/* Row views of the first N rows of every buffer of a layer set. */
+static srlm_layer_acts layer_rows(const srlm_layer_acts *la, int64_t N) {
+    srlm_layer_acts r = *la;
+    srlm_view *v[] = {&r.x_in, &r.xn1, &r.x_mid, &r.xn2, &r.q, &r.att, &r.k, &r.v, &r.gate, &r.up, &r.h};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = srlm_view_rows(*v[i], 0, N);
+    return r;
+}
+
+/* One layer forward from la->x_in into x_out; `proj` is (N, D) scratch. */
+static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm_view *x_out,
+                                 srlm_view *proj, const srlm_attn_shape *as, const int *pos,
+                                 const srlm_train_batch *b) {
+    const srlm_backend_ops *op = m->be->ops;
+    srlm_backend *be = m->be;
+    const srlm_llama_layer *ly = &m->layers[l];
+    const float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
+    SRLM_CHECK(op->rmsnorm(be, &la->xn1, &la->x_in, &ly->attn_norm, eps));
+    SRLM_CHECK(op->matmul(be, &la->q, &la->xn1, &ly->wq, 0));
+    SRLM_CHECK(op->matmul(be, &la->k, &la->xn1, &ly->wk, 0));
+    SRLM_CHECK(op->matmul(be, &la->v, &la->xn1, &ly->wv, 0));
+    SRLM_CHECK(op->rope(be, &la->q, pos, m->n_heads_local, m->head_dim, theta));
+    SRLM_CHECK(op->rope(be, &la->k, pos, m->n_kv_local, m->head_dim, theta));
+    SRLM_CHECK(op->attention(be, &la->att, &la->q, &la->k, &la->v, as));
+    SRLM_CHECK(op->matmul(be, proj, &la->att, &ly->wo, 0));
+    SRLM_CHECK(tp_allreduce(m, proj));
+    SRLM_CHECK(op->dropout(be, proj, b->dropout, dropout_key(b, l, SITE_ATTN)));
+    SRLM_CHECK(op->copy(be, &la->x_mid, &la->x_in));
+    SRLM_CHECK(op->add(be, &la->x_mid, proj));
+    SRLM_CHECK(op->rmsnorm(be, &la->xn2, &la->x_mid, &ly->mlp_norm, eps));
+    SRLM_CHECK(op->matmul(be, &la->gate, &la->xn2, &ly->w_gate, 0));
+    SRLM_CHECK(op->matmul(be, &la->up, &la->xn2, &ly->w_up, 0));
+    SRLM_CHECK(op->swiglu(be, &la->h, &la->gate, &la->up));
+    SRLM_CHECK(op->matmul(be, proj, &la->h, &ly->w_down, 0));
+    SRLM_CHECK(tp_allreduce(m, proj));
+    SRLM_CHECK(op->dropout(be, proj, b->dropout, dropout_key(b, l, SITE_MLP)));
+    SRLM_CHECK(op->copy(be, x_out, &la->x_mid));
+    SRLM_CHECK(op->add(be, x_out, proj));
+    return SRLM_OK;
+}
+
+static srlm_status check_batch(const srlm_llama *m, const srlm_train_acts *a, const srlm_train_batch *b) {
+    if (b->B < 1 || b->T < 1 || (int64_t)b->B * b->T > a->max_tokens)
+        return SRLM_ERR(SRLM_FAILED, "training batch %d x %d exceeds the activation buffers (%d rows)",
+                        b->B, b->T, a->max_tokens);
+    for (int s = 0; s < b->B; s++) {
+        if (b->len[s] < 1 || b->len[s] > b->T)
+            return SRLM_ERR(SRLM_FAILED, "training batch: sequence %d has length %d (T = %d)", s, b->len[s], b->T);
+        for (int t = 0; t < b->len[s]; t++) {
+            int id = b->ids[s * b->T + t];
+            if (id < 0 || id >= m->cfg.vocab_size)
+                return SRLM_ERR(SRLM_BAD_INPUT, "token id %d at position %d of sequence %d is outside the "
+                                "vocabulary [0, %d)", id, t, s, m->cfg.vocab_size);
+        }
+    }
+    if (!(b->dropout >= 0.0f && b->dropout < 1.0f))
+        return SRLM_ERR(SRLM_BAD_INPUT, "dropout %g: expected 0 <= p < 1", (double)b->dropout);
+    return SRLM_OK;
+}
+
+/* Fill the host scratch that describes the batch as a cache: positions, slots,
+ * targets (-1: none; the log-prob op gets 0 there and the result is ignored). */
+static srlm_attn_shape batch_shape(const srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b) {
+    for (int s = 0; s < b->B; s++) {
+        a->slot[s] = s;
+        a->zeros[s] = 0;
+        for (int t = 0; t < b->T; t++) {
+            int r = s * b->T + t;
+            a->pos[r] = t;
+            a->targets[r] = t + 1 < b->len[s] ? b->ids[r + 1] : -1;
+        }
+    }
+    srlm_attn_shape as = {b->B, b->T, m->n_heads_local, m->n_kv_local, m->head_dim, b->T,
+                          a->slot, a->zeros, b->len};
+    return as;
+}
+
+srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
+                                     float *logp) {
+    SRLM_CHECK(check_batch(m, a, b));
+    const srlm_backend_ops *op = m->be->ops;
+    srlm_backend *be = m->be;
+    const int64_t N = (int64_t)b->B * b->T;
+    srlm_attn_shape as = batch_shape(m, a, b);
+    srlm_view proj = srlm_view_rows(a->dtmp, 0, N); /* free until the backward pass */
+    srlm_view x0 = srlm_view_rows(a->x_in[0], 0, N);
+    SRLM_CHECK(op->embedding(be, &x0, &m->embed, b->ids, (int)N, m->vocab_start));
+    SRLM_CHECK(tp_allreduce(m, &x0));
+    for (int l = 0; l < m->n_layers; l++) {
+        srlm_layer_acts la = layer_rows(&a->layer[a->recompute ? 0 : l], N);
+        la.x_in = srlm_view_rows(a->x_in[l], 0, N);
+        srlm_view x_out = srlm_view_rows(l + 1 < m->n_layers ? a->x_in[l + 1] : a->x_final, 0, N);
+        SRLM_CHECK(layer_forward(m, l, &la, &x_out, &proj, &as, a->pos, b));
+    }
+    srlm_view xf = srlm_view_rows(a->x_final, 0, N), xnf = srlm_view_rows(a->xn_final, 0, N);
+    srlm_view logits = srlm_view_rows(a->logits, 0, N);
+    SRLM_CHECK(op->rmsnorm(be, &xnf, &xf, &m->final_norm, (float)m->cfg.rms_norm_eps));
+    SRLM_CHECK(op->matmul(be, &logits, &xnf, &m->lm_head, 0));
+    int64_t real = (int64_t)m->cfg.vocab_size - m->vocab_start;
+    if (real < m->vocab_local) SRLM_CHECK(op->fill_cols(be, &logits, real < 0 ? 0 : real, -INFINITY));
+    int *tg = malloc(sizeof(int) * (size_t)N);
+    if (!tg) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    for (int64_t r = 0; r < N; r++) tg[r] = a->targets[r] < 0 ? 0 : a->targets[r];
+    srlm_status st = srlm_llama_logprobs_view(m, &logits, tg, (int)N, logp, a->mx, a->se);
+    free(tg);
+    SRLM_CHECK(st);
+    for (int64_t r = 0; r < N; r++) if (a->targets[r] < 0) logp[r] = 0.0f;
+    return SRLM_OK;
+}
+
+/* Backward through one layer: a->dx holds d loss / d (layer output) on entry and
+ * d loss / d (layer input) on exit. */
+static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, const srlm_layer_acts *la,
+                                  int64_t N, const srlm_attn_shape *as, const srlm_train_batch *b,
+                                  srlm_llama_layer *gl) {
+    const srlm_backend_ops *op = m->be->ops;
+    srlm_backend *be = m->be;
+    const srlm_llama_layer *ly = &m->layers[l];
+    const float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
+    srlm_view dx = srlm_view_rows(a->dx, 0, N), dtmp = srlm_view_rows(a->dtmp, 0, N);
+    srlm_view dxn = srlm_view_rows(a->dxn, 0, N);
+    srlm_view dq = srlm_view_rows(a->dq, 0, N), datt = srlm_view_rows(a->datt, 0, N);
+    srlm_view dk = srlm_view_rows(a->dk, 0, N), dv = srlm_view_rows(a->dv, 0, N);
+    srlm_view dh = srlm_view_rows(a->dh, 0, N), dgate = srlm_view_rows(a->dgate, 0, N);
+    srlm_view dup = srlm_view_rows(a->dup, 0, N);
+
+    /* MLP block: x_out = x_mid + dropout(h W_down^T) */
+    SRLM_CHECK(op->copy(be, &dtmp, &dx));
+    SRLM_CHECK(op->dropout(be, &dtmp, b->dropout, dropout_key(b, l, SITE_MLP)));
+    SRLM_CHECK(op->matmul_dx(be, &dh, &dtmp, &ly->w_down, 0));
+    SRLM_CHECK(op->matmul_dw(be, &gl->w_down, &dtmp, &la->h));
+    SRLM_CHECK(op->swiglu_backward(be, &dgate, &dup, &dh, &la->gate, &la->up));
+    SRLM_CHECK(op->matmul_dx(be, &dxn, &dgate, &ly->w_gate, 0));
+    SRLM_CHECK(op->matmul_dx(be, &dxn, &dup, &ly->w_up, 1));
+    SRLM_CHECK(op->matmul_dw(be, &gl->w_gate, &dgate, &la->xn2));
+    SRLM_CHECK(op->matmul_dw(be, &gl->w_up, &dup, &la->xn2));
+    SRLM_CHECK(tp_allreduce(m, &dxn));
+    SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->mlp_norm, &dxn, &la->x_mid, &ly->mlp_norm, eps));
+    SRLM_CHECK(op->add(be, &dx, &dtmp));
+
+    /* attention block: x_mid = x_in + dropout(att W_o^T) */
+    SRLM_CHECK(op->copy(be, &dtmp, &dx));
+    SRLM_CHECK(op->dropout(be, &dtmp, b->dropout, dropout_key(b, l, SITE_ATTN)));
+    SRLM_CHECK(op->matmul_dx(be, &datt, &dtmp, &ly->wo, 0));
+    SRLM_CHECK(op->matmul_dw(be, &gl->wo, &dtmp, &la->att));
+    SRLM_CHECK(op->attention_backward(be, &dq, &dk, &dv, &datt, &la->q, &la->k, &la->v, as));
+    SRLM_CHECK(op->rope_backward(be, &dq, a->pos, m->n_heads_local, m->head_dim, theta));
+    SRLM_CHECK(op->rope_backward(be, &dk, a->pos, m->n_kv_local, m->head_dim, theta));
+    SRLM_CHECK(op->matmul_dx(be, &dxn, &dq, &ly->wq, 0));
+    SRLM_CHECK(op->matmul_dx(be, &dxn, &dk, &ly->wk, 1));
+    SRLM_CHECK(op->matmul_dx(be, &dxn, &dv, &ly->wv, 1));
+    SRLM_CHECK(op->matmul_dw(be, &gl->wq, &dq, &la->xn1));
+    SRLM_CHECK(op->matmul_dw(be, &gl->wk, &dk, &la->xn1));
+    SRLM_CHECK(op->matmul_dw(be, &gl->wv, &dv, &la->xn1));
+    SRLM_CHECK(tp_allreduce(m, &dxn));
+    SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->attn_norm, &dxn, &la->x_in, &ly->attn_norm, eps));
+    SRLM_CHECK(op->add(be, &dx, &dtmp));
+    return SRLM_OK;
+}
+
+srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
+                                      const float *dlogp, srlm_llama_grads *g) {
+    const srlm_backend_ops *op = m->be->ops;
+    srlm_backend *be = m->be;
+    const int64_t N = (int64_t)b->B * b->T;
+    srlm_attn_shape as = batch_shape(m, a, b);
+    float *dl = malloc(sizeof(float) * (size_t)N);
+    int *tg = malloc(sizeof(int) * (size_t)N);
+    if (!dl || !tg) { free(dl); free(tg); return SRLM_ERR(SRLM_FAILED, "out of memory"); }
+    for (int64_t r = 0; r < N; r++) {
+        dl[r] = a->targets[r] < 0 ? 0.0f : dlogp[r];
+        tg[r] = a->targets[r] < 0 ? 0 : a->targets[r];
+    }
+    srlm_view logits = srlm_view_rows(a->logits, 0, N);
+    srlm_status st = op->logprob_backward(be, &logits, a->mx, a->se, tg, m->vocab_start, dl);
+    free(dl);
+    free(tg);
+    SRLM_CHECK(st);
+
+    /* LM head and final norm */
+    srlm_view xnf = srlm_view_rows(a->xn_final, 0, N), xf = srlm_view_rows(a->x_final, 0, N);
+    srlm_view dxn = srlm_view_rows(a->dxn, 0, N), dx = srlm_view_rows(a->dx, 0, N);
+    SRLM_CHECK(op->matmul_dx(be, &dxn, &logits, &m->lm_head, 0));
+    SRLM_CHECK(op->matmul_dw(be, &g->lm_head, &logits, &xnf));
+    SRLM_CHECK(tp_allreduce(m, &dxn));
+    SRLM_CHECK(op->rmsnorm_backward(be, &dx, &g->final_norm, &dxn, &xf, &m->final_norm,
+                                    (float)m->cfg.rms_norm_eps));
+
+    srlm_view scratch_out = srlm_view_rows(a->dtmp, 0, N); /* recompute's discarded layer output */
+    for (int l = m->n_layers - 1; l >= 0; l--) {
+        srlm_layer_acts la = layer_rows(&a->layer[a->recompute ? 0 : l], N);
+        la.x_in = srlm_view_rows(a->x_in[l], 0, N);
+        if (a->recompute) {
+            srlm_view proj = srlm_view_rows(a->dxn, 0, N);
+            SRLM_CHECK(layer_forward(m, l, &la, &scratch_out, &proj, &as, a->pos, b));
+        }
+        SRLM_CHECK(layer_backward(m, l, a, &la, N, &as, b, &g->layers[l]));
+    }
+    return op->embedding_backward(be, &g->embed, &dx, b->ids, (int)N, m->vocab_start);
+}

@@ -1,0 +1,60 @@
+/* The Llama forward pass that keeps what the backward pass needs, and the
+ * backward pass itself: parameter gradients of any loss that is a function of
+ * per-token log-probs (SFT cross-entropy, DPO's sequence log-probs). */
+#ifndef SRLM_LLAMA_TRAIN_H
+#define SRLM_LLAMA_TRAIN_H
+
+#include "model/llama.h"
+
+/* One layer's saved activations (rows = B * T token rows). */
+typedef struct {
+    srlm_view x_in;            /* (N, D) residual stream entering the layer */
+    srlm_view xn1, x_mid, xn2; /* (N, D) attention norm out, residual after attention, MLP norm out */
+    srlm_view q, att;          /* (N, nh_local * hd) q after RoPE, attention output */
+    srlm_view k, v;            /* (N, nkv_local * hd) k after RoPE, v; the "cache" of this batch */
+    srlm_view gate, up, h;     /* (N, ffn_local) MLP pre-activations and silu(gate) * up */
+} srlm_layer_acts;
+
+typedef struct {
+    int              max_tokens, recompute;
+    srlm_view        mem;
+    srlm_layer_acts *layer;    /* n_layers of them, or 1 when recomputing */
+    srlm_view       *x_in;     /* recompute: each layer's input, (n_layers) views of (N, D) */
+    srlm_view        x_final, xn_final; /* (N, D) */
+    srlm_view        logits;   /* (N, vocab_local); turned into d logits by the backward pass */
+    srlm_view        dx, dtmp, dxn; /* (N, D) backward scratch */
+    srlm_view        dq, datt; /* (N, qd) */
+    srlm_view        dk, dv;   /* (N, kvd) */
+    srlm_view        dh, dgate, dup; /* (N, F) */
+    float           *mx, *se;  /* (N) global row max and sum of exp of the logits */
+    int             *pos, *targets, *slot, *zeros; /* host scratch */
+} srlm_train_acts;
+
+srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max_tokens,
+                                int recompute);
+void        srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m);
+
+/* B right-padded sequences of T rows; row b*T + t (t < len[b]) predicts
+ * ids[b*T + t + 1] when t + 1 < len[b]. Dropout with probability `dropout` on
+ * the attention and MLP outputs before each residual add, masks keyed by
+ * dropout_key (the same key reproduces the same masks). */
+typedef struct {
+    int        B, T;
+    const int *ids;       /* (B * T) */
+    const int *len;       /* (B) real tokens per sequence, >= 1 */
+    float      dropout;
+    uint64_t   dropout_key;
+} srlm_train_batch;
+
+/* Forward over the batch: logp[r] = log p(ids[r + 1] | ids[..r]) for every row r
+ * that has a target, 0 elsewhere (B * T values). */
+srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
+                                     float *logp);
+
+/* Backward for d loss / d logp[r] = dlogp[r] (0 for rows that do not count):
+ * ADDS the parameter gradients into g (so micro-batches accumulate). Must follow
+ * srlm_llama_train_forward on the same batch; it consumes the saved logits. */
+srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
+                                      const float *dlogp, srlm_llama_grads *g);
+
+#endif

@@ -1,0 +1,248 @@
+/* Gradients of the training forward/backward vs torch autograd through
+ * transformers' LlamaForCausalLM (tests/fixtures/make_train_fixtures.py):
+ * the SFT loss with label masking on a right-padded batch, and TRL's sigmoid DPO
+ * loss on pairs sharing a prompt. Tolerance: per parameter tensor,
+ * ||ours - ref|| / ||ref|| <= 1e-4 (fp32 on both sides; only summation order
+ * differs, worth ~1e-6 relative); losses within 1e-5 relative.
+ * Also: activation recomputation gives bit-identical gradients; dropout masks
+ * are a pure function of the key. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "model/llama_train.h"
+#include "test.h"
+#include "train/dpo_loss.h"
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
+    if (s) s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static cJSON *load_json(const char *dir, const char *name) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *t = slurp(path);
+    cJSON *j = t ? cJSON_Parse(t) : NULL;
+    free(t);
+    if (!j) fprintf(stderr, "cannot read %s\n", path);
+    return j;
+}
+
+/* Our gradient view for an HF parameter name. */
+static const srlm_view *grad_view(const srlm_llama_grads *g, const char *name) {
+    int l;
+    char rest[200];
+    if (!strcmp(name, "model.embed_tokens.weight")) return &g->embed;
+    if (!strcmp(name, "model.norm.weight")) return &g->final_norm;
+    if (!strcmp(name, "lm_head.weight")) return &g->lm_head;
+    if (sscanf(name, "model.layers.%d.%199s", &l, rest) != 2) return NULL;
+    const srlm_llama_layer *ly = &g->layers[l];
+    struct { const char *n; const srlm_view *v; } map[] = {
+        {"input_layernorm.weight", &ly->attn_norm}, {"self_attn.q_proj.weight", &ly->wq},
+        {"self_attn.k_proj.weight", &ly->wk}, {"self_attn.v_proj.weight", &ly->wv},
+        {"self_attn.o_proj.weight", &ly->wo}, {"post_attention_layernorm.weight", &ly->mlp_norm},
+        {"mlp.gate_proj.weight", &ly->w_gate}, {"mlp.up_proj.weight", &ly->w_up},
+        {"mlp.down_proj.weight", &ly->w_down},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(rest, map[i].n)) return map[i].v;
+    return NULL;
+}
+
+static void compare_grads(const char *what, const srlm_llama_grads *g, const char *ref_path) {
+    srlm_safetensors st;
+    CHECK_OK(srlm_st_open(&st, ref_path));
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < st.n_tensors; i++) {
+        const srlm_st_tensor *t = &st.tensors[i];
+        const srlm_view *v = grad_view(g, t->name);
+        CHECK_MSG(v != NULL, "%s: no gradient for %s", what, t->name);
+        if (!v) continue;
+        size_t n = t->nbytes / 4;
+        CHECK_MSG((int64_t)n <= v->rows * v->cols, "%s: %s size", what, t->name);
+        float *ref = malloc(n * 4);
+        srlm_convert_to_f32(ref, t->data, t->dtype, n);
+        double num = 0, den = 0;
+        const float *ours = v->data; /* contiguous: carved from one flat buffer */
+        for (size_t k = 0; k < n; k++) {
+            double d = (double)ours[k] - ref[k];
+            num += d * d;
+            den += (double)ref[k] * ref[k];
+        }
+        double rel = sqrt(num) / (sqrt(den) > 0 ? sqrt(den) : 1);
+        CHECK_MSG(rel <= 1e-4, "%s: %s relative error %.3g", what, t->name, rel);
+        if (!(rel <= worst)) { worst = rel; worst_name = t->name; }
+        free(ref);
+    }
+    printf("  %s: %d parameter tensors, worst relative error %.2e (%s)\n", what, st.n_tensors, worst,
+           worst_name);
+    srlm_st_close(&st);
+}
+
+typedef struct {
+    int B, T, *ids, *len, *plen;
+} batch_data;
+
+static int load_batch(const char *dir, batch_data *bd) {
+    cJSON *j = load_json(dir, "batch.json");
+    if (!j) return 0;
+    const cJSON *ids = cJSON_GetObjectItem(j, "ids");
+    bd->B = cJSON_GetArraySize(ids);
+    bd->T = cJSON_GetArraySize(cJSON_GetArrayItem(ids, 0));
+    bd->ids = malloc(sizeof(int) * (size_t)bd->B * bd->T);
+    bd->len = malloc(sizeof(int) * (size_t)bd->B);
+    bd->plen = malloc(sizeof(int) * (size_t)bd->B);
+    for (int b = 0; b < bd->B; b++) {
+        for (int t = 0; t < bd->T; t++)
+            bd->ids[b * bd->T + t] = cJSON_GetArrayItem(cJSON_GetArrayItem(ids, b), t)->valueint;
+        bd->len[b] = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "lengths"), b)->valueint;
+        bd->plen[b] = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompt_lengths"), b)->valueint;
+    }
+    cJSON_Delete(j);
+    return 1;
+}
+
+/* SFT: loss = -(sum of response-token log-probs) / (number of them). */
+static double sft_step(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *tb,
+                       const batch_data *bd, srlm_llama_grads *g) {
+    int N = bd->B * bd->T, count = 0;
+    float *logp = calloc((size_t)N, sizeof(float)), *dlogp = calloc((size_t)N, sizeof(float));
+    CHECK_OK(srlm_llama_train_forward(m, a, tb, logp));
+    for (int b = 0; b < bd->B; b++)
+        for (int t = bd->plen[b] - 1; t < bd->len[b] - 1; t++) count++;
+    double loss = 0;
+    for (int b = 0; b < bd->B; b++)
+        for (int t = bd->plen[b] - 1; t < bd->len[b] - 1; t++) {
+            loss -= logp[b * bd->T + t];
+            dlogp[b * bd->T + t] = -1.0f / (float)count;
+        }
+    CHECK_OK(srlm_llama_grads_zero(g, m));
+    CHECK_OK(srlm_llama_train_backward(m, a, tb, dlogp, g));
+    free(logp);
+    free(dlogp);
+    return loss / count;
+}
+
+static void check_case(const char *fx, const char *name, srlm_backend *be) {
+    char mdir[1024], tdir[1024], path[1200];
+    snprintf(mdir, sizeof mdir, "%s/llama/%s", fx, name);
+    snprintf(tdir, sizeof tdir, "%s/train/%s", fx, name);
+    printf("%s\n", name);
+    batch_data bd;
+    if (!load_batch(tdir, &bd)) { CHECK(0); return; }
+    srlm_checkpoint ck;
+    srlm_llama m;
+    int before = test_failures;
+    CHECK_OK(srlm_ckpt_open(&ck, mdir));
+    if (test_failures == before) CHECK_OK(srlm_llama_load(&m, &ck, be, NULL));
+    if (test_failures != before) return;
+    srlm_llama_grads g, g2;
+    srlm_train_acts a, ar;
+    CHECK_OK(srlm_llama_grads_new(&g, &m));
+    CHECK_OK(srlm_llama_grads_new(&g2, &m));
+    CHECK_OK(srlm_train_acts_new(&a, &m, bd.B * bd.T, 0));
+    CHECK_OK(srlm_train_acts_new(&ar, &m, bd.B * bd.T, 1));
+    srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0};
+
+    /* SFT vs transformers' loss with labels = -100 */
+    cJSON *sft = load_json(tdir, "sft.json");
+    double loss = sft_step(&m, &a, &tb, &bd, &g);
+    double want = cJSON_GetObjectItem(sft, "loss")->valuedouble;
+    CHECK_MSG(fabs(loss - want) <= 1e-5 * fabs(want), "sft loss %.8f vs %.8f", loss, want);
+    printf("  sft loss %.6f (transformers %.6f)\n", loss, want);
+    snprintf(path, sizeof path, "%s/sft_grads.safetensors", tdir);
+    compare_grads("sft gradients", &g, path);
+    cJSON_Delete(sft);
+
+    /* recomputation: identical bits */
+    sft_step(&m, &ar, &tb, &bd, &g2);
+    CHECK_MSG(!memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local),
+              "gradients differ with activation recomputation");
+
+    /* dropout: same key -> same gradients (with and without recompute); another key -> others */
+    srlm_train_batch td = tb;
+    td.dropout = 0.1f;
+    td.dropout_key = 99;
+    sft_step(&m, &a, &td, &bd, &g);
+    sft_step(&m, &ar, &td, &bd, &g2);
+    CHECK_MSG(!memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local),
+              "dropout gradients differ between recompute on and off");
+    td.dropout_key = 100;
+    sft_step(&m, &a, &td, &bd, &g2);
+    CHECK_MSG(memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local) != 0,
+              "a different dropout key gave identical gradients");
+
+    /* DPO vs TRL: sequence log-prob = sum over response tokens */
+    cJSON *dpo = load_json(tdir, "dpo.json");
+    int P = cJSON_GetObjectItem(dpo, "prompt_length")->valueint, N = bd.B * bd.T;
+    const cJSON *pairs = cJSON_GetObjectItem(dpo, "pairs");
+    int np = cJSON_GetArraySize(pairs);
+    float *logp = calloc((size_t)N, sizeof(float)), *dlogp = calloc((size_t)N, sizeof(float));
+    CHECK_OK(srlm_llama_train_forward(&m, &a, &tb, logp));
+    double seq[8] = {0};
+    for (int b = 0; b < bd.B && b < 8; b++)
+        for (int t = P - 1; t < bd.len[b] - 1; t++) seq[b] += logp[b * bd.T + t];
+    double pc[4], pr[4], rc[4], rr[4], dc[4], dr[4];
+    for (int i = 0; i < np && i < 4; i++) {
+        int c = cJSON_GetArrayItem(cJSON_GetArrayItem(pairs, i), 0)->valueint;
+        int r = cJSON_GetArrayItem(cJSON_GetArrayItem(pairs, i), 1)->valueint;
+        pc[i] = seq[c];
+        pr[i] = seq[r];
+        rc[i] = cJSON_GetArrayItem(cJSON_GetObjectItem(dpo, "ref_chosen"), i)->valuedouble;
+        rr[i] = cJSON_GetArrayItem(cJSON_GetObjectItem(dpo, "ref_rejected"), i)->valuedouble;
+        double want_c = cJSON_GetArrayItem(cJSON_GetObjectItem(dpo, "policy_chosen"), i)->valuedouble;
+        CHECK_MSG(fabs(pc[i] - want_c) <= 1e-4 * fabs(want_c), "pair %d chosen logp %.6f vs %.6f", i, pc[i], want_c);
+    }
+    srlm_dpo_params dp = {SRLM_DPO_KIND_SIGMOID, cJSON_GetObjectItem(dpo, "beta")->valuedouble, 0.0};
+    srlm_dpo_metrics met;
+    CHECK_OK(srlm_dpo_compute(&dp, np, pc, pr, rc, rr, NULL, NULL, &met, dc, dr));
+    want = cJSON_GetObjectItem(dpo, "loss")->valuedouble;
+    CHECK_MSG(fabs(met.loss - want) <= 1e-5 * fabs(want), "dpo loss %.8f vs %.8f", met.loss, want);
+    printf("  dpo loss %.6f (TRL %.6f)\n", met.loss, want);
+    /* d loss / d logp of each token row = d loss / d (sequence log-prob); a sequence used
+     * in two pairs collects both */
+    for (int i = 0; i < np; i++) {
+        int c = cJSON_GetArrayItem(cJSON_GetArrayItem(pairs, i), 0)->valueint;
+        int r = cJSON_GetArrayItem(cJSON_GetArrayItem(pairs, i), 1)->valueint;
+        for (int t = P - 1; t < bd.len[c] - 1; t++) dlogp[c * bd.T + t] += (float)dc[i];
+        for (int t = P - 1; t < bd.len[r] - 1; t++) dlogp[r * bd.T + t] += (float)dr[i];
+    }
+    CHECK_OK(srlm_llama_grads_zero(&g, &m));
+    CHECK_OK(srlm_llama_train_backward(&m, &a, &tb, dlogp, &g));
+    snprintf(path, sizeof path, "%s/dpo_grads.safetensors", tdir);
+    compare_grads("dpo gradients", &g, path);
+    free(logp);
+    free(dlogp);
+    cJSON_Delete(dpo);
+
+    srlm_train_acts_free(&a, &m);
+    srlm_train_acts_free(&ar, &m);
+    srlm_llama_grads_free(&g, &m);
+    srlm_llama_grads_free(&g2, &m);
+    srlm_llama_free(&m);
+    srlm_ckpt_close(&ck);
+    free(bd.ids); free(bd.len); free(bd.plen);
+}
+
+int main(void) {
+    const char *fx = test_env("SRLM_FIXTURES", "tests/fixtures");
+    srlm_backend *be;
+    CHECK_OK(srlm_backend_cpu_new(&be, 0));
+    check_case(fx, "tiny-gqa", be);
+    check_case(fx, "tiny-rope", be);
+    srlm_backend_free(be);
+    TEST_DONE();
+}
