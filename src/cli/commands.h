@@ -13,5 +13,7 @@ srlm_status cmd_detokenize(int argc, char **argv);
 srlm_status cmd_score(int argc, char **argv);
 srlm_status cmd_generate(int argc, char **argv);
 srlm_status cmd_demo(int argc, char **argv);
+srlm_status cmd_sft(int argc, char **argv);
+srlm_status cmd_dpo(int argc, char **argv);
 
 #endif

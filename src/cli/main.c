@@ -15,6 +15,8 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"demo",         cmd_demo,         "run the built-in demo on one CPU (no download)"},
+    {"sft",          cmd_sft,          "supervised fine-tuning (train.sft.*) with resumable checkpoints"},
+    {"dpo",          cmd_dpo,          "DPO training (train.dpo.*) with resumable checkpoints"},
     {"generate",     cmd_generate,     "generate text from a model"},
     {"score",        cmd_score,        "sum of a response's token log-probs under a model"},
     {"inspect",      cmd_inspect,      "print a checkpoint's config, tensors and parameter count"},

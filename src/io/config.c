@@ -10,12 +10,14 @@ _Static_assert(sizeof(srlm_dtype) == sizeof(int), "enum size");
 _Static_assert(sizeof(srlm_backend_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(srlm_lr_schedule) == sizeof(int), "enum size");
 _Static_assert(sizeof(srlm_dpo_loss) == sizeof(int), "enum size");
+_Static_assert(sizeof(srlm_truncation) == sizeof(int), "enum size");
 
 /* Same order as the C enums. */
 static const char *const DTYPES[]     = {"float32", "bfloat16", "float16", NULL};
 static const char *const BACKENDS[]   = {"cpu", "cuda", NULL};
 static const char *const SCHEDULES[]  = {"cosine", "linear", "constant", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo", NULL};
+static const char *const TRUNCATIONS[] = {"skip", "truncate_prompt", NULL};
 
 #define OFF(f)   offsetof(srlm_config, f)
 #define NOMAX    SRLM_NO_MAX
@@ -51,9 +53,12 @@ static const char *const DPO_LOSSES[] = {"sigmoid", "ipo", NULL};
     DBL(S ".grad_clip",        M.grad_clip,        1.0,    0, NOMAX, 0,  "clip the global gradient norm to this; 0 = off"), \
     DBL(S ".dropout",          M.dropout,          0.1,    0, 1,     LT, "dropout on attention and MLP outputs before each residual add"), \
     BOOL(S ".recompute",       M.recompute,        false,                "recompute activations in the backward pass to save memory"), \
-    INT(S ".max_seq_len",      M.max_seq_len,      2048,   1, NOMAX, 0,  "longest example in tokens; longer ones are dropped and counted"), \
+    INT(S ".max_seq_len",      M.max_seq_len,      2048,   1, NOMAX, 0,  "longest example in tokens; longer ones follow the truncation policy and are counted"), \
+    ENUM(S ".truncation",      M.truncation,       "skip", TRUNCATIONS,  "an example above max_seq_len: skip, or truncate_prompt (cut the prompt from the left, keeping BOS; skip if the response alone does not fit)"), \
     INT(S ".checkpoint_every", M.checkpoint_every, 200,    1, NOMAX, 0,  "optimizer steps between trainer checkpoints"), \
-    INT(S ".keep_last_n",      M.keep_last_n,      2,      1, NOMAX, 0,  "trainer checkpoints kept on disk")
+    INT(S ".keep_last_n",      M.keep_last_n,      2,      1, NOMAX, 0,  "trainer checkpoints kept on disk"), \
+    INT(S ".max_bad_steps",    M.max_bad_steps,    3,      1, NOMAX, 0,  "non-finite steps in a row (each skipped) before the run stops"), \
+    STR(S ".data",             M.data,             "",     0,            "JSONL training data of `srlm sft` / `srlm dpo` (the loop writes its own)")
 
 static const srlm_schema_field FIELDS[] = {
     STR("run.name",        run.name,       "srlm", NONEMPTY | NOHASH, "name of the run: its files go to OUT_DIR/NAME"),

@@ -19,6 +19,9 @@
 typedef enum { SRLM_BACKEND_CPU, SRLM_BACKEND_CUDA } srlm_backend_kind;           /* cpu, cuda */
 typedef enum { SRLM_SCHEDULE_COSINE, SRLM_SCHEDULE_LINEAR, SRLM_SCHEDULE_CONSTANT } srlm_lr_schedule;
 typedef enum { SRLM_DPO_SIGMOID, SRLM_DPO_IPO } srlm_dpo_loss;                     /* sigmoid, ipo */
+/* An example longer than max_seq_len: skip it, or cut its prompt from the left
+ * (keeping the first token, BOS) until it fits; a response that alone does not fit is skipped. */
+typedef enum { SRLM_TRUNC_SKIP, SRLM_TRUNC_PROMPT } srlm_truncation;              /* skip, truncate_prompt */
 
 /* One training phase; SFT and DPO share the type so the trainer takes either.
  * beta, label_smoothing and loss are read for DPO only. */
@@ -38,8 +41,11 @@ typedef struct {
     double           dropout;
     bool             recompute;        /* activation recomputation in the backward pass */
     int              max_seq_len;
+    srlm_truncation  truncation;       /* what to do with examples longer than max_seq_len */
     int              checkpoint_every; /* optimizer steps */
     int              keep_last_n;      /* trainer checkpoints kept */
+    int              max_bad_steps;    /* non-finite steps in a row before stopping */
+    char            *data;             /* JSONL data of `srlm sft` / `srlm dpo` */
     double           beta;             /* DPO */
     double           label_smoothing;  /* DPO */
     srlm_dpo_loss    loss;             /* DPO */

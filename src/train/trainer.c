@@ -1,0 +1,637 @@
+/* The trainer: one optimizer step = batch_size examples (SFT) or pairs (DPO),
+ * processed as micro-batches whose gradients add up to exactly the gradient of
+ * the whole batch, then clipping and AdamW on the flat parameter buffer.
+ *
+ * Everything that decides a step's result is a function of (config, step): the
+ * example order (a permutation per epoch keyed by the run seed), the dropout
+ * masks (keyed by step and micro-batch) and the optimizer state saved with each
+ * checkpoint. So k steps, a stop, a resume and N - k more steps give the same
+ * bits as N steps in one go. */
+#include "train/trainer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/rng.h"
+#include "io/checkpoint.h"
+#include "io/fsutil.h"
+#include "io/tokenizer.h"
+#include "model/llama_save.h"
+#include "model/llama_train.h"
+#include "train/dataset.h"
+#include "train/dpo_loss.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+#include "train/train_state.h"
+
+static volatile sig_atomic_t g_stop_requested = 0;
+void srlm_train_request_stop(void) { g_stop_requested = 1; }
+
+typedef struct { size_t off, n; int decay; } param_segment;
+
+typedef struct {
+    const srlm_config       *cfg;
+    const srlm_train_config *tc;
+    const srlm_train_job    *job;
+    const char              *kind_name;
+    char                     tok_path[1200];
+
+    srlm_checkpoint  ck;
+    srlm_backend    *be;
+    srlm_llama       m;
+    srlm_tokenizer  *tok;
+    srlm_llama_grads g;
+    srlm_train_acts  acts;
+    float           *adam_m, *adam_v;
+    param_segment   *segs;
+    int              n_segs;
+
+    srlm_sft_data sft;
+    srlm_dpo_data dpo;
+    int           n_examples, max_len; /* longest sequence of any example */
+    int          *perm;
+    long          perm_epoch;
+
+    int   *ids, *len;                  /* micro-batch scratch */
+    float *logp, *dlogp;
+    int    micro_seqs;                 /* sequences per micro-batch */
+
+    srlm_train_state st;
+    long             total_steps;
+    int              opened;           /* 1 ck, 2 model, 4 grads, 8 acts */
+} trainer;
+
+/* ---- data order ---- */
+
+static int example_at(trainer *t, long sample) {
+    long epoch = sample / t->n_examples;
+    if (epoch != t->perm_epoch) {
+        uint64_t key = srlm_rng_key(srlm_rng_key((uint64_t)t->cfg->run.seed, 0x6f72646572ull), (uint64_t)epoch);
+        for (int i = 0; i < t->n_examples; i++) t->perm[i] = i;
+        for (int i = t->n_examples - 1; i > 0; i--) { /* Fisher-Yates */
+            int j = (int)(srlm_rng_u64(key, (uint64_t)i) % (uint64_t)(i + 1));
+            int tmp = t->perm[i]; t->perm[i] = t->perm[j]; t->perm[j] = tmp;
+        }
+        t->perm_epoch = epoch;
+    }
+    return t->perm[sample % t->n_examples];
+}
+
+/* ---- parameter segments: weight decay on matrices, not on norm weights ---- */
+
+static void add_segment(trainer *t, const srlm_view *v) {
+    size_t off = (size_t)((const float *)v->data - (const float *)t->m.params.data);
+    t->segs[t->n_segs++] = (param_segment){off, (size_t)(v->rows * v->cols), v->rows > 1};
+}
+
+static srlm_status build_segments(trainer *t) {
+    t->segs = calloc((size_t)t->m.n_layers * 9 + 3, sizeof *t->segs);
+    if (!t->segs) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    add_segment(t, &t->m.embed);
+    for (int l = 0; l < t->m.n_layers; l++) {
+        const srlm_llama_layer *ly = &t->m.layers[l];
+        const srlm_view *v[] = {&ly->attn_norm, &ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->mlp_norm,
+                                &ly->w_gate, &ly->w_up, &ly->w_down};
+        for (int i = 0; i < 9; i++) add_segment(t, v[i]);
+    }
+    add_segment(t, &t->m.final_norm);
+    if (!t->m.tied) add_segment(t, &t->m.lm_head);
+    return SRLM_OK;
+}
+
+/* ---- checkpoints ---- */
+
+static void step_dir(char *buf, size_t cap, const char *out, long step) {
+    snprintf(buf, cap, "%s/train/step-%08ld", out, step);
+}
+
+/* The newest complete trainer checkpoint (its state file exists), or -1. Stale
+ * temporary folders of an interrupted save are removed. */
+static srlm_status find_latest(const char *out, long *latest) {
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/train", out);
+    *latest = -1;
+    DIR *d = opendir(dir);
+    if (!d) return SRLM_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long step;
+        char extra[8];
+        int n = sscanf(e->d_name, "step-%ld%7s", &step, extra);
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (n == 2) { srlm_remove_tree(path); continue; } /* step-N.tmp */
+        if (n != 1) continue;
+        char state[1500];
+        if (srlm_train_state_path(state, sizeof state, path, 0) == SRLM_OK && srlm_path_exists(state) &&
+            step > *latest)
+            *latest = step;
+    }
+    closedir(d);
+    return SRLM_OK;
+}
+
+static srlm_status prune_checkpoints(trainer *t) {
+    int keep = t->tc->keep_last_n;
+    if (keep < 1) return SRLM_OK;
+    long every = t->tc->checkpoint_every > 0 ? t->tc->checkpoint_every : 1;
+    /* older checkpoints are at multiples of `every` below the newest */
+    long newest = t->st.step, kept = 0;
+    for (long s = newest; s >= 0; s--) {
+        char dir[1100];
+        step_dir(dir, sizeof dir, t->job->out_dir, s);
+        if (!srlm_path_exists(dir)) { if (s % every == 0 && s < newest - every * (keep + 2)) break; continue; }
+        if (++kept > keep) SRLM_CHECK(srlm_remove_tree(dir));
+    }
+    return SRLM_OK;
+}
+
+static srlm_status save_checkpoint(trainer *t) {
+    char dir[1100], tmp[1200], model_dir[1300];
+    step_dir(dir, sizeof dir, t->job->out_dir, t->st.step);
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    snprintf(model_dir, sizeof model_dir, "%s/model", tmp);
+    SRLM_CHECK(srlm_remove_tree(tmp));
+    SRLM_CHECK(srlm_mkdir_p(tmp));
+    /* fp32 whatever model.dtype says: resuming must continue from the exact bits */
+    SRLM_CHECK(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0));
+    SRLM_CHECK(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->m.n_params_local));
+    SRLM_CHECK(srlm_remove_tree(dir));
+    if (rename(tmp, dir) != 0)
+        return SRLM_ERR(SRLM_FAILED, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+    char parent[1100];
+    snprintf(parent, sizeof parent, "%s/train", t->job->out_dir);
+    SRLM_CHECK(srlm_fsync_dir(parent));
+    return prune_checkpoints(t);
+}
+
+/* ---- one micro-batch ---- */
+
+/* SFT sequences of examples: right-padded rows of the id matrix; returns T. */
+static int sft_sequences(trainer *t, const int *ex, int n) {
+    int T = 1;
+    for (int i = 0; i < n; i++) {
+        const srlm_sft_example *e = &t->sft.ex[ex[i]];
+        if (e->n_prompt + e->n_response > T) T = e->n_prompt + e->n_response;
+    }
+    for (int i = 0; i < n; i++) {
+        const srlm_sft_example *e = &t->sft.ex[ex[i]];
+        int len = e->n_prompt + e->n_response, *row = t->ids + (size_t)i * T;
+        memcpy(row, e->ids, sizeof(int) * (size_t)len);
+        memset(row + len, 0, sizeof(int) * (size_t)(T - len));
+        t->len[i] = len;
+    }
+    return T;
+}
+
+/* Sum of the response tokens' log-probs of sequence b: rows n_prompt-1 .. len-2. */
+static double response_logp(const trainer *t, int b, int T, int n_prompt) {
+    double s = 0;
+    for (int r = n_prompt - 1; r < t->len[b] - 1; r++) s += t->logp[(size_t)b * T + r];
+    return s;
+}
+
+static void set_response_grad(trainer *t, int b, int T, int n_prompt, float value) {
+    for (int r = n_prompt - 1; r < t->len[b] - 1; r++) t->dlogp[(size_t)b * T + r] = value;
+}
+
+/* DPO sequences of pairs [p0, p0 + n): 2i = prompt + chosen, 2i + 1 = prompt + rejected. */
+static int dpo_sequences(trainer *t, const int *pairs, int n) {
+    int T = 1;
+    for (int i = 0; i < n; i++) {
+        const srlm_dpo_example *e = &t->dpo.ex[pairs[i]];
+        int longest = e->n_prompt + (e->n_chosen > e->n_rejected ? e->n_chosen : e->n_rejected);
+        if (longest > T) T = longest;
+    }
+    for (int i = 0; i < n; i++) {
+        const srlm_dpo_example *e = &t->dpo.ex[pairs[i]];
+        for (int k = 0; k < 2; k++) {
+            int *row = t->ids + (size_t)(2 * i + k) * T, nr = k ? e->n_rejected : e->n_chosen;
+            memcpy(row, e->prompt, sizeof(int) * (size_t)e->n_prompt);
+            memcpy(row + e->n_prompt, k ? e->rejected : e->chosen, sizeof(int) * (size_t)nr);
+            memset(row + e->n_prompt + nr, 0, sizeof(int) * (size_t)(T - e->n_prompt - nr));
+            t->len[2 * i + k] = e->n_prompt + nr;
+        }
+    }
+    return T;
+}
+
+/* ---- reference log-probs (DPO): from the starting weights, once ---- */
+
+static srlm_status reference_logps(trainer *t) {
+    int missing = 0;
+    for (int i = 0; i < t->dpo.n; i++) missing += !t->dpo.ex[i].has_ref;
+    if (!missing) return SRLM_OK;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/reference_logps.jsonl", t->job->out_dir);
+    FILE *f = fopen(path, "r");
+    if (f) { /* computed by an earlier invocation, before any update */
+        int n = 0;
+        double c, r;
+        while (n < t->dpo.n && fscanf(f, "{\"ref_logp_chosen\": %lf, \"ref_logp_rejected\": %lf}\n", &c, &r) == 2) {
+            t->dpo.ex[n].ref_c = c;
+            t->dpo.ex[n].ref_r = r;
+            t->dpo.ex[n].has_ref = 1;
+            n++;
+        }
+        fclose(f);
+        if (n != t->dpo.n)
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s holds %d reference log-probs, the data has %d pairs: "
+                            "remove it (it is recomputed) or the output folder", path, n, t->dpo.n);
+        return SRLM_OK;
+    }
+    if (t->st.step > 0)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s is missing but training already started: the reference "
+                        "log-probs cannot be recomputed from trained weights", path);
+    SRLM_INFO("%s: computing reference log-probs of %d pairs from the starting weights", t->kind_name, t->dpo.n);
+    int per = t->micro_seqs / 2;
+    int *pairs = malloc(sizeof(int) * (size_t)per);
+    if (!pairs) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    srlm_status st = SRLM_OK;
+    for (int p0 = 0; p0 < t->dpo.n && st == SRLM_OK; p0 += per) {
+        int n = t->dpo.n - p0 < per ? t->dpo.n - p0 : per;
+        for (int i = 0; i < n; i++) pairs[i] = p0 + i;
+        int T = dpo_sequences(t, pairs, n);
+        srlm_train_batch b = {2 * n, T, t->ids, t->len, 0.0f, 0};
+        st = srlm_llama_train_forward(&t->m, &t->acts, &b, t->logp);
+        for (int i = 0; i < n && st == SRLM_OK; i++) {
+            srlm_dpo_example *e = &t->dpo.ex[p0 + i];
+            e->ref_c = response_logp(t, 2 * i, T, e->n_prompt);
+            e->ref_r = response_logp(t, 2 * i + 1, T, e->n_prompt);
+            e->has_ref = 1;
+        }
+    }
+    free(pairs);
+    SRLM_CHECK(st);
+    /* one text file, written atomically: the truth for every later invocation */
+    size_t cap = (size_t)t->dpo.n * 80 + 1, used = 0;
+    char *text = malloc(cap);
+    if (!text) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    for (int i = 0; i < t->dpo.n; i++)
+        used += (size_t)snprintf(text + used, cap - used, "{\"ref_logp_chosen\": %.17g, \"ref_logp_rejected\": %.17g}\n",
+                                 t->dpo.ex[i].ref_c, t->dpo.ex[i].ref_r);
+    st = srlm_write_file_atomic(path, text, used);
+    free(text);
+    return st;
+}
+
+/* ---- one optimizer step ---- */
+
+typedef struct {
+    double loss, grad_norm, lr, tokens;
+    srlm_dpo_metrics dpo;
+    int    skipped;            /* non-finite loss or gradient: no update */
+} step_result;
+
+static srlm_status train_step(trainer *t, step_result *res) {
+    const srlm_train_config *tc = t->tc;
+    const int bs = tc->batch_size, per = t->job->kind == SRLM_TRAIN_SFT ? t->micro_seqs : t->micro_seqs / 2;
+    const long step = t->st.step;
+    const uint64_t step_key = srlm_rng_key(srlm_rng_key((uint64_t)t->cfg->run.seed, 0x64726f70ull), (uint64_t)step);
+    int ex[4096];
+    if (bs > (int)(sizeof ex / sizeof ex[0]))
+        return SRLM_ERR(SRLM_BAD_INPUT, "batch_size %d: at most %d per rank", bs, (int)(sizeof ex / sizeof ex[0]));
+    for (int i = 0; i < bs; i++) ex[i] = example_at(t, step * (long)bs + i);
+    memset(res, 0, sizeof *res);
+    SRLM_CHECK(srlm_llama_grads_zero(&t->g, &t->m));
+
+    /* SFT: the loss is the sum over the GLOBAL batch's target tokens divided by their count */
+    long n_targets = 0;
+    if (t->job->kind == SRLM_TRAIN_SFT)
+        for (int i = 0; i < bs; i++) n_targets += t->sft.ex[ex[i]].n_response;
+
+    for (int i0 = 0, micro = 0; i0 < bs; i0 += per, micro++) {
+        int n = bs - i0 < per ? bs - i0 : per;
+        int T, B;
+        if (t->job->kind == SRLM_TRAIN_SFT) { T = sft_sequences(t, ex + i0, n); B = n; }
+        else { T = dpo_sequences(t, ex + i0, n); B = 2 * n; }
+        srlm_train_batch b = {B, T, t->ids, t->len, (float)tc->dropout, srlm_rng_key(step_key, (uint64_t)micro)};
+        SRLM_CHECK(srlm_llama_train_forward(&t->m, &t->acts, &b, t->logp));
+        memset(t->dlogp, 0, sizeof(float) * (size_t)B * T);
+        for (int k = 0; k < B; k++) res->tokens += t->len[k];
+        if (t->job->kind == SRLM_TRAIN_SFT) {
+            for (int k = 0; k < n; k++) {
+                int np = t->sft.ex[ex[i0 + k]].n_prompt;
+                res->loss -= response_logp(t, k, T, np) / (double)n_targets;
+                set_response_grad(t, k, T, np, -1.0f / (float)n_targets);
+            }
+        } else {
+            double pc[64], pr[64], rc[64], rr[64], dc[64], dr[64];
+            int nc[64], nrj[64];
+            for (int k = 0; k < n; k++) {
+                const srlm_dpo_example *e = &t->dpo.ex[ex[i0 + k]];
+                pc[k] = response_logp(t, 2 * k, T, e->n_prompt);
+                pr[k] = response_logp(t, 2 * k + 1, T, e->n_prompt);
+                rc[k] = e->ref_c;
+                rr[k] = e->ref_r;
+                nc[k] = e->n_chosen;
+                nrj[k] = e->n_rejected;
+            }
+            srlm_dpo_params dp = {tc->loss == SRLM_DPO_IPO ? SRLM_DPO_KIND_IPO : SRLM_DPO_KIND_SIGMOID,
+                                  tc->beta, tc->label_smoothing};
+            srlm_dpo_metrics mt;
+            srlm_status st = srlm_dpo_compute(&dp, n, pc, pr, rc, rr, nc, nrj, &mt, dc, dr);
+            if (st == SRLM_BAD_INPUT) { res->skipped = 1; continue; } /* non-finite log-probs */
+            SRLM_CHECK(st);
+            double w = (double)n / bs; /* micro-batch mean -> global batch mean */
+            res->loss += w * mt.loss;
+            res->dpo.reward_chosen += w * mt.reward_chosen;
+            res->dpo.reward_rejected += w * mt.reward_rejected;
+            res->dpo.reward_margin += w * mt.reward_margin;
+            res->dpo.reward_accuracy += w * mt.reward_accuracy;
+            for (int k = 0; k < n; k++) {
+                int np = t->dpo.ex[ex[i0 + k]].n_prompt;
+                set_response_grad(t, 2 * k, T, np, (float)(w * dc[k]));
+                set_response_grad(t, 2 * k + 1, T, np, (float)(w * dr[k]));
+            }
+        }
+        SRLM_CHECK(srlm_llama_train_backward(&t->m, &t->acts, &b, t->dlogp, &t->g));
+    }
+    res->dpo.loss = res->loss;
+
+    /* clip by the global norm, then AdamW per segment (decay on matrices only) */
+    const size_t n_params = (size_t)t->m.n_params_local;
+    float *grad = t->g.flat.data, *param = t->m.params.data;
+    res->grad_norm = sqrt(srlm_sum_squares(grad, n_params));
+    res->lr = srlm_lr_at(tc, step, t->total_steps);
+    if (res->skipped || !isfinite(res->loss) || !isfinite(res->grad_norm)) {
+        res->skipped = 1;
+        return SRLM_OK;
+    }
+    double clip = srlm_clip_factor(res->grad_norm, tc->grad_clip);
+    if (clip < 1.0) srlm_scale_f32(grad, n_params, (float)clip);
+    srlm_adamw_hparams h = srlm_adamw_hparams_make(tc, res->lr);
+    for (int i = 0; i < t->n_segs; i++) {
+        const param_segment *sg = &t->segs[i];
+        srlm_adamw_step(param + sg->off, grad + sg->off, t->adam_m + sg->off, t->adam_v + sg->off, sg->n,
+                        &h, step + 1, sg->decay && tc->weight_decay > 0);
+    }
+    return SRLM_OK;
+}
+
+/* ---- progress and metrics ---- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void format_eta(char *buf, size_t cap, double s) {
+    if (!(s >= 0) || s > 1e8) { snprintf(buf, cap, "?"); return; }
+    long x = (long)s;
+    snprintf(buf, cap, "%ld:%02ld:%02ld", x / 3600, x / 60 % 60, x % 60);
+}
+
+/* Keep only the metrics lines of steps already done (a resumed run rewrites the rest). */
+static srlm_status open_metrics(trainer *t, FILE **out) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", t->job->out_dir);
+    FILE *f = fopen(path, "r");
+    char *kept = NULL;
+    size_t kept_n = 0, cap = 0;
+    if (f) {
+        char *line = NULL;
+        size_t lcap = 0;
+        ssize_t n;
+        while ((n = getline(&line, &lcap, f)) > 0) {
+            const char *p = strstr(line, "\"step\": ");
+            long s = p ? strtol(p + 8, NULL, 10) : -1;
+            if (s < 1 || s > t->st.step || line[n - 1] != '\n') continue;
+            if (kept_n + (size_t)n + 1 > cap) {
+                cap = (kept_n + (size_t)n + 1) * 2;
+                char *grown = realloc(kept, cap);
+                if (!grown) { free(kept); free(line); fclose(f); return SRLM_ERR(SRLM_FAILED, "out of memory"); }
+                kept = grown;
+            }
+            memcpy(kept + kept_n, line, (size_t)n);
+            kept_n += (size_t)n;
+        }
+        free(line);
+        fclose(f);
+    }
+    srlm_status st = srlm_write_file_atomic(path, kept ? kept : "", kept_n);
+    free(kept);
+    SRLM_CHECK(st);
+    *out = fopen(path, "a");
+    if (!*out) return SRLM_ERR(SRLM_FAILED, "%s: cannot open for appending: %s", path, strerror(errno));
+    return SRLM_OK;
+}
+
+static void write_metrics(trainer *t, FILE *f, const step_result *r, double elapsed) {
+    fprintf(f, "{\"phase\": \"%s\", \"step\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+            "\"tokens\": %.0f, \"skipped\": %s, \"time_s\": %.3f",
+            t->kind_name, t->st.step, r->loss, r->lr, r->grad_norm, r->tokens, r->skipped ? "true" : "false",
+            elapsed);
+    if (t->job->kind == SRLM_TRAIN_DPO)
+        fprintf(f, ", \"rewards/chosen\": %.9g, \"rewards/rejected\": %.9g, \"rewards/margins\": %.9g, "
+                "\"rewards/accuracies\": %.9g", r->dpo.reward_chosen, r->dpo.reward_rejected,
+                r->dpo.reward_margin, r->dpo.reward_accuracy);
+    fprintf(f, "}\n");
+    fflush(f);
+}
+
+/* ---- setup and the loop ---- */
+
+static void trainer_close(trainer *t) {
+    srlm_sft_data_free(&t->sft);
+    srlm_dpo_data_free(&t->dpo);
+    if (t->opened & 8) srlm_train_acts_free(&t->acts, &t->m);
+    if (t->opened & 4) srlm_llama_grads_free(&t->g, &t->m);
+    if (t->opened & 2) srlm_llama_free(&t->m);
+    if (t->opened & 1) srlm_ckpt_close(&t->ck);
+    srlm_tokenizer_free(t->tok);
+    if (t->be) srlm_backend_free(t->be);
+    free(t->adam_m);
+    free(t->segs);
+    free(t->perm);
+    free(t->ids);
+    free(t->logp);
+}
+
+static srlm_status trainer_open(trainer *t, long *resume_step) {
+    const srlm_config *c = t->cfg;
+    const srlm_train_config *tc = t->tc;
+    if (tc->batch_size < 1 || tc->micro_batch_size < 1)
+        return SRLM_ERR(SRLM_BAD_INPUT, "batch_size and micro_batch_size must be >= 1");
+    SRLM_CHECK(srlm_mkdir_p(t->job->out_dir));
+    SRLM_CHECK(find_latest(t->job->out_dir, resume_step));
+
+    if (c->model.tokenizer && *c->model.tokenizer) snprintf(t->tok_path, sizeof t->tok_path, "%s", c->model.tokenizer);
+    else snprintf(t->tok_path, sizeof t->tok_path, "%s/tokenizer.model", c->model.path);
+    SRLM_CHECK(srlm_tokenizer_load(&t->tok, t->tok_path));
+
+    /* weights: the newest checkpoint of this run, else the starting model */
+    char model_dir[1200];
+    if (*resume_step >= 0) {
+        char sd[1100];
+        step_dir(sd, sizeof sd, t->job->out_dir, *resume_step);
+        snprintf(model_dir, sizeof model_dir, "%s/model", sd);
+    } else {
+        snprintf(model_dir, sizeof model_dir, "%s", c->model.path);
+    }
+    SRLM_CHECK(srlm_ckpt_open(&t->ck, model_dir));
+    t->opened |= 1;
+    SRLM_CHECK(srlm_backend_cpu_new(&t->be, c->backend.threads));
+    SRLM_CHECK(srlm_llama_load(&t->m, &t->ck, t->be, NULL));
+    t->opened |= 2;
+    if (srlm_tokenizer_vocab_size(t->tok) > t->m.cfg.vocab_size)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s has %d pieces but the model has %d embeddings", t->tok_path,
+                        srlm_tokenizer_vocab_size(t->tok), t->m.cfg.vocab_size);
+
+    /* data */
+    const int max_len = tc->max_seq_len;
+    if (t->job->kind == SRLM_TRAIN_SFT) {
+        SRLM_CHECK(srlm_sft_data_load(&t->sft, t->job->data_path, t->tok, t->m.cfg.vocab_size, max_len,
+                                      tc->truncation, NULL));
+        t->n_examples = t->sft.n;
+        for (int i = 0; i < t->sft.n; i++) {
+            int n = t->sft.ex[i].n_prompt + t->sft.ex[i].n_response;
+            if (n > t->max_len) t->max_len = n;
+        }
+        t->micro_seqs = tc->micro_batch_size;
+    } else {
+        SRLM_CHECK(srlm_dpo_data_load(&t->dpo, t->job->data_path, t->tok, t->m.cfg.vocab_size, max_len,
+                                      tc->truncation, NULL));
+        t->n_examples = t->dpo.n;
+        for (int i = 0; i < t->dpo.n; i++) {
+            const srlm_dpo_example *e = &t->dpo.ex[i];
+            int n = e->n_prompt + (e->n_chosen > e->n_rejected ? e->n_chosen : e->n_rejected);
+            if (n > t->max_len) t->max_len = n;
+        }
+        t->micro_seqs = 2 * tc->micro_batch_size;
+        if (tc->micro_batch_size > 64)
+            return SRLM_ERR(SRLM_BAD_INPUT, "train.dpo.micro_batch_size %d: at most 64", tc->micro_batch_size);
+    }
+    const srlm_data_counts *dc = t->job->kind == SRLM_TRAIN_SFT ? &t->sft.counts : &t->dpo.counts;
+    SRLM_INFO("%s: %s: %ld records, %ld kept (%ld truncated), skipped: %ld too long, %ld empty, %ld chosen == rejected",
+              t->kind_name, t->job->data_path, dc->read, dc->kept, dc->truncated, dc->skipped_too_long,
+              dc->skipped_empty, dc->skipped_equal);
+    t->total_steps = (long)ceil(tc->epochs * t->n_examples / tc->batch_size);
+    if (t->total_steps < 1) t->total_steps = 1;
+
+    /* buffers */
+    const size_t n_params = (size_t)t->m.n_params_local, N = (size_t)t->micro_seqs * (size_t)t->max_len;
+    t->adam_m = calloc(2 * n_params, sizeof(float));
+    t->perm = malloc(sizeof(int) * (size_t)t->n_examples);
+    t->ids = malloc(sizeof(int) * (N + (size_t)t->micro_seqs));
+    t->logp = malloc(sizeof(float) * 2 * N);
+    if (!t->adam_m || !t->perm || !t->ids || !t->logp)
+        return SRLM_ERR(SRLM_FAILED, "out of memory for optimizer state (%zu parameters)", n_params);
+    t->adam_v = t->adam_m + n_params;
+    t->len = t->ids + N;
+    t->dlogp = t->logp + N;
+    t->perm_epoch = -1;
+    SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m));
+    t->opened |= 4;
+    SRLM_CHECK(srlm_train_acts_new(&t->acts, &t->m, (int)N, tc->recompute));
+    t->opened |= 8;
+    SRLM_CHECK(build_segments(t));
+
+    /* state */
+    memset(&t->st, 0, sizeof t->st);
+    if (*resume_step >= 0) {
+        char sd[1100];
+        step_dir(sd, sizeof sd, t->job->out_dir, *resume_step);
+        t->st.tp = 1; /* this run's layout, checked against the saved one */
+        SRLM_CHECK(srlm_train_state_load(sd, 0, t->kind_name, &t->st, t->adam_m, t->adam_v, n_params));
+        if (t->st.config_hash != srlm_config_hash(c))
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s was written with a different config (hash %016llx, now %016llx): "
+                            "use another output folder, or restore the config", sd,
+                            (unsigned long long)t->st.config_hash, (unsigned long long)srlm_config_hash(c));
+    }
+    snprintf(t->st.kind, sizeof t->st.kind, "%s", t->kind_name);
+    t->st.total_steps = t->total_steps;
+    t->st.config_hash = srlm_config_hash(c);
+    t->st.tp = 1;
+    t->st.dp = 1;
+    t->st.rank = 0;
+    t->st.rng_key = (uint64_t)c->run.seed;
+    return SRLM_OK;
+}
+
+srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.job = job;
+    t.tc = job->kind == SRLM_TRAIN_SFT ? &cfg->train.sft : &cfg->train.dpo;
+    t.kind_name = job->kind == SRLM_TRAIN_SFT ? "sft" : "dpo";
+    g_stop_requested = 0;
+    long resume = -1;
+    FILE *metrics = NULL;
+    srlm_status st;
+    SRLM_CHECK_GOTO(trainer_open(&t, &resume), st, done);
+    if (job->kind == SRLM_TRAIN_DPO) SRLM_CHECK_GOTO(reference_logps(&t), st, done);
+    if (resume >= 0)
+        SRLM_INFO("%s: resuming from step %ld of %ld (%s/train/step-%08ld)", t.kind_name, resume, t.total_steps,
+                  job->out_dir, resume);
+    SRLM_INFO("%s: %d examples, %ld steps of %d (micro-batches of %d), %lld parameters, lr %g -> %g",
+              t.kind_name, t.n_examples, t.total_steps, t.tc->batch_size, t.tc->micro_batch_size,
+              (long long)t.m.n_params_local, t.tc->lr, t.tc->lr_min);
+    SRLM_CHECK_GOTO(open_metrics(&t, &metrics), st, done);
+
+    const double t0 = now_s();
+    double last_print = 0, tokens = 0;
+    long done_here = 0, bad_in_row = 0, skipped_total = 0;
+    const long every = t.tc->checkpoint_every > 0 ? t.tc->checkpoint_every : t.total_steps;
+    while (t.st.step < t.total_steps) {
+        step_result r;
+        SRLM_CHECK_GOTO(train_step(&t, &r), st, done);
+        t.st.step++;
+        t.st.data_pos = t.st.step * (long)t.tc->batch_size;
+        t.st.data_epoch = t.st.data_pos / t.n_examples;
+        done_here++;
+        tokens += r.tokens;
+        write_metrics(&t, metrics, &r, now_s() - t0);
+        if (r.skipped) {
+            skipped_total++;
+            SRLM_WARN("%s step %ld: non-finite loss or gradient (loss %g, norm %g): step skipped (%ld in a row)",
+                      t.kind_name, t.st.step, r.loss, r.grad_norm, bad_in_row + 1);
+            if (++bad_in_row >= t.tc->max_bad_steps) {
+                st = SRLM_ERR(SRLM_FAILED, "%s: %ld non-finite steps in a row (limit train.%s.max_bad_steps = %d); "
+                              "stopped; the last good checkpoint is the newest under %s/train",
+                              t.kind_name, bad_in_row, t.kind_name, t.tc->max_bad_steps, job->out_dir);
+                goto done;
+            }
+        } else {
+            bad_in_row = 0;
+        }
+        double el = now_s() - t0;
+        if (!job->quiet && (el - last_print > 2.0 || t.st.step == t.total_steps || done_here == 1)) {
+            char eta[32];
+            format_eta(eta, sizeof eta, el / done_here * (double)(t.total_steps - t.st.step));
+            fprintf(stderr, "%s step %ld/%ld | loss %.4f | lr %.3g | grad norm %.3g | %.0f tokens/s | ETA %s\n",
+                    t.kind_name, t.st.step, t.total_steps, r.loss, r.lr, r.grad_norm, tokens / el, eta);
+            last_print = el;
+        }
+        int stop = g_stop_requested || (job->stop_after > 0 && done_here >= job->stop_after);
+        if (t.st.step % every == 0 || t.st.step == t.total_steps || stop)
+            SRLM_CHECK_GOTO(save_checkpoint(&t), st, done);
+        if (stop && t.st.step < t.total_steps) {
+            SRLM_INFO("%s: stopped after step %ld of %ld; rerun the same command to resume", t.kind_name,
+                      t.st.step, t.total_steps);
+            st = SRLM_INTERRUPTED;
+            srlm_error_at(__FILE__, __LINE__, st, "stopped at step %ld of %ld (resumable)", t.st.step, t.total_steps);
+            goto done;
+        }
+    }
+    /* the result: an HF checkpoint in the configured dtype */
+    char final_dir[1100];
+    snprintf(final_dir, sizeof final_dir, "%s/model", job->out_dir);
+    SRLM_CHECK_GOTO(srlm_llama_save(&t.m, final_dir, cfg->model.dtype, t.tok_path, 0), st, done);
+    SRLM_INFO("%s: done: %ld steps (%ld skipped as non-finite); model written to %s", t.kind_name, t.st.step,
+              skipped_total, final_dir);
+    st = SRLM_OK;
+done:
+    if (metrics) fclose(metrics);
+    trainer_close(&t);
+    return st;
+}
