@@ -271,7 +271,7 @@ static srlm_status reference_logps(trainer *t) {
     free(pairs);
     SRLM_CHECK(st);
     /* one text file, written atomically: the truth for every later invocation */
-    size_t cap = (size_t)t->dpo.n * 80 + 1, used = 0;
+    size_t cap = (size_t)t->dpo.n * 128 + 1, used = 0; /* a line is at most ~90 bytes */
     char *text = malloc(cap);
     if (!text) return SRLM_ERR(SRLM_FAILED, "out of memory");
     for (int i = 0; i < t->dpo.n; i++)
@@ -425,11 +425,19 @@ static srlm_status open_metrics(trainer *t, FILE **out) {
     return SRLM_OK;
 }
 
+/* A JSON number, or null for NaN and infinities (which JSON cannot hold). */
+static const char *json_num(char *buf, size_t cap, double x) {
+    if (isfinite(x)) snprintf(buf, cap, "%.9g", x);
+    else snprintf(buf, cap, "null");
+    return buf;
+}
+
 static void write_metrics(trainer *t, FILE *f, const step_result *r, double elapsed) {
-    fprintf(f, "{\"phase\": \"%s\", \"step\": %ld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+    char a[32], b[32];
+    fprintf(f, "{\"phase\": \"%s\", \"step\": %ld, \"loss\": %s, \"lr\": %.9g, \"grad_norm\": %s, "
             "\"tokens\": %.0f, \"skipped\": %s, \"time_s\": %.3f",
-            t->kind_name, t->st.step, r->loss, r->lr, r->grad_norm, r->tokens, r->skipped ? "true" : "false",
-            elapsed);
+            t->kind_name, t->st.step, json_num(a, sizeof a, r->loss), r->lr,
+            json_num(b, sizeof b, r->grad_norm), r->tokens, r->skipped ? "true" : "false", elapsed);
     if (t->job->kind == SRLM_TRAIN_DPO)
         fprintf(f, ", \"rewards/chosen\": %.9g, \"rewards/rejected\": %.9g, \"rewards/margins\": %.9g, "
                 "\"rewards/accuracies\": %.9g", r->dpo.reward_chosen, r->dpo.reward_rejected,
@@ -613,7 +621,8 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
             last_print = el;
         }
         int stop = g_stop_requested || (job->stop_after > 0 && done_here >= job->stop_after);
-        if (t.st.step % every == 0 || t.st.step == t.total_steps || stop)
+        /* a skipped step changed nothing: no checkpoint, so the newest stays the last good one */
+        if ((!r.skipped && (t.st.step % every == 0 || t.st.step == t.total_steps)) || stop)
             SRLM_CHECK_GOTO(save_checkpoint(&t), st, done);
         if (stop && t.st.step < t.total_steps) {
             SRLM_INFO("%s: stopped after step %ld of %ld; rerun the same command to resume", t.kind_name,

@@ -1,0 +1,68 @@
+/* Times srlm's training step without the optimizer (forward + backward of the
+ * SFT loss over every token, gradients accumulated into the flat buffer) on a
+ * Hugging Face checkpoint: B x T random ids, a warm-up, then the median of R.
+ * Prints one JSON line with tokens/s and the process's peak resident memory.
+ * Driven by benchmarks/train_vs_pytorch.py. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "core/rng.h"
+#include "model/llama_train.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 7) {
+        fprintf(stderr, "usage: bench_train_step MODEL_DIR BATCH SEQ REPEATS THREADS RECOMPUTE\n");
+        return 2;
+    }
+    int B = atoi(argv[2]), T = atoi(argv[3]), R = atoi(argv[4]), threads = atoi(argv[5]);
+    int recompute = atoi(argv[6]);
+    srlm_checkpoint ck;
+    srlm_backend *be;
+    srlm_llama m;
+    srlm_llama_grads g;
+    srlm_train_acts a;
+    if (srlm_ckpt_open(&ck, argv[1]) || srlm_backend_cpu_new(&be, threads) ||
+        srlm_llama_load(&m, &ck, be, NULL) || srlm_llama_grads_new(&g, &m) ||
+        srlm_train_acts_new(&a, &m, B * T, recompute)) {
+        fprintf(stderr, "bench_train_step: %s\n", srlm_last_error());
+        return 1;
+    }
+    int N = B * T, *ids = malloc(sizeof(int) * (size_t)N), *len = malloc(sizeof(int) * (size_t)B);
+    float *logp = malloc(sizeof(float) * (size_t)N), *dlogp = malloc(sizeof(float) * (size_t)N);
+    for (int i = 0; i < N; i++) ids[i] = (int)(srlm_rng_u64(42, (uint64_t)i) % (uint64_t)m.cfg.vocab_size);
+    for (int b = 0; b < B; b++) len[b] = T;
+    /* mean cross-entropy over every predicted token, like transformers' loss with labels = ids */
+    for (int i = 0; i < N; i++) dlogp[i] = -1.0f / (float)(B * (T - 1));
+    srlm_train_batch batch = {B, T, ids, len, 0.0f, 0};
+    double *times = malloc(sizeof(double) * (size_t)(R + 1));
+    for (int r = 0; r <= R; r++) {
+        double t0 = now();
+        if (srlm_llama_grads_zero(&g, &m) || srlm_llama_train_forward(&m, &a, &batch, logp) ||
+            srlm_llama_train_backward(&m, &a, &batch, dlogp, &g)) {
+            fprintf(stderr, "bench_train_step: %s\n", srlm_last_error());
+            return 1;
+        }
+        times[r] = now() - t0;
+    }
+    qsort(times + 1, (size_t)R, sizeof(double), cmp_double);
+    double med = times[1 + R / 2];
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"impl\": \"srlm\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"recompute\": %d, "
+           "\"median_s\": %.6f, \"tokens_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",
+           be->threads, B, T, recompute, med, N / med, ru.ru_maxrss / 1024.0);
+    return 0;
+}

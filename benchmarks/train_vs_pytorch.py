@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Training-step throughput and peak memory: srlm vs PyTorch, same weights and threads.
+
+The ~24M-parameter Llama of forward_vs_pytorch.py (dim 288, 6 layers, vocab 32000,
+fp32); one step = forward + backward of the mean token cross-entropy over
+batch x sequence = 4 x 256 (no optimizer). srlm runs build/benchmarks/bench_train_step
+(with and without activation recomputation); PyTorch runs LlamaForCausalLM in eager
+mode (attn_implementation="eager", labels = input ids) in a subprocess of its own so
+that its peak resident memory is its own. Median of R steps after a warm-up.
+
+    /tmp/ref/bin/python benchmarks/train_vs_pytorch.py [--threads N] [--repeats R]
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_model(path):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=32000, hidden_size=288, intermediate_size=768,
+                      num_hidden_layers=6, num_attention_heads=6, num_key_value_heads=6,
+                      max_position_embeddings=1024, tie_word_embeddings=False)
+    LlamaForCausalLM(cfg).save_pretrained(path, safe_serialization=True)
+
+
+def torch_step(path, batch, seq, repeats, threads):
+    import torch
+    from transformers import LlamaForCausalLM
+    torch.set_num_threads(threads)
+    model = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.float32,
+                                             attn_implementation="eager")
+    model.train()
+    ids = torch.randint(0, model.config.vocab_size, (batch, seq))
+    times = []
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        model.zero_grad(set_to_none=False)
+        model(input_ids=ids, labels=ids).loss.backward()
+        if r:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"impl": "pytorch", "median_s": med, "tokens_per_s": batch * seq / med,
+                      "peak_rss_mb": peak}))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--torch-child", default=None)
+    ap.add_argument("--bench", default=os.path.join(ROOT, "build", "benchmarks", "bench_train_step"))
+    a = ap.parse_args()
+    if a.torch_child:
+        return torch_step(a.torch_child, a.batch, a.seq, a.repeats, a.threads)
+    import torch
+    import transformers
+    with tempfile.TemporaryDirectory() as d:
+        make_model(d)
+        env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+        ours = {}
+        for rc in (0, 1):
+            out = subprocess.run([a.bench, d, str(a.batch), str(a.seq), str(a.repeats), str(a.threads), str(rc)],
+                                 check=True, capture_output=True, text=True, env=env)
+            ours[rc] = json.loads(out.stdout.strip().splitlines()[-1])
+        out = subprocess.run([sys.executable, __file__, "--torch-child", d, "--threads", str(a.threads),
+                              "--repeats", str(a.repeats), "--batch", str(a.batch), "--seq", str(a.seq)],
+                             check=True, capture_output=True, text=True, env=env)
+        theirs = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; threads {a.threads}; "
+          f"torch {torch.__version__}, transformers {transformers.__version__}")
+    print(f"model: 24.4M parameters, fp32; forward + backward over {a.batch} x {a.seq} tokens")
+    for rc in (0, 1):
+        print(f"srlm (recompute {'on ' if rc else 'off'}): {ours[rc]['tokens_per_s']:7.0f} tokens/s, "
+              f"peak RSS {ours[rc]['peak_rss_mb']:6.0f} MB")
+    print(f"pytorch (eager):        {theirs['tokens_per_s']:7.0f} tokens/s, peak RSS {theirs['peak_rss_mb']:6.0f} MB")
+    print(f"ratio srlm / pytorch (tokens/s, recompute off): {ours[0]['tokens_per_s'] / theirs['tokens_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# srlm sft / srlm dpo end to end on the tiny-gqa fixture model:
+#  - SFT learns a small dataset (final loss below a threshold);
+#  - k steps + stop + resume + N-k steps give bitwise the weights of N steps;
+#  - DPO raises the chosen-vs-rejected margin on held-out pairs of the same kind
+#    (measured with `srlm score` before and after);
+#  - bad inputs: exit 2 with the file and line; skipped examples are counted;
+#    non-finite steps stop the run after max_bad_steps with exit 1.
+set -u
+bin="$SRLM_BIN"
+model="$SRLM_FIXTURES/llama/tiny-gqa"
+work="$SRLM_TMP/train_sh"
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# ---- SFT data: a few prompt -> response facts to memorise ----
+cat > sft.jsonl <<'D'
+{"prompt": "Count to three.", "response": "one two three"}
+{"prompt": "Say the first letters.", "response": "a b c d"}
+{"prompt": "Name a color.", "response": "blue"}
+{"prompt": "Capital of France?", "response": "Paris"}
+{"prompt": "What do cats say?", "response": "meow"}
+{"prompt": "Two plus two?", "response": "four"}
+D
+cat > sft.yaml <<Y
+run: {name: t, out_dir: $work/runs, seed: 3}
+model: {path: $model, dtype: float32}
+train:
+  sft: {data: $work/sft.jsonl, lr: 0.003, lr_min: 0.0003, batch_size: 4, micro_batch_size: 3,
+        epochs: 40, dropout: 0.1, checkpoint_every: 4, warmup_steps: 2}
+Y
+"$bin" sft sft.yaml --quiet 2> sft.log || fail "sft exited $? ($(tail -1 sft.log))"
+last_loss=$(tail -1 runs/t/sft/metrics.jsonl | sed 's/.*"loss": \([^,]*\),.*/\1/')
+first_loss=$(head -1 runs/t/sft/metrics.jsonl | sed 's/.*"loss": \([^,]*\),.*/\1/')
+echo "sft: loss $first_loss -> $last_loss"
+awk -v a="$last_loss" 'BEGIN { exit !(a < 0.3) }' || fail "sft did not learn: final loss $last_loss (want < 0.3)"
+[ "$(wc -l < runs/t/sft/metrics.jsonl)" = 60 ] || fail "metrics.jsonl should have 60 lines"
+[ -f runs/t/sft/model/model.safetensors ] && [ -f runs/t/sft/model/config.json ] && [ -f runs/t/sft/model/tokenizer.model ] \
+  || fail "sft did not write an HF checkpoint with its tokenizer"
+
+# ---- resume: 7 steps, stop; 9 more, stop; the rest: same bits as one go ----
+mv runs/t/sft full
+"$bin" sft sft.yaml --quiet --stop-after 7 2>/dev/null; rc=$?
+[ $rc = 75 ] || fail "--stop-after should exit 75, got $rc"
+"$bin" sft sft.yaml --quiet --stop-after 9 2>/dev/null; rc=$?
+[ $rc = 75 ] || fail "second --stop-after should exit 75, got $rc"
+"$bin" sft sft.yaml --quiet 2>/dev/null || fail "resumed sft failed"
+cmp -s full/model/model.safetensors runs/t/sft/model/model.safetensors \
+  && echo "resume: bitwise identical weights" || fail "resumed weights differ from an uninterrupted run"
+cmp -s full/metrics.jsonl runs/t/sft/metrics.jsonl || \
+  diff <(sed 's/"time_s": [^}]*//' full/metrics.jsonl) <(sed 's/"time_s": [^}]*//' runs/t/sft/metrics.jsonl) > /dev/null \
+  || fail "resumed metrics differ from an uninterrupted run"
+ls runs/t/sft/train | grep -q tmp && fail "a temporary checkpoint folder was left behind"
+[ "$(ls runs/t/sft/train | wc -l)" -le 2 ] || fail "keep_last_n (2) not honoured: $(ls runs/t/sft/train)"
+
+# ---- DPO: prefer "yes, gladly" over "no way"; held-out prompts of the same kind ----
+for p in "Can you help me?" "Will you write a poem?" "Could you explain this?" "Would you sort these?" \
+         "Can you translate this?" "Will you check my code?" "Could you summarise it?" "Would you count them?"; do
+  echo "{\"prompt\": \"$p\", \"chosen\": \"yes, gladly\", \"rejected\": \"no way\"}"
+done > pairs.jsonl
+echo '{"prompt": "Same text?", "chosen": "x", "rejected": "x"}' >> pairs.jsonl
+for p in "Can you read this?" "Will you draw a map?" "Could you list them?"; do
+  echo "{\"prompt\": \"$p\", \"response\": \"yes, gladly\"}" >> heldout_c.jsonl
+  echo "{\"prompt\": \"$p\", \"response\": \"no way\"}" >> heldout_r.jsonl
+done
+margin() { # mean over held-out prompts of logp(chosen) - logp(rejected) under model $1
+  paste -d' ' <("$bin" score --model "$1" --input heldout_c.jsonl | sed 's/.*"logp": \([^,]*\),.*/\1/') \
+              <("$bin" score --model "$1" --input heldout_r.jsonl | sed 's/.*"logp": \([^,]*\),.*/\1/') |
+    awk '{ s += $1 - $2; n++ } END { printf "%.4f", s / n }'
+}
+before=$(margin full/model)
+cat > dpo.yaml <<Y
+run: {name: t, out_dir: $work/runs, seed: 3}
+model: {path: $work/full/model, dtype: float32}
+train:
+  dpo: {data: $work/pairs.jsonl, lr: 0.001, lr_min: 0.0001, batch_size: 4, micro_batch_size: 2,
+        epochs: 3, dropout: 0.0, beta: 0.1}
+Y
+"$bin" dpo dpo.yaml --quiet 2> dpo.log || fail "dpo exited $? ($(tail -1 dpo.log))"
+grep -q "1 chosen == rejected" dpo.log || fail "the chosen == rejected pair was not reported as skipped: $(head -1 dpo.log)"
+after=$(margin runs/t/dpo/model)
+echo "dpo: held-out margin $before -> $after"
+awk -v a="$before" -v b="$after" 'BEGIN { exit !(b > a + 1.0) }' || fail "DPO did not raise the held-out margin ($before -> $after)"
+grep -q '"rewards/accuracies"' runs/t/dpo/metrics.jsonl || fail "DPO metrics lack TRL's reward fields"
+[ "$(wc -l < runs/t/dpo/reference_logps.jsonl)" = 8 ] || fail "reference log-probs not stored for 8 pairs"
+
+# ---- bad inputs ----
+expect() { # expect CODE NEEDLE -- command...
+  local code=$1 needle=$2; shift 3
+  local out; out=$("$@" 2>&1); local rc=$?
+  [ $rc = "$code" ] || fail "$*: exit $rc, want $code ($out)"
+  grep -qF -- "$needle" <<< "$out" || fail "$*: message lacks '$needle': $out"
+}
+printf '{"prompt": "a", "response": "b"}\n{"prompt": "a", "response": \n' > broken.jsonl
+expect 2 "broken.jsonl:2" -- "$bin" sft sft.yaml "train.sft.data=$work/broken.jsonl" run.name=bad1
+expect 2 "train.sft.data is empty" -- "$bin" sft sft.yaml train.sft.data= run.name=bad2
+printf '{"prompt": "a", "response": ""}\n' > empty.jsonl
+expect 2 "no usable examples" -- "$bin" sft sft.yaml "train.sft.data=$work/empty.jsonl" run.name=bad3
+expect 2 "skipped" -- "$bin" sft sft.yaml train.sft.max_seq_len=4 run.name=bad4
+expect 2 "unknown key" -- "$bin" sft sft.yaml train.sft.nope=1
+# an absurd learning rate makes every step after the first non-finite
+expect 1 "non-finite steps in a row" -- "$bin" sft sft.yaml train.sft.lr=1e30 train.sft.lr_min=0 \
+  train.sft.warmup_steps=0 train.sft.grad_clip=0 train.sft.max_bad_steps=2 train.sft.checkpoint_every=1 \
+  run.name=bad5 --quiet
+grep -q '"loss": null' runs/bad5/sft/metrics.jsonl || fail "a non-finite loss must be written as null in metrics.jsonl"
+[ "$(ls runs/bad5/sft/train)" = step-00000001 ] || fail "want only the last good checkpoint (step 1): $(ls runs/bad5/sft/train)"
+
+[ $fails = 0 ] && echo "all checks passed" || { echo "$fails check(s) failed"; exit 1; }
