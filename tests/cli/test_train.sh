@@ -85,6 +85,20 @@ awk -v a="$before" -v b="$after" 'BEGIN { exit !(b > a + 1.0) }' || fail "DPO di
 grep -q '"rewards/accuracies"' runs/t/dpo/metrics.jsonl || fail "DPO metrics lack TRL's reward fields"
 [ "$(wc -l < runs/t/dpo/reference_logps.jsonl)" = 8 ] || fail "reference log-probs not stored for 8 pairs"
 
+# ---- gradient accumulation: 4 micro-batches of 1 = one micro-batch of 4 ----
+# Not bitwise (sums change order), so compare the models' log-probs on the data:
+# the two runs must agree far more closely than either agrees with the start.
+logps() { "$bin" score --model "$1" --input sft.jsonl | sed 's/.*"logp": \([^,]*\),.*/\1/'; }
+for mb in 1 4; do
+  "$bin" sft sft.yaml --quiet run.name=acc$mb train.sft.micro_batch_size=$mb train.sft.epochs=2 \
+    train.sft.dropout=0 2>/dev/null || fail "sft with micro_batch_size=$mb failed"
+done
+paste -d' ' <(logps runs/acc1/sft/model) <(logps runs/acc4/sft/model) <(logps "$model") |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; m = $1 - $3; if (m < 0) m = -m;
+         if (d > dmax) dmax = d; mv += m; n++ }
+       END { printf "accumulation: max |logp(mb=1) - logp(mb=4)| %.2e, mean change from start %.2f\n", dmax, mv / n;
+             exit !(dmax < 1e-3 && mv / n > 1) }' || fail "micro-batch accumulation differs from one large batch"
+
 # ---- bad inputs ----
 expect() { # expect CODE NEEDLE -- command...
   local code=$1 needle=$2; shift 3
