@@ -46,7 +46,7 @@ int main(int argc, char **argv) {
     srlm_llama_grads g;
     srlm_train_acts a;
     if (srlm_ckpt_open(&ck, argv[1]) || srlm_backend_cpu_new(&be, threads) ||
-        srlm_llama_load(&m, &ck, be, NULL) || srlm_llama_grads_new(&g, &m) ||
+        srlm_llama_load(&m, &ck, be, NULL) || srlm_llama_grads_new(&g, &m, 0) ||
         srlm_train_acts_new(&a, &m, B * T, recompute)) {
         fprintf(stderr, "bench_train_step: %s\n", srlm_last_error());
         return 1;

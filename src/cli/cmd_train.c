@@ -9,6 +9,8 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "core/log.h"
+#include "dist/topology.h"
 #include "io/config.h"
 #include "io/fsutil.h"
 #include "train/trainer.h"
@@ -56,6 +58,8 @@ static srlm_status run_phase(int argc, char **argv, srlm_train_kind kind) {
         return SRLM_ERR(SRLM_BAD_INPUT, "srlm %s needs a CONFIG file (see srlm %s --help)", name, name);
     }
     srlm_config cfg;
+    srlm_topology topo;
+    int have_topo = 0;
     srlm_status st = srlm_config_from_args(&cfg, pa.n_positional, pa.positional);
     srlm_parsed_args_free(&pa);
     SRLM_CHECK(st);
@@ -67,15 +71,23 @@ static srlm_status run_phase(int argc, char **argv, srlm_train_kind kind) {
                       "or as train.%s.data=FILE", name, name);
         goto done;
     }
-    SRLM_CHECK_GOTO(srlm_mkdir_p(out), st, done);
-    SRLM_CHECK_GOTO(write_resolved_config(&cfg, out), st, done);
+    /* under mpirun every rank runs this; alone, a world of one */
+    SRLM_CHECK_GOTO(srlm_dist_init(NULL, NULL), st, done);
+    SRLM_CHECK_GOTO(srlm_topology_new(&topo, cfg.parallel.tp, cfg.parallel.dp), st, done);
+    have_topo = 1;
+    if (topo.world_size > 1) srlm_log_set_rank(topo.world_rank);
+    if (topo.world_rank == 0) {
+        SRLM_CHECK_GOTO(srlm_mkdir_p(out), st, done);
+        SRLM_CHECK_GOTO(write_resolved_config(&cfg, out), st, done);
+    }
     signal(SIGTERM, on_stop_signal);
     signal(SIGUSR1, on_stop_signal);
-    srlm_train_job job = {kind, tc->data, out, stop_after, quiet};
+    srlm_train_job job = {kind, tc->data, out, stop_after, quiet, &topo};
     st = srlm_train(&cfg, &job);
     signal(SIGTERM, SIG_DFL);
     signal(SIGUSR1, SIG_DFL);
 done:
+    if (have_topo) srlm_topology_free(&topo);
     srlm_config_free(&cfg);
     return st;
 }

@@ -1,11 +1,13 @@
 /* srlm: the command-line entry point. The only place that turns a status into
  * an exit code. */
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
 #include "core/status.h"
+#include "dist/topology.h"
 
 typedef struct {
     const char *name;
@@ -44,10 +46,20 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
         if (strcmp(argv[1], COMMANDS[i].name) != 0) continue;
         srlm_status st = COMMANDS[i].run(argc - 1, argv + 1);
+        int rank = -1, size = 1;
+        if (srlm_dist_initialized()) {
+            MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+            MPI_Comm_size(MPI_COMM_WORLD, &size);
+        }
         if (st != SRLM_OK) {
+            if (size > 1) fprintf(stderr, "[rank %d] ", rank);
             fprintf(stderr, "srlm %s: error: %s\n", argv[1], srlm_last_error());
             if (getenv("SRLM_DEBUG")) fprintf(stderr, "  (raised at %s)\n", srlm_last_error_where());
         }
+        /* A failure on one rank must not leave the others waiting: abort them all.
+         * Done and interrupted runs agree on the status and finalize together. */
+        if (st != SRLM_OK && st != SRLM_INTERRUPTED && size > 1) srlm_dist_abort((int)st);
+        srlm_dist_finalize();
         return (int)st;
     }
     fprintf(stderr, "srlm: unknown command '%s'\n\n", argv[1]);

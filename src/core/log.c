@@ -11,6 +11,7 @@ void srlm_log_set_rank(int rank) { g_rank = rank; }
 
 void srlm_log(srlm_log_level level, const char *fmt, ...) {
     if (level < g_level) return;
+    if (g_rank > 0 && level < SRLM_LOG_WARN) return; /* progress and info: rank 0 speaks for all */
     static const char *names[] = {"debug", "info", "warning", "error"};
     char line[4096];
     va_list ap;

@@ -74,13 +74,42 @@ static void carve_weights(const srlm_llama *m, srlm_view flat, srlm_view *embed,
 #undef CARVE
 }
 
-srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m) {
+srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m, int64_t min_elems) {
     memset(g, 0, sizeof *g);
     g->layers = calloc((size_t)m->n_layers, sizeof *g->layers);
     if (!g->layers) return SRLM_ERR(SRLM_FAILED, "out of memory for the gradient table");
-    srlm_status st = m->be->ops->alloc(m->be, &g->flat, SRLM_F32, 1, m->n_params_local, "gradients");
+    int64_t n = min_elems > m->n_params_local ? min_elems : m->n_params_local;
+    srlm_status st = m->be->ops->alloc(m->be, &g->flat, SRLM_F32, 1, n, "gradients");
     if (st != SRLM_OK) { free(g->layers); g->layers = NULL; return st; }
     carve_weights(m, g->flat, &g->embed, g->layers, &g->final_norm, &g->lm_head);
+    return SRLM_OK;
+}
+
+srlm_status srlm_llama_segments(const srlm_llama *m, srlm_param_segment **segs, int *n) {
+    srlm_param_segment *s = calloc((size_t)m->n_layers * 9 + 3, sizeof *s);
+    if (!s) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    const float *base = m->params.data;
+    const int tp0 = m->tp_rank == 0, kv0 = srlm_comm_rank(m->kv_group) == 0;
+    int k = 0;
+#define SEG(v, dec, cnt) (s[k++] = (srlm_param_segment){(const float *)(v).data - base, (v).rows * (v).cols, (dec), (cnt)})
+    SEG(m->embed, 1, 1); /* vocab-parallel: each rank its own rows */
+    for (int l = 0; l < m->n_layers; l++) {
+        const srlm_llama_layer *ly = &m->layers[l];
+        SEG(ly->attn_norm, 0, tp0); /* replicated on every tp rank */
+        SEG(ly->wq, 1, 1);
+        SEG(ly->wk, 1, kv0);        /* replicated when tp > n_kv_heads */
+        SEG(ly->wv, 1, kv0);
+        SEG(ly->wo, 1, 1);
+        SEG(ly->mlp_norm, 0, tp0);
+        SEG(ly->w_gate, 1, 1);
+        SEG(ly->w_up, 1, 1);
+        SEG(ly->w_down, 1, 1);
+    }
+    SEG(m->final_norm, 0, tp0);
+    if (!m->tied) SEG(m->lm_head, 1, 1);
+#undef SEG
+    *segs = s;
+    *n = k;
     return SRLM_OK;
 }
 
@@ -126,6 +155,9 @@ srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backe
     SRLM_CHECK(plan_shapes(m, srlm_comm_rank(tp), srlm_comm_size(tp)));
     const int D = m->dim, hd = m->head_dim, L = m->n_layers;
     const int qd = m->n_heads_local * hd, kvd = m->n_kv_local * hd, F = m->ffn_local;
+    /* tp > n_kv_heads: ranks whose query heads read the same KV head form a group */
+    if (m->cfg.num_key_value_heads < m->tp_size)
+        SRLM_CHECK(srlm_comm_split(tp, kv_head_start(m), m->tp_rank, &m->kv_group));
     /* As transformers does: when tied, the LM head IS the embedding, whatever the file holds. */
     m->tied = m->cfg.tie_word_embeddings;
 
@@ -197,6 +229,8 @@ fail:
 }
 
 void srlm_llama_free(srlm_llama *m) {
+    srlm_comm_free(m->kv_group);
+    m->kv_group = NULL;
     if (m->params.data) m->be->ops->free(m->be, &m->params);
     free(m->layers);
     m->layers = NULL;

@@ -39,7 +39,21 @@ typedef struct {
 
     srlm_backend *be;
     srlm_comm    *tp;             /* NULL when tp = 1 */
+    srlm_comm    *kv_group;       /* tp > n_kv_heads: the tp ranks holding copies of this rank's
+                                   * KV head (their k/v weight gradients are summed); else NULL */
 } srlm_llama;
+
+/* A contiguous range of the flat parameter buffer (and of every buffer laid out
+ * like it): one tensor. decay: a matrix (weight decay applies), not a norm
+ * weight. counted: this rank's copy counts in global sums such as the gradient
+ * norm (a tensor replicated across tp ranks counts on one of them only). */
+typedef struct {
+    int64_t off, n;
+    int     decay, counted;
+} srlm_param_segment;
+
+/* The segments of m in layout order; *segs is malloc'd. */
+srlm_status srlm_llama_segments(const srlm_llama *m, srlm_param_segment **segs, int *n);
 
 /* Gradients (or any other per-parameter buffer) in exactly the layout of the
  * weights: `flat` is one allocation carved in the same order as m->params, so a
@@ -50,7 +64,9 @@ typedef struct {
     srlm_llama_layer *layers;
 } srlm_llama_grads;
 
-srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m); /* zeroed */
+/* Zeroed; the flat buffer holds at least min_elems elements (room for the
+ * padding of a ZeRO-1 reduce-scatter), the views cover the first n_params_local. */
+srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m, int64_t min_elems);
 srlm_status srlm_llama_grads_zero(srlm_llama_grads *g, const srlm_llama *m);
 void        srlm_llama_grads_free(srlm_llama_grads *g, const srlm_llama *m);
 

@@ -15,9 +15,11 @@
  * renamed to DIR and the parent folder fsynced. A reader sees the old DIR, no
  * DIR, or the whole new one; never a part.
  *
- * shard_bytes 0 = 5 GB, transformers' default. Only tp = 1 for now: a model with
- * m->tp_size > 1 is refused (SRLM_FAILED). Weights are read through the backend's
- * download op one tensor at a time, so this works for any backend. */
+ * shard_bytes 0 = 5 GB, transformers' default. Tensor parallel: collective over
+ * m->tp; every rank of the group calls it, sends its slices tensor by tensor, and
+ * rank 0 of the group assembles each full tensor and writes (one tensor plus one
+ * shard file's worth of data in memory at a time). Weights are read through the
+ * backend's download op, so this works for any backend. */
 #ifndef SRLM_LLAMA_SAVE_H
 #define SRLM_LLAMA_SAVE_H
 

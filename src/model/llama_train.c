@@ -279,3 +279,13 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
     }
     return op->embedding_backward(be, &g->embed, &dx, b->ids, (int)N, m->vocab_start);
 }
+
+srlm_status srlm_llama_grads_reduce_replicas(srlm_llama *m, srlm_llama_grads *g) {
+    if (srlm_comm_size(m->kv_group) <= 1) return SRLM_OK;
+    for (int l = 0; l < m->n_layers; l++) {
+        /* wk and wv are adjacent in the layout: one call for both */
+        srlm_view *k = &g->layers[l].wk;
+        SRLM_CHECK(srlm_comm_allreduce_f32(m->kv_group, k->data, (size_t)(2 * k->rows * k->cols), SRLM_REDUCE_SUM));
+    }
+    return SRLM_OK;
+}

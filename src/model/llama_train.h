@@ -57,4 +57,9 @@ srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const sr
 srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
                                       const float *dlogp, srlm_llama_grads *g);
 
+/* Sum the k/v weight gradients over the ranks that hold copies of the same KV
+ * head (tp > n_kv_heads), so every copy gets the full gradient. Once per step,
+ * after the last micro-batch. No-op otherwise. */
+srlm_status srlm_llama_grads_reduce_replicas(srlm_llama *m, srlm_llama_grads *g);
+
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "io/checkpoint.h"
@@ -30,11 +31,10 @@
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/train_state.h"
+#include "dist/topology.h"
 
 static volatile sig_atomic_t g_stop_requested = 0;
 void srlm_train_request_stop(void) { g_stop_requested = 1; }
-
-typedef struct { size_t off, n; int decay; } param_segment;
 
 typedef struct {
     const srlm_config       *cfg;
@@ -50,8 +50,16 @@ typedef struct {
     srlm_llama_grads g;
     srlm_train_acts  acts;
     float           *adam_m, *adam_v;
-    param_segment   *segs;
+    srlm_param_segment *segs;      /* the model's tensors in the flat layout */
     int              n_segs;
+
+    /* distribution: tp ranks share the model; dp replicas split each batch and
+     * the optimizer state (ZeRO-1: this rank updates [shard_off, shard_off + n_shard)) */
+    const srlm_topology *topo;
+    srlm_comm       *world, *tp_comm, *dp_comm;
+    int              rank, dp_rank, dp;
+    int64_t          n_pad, n_shard, shard_off;
+    float           *gshard;        /* this rank's summed gradient shard */
 
     srlm_sft_data sft;
     srlm_dpo_data dpo;
@@ -82,28 +90,6 @@ static int example_at(trainer *t, long sample) {
         t->perm_epoch = epoch;
     }
     return t->perm[sample % t->n_examples];
-}
-
-/* ---- parameter segments: weight decay on matrices, not on norm weights ---- */
-
-static void add_segment(trainer *t, const srlm_view *v) {
-    size_t off = (size_t)((const float *)v->data - (const float *)t->m.params.data);
-    t->segs[t->n_segs++] = (param_segment){off, (size_t)(v->rows * v->cols), v->rows > 1};
-}
-
-static srlm_status build_segments(trainer *t) {
-    t->segs = calloc((size_t)t->m.n_layers * 9 + 3, sizeof *t->segs);
-    if (!t->segs) return SRLM_ERR(SRLM_FAILED, "out of memory");
-    add_segment(t, &t->m.embed);
-    for (int l = 0; l < t->m.n_layers; l++) {
-        const srlm_llama_layer *ly = &t->m.layers[l];
-        const srlm_view *v[] = {&ly->attn_norm, &ly->wq, &ly->wk, &ly->wv, &ly->wo, &ly->mlp_norm,
-                                &ly->w_gate, &ly->w_up, &ly->w_down};
-        for (int i = 0; i < 9; i++) add_segment(t, v[i]);
-    }
-    add_segment(t, &t->m.final_norm);
-    if (!t->m.tied) add_segment(t, &t->m.lm_head);
-    return SRLM_OK;
 }
 
 /* ---- checkpoints ---- */
@@ -153,23 +139,33 @@ static srlm_status prune_checkpoints(trainer *t) {
     return SRLM_OK;
 }
 
+/* Collective. Rank 0 makes step-N.tmp; the replicas of dp group 0 write the model
+ * (gathered over tp to its rank 0); every rank writes its optimizer shard; then
+ * rank 0 renames the folder into place: it exists complete or not at all. */
 static srlm_status save_checkpoint(trainer *t) {
     char dir[1100], tmp[1200], model_dir[1300];
     step_dir(dir, sizeof dir, t->job->out_dir, t->st.step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     snprintf(model_dir, sizeof model_dir, "%s/model", tmp);
-    SRLM_CHECK(srlm_remove_tree(tmp));
-    SRLM_CHECK(srlm_mkdir_p(tmp));
+    if (t->rank == 0) {
+        SRLM_CHECK(srlm_remove_tree(tmp));
+        SRLM_CHECK(srlm_mkdir_p(tmp));
+    }
+    SRLM_CHECK(srlm_comm_barrier(t->world));
     /* fp32 whatever model.dtype says: resuming must continue from the exact bits */
-    SRLM_CHECK(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0));
-    SRLM_CHECK(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->m.n_params_local));
-    SRLM_CHECK(srlm_remove_tree(dir));
-    if (rename(tmp, dir) != 0)
-        return SRLM_ERR(SRLM_FAILED, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
-    char parent[1100];
-    snprintf(parent, sizeof parent, "%s/train", t->job->out_dir);
-    SRLM_CHECK(srlm_fsync_dir(parent));
-    return prune_checkpoints(t);
+    if (t->dp_rank == 0) SRLM_CHECK(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0));
+    SRLM_CHECK(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard));
+    SRLM_CHECK(srlm_comm_barrier(t->world));
+    if (t->rank == 0) {
+        SRLM_CHECK(srlm_remove_tree(dir));
+        if (rename(tmp, dir) != 0)
+            return SRLM_ERR(SRLM_FAILED, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+        char parent[1100];
+        snprintf(parent, sizeof parent, "%s/train", t->job->out_dir);
+        SRLM_CHECK(srlm_fsync_dir(parent));
+        SRLM_CHECK(prune_checkpoints(t));
+    }
+    return srlm_comm_barrier(t->world);
 }
 
 /* ---- one micro-batch ---- */
@@ -270,6 +266,7 @@ static srlm_status reference_logps(trainer *t) {
     }
     free(pairs);
     SRLM_CHECK(st);
+    if (t->rank != 0) return srlm_comm_barrier(t->world);
     /* one text file, written atomically: the truth for every later invocation */
     size_t cap = (size_t)t->dpo.n * 128 + 1, used = 0; /* a line is at most ~90 bytes */
     char *text = malloc(cap);
@@ -279,7 +276,8 @@ static srlm_status reference_logps(trainer *t) {
                                  t->dpo.ex[i].ref_c, t->dpo.ex[i].ref_r);
     st = srlm_write_file_atomic(path, text, used);
     free(text);
-    return st;
+    SRLM_CHECK(st);
+    return srlm_comm_barrier(t->world);
 }
 
 /* ---- one optimizer step ---- */
@@ -290,6 +288,31 @@ typedef struct {
     int    skipped;            /* non-finite loss or gradient: no update */
 } step_result;
 
+/* AdamW on the part of each tensor that falls in this rank's shard. */
+static void adamw_shard(trainer *t, const srlm_adamw_hparams *h, long step) {
+    float *param = t->m.params.data;
+    const int64_t lo = t->shard_off, hi = t->shard_off + t->n_shard;
+    for (int i = 0; i < t->n_segs; i++) {
+        const srlm_param_segment *sg = &t->segs[i];
+        int64_t a = sg->off > lo ? sg->off : lo, b = sg->off + sg->n < hi ? sg->off + sg->n : hi;
+        if (a >= b) continue;
+        srlm_adamw_step(param + a, t->gshard + (a - lo), t->adam_m + (a - lo), t->adam_v + (a - lo),
+                        (size_t)(b - a), h, step + 1, sg->decay && t->tc->weight_decay > 0);
+    }
+}
+
+/* Squared norm of this rank's gradient shard over the tensors it counts. */
+static double shard_sum_squares(const trainer *t) {
+    const int64_t lo = t->shard_off, hi = t->shard_off + t->n_shard;
+    double sum = 0;
+    for (int i = 0; i < t->n_segs; i++) {
+        const srlm_param_segment *sg = &t->segs[i];
+        int64_t a = sg->off > lo ? sg->off : lo, b = sg->off + sg->n < hi ? sg->off + sg->n : hi;
+        if (a < b && sg->counted) sum += srlm_sum_squares(t->gshard + (a - lo), (size_t)(b - a));
+    }
+    return sum;
+}
+
 static srlm_status train_step(trainer *t, step_result *res) {
     const srlm_train_config *tc = t->tc;
     const int bs = tc->batch_size, per = t->job->kind == SRLM_TRAIN_SFT ? t->micro_seqs : t->micro_seqs / 2;
@@ -297,29 +320,34 @@ static srlm_status train_step(trainer *t, step_result *res) {
     const uint64_t step_key = srlm_rng_key(srlm_rng_key((uint64_t)t->cfg->run.seed, 0x64726f70ull), (uint64_t)step);
     int ex[4096];
     if (bs > (int)(sizeof ex / sizeof ex[0]))
-        return SRLM_ERR(SRLM_BAD_INPUT, "batch_size %d: at most %d per rank", bs, (int)(sizeof ex / sizeof ex[0]));
+        return SRLM_ERR(SRLM_BAD_INPUT, "batch_size %d: at most %d", bs, (int)(sizeof ex / sizeof ex[0]));
     for (int i = 0; i < bs; i++) ex[i] = example_at(t, step * (long)bs + i);
     memset(res, 0, sizeof *res);
     SRLM_CHECK(srlm_llama_grads_zero(&t->g, &t->m));
 
-    /* SFT: the loss is the sum over the GLOBAL batch's target tokens divided by their count */
+    /* SFT: the loss is the sum over the GLOBAL batch's target tokens divided by their
+     * count; every rank knows the whole batch, so no communication is needed for it */
     long n_targets = 0;
     if (t->job->kind == SRLM_TRAIN_SFT)
         for (int i = 0; i < bs; i++) n_targets += t->sft.ex[ex[i]].n_response;
 
-    for (int i0 = 0, micro = 0; i0 < bs; i0 += per, micro++) {
-        int n = bs - i0 < per ? bs - i0 : per;
+    /* this dp replica's share of the batch: examples [lo, hi) */
+    const int lo = (int)((long)bs * t->dp_rank / t->dp), hi = (int)((long)bs * (t->dp_rank + 1) / t->dp);
+    double part[7] = {0}; /* loss, 4 DPO metrics, tokens, skipped: summed over replicas */
+    for (int i0 = lo; i0 < hi; i0 += per) {
+        int n = hi - i0 < per ? hi - i0 : per;
         int T, B;
         if (t->job->kind == SRLM_TRAIN_SFT) { T = sft_sequences(t, ex + i0, n); B = n; }
         else { T = dpo_sequences(t, ex + i0, n); B = 2 * n; }
-        srlm_train_batch b = {B, T, t->ids, t->len, (float)tc->dropout, srlm_rng_key(step_key, (uint64_t)micro)};
+        /* masks keyed by the batch position of the micro-batch's first example */
+        srlm_train_batch b = {B, T, t->ids, t->len, (float)tc->dropout, srlm_rng_key(step_key, (uint64_t)i0)};
         SRLM_CHECK(srlm_llama_train_forward(&t->m, &t->acts, &b, t->logp));
         memset(t->dlogp, 0, sizeof(float) * (size_t)B * T);
-        for (int k = 0; k < B; k++) res->tokens += t->len[k];
+        for (int k = 0; k < B; k++) part[5] += t->len[k];
         if (t->job->kind == SRLM_TRAIN_SFT) {
             for (int k = 0; k < n; k++) {
                 int np = t->sft.ex[ex[i0 + k]].n_prompt;
-                res->loss -= response_logp(t, k, T, np) / (double)n_targets;
+                part[0] -= response_logp(t, k, T, np) / (double)n_targets;
                 set_response_grad(t, k, T, np, -1.0f / (float)n_targets);
             }
         } else {
@@ -338,14 +366,14 @@ static srlm_status train_step(trainer *t, step_result *res) {
                                   tc->beta, tc->label_smoothing};
             srlm_dpo_metrics mt;
             srlm_status st = srlm_dpo_compute(&dp, n, pc, pr, rc, rr, nc, nrj, &mt, dc, dr);
-            if (st == SRLM_BAD_INPUT) { res->skipped = 1; continue; } /* non-finite log-probs */
+            if (st == SRLM_BAD_INPUT) { part[6] = 1; continue; } /* non-finite log-probs */
             SRLM_CHECK(st);
             double w = (double)n / bs; /* micro-batch mean -> global batch mean */
-            res->loss += w * mt.loss;
-            res->dpo.reward_chosen += w * mt.reward_chosen;
-            res->dpo.reward_rejected += w * mt.reward_rejected;
-            res->dpo.reward_margin += w * mt.reward_margin;
-            res->dpo.reward_accuracy += w * mt.reward_accuracy;
+            part[0] += w * mt.loss;
+            part[1] += w * mt.reward_chosen;
+            part[2] += w * mt.reward_rejected;
+            part[3] += w * mt.reward_margin;
+            part[4] += w * mt.reward_accuracy;
             for (int k = 0; k < n; k++) {
                 int np = t->dpo.ex[ex[i0 + k]].n_prompt;
                 set_response_grad(t, 2 * k, T, np, (float)(w * dc[k]));
@@ -354,24 +382,44 @@ static srlm_status train_step(trainer *t, step_result *res) {
         }
         SRLM_CHECK(srlm_llama_train_backward(&t->m, &t->acts, &b, t->dlogp, &t->g));
     }
-    res->dpo.loss = res->loss;
+    /* tp ranks of a replica computed the same numbers: sum over replicas only */
+    SRLM_CHECK(srlm_comm_allreduce(t->dp_comm, part, 7, SRLM_COMM_F64, SRLM_REDUCE_SUM));
+    res->loss = part[0];
+    res->dpo = (srlm_dpo_metrics){part[0], part[1], part[2], part[3], part[4]};
+    res->tokens = part[5];
+    res->skipped = part[6] > 0;
 
-    /* clip by the global norm, then AdamW per segment (decay on matrices only) */
-    const size_t n_params = (size_t)t->m.n_params_local;
-    float *grad = t->g.flat.data, *param = t->m.params.data;
-    res->grad_norm = sqrt(srlm_sum_squares(grad, n_params));
+    /* ZeRO-1: sum the replicas' gradients, each rank keeping its 1/dp shard */
+    SRLM_CHECK(srlm_llama_grads_reduce_replicas(&t->m, &t->g));
+    float *gflat = t->g.flat.data;
+    if (t->dp > 1) {
+        memset(gflat + t->m.n_params_local, 0, sizeof(float) * (size_t)(t->n_pad - t->m.n_params_local));
+        SRLM_CHECK(srlm_comm_reduce_scatter_f32(t->dp_comm, gflat, t->gshard, (size_t)t->n_shard));
+    } else {
+        memcpy(t->gshard, gflat, sizeof(float) * (size_t)t->n_shard);
+    }
+    double sq = shard_sum_squares(t);
+    SRLM_CHECK(srlm_comm_allreduce(t->world, &sq, 1, SRLM_COMM_F64, SRLM_REDUCE_SUM));
+    res->grad_norm = sqrt(sq);
     res->lr = srlm_lr_at(tc, step, t->total_steps);
     if (res->skipped || !isfinite(res->loss) || !isfinite(res->grad_norm)) {
-        res->skipped = 1;
+        res->skipped = 1; /* every rank sees the same global numbers: all skip */
         return SRLM_OK;
     }
     double clip = srlm_clip_factor(res->grad_norm, tc->grad_clip);
-    if (clip < 1.0) srlm_scale_f32(grad, n_params, (float)clip);
+    if (clip < 1.0) srlm_scale_f32(t->gshard, (size_t)t->n_shard, (float)clip);
     srlm_adamw_hparams h = srlm_adamw_hparams_make(tc, res->lr);
-    for (int i = 0; i < t->n_segs; i++) {
-        const param_segment *sg = &t->segs[i];
-        srlm_adamw_step(param + sg->off, grad + sg->off, t->adam_m + sg->off, t->adam_v + sg->off, sg->n,
-                        &h, step + 1, sg->decay && tc->weight_decay > 0);
+    adamw_shard(t, &h, step);
+
+    /* every replica gets every updated shard (the gradient buffer is free now) */
+    if (t->dp > 1) {
+        float *param = t->m.params.data;
+        int64_t have = t->m.n_params_local - t->shard_off;
+        have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
+        memcpy(gflat + t->shard_off, param + t->shard_off, sizeof(float) * (size_t)have);
+        memset(gflat + t->shard_off + have, 0, sizeof(float) * (size_t)(t->n_shard - have));
+        SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
+        memcpy(param, gflat, sizeof(float) * (size_t)t->m.n_params_local);
     }
     return SRLM_OK;
 }
@@ -458,6 +506,7 @@ static void trainer_close(trainer *t) {
     srlm_tokenizer_free(t->tok);
     if (t->be) srlm_backend_free(t->be);
     free(t->adam_m);
+    free(t->gshard);
     free(t->segs);
     free(t->perm);
     free(t->ids);
@@ -469,8 +518,22 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     const srlm_train_config *tc = t->tc;
     if (tc->batch_size < 1 || tc->micro_batch_size < 1)
         return SRLM_ERR(SRLM_BAD_INPUT, "batch_size and micro_batch_size must be >= 1");
-    SRLM_CHECK(srlm_mkdir_p(t->job->out_dir));
-    SRLM_CHECK(find_latest(t->job->out_dir, resume_step));
+    /* topology: NULL communicators mean this process alone */
+    t->topo = t->job->topo;
+    t->world = t->topo ? t->topo->world : NULL;
+    t->tp_comm = t->topo ? t->topo->tp_comm : NULL;
+    t->dp_comm = t->topo ? t->topo->dp_comm : NULL;
+    t->rank = srlm_comm_rank(t->world);
+    t->dp = t->topo ? t->topo->dp : 1;
+    t->dp_rank = t->topo ? t->topo->dp_rank : 0;
+    if (t->rank == 0) {
+        SRLM_CHECK(srlm_mkdir_p(t->job->out_dir));
+        SRLM_CHECK(find_latest(t->job->out_dir, resume_step));
+    }
+    /* everyone resumes from the step rank 0 found */
+    int64_t latest = *resume_step;
+    SRLM_CHECK(srlm_comm_broadcast(t->world, &latest, sizeof latest, 0));
+    *resume_step = (long)latest;
 
     if (c->model.tokenizer && *c->model.tokenizer) snprintf(t->tok_path, sizeof t->tok_path, "%s", c->model.tokenizer);
     else snprintf(t->tok_path, sizeof t->tok_path, "%s/tokenizer.model", c->model.path);
@@ -485,10 +548,11 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     } else {
         snprintf(model_dir, sizeof model_dir, "%s", c->model.path);
     }
+    SRLM_CHECK(srlm_fault_point(t->kind_name, 0, t->rank, "load"));
     SRLM_CHECK(srlm_ckpt_open(&t->ck, model_dir));
     t->opened |= 1;
     SRLM_CHECK(srlm_backend_cpu_new(&t->be, c->backend.threads));
-    SRLM_CHECK(srlm_llama_load(&t->m, &t->ck, t->be, NULL));
+    SRLM_CHECK(srlm_llama_load(&t->m, &t->ck, t->be, t->tp_comm));
     t->opened |= 2;
     if (srlm_tokenizer_vocab_size(t->tok) > t->m.cfg.vocab_size)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s has %d pieces but the model has %d embeddings", t->tok_path,
@@ -525,31 +589,42 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->total_steps = (long)ceil(tc->epochs * t->n_examples / tc->batch_size);
     if (t->total_steps < 1) t->total_steps = 1;
 
-    /* buffers */
-    const size_t n_params = (size_t)t->m.n_params_local, N = (size_t)t->micro_seqs * (size_t)t->max_len;
-    t->adam_m = calloc(2 * n_params, sizeof(float));
+    /* buffers; the optimizer state is this rank's shard of the flat layout padded to
+     * a multiple of dp, so no tensor size has to divide by anything */
+    const size_t N = (size_t)t->micro_seqs * (size_t)t->max_len;
+    t->n_shard = (t->m.n_params_local + t->dp - 1) / t->dp;
+    t->n_pad = t->n_shard * t->dp;
+    t->shard_off = t->n_shard * t->dp_rank;
+    t->adam_m = calloc(2 * (size_t)t->n_shard, sizeof(float));
+    t->gshard = malloc(sizeof(float) * (size_t)t->n_shard);
     t->perm = malloc(sizeof(int) * (size_t)t->n_examples);
     t->ids = malloc(sizeof(int) * (N + (size_t)t->micro_seqs));
     t->logp = malloc(sizeof(float) * 2 * N);
-    if (!t->adam_m || !t->perm || !t->ids || !t->logp)
-        return SRLM_ERR(SRLM_FAILED, "out of memory for optimizer state (%zu parameters)", n_params);
-    t->adam_v = t->adam_m + n_params;
+    if (!t->adam_m || !t->gshard || !t->perm || !t->ids || !t->logp)
+        return SRLM_ERR(SRLM_FAILED, "out of memory for optimizer state (%lld parameters in this shard)",
+                        (long long)t->n_shard);
+    t->adam_v = t->adam_m + t->n_shard;
     t->len = t->ids + N;
     t->dlogp = t->logp + N;
     t->perm_epoch = -1;
-    SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m));
+    SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m, t->n_pad));
     t->opened |= 4;
     SRLM_CHECK(srlm_train_acts_new(&t->acts, &t->m, (int)N, tc->recompute));
     t->opened |= 8;
-    SRLM_CHECK(build_segments(t));
+    SRLM_CHECK(srlm_llama_segments(&t->m, &t->segs, &t->n_segs));
 
     /* state */
     memset(&t->st, 0, sizeof t->st);
     if (*resume_step >= 0) {
         char sd[1100];
         step_dir(sd, sizeof sd, t->job->out_dir, *resume_step);
-        t->st.tp = 1; /* this run's layout, checked against the saved one */
-        SRLM_CHECK(srlm_train_state_load(sd, 0, t->kind_name, &t->st, t->adam_m, t->adam_v, n_params));
+        t->st.tp = t->m.tp_size; /* this run's layout, checked against the saved one */
+        SRLM_CHECK(srlm_train_state_load(sd, t->rank, t->kind_name, &t->st, t->adam_m, t->adam_v,
+                                         (size_t)t->n_shard));
+        if (t->st.dp != t->dp)
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s was written with dp=%d; this run has dp=%d: resharding the "
+                            "optimizer state to another dp is not supported yet (rerun with parallel.dp=%d)",
+                            sd, t->st.dp, t->dp, t->st.dp);
         if (t->st.config_hash != srlm_config_hash(c))
             return SRLM_ERR(SRLM_BAD_INPUT, "%s was written with a different config (hash %016llx, now %016llx): "
                             "use another output folder, or restore the config", sd,
@@ -558,9 +633,9 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     snprintf(t->st.kind, sizeof t->st.kind, "%s", t->kind_name);
     t->st.total_steps = t->total_steps;
     t->st.config_hash = srlm_config_hash(c);
-    t->st.tp = 1;
-    t->st.dp = 1;
-    t->st.rank = 0;
+    t->st.tp = t->m.tp_size;
+    t->st.dp = t->dp;
+    t->st.rank = t->rank;
     t->st.rng_key = (uint64_t)c->run.seed;
     return SRLM_OK;
 }
@@ -584,21 +659,22 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
     SRLM_INFO("%s: %d examples, %ld steps of %d (micro-batches of %d), %lld parameters, lr %g -> %g",
               t.kind_name, t.n_examples, t.total_steps, t.tc->batch_size, t.tc->micro_batch_size,
               (long long)t.m.n_params_local, t.tc->lr, t.tc->lr_min);
-    SRLM_CHECK_GOTO(open_metrics(&t, &metrics), st, done);
+    if (t.rank == 0) SRLM_CHECK_GOTO(open_metrics(&t, &metrics), st, done);
 
     const double t0 = now_s();
     double last_print = 0, tokens = 0;
     long done_here = 0, bad_in_row = 0, skipped_total = 0;
     const long every = t.tc->checkpoint_every > 0 ? t.tc->checkpoint_every : t.total_steps;
     while (t.st.step < t.total_steps) {
-        step_result r;
+        step_result r = {0};
+        SRLM_CHECK_GOTO(srlm_fault_point(t.kind_name, t.st.step, t.rank, "step"), st, done);
         SRLM_CHECK_GOTO(train_step(&t, &r), st, done);
         t.st.step++;
         t.st.data_pos = t.st.step * (long)t.tc->batch_size;
         t.st.data_epoch = t.st.data_pos / t.n_examples;
         done_here++;
         tokens += r.tokens;
-        write_metrics(&t, metrics, &r, now_s() - t0);
+        if (metrics) write_metrics(&t, metrics, &r, now_s() - t0);
         if (r.skipped) {
             skipped_total++;
             SRLM_WARN("%s step %ld: non-finite loss or gradient (loss %g, norm %g): step skipped (%ld in a row)",
@@ -613,14 +689,16 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
             bad_in_row = 0;
         }
         double el = now_s() - t0;
-        if (!job->quiet && (el - last_print > 2.0 || t.st.step == t.total_steps || done_here == 1)) {
+        if (t.rank == 0 && !job->quiet && (el - last_print > 2.0 || t.st.step == t.total_steps || done_here == 1)) {
             char eta[32];
             format_eta(eta, sizeof eta, el / done_here * (double)(t.total_steps - t.st.step));
             fprintf(stderr, "%s step %ld/%ld | loss %.4f | lr %.3g | grad norm %.3g | %.0f tokens/s | ETA %s\n",
                     t.kind_name, t.st.step, t.total_steps, r.loss, r.lr, r.grad_norm, tokens / el, eta);
             last_print = el;
         }
-        int stop = g_stop_requested || (job->stop_after > 0 && done_here >= job->stop_after);
+        /* every rank stops at the same step: the request is OR-reduced */
+        int32_t stop = g_stop_requested || (job->stop_after > 0 && done_here >= job->stop_after);
+        SRLM_CHECK_GOTO(srlm_comm_allreduce(t.world, &stop, 1, SRLM_COMM_I32, SRLM_REDUCE_MAX), st, done);
         /* a skipped step changed nothing: no checkpoint, so the newest stays the last good one */
         if ((!r.skipped && (t.st.step % every == 0 || t.st.step == t.total_steps)) || stop)
             SRLM_CHECK_GOTO(save_checkpoint(&t), st, done);
@@ -635,7 +713,8 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
     /* the result: an HF checkpoint in the configured dtype */
     char final_dir[1100];
     snprintf(final_dir, sizeof final_dir, "%s/model", job->out_dir);
-    SRLM_CHECK_GOTO(srlm_llama_save(&t.m, final_dir, cfg->model.dtype, t.tok_path, 0), st, done);
+    if (t.dp_rank == 0) SRLM_CHECK_GOTO(srlm_llama_save(&t.m, final_dir, cfg->model.dtype, t.tok_path, 0), st, done);
+    SRLM_CHECK_GOTO(srlm_comm_barrier(t.world), st, done);
     SRLM_INFO("%s: done: %ld steps (%ld skipped as non-finite); model written to %s", t.kind_name, t.st.step,
               skipped_total, final_dir);
     st = SRLM_OK;

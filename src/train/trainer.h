@@ -4,6 +4,7 @@
 #ifndef SRLM_TRAINER_H
 #define SRLM_TRAINER_H
 
+#include "dist/topology.h"
 #include "io/config.h"
 
 typedef enum { SRLM_TRAIN_SFT, SRLM_TRAIN_DPO } srlm_train_kind;
@@ -15,9 +16,11 @@ typedef struct {
     long            stop_after;  /* > 0: stop after this many optimizer steps in this
                                   * invocation, checkpoint, return SRLM_INTERRUPTED */
     int             quiet;       /* no progress line */
+    const srlm_topology *topo;   /* NULL: this process alone (tp = dp = 1) */
 } srlm_train_job;
 
-/* Runs the job to the end, resuming from the newest complete checkpoint in
+/* Collective over every rank of job->topo: all call it with the same config.
+ * Runs the job to the end, resuming from the newest complete checkpoint in
  * out_dir/train when there is one. Returns SRLM_INTERRUPTED (exit 75) when
  * stopped by stop_after or by SIGTERM/SIGUSR1, after saving a checkpoint. */
 srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job);

@@ -225,18 +225,11 @@ static void check_replaces_and_refuses(void) {
     CHECK(!srlm_path_exists(junk));
     check_saved(&m, dir, 0, 0, NULL);
 
-    /* tp > 1 is refused before anything is written */
-    srlm_llama fake = m;
-    fake.tp_size = 2;
-    snprintf(dir, sizeof dir, "%s/tp2", g_root);
-    srlm_status st = srlm_llama_save(&fake, dir, SRLM_F32, NULL, 0);
-    CHECK_MSG(st == SRLM_FAILED && strstr(srlm_last_error(), "saving a tensor-parallel model is not supported yet"),
-              "status %d: %s", (int)st, srlm_last_error());
-    CHECK(!srlm_path_exists(dir));
+    /* (tensor-parallel saving is tested under MPI: tests/mpi/test_dist_train.c) */
 
     /* a missing tokenizer fails, saying so, and leaves neither DIR nor DIR.tmp */
     snprintf(dir, sizeof dir, "%s/notok", g_root);
-    st = srlm_llama_save(&m, dir, SRLM_F32, "/nonexistent/tokenizer.model", 0);
+    srlm_status st = srlm_llama_save(&m, dir, SRLM_F32, "/nonexistent/tokenizer.model", 0);
     CHECK_MSG(st == SRLM_BAD_INPUT && strstr(srlm_last_error(), "/nonexistent/tokenizer.model"), "%s",
               srlm_last_error());
     CHECK(!srlm_path_exists(dir));

@@ -151,8 +151,8 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     if (test_failures != before) return;
     srlm_llama_grads g, g2;
     srlm_train_acts a, ar;
-    CHECK_OK(srlm_llama_grads_new(&g, &m));
-    CHECK_OK(srlm_llama_grads_new(&g2, &m));
+    CHECK_OK(srlm_llama_grads_new(&g, &m, 0));
+    CHECK_OK(srlm_llama_grads_new(&g2, &m, 0));
     CHECK_OK(srlm_train_acts_new(&a, &m, bd.B * bd.T, 0));
     CHECK_OK(srlm_train_acts_new(&ar, &m, bd.B * bd.T, 1));
     srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0};

@@ -1,0 +1,12 @@
+/* Named fault points for tests (DESIGN.md: SRLM_FAULT=phase:item:rank:point).
+ * A fault fires when the environment names this exact place, so every fault
+ * test is deterministic. "*" matches anything in a field. */
+#ifndef SRLM_FAULT_H
+#define SRLM_FAULT_H
+
+#include "core/status.h"
+
+/* SRLM_FAILED with "injected fault at ..." when SRLM_FAULT matches, else SRLM_OK. */
+srlm_status srlm_fault_point(const char *phase, long item, int rank, const char *point);
+
+#endif
