@@ -1,0 +1,266 @@
+/* NCCL implementation of srlm_comm for device buffers (see comm_nccl.h).
+ * Built only in CUDA builds (library srlmnccl); not exercised by CI, which has
+ * no GPU. The front end in comm_mpi.c has already checked the arguments. */
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist/comm_nccl.h"
+
+typedef struct {
+    ncclComm_t   comm;
+    cudaStream_t stream;
+    int          device;
+    float       *scratch; /* one float on the device, for the barrier */
+} nccl_impl;
+
+static nccl_impl *impl_of(const srlm_comm *c) { return c->impl; }
+
+/* "<what>: <call> failed: <library's error string>[ (NCCL's last error)]". */
+__attribute__((format(printf, 5, 6))) static srlm_status lib_failed(const char *file, int line, const char *call,
+                                                                    const char *err, const char *fmt, ...) {
+    char    what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return srlm_error_at(file, line, SRLM_FAILED, "%s: %s failed: %s", what, call, err);
+}
+
+static const char *nccl_error(ncclResult_t rc, ncclComm_t comm, char *buf, size_t cap) {
+    const char *last = ncclGetLastError(comm);
+    snprintf(buf, cap, "%s%s%s%s", ncclGetErrorString(rc), last && *last ? " (" : "", last ? last : "",
+             last && *last ? ")" : "");
+    return buf;
+}
+
+#define NCCL_TRY_GOTO(st, label, comm, fn, args, ...)                                                  \
+    do {                                                                                               \
+        ncclResult_t nccl_rc_ = fn args;                                                               \
+        if (nccl_rc_ != ncclSuccess) {                                                                 \
+            char nccl_buf_[768];                                                                       \
+            (st) = lib_failed(__FILE__, __LINE__, #fn, nccl_error(nccl_rc_, (comm), nccl_buf_, sizeof nccl_buf_), \
+                              __VA_ARGS__);                                                            \
+            goto label;                                                                                \
+        }                                                                                              \
+    } while (0)
+
+#define CUDA_TRY_GOTO(st, label, fn, args, ...)                                                        \
+    do {                                                                                               \
+        cudaError_t cuda_rc_ = fn args;                                                                \
+        if (cuda_rc_ != cudaSuccess) {                                                                 \
+            (st) = lib_failed(__FILE__, __LINE__, #fn, cudaGetErrorString(cuda_rc_), __VA_ARGS__);     \
+            goto label;                                                                                \
+        }                                                                                              \
+    } while (0)
+
+static ncclDataType_t nccl_dtype(srlm_comm_dtype t) {
+    switch (t) {
+    case SRLM_COMM_F32: return ncclFloat32;
+    case SRLM_COMM_F64: return ncclFloat64;
+    case SRLM_COMM_I32: return ncclInt32;
+    case SRLM_COMM_I64: return ncclInt64;
+    case SRLM_COMM_BYTE: return ncclUint8;
+    case SRLM_COMM_BF16: return ncclBfloat16;
+    }
+    return ncclUint8;
+}
+
+static ncclRedOp_t nccl_op(srlm_reduce_op op) {
+    return op == SRLM_REDUCE_SUM ? ncclSum : op == SRLM_REDUCE_MAX ? ncclMax : ncclMin;
+}
+
+static srlm_status nc_allreduce(srlm_comm *c, void *buf, size_t n, srlm_comm_dtype t, srlm_reduce_op op) {
+    srlm_status st = SRLM_OK;
+    nccl_impl  *m = impl_of(c);
+    NCCL_TRY_GOTO(st, done, m->comm, ncclAllReduce, (buf, buf, n, nccl_dtype(t), nccl_op(op), m->comm, m->stream),
+                  "allreduce (%s) of %zu %s on rank %d of %d", srlm_reduce_op_name(op), n, srlm_comm_dtype_name(t),
+                  c->rank, c->size);
+done:
+    return st;
+}
+
+static srlm_status nc_reduce_scatter_f32(srlm_comm *c, const float *send, float *recv, size_t n) {
+    srlm_status st = SRLM_OK;
+    nccl_impl  *m = impl_of(c);
+    NCCL_TRY_GOTO(st, done, m->comm, ncclReduceScatter, (send, recv, n, ncclFloat32, ncclSum, m->comm, m->stream),
+                  "reduce-scatter of %zu floats per rank on rank %d of %d", n, c->rank, c->size);
+done:
+    return st;
+}
+
+static srlm_status nc_allgather_f32(srlm_comm *c, const float *send, float *recv, size_t n) {
+    srlm_status st = SRLM_OK;
+    nccl_impl  *m = impl_of(c);
+    /* NCCL treats send == recv + rank * n as in place. */
+    NCCL_TRY_GOTO(st, done, m->comm, ncclAllGather, (send, recv, n, ncclFloat32, m->comm, m->stream),
+                  "allgather of %zu floats per rank on rank %d of %d", n, c->rank, c->size);
+done:
+    return st;
+}
+
+static srlm_status nc_gatherv_bytes(srlm_comm *c, const void *send, size_t send_bytes, void *recv,
+                                    const size_t *recv_bytes, int root) {
+    srlm_status st = SRLM_OK, end_st = SRLM_OK;
+    nccl_impl  *m = impl_of(c);
+    if (c->rank != root) {
+        if (send_bytes)
+            NCCL_TRY_GOTO(st, done, m->comm, ncclSend, (send, send_bytes, ncclUint8, root, m->comm, m->stream),
+                          "gatherv: sending %zu bytes from rank %d to root %d", send_bytes, c->rank, root);
+        return SRLM_OK;
+    }
+    size_t displ = 0;
+    NCCL_TRY_GOTO(st, done, m->comm, ncclGroupStart, (), "gatherv to root %d", root);
+    for (int r = 0; r < c->size; r++) {
+        char *dst = (char *)recv + displ;
+        displ += recv_bytes[r];
+        if (recv_bytes[r] == 0) continue; /* both sides know: nothing posted */
+        if (r == root) {
+            if (dst != send)
+                CUDA_TRY_GOTO(st, end, cudaMemcpyAsync,
+                              (dst, send, send_bytes, cudaMemcpyDeviceToDevice, m->stream),
+                              "gatherv: root %d copying its own %zu bytes", root, send_bytes);
+        } else {
+            NCCL_TRY_GOTO(st, end, m->comm, ncclRecv, (dst, recv_bytes[r], ncclUint8, r, m->comm, m->stream),
+                          "gatherv: root %d receiving %zu bytes from rank %d", root, recv_bytes[r], r);
+        }
+    }
+end:
+    /* Always close the group, also after a failure inside it. */
+    NCCL_TRY_GOTO(end_st, done_end, m->comm, ncclGroupEnd, (), "gatherv to root %d", root);
+done_end:
+    if (st == SRLM_OK) st = end_st;
+done:
+    return st;
+}
+
+static srlm_status nc_broadcast(srlm_comm *c, void *buf, size_t bytes, int root) {
+    srlm_status st = SRLM_OK;
+    nccl_impl  *m = impl_of(c);
+    NCCL_TRY_GOTO(st, done, m->comm, ncclBroadcast, (buf, buf, bytes, ncclUint8, root, m->comm, m->stream),
+                  "broadcast of %zu bytes from root %d on rank %d of %d", bytes, root, c->rank, c->size);
+done:
+    return st;
+}
+
+static srlm_status nc_send(srlm_comm *c, const void *buf, size_t bytes, int dest, int tag) {
+    srlm_status st = SRLM_OK;
+    nccl_impl  *m = impl_of(c);
+    if (bytes == 0) return SRLM_OK; /* NCCL has no empty messages; the receiver skips too */
+    NCCL_TRY_GOTO(st, done, m->comm, ncclSend, (buf, bytes, ncclUint8, dest, m->comm, m->stream),
+                  "send of %zu bytes from rank %d to rank %d", bytes, c->rank, dest);
+done:
+    return st;
+}
+
+static srlm_status nc_recv(srlm_comm *c, void *buf, size_t bytes, int src, int tag) {
+    srlm_status st = SRLM_OK;
+    nccl_impl  *m = impl_of(c);
+    if (bytes == 0) return SRLM_OK;
+    NCCL_TRY_GOTO(st, done, m->comm, ncclRecv, (buf, bytes, ncclUint8, src, m->comm, m->stream),
+                  "recv of %zu bytes on rank %d from rank %d", bytes, c->rank, src);
+done:
+    return st;
+}
+
+static srlm_status nc_barrier(srlm_comm *c) {
+    srlm_status st = SRLM_OK;
+    nccl_impl  *m = impl_of(c);
+    NCCL_TRY_GOTO(st, done, m->comm, ncclAllReduce, (m->scratch, m->scratch, 1, ncclFloat32, ncclSum, m->comm, m->stream),
+                  "barrier on rank %d of %d", c->rank, c->size);
+    CUDA_TRY_GOTO(st, done, cudaStreamSynchronize, (m->stream), "barrier on rank %d of %d", c->rank, c->size);
+done:
+    return st;
+}
+
+static void nc_destroy(srlm_comm *c) {
+    nccl_impl *m = impl_of(c);
+    if (!m) return;
+    if (m->comm) {
+        ncclCommFinalize(m->comm); /* flush what is still enqueued */
+        ncclCommDestroy(m->comm);
+    }
+    if (m->scratch) cudaFree(m->scratch);
+    free(m);
+}
+
+static const srlm_comm_ops NCCL_OPS = {
+    .name = "NCCL",
+    .allreduce = nc_allreduce,
+    .reduce_scatter_f32 = nc_reduce_scatter_f32,
+    .allgather_f32 = nc_allgather_f32,
+    .gatherv_bytes = nc_gatherv_bytes,
+    .broadcast = nc_broadcast,
+    .send = nc_send,
+    .recv = nc_recv,
+    .barrier = nc_barrier,
+    .split = NULL,
+    .destroy = nc_destroy,
+};
+
+srlm_status srlm_comm_nccl_new(srlm_comm *mpi_comm, int device, void *cuda_stream, srlm_comm **out) {
+    if (!out) return SRLM_ERR(SRLM_BAD_INPUT, "srlm_comm_nccl_new: NULL output");
+    *out = NULL;
+    srlm_status st = SRLM_OK;
+    int         rank = srlm_comm_rank(mpi_comm), size = srlm_comm_size(mpi_comm);
+    srlm_comm  *c = calloc(1, sizeof *c);
+    nccl_impl  *m = calloc(1, sizeof *m);
+    /* Local set-up first; then every rank learns whether all succeeded, so a
+     * failure on one rank never leaves the others waiting in ncclCommInitRank. */
+    struct {
+        int          ok;
+        ncclUniqueId id;
+    } hello;
+    memset(&hello, 0, sizeof hello);
+    int32_t ok = 1;
+    if (!c || !m) {
+        st = SRLM_ERR(SRLM_FAILED, "setting up NCCL: out of memory");
+        ok = 0;
+    }
+    if (ok) {
+        CUDA_TRY_GOTO(st, local_done, cudaSetDevice, (device), "setting up NCCL on rank %d: selecting CUDA device %d",
+                      rank, device);
+        CUDA_TRY_GOTO(st, local_done, cudaMalloc, ((void **)&m->scratch, sizeof(float)),
+                      "setting up NCCL on rank %d: barrier scratch on device %d", rank, device);
+        CUDA_TRY_GOTO(st, local_done, cudaMemset, (m->scratch, 0, sizeof(float)),
+                      "setting up NCCL on rank %d: barrier scratch on device %d", rank, device);
+        if (rank == 0)
+            NCCL_TRY_GOTO(st, local_done, NULL, ncclGetUniqueId, (&hello.id), "setting up NCCL: making the unique id");
+    }
+local_done:
+    if (st != SRLM_OK) ok = 0;
+    hello.ok = rank == 0 ? ok : 0;
+    /* rank 0 always broadcasts (ok or not), then all agree on the outcome */
+    srlm_status mst = srlm_comm_broadcast(mpi_comm, &hello, sizeof hello, 0);
+    if (mst == SRLM_OK) {
+        if (!hello.ok) ok = 0;
+        mst = srlm_comm_allreduce(mpi_comm, &ok, 1, SRLM_COMM_I32, SRLM_REDUCE_MIN);
+    }
+    if (mst != SRLM_OK) {
+        st = mst; /* MPI's message wins: the others see the same failure */
+        goto fail;
+    }
+    if (!ok) {
+        if (st == SRLM_OK)
+            st = SRLM_ERR(SRLM_FAILED, "setting up NCCL on rank %d: another rank failed (see its message)", rank);
+        goto fail;
+    }
+    m->device = device;
+    m->stream = (cudaStream_t)cuda_stream;
+    NCCL_TRY_GOTO(st, fail, NULL, ncclCommInitRank, (&m->comm, size, hello.id, rank),
+                  "setting up NCCL: rank %d of %d joining on device %d", rank, size, device);
+    c->ops = &NCCL_OPS;
+    c->rank = rank;
+    c->size = size;
+    c->impl = m;
+    *out = c;
+    return SRLM_OK;
+fail:
+    if (m && m->scratch) cudaFree(m->scratch);
+    free(m);
+    free(c);
+    return st;
+}
