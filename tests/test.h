@@ -55,6 +55,28 @@ static int test_failures = 0;
         return test_failures ? 1 : 0;                                               \
     } while (0)
 
+/* The whole file, NUL-terminated (malloc'd); NULL when it cannot be read.
+ * *len (may be NULL) gets its size. */
+static inline char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0, got;
+    char *s = malloc(cap + 1);
+    while (s && (got = fread(s + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *grown = realloc(s, 2 * cap + 1);
+            if (!grown) { free(s); s = NULL; break; }
+            s = grown;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (s) s[n] = '\0';
+    if (len) *len = n;
+    return s;
+}
+
 static inline const char *test_env(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v && *v ? v : fallback;

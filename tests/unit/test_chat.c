@@ -26,21 +26,6 @@ static void find_corpus(char *out, size_t n) {
              slash ? __FILE__ : ".");
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, got;
-    char *buf = malloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n < 2) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int have_tool(const char *name) {
     char cmd[256];
     snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", name);
@@ -80,7 +65,7 @@ static void ref_encode(const char *text, ids_t *out) {
              in_path, out_path);
     if (system(cmd) != 0) { fprintf(stderr, "failed: %s\n", cmd); exit(1); }
     size_t len;
-    char *res = read_file(out_path, &len), *line = res, *save = NULL;
+    char *res = test_read_file(out_path, &len), *line = res, *save = NULL;
     int seg = -1, space_id = -1, byte01 = -1;
     for (char *nl; (nl = strchr(line, '\n')); line = nl + 1, seg++) {
         *nl = '\0';

@@ -13,19 +13,6 @@
 
 #include "test.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Run a shell command; capture stdout (and stderr when merged by the command). */
 static int run(const char *cmd, char *out, size_t cap) {
     FILE *p = popen(cmd, "r");
@@ -45,7 +32,7 @@ static void check_model(const char *bin, const char *dir, const char *tmp) {
     char path[1200], cmd[4096];
     static char out[1 << 16];
     snprintf(path, sizeof path, "%s/reference.json", dir);
-    char *text = slurp(path);
+    char *text = test_read_file(path, NULL);
     CHECK_MSG(text != NULL, "cannot read %s", path);
     if (!text) return;
     cJSON *ref = cJSON_Parse(text);

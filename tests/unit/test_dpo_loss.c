@@ -26,19 +26,6 @@
 
 static double worst_rel = 0; /* largest relative difference against TRL, reported */
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 static int json_doubles(const cJSON *obj, const char *key, double *v) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(obj, key);
     int n = cJSON_GetArraySize(arr);
@@ -177,7 +164,7 @@ static void test_fixtures(void) {
     const char *dir = test_env("SRLM_FIXTURES", "tests/fixtures");
     char path[1024];
     snprintf(path, sizeof path, "%s/dpo/reference.json", dir);
-    char *text = slurp(path);
+    char *text = test_read_file(path, NULL);
     CHECK_MSG(text != NULL, "cannot read %s", path);
     if (!text) return;
     cJSON *root = cJSON_Parse(text);

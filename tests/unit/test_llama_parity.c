@@ -21,19 +21,6 @@
 #define LOGIT_TOL 1e-4
 #define LOGP_TOL 1e-4
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 static int *json_ints(const cJSON *arr, int *n) {
     *n = cJSON_GetArraySize(arr);
     int *v = malloc(sizeof(int) * (size_t)(*n > 0 ? *n : 1));
@@ -67,7 +54,7 @@ static double logits_diff(srlm_llama *m, srlm_llama_acts *a, int row0, int nrows
 static void check_case(const char *dir, srlm_backend *be) {
     char path[1200];
     snprintf(path, sizeof path, "%s/reference.json", dir);
-    char *text = slurp(path);
+    char *text = test_read_file(path, NULL);
     CHECK_MSG(text != NULL, "cannot read %s", path);
     if (!text) return;
     cJSON *ref = cJSON_Parse(text);

@@ -16,20 +16,6 @@
 static char g_root[900];
 static srlm_backend *g_be;
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)len + 1);
-    if (s && fread(s, 1, (size_t)len, f) != (size_t)len) { free(s); s = NULL; }
-    if (s) s[len] = '\0';
-    fclose(f);
-    *n = (size_t)len;
-    return s;
-}
-
 static int configs_equal(const srlm_hf_config *a, const srlm_hf_config *b) {
     return a->vocab_size == b->vocab_size && a->hidden_size == b->hidden_size &&
            a->intermediate_size == b->intermediate_size && a->num_hidden_layers == b->num_hidden_layers &&
@@ -89,7 +75,7 @@ static void check_saved(const srlm_llama *m, const char *dir, int bf16, int want
     if (tok_src) {
         size_t n1 = 0, n2 = 0;
         snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-        char *x = slurp(tok_src, &n1), *y = slurp(path, &n2);
+        char *x = test_read_file(tok_src, &n1), *y = test_read_file(path, &n2);
         CHECK_MSG(x && y && n1 == n2 && !memcmp(x, y, n1), "%s differs from %s", path, tok_src);
         free(x);
         free(y);

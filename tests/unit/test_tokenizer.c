@@ -31,22 +31,6 @@ static void find_corpus(char *out, size_t n) {
              slash ? __FILE__ : ".");
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n < 2) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static void write_file(const char *path, const char *data, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) { fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno)); exit(1); }
@@ -85,7 +69,7 @@ static idvec *spm_encode_file(const char *model, const char *in_path, int expect
              in_path, out_path);
     if (system(cmd) != 0) { fprintf(stderr, "failed: %s\n", cmd); return NULL; }
     size_t len;
-    char *text = read_file(out_path, &len), **lines;
+    char *text = test_read_file(out_path, &len), **lines;
     int n = split_lines(text, len, &lines);
     if (n != expect_lines) {
         fprintf(stderr, "spm_encode gave %d lines for %d\n", n, expect_lines);
@@ -178,7 +162,7 @@ static int check_model(const char *label, const char *model, const char *corpus_
     CHECK_OK(srlm_tokenizer_load(&tok, model));
     if (!tok) return 0;
     size_t len;
-    char *corpus = read_file(corpus_path, &len);
+    char *corpus = test_read_file(corpus_path, &len);
     char *whole = malloc(len + 1);
     memcpy(whole, corpus, len + 1);
     char **lines;
@@ -258,7 +242,7 @@ static int check_model(const char *label, const char *model, const char *corpus_
                  ids_path, out_path);
         CHECK_MSG(system(cmd) == 0, "%s failed", cmd);
         size_t dlen;
-        char *dec = read_file(out_path, &dlen);
+        char *dec = test_read_file(out_path, &dlen);
         int last_nl = len && whole[len - 1] == '\n';
         CHECK_MSG(dec && dlen == len + (last_nl ? 0 : 1) && !memcmp(dec, whole, len),
                   "%s: spm_decode of our ids is not the corpus", label);

@@ -17,23 +17,10 @@
 #include "test.h"
 #include "train/dpo_loss.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 static cJSON *load_json(const char *dir, const char *name) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *t = slurp(path);
+    char *t = test_read_file(path, NULL);
     cJSON *j = t ? cJSON_Parse(t) : NULL;
     free(t);
     if (!j) fprintf(stderr, "cannot read %s\n", path);
