@@ -1,77 +1,250 @@
-/* srlm generate: greedy decoding of one prompt with the KV cache. (Sampling,
- * batching many prompts from a file and continuous batching come with the
- * generation engine.) */
+/* srlm generate: one --prompt, or every line of --input, through the generation
+ * engine (continuous batching, shared prefixes, per-sample reproducible
+ * sampling). Output lines follow DESIGN.md's candidates format. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/model_session.h"
 #include "core/log.h"
-#include "generate/greedy.h"
+#include "core/rng.h"
+#include "generate/engine.h"
 #include "io/chat.h"
+#include "io/jsonl.h"
+
+typedef struct {
+    char  *id;           /* prompt_id: from the input line, or the line number */
+    char  *text;         /* prompt text, or NULL when given as ids */
+    int   *ids;
+    int    n_ids;
+} prompt_rec;
+
+typedef struct {
+    FILE                   *out;
+    const prompt_rec       *prompts;
+    const srlm_gen_request *reqs;
+    int                     n_reqs, samples, print_ids, single;
+    long                    done, total, tokens;
+    double                  t0, last_print;
+    char                  **pending;      /* finished lines not yet written, [request * samples + sample] */
+    long                    next_write;
+} writer;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Each finished sample becomes one line; lines are written in (request, sample)
+ * order, whatever order they finish in. */
+static srlm_status on_output(const srlm_gen_output *o, void *ctx) {
+    writer *w = ctx;
+    if (w->single) {
+        fwrite(o->text, 1, o->text_len, w->out);
+        fputc('\n', w->out);
+        if (w->print_ids) {
+            for (int i = 0; i < o->n_ids; i++) fprintf(w->out, "%s%d", i ? " " : "", o->ids[i]);
+            fputc('\n', w->out);
+        }
+    } else {
+        const prompt_rec *p = &w->prompts[o->request];
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "prompt_id", p->id);
+        if (p->text) cJSON_AddStringToObject(j, "prompt", p->text);
+        cJSON_AddItemToObject(j, "prompt_ids", cJSON_CreateIntArray(p->ids, p->n_ids));
+        cJSON_AddNumberToObject(j, "sample", o->sample);
+        char *resp = malloc(o->text_len + 1);
+        if (!resp) { cJSON_Delete(j); return SRLM_ERR(SRLM_FAILED, "out of memory"); }
+        memcpy(resp, o->text, o->text_len);
+        resp[o->text_len] = '\0';
+        cJSON_AddStringToObject(j, "response", resp);
+        free(resp);
+        cJSON_AddItemToObject(j, "response_ids", cJSON_CreateIntArray(o->ids, o->n_ids));
+        cJSON_AddStringToObject(j, "finish_reason", o->finish_reason);
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)w->reqs[o->request].seed);
+        cJSON_AddItemToObject(j, "seed", cJSON_CreateRaw(seed)); /* exact 64-bit integer */
+        w->pending[(long)o->request * w->samples + o->sample] = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        while (w->next_write < w->total && w->pending[w->next_write]) {
+            fprintf(w->out, "%s\n", w->pending[w->next_write]);
+            free(w->pending[w->next_write]);
+            w->pending[w->next_write++] = NULL;
+        }
+    }
+    w->done++;
+    w->tokens += o->n_ids;
+    double t = now_s() - w->t0;
+    if (!w->single && (t - w->last_print > 2.0 || w->done == w->total)) {
+        double eta = w->done ? t / w->done * (w->total - w->done) : 0;
+        SRLM_INFO("generate: %ld/%ld samples | %.0f tokens/s | ETA %.0fs", w->done, w->total,
+                  t > 0 ? w->tokens / t : 0.0, eta);
+        w->last_print = t;
+    }
+    return ferror(w->out) ? SRLM_ERR(SRLM_FAILED, "write failed") : SRLM_OK;
+}
+
+static srlm_status read_prompts(const char *path, srlm_model_session *s, int chat, const char *system,
+                                prompt_rec **out, int *n_out) {
+    srlm_jsonl_reader r;
+    SRLM_CHECK(srlm_jsonl_open(&r, path));
+    prompt_rec *p = NULL;
+    int n = 0, cap = 0;
+    srlm_status st = SRLM_OK;
+    for (;;) {
+        cJSON *rec;
+        SRLM_CHECK_GOTO(srlm_jsonl_next(&r, &rec), st, done);
+        if (!rec) break;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            prompt_rec *grown = realloc(p, sizeof *p * (size_t)cap);
+            if (!grown) { cJSON_Delete(rec); st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
+            p = grown;
+        }
+        prompt_rec *q = &p[n];
+        memset(q, 0, sizeof *q);
+        int has_ids = 0;
+        const char *text = NULL;
+        st = srlm_json_int_array(&r, rec, "prompt_ids", s->model.cfg.vocab_size, &q->ids, &q->n_ids, &has_ids);
+        if (st == SRLM_OK && !has_ids) st = srlm_json_string(&r, rec, "prompt", &text, NULL);
+        if (st == SRLM_OK && text) {
+            q->text = strdup(text);
+            if (chat) {
+                srlm_chat_turn turn = {text, NULL};
+                st = srlm_chat_encode(s->tok, system, &turn, 1, &q->ids, &q->n_ids);
+            } else {
+                st = srlm_tokenizer_encode(s->tok, text, strlen(text), 1, 0, &q->ids, &q->n_ids);
+            }
+        }
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(rec, "prompt_id");
+        char buf[32];
+        snprintf(buf, sizeof buf, "%d", n);
+        q->id = strdup(cJSON_IsString(id) ? id->valuestring : buf);
+        cJSON_Delete(rec);
+        n++;
+        if (st != SRLM_OK) goto done;
+    }
+done:
+    srlm_jsonl_close(&r);
+    *out = p;
+    *n_out = n;
+    return st;
+}
 
 srlm_status cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *tokenizer = NULL, *system = NULL;
-    long max_new = 64, threads = 0;
-    int chat = 0, print_ids = 0, ignore_eos = 0;
+    const char *model = NULL, *prompt = NULL, *input = NULL, *output = "-", *tokenizer = NULL, *system = NULL;
+    const char *stop = NULL;
+    long max_new = 64, threads = 0, samples = 1, top_k = 0, batch = 32, seed = 1234, min_shared = 16;
+    double temperature = 0, top_p = 1, kv_mb = 1024;
+    int chat = 0, print_ids = 0, ignore_eos = 0, no_share = 0;
     const srlm_flag flags[] = {
         {"model", FLAG_STRING, &model, "DIR", "Hugging Face checkpoint folder", 1},
-        {"prompt", FLAG_STRING, &prompt, "TEXT", "the prompt", 1},
+        {"prompt", FLAG_STRING, &prompt, "TEXT", "one prompt; its continuation goes to stdout", 0},
+        {"input", FLAG_STRING, &input, "FILE", "JSONL of {prompt} or {prompt_ids} (optional prompt_id)", 0},
+        {"output", FLAG_STRING, &output, "FILE", "JSONL of candidates ('-' = stdout)", 0},
+        {"samples", FLAG_INT, &samples, "N", "samples per prompt (default 1)", 0},
+        {"temperature", FLAG_DOUBLE, &temperature, "T", "0 = greedy (default 0)", 0},
+        {"top-p", FLAG_DOUBLE, &top_p, "P", "nucleus sampling threshold (default 1 = off)", 0},
+        {"top-k", FLAG_INT, &top_k, "K", "keep the K most likely tokens (default 0 = off)", 0},
         {"max-new-tokens", FLAG_INT, &max_new, "N", "tokens to generate at most (default 64)", 0},
-        {"chat", FLAG_BOOL, &chat, NULL, "wrap the prompt in the Llama-2 chat format", 0},
+        {"seed", FLAG_INT, &seed, "S", "seed; each prompt's seed derives from it and its line (default 1234)", 0},
+        {"stop", FLAG_STRING, &stop, "TEXT", "stop when this text appears (cut before it)", 0},
+        {"chat", FLAG_BOOL, &chat, NULL, "wrap prompts in the Llama-2 chat format", 0},
         {"system", FLAG_STRING, &system, "TEXT", "system prompt (with --chat)", 0},
         {"tokenizer", FLAG_STRING, &tokenizer, "FILE", "SentencePiece model (default DIR/tokenizer.model)", 0},
         {"ignore-eos", FLAG_BOOL, &ignore_eos, NULL, "keep going after the end-of-sequence token", 0},
-        {"print-ids", FLAG_BOOL, &print_ids, NULL, "print the generated token ids on a second line", 0},
+        {"print-ids", FLAG_BOOL, &print_ids, NULL, "with --prompt: print the generated ids on a second line", 0},
+        {"batch", FLAG_INT, &batch, "B", "sequences decoded together (default 32)", 0},
+        {"kv-cache-mb", FLAG_DOUBLE, &kv_mb, "MB", "KV cache memory bound (default 1024)", 0},
+        {"no-share-prefix", FLAG_BOOL, &no_share, NULL, "prefill every sample's prompt separately", 0},
+        {"min-shared-prefix", FLAG_INT, &min_shared, "K", "reuse the previous prompt's first K+ tokens (default 16; 0 = off)", 0},
         {"threads", FLAG_INT, &threads, "N", "CPU threads (default: all cores)", 0},
     };
     const srlm_command_spec spec = {"generate", NULL,
-        "Greedy decoding (temperature 0) of one prompt; prints the continuation.",
+        "Generates with the KV cache: greedy at temperature 0, else sampling with top-k/top-p. Each sample's\n"
+        "tokens depend only on (seed, prompt line, sample index), not on batching.",
         flags, SRLM_COUNT(flags), 0};
     srlm_parsed_args pa;
     SRLM_CHECK(srlm_parse_flags(&spec, argc, argv, &pa));
     srlm_parsed_args_free(&pa);
     if (pa.help_shown) return SRLM_OK;
+    if (!prompt == !input) return SRLM_ERR(SRLM_BAD_INPUT, "give exactly one of --prompt TEXT and --input FILE");
     if (max_new < 1 || max_new > 1000000)
         return SRLM_ERR(SRLM_BAD_INPUT, "--max-new-tokens: expected 1 .. 1000000, found %ld", max_new);
-    if (system && !chat)
-        return SRLM_ERR(SRLM_BAD_INPUT, "--system only applies with --chat");
+    if (samples < 1 || samples > 100000) return SRLM_ERR(SRLM_BAD_INPUT, "--samples: expected >= 1, found %ld", samples);
+    if (batch < 1 || batch > 65536) return SRLM_ERR(SRLM_BAD_INPUT, "--batch: expected 1 .. 65536, found %ld", batch);
+    if (system && !chat) return SRLM_ERR(SRLM_BAD_INPUT, "--system only applies with --chat");
 
     srlm_model_session s;
     SRLM_CHECK(srlm_model_session_open(&s, model, tokenizer, 1, (int)threads));
-    int *ids = NULL, n = 0;
+    prompt_rec *prompts = NULL;
+    srlm_gen_request *reqs = NULL;
+    int n = 0;
+    writer w = {0};
     srlm_status st;
-    if (chat) {
-        srlm_chat_turn turn = {prompt, NULL};
-        SRLM_CHECK_GOTO(srlm_chat_encode(s.tok, system, &turn, 1, &ids, &n), st, done);
+    if (input) {
+        SRLM_CHECK_GOTO(read_prompts(input, &s, chat, system, &prompts, &n), st, done);
     } else {
-        SRLM_CHECK_GOTO(srlm_tokenizer_encode(s.tok, prompt, strlen(prompt), 1, 0, &ids, &n), st, done);
-    }
-    int max_pos = s.model.cfg.max_position_embeddings;
-    if (n + max_new > max_pos)
-        SRLM_WARN("prompt (%d tokens) + %ld new tokens exceed max_position_embeddings=%d of %s",
-                  n, max_new, max_pos, model);
-    srlm_greedy_opts opts = {(int)max_new, ignore_eos ? -1 : srlm_tokenizer_eos(s.tok)};
-    srlm_greedy_result res;
-    const int *prompts[1] = {ids};
-    SRLM_CHECK_GOTO(srlm_generate_greedy(&s.model, prompts, &n, 1, &opts, &res), st, done);
-    char *text = NULL;
-    size_t len = 0;
-    st = srlm_tokenizer_decode(s.tok, res.ids, res.n, &text, &len);
-    if (st == SRLM_OK) {
-        fwrite(text, 1, len, stdout);
-        fputc('\n', stdout);
-        if (print_ids) {
-            for (int i = 0; i < res.n; i++) printf("%s%d", i ? " " : "", res.ids[i]);
-            fputc('\n', stdout);
+        prompts = calloc(1, sizeof *prompts);
+        if (!prompts) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
+        n = 1;
+        prompts[0].id = strdup("0");
+        prompts[0].text = strdup(prompt);
+        if (chat) {
+            srlm_chat_turn turn = {prompt, NULL};
+            SRLM_CHECK_GOTO(srlm_chat_encode(s.tok, system, &turn, 1, &prompts[0].ids, &prompts[0].n_ids), st, done);
+        } else {
+            SRLM_CHECK_GOTO(srlm_tokenizer_encode(s.tok, prompt, strlen(prompt), 1, 0, &prompts[0].ids,
+                                                  &prompts[0].n_ids), st, done);
         }
-        free(text);
     }
-    srlm_greedy_result_free(&res);
+    reqs = calloc((size_t)(n > 0 ? n : 1), sizeof *reqs);
+    if (!reqs) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
+    int longest = 1;
+    const char *stops[1] = {stop};
+    for (int i = 0; i < n; i++) {
+        reqs[i] = (srlm_gen_request){prompts[i].ids, prompts[i].n_ids, (int)samples,
+                                     {(float)temperature, (float)top_p, (int)top_k}, (int)max_new,
+                                     ignore_eos ? -1 : srlm_tokenizer_eos(s.tok), stops, stop ? 1 : 0,
+                                     srlm_rng_key((uint64_t)seed, (uint64_t)i)};
+        if (prompts[i].n_ids > longest) longest = prompts[i].n_ids;
+    }
+    srlm_gen_config gc = {(int)batch, longest + (int)max_new, !no_share, (int)min_shared};
+    int fit = srlm_gen_slots_for_memory(&s.model, gc.max_seq, kv_mb);
+    if (fit < 1) {
+        st = SRLM_ERR(SRLM_BAD_INPUT, "--kv-cache-mb %g holds no sequence of %d positions for this model "
+                      "(raise it, or lower --max-new-tokens)", kv_mb, gc.max_seq);
+        goto done;
+    }
+    if (fit < gc.max_batch) {
+        SRLM_WARN("generate: --kv-cache-mb %g fits %d sequences of %d positions: batch lowered from %d", kv_mb,
+                  fit, gc.max_seq, gc.max_batch);
+        gc.max_batch = fit;
+    }
+    w = (writer){.prompts = prompts, .reqs = reqs, .n_reqs = n, .samples = (int)samples,
+                 .print_ids = print_ids, .single = prompt != NULL, .total = (long)n * samples, .t0 = now_s()};
+    w.out = strcmp(output, "-") ? fopen(output, "w") : stdout;
+    w.pending = calloc((size_t)w.total + 1, sizeof(char *));
+    if (!w.out || !w.pending) { st = SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open for writing", output); goto done; }
+    srlm_gen_stats stats;
+    SRLM_CHECK_GOTO(srlm_generate(&s.model, s.tok, &gc, reqs, n, on_output, &w, &stats), st, done);
+    if (!w.single)
+        SRLM_INFO("generate: %d prompts x %ld samples: %ld tokens generated; %ld prompt tokens prefilled, %ld reused",
+                  n, samples, stats.generated_tokens, stats.prefilled_tokens, stats.reused_tokens);
+    st = fflush(w.out) == 0 ? SRLM_OK : SRLM_ERR(SRLM_FAILED, "%s: write failed", output);
 done:
-    free(ids);
+    if (w.out && w.out != stdout && fclose(w.out) != 0 && st == SRLM_OK)
+        st = SRLM_ERR(SRLM_FAILED, "%s: write failed", output);
+    if (w.pending) for (long i = 0; i < w.total; i++) free(w.pending[i]);
+    free(w.pending);
+    for (int i = 0; i < n && prompts; i++) { free(prompts[i].id); free(prompts[i].text); free(prompts[i].ids); }
+    free(prompts);
+    free(reqs);
     srlm_model_session_close(&s);
     return st;
 }

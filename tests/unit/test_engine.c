@@ -1,0 +1,151 @@
+/* The generation engine on the fixture models:
+ *  - greedy output equals transformers' greedy generate (reference.json);
+ *  - a sample's tokens are identical for batch sizes 1, 7 and 32, with the
+ *    prompt's KV shared among its samples or prefilled per sample, and with the
+ *    previous prompt's prefix reused or not (these fixtures' logits are well
+ *    separated, so float rounding of different GEMM shapes cannot flip a token);
+ *  - stop strings cut the text exactly; EOS and length finish reasons;
+ *  - bad requests get a clear error. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "generate/engine.h"
+#include "test.h"
+
+enum { NREQ = 6, NS = 4, MAXNEW = 12 };
+
+typedef struct {
+    int   ids[NREQ][NS][MAXNEW], n[NREQ][NS];
+    char  text[NREQ][NS][256];
+    char  reason[NREQ][NS][8];
+    int   calls;
+} collected;
+
+static srlm_status collect(const srlm_gen_output *o, void *ctx) {
+    collected *c = ctx;
+    c->calls++;
+    c->n[o->request][o->sample] = o->n_ids;
+    memcpy(c->ids[o->request][o->sample], o->ids, sizeof(int) * (size_t)o->n_ids);
+    snprintf(c->text[o->request][o->sample], 256, "%.*s", (int)o->text_len, o->text);
+    snprintf(c->reason[o->request][o->sample], 8, "%s", o->finish_reason);
+    return SRLM_OK;
+}
+
+static int same(const collected *a, const collected *b, int nreq) {
+    for (int r = 0; r < nreq; r++)
+        for (int s = 0; s < NS; s++)
+            if (a->n[r][s] != b->n[r][s] || memcmp(a->ids[r][s], b->ids[r][s], sizeof(int) * (size_t)a->n[r][s]))
+                return 0;
+    return 1;
+}
+
+int main(void) {
+    const char *fx = test_env("SRLM_FIXTURES", "tests/fixtures");
+    char dir[1024], path[1100];
+    snprintf(dir, sizeof dir, "%s/llama/tiny-gqa", fx);
+    srlm_backend *be;
+    CHECK_OK(srlm_backend_cpu_new(&be, 0));
+    srlm_checkpoint ck;
+    srlm_llama m;
+    srlm_tokenizer *tok;
+    CHECK_OK(srlm_ckpt_open(&ck, dir));
+    CHECK_OK(srlm_llama_load(&m, &ck, be, NULL));
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    CHECK_OK(srlm_tokenizer_load(&tok, path));
+    static collected a, b;
+
+    /* 1. greedy == transformers' generate */
+    snprintf(path, sizeof path, "%s/reference.json", dir);
+    char *text = test_read_file(path, NULL);
+    cJSON *ref = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    CHECK(ref != NULL);
+    const cJSON *gen = cJSON_GetObjectItem(ref, "generate");
+    int pids[64], np = cJSON_GetArraySize(cJSON_GetObjectItem(gen, "prompt_ids"));
+    for (int i = 0; i < np; i++) pids[i] = cJSON_GetArrayItem(cJSON_GetObjectItem(gen, "prompt_ids"), i)->valueint;
+    srlm_gen_request g = {pids, np, 1, {0, 1, 0}, MAXNEW, -1, NULL, 0, 7};
+    srlm_gen_config gc = {4, np + MAXNEW, 1, 0};
+    memset(&a, 0, sizeof a);
+    CHECK_OK(srlm_generate(&m, tok, &gc, &g, 1, collect, &a, NULL));
+    int ok = a.n[0][0] == MAXNEW;
+    for (int i = 0; ok && i < MAXNEW; i++) ok = a.ids[0][0][i] == cJSON_GetArrayItem(cJSON_GetObjectItem(gen, "new_ids"), i)->valueint;
+    CHECK_MSG(ok, "engine greedy output differs from transformers' generate");
+    CHECK(!strcmp(a.reason[0][0], "length"));
+    cJSON_Delete(ref);
+
+    /* 2. sampling: the same tokens whatever the batch, sharing or prefix reuse */
+    int prompts[NREQ][40], lens[NREQ];
+    for (int r = 0; r < NREQ; r++) {
+        lens[r] = 20 + 3 * r;
+        for (int i = 0; i < lens[r]; i++)
+            prompts[r][i] = i < 18 ? 3 + (int)(srlm_rng_u64(1, (uint64_t)i) % 300)   /* a shared 18-token preamble */
+                                   : 3 + (int)(srlm_rng_u64(100 + r, (uint64_t)i) % 300);
+    }
+    srlm_gen_request reqs[NREQ];
+    for (int r = 0; r < NREQ; r++)
+        reqs[r] = (srlm_gen_request){prompts[r], lens[r], NS, {0.8f, 0.9f, 0}, MAXNEW, 2, NULL, 0,
+                                     srlm_rng_key(42, (uint64_t)r)};
+    const srlm_gen_config variants[] = {
+        {32, 40 + MAXNEW, 1, 0}, {1, 40 + MAXNEW, 1, 0}, {7, 40 + MAXNEW, 1, 0},
+        {7, 40 + MAXNEW, 0, 0}, {32, 40 + MAXNEW, 0, 0}, {7, 40 + MAXNEW, 1, 16}, {3, 40 + MAXNEW, 1, 16},
+    };
+    const char *names[] = {"batch 32, shared", "batch 1", "batch 7", "batch 7, no sharing", "batch 32, no sharing",
+                           "batch 7, prefix reuse", "batch 3, prefix reuse"};
+    memset(&a, 0, sizeof a);
+    srlm_gen_stats st0;
+    CHECK_OK(srlm_generate(&m, tok, &variants[0], reqs, NREQ, collect, &a, &st0));
+    CHECK(a.calls == NREQ * NS);
+    int distinct = 0;
+    for (int r = 0; r < NREQ; r++)
+        for (int s = 1; s < NS; s++) distinct += a.n[r][s] != a.n[r][0] || memcmp(a.ids[r][s], a.ids[r][0], sizeof(int) * (size_t)a.n[r][0]);
+    CHECK_MSG(distinct > NREQ, "the samples of a prompt should differ at temperature 0.8 (%d differ)", distinct);
+    for (size_t v = 1; v < sizeof variants / sizeof variants[0]; v++) {
+        memset(&b, 0, sizeof b);
+        srlm_gen_stats stv;
+        CHECK_OK(srlm_generate(&m, tok, &variants[v], reqs, NREQ, collect, &b, &stv));
+        CHECK_MSG(same(&a, &b, NREQ), "%s: tokens differ from batch 32 with sharing", names[v]);
+        printf("%-24s identical; prefilled %4ld prompt tokens, reused %4ld, %ld forwards\n", names[v],
+               stv.prefilled_tokens, stv.reused_tokens, stv.forwards);
+    }
+    printf("%-24s prefilled %4ld prompt tokens, reused %4ld\n", names[0], st0.prefilled_tokens, st0.reused_tokens);
+
+    /* 3. stop strings: cut exactly before the first occurrence */
+    const char *t0 = a.text[1][2];
+    size_t L = strlen(t0);
+    CHECK_MSG(L >= 6, "sample text too short for a stop test: '%s'", t0);
+    char stop[8];
+    snprintf(stop, sizeof stop, "%.3s", t0 + L / 2);
+    const char *stops[1] = {stop};
+    srlm_gen_request rs = reqs[1];
+    rs.stop = stops;
+    rs.n_stop = 1;
+    memset(&b, 0, sizeof b);
+    srlm_gen_config one = {4, 40 + MAXNEW, 1, 0};
+    CHECK_OK(srlm_generate(&m, tok, &one, &rs, 1, collect, &b, NULL));
+    const char *at = strstr(t0, stop);
+    CHECK_MSG(at && strlen(b.text[0][2]) == (size_t)(at - t0) && !strncmp(b.text[0][2], t0, (size_t)(at - t0)),
+              "stop '%s': got '%s' from '%s'", stop, b.text[0][2], t0);
+    CHECK_MSG(!strcmp(b.reason[0][2], "stop"), "finish reason %s", b.reason[0][2]);
+    CHECK(b.n[0][2] <= a.n[1][2] && !memcmp(b.ids[0][2], a.ids[1][2], sizeof(int) * (size_t)b.n[0][2]));
+
+    /* 4. EOS ends a sample and is its last id; bad requests are refused */
+    for (int r = 0; r < NREQ; r++)
+        for (int s = 0; s < NS; s++)
+            if (!strcmp(a.reason[r][s], "eos")) CHECK(a.ids[r][s][a.n[r][s] - 1] == 2);
+    srlm_gen_config tiny = {4, 10, 1, 0};
+    srlm_status bad = srlm_generate(&m, tok, &tiny, reqs, 1, collect, &b, NULL);
+    CHECK_MSG(bad == SRLM_BAD_INPUT && strstr(srlm_last_error(), "do not fit"), "%s", srlm_last_error());
+    int bad_ids[2] = {1, 99999};
+    srlm_gen_request br = {bad_ids, 2, 1, {0, 1, 0}, 4, -1, NULL, 0, 1};
+    bad = srlm_generate(&m, tok, &one, &br, 1, collect, &b, NULL);
+    CHECK_MSG(bad == SRLM_BAD_INPUT && strstr(srlm_last_error(), "outside the vocabulary"), "%s", srlm_last_error());
+
+    srlm_tokenizer_free(tok);
+    srlm_llama_free(&m);
+    srlm_ckpt_close(&ck);
+    srlm_backend_free(be);
+    TEST_DONE();
+}
