@@ -227,7 +227,12 @@ static srlm_status reference_logps(trainer *t) {
     if (!missing) return SRLM_OK;
     char path[1200];
     snprintf(path, sizeof path, "%s/reference_logps.jsonl", t->job->out_dir);
-    FILE *f = fopen(path, "r");
+    /* rank 0 decides for everyone: another rank looking for itself could find the
+     * file rank 0 writes below in this very run and skip the collectives */
+    int32_t exists = t->rank == 0 && srlm_path_exists(path);
+    SRLM_CHECK(srlm_comm_broadcast(t->world, &exists, sizeof exists, 0));
+    FILE *f = exists ? fopen(path, "r") : NULL;
+    if (exists && !f) return SRLM_ERR(SRLM_FAILED, "%s: cannot open: %s", path, strerror(errno));
     if (f) { /* computed by an earlier invocation, before any update */
         int n = 0;
         double c, r;
