@@ -179,6 +179,8 @@ srlm_status cmd_generate(int argc, char **argv) {
     if (samples < 1 || samples > 100000) return SRLM_ERR(SRLM_BAD_INPUT, "--samples: expected >= 1, found %ld", samples);
     if (batch < 1 || batch > 65536) return SRLM_ERR(SRLM_BAD_INPUT, "--batch: expected 1 .. 65536, found %ld", batch);
     if (system && !chat) return SRLM_ERR(SRLM_BAD_INPUT, "--system only applies with --chat");
+    const srlm_sampling sampling = {(float)temperature, (float)top_p, (int)top_k};
+    SRLM_CHECK(srlm_sampling_validate(&sampling));
 
     srlm_model_session s;
     SRLM_CHECK(srlm_model_session_open(&s, model, tokenizer, 1, (int)threads));
@@ -209,7 +211,7 @@ srlm_status cmd_generate(int argc, char **argv) {
     const char *stops[1] = {stop};
     for (int i = 0; i < n; i++) {
         reqs[i] = (srlm_gen_request){prompts[i].ids, prompts[i].n_ids, (int)samples,
-                                     {(float)temperature, (float)top_p, (int)top_k}, (int)max_new,
+                                     sampling, (int)max_new,
                                      ignore_eos ? -1 : srlm_tokenizer_eos(s.tok), stops, stop ? 1 : 0,
                                      srlm_rng_key((uint64_t)seed, (uint64_t)i)};
         if (prompts[i].n_ids > longest) longest = prompts[i].n_ids;
