@@ -3,6 +3,7 @@
 #include "generate/engine.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,7 +33,10 @@ typedef struct {
 
     srlm_kv_cache   kv;        /* cfg->max_batch slots + 1 prefix slot */
     srlm_llama_acts acts;
-    srlm_sampler   *sampler;
+    srlm_sampler  **samplers;  /* one per thread: rows are sampled in parallel */
+    int             n_samplers;
+    int            *tokens;    /* (max_batch) this step's sampled tokens */
+    srlm_status    *row_st;
     slot_state     *slots;
     req_state      *rs;
     int             prefix_slot, prefix_len;
@@ -168,13 +172,11 @@ static srlm_status append(engine *e, slot_state *s, int t, int *done) {
     return SRLM_OK;
 }
 
-static srlm_status sample_row(engine *e, slot_state *s, const float *row, int *token) {
+static srlm_status sample_row(engine *e, srlm_sampler *sampler, const slot_state *s, const float *row,
+                              int *token) {
     const srlm_gen_request *q = &e->reqs[s->req];
-    double t0 = now_s();
     float u = srlm_sample_uniform(q->seed, (uint64_t)s->sample, (uint64_t)s->n_gen);
-    srlm_status st = srlm_sample(e->sampler, row, e->m->vocab_padded, &q->sampling, u, token, NULL);
-    e->stats->sample_s += now_s() - t0;
-    return st;
+    return srlm_sample(sampler, row, e->m->vocab_padded, &q->sampling, u, token, NULL);
 }
 
 /* Start sequence `seq` (request r, sample k) in a free slot. */
@@ -204,7 +206,9 @@ static srlm_status admit(engine *e, int slot, int r, int k, int seq) {
     }
     rq->started++;
     int t, done;
-    SRLM_CHECK(sample_row(e, s, row, &t));
+    double t0 = now_s();
+    SRLM_CHECK(sample_row(e, e->samplers[0], s, row, &t));
+    e->stats->sample_s += now_s() - t0;
     if (rq->started == q->n_samples) { free(rq->logits); rq->logits = NULL; }
     return append(e, s, t, &done);
 }
@@ -230,7 +234,10 @@ static srlm_status check_requests(const engine *e) {
 static void engine_free(engine *e) {
     srlm_llama_acts_free(&e->acts, e->m->be);
     srlm_kv_cache_free(&e->kv, e->m->be);
-    srlm_sampler_free(e->sampler);
+    if (e->samplers) for (int i = 0; i < e->n_samplers; i++) srlm_sampler_free(e->samplers[i]);
+    free(e->samplers);
+    free(e->tokens);
+    free(e->row_st);
     if (e->slots) for (int i = 0; i < e->cfg->max_batch; i++) free(e->slots[i].ids);
     if (e->rs) for (int r = 0; r < e->n_reqs; r++) free(e->rs[r].logits);
     free(e->slots);
@@ -262,7 +269,12 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     e.prefix_slot = B;
     SRLM_CHECK_GOTO(srlm_kv_cache_new(&e.kv, m, B + 1, cfg->max_seq), st, done);
     SRLM_CHECK_GOTO(srlm_llama_acts_new(&e.acts, m, e.max_prompt > B ? e.max_prompt : B, B), st, done);
-    SRLM_CHECK_GOTO(srlm_sampler_new(&e.sampler, V), st, done);
+    e.n_samplers = omp_get_max_threads();
+    e.samplers = calloc((size_t)e.n_samplers, sizeof *e.samplers);
+    e.tokens = malloc(sizeof(int) * (size_t)B);
+    e.row_st = malloc(sizeof(srlm_status) * (size_t)B);
+    if (!e.samplers || !e.tokens || !e.row_st) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
+    for (int i = 0; i < e.n_samplers; i++) SRLM_CHECK_GOTO(srlm_sampler_new(&e.samplers[i], V), st, done);
     e.slots = calloc((size_t)B, sizeof *e.slots);
     e.rs = calloc((size_t)(n_reqs > 0 ? n_reqs : 1), sizeof *e.rs);
     e.prefix_ids = malloc(sizeof(int) * (size_t)cfg->max_seq);
@@ -309,11 +321,19 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
         SRLM_CHECK_GOTO(gather_logits(&e, n), st, done);
         e.stats->forwards++;
         e.stats->decode_s += now_s() - t0;
+        /* rows are independent (each its own draw), so sample them in parallel */
+        t0 = now_s();
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int j = 0; j < n; j++)
+            e.row_st[j] = sample_row(&e, e.samplers[omp_get_thread_num()], &e.slots[e.step_slot[j]],
+                                     e.full + (size_t)j * V, &e.tokens[j]);
+        e.stats->sample_s += now_s() - t0;
         for (int j = 0; j < n; j++) {
-            slot_state *s = &e.slots[e.step_slot[j]];
-            int t, fin;
-            SRLM_CHECK_GOTO(sample_row(&e, s, e.full + (size_t)j * V, &t), st, done);
-            SRLM_CHECK_GOTO(append(&e, s, t, &fin), st, done);
+            int fin;
+            if (e.row_st[j] != SRLM_OK) /* again on this thread: messages are per thread */
+                SRLM_CHECK_GOTO(sample_row(&e, e.samplers[0], &e.slots[e.step_slot[j]], e.full + (size_t)j * V,
+                                           &e.tokens[j]), st, done);
+            SRLM_CHECK_GOTO(append(&e, &e.slots[e.step_slot[j]], e.tokens[j], &fin), st, done);
         }
     }
     st = SRLM_OK;
