@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/model_session.h"
-#include "generate/greedy.h"
+#include "generate/engine.h"
 #include "io/chat.h"
 #include "io/fsutil.h"
 #include "model/llama_init.h"
@@ -25,6 +25,15 @@ static const char *DEMO_TEXT =
     "Count the vowels in the word banana. The word banana has three vowels.\n"
     "Sort the numbers 5 2 9 1 in ascending order. The sorted numbers are 1 2 5 9.\n"
     "Review the answer and give it a score from 0 to 5. Score: 4\n";
+
+typedef struct { char *text; int n_ids; } demo_output;
+
+static srlm_status keep_output(const srlm_gen_output *o, void *ctx) {
+    demo_output *d = ctx;
+    d->text = strndup(o->text, o->text_len);
+    d->n_ids = o->n_ids;
+    return d->text ? SRLM_OK : SRLM_ERR(SRLM_FAILED, "out of memory");
+}
 
 static double seconds_since(const struct timespec *t0) {
     struct timespec t1;
@@ -88,9 +97,7 @@ srlm_status cmd_demo(int argc, char **argv) {
     snprintf(tokpath, sizeof tokpath, "%s/tokenizer.model", dir);
     srlm_model_session s = {0};
     int *ids = NULL, n = 0, have_session = 0;
-    srlm_greedy_result res = {0};
-    char *text = NULL;
-    size_t len = 0;
+    demo_output res = {0};
     srlm_status st;
     SRLM_CHECK_GOTO(write_text(corpus, DEMO_TEXT, 30), st, done);
     SRLM_CHECK_GOTO(srlm_tokenizer_train(corpus, prefix,
@@ -115,16 +122,14 @@ srlm_status cmd_demo(int argc, char **argv) {
            (long long)s.model.n_params_local);
     srlm_chat_turn turn = {prompt, NULL};
     SRLM_CHECK_GOTO(srlm_chat_encode(s.tok, NULL, &turn, 1, &ids, &n), st, done);
-    srlm_greedy_opts opts = {(int)max_new, srlm_tokenizer_eos(s.tok)};
-    const int *prompts[1] = {ids};
-    SRLM_CHECK_GOTO(srlm_generate_greedy(&s.model, prompts, &n, 1, &opts, &res), st, done);
-    SRLM_CHECK_GOTO(srlm_tokenizer_decode(s.tok, res.ids, res.n, &text, &len), st, done);
-    printf("[%5.2fs] greedy decoding, %d prompt tokens -> %d new tokens\n\n", seconds_since(&t0), n, res.n);
-    printf("  prompt: %s\n  output: %.*s\n\n", prompt, (int)len, text);
+    srlm_gen_request req = {ids, n, 1, {0, 1, 0}, (int)max_new, srlm_tokenizer_eos(s.tok), NULL, 0, (uint64_t)seed};
+    srlm_gen_config gc = {1, n + (int)max_new, 1, 0};
+    SRLM_CHECK_GOTO(srlm_generate(&s.model, s.tok, &gc, &req, 1, keep_output, &res, NULL), st, done);
+    printf("[%5.2fs] greedy decoding, %d prompt tokens -> %d new tokens\n\n", seconds_since(&t0), n, res.n_ids);
+    printf("  prompt: %s\n  output: %s\n\n", prompt, res.text ? res.text : "");
     printf("srlm demo: the stack works on this machine. The self-rewarding demo itself is still to come.\n");
 done:
-    free(text);
-    srlm_greedy_result_free(&res);
+    free(res.text);
     free(ids);
     if (have_session) srlm_model_session_close(&s);
     if (keep) printf("kept %s\n", dir);
