@@ -518,6 +518,43 @@ static void trainer_close(trainer *t) {
     free(t->logp);
 }
 
+/* This rank's optimizer shard from checkpoint folder `sd`. Written with the same
+ * dp: its own file. With another dp: the moments are slices of one flat layout,
+ * so the old shards of this tp rank are put back together and cut anew. */
+static srlm_status load_optimizer_state(trainer *t, const char *sd) {
+    srlm_train_state old;
+    size_t old_n;
+    SRLM_CHECK(srlm_train_state_peek(sd, 0, &old, &old_n));
+    t->st.tp = t->m.tp_size; /* this run's layout, checked against the saved one */
+    if (old.dp == t->dp)
+        return srlm_train_state_load(sd, t->rank, t->kind_name, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard);
+    const int64_t n = t->m.n_params_local;
+    float *full = calloc(2 * (size_t)(old_n * (size_t)old.dp > (size_t)n ? old_n * (size_t)old.dp : (size_t)n),
+                         sizeof(float));
+    if (!full) return SRLM_ERR(SRLM_FAILED, "out of memory resharding the optimizer state");
+    float *fm = full, *fv = full + old_n * (size_t)old.dp;
+    srlm_status st = SRLM_OK;
+    for (int d = 0; d < old.dp && st == SRLM_OK; d++) {
+        int file_rank = d * t->m.tp_size + t->m.tp_rank; /* consecutive ranks form a tp group */
+        srlm_train_state s = {.tp = t->m.tp_size};
+        st = srlm_train_state_load(sd, file_rank, t->kind_name, &s, fm + (size_t)d * old_n, fv + (size_t)d * old_n,
+                                   old_n);
+        if (st == SRLM_OK && d == 0) t->st = s;
+    }
+    if (st == SRLM_OK && (int64_t)(old_n * (size_t)old.dp) < n)
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %d optimizer shards of %zu cover fewer than the model's %lld parameters",
+                      sd, old.dp, old_n, (long long)n);
+    if (st == SRLM_OK) {
+        int64_t have = n - t->shard_off;
+        have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
+        memcpy(t->adam_m, fm + t->shard_off, sizeof(float) * (size_t)have);
+        memcpy(t->adam_v, fv + t->shard_off, sizeof(float) * (size_t)have);
+        SRLM_INFO("%s: optimizer state resharded from dp=%d to dp=%d", t->kind_name, old.dp, t->dp);
+    }
+    free(full);
+    return st;
+}
+
 static srlm_status trainer_open(trainer *t, long *resume_step) {
     const srlm_config *c = t->cfg;
     const srlm_train_config *tc = t->tc;
@@ -623,13 +660,7 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     if (*resume_step >= 0) {
         char sd[1100];
         step_dir(sd, sizeof sd, t->job->out_dir, *resume_step);
-        t->st.tp = t->m.tp_size; /* this run's layout, checked against the saved one */
-        SRLM_CHECK(srlm_train_state_load(sd, t->rank, t->kind_name, &t->st, t->adam_m, t->adam_v,
-                                         (size_t)t->n_shard));
-        if (t->st.dp != t->dp)
-            return SRLM_ERR(SRLM_BAD_INPUT, "%s was written with dp=%d; this run has dp=%d: resharding the "
-                            "optimizer state to another dp is not supported yet (rerun with parallel.dp=%d)",
-                            sd, t->st.dp, t->dp, t->st.dp);
+        SRLM_CHECK(load_optimizer_state(t, sd));
         if (t->st.config_hash != srlm_config_hash(c))
             return SRLM_ERR(SRLM_BAD_INPUT, "%s was written with a different config (hash %016llx, now %016llx): "
                             "use another output folder, or restore the config", sd,
