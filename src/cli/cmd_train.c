@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "core/log.h"
+#include "core/watchdog.h"
 #include "dist/topology.h"
 #include "io/config.h"
 #include "io/fsutil.h"
@@ -80,12 +81,14 @@ static srlm_status run_phase(int argc, char **argv, srlm_train_kind kind) {
         SRLM_CHECK_GOTO(srlm_mkdir_p(out), st, done);
         SRLM_CHECK_GOTO(write_resolved_config(&cfg, out), st, done);
     }
+    SRLM_CHECK_GOTO(srlm_watchdog_start(cfg.run.watchdog_s, topo.world_size > 1 ? topo.world_rank : -1), st, done);
     signal(SIGTERM, on_stop_signal);
     signal(SIGUSR1, on_stop_signal);
     srlm_train_job job = {kind, tc->data, out, stop_after, quiet, &topo};
     st = srlm_train(&cfg, &job);
     signal(SIGTERM, SIG_DFL);
     signal(SIGUSR1, SIG_DFL);
+    srlm_watchdog_stop();
 done:
     if (have_topo) srlm_topology_free(&topo);
     srlm_config_free(&cfg);

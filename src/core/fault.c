@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int field_matches(const char *pattern, size_t len, const char *value) {
     return (len == 1 && pattern[0] == '*') || (strlen(value) == len && !strncmp(pattern, value, len));
@@ -17,9 +18,12 @@ srlm_status srlm_fault_point(const char *phase, long item, int rank, const char 
     const char *values[4] = {phase, item_s, rank_s, point};
     const char *p = spec;
     for (int f = 0; f < 4; f++) {
-        const char *end = f < 3 ? strchr(p, ':') : p + strlen(p);
+        const char *end = strchr(p, ':');
+        if (f == 3 && !end) end = p + strlen(p);
         if (!end || !field_matches(p, (size_t)(end - p), values[f])) return SRLM_OK;
-        p = end + 1;
+        p = *end ? end + 1 : end;
     }
+    if (!strcmp(p, "hang")) /* a stuck process, for the watchdog's tests */
+        for (;;) pause();
     return SRLM_ERR(SRLM_FAILED, "injected fault at %s:%ld:%d:%s (SRLM_FAULT)", phase, item, rank, point);
 }

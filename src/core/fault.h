@@ -1,6 +1,7 @@
 /* Named fault points for tests (DESIGN.md: SRLM_FAULT=phase:item:rank:point).
  * A fault fires when the environment names this exact place, so every fault
- * test is deterministic. "*" matches anything in a field. */
+ * test is deterministic. "*" matches anything in a field. A fifth field "hang"
+ * makes the process stop there forever instead of failing (for the watchdog). */
 #ifndef SRLM_FAULT_H
 #define SRLM_FAULT_H
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/watchdog.h"
 
 /* ---- shapes and the tensor-parallel split ---- */
 
@@ -204,6 +205,7 @@ srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backe
         };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
             snprintf(name, sizeof name, "model.layers.%d.%s", l, t[i].suffix);
+            srlm_watchdog_progress("loading the model");
             /* norms are (1, D) views of a 1-D tensor of D elements */
             srlm_view dst = *t[i].dst;
             if (t[i].cols == 1) { dst.rows = D; dst.cols = 1; dst.stride = 1; }

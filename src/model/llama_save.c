@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/watchdog.h"
 #include "io/fsutil.h"
 #include "io/hf_config.h"
 #include "io/safetensors.h"
@@ -273,6 +274,7 @@ static srlm_status write_shards(const srlm_llama *m, const char *tmp, srlm_dtype
     for (int s = 0; s < n_shards; s++) {
         if (root) SRLM_CHECK_GOTO(srlm_st_writer_new(&w), st, done);
         for (; i < n && t[i].shard == s; i++) {
+            srlm_watchdog_progress("saving the model");
             SRLM_CHECK_GOTO(gather_full(m, &t[i], stage, local, recv), st, done);
             int64_t shape[2] = {t[i].rows, t[i].cols};
             if (root)

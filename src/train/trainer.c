@@ -20,6 +20,7 @@
 
 #include "core/fault.h"
 #include "core/log.h"
+#include "core/watchdog.h"
 #include "core/rng.h"
 #include "io/checkpoint.h"
 #include "io/fsutil.h"
@@ -144,6 +145,7 @@ static srlm_status prune_checkpoints(trainer *t) {
  * rank 0 renames the folder into place: it exists complete or not at all. */
 static srlm_status save_checkpoint(trainer *t) {
     char dir[1100], tmp[1200], model_dir[1300];
+    srlm_watchdog_progress("saving a checkpoint");
     step_dir(dir, sizeof dir, t->job->out_dir, t->st.step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     snprintf(model_dir, sizeof model_dir, "%s/model", tmp);
@@ -703,6 +705,7 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
     const long every = t.tc->checkpoint_every > 0 ? t.tc->checkpoint_every : t.total_steps;
     while (t.st.step < t.total_steps) {
         step_result r = {0};
+        srlm_watchdog_progress("a training step");
         SRLM_CHECK_GOTO(srlm_fault_point(t.kind_name, t.st.step, t.rank, "step"), st, done);
         SRLM_CHECK_GOTO(train_step(&t, &r), st, done);
         t.st.step++;

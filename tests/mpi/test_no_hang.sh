@@ -29,4 +29,15 @@ for point in "sft:0:2:load" "sft:3:1:step"; do
     || fail "fault $point: rank $rank's message is missing: $out"
   [ $took -le 60 ] || fail "fault $point: took ${took}s to exit"
 done
+# a rank that hangs (SIGSTOP-like: it just stops making progress) is ended by its
+# watchdog within run.watchdog_s; the others, waiting in a collective, too
+start=$(date +%s)
+out=$(SRLM_FAULT=sft:2:1:step:hang timeout 120 $MPIEXEC -np 4 $MPIEXEC_FLAGS "$bin" sft sft.yaml run.watchdog_s=3 \
+        --quiet 2>&1); rc=$?
+took=$(( $(date +%s) - start ))
+echo "hang on rank 1 at step 2: exit $rc after ${took}s"
+[ $rc = 124 ] && fail "the hung job was not ended by the watchdog"
+[ $rc = 0 ] && fail "the hung job reported success"
+grep -q "\[rank 1\] srlm: watchdog: no progress for" <<< "$out" || fail "rank 1's watchdog message is missing: $out"
+[ $took -le 60 ] || fail "the watchdog took ${took}s"
 [ $fails = 0 ] && echo "all checks passed" || { echo "$fails check(s) failed"; exit 1; }
