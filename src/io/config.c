@@ -84,7 +84,7 @@ static const srlm_schema_field FIELDS[] = {
     INT("generate.kv_cache_mb",    generate.kv_cache_mb,    2048, 1, NOMAX, 0,  "KV cache memory per rank, MiB"),
 
     INT("judge.samples",        judge.samples,        3,    1, NOMAX, 0,  "judgements per candidate, averaged"),
-    STR("judge.template",       judge.template_path,  "configs/judge-prompt.txt", NONEMPTY, "LLM-as-a-Judge prompt template (additive 5-point rubric)"),
+    STR("judge.template",       judge.template_path,  "configs/prompts/judge.txt", NONEMPTY, "LLM-as-a-Judge prompt template (additive 5-point rubric)"),
     DBL("judge.temperature",    judge.temperature,    0.7,  0, 5,     0,  "sampling temperature of judgements"),
     DBL("judge.top_p",          judge.top_p,          0.9,  0, 1,     GT, "nucleus sampling of judgements"),
     INT("judge.max_new_tokens", judge.max_new_tokens, 256,  1, NOMAX, 0,  "longest judgement, in tokens"),

@@ -101,7 +101,7 @@ static void test_defaults(void) {
     CHECK(c.backend.name == SRLM_BACKEND_CPU && c.backend.threads == 0);
     CHECK(c.generate.temperature == 0.7 && c.generate.top_p == 0.9 && c.generate.top_k == 0);
     CHECK(c.generate.max_new_tokens == 512 && c.generate.samples == 4);
-    CHECK(c.judge.samples == 3 && !strcmp(c.judge.template_path, "configs/judge-prompt.txt"));
+    CHECK(c.judge.samples == 3 && !strcmp(c.judge.template_path, "configs/prompts/judge.txt"));
     CHECK(c.judge.max_new_tokens == 256);
     CHECK(c.self_instruct.shots_ift == 6 && c.self_instruct.shots_generated == 2);
     CHECK(c.self_instruct.temperature == 0.6 && c.self_instruct.rouge_l_max == 0.7);
@@ -297,7 +297,7 @@ static void test_print_round_trip(void) {
     /* nested, every key, defaults included */
     CHECK(strstr(text, "train:\n  sft:\n    lr: 5.5e-06\n") != NULL);
     CHECK(strstr(text, "\n  dpo:\n") != NULL && strstr(text, "    beta: 0.30000000000000004\n") != NULL);
-    CHECK(strstr(text, "  template: \"configs/judge-prompt.txt\"\n") != NULL);
+    CHECK(strstr(text, "  template: \"configs/prompts/judge.txt\"\n") != NULL);
     /* equal() notices a difference (so the round-trip check means something) */
     CHECK_OK(srlm_config_set(&b, "train.sft.max_seq_len=4096"));
     CHECK(!srlm_config_equal(&a, &b));
