@@ -25,6 +25,7 @@ static const command COMMANDS[] = {
     {"check-config", cmd_check_config, "validate a YAML config and print it resolved"},
     {"tokenize",     cmd_tokenize,     "text on stdin -> token ids on stdout"},
     {"detokenize",   cmd_detokenize,   "token ids on stdin -> text on stdout"},
+    {"data",         cmd_data,         "convert seed data (Open Assistant trees) into IFT, EFT groups and a held-out set"},
 };
 
 static void usage(FILE *out) {
