@@ -201,9 +201,7 @@ static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
 static MPI_Comm handle(const srlm_comm *c) { return ((const mpi_impl *)c->impl)->comm; }
 
-/* "<what>: <call> failed: <MPI's error string>". */
-__attribute__((format(printf, 5, 6))) static srlm_status mpi_failed(const char *file, int line, const char *call,
-                                                                    int rc, const char *fmt, ...) {
+srlm_status srlm_mpi_failed(const char *file, int line, const char *call, int rc, const char *fmt, ...) {
     char what[512], err[MPI_MAX_ERROR_STRING];
     va_list ap;
     va_start(ap, fmt);
@@ -213,23 +211,6 @@ __attribute__((format(printf, 5, 6))) static srlm_status mpi_failed(const char *
     if (MPI_Error_string(rc, err, &len) != MPI_SUCCESS) snprintf(err, sizeof err, "MPI error code %d", rc);
     return srlm_error_at(file, line, SRLM_FAILED, "%s: %s failed: %s", what, call, err);
 }
-
-/* Call an MPI function; on failure return SRLM_FAILED with the context. */
-#define MPI_TRY(fn, args, ...)                                                        \
-    do {                                                                              \
-        int mpi_rc_ = fn args;                                                        \
-        if (mpi_rc_ != MPI_SUCCESS) return mpi_failed(__FILE__, __LINE__, #fn, mpi_rc_, __VA_ARGS__); \
-    } while (0)
-
-/* Same, for functions that clean up through one label. */
-#define MPI_TRY_GOTO(st, label, fn, args, ...)                                        \
-    do {                                                                              \
-        int mpi_rc_ = fn args;                                                        \
-        if (mpi_rc_ != MPI_SUCCESS) {                                                 \
-            (st) = mpi_failed(__FILE__, __LINE__, #fn, mpi_rc_, __VA_ARGS__);         \
-            goto label;                                                               \
-        }                                                                             \
-    } while (0)
 
 /* ---- reductions MPI lacks or gets wrong, as user ops:
  *  - bf16: MPI has no bf16 type; reduce uint16 bits in fp32 and round back

@@ -22,4 +22,26 @@ MPI_Comm    srlm_comm_mpi_handle(const srlm_comm *c);
  * set it on every rank between collectives. */
 void        srlm_comm_mpi_set_max_count(size_t max_count);
 
+
+/* "<what>: <call> failed: <MPI's error string>" as an SRLM_FAILED status. */
+srlm_status srlm_mpi_failed(const char *file, int line, const char *call, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Call an MPI function; on failure return SRLM_FAILED with the context. */
+#define MPI_TRY(fn, args, ...)                                                                       \
+    do {                                                                                             \
+        int mpi_rc_ = fn args;                                                                       \
+        if (mpi_rc_ != MPI_SUCCESS) return srlm_mpi_failed(__FILE__, __LINE__, #fn, mpi_rc_, __VA_ARGS__); \
+    } while (0)
+
+/* Same, for functions that clean up through one label. */
+#define MPI_TRY_GOTO(st, label, fn, args, ...)                                                       \
+    do {                                                                                             \
+        int mpi_rc_ = fn args;                                                                       \
+        if (mpi_rc_ != MPI_SUCCESS) {                                                                \
+            (st) = srlm_mpi_failed(__FILE__, __LINE__, #fn, mpi_rc_, __VA_ARGS__);                    \
+            goto label;                                                                              \
+        }                                                                                            \
+    } while (0)
+
 #endif

@@ -16,27 +16,6 @@ void srlm_topology_set_fake_nodes(int ranks_per_node, int round_robin) {
     g_fake_round_robin = round_robin;
 }
 
-__attribute__((format(printf, 5, 6))) static srlm_status mpi_failed(const char *file, int line, const char *call,
-                                                                    int rc, const char *fmt, ...) {
-    char what[512], err[MPI_MAX_ERROR_STRING];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    int len = 0;
-    if (MPI_Error_string(rc, err, &len) != MPI_SUCCESS) snprintf(err, sizeof err, "MPI error code %d", rc);
-    return srlm_error_at(file, line, SRLM_FAILED, "%s: %s failed: %s", what, call, err);
-}
-
-#define MPI_TRY_GOTO(st, label, fn, args, ...)                                        \
-    do {                                                                              \
-        int mpi_rc_ = fn args;                                                        \
-        if (mpi_rc_ != MPI_SUCCESS) {                                                 \
-            (st) = mpi_failed(__FILE__, __LINE__, #fn, mpi_rc_, __VA_ARGS__);         \
-            goto label;                                                               \
-        }                                                                             \
-    } while (0)
-
 int srlm_dist_initialized(void) {
     int up = 0, down = 0;
     MPI_Initialized(&up);
