@@ -16,33 +16,8 @@
 #include "dist/topology.h"
 #include "model/llama_train.h"
 #include "test.h"
+#include "train_batch.h"
 
-typedef struct { int B, T, *ids, *len, *plen; } batch_data;
-
-static int load_batch(const char *path, batch_data *bd) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    cJSON *j = cJSON_Parse(buf);
-    if (!j) return 0;
-    const cJSON *ids = cJSON_GetObjectItem(j, "ids");
-    bd->B = cJSON_GetArraySize(ids);
-    bd->T = cJSON_GetArraySize(cJSON_GetArrayItem(ids, 0));
-    bd->ids = malloc(sizeof(int) * (size_t)bd->B * bd->T);
-    bd->len = malloc(sizeof(int) * (size_t)bd->B);
-    bd->plen = malloc(sizeof(int) * (size_t)bd->B);
-    for (int b = 0; b < bd->B; b++) {
-        for (int t = 0; t < bd->T; t++)
-            bd->ids[b * bd->T + t] = cJSON_GetArrayItem(cJSON_GetArrayItem(ids, b), t)->valueint;
-        bd->len[b] = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "lengths"), b)->valueint;
-        bd->plen[b] = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompt_lengths"), b)->valueint;
-    }
-    cJSON_Delete(j);
-    return 1;
-}
 
 /* Gradients of loss = sum over sequences s in [s0, s1) of w_s * (sum of its
  * response log-probs), into g (zeroed first). */
@@ -84,8 +59,8 @@ int main(int argc, char **argv) {
     char dir[1024], path[1100];
     snprintf(dir, sizeof dir, "%s/llama/tiny-gqa", fx);
     snprintf(path, sizeof path, "%s/train/tiny-gqa/batch.json", fx);
-    batch_data bd;
-    CHECK(load_batch(path, &bd));
+    batch_data bd = {0};
+    if (!load_train_batch(path, &bd)) { fprintf(stderr, "cannot read %s\n", path); return 1; }
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 1));
     srlm_checkpoint ck;

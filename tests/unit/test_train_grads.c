@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "model/llama_train.h"
 #include "test.h"
+#include "train_batch.h"
 #include "train/dpo_loss.h"
 
 static cJSON *load_json(const char *dir, const char *name) {
@@ -79,28 +80,6 @@ static void compare_grads(const char *what, const srlm_llama_grads *g, const cha
     srlm_st_close(&st);
 }
 
-typedef struct {
-    int B, T, *ids, *len, *plen;
-} batch_data;
-
-static int load_batch(const char *dir, batch_data *bd) {
-    cJSON *j = load_json(dir, "batch.json");
-    if (!j) return 0;
-    const cJSON *ids = cJSON_GetObjectItem(j, "ids");
-    bd->B = cJSON_GetArraySize(ids);
-    bd->T = cJSON_GetArraySize(cJSON_GetArrayItem(ids, 0));
-    bd->ids = malloc(sizeof(int) * (size_t)bd->B * bd->T);
-    bd->len = malloc(sizeof(int) * (size_t)bd->B);
-    bd->plen = malloc(sizeof(int) * (size_t)bd->B);
-    for (int b = 0; b < bd->B; b++) {
-        for (int t = 0; t < bd->T; t++)
-            bd->ids[b * bd->T + t] = cJSON_GetArrayItem(cJSON_GetArrayItem(ids, b), t)->valueint;
-        bd->len[b] = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "lengths"), b)->valueint;
-        bd->plen[b] = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompt_lengths"), b)->valueint;
-    }
-    cJSON_Delete(j);
-    return 1;
-}
 
 /* SFT: loss = -(sum of response-token log-probs) / (number of them). */
 static double sft_step(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *tb,
@@ -128,8 +107,9 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     snprintf(mdir, sizeof mdir, "%s/llama/%s", fx, name);
     snprintf(tdir, sizeof tdir, "%s/train/%s", fx, name);
     printf("%s\n", name);
-    batch_data bd;
-    if (!load_batch(tdir, &bd)) { CHECK(0); return; }
+    batch_data bd = {0};
+    snprintf(path, sizeof path, "%s/batch.json", tdir);
+    if (!load_train_batch(path, &bd)) { CHECK(0); return; }
     srlm_checkpoint ck;
     srlm_llama m;
     int before = test_failures;
