@@ -2,6 +2,7 @@
  * engine (continuous batching, shared prefixes, per-sample reproducible
  * sampling). Output lines follow DESIGN.md's candidates format. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "core/rng.h"
 #include "generate/engine.h"
 #include "io/chat.h"
+#include "io/config.h"
 #include "io/jsonl.h"
 
 typedef struct {
@@ -136,43 +138,95 @@ done:
     return st;
 }
 
+typedef struct {
+    const char *model, *prompt, *input, *output, *tokenizer, *system, *stop;
+    long        max_new, threads, samples, top_k, batch, seed, min_shared;
+    double      temperature, top_p, kv_mb;
+    int         chat, print_ids, ignore_eos, no_share;
+} gen_args;
+
+static srlm_status run_generate(const gen_args *a);
+
 srlm_status cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *prompt = NULL, *input = NULL, *output = "-", *tokenizer = NULL, *system = NULL;
-    const char *stop = NULL;
-    long max_new = 64, threads = 0, samples = 1, top_k = 0, batch = 32, seed = 1234, min_shared = 16;
-    double temperature = 0, top_p = 1, kv_mb = 1024;
-    int chat = 0, print_ids = 0, ignore_eos = 0, no_share = 0;
+    /* -1 / NAN: not given; then from the config when there is one, else the built-in default */
+    gen_args a = {.output = "-", .max_new = -1, .threads = -1, .samples = -1, .top_k = -1, .batch = 32,
+                  .seed = -1, .min_shared = 16, .temperature = NAN, .top_p = NAN, .kv_mb = NAN};
     const srlm_flag flags[] = {
-        {"model", FLAG_STRING, &model, "DIR", "Hugging Face checkpoint folder", 1},
-        {"prompt", FLAG_STRING, &prompt, "TEXT", "one prompt; its continuation goes to stdout", 0},
-        {"input", FLAG_STRING, &input, "FILE", "JSONL of {prompt} or {prompt_ids} (optional prompt_id)", 0},
-        {"output", FLAG_STRING, &output, "FILE", "JSONL of candidates ('-' = stdout)", 0},
-        {"samples", FLAG_INT, &samples, "N", "samples per prompt (default 1)", 0},
-        {"temperature", FLAG_DOUBLE, &temperature, "T", "0 = greedy (default 0)", 0},
-        {"top-p", FLAG_DOUBLE, &top_p, "P", "nucleus sampling threshold (default 1 = off)", 0},
-        {"top-k", FLAG_INT, &top_k, "K", "keep the K most likely tokens (default 0 = off)", 0},
-        {"max-new-tokens", FLAG_INT, &max_new, "N", "tokens to generate at most (default 64)", 0},
-        {"seed", FLAG_INT, &seed, "S", "seed; each prompt's seed derives from it and its line (default 1234)", 0},
-        {"stop", FLAG_STRING, &stop, "TEXT", "stop when this text appears (cut before it)", 0},
-        {"chat", FLAG_BOOL, &chat, NULL, "wrap prompts in the Llama-2 chat format", 0},
-        {"system", FLAG_STRING, &system, "TEXT", "system prompt (with --chat)", 0},
-        {"tokenizer", FLAG_STRING, &tokenizer, "FILE", "SentencePiece model (default DIR/tokenizer.model)", 0},
-        {"ignore-eos", FLAG_BOOL, &ignore_eos, NULL, "keep going after the end-of-sequence token", 0},
-        {"print-ids", FLAG_BOOL, &print_ids, NULL, "with --prompt: print the generated ids on a second line", 0},
-        {"batch", FLAG_INT, &batch, "B", "sequences decoded together (default 32)", 0},
-        {"kv-cache-mb", FLAG_DOUBLE, &kv_mb, "MB", "KV cache memory bound (default 1024)", 0},
-        {"no-share-prefix", FLAG_BOOL, &no_share, NULL, "prefill every sample's prompt separately", 0},
-        {"min-shared-prefix", FLAG_INT, &min_shared, "K", "reuse the previous prompt's first K+ tokens (default 16; 0 = off)", 0},
-        {"threads", FLAG_INT, &threads, "N", "CPU threads (default: all cores)", 0},
+        {"model", FLAG_STRING, &a.model, "DIR", "Hugging Face checkpoint folder (default: model.path)", 0},
+        {"prompt", FLAG_STRING, &a.prompt, "TEXT", "one prompt; its continuation goes to stdout", 0},
+        {"input", FLAG_STRING, &a.input, "FILE", "JSONL of {prompt} or {prompt_ids} (optional prompt_id)", 0},
+        {"output", FLAG_STRING, &a.output, "FILE", "JSONL of candidates ('-' = stdout)", 0},
+        {"samples", FLAG_INT, &a.samples, "N", "samples per prompt (default 1)", 0},
+        {"temperature", FLAG_DOUBLE, &a.temperature, "T", "0 = greedy (default 0)", 0},
+        {"top-p", FLAG_DOUBLE, &a.top_p, "P", "nucleus sampling threshold (default 1 = off)", 0},
+        {"top-k", FLAG_INT, &a.top_k, "K", "keep the K most likely tokens (default 0 = off)", 0},
+        {"max-new-tokens", FLAG_INT, &a.max_new, "N", "tokens to generate at most (default 64)", 0},
+        {"seed", FLAG_INT, &a.seed, "S", "seed; each prompt's seed derives from it and its line (default 1234)", 0},
+        {"stop", FLAG_STRING, &a.stop, "TEXT", "stop when this text appears (cut before it)", 0},
+        {"chat", FLAG_BOOL, &a.chat, NULL, "wrap prompts in the Llama-2 chat format", 0},
+        {"system", FLAG_STRING, &a.system, "TEXT", "system prompt (with --chat)", 0},
+        {"tokenizer", FLAG_STRING, &a.tokenizer, "FILE", "SentencePiece model (default DIR/tokenizer.model)", 0},
+        {"ignore-eos", FLAG_BOOL, &a.ignore_eos, NULL, "keep going after the end-of-sequence token", 0},
+        {"print-ids", FLAG_BOOL, &a.print_ids, NULL, "with --prompt: print the generated ids on a second line", 0},
+        {"batch", FLAG_INT, &a.batch, "B", "sequences decoded together (default 32)", 0},
+        {"kv-cache-mb", FLAG_DOUBLE, &a.kv_mb, "MB", "KV cache memory bound (default 1024)", 0},
+        {"no-share-prefix", FLAG_BOOL, &a.no_share, NULL, "prefill every sample's prompt separately", 0},
+        {"min-shared-prefix", FLAG_INT, &a.min_shared, "K", "reuse the previous prompt's first K+ tokens (default 16; 0 = off)", 0},
+        {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
     };
-    const srlm_command_spec spec = {"generate", NULL,
+    const srlm_command_spec spec = {"generate", "[CONFIG] [key.sub=value ...]",
         "Generates with the KV cache: greedy at temperature 0, else sampling with top-k/top-p. Each sample's\n"
-        "tokens depend only on (seed, prompt line, sample index), not on batching.",
-        flags, SRLM_COUNT(flags), 0};
+        "tokens depend only on (seed, prompt line, sample index), not on batching. With a CONFIG, the\n"
+        "defaults come from its generate.*, run.seed, backend.threads and model.* keys; flags win.",
+        flags, SRLM_COUNT(flags), -1};
     srlm_parsed_args pa;
     SRLM_CHECK(srlm_parse_flags(&spec, argc, argv, &pa));
-    srlm_parsed_args_free(&pa);
-    if (pa.help_shown) return SRLM_OK;
+    if (pa.help_shown) { srlm_parsed_args_free(&pa); return SRLM_OK; }
+    srlm_config cfg;
+    int have_cfg = pa.n_positional > 0;
+    if (have_cfg) {
+        /* --model stands in for model.path, so a config need not name one */
+        char *args[258], model_kv[1100];
+        int n_args = 0;
+        for (int i = 0; i < pa.n_positional && n_args < 256; i++) args[n_args++] = pa.positional[i];
+        if (a.model) { snprintf(model_kv, sizeof model_kv, "model.path=%s", a.model); args[n_args++] = model_kv; }
+        srlm_status cst = srlm_config_from_args(&cfg, n_args, args);
+        srlm_parsed_args_free(&pa);
+        SRLM_CHECK(cst);
+        if (!a.model) a.model = cfg.model.path;
+        if (!a.tokenizer && cfg.model.tokenizer && *cfg.model.tokenizer) a.tokenizer = cfg.model.tokenizer;
+        if (isnan(a.temperature)) a.temperature = cfg.generate.temperature;
+        if (isnan(a.top_p)) a.top_p = cfg.generate.top_p;
+        if (a.top_k < 0) a.top_k = cfg.generate.top_k;
+        if (a.max_new < 0) a.max_new = cfg.generate.max_new_tokens;
+        if (a.samples < 0) a.samples = cfg.generate.samples;
+        if (isnan(a.kv_mb)) a.kv_mb = cfg.generate.kv_cache_mb;
+        if (a.seed < 0) a.seed = cfg.run.seed;
+        if (a.threads < 0) a.threads = cfg.backend.threads;
+    } else {
+        srlm_parsed_args_free(&pa);
+    }
+    if (isnan(a.temperature)) a.temperature = 0;
+    if (isnan(a.top_p)) a.top_p = 1;
+    if (a.top_k < 0) a.top_k = 0;
+    if (a.max_new < 0) a.max_new = 64;
+    if (a.samples < 0) a.samples = 1;
+    if (isnan(a.kv_mb)) a.kv_mb = 1024;
+    if (a.seed < 0) a.seed = 1234;
+    if (a.threads < 0) a.threads = 0;
+    srlm_status st = run_generate(&a);
+    if (have_cfg) srlm_config_free(&cfg);
+    return st;
+}
+
+static srlm_status run_generate(const gen_args *a) {
+    const char *model = a->model, *prompt = a->prompt, *input = a->input, *output = a->output;
+    const char *tokenizer = a->tokenizer, *system = a->system, *stop = a->stop;
+    const long max_new = a->max_new, threads = a->threads, samples = a->samples, top_k = a->top_k;
+    const long batch = a->batch, seed = a->seed, min_shared = a->min_shared;
+    const double temperature = a->temperature, top_p = a->top_p, kv_mb = a->kv_mb;
+    const int chat = a->chat, print_ids = a->print_ids, ignore_eos = a->ignore_eos, no_share = a->no_share;
+    if (!model) return SRLM_ERR(SRLM_BAD_INPUT, "no model: give --model DIR or a CONFIG with model.path");
     if (!prompt == !input) return SRLM_ERR(SRLM_BAD_INPUT, "give exactly one of --prompt TEXT and --input FILE");
     if (max_new < 1 || max_new > 1000000)
         return SRLM_ERR(SRLM_BAD_INPUT, "--max-new-tokens: expected 1 .. 1000000, found %ld", max_new);

@@ -29,6 +29,18 @@ for v in "--batch 1" "--batch 3" "--batch 32 --no-share-prefix" "--batch 2 --min
   gen --output other.jsonl $v || fail "generate $v exited $?"
   cmp -s out32.jsonl other.jsonl && echo "identical with $v" || fail "output with $v differs from batch 32"
 done
+# the same run from a config (generate.*, run.seed, model.path), and its overrides
+cat > gen.yaml <<Y
+run: {seed: 7}
+model: {path: $model}
+generate: {samples: 3, temperature: 0.8, top_p: 0.9, max_new_tokens: 10}
+Y
+"$bin" generate gen.yaml --input prompts.jsonl --output cfg.jsonl 2>/dev/null || fail "generate CONFIG exited $?"
+cmp -s out32.jsonl cfg.jsonl || fail "generate CONFIG differs from the same settings given as flags"
+"$bin" generate gen.yaml generate.samples=2 --input prompts.jsonl --output cfg2.jsonl 2>/dev/null
+[ "$(wc -l < cfg2.jsonl)" = 6 ] || fail "override generate.samples=2 not applied"
+out=$("$bin" generate gen.yaml generate.nope=1 --input prompts.jsonl 2>&1); rc=$?
+[ $rc = 2 ] && grep -q "unknown key 'generate.nope'" <<< "$out" || fail "unknown override: $rc $out"
 gen --output seed8.jsonl --seed 8
 cmp -s out32.jsonl seed8.jsonl && fail "another --seed gave the same samples"
 # greedy single prompt equals transformers (the reference's new ids)
