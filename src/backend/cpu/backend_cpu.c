@@ -187,7 +187,8 @@ static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_vi
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        float *sc = malloc((size_t)QBLOCK * (size_t)s->max_seq * sizeof(float));
+        /* decode steps (T = 1) need one row: a small block stays off mmap'd memory */
+        float *sc = malloc((size_t)(s->T < QBLOCK ? s->T : QBLOCK) * (size_t)s->max_seq * sizeof(float));
         if (!sc) failed = 1;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {

@@ -120,8 +120,9 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        float *p = malloc(2 * (size_t)QBLOCK * (size_t)s->max_seq * sizeof(float));
-        float *dp = p ? p + (size_t)QBLOCK * s->max_seq : NULL;
+        const size_t rows = (size_t)(s->T < QBLOCK ? s->T : QBLOCK);
+        float *p = malloc(2 * rows * (size_t)s->max_seq * sizeof(float));
+        float *dp = p ? p + rows * (size_t)s->max_seq : NULL;
         if (!p) failed = 1;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {
