@@ -133,11 +133,8 @@ void srlm_task_judgement(const srlm_lexicon *lx, const srlm_task *t, const char 
                          size_t cap) {
     unsigned c;
     int score = srlm_task_score(lx, t, response, &c);
-    snprintf(buf, cap,
-             "%s %s %s %s %s\nScore: %d",
-             c & 1u ? "It is one word." : "It is not one word.",
-             c & 2u ? "The word is in the list." : "The word is not in the list.",
-             c & 4u ? "The first letter is right." : "The first letter is wrong.",
-             c & 8u ? "The last letter is right." : "The last letter is wrong.",
-             c & 16u ? "Nothing else is said." : "Something else is said.", score);
+    /* terse on purpose: the five decisions are most of the tokens a small judge learns from */
+    snprintf(buf, cap, "one word: %s\nin the list: %s\nfirst letter: %s\nlast letter: %s\nnothing else: %s\nScore: %d",
+             c & 1u ? "yes" : "no", c & 2u ? "yes" : "no", c & 4u ? "yes" : "no", c & 8u ? "yes" : "no",
+             c & 16u ? "yes" : "no", score);
 }

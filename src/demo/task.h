@@ -54,8 +54,8 @@ int         srlm_task_score(const srlm_lexicon *lx, const srlm_task *t, const ch
 /* A correct answer (the k-th of those that fit, modulo their count); NULL when none. */
 const char *srlm_task_answer(const srlm_lexicon *lx, const srlm_task *t, uint64_t k);
 
-/* A judgement in the judge's output format: one short sentence per criterion,
- * then "Score: N" on its own line; N follows the rubric exactly. */
+/* A judgement in the judge's output format: one line per criterion ("first
+ * letter: yes"), then "Score: N" on its own line; N follows the rubric exactly. */
 void        srlm_task_judgement(const srlm_lexicon *lx, const srlm_task *t, const char *response,
                                 char *buf, size_t cap);
 
