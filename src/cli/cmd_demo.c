@@ -49,17 +49,6 @@ static srlm_status write_text(const char *path, const char *text, int copies) {
     return SRLM_OK;
 }
 
-static void remove_tree(const char *dir) {
-    const char *names[] = {"corpus.txt", "tokenizer.model", "tokenizer.vocab", "model.safetensors",
-                           "config.json"};
-    char path[1200];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
-}
-
 srlm_status cmd_demo(int argc, char **argv) {
     long seed = 1234, max_new = 24;
     int keep = 0;
@@ -70,7 +59,7 @@ srlm_status cmd_demo(int argc, char **argv) {
         {"max-new-tokens", FLAG_INT, &max_new, "N", "tokens to generate (default 24)", 0},
         {"keep", FLAG_BOOL, &keep, NULL, "keep the temporary checkpoint folder and print its path", 0},
     };
-    const srlm_command_spec spec = {"demo", "[CONFIG] [key=value ...]",
+    const srlm_command_spec spec = {"demo", NULL,
         "The built-in demo. For now: a smoke test of the whole stack on a tiny random model.",
         flags, SRLM_COUNT(flags), 0};
     srlm_parsed_args pa;
@@ -133,6 +122,6 @@ done:
     free(ids);
     if (have_session) srlm_model_session_close(&s);
     if (keep) printf("kept %s\n", dir);
-    else remove_tree(dir);
+    else (void)srlm_remove_tree(dir); /* a leftover temporary folder is not worth failing the demo */
     return st;
 }

@@ -99,17 +99,15 @@ srlm_status cmd_score(int argc, char **argv) {
     FILE *out = NULL;
     srlm_status st;
     SRLM_CHECK_GOTO(srlm_jsonl_open(&r, a.input), st, close_session);
-    /* text records need the tokenizer; open it lazily so id-only input works without one */
     out = strcmp(a.output, "-") ? fopen(a.output, "w") : stdout;
     if (!out) { st = SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open for writing", a.output); goto close_reader; }
     for (;;) {
         cJSON *rec;
         SRLM_CHECK_GOTO(srlm_jsonl_next(&r, &rec), st, close_out);
         if (!rec) break;
+        /* text records need the tokenizer; it is loaded at the first one, so id-only input works without */
         if (!s.tok && cJSON_GetObjectItem(rec, "prompt")) {
-            char path[1200];
-            if (!a.tokenizer) snprintf(path, sizeof path, "%s/tokenizer.model", a.model);
-            st = srlm_tokenizer_load(&s.tok, a.tokenizer ? a.tokenizer : path);
+            st = srlm_model_session_load_tokenizer(&s, a.model, a.tokenizer);
             if (st != SRLM_OK) { cJSON_Delete(rec); goto close_out; }
         }
         int *p = NULL, *q = NULL, np = 0, nq = 0;

@@ -3,6 +3,21 @@
 #include <stdio.h>
 #include <string.h>
 
+srlm_status srlm_model_session_load_tokenizer(srlm_model_session *s, const char *dir,
+                                              const char *tokenizer_path) {
+    char path[1200];
+    if (!tokenizer_path) {
+        snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+        tokenizer_path = path;
+    }
+    SRLM_CHECK(srlm_tokenizer_load(&s->tok, tokenizer_path));
+    int tv = srlm_tokenizer_vocab_size(s->tok), mv = s->model.cfg.vocab_size;
+    if (tv > mv)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s has %d pieces but the model in %s has only %d embeddings "
+                        "(vocab_size): they do not belong together", tokenizer_path, tv, dir, mv);
+    return SRLM_OK;
+}
+
 srlm_status srlm_model_session_open(srlm_model_session *s, const char *dir,
                                     const char *tokenizer_path, int need_tokenizer, int threads) {
     memset(s, 0, sizeof *s);
@@ -12,20 +27,8 @@ srlm_status srlm_model_session_open(srlm_model_session *s, const char *dir,
     SRLM_CHECK_GOTO(srlm_backend_cpu_new(&s->be, threads), st, fail);
     SRLM_CHECK_GOTO(srlm_llama_load(&s->model, &s->ck, s->be, NULL), st, fail);
     s->opened |= 2;
-    if (need_tokenizer || tokenizer_path) {
-        char path[1200];
-        if (!tokenizer_path) {
-            snprintf(path, sizeof path, "%s/tokenizer.model", dir);
-            tokenizer_path = path;
-        }
-        SRLM_CHECK_GOTO(srlm_tokenizer_load(&s->tok, tokenizer_path), st, fail);
-        int tv = srlm_tokenizer_vocab_size(s->tok), mv = s->model.cfg.vocab_size;
-        if (tv > mv) {
-            st = SRLM_ERR(SRLM_BAD_INPUT, "%s has %d pieces but the model in %s has only %d "
-                          "embeddings (vocab_size): they do not belong together", tokenizer_path, tv, dir, mv);
-            goto fail;
-        }
-    }
+    if (need_tokenizer || tokenizer_path)
+        SRLM_CHECK_GOTO(srlm_model_session_load_tokenizer(s, dir, tokenizer_path), st, fail);
     return SRLM_OK;
 fail:
     srlm_model_session_close(s);

@@ -21,4 +21,9 @@ srlm_status srlm_model_session_open(srlm_model_session *s, const char *dir,
                                     const char *tokenizer_path, int need_tokenizer, int threads);
 void        srlm_model_session_close(srlm_model_session *s);
 
+/* Load the tokenizer later (tokenizer_path NULL = DIR/tokenizer.model), checked
+ * against the model's vocab; the session owns it. */
+srlm_status srlm_model_session_load_tokenizer(srlm_model_session *s, const char *dir,
+                                              const char *tokenizer_path);
+
 #endif

@@ -1,5 +1,6 @@
 #include "io/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -146,4 +147,52 @@ srlm_status srlm_write_file_atomic(const char *path, const void *data, size_t n)
 fail:
     srlm_atomic_abort(&f);
     return st;
+}
+
+int srlm_remove_tree_quiet(const char *path, char *failed, size_t cap) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        if (errno == ENOENT) return 0;
+        snprintf(failed, cap, "%s", path);
+        return errno;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) {
+            snprintf(failed, cap, "%s", path);
+            return errno;
+        }
+        int err = 0;
+        struct dirent *e;
+        char child[2048];
+        while (!err && (e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            int k = snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+            if (k < 0 || (size_t)k >= sizeof child) {
+                snprintf(failed, cap, "%s/%s", path, e->d_name);
+                err = ENAMETOOLONG;
+            } else {
+                err = srlm_remove_tree_quiet(child, failed, cap);
+            }
+        }
+        closedir(d);
+        if (err) return err;
+        if (rmdir(path) != 0) {
+            snprintf(failed, cap, "%s", path);
+            return errno;
+        }
+        return 0;
+    }
+    if (unlink(path) != 0) {
+        snprintf(failed, cap, "%s", path);
+        return errno;
+    }
+    return 0;
+}
+
+srlm_status srlm_remove_tree(const char *path) {
+    char failed[2048] = "";
+    int err = srlm_remove_tree_quiet(path, failed, sizeof failed);
+    if (err) return SRLM_ERR(SRLM_FAILED, "cannot remove %s: %s", failed, strerror(err));
+    return SRLM_OK;
 }

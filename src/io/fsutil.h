@@ -42,4 +42,10 @@ void srlm_atomic_abort(srlm_atomic_file *f);
 /* Whole-buffer convenience: open + write + commit. */
 srlm_status srlm_write_file_atomic(const char *path, const void *data, size_t n);
 
+/* Remove a file or a folder with everything in it; a missing path is fine. */
+srlm_status srlm_remove_tree(const char *path);
+/* The same without recording an error (a cleanup after a failure keeps the first
+ * message): 0 or an errno value, with `failed` naming what could not be removed. */
+int srlm_remove_tree_quiet(const char *path, char *failed, size_t cap);
+
 #endif

@@ -15,57 +15,6 @@
 #include "io/hf_config.h"
 #include "io/safetensors.h"
 
-/* Remove path and everything under it without recording an error (so a cleanup
- * after a failure keeps the first message). 0 on success, else an errno value;
- * `failed` names what could not be removed. A missing path is fine. */
-static int rm_tree(const char *path, char *failed, size_t cap) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) {
-        if (errno == ENOENT) return 0;
-        snprintf(failed, cap, "%s", path);
-        return errno;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) {
-            snprintf(failed, cap, "%s", path);
-            return errno;
-        }
-        int err = 0;
-        struct dirent *e;
-        char child[2048];
-        while (!err && (e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            int k = snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-            if (k < 0 || (size_t)k >= sizeof child) {
-                snprintf(failed, cap, "%s/%s", path, e->d_name);
-                err = ENAMETOOLONG;
-            } else {
-                err = rm_tree(child, failed, cap);
-            }
-        }
-        closedir(d);
-        if (err) return err;
-        if (rmdir(path) != 0) {
-            snprintf(failed, cap, "%s", path);
-            return errno;
-        }
-        return 0;
-    }
-    if (unlink(path) != 0) {
-        snprintf(failed, cap, "%s", path);
-        return errno;
-    }
-    return 0;
-}
-
-srlm_status srlm_remove_tree(const char *path) {
-    char failed[2048] = "";
-    int err = rm_tree(path, failed, sizeof failed);
-    if (err) return SRLM_ERR(SRLM_FAILED, "cannot remove %s: %s", failed, strerror(err));
-    return SRLM_OK;
-}
-
 /* How a tensor is spread over the tp ranks. */
 typedef enum {
     SPLIT_NONE,   /* replicated (norm weights): rank 0's copy */
@@ -350,7 +299,7 @@ done:
     free(t);
     if (st != SRLM_OK && root) {
         char ignored[2048];
-        (void)rm_tree(tmp, ignored, sizeof ignored); /* a half-written DIR.tmp is of no use */
+        (void)srlm_remove_tree_quiet(tmp, ignored, sizeof ignored); /* a half-written DIR.tmp is of no use */
         srlm_error_context("saving the model to %s", final);
     }
     return st;

@@ -33,8 +33,5 @@
 srlm_status srlm_llama_save(const srlm_llama *m, const char *dir, srlm_dtype dtype,
                             const char *tokenizer_path, size_t shard_bytes);
 
-/* Remove a file or a folder with everything in it; a missing path is fine.
- * Used for stale checkpoint folders. */
-srlm_status srlm_remove_tree(const char *path);
 
 #endif

@@ -99,45 +99,81 @@ static void step_dir(char *buf, size_t cap, const char *out, long step) {
     snprintf(buf, cap, "%s/train/step-%08ld", out, step);
 }
 
-/* The newest complete trainer checkpoint (its state file exists), or -1. Stale
- * temporary folders of an interrupted save are removed. */
-static srlm_status find_latest(const char *out, long *latest) {
-    char dir[1100];
+static int cmp_long(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The steps of the complete trainer checkpoints under OUT/train (a checkpoint is
+ * complete when its state file exists), ascending; *steps is malloc'd. Stale
+ * temporary folders of an interrupted save (step-N.tmp) are removed. */
+static srlm_status list_checkpoints(const char *out, long **steps, int *n) {
+    char dir[1100], path[1400], state[1500];
     snprintf(dir, sizeof dir, "%s/train", out);
-    *latest = -1;
+    *steps = NULL;
+    *n = 0;
     DIR *d = opendir(dir);
     if (!d) return SRLM_OK;
+    long *found = NULL, *stale = NULL;
+    int n_found = 0, n_stale = 0, cap = 0;
+    srlm_status st = SRLM_OK;
     struct dirent *e;
     while ((e = readdir(d))) {
         long step;
         char extra[8];
-        int n = sscanf(e->d_name, "step-%ld%7s", &step, extra);
-        char path[1400];
+        int k = sscanf(e->d_name, "step-%ld%7s", &step, extra);
+        if (k < 1) continue;
+        if (n_found + n_stale == cap) {
+            cap = cap ? 2 * cap : 16;
+            long *g1 = realloc(found, sizeof(long) * (size_t)cap), *g2 = g1 ? realloc(stale, sizeof(long) * (size_t)cap) : NULL;
+            if (g1) found = g1;
+            if (g2) stale = g2;
+            if (!g1 || !g2) { st = SRLM_ERR(SRLM_FAILED, "out of memory listing %s", dir); break; }
+        }
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (n == 2) { srlm_remove_tree(path); continue; } /* step-N.tmp */
-        if (n != 1) continue;
-        char state[1500];
-        if (srlm_train_state_path(state, sizeof state, path, 0) == SRLM_OK && srlm_path_exists(state) &&
-            step > *latest)
-            *latest = step;
+        if (k == 2) stale[n_stale++] = step; /* step-N.tmp */
+        else if (srlm_train_state_path(state, sizeof state, path, 0) == SRLM_OK && srlm_path_exists(state))
+            found[n_found++] = step;
     }
     closedir(d);
+    /* removed after the listing: a folder is not changed while it is being read */
+    for (int i = 0; i < n_stale && st == SRLM_OK; i++) {
+        char sd[1100];
+        step_dir(sd, sizeof sd, out, stale[i]);
+        snprintf(path, sizeof path, "%s.tmp", sd);
+        st = srlm_remove_tree(path);
+    }
+    free(stale);
+    if (st != SRLM_OK) { free(found); return st; }
+    qsort(found, (size_t)n_found, sizeof *found, cmp_long);
+    *steps = found;
+    *n = n_found;
     return SRLM_OK;
 }
 
-static srlm_status prune_checkpoints(trainer *t) {
-    int keep = t->tc->keep_last_n;
-    if (keep < 1) return SRLM_OK;
-    long every = t->tc->checkpoint_every > 0 ? t->tc->checkpoint_every : 1;
-    /* older checkpoints are at multiples of `every` below the newest */
-    long newest = t->st.step, kept = 0;
-    for (long s = newest; s >= 0; s--) {
-        char dir[1100];
-        step_dir(dir, sizeof dir, t->job->out_dir, s);
-        if (!srlm_path_exists(dir)) { if (s % every == 0 && s < newest - every * (keep + 2)) break; continue; }
-        if (++kept > keep) SRLM_CHECK(srlm_remove_tree(dir));
-    }
+/* The newest complete trainer checkpoint, or -1. */
+static srlm_status find_latest(const char *out, long *latest) {
+    long *steps;
+    int n;
+    SRLM_CHECK(list_checkpoints(out, &steps, &n));
+    *latest = n > 0 ? steps[n - 1] : -1;
+    free(steps);
     return SRLM_OK;
+}
+
+/* Keep the newest keep_last_n trainer checkpoints. */
+static srlm_status prune_checkpoints(trainer *t) {
+    long *steps;
+    int n;
+    SRLM_CHECK(list_checkpoints(t->job->out_dir, &steps, &n));
+    srlm_status st = SRLM_OK;
+    for (int i = 0; i + t->tc->keep_last_n < n && st == SRLM_OK; i++) {
+        char dir[1100];
+        step_dir(dir, sizeof dir, t->job->out_dir, steps[i]);
+        st = srlm_remove_tree(dir);
+    }
+    free(steps);
+    return st;
 }
 
 /* Collective. Rank 0 makes step-N.tmp; the replicas of dp group 0 write the model
