@@ -11,7 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "cli/model_session.h"
+#include "model/model_session.h"
 #include "generate/engine.h"
 #include "io/chat.h"
 #include "io/fsutil.h"
@@ -112,7 +112,7 @@ srlm_status cmd_demo(int argc, char **argv) {
     srlm_chat_turn turn = {prompt, NULL};
     SRLM_CHECK_GOTO(srlm_chat_encode(s.tok, NULL, &turn, 1, &ids, &n), st, done);
     srlm_gen_request req = {ids, n, 1, {0, 1, 0}, (int)max_new, srlm_tokenizer_eos(s.tok), NULL, 0, (uint64_t)seed};
-    srlm_gen_config gc = {1, n + (int)max_new, 1, 0};
+    srlm_gen_config gc = {1, n + (int)max_new, 1, 0, NULL, NULL};
     SRLM_CHECK_GOTO(srlm_generate(&s.model, s.tok, &gc, &req, 1, keep_output, &res, NULL), st, done);
     printf("[%5.2fs] greedy decoding, %d prompt tokens -> %d new tokens\n\n", seconds_since(&t0), n, res.n_ids);
     printf("  prompt: %s\n  output: %s\n\n", prompt, res.text ? res.text : "");

@@ -10,7 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "cli/model_session.h"
+#include "model/model_session.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "generate/engine.h"
@@ -270,7 +270,7 @@ static srlm_status run_generate(const gen_args *a) {
                                      srlm_rng_key((uint64_t)seed, (uint64_t)i)};
         if (prompts[i].n_ids > longest) longest = prompts[i].n_ids;
     }
-    srlm_gen_config gc = {(int)batch, longest + (int)max_new, !no_share, (int)min_shared};
+    srlm_gen_config gc = {(int)batch, longest + (int)max_new, !no_share, (int)min_shared, NULL, NULL};
     int fit = srlm_gen_slots_for_memory(&s.model, gc.max_seq, kv_mb);
     if (fit < 1) {
         st = SRLM_ERR(SRLM_BAD_INPUT, "--kv-cache-mb %g holds no sequence of %d positions for this model "

@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "cli/model_session.h"
+#include "model/model_session.h"
 #include "io/chat.h"
 #include "io/jsonl.h"
 

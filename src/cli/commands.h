@@ -16,5 +16,6 @@ srlm_status cmd_demo(int argc, char **argv);
 srlm_status cmd_sft(int argc, char **argv);
 srlm_status cmd_dpo(int argc, char **argv);
 srlm_status cmd_data(int argc, char **argv);
+srlm_status cmd_run(int argc, char **argv);
 
 #endif

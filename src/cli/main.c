@@ -16,6 +16,7 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
+    {"run",          cmd_run,          "the self-rewarding loop: M0 -> M1 -> M2 ... in a resumable run directory"},
     {"demo",         cmd_demo,         "run the built-in demo on one CPU (no download)"},
     {"sft",          cmd_sft,          "supervised fine-tuning (train.sft.*) with resumable checkpoints"},
     {"dpo",          cmd_dpo,          "DPO training (train.dpo.*) with resumable checkpoints"},

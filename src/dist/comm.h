@@ -70,6 +70,11 @@ srlm_status srlm_comm_broadcast(srlm_comm *c, void *buf, size_t bytes, int root)
 srlm_status srlm_comm_send(srlm_comm *c, const void *buf, size_t bytes, int dest, int tag);
 srlm_status srlm_comm_recv(srlm_comm *c, void *buf, size_t bytes, int src, int tag);
 
+/* Non-blocking check for a waiting message with `tag` from any rank: *src = its
+ * sender, or -1 when none. MPI communicators only (rank 0's work queue polls
+ * with it between decode steps). A NULL communicator never has one. */
+srlm_status srlm_comm_iprobe(srlm_comm *c, int tag, int *src);
+
 srlm_status srlm_comm_barrier(srlm_comm *c);
 
 /* Collective over parent (MPI communicators only): ranks with the same color

@@ -160,6 +160,20 @@ srlm_status srlm_comm_recv(srlm_comm *c, void *buf, size_t bytes, int src, int t
     return c->ops->recv(c, buf, bytes, src, tag);
 }
 
+srlm_status srlm_comm_iprobe(srlm_comm *c, int tag, int *src) {
+    if (!src) return SRLM_ERR(SRLM_BAD_INPUT, "iprobe: NULL output");
+    *src = -1;
+    if (!c) return SRLM_OK;
+    if (tag < 0 || tag > SRLM_COMM_TAG_MAX) return SRLM_ERR(SRLM_BAD_INPUT, "iprobe: tag %d outside 0 .. %d", tag, SRLM_COMM_TAG_MAX);
+    MPI_Comm h = srlm_comm_mpi_handle(c);
+    if (h == MPI_COMM_NULL) return SRLM_ERR(SRLM_BAD_INPUT, "iprobe: %s communicators cannot probe", c->ops->name);
+    int flag = 0;
+    MPI_Status status;
+    MPI_TRY(MPI_Iprobe, (MPI_ANY_SOURCE, tag, h, &flag, &status), "polling for tag %d", tag);
+    if (flag) *src = status.MPI_SOURCE;
+    return SRLM_OK;
+}
+
 srlm_status srlm_comm_barrier(srlm_comm *c) { return c ? c->ops->barrier(c) : SRLM_OK; }
 
 srlm_status srlm_comm_split(srlm_comm *parent, int color, int key, srlm_comm **out) {

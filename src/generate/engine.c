@@ -315,6 +315,7 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
             n++;
         }
         if (n == 0) break;
+        if (cfg->poll) SRLM_CHECK_GOTO(cfg->poll(cfg->poll_ctx), st, done);
         double t0 = now_s();
         srlm_batch b = {n, 1, e.step_ids, e.step_slot, e.step_past, e.step_new, 1};
         SRLM_CHECK_GOTO(srlm_llama_forward(m, &e.kv, &e.acts, &b), st, done);

@@ -52,6 +52,10 @@ typedef struct {
     int max_seq;                     /* KV positions per slot: prompt + new tokens must fit */
     int share_prefix;                /* 1: prefill a prompt once for all its samples */
     int min_shared_prefix;           /* reuse the previous prompt's first k rows when k >= this (0 = off) */
+    /* Called before every decode step (NULL: none), on this rank only: the loop's
+     * coordinator answers work requests there. A non-OK status stops the engine. */
+    srlm_status (*poll)(void *ctx);
+    void       *poll_ctx;
 } srlm_gen_config;
 
 typedef struct {

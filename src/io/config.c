@@ -99,6 +99,7 @@ static const srlm_schema_field FIELDS[] = {
     INT("self_instruct.min_words",       self_instruct.min_words,       3,   1, NOMAX, 0, "drop prompts shorter than this, in words"),
     INT("self_instruct.max_words",       self_instruct.max_words,       150, 1, NOMAX, 0, "drop prompts longer than this, in words"),
     STR("self_instruct.prompt_model",    self_instruct.prompt_model,    "", 0, "fixed model that writes new prompts; empty = M0"),
+    STR("self_instruct.template",        self_instruct.template_path,   "", 0, "self-instruct prompt template with {examples}; empty = built-in (configs/prompts/self_instruct.txt)"),
     STR("self_instruct.blocklist",       self_instruct.blocklist,       "", 0, "file of keywords (one a line) that disqualify a prompt; empty = built-in list"),
 
     TRAIN_FIELDS("train.sft", train.sft, 5.5e-6, 1.1e-6, "cosine"),
@@ -111,9 +112,12 @@ static const srlm_schema_field FIELDS[] = {
     BOOL("loop.length_control",    loop.length_control,    false, "among tied candidates choose the shortest best and the longest worst"),
     BOOL("loop.sft_on_top_scores", loop.sft_on_top_scores, false, "also SFT on top-scored candidates (the paper's ablation)"),
     BOOL("loop.build_eft",         loop.build_eft,         true,  "build EFT with an SFT baseline; false = use data.eft as given"),
+    BOOL("loop.skip_sft",          loop.skip_sft,          false, "model.path is already M1 (SFT on IFT + EFT done elsewhere): start the iterations from it"),
+    INT("loop.prompts_per_item",   loop.prompts_per_item,  16, 1, NOMAX, 0, "prompts per work item of generation and judging (an item is one batch)"),
 
     STR("eval.judge_model", eval.judge_model, "M1", NONEMPTY, "fixed judge of the head-to-head win rate: M0, M1, ... or a checkpoint folder"),
     STR("eval.heldout",     eval.heldout,     "",   0,        "held-out human-ranked set (JSONL) for reward-model metrics; empty = skip"),
+    STR("eval.prompts",     eval.prompts,     "",   0,        "prompts (JSONL of {prompt_id, prompt}) answered for the head-to-head; empty = those of eval.heldout"),
 
     STR("data.ift",   data.ift,   "", 0, "IFT seed data (JSONL); empty = built from data.oasst"),
     STR("data.eft",   data.eft,   "", 0, "EFT data (JSONL); empty = built by the pipeline (loop.build_eft)"),

@@ -97,6 +97,7 @@ typedef struct {
         int    min_words;
         int    max_words;
         char  *prompt_model;
+        char  *template_path;   /* key "self_instruct.template" */
         char  *blocklist;
     } self_instruct;
     struct {
@@ -108,10 +109,13 @@ typedef struct {
         bool length_control;
         bool sft_on_top_scores;
         bool build_eft;
+        bool skip_sft;
+        int  prompts_per_item;
     } loop;
     struct {
         char *judge_model;
         char *heldout;
+        char *prompts;
     } eval;
     struct {
         char *ift;

@@ -196,3 +196,43 @@ srlm_status srlm_remove_tree(const char *path) {
     if (err) return SRLM_ERR(SRLM_FAILED, "cannot remove %s: %s", failed, strerror(err));
     return SRLM_OK;
 }
+
+srlm_status srlm_copy_dir(const char *src, const char *dst) {
+    char tmp[1100], from[1200], to[1200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) return SRLM_ERR(SRLM_BAD_INPUT, "%s: path too long", dst);
+    SRLM_CHECK(srlm_remove_tree(tmp));
+    SRLM_CHECK(srlm_mkdir_p(tmp));
+    DIR *d = opendir(src);
+    if (!d) return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open folder: %s", src, strerror(errno));
+    srlm_status st = SRLM_OK;
+    struct dirent *e;
+    char *buf = malloc(1 << 20);
+    if (!buf) st = SRLM_ERR(SRLM_FAILED, "out of memory");
+    while (st == SRLM_OK && (e = readdir(d)) != NULL) {
+        struct stat sb;
+        if (srlm_path_join(from, sizeof from, src, e->d_name) != SRLM_OK) continue;
+        if (stat(from, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+        st = srlm_path_join(to, sizeof to, tmp, e->d_name);
+        FILE *in = st == SRLM_OK ? fopen(from, "rb") : NULL;
+        srlm_atomic_file out;
+        if (st == SRLM_OK && !in) st = SRLM_ERR(SRLM_FAILED, "%s: cannot open: %s", from, strerror(errno));
+        if (st == SRLM_OK) st = srlm_atomic_open(&out, to);
+        size_t n;
+        while (st == SRLM_OK && (n = fread(buf, 1, 1 << 20, in)) > 0) st = srlm_atomic_write(&out, buf, n);
+        if (st == SRLM_OK && ferror(in)) st = SRLM_ERR(SRLM_FAILED, "%s: read error", from);
+        if (st == SRLM_OK) st = srlm_atomic_commit(&out);
+        else if (in) srlm_atomic_abort(&out);
+        if (in) fclose(in);
+    }
+    closedir(d);
+    free(buf);
+    SRLM_CHECK(st);
+    SRLM_CHECK(srlm_fsync_dir(tmp));
+    SRLM_CHECK(srlm_remove_tree(dst));
+    if (rename(tmp, dst) != 0) return SRLM_ERR(SRLM_FAILED, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+    char parent[1100];
+    snprintf(parent, sizeof parent, "%s", dst);
+    char *slash = strrchr(parent, '/');
+    if (slash) *slash = 0; else snprintf(parent, sizeof parent, ".");
+    return srlm_fsync_dir(parent);
+}

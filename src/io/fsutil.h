@@ -42,6 +42,10 @@ void srlm_atomic_abort(srlm_atomic_file *f);
 /* Whole-buffer convenience: open + write + commit. */
 srlm_status srlm_write_file_atomic(const char *path, const void *data, size_t n);
 
+/* Copy the plain files of folder src into a new folder dst (not recursive),
+ * through dst.tmp and one rename, so dst is whole or absent. */
+srlm_status srlm_copy_dir(const char *src, const char *dst);
+
 /* Remove a file or a folder with everything in it; a missing path is fine. */
 srlm_status srlm_remove_tree(const char *path);
 /* The same without recording an error (a cleanup after a failure keeps the first

@@ -67,7 +67,7 @@ int main(void) {
     int pids[64], np = cJSON_GetArraySize(cJSON_GetObjectItem(gen, "prompt_ids"));
     for (int i = 0; i < np; i++) pids[i] = cJSON_GetArrayItem(cJSON_GetObjectItem(gen, "prompt_ids"), i)->valueint;
     srlm_gen_request g = {pids, np, 1, {0, 1, 0}, MAXNEW, -1, NULL, 0, 7};
-    srlm_gen_config gc = {4, np + MAXNEW, 1, 0};
+    srlm_gen_config gc = {4, np + MAXNEW, 1, 0, NULL, NULL};
     memset(&a, 0, sizeof a);
     CHECK_OK(srlm_generate(&m, tok, &gc, &g, 1, collect, &a, NULL));
     int ok = a.n[0][0] == MAXNEW;
@@ -89,8 +89,8 @@ int main(void) {
         reqs[r] = (srlm_gen_request){prompts[r], lens[r], NS, {0.8f, 0.9f, 0}, MAXNEW, 2, NULL, 0,
                                      srlm_rng_key(42, (uint64_t)r)};
     const srlm_gen_config variants[] = {
-        {32, 40 + MAXNEW, 1, 0}, {1, 40 + MAXNEW, 1, 0}, {7, 40 + MAXNEW, 1, 0},
-        {7, 40 + MAXNEW, 0, 0}, {32, 40 + MAXNEW, 0, 0}, {7, 40 + MAXNEW, 1, 16}, {3, 40 + MAXNEW, 1, 16},
+        {32, 40 + MAXNEW, 1, 0, NULL, NULL}, {1, 40 + MAXNEW, 1, 0, NULL, NULL}, {7, 40 + MAXNEW, 1, 0, NULL, NULL},
+        {7, 40 + MAXNEW, 0, 0, NULL, NULL}, {32, 40 + MAXNEW, 0, 0, NULL, NULL}, {7, 40 + MAXNEW, 1, 16, NULL, NULL}, {3, 40 + MAXNEW, 1, 16, NULL, NULL},
     };
     const char *names[] = {"batch 32, shared", "batch 1", "batch 7", "batch 7, no sharing", "batch 32, no sharing",
                            "batch 7, prefix reuse", "batch 3, prefix reuse"};
@@ -123,7 +123,7 @@ int main(void) {
     rs.stop = stops;
     rs.n_stop = 1;
     memset(&b, 0, sizeof b);
-    srlm_gen_config one = {4, 40 + MAXNEW, 1, 0};
+    srlm_gen_config one = {4, 40 + MAXNEW, 1, 0, NULL, NULL};
     CHECK_OK(srlm_generate(&m, tok, &one, &rs, 1, collect, &b, NULL));
     const char *at = strstr(t0, stop);
     CHECK_MSG(at && strlen(b.text[0][2]) == (size_t)(at - t0) && !strncmp(b.text[0][2], t0, (size_t)(at - t0)),
@@ -135,7 +135,7 @@ int main(void) {
     for (int r = 0; r < NREQ; r++)
         for (int s = 0; s < NS; s++)
             if (!strcmp(a.reason[r][s], "eos")) CHECK(a.ids[r][s][a.n[r][s] - 1] == 2);
-    srlm_gen_config tiny = {4, 10, 1, 0};
+    srlm_gen_config tiny = {4, 10, 1, 0, NULL, NULL};
     srlm_status bad = srlm_generate(&m, tok, &tiny, reqs, 1, collect, &b, NULL);
     CHECK_MSG(bad == SRLM_BAD_INPUT && strstr(srlm_last_error(), "do not fit"), "%s", srlm_last_error());
     int bad_ids[2] = {1, 99999};

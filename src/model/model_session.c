@@ -1,4 +1,4 @@
-#include "cli/model_session.h"
+#include "model/model_session.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -20,12 +20,18 @@ srlm_status srlm_model_session_load_tokenizer(srlm_model_session *s, const char 
 
 srlm_status srlm_model_session_open(srlm_model_session *s, const char *dir,
                                     const char *tokenizer_path, int need_tokenizer, int threads) {
+    return srlm_model_session_open_tp(s, dir, tokenizer_path, need_tokenizer, threads, NULL);
+}
+
+srlm_status srlm_model_session_open_tp(srlm_model_session *s, const char *dir,
+                                       const char *tokenizer_path, int need_tokenizer, int threads,
+                                       srlm_comm *tp) {
     memset(s, 0, sizeof *s);
     srlm_status st;
     SRLM_CHECK_GOTO(srlm_ckpt_open(&s->ck, dir), st, fail);
     s->opened |= 1;
     SRLM_CHECK_GOTO(srlm_backend_cpu_new(&s->be, threads), st, fail);
-    SRLM_CHECK_GOTO(srlm_llama_load(&s->model, &s->ck, s->be, NULL), st, fail);
+    SRLM_CHECK_GOTO(srlm_llama_load(&s->model, &s->ck, s->be, tp), st, fail);
     s->opened |= 2;
     if (need_tokenizer || tokenizer_path)
         SRLM_CHECK_GOTO(srlm_model_session_load_tokenizer(s, dir, tokenizer_path), st, fail);

@@ -1,5 +1,5 @@
-/* What the model-using commands (score, generate, demo) open together: the
- * checkpoint, a backend, this rank's model shard and the tokenizer. */
+/* What model-using code (score, generate, the loop's phases) opens together:
+ * the checkpoint, a backend, this rank's model shard and the tokenizer. */
 #ifndef SRLM_MODEL_SESSION_H
 #define SRLM_MODEL_SESSION_H
 
@@ -19,6 +19,11 @@ typedef struct {
  * (need_tokenizer), else none. threads <= 0: all cores. */
 srlm_status srlm_model_session_open(srlm_model_session *s, const char *dir,
                                     const char *tokenizer_path, int need_tokenizer, int threads);
+/* The same for a tensor-parallel group: collective over tp (NULL = alone); every
+ * rank loads only its shard. */
+srlm_status srlm_model_session_open_tp(srlm_model_session *s, const char *dir,
+                                       const char *tokenizer_path, int need_tokenizer, int threads,
+                                       srlm_comm *tp);
 void        srlm_model_session_close(srlm_model_session *s);
 
 /* Load the tokenizer later (tokenizer_path NULL = DIR/tokenizer.model), checked

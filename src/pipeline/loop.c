@@ -1,0 +1,353 @@
+/* srlm run: the run directory (config, provenance, state) and the order of the
+ * stages; every stage is skipped when its outputs are complete, so rerunning the
+ * same command resumes where a killed run stopped. */
+#include "pipeline/loop.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/sha256.h"
+#include "io/fsutil.h"
+#include "pipeline/loop_internal.h"
+#include "pipeline/oasst.h"
+#include "train/trainer.h"
+
+void srlm_loop_request_stop(void) {
+    srlm_workqueue_request_stop();
+    srlm_train_request_stop();
+}
+
+srlm_status loop_write_json(const loop_ctx *L, const char *path, const cJSON *obj) {
+    (void)L;
+    char *text = cJSON_Print(obj);
+    if (!text) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    size_t n = strlen(text);
+    char *line = realloc(text, n + 2);
+    if (!line) { cJSON_free(text); return SRLM_ERR(SRLM_FAILED, "out of memory"); }
+    line[n] = '\n';
+    line[n + 1] = 0;
+    srlm_status st = srlm_write_file_atomic(path, line, n + 1);
+    free(line);
+    return st;
+}
+
+srlm_status loop_read_json(const char *path, cJSON **obj) {
+    *obj = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f) return errno == ENOENT ? SRLM_OK : SRLM_ERR(SRLM_FAILED, "%s: cannot open: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t got = getdelim(&text, &cap, 0, f);
+    fclose(f);
+    if (got > 0) *obj = cJSON_Parse(text);
+    free(text);
+    if (!*obj) return SRLM_ERR(SRLM_BAD_INPUT, "%s: not valid JSON", path);
+    return SRLM_OK;
+}
+
+srlm_status loop_model_dir(const loop_ctx *L, const char *name, char *dst, size_t cap) {
+    if (name[0] == 'M' && name[1] >= '0' && name[1] <= '9') {
+        char *end;
+        long k = strtol(name + 1, &end, 10);
+        if (*end == 0) {
+            if (k == 0 || (k == 1 && L->cfg->loop.skip_sft)) { snprintf(dst, cap, "%s", L->cfg->model.path); return SRLM_OK; }
+            return loop_path(L, dst, cap, "models/M%ld", k);
+        }
+    }
+    snprintf(dst, cap, "%s", name);
+    return SRLM_OK;
+}
+
+srlm_status loop_write_state(const loop_ctx *L, const char *stage, int iteration) {
+    if (L->rank != 0) return SRLM_OK;
+    char path[1200], text[512];
+    SRLM_CHECK(loop_path(L, path, sizeof path, "state.json"));
+    int n = snprintf(text, sizeof text, "{\"stage\": \"%s\", \"iteration\": %d, \"time\": %ld}\n", stage, iteration,
+                     (long)time(NULL));
+    return srlm_write_file_atomic(path, text, (size_t)n);
+}
+
+/* The resolved config as text, for config.yaml and the change check. */
+static srlm_status config_text(const srlm_config *c, char **text) {
+    size_t len;
+    FILE *f = open_memstream(text, &len);
+    if (!f) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    srlm_status st = srlm_config_print(c, f);
+    if (fclose(f) != 0 && st == SRLM_OK) st = SRLM_ERR(SRLM_FAILED, "out of memory");
+    return st;
+}
+
+/* The first line that differs between two printed configs, for the message. */
+static void first_difference(const char *a, const char *b, char *out, size_t cap) {
+    while (*a && *b) {
+        const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+        size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+        if (la != lb || memcmp(a, b, la) != 0) {
+            snprintf(out, cap, "was '%.*s', now '%.*s'", (int)la, a, (int)lb, b);
+            return;
+        }
+        a += la + (ea != NULL);
+        b += lb + (eb != NULL);
+    }
+    snprintf(out, cap, "(a key was added or removed)");
+}
+
+/* Rank 0: config.yaml and provenance.json; refuse a changed config. */
+static srlm_status open_run_dir(loop_ctx *L, const srlm_loop_options *o) {
+    char path[1200];
+    SRLM_CHECK(srlm_mkdir_p(L->dir));
+    SRLM_CHECK(loop_path(L, path, sizeof path, "config.yaml"));
+    char *now = NULL;
+    SRLM_CHECK(config_text(L->cfg, &now));
+    srlm_status st = SRLM_OK;
+    if (srlm_path_exists(path)) {
+        srlm_config old;
+        st = srlm_config_load(&old, path, 0, NULL);
+        if (st != SRLM_OK) {
+            free(now);
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s: the run's saved config does not load (%s); move the run folder "
+                            "away or repair the file", path, srlm_last_error());
+        }
+        if (srlm_config_hash(&old) != srlm_config_hash(L->cfg) && !o->allow_config_change) {
+            char *before = NULL, diff[600];
+            if (config_text(&old, &before) == SRLM_OK) first_difference(before, now, diff, sizeof diff);
+            else snprintf(diff, sizeof diff, "(could not print the saved config)");
+            free(before);
+            srlm_config_free(&old);
+            free(now);
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s: this run was started with a different config (first difference: "
+                            "%s); keys that change results may not change in a running run: use another run.name, "
+                            "or pass --allow-config-change to continue with the new one", path, diff);
+        }
+        if (srlm_config_hash(&old) != srlm_config_hash(L->cfg))
+            SRLM_WARN("%s: the config changed; continuing with the new one (--allow-config-change)", path);
+        srlm_config_free(&old);
+    }
+    st = srlm_write_file_atomic(path, now, strlen(now));
+    free(now);
+    SRLM_CHECK(st);
+    SRLM_CHECK(loop_path(L, path, sizeof path, "provenance.json"));
+    if (!srlm_path_exists(path)) {
+        cJSON *p = cJSON_CreateObject();
+        char hash[32];
+        snprintf(hash, sizeof hash, "%016llx", (unsigned long long)srlm_config_hash(L->cfg));
+        cJSON_AddStringToObject(p, "srlm_version", SRLM_VERSION);
+        cJSON_AddStringToObject(p, "git_sha", SRLM_GIT_SHA);
+        cJSON_AddStringToObject(p, "config_hash", hash);
+        cJSON_AddStringToObject(p, "tokenizer", L->tok_path);
+        cJSON_AddStringToObject(p, "tokenizer_sha256", L->tok_sha256);
+        cJSON_AddNumberToObject(p, "formats", 1);
+        cJSON_AddNumberToObject(p, "world_size", L->topo ? L->topo->world_size : 1);
+        cJSON_AddNumberToObject(p, "tp", L->topo ? L->topo->tp : 1);
+        cJSON_AddNumberToObject(p, "dp", L->topo ? L->topo->dp : 1);
+        cJSON_AddNumberToObject(p, "started", (double)time(NULL));
+        st = loop_write_json(L, path, p);
+        cJSON_Delete(p);
+    }
+    return st;
+}
+
+static srlm_status file_sha256(const char *path, char hex[65]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open: %s", path, strerror(errno));
+    srlm_sha256 s;
+    srlm_sha256_init(&s);
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) srlm_sha256_update(&s, buf, n);
+    int err = ferror(f);
+    fclose(f);
+    if (err) return SRLM_ERR(SRLM_FAILED, "%s: read error", path);
+    uint8_t d[32];
+    srlm_sha256_final(&s, d);
+    srlm_sha256_digest_hex(d, hex);
+    return SRLM_OK;
+}
+
+/* Concatenate JSONL files into one artifact (rank 0). */
+static srlm_status concat_files(const char *out, const char *const *in, int n) {
+    srlm_text t = {0};
+    for (int i = 0; i < n; i++) {
+        if (!in[i] || !*in[i]) continue;
+        FILE *f = fopen(in[i], "rb");
+        if (!f) { srlm_text_free(&t); return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open: %s", in[i], strerror(errno)); }
+        char buf[1 << 16];
+        size_t k;
+        while ((k = fread(buf, 1, sizeof buf, f)) > 0) srlm_text_add(&t, buf, k);
+        fclose(f);
+        if (t.len > 0 && t.s[t.len - 1] != '\n') srlm_text_add(&t, "\n", 1);
+    }
+    srlm_status st = srlm_text_status(&t);
+    if (st == SRLM_OK) st = srlm_artifact_write(out, t.s ? t.s : "", t.len, -1);
+    srlm_text_free(&t);
+    return st;
+}
+
+srlm_status loop_train(loop_ctx *L, int sft, const char *start_model, const char *data, const char *work_dir,
+                       const char *result_dir) {
+    int done = L->rank == 0 && srlm_path_exists(result_dir);
+    SRLM_CHECK(loop_bcast_int(L, &done));
+    if (done) return SRLM_OK;
+    char trained[1200];
+    snprintf(trained, sizeof trained, "%s/model", work_dir);
+    int have = L->rank == 0 && srlm_path_exists(trained);
+    SRLM_CHECK(loop_bcast_int(L, &have));
+    if (!have) {
+        char *saved = L->cfg->model.path;
+        L->cfg->model.path = (char *)start_model;
+        srlm_train_job job = {sft ? SRLM_TRAIN_SFT : SRLM_TRAIN_DPO, data, work_dir, 0, L->quiet, L->topo};
+        srlm_status st = srlm_train(L->cfg, &job);
+        L->cfg->model.path = saved;
+        SRLM_CHECK(st);
+    }
+    if (L->rank == 0) {
+        /* the trainer wrote work_dir/model atomically; one rename makes it M_t */
+        char parent[1200];
+        snprintf(parent, sizeof parent, "%s", result_dir);
+        char *slash = strrchr(parent, '/');
+        if (slash) *slash = 0;
+        SRLM_CHECK(srlm_mkdir_p(parent));
+        if (rename(trained, result_dir) != 0)
+            return SRLM_ERR(SRLM_FAILED, "cannot move %s to %s: %s", trained, result_dir, strerror(errno));
+        SRLM_CHECK(srlm_fsync_dir(parent));
+        SRLM_INFO("model written: %s", result_dir);
+    }
+    return srlm_comm_barrier(L->topo ? L->topo->world : NULL);
+}
+
+/* data.oasst -> DIR/data/{ift,eft_groups,heldout}.jsonl, once. */
+static srlm_status prepare_data(loop_ctx *L) {
+    srlm_config *c = L->cfg;
+    char data_dir[1100];
+    SRLM_CHECK(loop_path(L, data_dir, sizeof data_dir, "data"));
+    if (*c->data.oasst) {
+        char heldout[1200];
+        snprintf(heldout, sizeof heldout, "%s/heldout.jsonl", data_dir);
+        if (L->rank == 0 && !srlm_path_exists(heldout)) {
+            srlm_oasst_options oo;
+            srlm_oasst_default_options(&oo);
+            oo.seed = (uint64_t)c->run.seed;
+            srlm_oasst_stats s;
+            SRLM_CHECK(srlm_oasst_convert(c->data.oasst, data_dir, &oo, &s));
+            SRLM_INFO("data: %s: %ld trees, %ld IFT pairs, %ld EFT groups, %ld held out", c->data.oasst, s.trees_read,
+                      s.ift_pairs, s.eft_groups, s.heldout_groups);
+        }
+        snprintf(L->ift_path, sizeof L->ift_path, "%s/ift.jsonl", data_dir);
+        snprintf(L->eft_groups_path, sizeof L->eft_groups_path, "%s/eft_groups.jsonl", data_dir);
+        snprintf(L->heldout_path, sizeof L->heldout_path, "%s", heldout);
+    }
+    if (*c->data.ift) snprintf(L->ift_path, sizeof L->ift_path, "%s", c->data.ift);
+    if (*c->eval.heldout) snprintf(L->heldout_path, sizeof L->heldout_path, "%s", c->eval.heldout);
+    if (!*L->ift_path)
+        return SRLM_ERR(SRLM_BAD_INPUT, "no seed data: set data.ift (JSONL of {prompt, response}) or data.oasst "
+                        "(Open Assistant trees)");
+    return srlm_comm_barrier(L->topo ? L->topo->world : NULL);
+}
+
+/* M1 = SFT(M0) on IFT + EFT. */
+static srlm_status build_m1(loop_ctx *L) {
+    char m1[1200], eft[1200], data[1200], work[1200];
+    if (L->cfg->loop.skip_sft) return SRLM_OK; /* M1 is model.path */
+    SRLM_CHECK(loop_path(L, m1, sizeof m1, "models/M1"));
+    int done = L->rank == 0 && srlm_path_exists(m1);
+    SRLM_CHECK(loop_bcast_int(L, &done));
+    if (done) return SRLM_OK;
+    eft[0] = 0;
+    if (*L->cfg->data.eft) {
+        snprintf(eft, sizeof eft, "%s", L->cfg->data.eft);
+    } else if (L->cfg->loop.build_eft) {
+        if (!*L->eft_groups_path)
+            return SRLM_ERR(SRLM_BAD_INPUT, "loop.build_eft is true but there are no ranked groups to build EFT from: "
+                            "set data.oasst, or data.eft, or loop.build_eft: false");
+        SRLM_CHECK(loop_write_state(L, "sft-baseline", 0));
+        char base[1200], base_work[1200];
+        SRLM_CHECK(loop_path(L, base, sizeof base, "models/SFT-baseline"));
+        SRLM_CHECK(loop_path(L, base_work, sizeof base_work, "sft-baseline"));
+        SRLM_CHECK(loop_train(L, 1, L->cfg->model.path, L->ift_path, base_work, base));
+        SRLM_CHECK(loop_write_state(L, "eft", 0));
+        SRLM_CHECK(loop_build_eft(L, base, eft, sizeof eft));
+    }
+    SRLM_CHECK(loop_write_state(L, "sft-m1", 0));
+    SRLM_CHECK(loop_path(L, work, sizeof work, "sft-m1"));
+    SRLM_CHECK(loop_path(L, data, sizeof data, "sft-m1/data.jsonl"));
+    if (L->rank == 0 && !srlm_artifact_done(data)) {
+        SRLM_CHECK(srlm_mkdir_p(work));
+        const char *in[2] = {L->ift_path, eft};
+        SRLM_CHECK(concat_files(data, in, 2));
+    }
+    SRLM_CHECK(srlm_comm_barrier(L->topo ? L->topo->world : NULL));
+    return loop_train(L, 1, L->cfg->model.path, data, work, m1);
+}
+
+static void print_table(const loop_ctx *L) {
+    if (L->rank != 0 || L->quiet) return;
+    fprintf(stderr, "\n%-5s %8s %8s %10s %8s %6s %7s %9s %7s %9s %8s\n", "iter", "prompts", "kept", "candidates",
+            "invalid", "pairs", "score", "resp.len", "win", "pairwise", "time(s)");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(L->summary, "iterations")) {
+        fprintf(stderr, "%-5d %8.0f %8.0f %10.0f %8.0f %6.0f %7.3f %9.1f %7.3f %9.3f %8.1f\n",
+                (int)loop_json_num(it, "iteration", 0), loop_json_num(it, "prompts_generated", NAN),
+                loop_json_num(it, "prompts_kept", NAN), loop_json_num(it, "candidates", NAN),
+                loop_json_num(it, "judgements_invalid", NAN), loop_json_num(it, "pairs", NAN),
+                loop_json_num(it, "mean_score", NAN), loop_json_num(it, "mean_response_tokens", NAN),
+                loop_json_num(it, "win_rate", NAN), loop_json_num(it, "pairwise_accuracy", NAN),
+                loop_json_num(it, "seconds", NAN));
+    }
+    fprintf(stderr, "\n");
+}
+
+srlm_status srlm_loop_run(srlm_config *cfg, const srlm_loop_options *o) {
+    loop_ctx L = {.cfg = cfg, .topo = o->topo, .rank = o->topo ? o->topo->world_rank : 0, .quiet = o->quiet};
+    SRLM_CHECK(srlm_path_join(L.dir, sizeof L.dir, cfg->run.out_dir, cfg->run.name));
+    if (cfg->model.tokenizer && *cfg->model.tokenizer) snprintf(L.tok_path, sizeof L.tok_path, "%s", cfg->model.tokenizer);
+    else snprintf(L.tok_path, sizeof L.tok_path, "%s/tokenizer.model", cfg->model.path);
+    srlm_status st = SRLM_OK;
+    SRLM_CHECK_GOTO(srlm_tokenizer_load(&L.tok, L.tok_path), st, done);
+    SRLM_CHECK_GOTO(file_sha256(L.tok_path, L.tok_sha256), st, done);
+    SRLM_CHECK_GOTO(srlm_judge_template_load(&L.judge, cfg->judge.template_path), st, done);
+    if (L.rank == 0) st = open_run_dir(&L, o);
+    {   /* every rank learns whether rank 0 accepted the run folder */
+        int ok = st == SRLM_OK;
+        srlm_status bst = loop_bcast_int(&L, &ok);
+        if (st != SRLM_OK) goto done;
+        SRLM_CHECK_GOTO(bst, st, done);
+        if (!ok) { st = SRLM_ERR(SRLM_BAD_INPUT, "rank 0 refused the run folder %s (see its message)", L.dir); goto done; }
+    }
+    if (L.rank == 0 && !o->quiet)
+        SRLM_INFO("run %s: %d iteration(s), %d rank(s) = %d group(s) x tp %d", L.dir, cfg->loop.iterations,
+                  o->topo ? o->topo->world_size : 1, o->topo ? o->topo->dp : 1, o->topo ? o->topo->tp : 1);
+    SRLM_CHECK_GOTO(prepare_data(&L), st, done);
+    SRLM_CHECK_GOTO(build_m1(&L), st, done);
+    L.summary = cJSON_CreateObject();
+    cJSON *iters = cJSON_AddArrayToObject(L.summary, "iterations");
+    cJSON *m1 = NULL;
+    SRLM_CHECK_GOTO(loop_write_state(&L, "eval-M1", 0), st, done);
+    SRLM_CHECK_GOTO(loop_eval_model(&L, 1, &m1), st, done);
+    cJSON_AddItemToObject(L.summary, "M1", m1);
+    for (int t = 1; t <= cfg->loop.iterations; t++) {
+        SRLM_CHECK_GOTO(loop_iteration(&L, t), st, done);
+        char path[1200];
+        SRLM_CHECK_GOTO(loop_path(&L, path, sizeof path, "iter-%d/summary.json", t), st, done);
+        cJSON *s = NULL;
+        if (L.rank == 0) SRLM_CHECK_GOTO(loop_read_json(path, &s), st, done);
+        cJSON_AddItemToArray(iters, s ? s : cJSON_CreateNull());
+    }
+    if (L.rank == 0) {
+        char path[1200];
+        SRLM_CHECK_GOTO(loop_path(&L, path, sizeof path, "summary.json"), st, done);
+        SRLM_CHECK_GOTO(loop_write_json(&L, path, L.summary), st, done);
+        print_table(&L);
+        SRLM_INFO("run %s: done; models in %s/models, summary in %s", L.dir, L.dir, path);
+    }
+    SRLM_CHECK_GOTO(loop_write_state(&L, "done", cfg->loop.iterations), st, done);
+done:
+    cJSON_Delete(L.summary);
+    srlm_judge_template_free(&L.judge);
+    srlm_tokenizer_free(L.tok);
+    return st;
+}
