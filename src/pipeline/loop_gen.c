@@ -82,10 +82,12 @@ srlm_status loop_json_get_ids(const cJSON *o, const char *key, const char *where
 srlm_status loop_phase_complete(loop_ctx *L, const char *dir, int n_items, int *complete) {
     int all = 1;
     if (L->rank == 0) {
+        /* checksums too: a corrupted part makes the phase incomplete, and the
+         * work queue redoes that item (its output is the same by construction) */
         for (int i = 0; i < n_items && all; i++) {
             char path[1200];
             SRLM_CHECK(srlm_part_path(path, sizeof path, dir, i));
-            all = srlm_artifact_done(path);
+            all = srlm_artifact_done(path) && srlm_artifact_verify(path, NULL) == SRLM_OK;
         }
     }
     SRLM_CHECK(loop_bcast_int(L, &all));
