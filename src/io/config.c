@@ -121,6 +121,7 @@ static const srlm_schema_field FIELDS[] = {
 
     STR("data.ift",   data.ift,   "", 0, "IFT seed data (JSONL); empty = built from data.oasst"),
     STR("data.eft",   data.eft,   "", 0, "EFT data (JSONL); empty = built by the pipeline (loop.build_eft)"),
+    STR("data.eft_groups", data.eft_groups, "", 0, "human-ranked reply groups (JSONL) that EFT is built from; empty = from data.oasst"),
     STR("data.oasst", data.oasst, "", 0, "Open Assistant messages (JSONL) that IFT and EFT are built from"),
 };
 

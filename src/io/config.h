@@ -120,6 +120,7 @@ typedef struct {
     struct {
         char *ift;
         char *eft;
+        char *eft_groups;
         char *oasst;
     } data;
 } srlm_config;

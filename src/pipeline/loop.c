@@ -242,6 +242,7 @@ static srlm_status prepare_data(loop_ctx *L) {
         snprintf(L->heldout_path, sizeof L->heldout_path, "%s", heldout);
     }
     if (*c->data.ift) snprintf(L->ift_path, sizeof L->ift_path, "%s", c->data.ift);
+    if (*c->data.eft_groups) snprintf(L->eft_groups_path, sizeof L->eft_groups_path, "%s", c->data.eft_groups);
     if (*c->eval.heldout) snprintf(L->heldout_path, sizeof L->heldout_path, "%s", c->eval.heldout);
     if (!*L->ift_path)
         return SRLM_ERR(SRLM_BAD_INPUT, "no seed data: set data.ift (JSONL of {prompt, response}) or data.oasst "
@@ -263,7 +264,7 @@ static srlm_status build_m1(loop_ctx *L) {
     } else if (L->cfg->loop.build_eft) {
         if (!*L->eft_groups_path)
             return SRLM_ERR(SRLM_BAD_INPUT, "loop.build_eft is true but there are no ranked groups to build EFT from: "
-                            "set data.oasst, or data.eft, or loop.build_eft: false");
+                            "set data.oasst or data.eft_groups, or give data.eft, or set loop.build_eft: false");
         SRLM_CHECK(loop_write_state(L, "sft-baseline", 0));
         char base[1200], base_work[1200];
         SRLM_CHECK(loop_path(L, base, sizeof base, "models/SFT-baseline"));

@@ -133,6 +133,8 @@ static srlm_status run_coordinator(const srlm_workqueue *q, srlm_comm *tp, coord
         if (c->released >= c->n_leaders - 1) break;
         struct timespec nap = {0, 1000000}; /* 1 ms: the others are busy with items */
         nanosleep(&nap, NULL);
+        /* waiting for other groups is progress here; a stuck rank trips its own watchdog */
+        srlm_watchdog_progress(q->phase);
     }
     int32_t end = -1;
     return srlm_comm_broadcast(tp, &end, sizeof end, 0);
