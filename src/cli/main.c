@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
         }
         if (st != SRLM_OK) {
             if (size > 1) fprintf(stderr, "[rank %d] ", rank);
-            fprintf(stderr, "srlm %s: error: %s\n", argv[1], srlm_last_error());
+            fprintf(stderr, "srlm %s: %s: %s\n", argv[1], st == SRLM_INTERRUPTED ? "stopped" : "error",
+                    srlm_last_error());
             if (getenv("SRLM_DEBUG")) fprintf(stderr, "  (raised at %s)\n", srlm_last_error_where());
         }
         /* A failure on one rank must not leave the others waiting: abort them all.
