@@ -18,6 +18,7 @@ static const char *const BACKENDS[]   = {"cpu", "cuda", NULL};
 static const char *const SCHEDULES[]  = {"cosine", "linear", "constant", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo", NULL};
 static const char *const TRUNCATIONS[] = {"skip", "truncate_prompt", NULL};
+static const char *const BAD_TREES[] = {"skip", "fail", NULL};
 
 #define OFF(f)   offsetof(srlm_config, f)
 #define NOMAX    SRLM_NO_MAX
@@ -122,6 +123,7 @@ static const srlm_schema_field FIELDS[] = {
     STR("data.ift",   data.ift,   "", 0, "IFT seed data (JSONL); empty = built from data.oasst"),
     STR("data.eft",   data.eft,   "", 0, "EFT data (JSONL); empty = built by the pipeline (loop.build_eft)"),
     STR("data.eft_groups", data.eft_groups, "", 0, "human-ranked reply groups (JSONL) that EFT is built from; empty = from data.oasst"),
+    ENUM("data.oasst_bad_trees", data.oasst_bad_trees, "skip", BAD_TREES, "a malformed Open Assistant tree: skip it (reported with its line) or fail the run"),
     STR("data.oasst", data.oasst, "", 0, "Open Assistant messages (JSONL) that IFT and EFT are built from"),
 };
 

@@ -122,6 +122,7 @@ typedef struct {
         char *eft;
         char *eft_groups;
         char *oasst;
+        int   oasst_bad_trees;   /* 0 skip, 1 fail */
     } data;
 } srlm_config;
 

@@ -220,6 +220,11 @@ srlm_status loop_train(loop_ctx *L, int sft, const char *start_model, const char
     return srlm_comm_barrier(L->topo ? L->topo->world : NULL);
 }
 
+static void report_bad_tree(void *ctx, const char *message) {
+    (void)ctx;
+    SRLM_WARN("data: skipped %s", message);
+}
+
 /* data.oasst -> DIR/data/{ift,eft_groups,heldout}.jsonl, once. */
 static srlm_status prepare_data(loop_ctx *L) {
     srlm_config *c = L->cfg;
@@ -232,6 +237,8 @@ static srlm_status prepare_data(loop_ctx *L) {
             srlm_oasst_options oo;
             srlm_oasst_default_options(&oo);
             oo.seed = (uint64_t)c->run.seed;
+            oo.fail_on_bad_tree = c->data.oasst_bad_trees == 1;
+            oo.on_bad_tree = report_bad_tree;
             srlm_oasst_stats s;
             SRLM_CHECK(srlm_oasst_convert(c->data.oasst, data_dir, &oo, &s));
             SRLM_INFO("data: %s: %ld trees, %ld IFT pairs, %ld EFT groups, %ld held out", c->data.oasst, s.trees_read,
