@@ -17,5 +17,6 @@ srlm_status cmd_sft(int argc, char **argv);
 srlm_status cmd_dpo(int argc, char **argv);
 srlm_status cmd_data(int argc, char **argv);
 srlm_status cmd_run(int argc, char **argv);
+srlm_status cmd_plan(int argc, char **argv);
 
 #endif

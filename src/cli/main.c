@@ -24,6 +24,7 @@ static const command COMMANDS[] = {
     {"score",        cmd_score,        "sum of a response's token log-probs under a model"},
     {"inspect",      cmd_inspect,      "print a checkpoint's config, tensors and parameter count"},
     {"check-config", cmd_check_config, "validate a YAML config and print it resolved"},
+    {"plan",         cmd_plan,         "memory per rank, fit and time estimates of a config on a cluster"},
     {"tokenize",     cmd_tokenize,     "text on stdin -> token ids on stdout"},
     {"detokenize",   cmd_detokenize,   "token ids on stdin -> text on stdout"},
     {"data",         cmd_data,         "convert seed data (Open Assistant trees) into IFT, EFT groups and a held-out set"},

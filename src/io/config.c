@@ -125,6 +125,16 @@ static const srlm_schema_field FIELDS[] = {
     STR("data.eft_groups", data.eft_groups, "", 0, "human-ranked reply groups (JSONL) that EFT is built from; empty = from data.oasst"),
     ENUM("data.oasst_bad_trees", data.oasst_bad_trees, "skip", BAD_TREES, "a malformed Open Assistant tree: skip it (reported with its line) or fail the run"),
     STR("data.oasst", data.oasst, "", 0, "Open Assistant messages (JSONL) that IFT and EFT are built from"),
+
+    /* srlm plan's hardware model; published H100 SXM numbers (DESIGN.md "Performance") */
+    DBL("cluster.gpu_tflops",            cluster.gpu_tflops,            989,  0, NOMAX, GT | NOHASH, "bf16 dense peak TFLOP/s per GPU (H100 SXM: 989)"),
+    DBL("cluster.mfu",                   cluster.mfu,                   0.4,  0, 1,     GT | NOHASH, "model FLOPs utilization assumed for compute-bound work"),
+    DBL("cluster.hbm_gbps",              cluster.hbm_gbps,              3350, 0, NOMAX, GT | NOHASH, "GPU memory bandwidth, GB/s (bounds decoding)"),
+    DBL("cluster.intra_node_busbw_gbs",  cluster.intra_node_busbw_gbs,  370,  0, NOMAX, GT | NOHASH, "nccl-tests all-reduce bus bandwidth inside a node, GB/s (NVLink, 8 H100: ~370)"),
+    DBL("cluster.inter_node_busbw_gbs",  cluster.inter_node_busbw_gbs,  46,   0, NOMAX, GT | NOHASH, "bus bandwidth across nodes per NIC, GB/s (400 Gb/s InfiniBand: ~46)"),
+    INT("cluster.nics_per_node",         cluster.nics_per_node,         8,    1, NOMAX, NOHASH,      "network cards per node used by collectives"),
+    DBL("cluster.intra_node_latency_us", cluster.intra_node_latency_us, 5,    0, NOMAX, NOHASH,      "fixed cost of one collective inside a node, microseconds"),
+    DBL("cluster.inter_node_latency_us", cluster.inter_node_latency_us, 10,   0, NOMAX, NOHASH,      "fixed cost of one collective across nodes, microseconds"),
 };
 
 static const srlm_schema SCHEMA = {FIELDS, (int)(sizeof FIELDS / sizeof FIELDS[0])};

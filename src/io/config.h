@@ -124,6 +124,18 @@ typedef struct {
         char *oasst;
         int   oasst_bad_trees;   /* 0 skip, 1 fail */
     } data;
+    /* The cluster `srlm plan` models (no effect on results: not hashed).
+     * Bandwidths are nccl-tests bus bandwidths; latencies one collective's. */
+    struct {
+        double gpu_tflops;            /* bf16 dense peak per GPU */
+        double mfu;                   /* assumed model FLOPs utilization */
+        double hbm_gbps;              /* GPU memory bandwidth, GB/s */
+        double intra_node_busbw_gbs;  /* all-reduce bus bandwidth inside a node, GB/s */
+        double inter_node_busbw_gbs;  /* across nodes, per NIC, GB/s */
+        int    nics_per_node;
+        double intra_node_latency_us;
+        double inter_node_latency_us;
+    } cluster;
 } srlm_config;
 
 /* Defaults, then the file at `path` (NULL: none), then each "key=value" of
