@@ -34,4 +34,10 @@ static inline int load_train_batch(const char *path, batch_data *bd) {
     return 1;
 }
 
+static inline void free_train_batch(batch_data *bd) {
+    free(bd->ids);
+    free(bd->len);
+    free(bd->plen);
+}
+
 #endif

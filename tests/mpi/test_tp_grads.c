@@ -133,6 +133,7 @@ int main(int argc, char **argv) {
     srlm_llama_free(&ref);
     srlm_ckpt_close(&ck);
     srlm_backend_free(be);
+    free_train_batch(&bd);
     int failed = test_failures;
     MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     srlm_dist_finalize();

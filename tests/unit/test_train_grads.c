@@ -201,7 +201,7 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     srlm_llama_grads_free(&g2, &m);
     srlm_llama_free(&m);
     srlm_ckpt_close(&ck);
-    free(bd.ids); free(bd.len); free(bd.plen);
+    free_train_batch(&bd);
 }
 
 int main(void) {
