@@ -109,7 +109,7 @@ static const srlm_schema_field FIELDS[] = {
     DBL("train.dpo.label_smoothing", train.dpo.label_smoothing, 0,   0, 0.5,   0,  "conservative DPO: assumed rate of flipped preference labels"),
     ENUM("train.dpo.loss",           train.dpo.loss,            "sigmoid", DPO_LOSSES, "sigmoid (DPO) or ipo (TRL's, on length-averaged log-probs)"),
 
-    INT("loop.iterations",         loop.iterations,        2, 1, NOMAX, 0, "self-rewarding iterations after M1 (2 trains M2 and M3)"),
+    INT("loop.iterations",         loop.iterations,        2, 1, NOMAX, NOHASH, "self-rewarding iterations after M1 (2 trains M2 and M3); raise it to extend a finished run"),
     BOOL("loop.length_control",    loop.length_control,    false, "among tied candidates choose the shortest best and the longest worst"),
     BOOL("loop.sft_on_top_scores", loop.sft_on_top_scores, false, "also SFT on top-scored candidates (the paper's ablation)"),
     BOOL("loop.build_eft",         loop.build_eft,         true,  "build EFT with an SFT baseline; false = use data.eft as given"),

@@ -294,17 +294,27 @@ static srlm_status build_m1(loop_ctx *L) {
 
 static void print_table(const loop_ctx *L) {
     if (L->rank != 0 || L->quiet) return;
-    fprintf(stderr, "\n%-5s %8s %8s %10s %8s %6s %7s %9s %7s %9s %8s\n", "iter", "prompts", "kept", "candidates",
-            "invalid", "pairs", "score", "resp.len", "win", "pairwise", "time(s)");
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(L->summary, "iterations")) {
-        fprintf(stderr, "%-5d %8.0f %8.0f %10.0f %8.0f %6.0f %7.3f %9.1f %7.3f %9.3f %8.1f\n",
+    const cJSON *iters = cJSON_GetObjectItemCaseSensitive(L->summary, "iterations"), *it;
+    fprintf(stderr, "\n%-5s %8s %6s %10s %8s %6s %6s %9s %6s %9s\n", "iter", "prompts", "kept", "candidates",
+            "invalid", "pairs", "score", "resp.len", "win", "pairwise");
+    cJSON_ArrayForEach(it, iters) {
+        fprintf(stderr, "%-5d %8.0f %6.0f %10.0f %8.0f %6.0f %6.2f %9.1f %6.3f %9.3f\n",
                 (int)loop_json_num(it, "iteration", 0), loop_json_num(it, "prompts_generated", NAN),
                 loop_json_num(it, "prompts_kept", NAN), loop_json_num(it, "candidates", NAN),
                 loop_json_num(it, "judgements_invalid", NAN), loop_json_num(it, "pairs", NAN),
                 loop_json_num(it, "mean_score", NAN), loop_json_num(it, "mean_response_tokens", NAN),
-                loop_json_num(it, "win_rate", NAN), loop_json_num(it, "pairwise_accuracy", NAN),
-                loop_json_num(it, "seconds", NAN));
+                loop_json_num(it, "win_rate", NAN), loop_json_num(it, "pairwise_accuracy", NAN));
+    }
+    /* seconds spent by this invocation (a resumed phase counts only what was left) */
+    const char *names[6] = {"prompts", "candidates", "judgements", "pairs", "train", "eval"};
+    fprintf(stderr, "\n%-5s", "iter");
+    for (int i = 0; i < 6; i++) fprintf(stderr, " %10s", names[i]);
+    fprintf(stderr, " %10s   (seconds)\n", "total");
+    cJSON_ArrayForEach(it, iters) {
+        const cJSON *ph = cJSON_GetObjectItemCaseSensitive(it, "seconds_by_phase");
+        fprintf(stderr, "%-5d", (int)loop_json_num(it, "iteration", 0));
+        for (int i = 0; i < 6; i++) fprintf(stderr, " %10.1f", loop_json_num(ph, names[i], NAN));
+        fprintf(stderr, " %10.1f\n", loop_json_num(it, "seconds", NAN));
     }
     fprintf(stderr, "\n");
 }
