@@ -114,6 +114,7 @@ static const srlm_schema_field FIELDS[] = {
     BOOL("loop.sft_on_top_scores", loop.sft_on_top_scores, false, "also SFT on top-scored candidates (the paper's ablation)"),
     BOOL("loop.build_eft",         loop.build_eft,         true,  "build EFT with an SFT baseline; false = use data.eft as given"),
     BOOL("loop.skip_sft",          loop.skip_sft,          false, "model.path is already M1 (SFT on IFT + EFT done elsewhere): start the iterations from it"),
+    DBL("loop.dpo_lr_factor",      loop.dpo_lr_factor,     1.0, 0, 1, GT, "iteration t trains with train.dpo.lr and lr_min times this to the power t-1"),
     INT("loop.prompts_per_item",   loop.prompts_per_item,  16, 1, NOMAX, 0, "prompts per work item of generation and judging (an item is one batch)"),
 
     STR("eval.judge_model", eval.judge_model, "M1", NONEMPTY, "fixed judge of the head-to-head win rate: M0, M1, ... or a checkpoint folder"),

@@ -109,8 +109,9 @@ typedef struct {
         bool length_control;
         bool sft_on_top_scores;
         bool build_eft;
-        bool skip_sft;
-        int  prompts_per_item;
+        bool   skip_sft;
+        double dpo_lr_factor;
+        int    prompts_per_item;
     } loop;
     struct {
         char *judge_model;

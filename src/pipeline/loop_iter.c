@@ -616,7 +616,14 @@ static srlm_status phase_train(loop_ctx *L, int t, const char *model, const judg
         }
         st = srlm_comm_barrier(L->topo ? L->topo->world : NULL);
     } else {
+        /* later iterations may take smaller DPO steps (loop.dpo_lr_factor) */
+        srlm_train_config *tc = &L->cfg->train.dpo;
+        const double lr = tc->lr, lr_min = tc->lr_min, f = pow(L->cfg->loop.dpo_lr_factor, t - 1);
+        tc->lr *= f;
+        tc->lr_min *= f;
         st = loop_train(L, sft, model, data, work, next);
+        tc->lr = lr;
+        tc->lr_min = lr_min;
     }
     *seconds += now_s() - t0;
     return st;
