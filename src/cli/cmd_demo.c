@@ -1,127 +1,331 @@
-/* srlm demo. The self-rewarding demo (a verifiable task, a tiny M1, iterations of
- * self-judged DPO) is not built yet. Until it is, this command checks that the
- * whole stack works on this machine with no download: it trains a small
- * SentencePiece tokenizer, writes a tiny randomly initialised Llama as a Hugging
- * Face checkpoint, loads it back through the real loader and decodes greedily. */
+/* srlm demo: the self-rewarding loop in miniature, on a CPU, with no download
+ * (DESIGN.md "Demo"). A verifiable task (demo/task.h: name a word of an invented
+ * word list with given first and last letters) gives seed data; a tiny Llama is
+ * trained from random weights on it (demo/demo_recipe.h) into M1, which both
+ * answers and judges; then the same `srlm run` machinery (pipeline/loop.h) runs
+ * self-rewarding iterations from M1. The task's truth is computable, so after
+ * the run every model's held-out accuracy and its judge's agreement with the
+ * truth are measured from the run's own evaluation files, printed per
+ * iteration, and plotted (DIR/demo.svg). Rerunning the same command resumes. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "model/model_session.h"
-#include "generate/engine.h"
-#include "io/chat.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/watchdog.h"
+#include "demo/demo_data.h"
+#include "demo/demo_recipe.h"
+#include "demo/task.h"
+#include "dist/topology.h"
 #include "io/fsutil.h"
-#include "model/llama_init.h"
+#include "io/svg_plot.h"
+#include "pipeline/judge.h"
+#include "pipeline/loop.h"
+#include "pipeline/parts.h"
 
-/* Text for the demo tokenizer, in our own words. */
-static const char *DEMO_TEXT =
-    "A language model can write new instructions, answer them several times, and judge its own answers.\n"
-    "The best and the worst answer of each instruction form a preference pair.\n"
-    "Training on those pairs makes the model better at answering and at judging, iteration after iteration.\n"
-    "Count the vowels in the word banana. The word banana has three vowels.\n"
-    "Sort the numbers 5 2 9 1 in ascending order. The sorted numbers are 1 2 5 9.\n"
-    "Review the answer and give it a score from 0 to 5. Score: 4\n";
-
-typedef struct { char *text; int n_ids; } demo_output;
-
-static srlm_status keep_output(const srlm_gen_output *o, void *ctx) {
-    demo_output *d = ctx;
-    d->text = strndup(o->text, o->text_len);
-    d->n_ids = o->n_ids;
-    return d->text ? SRLM_OK : SRLM_ERR(SRLM_FAILED, "out of memory");
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static double seconds_since(const struct timespec *t0) {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+typedef struct {
+    const char *out;
+    long        seed, iterations, threads, eval_prompts, judge_tasks, prompts;
+    int         quiet, quick;
+} demo_args;
+
+/* Held-out groups for the judge's agreement with the truth: for held-out
+ * instructions, candidate answers of the EFT generator's mix, ranked by their
+ * true rubric score (rank 0 = best; equal scores tie), in the format of
+ * eval.heldout. */
+static srlm_status write_judge_groups(const srlm_demo_recipe *r, const srlm_lexicon *lx, const char *path, int n) {
+    srlm_task *tasks = calloc((size_t)n, sizeof *tasks);
+    if (!tasks) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    int got = srlm_demo_tasks(&r->data, lx, r->data.seed + 101, 1, tasks, n);
+    srlm_text t = {0};
+    for (int i = 0; i < got; i++) {
+        char instr[256], id[32];
+        srlm_task_instruction(&tasks[i], instr, sizeof instr);
+        snprintf(id, sizeof id, "judge-%d", i);
+        cJSON *g = cJSON_CreateObject(), *rep = cJSON_CreateArray();
+        cJSON_AddStringToObject(g, "prompt_id", id);
+        cJSON_AddStringToObject(g, "prompt", instr);
+        uint64_t key = srlm_rng_key(r->data.seed, 0x6a756467ull + (uint64_t)i);
+        for (int k = 0; k < 5; k++) {
+            char cand[128];
+            srlm_demo_candidate(lx, &tasks[i], key, (uint64_t)k, cand, sizeof cand);
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "text", cand);
+            cJSON_AddNumberToObject(c, "rank", SRLM_JUDGE_MAX_SCORE - srlm_task_score(lx, &tasks[i], cand, NULL));
+            cJSON_AddItemToArray(rep, c);
+        }
+        cJSON_AddItemToObject(g, "replies", rep);
+        srlm_text_add_json(&t, g);
+        cJSON_Delete(g);
+    }
+    free(tasks);
+    srlm_status st = srlm_text_status(&t);
+    if (st == SRLM_OK) st = srlm_write_file_atomic(path, t.s, t.len);
+    srlm_text_free(&t);
+    return st;
 }
 
-static srlm_status write_text(const char *path, const char *text, int copies) {
-    FILE *f = fopen(path, "w");
-    if (!f) return SRLM_ERR(SRLM_FAILED, "%s: cannot create", path);
-    for (int i = 0; i < copies; i++) fputs(text, f);
-    if (fclose(f) != 0) return SRLM_ERR(SRLM_FAILED, "%s: write failed", path);
+/* The first n lines of a JSONL file, as another file (the evaluation prompts). */
+static srlm_status head_lines(const char *in, const char *out, int n) {
+    FILE *f = fopen(in, "r");
+    if (!f) return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open", in);
+    srlm_text t = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < n && getline(&line, &cap, f) > 0; i++) srlm_text_add(&t, line, strlen(line));
+    free(line);
+    fclose(f);
+    srlm_status st = srlm_text_status(&t);
+    if (st == SRLM_OK) st = srlm_write_file_atomic(out, t.s ? t.s : "", t.len);
+    srlm_text_free(&t);
+    return st;
+}
+
+/* The loop's config for the demo: the recipe's files, small generation lengths. */
+static srlm_status demo_config(const demo_args *a, const char *dir, const char *m1, srlm_config *cfg) {
+    SRLM_CHECK(srlm_config_defaults(cfg));
+    char kv[1400];
+    const char *paths[][2] = {
+        {"model.path", m1}, {"data.ift", "data/seed_prompts.jsonl"}, {"judge.template", "data/judge.txt"},
+        {"self_instruct.template", "data/self_instruct.txt"}, {"eval.prompts", "data/eval_prompts.jsonl"},
+        {"eval.heldout", "data/judge_groups.jsonl"},
+    };
+    srlm_status st = SRLM_OK;
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0] && st == SRLM_OK; i++) {
+        if (paths[i][1][0] == '/' || i == 0) snprintf(kv, sizeof kv, "%s=%s", paths[i][0], paths[i][1]);
+        else snprintf(kv, sizeof kv, "%s=%s/%s", paths[i][0], dir, paths[i][1]);
+        st = srlm_config_set(cfg, kv);
+    }
+    char out_dir[1100], name[1100];
+    snprintf(out_dir, sizeof out_dir, "%s", dir);
+    char *slash = strrchr(out_dir, '/');
+    if (slash) { snprintf(name, sizeof name, "%s", slash + 1); *slash = 0; }
+    else { snprintf(name, sizeof name, "%s", out_dir); snprintf(out_dir, sizeof out_dir, "."); }
+    const char *set[] = {
+        "loop.skip_sft=true", "loop.build_eft=false", "loop.prompts_per_item=64",
+        "self_instruct.prompt_model=M1", "self_instruct.shots_ift=4",
+        "self_instruct.shots_generated=0", "self_instruct.max_new_tokens=40", "self_instruct.rouge_l_max=1",
+        "self_instruct.min_words=3", "self_instruct.max_words=40",
+        "generate.samples=4", "generate.temperature=0.7", "generate.top_p=0.9", "generate.max_new_tokens=16",
+        "generate.kv_cache_mb=512",
+        "judge.samples=3", "judge.temperature=0.7", "judge.top_p=0.9", "judge.max_new_tokens=160",
+        "eval.judge_model=M1",
+        "train.dpo.lr=1e-4", "train.dpo.lr_min=1e-5", "loop.dpo_lr_factor=0.5", "train.dpo.beta=0.1",
+        "train.dpo.epochs=2",
+        "train.dpo.batch_size=16", "train.dpo.micro_batch_size=8", "train.dpo.max_seq_len=256",
+        "train.dpo.dropout=0", "train.dpo.warmup_steps=0", "train.dpo.checkpoint_every=10",
+        "train.dpo.truncation=truncate_prompt", "model.dtype=float32", "run.watchdog_s=0",
+    };
+    for (size_t i = 0; i < sizeof set / sizeof set[0] && st == SRLM_OK; i++) st = srlm_config_set(cfg, set[i]);
+    const struct { const char *key; const char *fmt; long v; } num[] = {
+        {"run.seed", "%s=%ld", a->seed}, {"loop.iterations", "%s=%ld", a->iterations},
+        {"self_instruct.prompts_per_iteration", "%s=%ld", a->prompts},
+        {"backend.threads", "%s=%ld", a->threads},
+    };
+    for (size_t i = 0; i < sizeof num / sizeof num[0] && st == SRLM_OK; i++) {
+        snprintf(kv, sizeof kv, num[i].fmt, num[i].key, num[i].v);
+        st = srlm_config_set(cfg, kv);
+    }
+    if (st == SRLM_OK) { snprintf(kv, sizeof kv, "run.out_dir=%s", out_dir); st = srlm_config_set(cfg, kv); }
+    if (st == SRLM_OK) { snprintf(kv, sizeof kv, "run.name=%s", name); st = srlm_config_set(cfg, kv); }
+    if (st != SRLM_OK) srlm_config_free(cfg);
+    return st;
+}
+
+/* Share of model k's greedy evaluation answers that the rubric gives 5. */
+static srlm_status accuracy_of(const char *dir, int k, int n_prompts, int per_item, const srlm_lexicon *lx,
+                               double *acc) {
+    char adir[1200];
+    snprintf(adir, sizeof adir, "%s/eval/M%d/answers", dir, k);
+    cJSON **r;
+    int n;
+    SRLM_CHECK(srlm_parts_load(adir, (n_prompts + per_item - 1) / per_item, &r, &n));
+    int right = 0, graded = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(r[i], "prompt");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(r[i], "response");
+        srlm_task t;
+        if (!cJSON_IsString(p) || !cJSON_IsString(a) || !srlm_task_parse(p->valuestring, &t)) continue;
+        graded++;
+        right += srlm_task_score(lx, &t, a->valuestring, NULL) == SRLM_JUDGE_MAX_SCORE;
+    }
+    srlm_records_free(r, n);
+    *acc = graded ? (double)right / graded : NAN;
+    return SRLM_OK;
+}
+
+static double json_num_path(const cJSON *o, const char *a, const char *b) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static cJSON *read_json(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t got = getdelim(&text, &cap, 0, f);
+    fclose(f);
+    cJSON *o = got > 0 ? cJSON_Parse(text) : NULL;
+    free(text);
+    return o;
+}
+
+/* Rank 0, after the run: the table, the plot and the closing line. */
+static srlm_status report(const demo_args *a, const char *dir, const srlm_lexicon *lx, double m1_seconds,
+                          double total_seconds) {
+    const int K = (int)a->iterations + 1;
+    double x[16], acc[16], agree[16];
+    printf("\n%-6s %10s %11s %7s %9s %8s %9s\n", "model", "accuracy", "judge agree", "pairs", "invalid",
+           "win", "time (s)");
+    for (int k = 1; k <= K && k <= 16; k++) {
+        x[k - 1] = k;
+        SRLM_CHECK(accuracy_of(dir, k, (int)a->eval_prompts, 64, lx, &acc[k - 1]));
+        char path[1300];
+        snprintf(path, sizeof path, "%s/eval/M%d/metrics.json", dir, k);
+        cJSON *m = read_json(path);
+        agree[k - 1] = json_num_path(m, "reward_model", "pairwise_accuracy");
+        cJSON_Delete(m);
+        double pairs = NAN, invalid = NAN, win = NAN, secs = k == 1 ? m1_seconds : NAN;
+        if (k > 1) {
+            snprintf(path, sizeof path, "%s/iter-%d/summary.json", dir, k - 1);
+            cJSON *s = read_json(path);
+            const cJSON *v;
+            if ((v = cJSON_GetObjectItemCaseSensitive(s, "pairs")) && cJSON_IsNumber(v)) pairs = v->valuedouble;
+            if ((v = cJSON_GetObjectItemCaseSensitive(s, "judgements_invalid")) && cJSON_IsNumber(v)) invalid = v->valuedouble;
+            if ((v = cJSON_GetObjectItemCaseSensitive(s, "win_rate")) && cJSON_IsNumber(v)) win = v->valuedouble;
+            if ((v = cJSON_GetObjectItemCaseSensitive(s, "seconds")) && cJSON_IsNumber(v)) secs = v->valuedouble;
+            cJSON_Delete(s);
+        }
+        printf("M%-5d %10.3f %11.3f %7.0f %9.0f %8.3f %9.1f\n", k, acc[k - 1], agree[k - 1], pairs, invalid, win, secs);
+    }
+    printf("(accuracy: greedy answers to %ld held-out instructions that the rubric gives 5; judge agree:\n"
+           " pairwise agreement of the model's judgements with the true scores; pairs, invalid judgements,\n"
+           " win rate vs the previous model (judged by M1) and time belong to the iteration that made the model;\n"
+           " per-phase times: %s/iter-*/summary.json)\n", a->eval_prompts, dir);
+    char svg[1300];
+    snprintf(svg, sizeof svg, "%s/demo.svg", dir);
+    srlm_plot_options po;
+    srlm_plot_default_options(&po);
+    po.title = "srlm demo: self-rewarding iterations";
+    po.x_label = "model M_t";
+    po.y_label = "share";
+    po.y_fixed = 1;
+    po.y_min = 0;
+    po.y_max = 1;
+    po.x_integer = 1;
+    const srlm_plot_series series[2] = {{"held-out accuracy", x, acc, K}, {"judge agreement with the truth", x, agree, K}};
+    SRLM_CHECK(srlm_svg_plot_write(svg, &po, series, 2));
+    double d = acc[K - 1] - acc[0];
+    printf("\nM1 -> M%d: held-out accuracy %.3f -> %.3f (%+.3f), judge agreement %.3f -> %.3f; plot: %s; %.0f s in all.\n",
+           K, acc[0], acc[K - 1], d, agree[0], agree[K - 1], svg, total_seconds);
+    if (d > 0) printf("The model got better at the task by training on its own judgements.\n");
+    else printf("This run did not improve on M1 (see benchmarks/RESULTS.md for the effect over seeds).\n");
     return SRLM_OK;
 }
 
 srlm_status cmd_demo(int argc, char **argv) {
-    long seed = 1234, max_new = 24;
-    int keep = 0;
-    const char *prompt = "Count the vowels in the word banana.";
+    demo_args a = {.out = "runs/demo", .seed = 1234, .iterations = 2, .threads = 0, .eval_prompts = 200,
+                   .judge_tasks = 60, .prompts = 600};
     const srlm_flag flags[] = {
-        {"seed", FLAG_INT, &seed, "N", "seed of the random model (default 1234)", 0},
-        {"prompt", FLAG_STRING, &prompt, "TEXT", "what to ask the random model", 0},
-        {"max-new-tokens", FLAG_INT, &max_new, "N", "tokens to generate (default 24)", 0},
-        {"keep", FLAG_BOOL, &keep, NULL, "keep the temporary checkpoint folder and print its path", 0},
+        {"out", FLAG_STRING, &a.out, "DIR", "the run folder (default runs/demo); rerunning resumes it", 0},
+        {"seed", FLAG_INT, &a.seed, "N", "seed of the word list, the data, the model and the run (default 1234)", 0},
+        {"iterations", FLAG_INT, &a.iterations, "N", "self-rewarding iterations after M1 (default 2)", 0},
+        {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
+        {"quiet", FLAG_BOOL, &a.quiet, NULL, "no progress lines", 0},
+        {"quick", FLAG_BOOL, &a.quick, NULL, "a smaller model and a twentieth of the data: checks the whole "
+         "path in a minute or two (the model learns little; for tests)", 0},
     };
     const srlm_command_spec spec = {"demo", NULL,
-        "The built-in demo. For now: a smoke test of the whole stack on a tiny random model.",
+        "The self-rewarding loop in miniature on a CPU, with nothing to download: a verifiable task (name a\n"
+        "word of an invented list with given first and last letters), a tiny Llama trained from random\n"
+        "weights into M1 (it answers and judges), then self-rewarding iterations through `srlm run`.\n"
+        "Prints each model's held-out accuracy and judge agreement, writes DIR/demo.svg. Under mpirun the\n"
+        "iterations use every rank (worker groups).",
         flags, SRLM_COUNT(flags), 0};
     srlm_parsed_args pa;
     SRLM_CHECK(srlm_parse_flags(&spec, argc, argv, &pa));
     srlm_parsed_args_free(&pa);
     if (pa.help_shown) return SRLM_OK;
-    if (max_new < 1 || max_new > 4096)
-        return SRLM_ERR(SRLM_BAD_INPUT, "--max-new-tokens: expected 1 .. 4096, found %ld", max_new);
-
-    printf("srlm demo: NOTE: the self-rewarding demo (M1 -> M2 -> M3 on a verifiable task) is not\n"
-           "built yet. This run only checks the stack end to end: tokenizer training, checkpoint\n"
-           "writing and loading, the Llama forward pass and greedy decoding, on a RANDOM model\n"
-           "(its output is gibberish by design).\n\n");
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    const char *tmp = getenv("TMPDIR");
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/srlm-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) return SRLM_ERR(SRLM_FAILED, "cannot create a temporary folder from %s", dir);
-
-    char corpus[1200], prefix[1200], tokpath[1200];
-    snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
-    snprintf(prefix, sizeof prefix, "%s/tokenizer", dir);
-    snprintf(tokpath, sizeof tokpath, "%s/tokenizer.model", dir);
-    srlm_model_session s = {0};
-    int *ids = NULL, n = 0, have_session = 0;
-    demo_output res = {0};
+    if (a.iterations < 1 || a.iterations > 15)
+        return SRLM_ERR(SRLM_BAD_INPUT, "--iterations: expected 1 .. 15, found %ld", a.iterations);
+    if (a.seed < 0) return SRLM_ERR(SRLM_BAD_INPUT, "--seed: expected >= 0, found %ld", a.seed);
+    const double t_start = now_s();
+    srlm_demo_recipe r;
+    srlm_demo_recipe_default(&r);
+    r.data.seed = (uint64_t)a.seed;
+    r.model_seed = (uint64_t)a.seed + 1;
+    if (a.quick) { /* the whole path, small: for tests, not for results */
+        r.dim = 64;
+        r.layers = 2;
+        r.heads = 2;
+        r.kv_heads = 2;
+        r.ffn = 172;
+        r.data.n_ift /= 20;
+        r.data.n_eft /= 20;
+        r.data.lesson_copies = 2;
+        r.data.pair_lessons = 1;
+        r.data.n_self_instruct /= 20;
+        a.prompts = 48;
+        a.eval_prompts = 24;
+        a.judge_tasks = 8;
+    }
+    srlm_lexicon lx;
+    SRLM_CHECK(srlm_lexicon_make(&lx, r.data.n_words, (uint64_t)a.seed));
+    srlm_topology topo;
+    int have_topo = 0;
+    srlm_config cfg;
+    int have_cfg = 0;
     srlm_status st;
-    SRLM_CHECK_GOTO(write_text(corpus, DEMO_TEXT, 30), st, done);
-    SRLM_CHECK_GOTO(srlm_tokenizer_train(corpus, prefix,
-                    "--vocab_size=320 --model_type=bpe --byte_fallback=true --character_coverage=1.0 "
-                    "--normalization_rule_name=identity --num_threads=1 --minloglevel=2"), st, done);
-    printf("[%5.2fs] trained a 320-piece SentencePiece tokenizer\n", seconds_since(&t0));
-
-    srlm_hf_config cfg = {
-        .vocab_size = 320, .hidden_size = 64, .intermediate_size = 172, .num_hidden_layers = 2,
-        .num_attention_heads = 4, .num_key_value_heads = 2, .max_position_embeddings = 256,
-        .rms_norm_eps = 1e-5, .rope_theta = 10000.0, .tie_word_embeddings = 0,
-        .bos_token_id = 1, .eos_token_id = 2, .pad_token_id = -1, .torch_dtype = "float32",
-        .head_dim = 16,
-    };
-    SRLM_CHECK_GOTO(srlm_llama_write_random(dir, &cfg, (uint64_t)seed, 0.3), st, done);
-    printf("[%5.2fs] wrote a random Llama (dim 64, 2 layers, 4 heads / 2 KV heads) to %s\n",
-           seconds_since(&t0), dir);
-
-    SRLM_CHECK_GOTO(srlm_model_session_open(&s, dir, NULL, 1, 0), st, done);
-    have_session = 1;
-    printf("[%5.2fs] loaded it back: %lld parameters\n", seconds_since(&t0),
-           (long long)s.model.n_params_local);
-    srlm_chat_turn turn = {prompt, NULL};
-    SRLM_CHECK_GOTO(srlm_chat_encode(s.tok, NULL, &turn, 1, &ids, &n), st, done);
-    srlm_gen_request req = {ids, n, 1, {0, 1, 0}, (int)max_new, srlm_tokenizer_eos(s.tok), NULL, 0, (uint64_t)seed};
-    srlm_gen_config gc = {1, n + (int)max_new, 1, 0, NULL, NULL};
-    SRLM_CHECK_GOTO(srlm_generate(&s.model, s.tok, &gc, &req, 1, keep_output, &res, NULL), st, done);
-    printf("[%5.2fs] greedy decoding, %d prompt tokens -> %d new tokens\n\n", seconds_since(&t0), n, res.n_ids);
-    printf("  prompt: %s\n  output: %s\n\n", prompt, res.text ? res.text : "");
-    printf("srlm demo: the stack works on this machine. The self-rewarding demo itself is still to come.\n");
+    char dir[1024], m1[1100], path[1200], path2[1200];
+    snprintf(dir, sizeof dir, "%s", a.out);
+    snprintf(m1, sizeof m1, "%s/sft/model", dir);
+    SRLM_CHECK_GOTO(srlm_dist_init(NULL, NULL), st, done);
+    SRLM_CHECK_GOTO(srlm_topology_new(&topo, 1, 0), st, done);
+    have_topo = 1;
+    if (topo.world_size > 1) srlm_log_set_rank(topo.world_rank);
+    /* M1: data, tokenizer, random M0 and SFT on rank 0 (seconds to minutes); a
+     * finished M1 is kept */
+    double m1_seconds = 0;
+    if (topo.world_rank == 0) {
+        SRLM_CHECK_GOTO(srlm_mkdir_p(dir), st, done);
+        if (!srlm_path_exists(m1)) {
+            if (!a.quiet)
+                printf("srlm demo: building M1: seed data for the task, a character tokenizer, a random %d-layer "
+                       "Llama (dim %d), SFT on IFT + EFT\n", r.layers, r.dim);
+            srlm_demo_m1_times tm;
+            SRLM_CHECK_GOTO(srlm_demo_build_m1(&r, &lx, dir, (int)a.threads, a.quiet, &tm), st, done);
+            m1_seconds = tm.data_s + tm.tokenizer_s + tm.sft_s;
+        }
+        snprintf(path, sizeof path, "%s/data/judge_groups.jsonl", dir);
+        SRLM_CHECK_GOTO(write_judge_groups(&r, &lx, path, (int)a.judge_tasks), st, done);
+        snprintf(path, sizeof path, "%s/data/eval.jsonl", dir);
+        snprintf(path2, sizeof path2, "%s/data/eval_prompts.jsonl", dir);
+        SRLM_CHECK_GOTO(head_lines(path, path2, (int)a.eval_prompts), st, done);
+    }
+    SRLM_CHECK_GOTO(srlm_comm_barrier(topo.world), st, done);
+    SRLM_CHECK_GOTO(demo_config(&a, dir, m1, &cfg), st, done);
+    have_cfg = 1;
+    if (topo.world_rank == 0 && !a.quiet)
+        printf("srlm demo: M1 ready (%s); %ld self-rewarding iteration(s) with srlm run in %s\n", m1, a.iterations, dir);
+    srlm_loop_options lo = {&topo, 0, a.quiet};
+    SRLM_CHECK_GOTO(srlm_loop_run(&cfg, &lo), st, done);
+    if (topo.world_rank == 0) SRLM_CHECK_GOTO(report(&a, dir, &lx, m1_seconds, now_s() - t_start), st, done);
+    st = SRLM_OK;
 done:
-    free(res.text);
-    free(ids);
-    if (have_session) srlm_model_session_close(&s);
-    if (keep) printf("kept %s\n", dir);
-    else (void)srlm_remove_tree(dir); /* a leftover temporary folder is not worth failing the demo */
+    if (have_cfg) srlm_config_free(&cfg);
+    if (have_topo) srlm_topology_free(&topo);
+    srlm_lexicon_free(&lx);
     return st;
 }

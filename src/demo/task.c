@@ -133,8 +133,36 @@ void srlm_task_judgement(const srlm_lexicon *lx, const srlm_task *t, const char 
                          size_t cap) {
     unsigned c;
     int score = srlm_task_score(lx, t, response, &c);
-    /* terse on purpose: the five decisions are most of the tokens a small judge learns from */
-    snprintf(buf, cap, "one word: %s\nin the list: %s\nfirst letter: %s\nlast letter: %s\nnothing else: %s\nScore: %d",
-             c & 1u ? "yes" : "no", c & 2u ? "yes" : "no", c & 4u ? "yes" : "no", c & 8u ? "yes" : "no",
-             c & 16u ? "yes" : "no", score);
+    /* The judgement first copies what it checks and keeps a running tally, so
+     * each decision is a local copy-and-compare and the score is the last
+     * tally: a tiny model can learn that, where it cannot learn to read letters
+     * out of a word far back in the prompt or to count yes lines. The copies
+     * repeat the prompt's own context ("Answer: ", "starts with '"), so plain
+     * induction (find the same text earlier, copy what followed) does them.
+     * Membership, the one check that needs memory, is preceded by a recall of
+     * the list words with the answer's first and last letters, asked in the
+     * words of the word-list lessons: recognising a word among a few recalled
+     * ones is easier than knowing the whole list at a glance. */
+    const char *p = response;
+    while (*p == ' ' || *p == '\n' || *p == '\t') p++;
+    size_t len = 0;
+    while (p[len] && p[len] != ' ' && p[len] != '\n' && p[len] != '\t') len++;
+    int shown = len ? (int)(len < 24 ? len : 24) : 1;
+    char f = len ? p[0] : '-', l = len ? p[len - 1] : '-';
+    char recall[256] = "";
+    size_t used = 0;
+    for (int i = 0; i < lx->n_words && used < sizeof recall - SRLM_TASK_MAX_WORD - 2; i++) {
+        const char *w = lx->words[i];
+        if (w[0] == f && w[strlen(w) - 1] == l) used += (size_t)snprintf(recall + used, sizeof recall - used, " %s", w);
+    }
+    if (!used) snprintf(recall, sizeof recall, " -");
+    int tally[5], sum = 0;
+    for (int i = 0; i < 5; i++) tally[i] = sum += (int)((c >> i) & 1u);
+    snprintf(buf, cap,
+             "Answer: %.*s\nletters only: %s %d\nrecall: List the words that start with '%c' and end with '%c'.%s\n"
+             "in the list: %s %d\nstarts with '%c': %c, %s %d\nends with '%c': %c, %s %d\nnothing else: %s %d\n"
+             "Score: %d",
+             shown, len ? p : "-", c & 1u ? "yes" : "no", tally[0], f, l, recall, c & 2u ? "yes" : "no", tally[1],
+             t->first, f, c & 4u ? "yes" : "no", tally[2], t->last, l, c & 8u ? "yes" : "no", tally[3],
+             c & 16u ? "yes" : "no", tally[4], score);
 }

@@ -54,8 +54,21 @@ int         srlm_task_score(const srlm_lexicon *lx, const srlm_task *t, const ch
 /* A correct answer (the k-th of those that fit, modulo their count); NULL when none. */
 const char *srlm_task_answer(const srlm_lexicon *lx, const srlm_task *t, uint64_t k);
 
-/* A judgement in the judge's output format: one line per criterion ("first
- * letter: yes"), then "Score: N" on its own line; N follows the rubric exactly. */
+/* A judgement in the judge's output format: the answer's first run of non-space
+ * characters ("Answer: kobalu", "-" when empty); one line per criterion that
+ * restates what it compares and ends in yes/no and the running tally
+ * ("starts with 'k': k, yes 3"); before the membership line, a recall of the
+ * list words with the answer's own first and last letters, in the words of the
+ * word-list lessons ("-" when none); then "Score: N" on its own line, N the
+ * rubric's exactly. For example, for 'k' .. 'o':
+ *   Answer: kobalu
+ *   letters only: yes 1
+ *   recall: List the words that start with 'k' and end with 'u'. kobalu kimu
+ *   in the list: yes 2
+ *   starts with 'k': k, yes 3
+ *   ends with 'o': u, no 3
+ *   nothing else: yes 4
+ *   Score: 4 */
 void        srlm_task_judgement(const srlm_lexicon *lx, const srlm_task *t, const char *response,
                                 char *buf, size_t cap);
 

@@ -57,6 +57,34 @@ int main(void) {
         int want = srlm_task_score(&a, &tr, resp[i], NULL), got = -1;
         const char *at = strstr(j, "\nScore: ");
         CHECK_MSG(at && sscanf(at, "\nScore: %d", &got) == 1 && got == want, "judgement '%s' for '%s'", j, resp[i]);
+        /* the running tally on the "nothing else" line is the score too */
+        const char *ne = strstr(j, "\nnothing else: ");
+        int tally = -1;
+        CHECK_MSG(ne && sscanf(ne, "\nnothing else: %*s %d", &tally) == 1 && tally == want, "tally in '%s'", j);
+    }
+    /* the judgement restates what it checks, and recalls the list words with
+     * the answer's first and last letters before the membership decision */
+    {
+        char j[512], want[512], recall[256] = "";
+        char f = right[0], l = right[strlen(right) - 1];
+        for (int i = 0; i < a.n_words; i++) {
+            const char *w = a.words[i];
+            if (w[0] == f && w[strlen(w) - 1] == l) { strcat(recall, " "); strcat(recall, w); }
+        }
+        CHECK(strstr(recall, right) != NULL);
+        srlm_task_judgement(&a, &tr, right, j, sizeof j);
+        snprintf(want, sizeof want,
+                 "Answer: %s\nletters only: yes 1\nrecall: List the words that start with '%c' and end with '%c'.%s\n"
+                 "in the list: yes 2\nstarts with '%c': %c, yes 3\nends with '%c': %c, yes 4\nnothing else: yes 5\n"
+                 "Score: 5",
+                 right, f, l, recall, tr.first, f, tr.last, l);
+        CHECK_MSG(!strcmp(j, want), "judgement of a right answer:\n%s\nexpected:\n%s", j, want);
+        srlm_task_judgement(&a, &tr, "", j, sizeof j);
+        snprintf(want, sizeof want,
+                 "Answer: -\nletters only: no 0\nrecall: List the words that start with '-' and end with '-'. -\n"
+                 "in the list: no 0\nstarts with '%c': -, no 0\nends with '%c': -, no 0\nnothing else: no 0\n"
+                 "Score: 0", tr.first, tr.last);
+        CHECK_MSG(!strcmp(j, want), "judgement of an empty answer:\n%s", j);
     }
     CHECK(!srlm_task_parse("Name a word from the word list that starts with 'K' and ends with 'o'.", &t));
     CHECK(!srlm_task_parse("Name a word that starts with 'k'.", &t));
