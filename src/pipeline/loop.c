@@ -97,37 +97,45 @@ static void first_difference(const char *a, const char *b, char *out, size_t cap
     snprintf(out, cap, "(a key was added or removed)");
 }
 
-/* Rank 0: config.yaml and provenance.json; refuse a changed config. */
-static srlm_status open_run_dir(loop_ctx *L, const srlm_loop_options *o) {
+/* Every rank: refuse a changed config (read-only, so every rank gives the same
+ * message and none depends on rank 0 printing before an abort). */
+static srlm_status check_saved_config(loop_ctx *L, const srlm_loop_options *o) {
+    char path[1200];
+    SRLM_CHECK(loop_path(L, path, sizeof path, "config.yaml"));
+    if (!srlm_path_exists(path)) return SRLM_OK;
+    char *now = NULL;
+    SRLM_CHECK(config_text(L->cfg, &now));
+    srlm_config old;
+    srlm_status st = srlm_config_load(&old, path, 0, NULL);
+    if (st != SRLM_OK) {
+        free(now);
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: the run's saved config does not load (%s); move the run folder "
+                        "away or repair the file", path, srlm_last_error());
+    }
+    if (srlm_config_hash(&old) != srlm_config_hash(L->cfg) && !o->allow_config_change) {
+        char *before = NULL, diff[600];
+        if (config_text(&old, &before) == SRLM_OK) first_difference(before, now, diff, sizeof diff);
+        else snprintf(diff, sizeof diff, "(could not print the saved config)");
+        free(before);
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: this run was started with a different config (first difference: "
+                      "%s); keys that change results may not change in a running run: use another run.name, "
+                      "or pass --allow-config-change to continue with the new one", path, diff);
+    } else if (srlm_config_hash(&old) != srlm_config_hash(L->cfg) && L->rank == 0) {
+        SRLM_WARN("%s: the config changed; continuing with the new one (--allow-config-change)", path);
+    }
+    srlm_config_free(&old);
+    free(now);
+    return st;
+}
+
+/* Rank 0, after every rank accepted the folder: config.yaml and provenance.json. */
+static srlm_status open_run_dir(loop_ctx *L) {
     char path[1200];
     SRLM_CHECK(srlm_mkdir_p(L->dir));
     SRLM_CHECK(loop_path(L, path, sizeof path, "config.yaml"));
     char *now = NULL;
     SRLM_CHECK(config_text(L->cfg, &now));
-    srlm_status st = SRLM_OK;
-    if (srlm_path_exists(path)) {
-        srlm_config old;
-        st = srlm_config_load(&old, path, 0, NULL);
-        if (st != SRLM_OK) {
-            free(now);
-            return SRLM_ERR(SRLM_BAD_INPUT, "%s: the run's saved config does not load (%s); move the run folder "
-                            "away or repair the file", path, srlm_last_error());
-        }
-        if (srlm_config_hash(&old) != srlm_config_hash(L->cfg) && !o->allow_config_change) {
-            char *before = NULL, diff[600];
-            if (config_text(&old, &before) == SRLM_OK) first_difference(before, now, diff, sizeof diff);
-            else snprintf(diff, sizeof diff, "(could not print the saved config)");
-            free(before);
-            srlm_config_free(&old);
-            free(now);
-            return SRLM_ERR(SRLM_BAD_INPUT, "%s: this run was started with a different config (first difference: "
-                            "%s); keys that change results may not change in a running run: use another run.name, "
-                            "or pass --allow-config-change to continue with the new one", path, diff);
-        }
-        if (srlm_config_hash(&old) != srlm_config_hash(L->cfg))
-            SRLM_WARN("%s: the config changed; continuing with the new one (--allow-config-change)", path);
-        srlm_config_free(&old);
-    }
+    srlm_status st;
     st = srlm_write_file_atomic(path, now, strlen(now));
     free(now);
     SRLM_CHECK(st);
@@ -328,13 +336,15 @@ srlm_status srlm_loop_run(srlm_config *cfg, const srlm_loop_options *o) {
     SRLM_CHECK_GOTO(srlm_tokenizer_load(&L.tok, L.tok_path), st, done);
     SRLM_CHECK_GOTO(file_sha256(L.tok_path, L.tok_sha256), st, done);
     SRLM_CHECK_GOTO(srlm_judge_template_load(&L.judge, cfg->judge.template_path), st, done);
-    if (L.rank == 0) st = open_run_dir(&L, o);
-    {   /* every rank learns whether rank 0 accepted the run folder */
+    SRLM_CHECK_GOTO(check_saved_config(&L, o), st, done);
+    SRLM_CHECK_GOTO(srlm_comm_barrier(o->topo ? o->topo->world : NULL), st, done); /* all checked before it is rewritten */
+    if (L.rank == 0) st = open_run_dir(&L);
+    {   /* every rank learns whether rank 0 could write the run folder */
         int ok = st == SRLM_OK;
         srlm_status bst = loop_bcast_int(&L, &ok);
         if (st != SRLM_OK) goto done;
         SRLM_CHECK_GOTO(bst, st, done);
-        if (!ok) { st = SRLM_ERR(SRLM_BAD_INPUT, "rank 0 refused the run folder %s (see its message)", L.dir); goto done; }
+        if (!ok) { st = SRLM_ERR(SRLM_FAILED, "rank 0 could not write the run folder %s (see its message)", L.dir); goto done; }
     }
     if (L.rank == 0 && !o->quiet)
         SRLM_INFO("run %s: %d iteration(s), %d rank(s) = %d group(s) x tp %d", L.dir, cfg->loop.iterations,
