@@ -191,6 +191,11 @@ static srlm_status find_shaped(const srlm_checkpoint *ck, const char *name, int6
     return SRLM_OK;
 }
 
+srlm_status srlm_ckpt_check_shape(const srlm_checkpoint *ck, const char *name, int64_t rows, int64_t cols) {
+    const srlm_st_tensor *t;
+    return find_shaped(ck, name, rows, cols, &t);
+}
+
 srlm_status srlm_ckpt_read_rows(const srlm_checkpoint *ck, const char *name, int64_t rows, int64_t cols,
                                 int64_t r0, int64_t r1, float *dst) {
     const srlm_st_tensor *t;

@@ -34,6 +34,10 @@ const srlm_st_tensor *srlm_ckpt_find(const srlm_checkpoint *ck, const char *name
 /* The file (full path) a tensor returned by srlm_ckpt_find lives in. */
 const char *srlm_ckpt_tensor_file(const srlm_checkpoint *ck, const srlm_st_tensor *t);
 
+/* Check that `name` is there with the shape the caller expects (as for
+ * srlm_ckpt_read_rows), without touching its data. */
+srlm_status srlm_ckpt_check_shape(const srlm_checkpoint *ck, const char *name, int64_t rows, int64_t cols);
+
 /* Read rows [r0,r1) of a 2-D tensor (or elements [r0,r1) of a 1-D one) converted
  * to fp32 into dst ((r1-r0) x cols, row-major). `rows`,`cols` are the shape the
  * caller EXPECTS (cols=1 for 1-D; a [rows, 1] 2-D tensor also matches): a missing

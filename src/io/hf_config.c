@@ -295,6 +295,18 @@ done:
     return s;
 }
 
+/* A finite double as the shortest JSON number that reads back to the same value:
+ * cJSON's own printer settles for 15 digits when they are within an epsilon, so
+ * 0.30000000000000004 would come back as 0.3. NULL when out of memory. */
+static cJSON *add_exact_number(cJSON *o, const char *key, double v) {
+    char buf[32];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return cJSON_AddRawToObject(o, key, buf);
+}
+
 srlm_status srlm_hf_config_save(const char *path, const srlm_hf_config *c) {
     srlm_status s = SRLM_OK;
     char *text = NULL, *out = NULL;
@@ -323,9 +335,9 @@ srlm_status srlm_hf_config_save(const char *path, const srlm_hf_config *c) {
     ADD_ID("pad_token_id", c->pad_token_id);
 #undef ADD_ID
     cJSON_AddNumberToObject(o, "pretraining_tp", 1);
-    cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_norm_eps);
+    add_exact_number(o, "rms_norm_eps", c->rms_norm_eps);
     cJSON_AddNullToObject(o, "rope_scaling");
-    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+    add_exact_number(o, "rope_theta", c->rope_theta);
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings != 0);
     cJSON_AddStringToObject(o, "torch_dtype", c->torch_dtype);
     cJSON_AddTrueToObject(o, "use_cache");

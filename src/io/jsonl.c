@@ -57,6 +57,14 @@ srlm_status srlm_jsonl_next(srlm_jsonl_reader *r, cJSON **obj) {
             if (at && at >= r->buf && at < r->buf + n) col = (long)(at - r->buf) + 1;
             return SRLM_ERR(SRLM_BAD_INPUT, "%s:%ld:%ld: not valid JSON", r->path, r->line, col);
         }
+        /* One value per line: only blanks may follow it (cJSON stops after the value). */
+        const char *rest = end;
+        while (rest < r->buf + n && (*rest == ' ' || *rest == '\t' || *rest == '\r' || *rest == '\n')) rest++;
+        if (rest < r->buf + n) {
+            cJSON_Delete(v);
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s:%ld:%ld: not valid JSON (text after the value)", r->path, r->line,
+                            (long)(rest - r->buf) + 1);
+        }
         if (!cJSON_IsObject(v)) {
             srlm_status st = SRLM_ERR(SRLM_BAD_INPUT, "%s:%ld: expected a JSON object, found %s",
                                       r->path, r->line, json_kind(v));

@@ -8,7 +8,8 @@
  *  - encode prepends one "▁" (the dummy prefix) to the text, so "Hello" and
  *    " Hello" encode differently, and encode(a) ++ encode(b) != encode(a + b)
  *    in general; decode drops that one leading space again, so
- *    decode(encode(x)) == x byte for byte.
+ *    decode(encode(x)) == x byte for byte, except that a "▁" (U+2581,
+ *    SentencePiece's own space mark) in the text comes back as a space.
  *  - characters not in the vocabulary (including "\n" and "\t" in Llama-2)
  *    become byte pieces <0xNN>; there is never an unknown token.
  *  - BOS/EOS are special ids: the text "<s>" is NOT encoded as BOS. */

@@ -620,10 +620,29 @@ static void format_scalar(const srlm_schema_field *f, const void *obj, char *buf
     }
 }
 
-/* Strings are always double-quoted, so any text (": ", "#", "yes", "") reads back as itself. */
+/* Strings are always double-quoted, so any text (": ", "#", "yes", "") reads back as itself.
+ * Characters that libyaml would not read back as written are escaped: the C0 and
+ * C1 controls (the reader refuses them raw, and NEL U+0085 is a line break), the
+ * line and paragraph separators U+2028/U+2029 (line breaks, folded inside quotes)
+ * and the non-characters U+FFFE/U+FFFF (refused raw). */
 static void print_quoted(FILE *out, const char *v) {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)(v ? v : ""); *p; p++) {
+        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) { /* U+0080..U+009F */
+            fprintf(out, "\\x%02x", p[1]);
+            p++;
+            continue;
+        }
+        if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) {
+            fputs(p[2] == 0xA8 ? "\\L" : "\\P", out);
+            p += 2;
+            continue;
+        }
+        if (p[0] == 0xEF && p[1] == 0xBF && (p[2] == 0xBE || p[2] == 0xBF)) {
+            fputs(p[2] == 0xBE ? "\\uFFFE" : "\\uFFFF", out);
+            p += 2;
+            continue;
+        }
         switch (*p) {
         case '"':  fputs("\\\"", out); break;
         case '\\': fputs("\\\\", out); break;

@@ -147,12 +147,40 @@ static srlm_status load_slice(srlm_llama *m, const srlm_checkpoint *ck, const ch
     return m->be->ops->upload(m->be, dst, stage);
 }
 
+/* Every tensor the load reads is there with the shape config.json implies,
+ * checked before anything is allocated: a config whose sizes lie about the
+ * weights is refused naming the tensor, not by allocating what it claims. */
+static srlm_status check_shapes(const srlm_checkpoint *ck, const srlm_hf_config *c) {
+    const int64_t V = c->vocab_size, D = c->hidden_size, FF = c->intermediate_size;
+    const int64_t Q = (int64_t)c->num_attention_heads * c->head_dim;
+    const int64_t KV = (int64_t)c->num_key_value_heads * c->head_dim;
+    char name[256];
+    SRLM_CHECK(srlm_ckpt_check_shape(ck, "model.embed_tokens.weight", V, D));
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const struct { const char *suffix; int64_t rows, cols; } t[] = {
+            {"input_layernorm.weight", D, 1},  {"self_attn.q_proj.weight", Q, D},
+            {"self_attn.k_proj.weight", KV, D}, {"self_attn.v_proj.weight", KV, D},
+            {"self_attn.o_proj.weight", D, Q},  {"post_attention_layernorm.weight", D, 1},
+            {"mlp.gate_proj.weight", FF, D},    {"mlp.up_proj.weight", FF, D},
+            {"mlp.down_proj.weight", D, FF},
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, t[i].suffix);
+            SRLM_CHECK(srlm_ckpt_check_shape(ck, name, t[i].rows, t[i].cols));
+        }
+    }
+    SRLM_CHECK(srlm_ckpt_check_shape(ck, "model.norm.weight", D, 1));
+    if (!c->tie_word_embeddings) SRLM_CHECK(srlm_ckpt_check_shape(ck, "lm_head.weight", V, D));
+    return SRLM_OK;
+}
+
 srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
                             srlm_comm *tp) {
     memset(m, 0, sizeof *m);
     m->cfg = ck->config;
     m->be = be;
     m->tp = tp;
+    SRLM_CHECK(check_shapes(ck, &m->cfg));
     SRLM_CHECK(plan_shapes(m, srlm_comm_rank(tp), srlm_comm_size(tp)));
     const int D = m->dim, hd = m->head_dim, L = m->n_layers;
     const int qd = m->n_heads_local * hd, kvd = m->n_kv_local * hd, F = m->ffn_local;

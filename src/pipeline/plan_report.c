@@ -36,8 +36,8 @@ static const struct { const char *key, *title; } SECTIONS[] = {
 static const char *const NOTES[] = {
     "every generated sequence runs to its max_new_tokens (an upper bound)",
     "compute and communication do not overlap (an upper bound)",
-    "decode step = max(HBM time to read the rank's weights and its batch's KV, FLOPs time)"
-    " + 2 TP all-reduces per layer",
+    ("decode step = max(HBM time to read the rank's weights and its batch's KV, FLOPs time)"
+     " + 2 TP all-reduces per layer"),
     "prefill and training run at the assumed MFU; the attention FLOPs are causal (half of s^2)",
     "the KV budget holds whole sequences (shared prefixes would fit more)",
     "the self-instruct prompt model is the size of M_t; evaluation, checkpoints and model loading are not timed",

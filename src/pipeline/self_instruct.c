@@ -493,7 +493,7 @@ static int keyword_at(const unsigned char *t, size_t i, const char *w) {
         if (w[k] == ' ') {
             if (!is_ws(t[j])) return 0;
             while (is_ws(t[j])) j++;
-        } else if (lower(t[j]) != w[k]) {
+        } else if (lower(t[j]) != (unsigned char)w[k]) {
             return 0; /* also stops at the NUL */
         } else {
             j++;

@@ -9,6 +9,7 @@
 
 #include "io/checkpoint.h"
 #include "io/fsutil.h"
+#include "model/model_session.h"
 #include "test.h"
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -148,6 +149,16 @@ static void test_config_round_trip(void) {
           a.rope_theta == b.rope_theta && a.tie_word_embeddings == b.tie_word_embeddings &&
           a.bos_token_id == b.bos_token_id && a.eos_token_id == b.eos_token_id &&
           a.pad_token_id == b.pad_token_id && !strcmp(a.torch_dtype, b.torch_dtype) && a.head_dim == b.head_dim));
+    /* Doubles come back bit for bit, also those that need 17 digits (cJSON's own
+     * printer stops at 15 when they are within an epsilon; found by fuzz_hf_config). */
+    srlm_hf_config odd = a;
+    odd.rms_norm_eps = 0.1 + 0.2;
+    odd.rope_theta = nextafter(500000.0, 1e6);
+    CHECK_OK(srlm_hf_config_save(path, &odd));
+    CHECK_OK(srlm_hf_config_load(path, &b));
+    CHECK_MSG(b.rms_norm_eps == odd.rms_norm_eps && b.rope_theta == odd.rope_theta, "read back %.17g, %.17g",
+              b.rms_norm_eps, b.rope_theta);
+    CHECK_OK(srlm_hf_config_save(path, &a));
     /* What transformers needs to pick LlamaForCausalLM. */
     cJSON *j = NULL;
     CHECK_OK(srlm_json_read_file(path, &j));
@@ -318,6 +329,47 @@ static void test_untied_missing_head(void) {
     CHECK_MSG(s == SRLM_BAD_INPUT && strstr(srlm_last_error(), "lm_head.weight") &&
                   strstr(srlm_last_error(), "tie_word_embeddings false"), "%d '%s'", (int)s, srlm_last_error());
     srlm_ckpt_close(&ck);
+    free_tensors(t, n);
+}
+
+/* A config.json whose sizes lie about the weights: loading the model refuses it
+ * naming the first tensor that does not fit, before allocating what the config
+ * claims (found by fuzz_model_config: vocab_size 2^31-1 overflowed an int, and a
+ * huge intermediate_size made the load fail as "out of memory"). */
+static void test_config_lies_to_loader(void) {
+    char dir[1024], path[1100];
+    dir_path(dir, sizeof dir, "lying_config");
+    srlm_hf_config real = tiny_config(0);
+    tinfo t[64];
+    int n = make_tensors(&real, t);
+    write_single(dir, &real, t, n, SRLM_F32);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    static const struct { int vocab, hidden, ffn, layers, head_dim; const char *phrase; } lies[] = {
+        {2147483647, 0, 0, 0, 0, "model.embed_tokens.weight': expected shape [2147483647, 16], found [37, 16]"},
+        {0, 1048576, 0, 0, 4, "model.embed_tokens.weight': expected shape [37, 1048576], found [37, 16]"},
+        {0, 0, 2147483646, 0, 0, "model.layers.0.mlp.gate_proj.weight': expected shape [2147483646, 16]"},
+        {0, 0, 0, 100000, 0, "tensor 'model.layers.2.input_layernorm.weight' (expected shape [16]) is missing"},
+        {0, 0, 0, 0, 2, "model.layers.0.self_attn.q_proj.weight': expected shape [8, 16], found [16, 16]"},
+    };
+    for (int i = 0; i < COUNT(lies); i++) {
+        srlm_hf_config c = real;
+        if (lies[i].vocab) c.vocab_size = lies[i].vocab;
+        if (lies[i].hidden) c.hidden_size = lies[i].hidden;
+        if (lies[i].ffn) c.intermediate_size = lies[i].ffn;
+        if (lies[i].layers) c.num_hidden_layers = lies[i].layers;
+        if (lies[i].head_dim) c.head_dim = lies[i].head_dim;
+        CHECK_OK(srlm_hf_config_save(path, &c));
+        srlm_model_session s;
+        srlm_clear_error();
+        srlm_status st = srlm_model_session_open(&s, dir, NULL, 0, 1);
+        CHECK_MSG(st == SRLM_BAD_INPUT && strstr(srlm_last_error(), lies[i].phrase), "lie %d: %d '%s', wanted '%s'", i,
+                  (int)st, srlm_last_error(), lies[i].phrase);
+        if (st == SRLM_OK) srlm_model_session_close(&s);
+    }
+    CHECK_OK(srlm_hf_config_save(path, &real));
+    srlm_model_session s;
+    CHECK_OK(srlm_model_session_open(&s, dir, NULL, 0, 1));
+    if (s.opened) srlm_model_session_close(&s);
     free_tensors(t, n);
 }
 
@@ -536,6 +588,7 @@ int main(void) {
     test_single(SRLM_F16, 0);
     test_single(SRLM_BF16, 1);
     test_untied_missing_head();
+    test_config_lies_to_loader();
     test_sharded();
     test_inspect_command();
     TEST_DONE();

@@ -279,8 +279,11 @@ static char *print_to_string(const srlm_config *c) {
 }
 
 static void test_print_round_trip(void) {
-    /* strings that need quoting and a double that needs 17 digits */
+    /* strings that need quoting and a double that needs 17 digits; data.eft holds
+     * characters that YAML reads as line breaks (NEL, U+2028, U+2029) or refuses raw
+     * (C1 controls, U+FFFE): the printer must escape them (found by fuzz_yaml_config) */
     char *ov[] = {"model.path=/m", "run.name='a: b # c \"q\" \\\\ yes'", "data.ift=données.jsonl",
+                  "data.eft=\"a\\Nb\\Lc\\Pd\\x80\\x9fe\\uFFFE\\x01\"",
                   "train.dpo.beta=0.30000000000000004", "run.watchdog_s=1e-300", "eval.heldout=\"tab\\there\"",
                   "train.sft.epochs=2.5", "generate.top_k=40", "train.dpo.recompute=true"};
     srlm_config a, b;
@@ -292,6 +295,8 @@ static void test_print_round_trip(void) {
     CHECK(srlm_config_equal(&a, &b));
     CHECK(b.train.dpo.beta == 0.30000000000000004 && b.run.watchdog_s == 1e-300);
     CHECK(!strcmp(b.run.name, a.run.name) && !strcmp(b.data.ift, "données.jsonl"));
+    CHECK_MSG(!strcmp(b.data.eft, "a\xc2\x85" "b\xe2\x80\xa8" "c\xe2\x80\xa9" "d\xc2\x80\xc2\x9f" "e\xef\xbf\xbe\x01"),
+              "data.eft read back as [%s]", b.data.eft);
     char *text2 = print_to_string(&b);
     CHECK_MSG(!strcmp(text, text2), "printing twice differs:\n%s\n---\n%s", text, text2);
     /* nested, every key, defaults included */

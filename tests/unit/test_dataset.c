@@ -110,6 +110,10 @@ static void test_sft_errors(void) {
     CHECK_SFT_FAILS(write_file("bad5.jsonl", "{\"prompt_ids\": [1, 3], \"response_ids\": [3, -1]}\n"), "bad5.jsonl:1");
     CHECK_SFT_FAILS(write_file("bad6.jsonl", "{\"prompt_ids\": [1, 3]}\n"), "bad6.jsonl:1: missing key \"response_ids\"");
     CHECK_SFT_FAILS(write_file("bad7.jsonl", "[1, 2]\n"), "bad7.jsonl:1");
+    /* one object per line: text after it was ignored (found by fuzz_jsonl_sft) */
+    CHECK_SFT_FAILS(write_file("bad8.jsonl", "{\"prompt\": \"a\", \"response\": \"b\"} {\"x\": 1}\n"),
+                    "bad8.jsonl:1:34: not valid JSON (text after the value)");
+    CHECK_SFT_FAILS(write_file("bad9.jsonl", "{\"prompt\": \"a\", \"response\": \"b\"}x\r\n"), "bad9.jsonl:1:33");
     /* nothing usable: the counts are in the message */
     CHECK_SFT_FAILS(write_file("none.jsonl", "{\"prompt\": \"a\", \"response\": \"\"}\n"
                                              "{\"prompt_ids\": [1, 3, 4, 5, 6, 7, 8, 9], \"response_ids\": "

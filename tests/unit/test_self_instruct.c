@@ -383,6 +383,16 @@ static void test_blocklist(void) {
     }
     srlm_si_blocklist_free(&f);
 
+    /* non-ASCII keywords match too (their bytes were compared as negative chars;
+     * found by fuzz_si_blocklist) */
+    snprintf(path, sizeof path, "%s/si-block-utf8.txt", tmpdir);
+    write_text(path, "Caf\xc3\xa9\n\xc3\x89T\xc3\x89\n");
+    CHECK_OK(srlm_si_blocklist_load(&f, path));
+    CHECK_MSG(f.n == 2 && srlm_si_blocked(&f, "Order a caf\xc3\xa9 au lait") == 0 &&
+                  srlm_si_blocked(&f, "\xc3\x89T\xc3\x89 plans") == 1 && srlm_si_blocked(&f, "cafe") == -1,
+              "%d keywords", f.n);
+    srlm_si_blocklist_free(&f);
+
     snprintf(path, sizeof path, "%s/si-block-empty.txt", tmpdir);
     write_text(path, "# nothing\n\n");
     CHECK_OK(srlm_si_blocklist_load(&f, path));
