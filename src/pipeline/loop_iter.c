@@ -302,6 +302,20 @@ static srlm_status load_candidates(loop_ctx *L, int t, cJSON ***recs, int *n) {
     return srlm_parts_load(dir, loop_items(n_prompts, L->cfg->loop.prompts_per_item), recs, n);
 }
 
+/* Judgements of iteration t's n_cands candidates, candidate-major, judge samples
+ * in order; a count that does not match is an error naming the folder. */
+static srlm_status load_judgements(loop_ctx *L, int t, int n_cands, cJSON ***recs, int *n) {
+    const srlm_config *c = L->cfg;
+    char dir[1200];
+    SRLM_CHECK(loop_path(L, dir, sizeof dir, "iter-%d/judgements", t));
+    SRLM_CHECK(srlm_parts_load(dir, loop_items(n_cands, c->loop.prompts_per_item * c->generate.samples), recs, n));
+    if (*n == n_cands * c->judge.samples) return SRLM_OK;
+    srlm_records_free(*recs, *n);
+    *recs = NULL;
+    return SRLM_ERR(SRLM_BAD_INPUT, "%s: %d judgements for %d candidates x %d samples", dir, *n, n_cands,
+                    c->judge.samples);
+}
+
 /* ---- 3. judgements ---- */
 
 typedef struct { cJSON **cands; } judge_ctx;
@@ -359,16 +373,11 @@ typedef struct {
 static srlm_status build_pairs(loop_ctx *L, int t, cJSON **cands, int n_cands, pair_pick **pairs, int *n_pairs,
                                judge_counts *jc) {
     const srlm_config *c = L->cfg;
-    char dir[1200];
-    SRLM_CHECK(loop_path(L, dir, sizeof dir, "iter-%d/judgements", t));
     cJSON **judg;
     int n_judg;
-    SRLM_CHECK(srlm_parts_load(dir, loop_items(n_cands, c->loop.prompts_per_item * c->generate.samples), &judg,
-                               &n_judg));
+    SRLM_CHECK(load_judgements(L, t, n_cands, &judg, &n_judg));
     srlm_status st = SRLM_OK;
     const int S = c->judge.samples;
-    if (n_judg != n_cands * S)
-        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %d judgements for %d candidates x %d samples", dir, n_judg, n_cands, S);
     srlm_judged_candidate *jcs = calloc((size_t)n_cands + 1, sizeof *jcs);
     *pairs = calloc((size_t)n_cands + 1, sizeof **pairs);
     *n_pairs = 0;
@@ -575,16 +584,12 @@ static srlm_status phase_train(loop_ctx *L, int t, const char *model, const judg
                 if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(recs[i], "ref_logp_chosen")))
                     srlm_text_add_json(&text, recs[i]);
         } else {
-            char jdir[1200];
             cJSON **judg = NULL;
             int nj = 0;
             const int S = L->cfg->judge.samples;
             st = load_candidates(L, t, &recs, &n);
-            if (st == SRLM_OK) st = loop_path(L, jdir, sizeof jdir, "iter-%d/judgements", t);
-            if (st == SRLM_OK)
-                st = srlm_parts_load(jdir, loop_items(n, L->cfg->loop.prompts_per_item * L->cfg->generate.samples),
-                                     &judg, &nj);
-            for (int i = 0; i < n && st == SRLM_OK && nj == n * S; i++) {
+            if (st == SRLM_OK) st = load_judgements(L, t, n, &judg, &nj);
+            for (int i = 0; i < n && st == SRLM_OK; i++) {
                 int all5 = 1, any = 0;
                 for (int k = 0; k < S; k++) {
                     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(judg[i * S + k], "score");
