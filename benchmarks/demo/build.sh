@@ -4,7 +4,7 @@
 set -e
 B=${1:-build}
 S=${SRLM_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-for prog in demo_m1 demo_iter; do
+for prog in demo_m1 demo_iter demo_pairs; do
 cc -std=c11 -O2 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fopenmp \
    -I"$S/src" -I"$S/kernels" -I/usr/include/x86_64-linux-gnu/openblas-openmp $(pkg-config --cflags libcjson) \
    "$(dirname "$0")/$prog.c" -o "$B/$prog" "$B/libsrlmlib.a" \

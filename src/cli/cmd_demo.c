@@ -112,15 +112,20 @@ static srlm_status demo_config(const demo_args *a, const char *dir, const char *
     char *slash = strrchr(out_dir, '/');
     if (slash) { snprintf(name, sizeof name, "%s", slash + 1); *slash = 0; }
     else { snprintf(name, sizeof name, "%s", out_dir); snprintf(out_dir, sizeof out_dir, "."); }
+    /* Why these (benchmarks/demo/RESULTS.md): the task has a few hundred distinct
+     * instructions, so a prompt may repeat (max_copies) instead of the paper's
+     * exact-duplicate filter, which kept ~50 of 600; the judge samples at T 0.7, so
+     * a pair needs a whole point between best and worst (min_score_gap), which
+     * drops most right-vs-right pairs that noise alone ordered. */
     const char *set[] = {
         "loop.skip_sft=true", "loop.build_eft=false", "loop.prompts_per_item=64",
-        "self_instruct.prompt_model=M1", "self_instruct.shots_ift=4",
-        "self_instruct.shots_generated=0", "self_instruct.max_new_tokens=40", "self_instruct.rouge_l_max=1",
+        "self_instruct.prompt_model=M1", "self_instruct.shots_ift=4", "self_instruct.shots_generated=0",
+        "self_instruct.max_new_tokens=40", "self_instruct.rouge_l_max=1", "self_instruct.max_copies=12",
         "self_instruct.min_words=3", "self_instruct.max_words=40",
         "generate.samples=4", "generate.temperature=0.7", "generate.top_p=0.9", "generate.max_new_tokens=16",
         "generate.kv_cache_mb=512",
         "judge.samples=3", "judge.temperature=0.7", "judge.top_p=0.9", "judge.max_new_tokens=160",
-        "eval.judge_model=M1",
+        "eval.judge_model=M1", "loop.min_score_gap=1",
         "train.dpo.lr=1e-4", "train.dpo.lr_min=1e-5", "loop.dpo_lr_factor=0.5", "train.dpo.beta=0.1",
         "train.dpo.epochs=2",
         "train.dpo.batch_size=16", "train.dpo.micro_batch_size=8", "train.dpo.max_seq_len=256",
@@ -247,20 +252,28 @@ srlm_status cmd_demo(int argc, char **argv) {
         {"quick", FLAG_BOOL, &a.quick, NULL, "a smaller model and a twentieth of the data: checks the whole "
          "path in a minute or two (the model learns little; for tests)", 0},
     };
-    const srlm_command_spec spec = {"demo", NULL,
+    const srlm_command_spec spec = {"demo", "[key=value ...]",
         "The self-rewarding loop in miniature on a CPU, with nothing to download: a verifiable task (name a\n"
         "word of an invented list with given first and last letters), a tiny Llama trained from random\n"
         "weights into M1 (it answers and judges), then self-rewarding iterations through `srlm run`.\n"
         "Prints each model's held-out accuracy and judge agreement, writes DIR/demo.svg. Under mpirun the\n"
-        "iterations use every rank (worker groups).",
-        flags, SRLM_COUNT(flags), 0};
+        "iterations use every rank (worker groups). key=value pairs change the loop's config (srlm run's\n"
+        "keys, e.g. judge.temperature=0.3); a changed config is refused on resume, as by srlm run.",
+        flags, SRLM_COUNT(flags), -1};
     srlm_parsed_args pa;
     SRLM_CHECK(srlm_parse_flags(&spec, argc, argv, &pa));
-    srlm_parsed_args_free(&pa);
-    if (pa.help_shown) return SRLM_OK;
-    if (a.iterations < 1 || a.iterations > 15)
+    if (pa.help_shown) {
+        srlm_parsed_args_free(&pa);
+        return SRLM_OK;
+    }
+    if (a.iterations < 1 || a.iterations > 15) {
+        srlm_parsed_args_free(&pa);
         return SRLM_ERR(SRLM_BAD_INPUT, "--iterations: expected 1 .. 15, found %ld", a.iterations);
-    if (a.seed < 0) return SRLM_ERR(SRLM_BAD_INPUT, "--seed: expected >= 0, found %ld", a.seed);
+    }
+    if (a.seed < 0) {
+        srlm_parsed_args_free(&pa);
+        return SRLM_ERR(SRLM_BAD_INPUT, "--seed: expected >= 0, found %ld", a.seed);
+    }
     const double t_start = now_s();
     srlm_demo_recipe r;
     srlm_demo_recipe_default(&r);
@@ -291,6 +304,11 @@ srlm_status cmd_demo(int argc, char **argv) {
     char dir[1024], m1[1100], path[1200], path2[1200];
     snprintf(dir, sizeof dir, "%s", a.out);
     snprintf(m1, sizeof m1, "%s/sft/model", dir);
+    /* the loop's config first: a bad key=value is refused before minutes of M1 */
+    SRLM_CHECK_GOTO(demo_config(&a, dir, m1, &cfg), st, done);
+    have_cfg = 1;
+    for (int i = 0; i < pa.n_positional; i++) /* the user's changes, checked like srlm run's */
+        SRLM_CHECK_GOTO(srlm_config_set(&cfg, pa.positional[i]), st, done);
     SRLM_CHECK_GOTO(srlm_dist_init(NULL, NULL), st, done);
     SRLM_CHECK_GOTO(srlm_topology_new(&topo, 1, 0), st, done);
     have_topo = 1;
@@ -315,8 +333,6 @@ srlm_status cmd_demo(int argc, char **argv) {
         SRLM_CHECK_GOTO(head_lines(path, path2, (int)a.eval_prompts), st, done);
     }
     SRLM_CHECK_GOTO(srlm_comm_barrier(topo.world), st, done);
-    SRLM_CHECK_GOTO(demo_config(&a, dir, m1, &cfg), st, done);
-    have_cfg = 1;
     if (topo.world_rank == 0 && !a.quiet)
         printf("srlm demo: M1 ready (%s); %ld self-rewarding iteration(s) with srlm run in %s\n", m1, a.iterations, dir);
     srlm_loop_options lo = {&topo, 0, a.quiet};
@@ -324,6 +340,7 @@ srlm_status cmd_demo(int argc, char **argv) {
     if (topo.world_rank == 0) SRLM_CHECK_GOTO(report(&a, dir, &lx, m1_seconds, now_s() - t_start), st, done);
     st = SRLM_OK;
 done:
+    srlm_parsed_args_free(&pa);
     if (have_cfg) srlm_config_free(&cfg);
     if (have_topo) srlm_topology_free(&topo);
     srlm_lexicon_free(&lx);

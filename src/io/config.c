@@ -97,6 +97,7 @@ static const srlm_schema_field FIELDS[] = {
     DBL("self_instruct.top_p",           self_instruct.top_p,           0.9, 0, 1,    GT, "nucleus sampling of new prompts"),
     INT("self_instruct.max_new_tokens",  self_instruct.max_new_tokens,  256, 1, NOMAX, 0, "longest new prompt, in tokens"),
     DBL("self_instruct.rouge_l_max",     self_instruct.rouge_l_max,     0.7, 0, 1,     0, "drop a prompt whose ROUGE-L with a known prompt is above this"),
+    INT("self_instruct.max_copies",      self_instruct.max_copies,      1,   1, NOMAX, 0, "keep a prompt equal to known ones (case and spaces aside) while fewer than this many are known; 1 drops every exact duplicate"),
     INT("self_instruct.min_words",       self_instruct.min_words,       3,   1, NOMAX, 0, "drop prompts shorter than this, in words"),
     INT("self_instruct.max_words",       self_instruct.max_words,       150, 1, NOMAX, 0, "drop prompts longer than this, in words"),
     STR("self_instruct.prompt_model",    self_instruct.prompt_model,    "", 0, "fixed model that writes new prompts; empty = M0"),
@@ -110,6 +111,7 @@ static const srlm_schema_field FIELDS[] = {
     ENUM("train.dpo.loss",           train.dpo.loss,            "sigmoid", DPO_LOSSES, "sigmoid (DPO) or ipo (TRL's, on length-averaged log-probs)"),
 
     INT("loop.iterations",         loop.iterations,        2, 1, NOMAX, NOHASH, "self-rewarding iterations after M1 (2 trains M2 and M3); raise it to extend a finished run"),
+    DBL("loop.min_score_gap",      loop.min_score_gap,      0, 0, 10, 0, "a pair needs the best candidate's mean score this far above the worst's (0: any difference, as in the paper)"),
     BOOL("loop.length_control",    loop.length_control,    false, "among tied candidates choose the shortest best and the longest worst"),
     BOOL("loop.sft_on_top_scores", loop.sft_on_top_scores, false, "also SFT on top-scored candidates (the paper's ablation)"),
     BOOL("loop.build_eft",         loop.build_eft,         true,  "build EFT with an SFT baseline; false = use data.eft as given"),

@@ -94,6 +94,7 @@ typedef struct {
         double top_p;
         int    max_new_tokens;
         double rouge_l_max;
+        int    max_copies;
         int    min_words;
         int    max_words;
         char  *prompt_model;
@@ -107,6 +108,7 @@ typedef struct {
     struct {
         int  iterations;
         bool length_control;
+        double min_score_gap;
         bool sft_on_top_scores;
         bool build_eft;
         bool   skip_sft;

@@ -185,8 +185,8 @@ static srlm_status phase_prompts(loop_ctx *L, int t, double *seconds) {
             for (int i = 0; i < n_cands; i++) ctext[i] = loop_json_str(cands[i], "instruction");
             st = srlm_si_blocklist_load(&bl, c->self_instruct.blocklist);
         }
-        const srlm_si_filter_opts fo = {c->self_instruct.rouge_l_max, c->self_instruct.min_words,
-                                        c->self_instruct.max_words, &bl};
+        const srlm_si_filter_opts fo = {c->self_instruct.rouge_l_max, c->self_instruct.max_copies,
+                                        c->self_instruct.min_words, c->self_instruct.max_words, &bl};
         if (st == SRLM_OK) st = srlm_si_filter(&fo, pool, n_pool, ctext, n_cands, checks, counts);
         srlm_text text = {0};
         for (int i = 0; i < n_cands && st == SRLM_OK; i++) {
@@ -412,7 +412,7 @@ static srlm_status build_pairs(loop_ctx *L, int t, cJSON **cands, int n_cands, p
     const int N = c->generate.samples;
     for (int p0 = 0; p0 + N <= n_cands && st == SRLM_OK; p0 += N) {
         int ch, rj;
-        if (!srlm_pick_pair(jcs + p0, N, c->loop.length_control, &ch, &rj)) continue;
+        if (!srlm_pick_pair(jcs + p0, N, c->loop.length_control, c->loop.min_score_gap, &ch, &rj)) continue;
         pair_pick *pp = &(*pairs)[(*n_pairs)++];
         pp->cand_chosen = p0 + ch;
         pp->cand_rejected = p0 + rj;

@@ -3,7 +3,9 @@
  * A candidate's score is the mean of its valid judge samples; a candidate with
  * no valid judgement takes no part. The pair is the highest- against the
  * lowest-scored candidate of a prompt; equal scores (including fewer than two
- * scored candidates) give no pair. Among ties at the top the chosen one is the
+ * scored candidates) give no pair, and so does a difference below min_gap (0:
+ * any difference, as in the paper; a gap drops pairs that the judge's sampling
+ * noise alone could have ordered). Among ties at the top the chosen one is the
  * lowest sample index, or with length control (as in Meta-Rewarding) the
  * shortest; among ties at the bottom the rejected one is the lowest index, or
  * with length control the longest. */
@@ -22,6 +24,7 @@ double srlm_candidate_score(const srlm_judged_candidate *c);
 
 /* 1 and the indexes (into c) of the chosen and rejected candidates, or 0 when
  * the prompt gives no pair. */
-int srlm_pick_pair(const srlm_judged_candidate *c, int n, int length_control, int *chosen, int *rejected);
+int srlm_pick_pair(const srlm_judged_candidate *c, int n, int length_control, double min_gap, int *chosen,
+                   int *rejected);
 
 #endif

@@ -579,10 +579,16 @@ static void set_insert(norm_set *s, int index, uint64_t h) {
     s->hash[i] = h;
 }
 
-static int set_find(const norm_set *s, const char *const *known, const char *text, uint64_t h) {
+/* The first known prompt equal to text (-1: none) and, in *copies, how many are. */
+static int set_find(const norm_set *s, const char *const *known, const char *text, uint64_t h, int *copies) {
+    int first = -1;
+    *copies = 0;
     for (size_t i = (size_t)h & s->mask; s->slot[i]; i = (i + 1) & s->mask)
-        if (s->hash[i] == h && norm_equal(known[s->slot[i] - 1], text)) return s->slot[i] - 1;
-    return -1;
+        if (s->hash[i] == h && norm_equal(known[s->slot[i] - 1], text)) {
+            if (first < 0 || s->slot[i] - 1 < first) first = s->slot[i] - 1;
+            (*copies)++;
+        }
+    return first;
 }
 
 /* The cheap checks, EMPTY to BLOCKED; KEEP when all pass. */
@@ -641,6 +647,7 @@ srlm_status srlm_si_filter(const srlm_si_filter_opts *o, const char *const *pool
         st = SRLM_ERR(SRLM_FAILED, "self-instruct filter: out of memory");
         goto done;
     }
+    const int max_copies = o->max_copies > 1 ? o->max_copies : 1;
     int n_known = 0;
     for (int i = 0; i < n_pool; i++) {
         known[n_known] = pool[i];
@@ -652,15 +659,16 @@ srlm_status srlm_si_filter(const srlm_si_filter_opts *o, const char *const *pool
         r->verdict = shape_verdict(o, cands[c], &r->match);
         if (r->verdict == SRLM_SI_KEEP) {
             uint64_t h = norm_hash(cands[c]);
-            int d = set_find(&set, known, cands[c], h);
-            if (d >= 0) {
+            int copies, d = set_find(&set, known, cands[c], h, &copies);
+            if (d >= 0 && copies >= max_copies) {
                 r->verdict = SRLM_SI_DUPLICATE;
                 r->match = d < n_pool ? d : n_pool + cand_of[d - n_pool];
             } else {
-                double best;
-                int bi;
-                SRLM_CHECK_GOTO(srlm_rouge_l_max(cands[c], (const char *const *)known, n_known,
-                                                 &best, &bi), st, done);
+                double best = -1;
+                int bi = -1;
+                if (d < 0 && o->rouge_l_max < 1)
+                    SRLM_CHECK_GOTO(srlm_rouge_l_max(cands[c], (const char *const *)known, n_known,
+                                                     &best, &bi), st, done);
                 r->rouge = best;
                 if (best > o->rouge_l_max) {
                     r->verdict = SRLM_SI_SIMILAR;

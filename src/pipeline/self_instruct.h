@@ -134,7 +134,7 @@ typedef enum {
     SRLM_SI_TOO_LONG,  /* more than max_words words */
     SRLM_SI_NOT_TEXT,  /* starts with ASCII punctuation, or under half letters */
     SRLM_SI_BLOCKED,   /* contains a blocklist keyword (srlm_si_blocked) */
-    SRLM_SI_DUPLICATE, /* equals a known prompt after normalisation */
+    SRLM_SI_DUPLICATE, /* equals max_copies known prompts after normalisation */
     SRLM_SI_SIMILAR,   /* ROUGE-L with a known prompt above rouge_l_max */
     SRLM_SI_N_VERDICTS
 } srlm_si_verdict;
@@ -145,6 +145,8 @@ const char *srlm_si_verdict_name(srlm_si_verdict v);
 
 typedef struct {
     double rouge_l_max;                 /* SIMILAR when the best ROUGE-L is > this */
+    int max_copies;                     /* DUPLICATE when this many equal prompts are known
+                                           (1: any exact duplicate; < 1 counts as 1) */
     int min_words, max_words;           /* inclusive bounds */
     const srlm_si_blocklist *blocklist; /* NULL: nothing is blocked */
 } srlm_si_filter_opts;
@@ -166,10 +168,14 @@ typedef struct {
  *     Self-Instruct), or fewer than half of the non-blank characters are
  *     letters (ASCII letters; every non-ASCII UTF-8 character counts as a
  *     letter, so other scripts pass);
- *   - DUPLICATE: equal to a known prompt after ASCII lowercasing, white-space
- *     runs -> one space, both ends trimmed (hash set, O(1) per candidate);
+ *   - DUPLICATE: equal to max_copies known prompts after ASCII lowercasing,
+ *     white-space runs -> one space, both ends trimmed (hash set, O(copies)
+ *     per candidate). A text equal to fewer known prompts is a permitted copy
+ *     (for tasks whose prompts repeat by design, like the demo's): it is kept
+ *     without the ROUGE-L check, which it would fail against its own twin;
  *   - SIMILAR: srlm_rouge_l_max against all known prompts > rouge_l_max
- *     (O(total tokens^2) per candidate).
+ *     (O(total tokens^2) per candidate; not computed when rouge_l_max >= 1,
+ *     since no score exceeds 1).
  * The strings are not copied: pool and cands must outlive the call only.
  * checks[0..n_cands-1] gets one entry per candidate; counts (may be NULL) gets
  * the number of each verdict. SRLM_BAD_INPUT for NULL arrays with n > 0, a

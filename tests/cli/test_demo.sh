@@ -50,5 +50,15 @@ diff <(grep "^M[0-9]" a.out | awk '{print $1, $2, $3}') <(grep "^M[0-9]" c.out |
 "$bin" demo --iterations 0 > bad.out 2>&1; rc=$?
 [ $rc = 2 ] && grep -q "iterations" bad.out || fail "--iterations 0: exit $rc, $(tail -1 bad.out)"
 
+# key=value changes the loop's config: a bad one is refused before any work
+"$bin" demo --out "$work/bad" judge.temperature=-1 > bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "judge.temperature" bad.out && [ ! -e "$work/bad/sft" ] \
+  || fail "judge.temperature=-1: exit $rc, $(tail -1 bad.out)"
+"$bin" demo --out "$work/bad" no.such_key=1 > bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "no.such_key" bad.out || fail "no.such_key=1: exit $rc, $(tail -1 bad.out)"
+# a change on resume is refused, like srlm run's
+"$bin" demo --quick --out "$work/a" --threads 1 --quiet loop.min_score_gap=2 > bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -qi "config" bad.out || fail "changed config on resume: exit $rc, $(tail -2 bad.out)"
+
 [ $fails = 0 ] && echo "all checks passed" || echo "$fails check(s) failed"
 exit $fails

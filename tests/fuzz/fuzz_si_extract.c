@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const pool[] = {"Write a poem about the sea.", "Explain how rain forms."};
     char *raw = fuzz_strndup(data, size);
     const char *cands[3] = {task, raw, pool[0]};
-    srlm_si_filter_opts o = {0.7, 3, 150, &bl};
+    srlm_si_filter_opts o = {0.7, 1, 3, 150, &bl};
     srlm_si_check checks[3];
     int counts[SRLM_SI_N_VERDICTS];
     s = srlm_si_filter(&o, pool, 2, cands, 3, checks, counts);

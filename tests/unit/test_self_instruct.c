@@ -447,7 +447,7 @@ static void test_filter_table(void) {
     enum { N = (int)(sizeof rows / sizeof *rows) };
     const char *cands[N];
     for (int i = 0; i < N; i++) cands[i] = rows[i].text;
-    srlm_si_filter_opts o = {0.7, 3, 12, &b};
+    srlm_si_filter_opts o = {0.7, 1, 3, 12, &b};
     srlm_si_check checks[N];
     int counts[SRLM_SI_N_VERDICTS];
     CHECK_OK(srlm_si_filter(&o, pool, NP, cands, N, checks, counts));
@@ -484,7 +484,7 @@ static void test_filter_table(void) {
 }
 
 static void test_filter_order_and_bounds(void) {
-    srlm_si_filter_opts o = {0.7, 1, 100, NULL};
+    srlm_si_filter_opts o = {0.7, 1, 1, 100, NULL};
     const char *ab[] = {"Suggest three names for a pet turtle.", "Suggest three names for a pet tortoise."};
     const char *ba[] = {ab[1], ab[0]};
     srlm_si_check c[2];
@@ -511,12 +511,36 @@ static void test_filter_order_and_bounds(void) {
     o.rouge_l_max = 0.74;
     CHECK_OK(srlm_si_filter(&o, p2, 1, c2, 1, c, NULL));
     CHECK(c[0].verdict == SRLM_SI_SIMILAR && c[0].match == 0);
-    /* rouge_l_max 1: only exact (normalised) duplicates go */
+    /* rouge_l_max 1: only exact (normalised) duplicates go; ROUGE-L is not computed */
     const char *c3[] = {"alpha beta gamma delta!", "ALPHA  beta gamma delta"};
     o.rouge_l_max = 1;
     CHECK_OK(srlm_si_filter(&o, p2, 1, c3, 2, c, NULL));
-    CHECK(c[0].verdict == SRLM_SI_KEEP && c[0].rouge == 1 && c[1].verdict == SRLM_SI_DUPLICATE &&
+    CHECK(c[0].verdict == SRLM_SI_KEEP && c[0].rouge == -1 && c[1].verdict == SRLM_SI_DUPLICATE &&
           c[1].match == 0);
+
+    /* max_copies 3: a text is kept while fewer than 3 equal ones are known (the
+     * pool's copy counts); the permitted copy skips ROUGE-L, which it would fail */
+    const char *p4[] = {"Name a word that starts with k", "Name a word that starts with m"};
+    const char *c4[] = {"name a word that starts with K", "Name a word  that starts with k",
+                        "Name a word that starts with k", "Name a word that starts with m",
+                        "Name a word that starts with n"};
+    o.rouge_l_max = 0.7;
+    o.max_copies = 3;
+    srlm_si_check c5[5];
+    int cnt4[SRLM_SI_N_VERDICTS];
+    CHECK_OK(srlm_si_filter(&o, p4, 2, c4, 5, c5, cnt4));
+    CHECK_MSG(c5[0].verdict == SRLM_SI_KEEP && c5[0].rouge == -1 && c5[1].verdict == SRLM_SI_KEEP &&
+              c5[2].verdict == SRLM_SI_DUPLICATE && c5[2].match == 0 && c5[3].verdict == SRLM_SI_KEEP &&
+              c5[4].verdict == SRLM_SI_SIMILAR && c5[4].match == 0,
+              "%s %s %s %s %s", srlm_si_verdict_name(c5[0].verdict), srlm_si_verdict_name(c5[1].verdict),
+              srlm_si_verdict_name(c5[2].verdict), srlm_si_verdict_name(c5[3].verdict),
+              srlm_si_verdict_name(c5[4].verdict));
+    CHECK(cnt4[SRLM_SI_KEEP] == 3 && cnt4[SRLM_SI_DUPLICATE] == 1 && cnt4[SRLM_SI_SIMILAR] == 1);
+    /* max_copies below 1 counts as 1 */
+    o.max_copies = 0;
+    CHECK_OK(srlm_si_filter(&o, p4, 2, c4, 1, c5, NULL));
+    CHECK(c5[0].verdict == SRLM_SI_DUPLICATE && c5[0].match == 0);
+    o.max_copies = 1;
 
     /* bad arguments */
     int counts[SRLM_SI_N_VERDICTS];
@@ -549,7 +573,7 @@ static void test_filter_many(void) {
                  w[(i * 5 + i / 12) % 12], 10 + i % 9);
         cands[i] = cand_buf[i];
     }
-    srlm_si_filter_opts o = {0.7, 3, 50, NULL};
+    srlm_si_filter_opts o = {0.7, 1, 3, 50, NULL};
     static srlm_si_check c[NC];
     int counts[SRLM_SI_N_VERDICTS];
     CHECK_OK(srlm_si_filter(&o, pool, NP, cands, NC, c, counts));
