@@ -120,7 +120,7 @@ static srlm_status demo_config(const demo_args *a, const char *dir, const char *
     const char *set[] = {
         "loop.skip_sft=true", "loop.build_eft=false", "loop.prompts_per_item=64",
         "self_instruct.prompt_model=M1", "self_instruct.shots_ift=4", "self_instruct.shots_generated=0",
-        "self_instruct.max_new_tokens=40", "self_instruct.rouge_l_max=1", "self_instruct.max_copies=12",
+        "self_instruct.max_new_tokens=40", "self_instruct.rouge_l_max=1", "self_instruct.max_copies=6",
         "self_instruct.min_words=3", "self_instruct.max_words=40",
         "generate.samples=4", "generate.temperature=0.7", "generate.top_p=0.9", "generate.max_new_tokens=16",
         "generate.kv_cache_mb=512",
