@@ -2,6 +2,7 @@
  * engine (continuous batching, shared prefixes, per-sample reproducible
  * sampling). Output lines follow DESIGN.md's candidates format. */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,12 +146,16 @@ typedef struct {
     int         chat, print_ids, ignore_eos, no_share;
 } gen_args;
 
+#define UNSET LONG_MIN
+
 static srlm_status run_generate(const gen_args *a);
 
 srlm_status cmd_generate(int argc, char **argv) {
-    /* -1 / NAN: not given; then from the config when there is one, else the built-in default */
-    gen_args a = {.output = "-", .max_new = -1, .threads = -1, .samples = -1, .top_k = -1, .batch = 32,
-                  .seed = -1, .min_shared = 16, .temperature = NAN, .top_p = NAN, .kv_mb = NAN};
+    /* UNSET / NAN: not given (the flag parser refuses NaN, and nobody types LONG_MIN), so a
+     * negative value given on purpose still reaches the range checks; unset values come from
+     * the config when there is one, else the built-in default */
+    gen_args a = {.output = "-", .max_new = UNSET, .threads = UNSET, .samples = UNSET, .top_k = UNSET, .batch = 32,
+                  .seed = UNSET, .min_shared = 16, .temperature = NAN, .top_p = NAN, .kv_mb = NAN};
     const srlm_flag flags[] = {
         {"model", FLAG_STRING, &a.model, "DIR", "Hugging Face checkpoint folder (default: model.path)", 0},
         {"prompt", FLAG_STRING, &a.prompt, "TEXT", "one prompt; its continuation goes to stdout", 0},
@@ -197,23 +202,23 @@ srlm_status cmd_generate(int argc, char **argv) {
         if (!a.tokenizer && cfg.model.tokenizer && *cfg.model.tokenizer) a.tokenizer = cfg.model.tokenizer;
         if (isnan(a.temperature)) a.temperature = cfg.generate.temperature;
         if (isnan(a.top_p)) a.top_p = cfg.generate.top_p;
-        if (a.top_k < 0) a.top_k = cfg.generate.top_k;
-        if (a.max_new < 0) a.max_new = cfg.generate.max_new_tokens;
-        if (a.samples < 0) a.samples = cfg.generate.samples;
+        if (a.top_k == UNSET) a.top_k = cfg.generate.top_k;
+        if (a.max_new == UNSET) a.max_new = cfg.generate.max_new_tokens;
+        if (a.samples == UNSET) a.samples = cfg.generate.samples;
         if (isnan(a.kv_mb)) a.kv_mb = cfg.generate.kv_cache_mb;
-        if (a.seed < 0) a.seed = cfg.run.seed;
-        if (a.threads < 0) a.threads = cfg.backend.threads;
+        if (a.seed == UNSET) a.seed = cfg.run.seed;
+        if (a.threads == UNSET) a.threads = cfg.backend.threads;
     } else {
         srlm_parsed_args_free(&pa);
     }
     if (isnan(a.temperature)) a.temperature = 0;
     if (isnan(a.top_p)) a.top_p = 1;
-    if (a.top_k < 0) a.top_k = 0;
-    if (a.max_new < 0) a.max_new = 64;
-    if (a.samples < 0) a.samples = 1;
+    if (a.top_k == UNSET) a.top_k = 0;
+    if (a.max_new == UNSET) a.max_new = 64;
+    if (a.samples == UNSET) a.samples = 1;
     if (isnan(a.kv_mb)) a.kv_mb = 1024;
-    if (a.seed < 0) a.seed = 1234;
-    if (a.threads < 0) a.threads = 0;
+    if (a.seed == UNSET) a.seed = 1234;
+    if (a.threads == UNSET) a.threads = 0;
     srlm_status st = run_generate(&a);
     if (have_cfg) srlm_config_free(&cfg);
     return st;
@@ -232,6 +237,12 @@ static srlm_status run_generate(const gen_args *a) {
         return SRLM_ERR(SRLM_BAD_INPUT, "--max-new-tokens: expected 1 .. 1000000, found %ld", max_new);
     if (samples < 1 || samples > 100000) return SRLM_ERR(SRLM_BAD_INPUT, "--samples: expected >= 1, found %ld", samples);
     if (batch < 1 || batch > 65536) return SRLM_ERR(SRLM_BAD_INPUT, "--batch: expected 1 .. 65536, found %ld", batch);
+    if (top_k < 0) return SRLM_ERR(SRLM_BAD_INPUT, "--top-k: expected >= 0 (0 = off), found %ld", top_k);
+    if (seed < 0) return SRLM_ERR(SRLM_BAD_INPUT, "--seed: expected >= 0, found %ld", seed);
+    if (threads < 0) return SRLM_ERR(SRLM_BAD_INPUT, "--threads: expected >= 0 (0 = all cores), found %ld", threads);
+    if (min_shared < 0)
+        return SRLM_ERR(SRLM_BAD_INPUT, "--min-shared-prefix: expected >= 0 (0 = off), found %ld", min_shared);
+    if (top_k > 1000000000) return SRLM_ERR(SRLM_BAD_INPUT, "--top-k: expected <= 1000000000, found %ld", top_k);
     if (system && !chat) return SRLM_ERR(SRLM_BAD_INPUT, "--system only applies with --chat");
     const srlm_sampling sampling = {(float)temperature, (float)top_p, (int)top_k};
     SRLM_CHECK(srlm_sampling_validate(&sampling));

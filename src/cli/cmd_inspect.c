@@ -6,12 +6,14 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "io/checkpoint.h"
+#include "model/llama.h"
 
 static const srlm_command_spec SPEC = {
     .name = "inspect",
     .args = "DIR",
     .summary = "Print a Hugging Face checkpoint folder's config, every tensor (name, dtype, shape,\n"
-               "file, sorted by name) and the total parameter count. The whole folder is validated.",
+               "file, sorted by name) and the total parameter count. The whole folder is validated, and the\n"
+               "tensors must be exactly those config.json describes (exit 2 naming the first that is not).",
     .flags = NULL,
     .n_flags = 0,
     .max_positional = 1,
@@ -104,6 +106,9 @@ srlm_status cmd_inspect(int argc, char **argv) {
     char num[48];
     with_commas(params, num, sizeof num);
     printf("parameters: %s\n", num);
+    /* after the listing, so a checkpoint that does not match its config can still be looked at */
+    fflush(stdout);
+    SRLM_CHECK_GOTO(srlm_llama_check_checkpoint(&ck), s, done);
 done:
     free(all);
     srlm_ckpt_close(&ck);

@@ -92,6 +92,8 @@ srlm_status cmd_score(int argc, char **argv) {
     SRLM_CHECK(srlm_parse_flags(&spec, argc, argv, &pa));
     srlm_parsed_args_free(&pa);
     if (pa.help_shown) return SRLM_OK;
+    if (a.threads < 0)
+        return SRLM_ERR(SRLM_BAD_INPUT, "--threads: expected >= 0 (0 = all cores), found %ld", a.threads);
 
     srlm_model_session s;
     SRLM_CHECK(srlm_model_session_open(&s, a.model, a.tokenizer, 0, (int)a.threads));

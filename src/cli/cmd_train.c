@@ -58,6 +58,11 @@ static srlm_status run_phase(int argc, char **argv, srlm_train_kind kind) {
         srlm_parsed_args_free(&pa);
         return SRLM_ERR(SRLM_BAD_INPUT, "srlm %s needs a CONFIG file (see srlm %s --help)", name, name);
     }
+    if (stop_after < 0) {
+        srlm_parsed_args_free(&pa);
+        return SRLM_ERR(SRLM_BAD_INPUT, "srlm %s: --stop-after expects a number of steps >= 0 (0 = run to the end), "
+                        "found %ld", name, stop_after);
+    }
     srlm_config cfg;
     srlm_topology topo;
     int have_topo = 0;

@@ -1,6 +1,7 @@
 #include "cli/flags.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,10 @@ static srlm_status set_value(const srlm_command_spec *spec, const srlm_flag *f, 
         double x = strtod(v, &end);
         if (errno || end == v || *end)
             return SRLM_ERR(SRLM_BAD_INPUT, "srlm %s: --%s expects a number, found '%s'",
+                            spec->name, f->name, v);
+        /* strtod takes "nan" and "inf"; no flag means either, and NaN would pass range checks */
+        if (!isfinite(x))
+            return SRLM_ERR(SRLM_BAD_INPUT, "srlm %s: --%s expects a finite number, found '%s'",
                             spec->name, f->name, v);
         *(double *)f->dest = x;
         return SRLM_OK;

@@ -147,30 +147,74 @@ static srlm_status load_slice(srlm_llama *m, const srlm_checkpoint *ck, const ch
     return m->be->ops->upload(m->be, dst, stage);
 }
 
-/* Every tensor the load reads is there with the shape config.json implies,
- * checked before anything is allocated: a config whose sizes lie about the
- * weights is refused naming the tensor, not by allocating what it claims. */
-static srlm_status check_shapes(const srlm_checkpoint *ck, const srlm_hf_config *c) {
-    const int64_t V = c->vocab_size, D = c->hidden_size, FF = c->intermediate_size;
-    const int64_t Q = (int64_t)c->num_attention_heads * c->head_dim;
-    const int64_t KV = (int64_t)c->num_key_value_heads * c->head_dim;
+/* A decoder layer's tensors: the name after "model.layers.N." and the shape
+ * config.json implies (1 column: a 1-D tensor). */
+typedef enum { SZ_ONE, SZ_D, SZ_Q, SZ_KV, SZ_FF } layer_size;
+static const struct { const char *suffix; layer_size rows, cols; } LAYER_TENSORS[] = {
+    {"input_layernorm.weight", SZ_D, SZ_ONE},  {"self_attn.q_proj.weight", SZ_Q, SZ_D},
+    {"self_attn.k_proj.weight", SZ_KV, SZ_D},  {"self_attn.v_proj.weight", SZ_KV, SZ_D},
+    {"self_attn.o_proj.weight", SZ_D, SZ_Q},   {"post_attention_layernorm.weight", SZ_D, SZ_ONE},
+    {"mlp.gate_proj.weight", SZ_FF, SZ_D},     {"mlp.up_proj.weight", SZ_FF, SZ_D},
+    {"mlp.down_proj.weight", SZ_D, SZ_FF},
+};
+
+static int64_t layer_dim(const srlm_hf_config *c, layer_size s) {
+    switch (s) {
+    case SZ_D:  return c->hidden_size;
+    case SZ_Q:  return (int64_t)c->num_attention_heads * c->head_dim;
+    case SZ_KV: return (int64_t)c->num_key_value_heads * c->head_dim;
+    case SZ_FF: return c->intermediate_size;
+    default:    return 1;
+    }
+}
+
+/* 1 when `name` is a tensor the model described by c reads. Also tolerated, as
+ * transformers does: rotary inv_freq buffers (older checkpoints saved them) and
+ * lm_head.weight next to tied embeddings (unused then). */
+static int tensor_expected(const srlm_hf_config *c, const char *name) {
+    if (!strcmp(name, "model.embed_tokens.weight") || !strcmp(name, "model.norm.weight") ||
+        !strcmp(name, "lm_head.weight"))
+        return 1;
+    size_t n = strlen(name), k = strlen(".rotary_emb.inv_freq");
+    if (n > k && !strcmp(name + n - k, ".rotary_emb.inv_freq")) return 1;
+    const char *prefix = "model.layers.";
+    if (strncmp(name, prefix, strlen(prefix)) != 0) return 0;
+    const char *p = name + strlen(prefix);
+    char *end;
+    long layer = strtol(p, &end, 10);
+    if (end == p || *end != '.' || layer < 0 || layer >= c->num_hidden_layers) return 0;
+    for (size_t i = 0; i < sizeof LAYER_TENSORS / sizeof LAYER_TENSORS[0]; i++)
+        if (!strcmp(end + 1, LAYER_TENSORS[i].suffix)) return 1;
+    return 0;
+}
+
+/* Every tensor the load reads is there with the shape config.json implies, and
+ * the checkpoint holds nothing else, checked before anything is allocated: a
+ * config whose sizes lie about the weights is refused naming the tensor, not by
+ * allocating what it claims, and a config with fewer layers than the weights
+ * does not silently drop the rest. */
+srlm_status srlm_llama_check_checkpoint(const srlm_checkpoint *ck) {
+    const srlm_hf_config *c = &ck->config;
+    const int64_t V = c->vocab_size, D = c->hidden_size;
     char name[256];
     SRLM_CHECK(srlm_ckpt_check_shape(ck, "model.embed_tokens.weight", V, D));
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        const struct { const char *suffix; int64_t rows, cols; } t[] = {
-            {"input_layernorm.weight", D, 1},  {"self_attn.q_proj.weight", Q, D},
-            {"self_attn.k_proj.weight", KV, D}, {"self_attn.v_proj.weight", KV, D},
-            {"self_attn.o_proj.weight", D, Q},  {"post_attention_layernorm.weight", D, 1},
-            {"mlp.gate_proj.weight", FF, D},    {"mlp.up_proj.weight", FF, D},
-            {"mlp.down_proj.weight", D, FF},
-        };
-        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s", l, t[i].suffix);
-            SRLM_CHECK(srlm_ckpt_check_shape(ck, name, t[i].rows, t[i].cols));
+        for (size_t i = 0; i < sizeof LAYER_TENSORS / sizeof LAYER_TENSORS[0]; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, LAYER_TENSORS[i].suffix);
+            SRLM_CHECK(srlm_ckpt_check_shape(ck, name, layer_dim(c, LAYER_TENSORS[i].rows),
+                                             layer_dim(c, LAYER_TENSORS[i].cols)));
         }
     }
     SRLM_CHECK(srlm_ckpt_check_shape(ck, "model.norm.weight", D, 1));
     if (!c->tie_word_embeddings) SRLM_CHECK(srlm_ckpt_check_shape(ck, "lm_head.weight", V, D));
+    for (int f = 0; f < ck->n_files; f++)
+        for (int i = 0; i < ck->files[f].n_tensors; i++)
+            if (!tensor_expected(c, ck->files[f].tensors[i].name))
+                return SRLM_ERR(SRLM_BAD_INPUT, "%s: tensor '%s' is not part of the model %s/config.json describes "
+                                "(num_hidden_layers %d): expected only Llama tensors of layers 0 .. %d; "
+                                "the config does not match the weights", ck->files[f].path,
+                                ck->files[f].tensors[i].name, ck->dir, c->num_hidden_layers,
+                                c->num_hidden_layers - 1);
     return SRLM_OK;
 }
 
@@ -180,7 +224,7 @@ srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backe
     m->cfg = ck->config;
     m->be = be;
     m->tp = tp;
-    SRLM_CHECK(check_shapes(ck, &m->cfg));
+    SRLM_CHECK(srlm_llama_check_checkpoint(ck));
     SRLM_CHECK(plan_shapes(m, srlm_comm_rank(tp), srlm_comm_size(tp)));
     const int D = m->dim, hd = m->head_dim, L = m->n_layers;
     const int qd = m->n_heads_local * hd, kvd = m->n_kv_local * hd, F = m->ffn_local;

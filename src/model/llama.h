@@ -70,6 +70,11 @@ srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m, int64
 srlm_status srlm_llama_grads_zero(srlm_llama_grads *g, const srlm_llama *m);
 void        srlm_llama_grads_free(srlm_llama_grads *g, const srlm_llama *m);
 
+/* Check that the checkpoint's tensors are exactly those config.json describes,
+ * with the shapes it implies (no data is read): SRLM_BAD_INPUT naming the tensor,
+ * the file, what was expected and what was found. srlm_llama_load does this first. */
+srlm_status srlm_llama_check_checkpoint(const srlm_checkpoint *ck);
+
 /* Load this rank's shard of an HF checkpoint: only its slices are read. */
 srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
                             srlm_comm *tp);

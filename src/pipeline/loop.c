@@ -4,6 +4,7 @@
 #include "pipeline/loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "core/log.h"
 #include "core/sha256.h"
 #include "io/fsutil.h"
+#include "io/jsonl.h"
 #include "pipeline/loop_internal.h"
 #include "pipeline/oasst.h"
 #include "train/trainer.h"
@@ -228,6 +230,72 @@ srlm_status loop_train(loop_ctx *L, int sft, const char *start_model, const char
     return srlm_comm_barrier(L->topo ? L->topo->world : NULL);
 }
 
+/* What a seed file's records must hold for the stages that read it: IFT gives
+ * self-instruct its example prompts (text) and, when M1 is trained, SFT examples. */
+typedef enum { SEED_PROMPTS, SEED_IFT_SFT, SEED_SFT, SEED_GROUPS, SEED_EVAL_PROMPTS } seed_kind;
+
+static const char *json_kind(const cJSON *v) {
+    return !v ? "nothing" : cJSON_IsString(v) ? "a string" : cJSON_IsNumber(v) ? "a number"
+         : cJSON_IsObject(v) ? "an object" : cJSON_IsBool(v) ? "a boolean" : cJSON_IsNull(v) ? "null" : "an array";
+}
+
+/* A seed file named in the config, checked on every rank before anything runs:
+ * every record has the fields its stages read, so a bad line is reported in the
+ * user's file (not in sft-m1/data.jsonl, the concatenation made from it, nor after
+ * hours of training), and an empty file is refused instead of leaving a stage
+ * nothing to work with. Read-only, so every rank gives the same message. */
+static srlm_status check_seed_file(const char *path, const char *key, seed_kind kind) {
+    static const char *const want[] = {
+        "{prompt, ...}", "{prompt, response}", "{prompt, response} or {prompt_ids, response_ids}",
+        "{prompt_id, prompt, replies: [{text, rank}, ...]}", "{prompt_id, prompt}"};
+    srlm_jsonl_reader r;
+    srlm_status st = srlm_jsonl_open(&r, path);
+    long n = 0;
+    while (st == SRLM_OK) {
+        cJSON *o = NULL;
+        st = srlm_jsonl_next(&r, &o);
+        if (st != SRLM_OK || !o) break;
+        n++;
+        const char *text;
+        int has_ids = 0, *ids = NULL, n_ids;
+        if (kind == SEED_SFT || kind == SEED_IFT_SFT) {
+            st = srlm_json_int_array(&r, o, "prompt_ids", INT_MAX, &ids, &n_ids, &has_ids);
+            free(ids);
+            ids = NULL;
+            if (st == SRLM_OK && has_ids) {
+                st = srlm_json_int_array(&r, o, "response_ids", INT_MAX, &ids, &n_ids, NULL);
+                free(ids);
+            }
+        }
+        if (st == SRLM_OK && (kind == SEED_GROUPS || kind == SEED_EVAL_PROMPTS))
+            st = srlm_json_string(&r, o, "prompt_id", &text, NULL);
+        if (st == SRLM_OK && !(kind == SEED_SFT && has_ids)) st = srlm_json_string(&r, o, "prompt", &text, NULL);
+        if (st == SRLM_OK && (kind == SEED_SFT || kind == SEED_IFT_SFT) && !has_ids)
+            st = srlm_json_string(&r, o, "response", &text, NULL);
+        const cJSON *replies = cJSON_GetObjectItemCaseSensitive(o, "replies");
+        if (st == SRLM_OK && kind == SEED_GROUPS && !cJSON_IsArray(replies))
+            st = SRLM_ERR(SRLM_BAD_INPUT, "%s:%ld: key \"replies\": expected an array of {text, rank}, found %s",
+                          r.path, r.line, json_kind(replies));
+        cJSON_Delete(o);
+    }
+    srlm_jsonl_close(&r);
+    if (st == SRLM_OK && n == 0)
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: no records: expected JSONL of %s, found an empty file", path, want[kind]);
+    if (st != SRLM_OK) srlm_error_context("%s", key);
+    return st;
+}
+
+static srlm_status check_seed_files(const srlm_config *c) {
+    if (*c->data.ift)
+        SRLM_CHECK(check_seed_file(c->data.ift, "data.ift", c->loop.skip_sft ? SEED_PROMPTS : SEED_IFT_SFT));
+    if (*c->data.eft && !c->loop.skip_sft) SRLM_CHECK(check_seed_file(c->data.eft, "data.eft", SEED_SFT));
+    if (*c->data.eft_groups && c->loop.build_eft && !c->loop.skip_sft && !*c->data.eft)
+        SRLM_CHECK(check_seed_file(c->data.eft_groups, "data.eft_groups", SEED_GROUPS));
+    if (*c->eval.heldout) SRLM_CHECK(check_seed_file(c->eval.heldout, "eval.heldout", SEED_GROUPS));
+    if (*c->eval.prompts) SRLM_CHECK(check_seed_file(c->eval.prompts, "eval.prompts", SEED_EVAL_PROMPTS));
+    return SRLM_OK;
+}
+
 static void report_bad_tree(void *ctx, const char *message) {
     (void)ctx;
     SRLM_WARN("data: skipped %s", message);
@@ -336,6 +404,7 @@ srlm_status srlm_loop_run(srlm_config *cfg, const srlm_loop_options *o) {
     SRLM_CHECK_GOTO(srlm_tokenizer_load(&L.tok, L.tok_path), st, done);
     SRLM_CHECK_GOTO(file_sha256(L.tok_path, L.tok_sha256), st, done);
     SRLM_CHECK_GOTO(srlm_judge_template_load(&L.judge, cfg->judge.template_path), st, done);
+    SRLM_CHECK_GOTO(check_seed_files(cfg), st, done); /* before anything is written */
     SRLM_CHECK_GOTO(check_saved_config(&L, o), st, done);
     SRLM_CHECK_GOTO(srlm_comm_barrier(o->topo ? o->topo->world : NULL), st, done); /* all checked before it is rewritten */
     if (L.rank == 0) st = open_run_dir(&L);

@@ -436,6 +436,10 @@ srlm_status srlm_oasst_convert(const char *trees_path, const char *out_dir, cons
     collection c;
     memset(&c, 0, sizeof c);
     srlm_status st = read_trees(&c, trees_path, o, s);
+    /* empty seed data is a mistake (a wrong path, a failed download), not three empty files */
+    if (st == SRLM_OK && s->trees_read == 0)
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: no trees: expected one Open Assistant message tree (a JSON object) "
+                      "per line, found an empty file; nothing written", trees_path);
     if (st == SRLM_OK) st = choose_heldout(&c, o->heldout_fraction, s);
     if (st == SRLM_OK) st = write_outputs(&c, out_dir, s);
     for (size_t i = 0; i < c.n; i++) entry_free(&c.e[i]);

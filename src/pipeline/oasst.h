@@ -36,6 +36,8 @@
  *   string or null; rank: integer >= 0 or null; replies: array or null); two siblings
  *   with the same rank; messages nested deeper than SRLM_OASST_MAX_DEPTH; a prompt_id
  *   already seen on an earlier line. Deeper turns are validated like the first.
+ * - A file without a single tree (empty or blank lines only) is refused
+ *   (SRLM_BAD_INPUT); one whose trees were all skipped gives three empty files.
  * - Nothing is written unless all three files can be: they are written atomically
  *   after the whole input has been read; with fail_on_bad_tree the first malformed
  *   tree stops the conversion with SRLM_BAD_INPUT and no file is written. */

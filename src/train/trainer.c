@@ -185,25 +185,36 @@ static srlm_status save_checkpoint(trainer *t) {
     step_dir(dir, sizeof dir, t->job->out_dir, t->st.step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     snprintf(model_dir, sizeof model_dir, "%s/model", tmp);
+    srlm_status st = SRLM_OK;
     if (t->rank == 0) {
-        SRLM_CHECK(srlm_remove_tree(tmp));
-        SRLM_CHECK(srlm_mkdir_p(tmp));
+        SRLM_CHECK_GOTO(srlm_remove_tree(tmp), st, fail);
+        SRLM_CHECK_GOTO(srlm_mkdir_p(tmp), st, fail);
     }
-    SRLM_CHECK(srlm_comm_barrier(t->world));
+    SRLM_CHECK_GOTO(srlm_comm_barrier(t->world), st, fail);
     /* fp32 whatever model.dtype says: resuming must continue from the exact bits */
-    if (t->dp_rank == 0) SRLM_CHECK(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0));
-    SRLM_CHECK(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard));
-    SRLM_CHECK(srlm_comm_barrier(t->world));
+    if (t->dp_rank == 0) SRLM_CHECK_GOTO(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0), st, fail);
+    SRLM_CHECK_GOTO(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard), st, fail);
+    SRLM_CHECK_GOTO(srlm_comm_barrier(t->world), st, fail);
     if (t->rank == 0) {
-        SRLM_CHECK(srlm_remove_tree(dir));
-        if (rename(tmp, dir) != 0)
-            return SRLM_ERR(SRLM_FAILED, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+        SRLM_CHECK_GOTO(srlm_remove_tree(dir), st, fail);
+        if (rename(tmp, dir) != 0) {
+            st = SRLM_ERR(SRLM_FAILED, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+            goto fail;
+        }
         char parent[1100];
         snprintf(parent, sizeof parent, "%s/train", t->job->out_dir);
         SRLM_CHECK(srlm_fsync_dir(parent));
         SRLM_CHECK(prune_checkpoints(t));
     }
     return srlm_comm_barrier(t->world);
+fail:
+    /* a half-written step-N.tmp is never used (no rename); removing it now gives
+     * its space back on a full disk, so the older checkpoints stay the newest */
+    if (t->rank == 0) {
+        char ignored[2048];
+        (void)srlm_remove_tree_quiet(tmp, ignored, sizeof ignored);
+    }
+    return st;
 }
 
 /* ---- one micro-batch ---- */
@@ -523,7 +534,9 @@ static const char *json_num(char *buf, size_t cap, double x) {
     return buf;
 }
 
-static void write_metrics(trainer *t, FILE *f, const step_result *r, double elapsed) {
+/* A line that could not be written (a full disk) stops the run: metrics.jsonl
+ * must not silently miss steps. A resumed run rewrites the lines after its step. */
+static srlm_status write_metrics(trainer *t, FILE *f, const step_result *r, double elapsed) {
     char a[32], b[32];
     fprintf(f, "{\"phase\": \"%s\", \"step\": %ld, \"loss\": %s, \"lr\": %.9g, \"grad_norm\": %s, "
             "\"tokens\": %.0f, \"skipped\": %s, \"time_s\": %.3f",
@@ -534,7 +547,9 @@ static void write_metrics(trainer *t, FILE *f, const step_result *r, double elap
                 "\"rewards/accuracies\": %.9g", r->dpo.reward_chosen, r->dpo.reward_rejected,
                 r->dpo.reward_margin, r->dpo.reward_accuracy);
     fprintf(f, "}\n");
-    fflush(f);
+    if (fflush(f) != 0 || ferror(f))
+        return SRLM_ERR(SRLM_FAILED, "cannot write %s/metrics.jsonl: %s", t->job->out_dir, strerror(errno));
+    return SRLM_OK;
 }
 
 /* ---- setup and the loop ---- */
@@ -635,8 +650,9 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     SRLM_CHECK(srlm_llama_load(&t->m, &t->ck, t->be, t->tp_comm));
     t->opened |= 2;
     if (srlm_tokenizer_vocab_size(t->tok) > t->m.cfg.vocab_size)
-        return SRLM_ERR(SRLM_BAD_INPUT, "%s has %d pieces but the model has %d embeddings", t->tok_path,
-                        srlm_tokenizer_vocab_size(t->tok), t->m.cfg.vocab_size);
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s has %d pieces but the model in %s has only %d embeddings "
+                        "(vocab_size): they do not belong together", t->tok_path,
+                        srlm_tokenizer_vocab_size(t->tok), model_dir, t->m.cfg.vocab_size);
 
     /* data */
     const int max_len = tc->max_seq_len;
@@ -749,7 +765,7 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
         t.st.data_epoch = t.st.data_pos / t.n_examples;
         done_here++;
         tokens += r.tokens;
-        if (metrics) write_metrics(&t, metrics, &r, now_s() - t0);
+        if (metrics) SRLM_CHECK_GOTO(write_metrics(&t, metrics, &r, now_s() - t0), st, done);
         if (r.skipped) {
             skipped_total++;
             SRLM_WARN("%s step %ld: non-finite loss or gradient (loss %g, norm %g): step skipped (%ld in a row)",
@@ -794,7 +810,8 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
               skipped_total, final_dir);
     st = SRLM_OK;
 done:
-    if (metrics) fclose(metrics);
+    if (metrics && fclose(metrics) != 0 && st == SRLM_OK)
+        st = SRLM_ERR(SRLM_FAILED, "cannot write %s/metrics.jsonl: %s", job->out_dir, strerror(errno));
     trainer_close(&t);
     return st;
 }

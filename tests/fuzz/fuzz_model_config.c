@@ -32,10 +32,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     const srlm_hf_config *c = &s.model.cfg;
-    /* The shapes pin these down (not the head split, nor a smaller layer count). */
-    FUZZ_CHECK(c->vocab_size == 320 && c->hidden_size == 64 && c->intermediate_size == 172,
-               "loaded with sizes that differ from the weights: vocab %d hidden %d ffn %d", c->vocab_size,
-               c->hidden_size, c->intermediate_size);
+    /* The shapes pin these down, and the layer count (a tensor no layer reads is refused),
+     * not the head split. */
+    FUZZ_CHECK(c->vocab_size == 320 && c->hidden_size == 64 && c->intermediate_size == 172 &&
+                   c->num_hidden_layers == 2,
+               "loaded with sizes that differ from the weights: vocab %d hidden %d ffn %d layers %d", c->vocab_size,
+               c->hidden_size, c->intermediate_size, c->num_hidden_layers);
     srlm_model_session_close(&s);
     return 0;
 }
