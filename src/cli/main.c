@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/fault.h"
 #include "core/status.h"
+#include "core/watchdog.h"
 #include "dist/topology.h"
 
 typedef struct {
@@ -63,7 +65,18 @@ int main(int argc, char **argv) {
         /* A failure on one rank must not leave the others waiting: abort them all.
          * Done and interrupted runs agree on the status and finalize together. */
         if (st != SRLM_OK && st != SRLM_INTERRUPTED && size > 1) srlm_dist_abort((int)st);
+        if (size > 1) {
+            /* MPI_Finalize waits for every rank: one frozen now (SIGSTOP, a hung
+             * node) would hang the others, so the command's watchdog, if it had
+             * one, guards it too. A fault point for the tests stands before it. */
+            srlm_watchdog_restart("finishing (MPI_Finalize waits for every rank)");
+            if (srlm_fault_point("finalize", 0, rank, "start") != SRLM_OK) {
+                fprintf(stderr, "[rank %d] srlm %s: error: %s\n", rank, argv[1], srlm_last_error());
+                srlm_dist_abort(SRLM_FAILED);
+            }
+        }
         srlm_dist_finalize();
+        srlm_watchdog_stop();
         return (int)st;
     }
     fprintf(stderr, "srlm: unknown command '%s'\n\n", argv[1]);

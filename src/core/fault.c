@@ -1,5 +1,6 @@
 #include "core/fault.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,5 +26,9 @@ srlm_status srlm_fault_point(const char *phase, long item, int rank, const char 
     }
     if (!strcmp(p, "hang")) /* a stuck process, for the watchdog's tests */
         for (;;) pause();
+    if (!strcmp(p, "stop")) { /* a frozen process, for the other ranks' watchdogs */
+        raise(SIGSTOP);
+        return SRLM_OK;
+    }
     return SRLM_ERR(SRLM_FAILED, "injected fault at %s:%ld:%d:%s (SRLM_FAULT)", phase, item, rank, point);
 }

@@ -63,3 +63,11 @@ void srlm_watchdog_stop(void) {
     if (!atomic_exchange(&g_running, 0)) return;
     pthread_join(g_thread, NULL);
 }
+
+void srlm_watchdog_restart(const char *what) {
+    if (g_timeout_s > 0 && !atomic_load(&g_running) && srlm_watchdog_start(g_timeout_s, g_rank) != SRLM_OK)
+        srlm_clear_error(); /* no thread: nothing guards what follows, as before */
+    srlm_watchdog_progress(what);
+}
+
+double srlm_watchdog_timeout(void) { return atomic_load(&g_running) ? g_timeout_s : 0; }

@@ -12,5 +12,13 @@ srlm_status srlm_watchdog_start(double timeout_s, int rank);
 /* Record progress; `what` must be a string literal (kept by pointer). */
 void        srlm_watchdog_progress(const char *what);
 void        srlm_watchdog_stop(void);
+/* Start the watchdog again after srlm_watchdog_stop, with the timeout and rank
+ * of its last start (none if that had no timeout), recording `what` (a string
+ * literal) as progress. main() guards MPI_Finalize with it: finalize waits for
+ * every rank, so a rank frozen after the others finished would hang them. */
+void        srlm_watchdog_restart(const char *what);
+/* The running watchdog's timeout in seconds; 0 when there is none. Code that
+ * waits for other processes uses it to decide when they count as stuck. */
+double      srlm_watchdog_timeout(void);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "io/fsutil.h"
+#include "io/jsonl.h"
 
 #define CONFIG_MAX_BYTES (16 * 1024 * 1024) /* a config.json is a few KB */
 
@@ -207,6 +208,12 @@ done:
     return s;
 }
 
+static int line_of(const char *text, size_t at) {
+    int line = 1;
+    for (size_t i = 0; i < at; i++) line += text[i] == '\n';
+    return line;
+}
+
 srlm_status srlm_json_read_file(const char *path, cJSON **out) {
     char *text = NULL;
     size_t len = 0;
@@ -226,10 +233,34 @@ srlm_status srlm_json_read_file(const char *path, cJSON **out) {
         free(text);
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: not valid JSON (error at line %d, column %d)", path, line, col);
     }
+    srlm_status st = SRLM_OK;
+    const char *nul_byte = memchr(text, '\0', len);
+    long nul = srlm_json_nul_escape(text, len);
+    const cJSON *parent = NULL, *dup = NULL;
+    int nth = 0;
+    if (nul_byte) {
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: a NUL byte at byte %ld; expected JSON text", path, (long)(nul_byte - text));
+    } else if (nul >= 0) {
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: line %d: a string holds \\u0000 (a NUL character); remove it", path,
+                      line_of(text, (size_t)nul));
+    } else if (!cJSON_IsObject(root)) {
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: expected a JSON object at the top level", path);
+    } else if ((dup = srlm_json_duplicate_key(root, &parent, &nth)) != NULL) {
+        /* cJSON keeps both values and lookups see the first: say which one is meant */
+        char where[300] = "";
+        int line = srlm_json_key_line(text, len, dup->string, nth);
+        if (line > 0) snprintf(where, sizeof where, "line %d: ", line);
+        if (parent && parent->string)
+            st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %skey \"%s\" appears twice in \"%s\"; a key may appear once", path,
+                          where, dup->string, parent->string);
+        else
+            st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %skey \"%s\" appears twice; a key may appear once", path, where,
+                          dup->string);
+    }
     free(text);
-    if (!cJSON_IsObject(root)) {
+    if (st != SRLM_OK) {
         cJSON_Delete(root);
-        return SRLM_ERR(SRLM_BAD_INPUT, "%s: expected a JSON object at the top level", path);
+        return st;
     }
     *out = root;
     return SRLM_OK;

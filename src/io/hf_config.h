@@ -35,7 +35,9 @@ srlm_status srlm_hf_config_validate(const srlm_hf_config *cfg, const char *path)
 srlm_status srlm_hf_config_save(const char *path, const srlm_hf_config *cfg);
 
 /* Parse a small JSON file (config, index) whose top level must be an object; a
- * syntax error names the line and column. Free with cJSON_Delete. */
+ * syntax error names the line and column. A key twice in one object and a NUL
+ * (a byte or \u0000) are refused too, naming the key and line. Free with
+ * cJSON_Delete. */
 struct cJSON;
 srlm_status srlm_json_read_file(const char *path, struct cJSON **out);
 

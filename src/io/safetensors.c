@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "io/fsutil.h"
+#include "io/jsonl.h"
 
 /* The reference implementation refuses headers above 100 MB; so do we, so that a
  * lying length cannot make us allocate gigabytes. */
@@ -218,6 +219,24 @@ static srlm_status parse_header(srlm_safetensors *st, const char *hdr, size_t hl
     }
     if (!cJSON_IsObject(root)) {
         s = SRLM_ERR(SRLM_BAD_INPUT, "%s: header is not a JSON object (found %s)", path, json_type(root));
+        goto done;
+    }
+    /* cJSON keeps a repeated key as a second entry and cuts a name at \u0000:
+     * either would make a tensor name mean something else than the file says */
+    long nul = srlm_json_nul_escape(hdr, (size_t)(end - hdr));
+    if (nul >= 0) {
+        s = SRLM_ERR(SRLM_BAD_INPUT, "%s: header: a string holds \\u0000 (a NUL character) at byte %ld of the "
+                     "header; expected tensor names and metadata without one", path, nul);
+        goto done;
+    }
+    const cJSON *parent = NULL, *dup = srlm_json_duplicate_key(root, &parent, NULL);
+    if (dup) {
+        if (parent == root)
+            s = SRLM_ERR(SRLM_BAD_INPUT, "%s: tensor '%s' appears more than once in the header", path,
+                         dup->string);
+        else
+            s = SRLM_ERR(SRLM_BAD_INPUT, "%s: header: key \"%s\" appears twice in \"%s\"; a key may "
+                         "appear once", path, dup->string, parent->string ? parent->string : "?");
         goto done;
     }
     int n = 0;

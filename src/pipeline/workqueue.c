@@ -1,10 +1,13 @@
 #include "pipeline/workqueue.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/fault.h"
 #include "core/log.h"
@@ -29,9 +32,14 @@ typedef struct {
     const srlm_workqueue *q;
     srlm_comm *leaders;
     int       *todo;
-    int        n_todo, next, released, n_leaders, done, n_total, stopping;
+    int        n_todo, next, released, n_leaders, done, n_total, stopping, tp;
     long       work;
     double     t0;
+    /* per leader (index in the leaders communicator): when it was last heard
+     * from (its last request, or the queue's start), the item it holds (-1:
+     * none yet), and whether it was released (told that no item is left) */
+    double    *heard;
+    int       *holds, *gone;
 } coordinator;
 
 static coordinator *active = NULL; /* set while rank 0 runs a queue */
@@ -62,14 +70,47 @@ static srlm_status serve_one(coordinator *c, int src) {
     }
     int32_t reply = next_item(c);
     if (reply < 0) c->released++;
+    if (src > 0 && src < c->n_leaders) {
+        c->heard[src] = now_s();
+        c->holds[src] = reply;
+        c->gone[src] = reply < 0;
+    }
+    /* hearing from another group is progress for rank 0, which may have nothing
+     * else to do while the last items run elsewhere */
+    srlm_watchdog_progress(c->q->phase);
     return srlm_comm_send(c->leaders, &reply, sizeof reply, src, TAG_REPLY);
 }
 
+/* A group whose leader has not been heard from for run.watchdog_s, while it
+ * holds an item or before its first request, is stuck: a rank of it is stopped
+ * (SIGSTOP, a frozen node), hung or dead. Its own watchdog cannot always say so
+ * (a stopped process's watchdog thread is stopped too), and when the group is
+ * alone in waiting for nothing (tp = 1) no other rank waits for it in a
+ * collective, so rank 0 ends the job. An item takes at most run.watchdog_s on
+ * a live group: its ranks' watchdogs would end it otherwise. */
+static srlm_status check_leaders(const coordinator *c) {
+    double limit = srlm_watchdog_timeout();
+    if (!(limit > 0)) return SRLM_OK;
+    double now = now_s();
+    for (int l = 1; l < c->n_leaders; l++) {
+        if (c->gone[l] || now - c->heard[l] <= limit) continue;
+        char holds[64] = "before asking for its first item";
+        if (c->holds[l] >= 0) snprintf(holds, sizeof holds, "while it runs item %d", c->holds[l]);
+        return SRLM_ERR(SRLM_WATCHDOG, "%s: worker group %d (leader rank %d) has not been heard from for %.0f s %s "
+                        "(run.watchdog_s = %g): a rank of that group is stopped, hung or dead; ending the job "
+                        "(rerun the same command to resume)", c->q->phase, l, l * c->tp, now - c->heard[l], holds,
+                        limit);
+    }
+    return SRLM_OK;
+}
+
+/* Answer every waiting request, then look for a silent group (after serving,
+ * so that a request that has arrived is never taken for silence). */
 static srlm_status serve_pending(coordinator *c) {
     for (;;) {
         int src;
         SRLM_CHECK(srlm_comm_iprobe(c->leaders, TAG_REQUEST, &src));
-        if (src < 0) return SRLM_OK;
+        if (src < 0) return check_leaders(c);
         SRLM_CHECK(serve_one(c, src));
     }
 }
@@ -83,6 +124,7 @@ srlm_status srlm_workqueue_poll(void *unused) {
 static srlm_status run_item(const srlm_workqueue *q, int item, int world_rank, int leader, long *work) {
     srlm_text out = {0};
     *work = 0;
+    srlm_watchdog_progress(q->phase); /* an item begins: the watchdog's "last" names the phase */
     srlm_status st = srlm_fault_point(q->phase, item, world_rank, "start");
     if (st == SRLM_OK) st = q->run(q->ctx, item, &out, work);
     if (st == SRLM_OK) st = srlm_text_status(&out);
@@ -97,9 +139,28 @@ static srlm_status run_item(const srlm_workqueue *q, int item, int world_rank, i
     return st;
 }
 
+/* A writer killed in the middle of srlm_artifact_write (a fault, the watchdog,
+ * mpirun ending a job) leaves its temporary file DIR/.NAME.tmp-XXXXXX (fsutil.c).
+ * It is never taken for a part; nothing of this job writes into DIR before the
+ * scan, so rank 0 removes such leftovers there, and reruns end with the same
+ * files as an uninterrupted run. */
+static void remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] != '.' || !strstr(e->d_name, ".tmp-")) continue;
+        char path[1400];
+        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (n > 0 && (size_t)n < sizeof path && unlink(path) == 0)
+            SRLM_WARN("%s: removed %s, left by a writer that was stopped in the middle", dir, e->d_name);
+    }
+    closedir(d);
+}
+
 /* The items without a complete, verified part, in order. */
 static srlm_status scan(const srlm_workqueue *q, int *todo, int *n_todo) {
     *n_todo = 0;
+    remove_stale_temporaries(q->dir);
     for (int i = 0; i < q->n_items; i++) {
         char path[1200];
         SRLM_CHECK(srlm_part_path(path, sizeof path, q->dir, i));
@@ -133,8 +194,8 @@ static srlm_status run_coordinator(const srlm_workqueue *q, srlm_comm *tp, coord
         if (c->released >= c->n_leaders - 1) break;
         struct timespec nap = {0, 1000000}; /* 1 ms: the others are busy with items */
         nanosleep(&nap, NULL);
-        /* waiting for other groups is progress here; a stuck rank trips its own watchdog */
-        srlm_watchdog_progress(q->phase);
+        /* Waiting is not progress: only a request served is (serve_one), and a
+         * group silent for run.watchdog_s ends the job (check_leaders). */
     }
     int32_t end = -1;
     return srlm_comm_broadcast(tp, &end, sizeof end, 0);
@@ -173,10 +234,16 @@ srlm_status srlm_workqueue_run(const srlm_workqueue *q, srlm_workqueue_stats *st
     if (stats) memset(stats, 0, sizeof *stats);
     srlm_status st = SRLM_OK;
     coordinator c = {.q = q, .t0 = t0, .n_total = q->n_items, .n_leaders = t ? t->dp : 1,
-                     .leaders = t ? t->leaders : NULL};
+                     .leaders = t ? t->leaders : NULL, .tp = t ? t->tp : 1};
     if (world_rank == 0) {
         c.todo = malloc(sizeof(int) * (size_t)(q->n_items > 0 ? q->n_items : 1));
-        if (!c.todo) return SRLM_ERR(SRLM_FAILED, "out of memory");
+        c.heard = malloc(sizeof(double) * (size_t)c.n_leaders);
+        c.holds = malloc(sizeof(int) * (size_t)c.n_leaders);
+        c.gone = calloc((size_t)c.n_leaders, sizeof(int));
+        if (!c.todo || !c.heard || !c.holds || !c.gone) {
+            free(c.todo); free(c.heard); free(c.holds); free(c.gone);
+            return SRLM_ERR(SRLM_FAILED, "out of memory");
+        }
         st = srlm_mkdir_p(q->dir);
         if (st == SRLM_OK) st = scan(q, c.todo, &c.n_todo);
         if (st == SRLM_OK && c.n_todo < q->n_items && !q->quiet)
@@ -185,7 +252,13 @@ srlm_status srlm_workqueue_run(const srlm_workqueue *q, srlm_workqueue_stats *st
     /* a failed scan must not leave the others waiting for items: rank 0 aborts the
      * job when it returns an error (main calls srlm_dist_abort) */
     if (st == SRLM_OK) {
-        if (world_rank == 0) st = run_coordinator(q, t ? t->tp_comm : NULL, &c);
+        if (world_rank == 0) {
+            for (int l = 0; l < c.n_leaders; l++) { /* the other groups' silence counts from here */
+                c.heard[l] = now_s();
+                c.holds[l] = -1;
+            }
+            st = run_coordinator(q, t ? t->tp_comm : NULL, &c);
+        }
         else if (t->tp_rank == 0) st = run_leader(q, t);
         else st = run_member(q, t);
     }
@@ -205,5 +278,8 @@ srlm_status srlm_workqueue_run(const srlm_workqueue *q, srlm_workqueue_stats *st
                           q->phase, world_rank == 0 ? c.n_todo - c.done : flags[1]);
     }
     free(c.todo);
+    free(c.heard);
+    free(c.holds);
+    free(c.gone);
     return st;
 }

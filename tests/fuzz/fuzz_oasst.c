@@ -1,7 +1,8 @@
 /* Open Assistant trees (srlm_oasst_convert over srlm_jsonl) into
  * ift/eft_groups/heldout.jsonl. Each input is converted twice: skipping bad
  * trees (every report names FILE:LINE), then refusing them (the first bad tree
- * fails the conversion and nothing is written). Invariants: every line that is
+ * fails the conversion and nothing is written); an input without a single tree is
+ * refused naming the file. Invariants: every line that is
  * not exactly one JSON object counts as bad JSON; the skip counts add up;
  * groups = EFT + held out; IFT pairs + held-out pairs + prompts without a rank-0
  * reply = prompts used; the output files hold as many lines as the counts say,
@@ -9,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "fuzz_util.h"
+#include "io/jsonl.h"
 #include "io/fsutil.h"
 #include "pipeline/oasst.h"
 
@@ -45,8 +47,8 @@ static long count_records(const char *dir, const char *name) {
     return n;
 }
 
-/* Non-blank lines that are not exactly one JSON object (or hold a NUL): each
- * must be counted as bad JSON. */
+/* Non-blank lines that are not exactly one JSON object (or hold a NUL, a key
+ * twice or a \u0000 escape): each must be counted as bad JSON. */
 static long count_bad_lines(const uint8_t *data, size_t size) {
     long bad = 0;
     for (size_t i = 0; i < size;) {
@@ -58,7 +60,9 @@ static long count_bad_lines(const uint8_t *data, size_t size) {
             const char *after = NULL;
             char *line = fuzz_strndup(data + i, end - i);
             cJSON *v = memchr(data + i, '\0', end - i) ? NULL : cJSON_ParseWithOpts(line, &after, 0);
-            bad += !(cJSON_IsObject(v) && after && !after[strspn(after, " \t\r")]);
+            /* srlm_jsonl_next also refuses a key twice in an object and a \u0000 escape */
+            bad += !(cJSON_IsObject(v) && after && !after[strspn(after, " \t\r")] &&
+                     !srlm_json_duplicate_key(v, NULL, NULL) && srlm_json_nul_escape(line, strlen(line)) < 0);
             cJSON_Delete(v);
             free(line);
         }
@@ -82,6 +86,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     srlm_clear_error();
     srlm_status st = srlm_oasst_convert(g_input, out, &o, &s);
     if (st != SRLM_OK) fuzz_check_failure(st, NULL);
+    if (s.trees_read == 0) { /* an input without a single non-blank line is refused, naming the file */
+        FUZZ_CHECK(st == SRLM_BAD_INPUT, "a file without trees was not refused (status %d)", (int)st);
+        fuzz_check_failure(st, g_input);
+        FUZZ_CHECK(count_records(out, "ift.jsonl") < 0, "a refused conversion wrote files");
+        return 0;
+    }
     FUZZ_CHECK(st == SRLM_OK, "skipping bad trees, the conversion failed: %s", srlm_last_error());
     FUZZ_CHECK(s.trees_skipped == s.bad_json + s.bad_structure + s.bad_rank + s.too_deep + s.duplicate_id &&
                    s.trees_skipped == g_reports && s.trees_skipped <= s.trees_read,

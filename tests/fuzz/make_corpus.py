@@ -176,6 +176,10 @@ def hf_config():
     c.add("not-object", "[]")
     c.add("syntax", '{"vocab_size": 32,\n  "hidden_size": }')
     c.add("empty", "")
+    # cJSON keeps a repeated key (lookups see the first) and cuts strings at \u0000: refused
+    c.add("dup-key", json.dumps(base)[:-1] + ',\n "num_hidden_layers": 4}')
+    c.add("dup-nested", json.dumps(dict(base, rope_scaling=None))[:-1] + ', "x": {"a": 1, "a": 2}}')
+    c.add("nul-escape", json.dumps(dict(base, model_type="llama\u0000x")))
 
 
 def model_config():
@@ -271,6 +275,10 @@ def jsonl_sft():
         '{"prompt": "a", "response": "b"} {"x": 1}\n',
         '\n\n',
         '{"prompt_ids": [], "response_ids": [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 2]}\n',
+        # a key twice, \u0000 in a string (both refused), a literal backslash-u0000 (text)
+        '{"prompt": "a", "response": "b", "prompt": "c"}\n',
+        '{"prompt": "a\\u0000b", "response": "c"}\n',
+        '{"prompt": "a\\\\u0000b", "response": "c"}\n',
     ]):
         c.add("case-%02d" % i, text)
 
@@ -405,9 +413,49 @@ def tokenizer_decode():
     c.add("corpus-line", read("tests/data/tokenizer-corpus.txt")[:400])
 
 
+# ---------------------------------------------------------------- run-directory parts
+
+def parts():
+    """fuzz_parts: sections split at "%%%": part 0, its sidecar, part 1, ...; a sidecar
+    "auto" is written by srlm_artifact_write, "count N" likewise with count N, "none"
+    means no sidecar, anything else is the sidecar's bytes."""
+    import hashlib
+    c = Corpus("parts")
+    cand = ('{"prompt_id":0,"prompt":"Name a word.","prompt_ids":[1,5,6],"sample":0,"response":"kalo",'
+            '"response_ids":[9,10],"finish_reason":"eos","seed":17}\n'
+            '{"prompt_id":0,"prompt":"Name a word.","prompt_ids":[1,5,6],"sample":1,"response":"",'
+            '"response_ids":[],"finish_reason":"length","seed":18}\n')
+    judg = ('{"prompt_id":0,"sample":0,"judge_sample":0,"text":"Fine. Score: 4","score":4,"valid":true}\n'
+            '{"prompt_id":0,"sample":1,"judge_sample":0,"text":"no score","score":null,"valid":false}\n')
+    pair = ('{"prompt_id":3,"prompt":"p","chosen":"a","rejected":"b","prompt_ids":[1,4],"chosen_ids":[5,2],'
+            '"rejected_ids":[6,2],"score_chosen":4.5,"score_rejected":1,"ref_logp_chosen":-3.25,'
+            '"ref_logp_rejected":-7.5,"tokenizer_sha256":"%s"}\n' % ("ab" * 32))
+
+    def side(text, count=None):
+        n = count if count is not None else sum(1 for l in text.split("\n") if l.strip(" \t\r"))
+        return '{"count": %d, "sha256": "%s"}\n' % (n, hashlib.sha256(text.encode()).hexdigest())
+
+    c.add("auto-three", "%%%".join([cand, "auto", judg, "auto", pair, "auto"]))
+    c.add("real-sidecars", "%%%".join([cand, side(cand), judg, side(judg)]))
+    c.add("empty-part", "%%%".join(["", "auto", "\n \r\n", "auto"]))
+    c.add("corrupted", "%%%".join([cand + "x", side(cand)]))
+    c.add("truncated", "%%%".join([cand[:50], side(cand)]))
+    c.add("no-sidecar", "%%%".join([cand, "auto", judg, "none"]))
+    c.add("odd-no-sidecar", "%%%".join([cand, "auto", judg]))
+    c.add("count-mismatch", "%%%".join([cand, "count 7", judg, "count -1"]))
+    c.add("sidecar-formats", "%%%".join([cand, '{"sha256": "%s", "count": 2}' % hashlib.sha256(cand.encode()).hexdigest(),
+                                         judg, side(judg)[:-3], pair, side(pair).upper()]))
+    c.add("bad-records", "%%%".join(['{"a": 1}\n{"a": 1, "a": 2}\n', "auto",
+                                     '{"p": "x\\u0000y"}\n', "auto",
+                                     '{"a": 1} {"b": 2}\n[1]\n', "auto",
+                                     '{"a": \n', "auto"]))
+    c.add("crlf-blank", "%%%".join(['\r\n{"a": 1}\r\n\r\n  \t\n{"b": [1, 2]}', "auto"]))
+    c.add("nul-byte", b"%%%".join([b'{"a": "x"}\n{"b": "\x00"}\n', b"auto"]))
+
+
 if __name__ == "__main__":
     for fn in (safetensors, safetensors_index, hf_config, model_config, yaml_config, jsonl_sft, jsonl_dpo, oasst,
-               judge_score, judge_template, si_extract, si_template, si_blocklist, tokenizer_decode):
+               judge_score, judge_template, si_extract, si_template, si_blocklist, tokenizer_decode, parts):
         fn()
     total = 0
     for d in sorted(os.listdir(OUT)):

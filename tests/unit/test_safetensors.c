@@ -179,6 +179,13 @@ static void test_bad_headers(void) {
          " \"x\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}", -1, 16, "more than once"},
         {"{\"__metadata__\": [1], \"x\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", -1, 8,
          "\"__metadata__\" must be an object"},
+        /* cJSON keeps a repeated key (lookups see the first) and cuts a string at \u0000 */
+        {"{\"x\": {\"dtype\": \"F32\", \"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [0, 8]}}", -1, 8,
+         "key \"dtype\" appears twice in \"x\""},
+        {"{\"__metadata__\": {\"format\": \"pt\", \"format\": \"np\"},"
+         " \"x\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", -1, 8,
+         "key \"format\" appears twice in \"__metadata__\""},
+        {"{\"x\\u0000y\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", -1, 8, "\\u0000"},
         {"{}", 1000, 0, "runs past the end"},
         {"{}", (long long)0x7fffffffffffffffLL, 0, "runs past the end"},
     };
