@@ -70,30 +70,9 @@ same_run() { # A B WHAT: every artifact but timings and the config (out_dir diff
 }
 
 # ---- M1 (a short SFT of the fixture model, enough to write parseable judgements) ----
-cat > m1.yaml <<Y
-run: {name: m1, out_dir: $work/runs, seed: 5, watchdog_s: 0}
-model: {path: $fx/llama/tiny-gqa, dtype: float32}
-backend: {threads: 1}
-train:
-  sft: {data: $fx/loop/sft_m1.jsonl, lr: 0.003, lr_min: 0.0003, batch_size: 16, micro_batch_size: 16,
-        epochs: 6, dropout: 0.0, max_seq_len: 128, checkpoint_every: 1000}
-Y
-"$bin" sft m1.yaml --quiet 2> m1.log || { echo "FAIL: M1 SFT: $(tail -1 m1.log)"; exit 1; }
-cat > loop.yaml <<Y
-run: {name: ref, out_dir: $work/runs, seed: 5, watchdog_s: 0}
-model: {path: $work/runs/m1/sft/model, dtype: float32}
-backend: {threads: 1}
-generate: {samples: 4, temperature: 1.0, max_new_tokens: 10, kv_cache_mb: 16}
-judge: {samples: 2, max_new_tokens: 12, template: $fx/loop/judge.txt}
-self_instruct: {prompts_per_iteration: 12, shots_ift: 2, shots_generated: 1, max_new_tokens: 16, min_words: 1,
-                template: $fx/loop/self_instruct.txt}
-loop: {iterations: 1, skip_sft: true, prompts_per_item: 3}
-data: {ift: $fx/loop/ift.jsonl}
-eval: {heldout: $fx/loop/heldout.jsonl}
-train:
-  dpo: {lr: 0.0003, lr_min: 0.00003, batch_size: 4, micro_batch_size: 2, epochs: 1, dropout: 0.0,
-        max_seq_len: 128, checkpoint_every: 1}
-Y
+. "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
+loop_fixture_m1 "$work" 6 || exit 1
+loop_fixture_config loop.yaml "$work" 0 1 1
 "$bin" run loop.yaml --quiet 2> ref.log || { echo "FAIL: the reference run: $(grep error ref.log | head -1)"; exit 1; }
 pairs=$(cat runs/ref/iter-1/pairs/part-*.jsonl 2> /dev/null | wc -l)
 [ -s runs/ref/models/M2/model.safetensors ] && [ -s runs/ref/iter-1/train/train/step-00000001/model/model.safetensors ] \
