@@ -19,7 +19,7 @@ for s in "${seeds[@]}"; do
   t0=$(date +%s)
   "$bin" demo --seed "$s" --out "$out/seed-$s" --quiet > "$out/seed-$s.txt" 2> "$out/seed-$s.err"
   echo "seed $s: $(( $(date +%s) - t0 )) s"
-  grep -E "^M[0-9]+ " "$out/seed-$s.txt" | awk -v s="$s" '{print s, $1, $2, $3}' >> "$out/table.$$"
+  grep -E "^M[0-9]+ +[0-9.]+ " "$out/seed-$s.txt" | awk -v s="$s" '{print s, $1, $2, $3}' >> "$out/table.$$"
 done
 awk '
   { acc[$2, $1] = $2; a[$2] += $3; a2[$2] += $3 * $3; g[$2] += $4; g2[$2] += $4 * $4; n[$2]++;
