@@ -58,7 +58,9 @@ static const char *const BAD_TREES[] = {"skip", "fail", NULL};
     ENUM(S ".truncation",      M.truncation,       "skip", TRUNCATIONS,  "an example above max_seq_len: skip, or truncate_prompt (cut the prompt from the left, keeping BOS; skip if the response alone does not fit)"), \
     INT(S ".checkpoint_every", M.checkpoint_every, 200,    1, NOMAX, 0,  "optimizer steps between trainer checkpoints"), \
     INT(S ".keep_last_n",      M.keep_last_n,      2,      1, NOMAX, 0,  "trainer checkpoints kept on disk"), \
-    INT(S ".max_bad_steps",    M.max_bad_steps,    3,      1, NOMAX, 0,  "non-finite steps in a row (each skipped) before the run stops"), \
+    INT(S ".max_bad_steps",    M.max_bad_steps,    3,      1, NOMAX, 0,  "bad steps (non-finite, or loss spikes) in a row, each skipped, before the run stops"), \
+    DBL(S ".loss_spike_factor", M.loss_spike_factor, 0,    0, NOMAX, 0,  "a step whose loss is above this times the mean loss of the last loss_spike_window good steps is skipped like a non-finite one and counts towards max_bad_steps; 0 = off, else above 1"), \
+    INT(S ".loss_spike_window", M.loss_spike_window, 20,   1, 1000,  0,  "good steps whose mean loss a spike is measured against; spikes are looked for once this many are done"), \
     STR(S ".data",             M.data,             "",     0,            "JSONL training data of `srlm sft` / `srlm dpo` (the loop writes its own)")
 
 static const srlm_schema_field FIELDS[] = {
@@ -190,6 +192,9 @@ static srlm_status check_train(const char *where, const char *phase, const srlm_
     if (t->schedule != SRLM_SCHEDULE_CONSTANT && t->lr_min > t->lr)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: train.%s.lr_min (%g) is above train.%s.lr (%g)", where,
                         phase, t->lr_min, phase, t->lr);
+    if (t->loss_spike_factor > 0 && t->loss_spike_factor <= 1)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: train.%s.loss_spike_factor (%g): expected 0 (off) or a number above 1",
+                        where, phase, t->loss_spike_factor);
     if (t->micro_batch_size > t->batch_size)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: train.%s.micro_batch_size (%d) is above train.%s.batch_size (%d)",
                         where, phase, t->micro_batch_size, phase, t->batch_size);

@@ -44,7 +44,9 @@ typedef struct {
     srlm_truncation  truncation;       /* what to do with examples longer than max_seq_len */
     int              checkpoint_every; /* optimizer steps */
     int              keep_last_n;      /* trainer checkpoints kept */
-    int              max_bad_steps;    /* non-finite steps in a row before stopping */
+    int              max_bad_steps;    /* bad steps (non-finite, loss spikes) in a row before stopping */
+    double           loss_spike_factor; /* loss above this x the recent mean = a spike; 0 = off */
+    int              loss_spike_window; /* good steps in that mean (<= SRLM_LOSS_WINDOW_MAX) */
     char            *data;             /* JSONL data of `srlm sft` / `srlm dpo` */
     double           beta;             /* DPO */
     double           label_smoothing;  /* DPO */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,22 @@ static srlm_status add_i64(cJSON *meta, const char *key, long long v) {
     char buf[32];
     snprintf(buf, sizeof buf, "%lld", v);
     return cJSON_AddStringToObject(meta, key, buf) ? SRLM_OK : SRLM_ERR(SRLM_FAILED, "out of memory");
+}
+
+/* "x1,x2,...": the recent good losses, each %.17g so that it reads back exactly. */
+static srlm_status add_losses(cJSON *meta, const srlm_train_state *s) {
+    if (s->n_recent < 0 || s->n_recent > SRLM_LOSS_WINDOW_MAX)
+        return SRLM_ERR(SRLM_FAILED, "trainer state: %d recent losses (at most %d)", s->n_recent, SRLM_LOSS_WINDOW_MAX);
+    char *buf = malloc((size_t)s->n_recent * 32 + 1);
+    if (!buf) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < s->n_recent; i++)
+        used += (size_t)snprintf(buf + used, 32, "%s%.17g", i ? "," : "", s->recent_loss[i]);
+    srlm_status st = cJSON_AddStringToObject(meta, "srlm.recent_losses", buf) ? SRLM_OK
+                                                                               : SRLM_ERR(SRLM_FAILED, "out of memory");
+    free(buf);
+    return st;
 }
 
 /* {"dtype":"F32","shape":[n],"data_offsets":[a,b]}; offsets are written as text
@@ -76,6 +93,8 @@ srlm_status srlm_train_state_save(const char *dir, const srlm_train_state *s, co
     SRLM_CHECK_GOTO(add_i64(meta, "srlm.tp", s->tp), st, done);
     SRLM_CHECK_GOTO(add_i64(meta, "srlm.dp", s->dp), st, done);
     SRLM_CHECK_GOTO(add_i64(meta, "srlm.rank", s->rank), st, done);
+    SRLM_CHECK_GOTO(add_i64(meta, "srlm.bad_in_row", s->bad_in_row), st, done);
+    SRLM_CHECK_GOTO(add_losses(meta, s), st, done);
     meta_text = cJSON_PrintUnformatted(meta);
     if (!meta_text) {
         st = SRLM_ERR(SRLM_FAILED, "out of memory writing %s", path);
@@ -149,6 +168,28 @@ static srlm_status meta_long(const char *path, const cJSON *meta, const char *ke
     return SRLM_OK;
 }
 
+/* The optional loss-spike keys (absent: 0 and no losses). */
+static srlm_status meta_spike_state(const char *path, const cJSON *meta, srlm_train_state *s) {
+    if (cJSON_GetObjectItemCaseSensitive(meta, "srlm.bad_in_row"))
+        SRLM_CHECK(meta_long(path, meta, "srlm.bad_in_row", 0, LONG_MAX, &s->bad_in_row));
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(meta, "srlm.recent_losses");
+    if (!e) return SRLM_OK;
+    if (!cJSON_IsString(e))
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: __metadata__ \"srlm.recent_losses\" is not a string", path);
+    const char *p = e->valuestring;
+    while (*p) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || !isfinite(x) || (*end && *end != ',') || s->n_recent == SRLM_LOSS_WINDOW_MAX)
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s: __metadata__ \"srlm.recent_losses\": expected at most %d finite "
+                            "numbers separated by commas, found \"%.60s\"", path, SRLM_LOSS_WINDOW_MAX, e->valuestring);
+        s->recent_loss[s->n_recent++] = x;
+        p = *end ? end + 1 : end;
+    }
+    return SRLM_OK;
+}
+
 /* The __metadata__ object of an opened (already validated) file. */
 static srlm_status read_meta(const srlm_safetensors *f, srlm_train_state *s) {
     srlm_status st = SRLM_OK;
@@ -185,6 +226,7 @@ static srlm_status read_meta(const srlm_safetensors *f, srlm_train_state *s) {
     SRLM_CHECK_GOTO(meta_long(f->path, meta, "srlm.tp", 1, INT_MAX, &tp), st, done);
     SRLM_CHECK_GOTO(meta_long(f->path, meta, "srlm.dp", 1, INT_MAX, &dp), st, done);
     SRLM_CHECK_GOTO(meta_long(f->path, meta, "srlm.rank", 0, INT_MAX, &rank), st, done);
+    SRLM_CHECK_GOTO(meta_spike_state(f->path, meta, s), st, done);
     s->tp = (int)tp;
     s->dp = (int)dp;
     s->rank = (int)rank;

@@ -11,10 +11,13 @@
  *   "format": "pt", "srlm.format": "srlm-trainer-state-1", "srlm.kind": "sft"|"dpo",
  *   "srlm.step", "srlm.total_steps", "srlm.data_epoch", "srlm.data_pos",
  *   "srlm.rng_key", "srlm.rng_counter", "srlm.config_hash",
- *   "srlm.tp", "srlm.dp", "srlm.rank"
+ *   "srlm.tp", "srlm.dp", "srlm.rank",
+ *   "srlm.bad_in_row", "srlm.recent_losses" (comma-separated, %.17g: exact)
  * every number as a decimal string, so 64-bit values are exact (JSON numbers
- * are doubles). Every rank's file carries the manifest (tp, dp), so any one file
- * says how the state is sharded. */
+ * are doubles). The last two (loss-spike detection) are optional when reading:
+ * a file without them reads as 0 and no losses. Every rank's file carries the
+ * manifest (tp, dp), so any one file says how the state is sharded. (The
+ * integrity manifest of a whole checkpoint folder is train/ckpt_manifest.h.) */
 #ifndef SRLM_TRAIN_STATE_H
 #define SRLM_TRAIN_STATE_H
 
@@ -22,6 +25,10 @@
 #include <stdint.h>
 
 #include "core/status.h"
+
+/* Most good steps' losses the trainer keeps for loss-spike detection (the
+ * upper bound of train.X.loss_spike_window). */
+#define SRLM_LOSS_WINDOW_MAX 1000
 
 typedef struct {
     long     step;             /* optimizer steps done */
@@ -32,6 +39,9 @@ typedef struct {
     uint64_t config_hash;      /* srlm_config_hash of the run */
     int      tp, dp, rank;     /* manifest of the layout that wrote it */
     char     kind[8];          /* "sft" or "dpo" */
+    long     bad_in_row;       /* skipped steps (non-finite or loss spikes) in a row up to step */
+    int      n_recent;         /* losses of the last n_recent good steps, oldest first: the */
+    double   recent_loss[SRLM_LOSS_WINDOW_MAX]; /* running mean that spikes are measured against */
 } srlm_train_state;
 
 /* "DIR/trainer-state-rank-R.safetensors" into buf. */

@@ -27,12 +27,15 @@
 #include "io/tokenizer.h"
 #include "model/llama_save.h"
 #include "model/llama_train.h"
+#include "train/ckpt_manifest.h"
 #include "train/dataset.h"
 #include "train/dpo_loss.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/train_state.h"
 #include "dist/topology.h"
+
+static double now_s(void);
 
 static volatile sig_atomic_t g_stop_requested = 0;
 void srlm_train_request_stop(void) { g_stop_requested = 1; }
@@ -151,14 +154,51 @@ static srlm_status list_checkpoints(const char *out, long **steps, int *n) {
     return SRLM_OK;
 }
 
-/* The newest complete trainer checkpoint, or -1. */
-static srlm_status find_latest(const char *out, long *latest) {
-    long *steps;
-    int n;
-    SRLM_CHECK(list_checkpoints(out, &steps, &n));
-    *latest = n > 0 ? steps[n - 1] : -1;
+/* Collective. The newest trainer checkpoint whose files match its manifest, or
+ * -1. Rank 0 lists the checkpoints; newest first, all ranks verify one together
+ * (each hashes its share of the files: ckpt_manifest.h) and reach the same
+ * verdict. A checkpoint that fails is not used: a warning names the file and
+ * what differs, rank 0 removes the folder (its steps are redone, and it must not
+ * outlive the good ones when keep_last_n prunes), and the next older one is
+ * tried; none good: the run starts from the beginning. */
+static srlm_status find_latest(trainer *t, long *latest) {
+    const char *out = t->job->out_dir;
+    long *steps = NULL;
+    int n = 0;
+    *latest = -1;
+    if (t->rank == 0) SRLM_CHECK(list_checkpoints(out, &steps, &n));
+    int64_t count = n;
+    srlm_status st = srlm_comm_broadcast(t->world, &count, sizeof count, 0);
+    int64_t *all = st == SRLM_OK ? calloc((size_t)count + 1, sizeof *all) : NULL;
+    if (st == SRLM_OK && !all) st = SRLM_ERR(SRLM_FAILED, "out of memory listing checkpoints");
+    for (int i = 0; st == SRLM_OK && t->rank == 0 && i < n; i++) all[i] = steps[i];
+    if (st == SRLM_OK) st = srlm_comm_broadcast(t->world, all, sizeof *all * (size_t)count, 0);
+    for (int64_t i = count - 1; st == SRLM_OK && i >= 0; i--) {
+        char sd[1100], why[2048];
+        int ok = 0;
+        double bytes = 0, t0 = now_s();
+        step_dir(sd, sizeof sd, out, (long)all[i]);
+        st = srlm_ckpt_manifest_verify(t->world, sd, &ok, why, sizeof why, &bytes);
+        if (st != SRLM_OK) break;
+        if (ok) {
+            SRLM_INFO("%s: %s verified against its manifest (%.1f MiB hashed in %.2f s)", t->kind_name, sd,
+                      bytes / 1048576.0, now_s() - t0);
+            *latest = (long)all[i];
+            break;
+        }
+        if (t->rank != 0) continue;
+        char failed[1200] = "";
+        int err = srlm_remove_tree_quiet(sd, failed, sizeof failed);
+        SRLM_WARN("%s: checkpoint %s is not used: %s; %s", t->kind_name, sd, why,
+                  err ? "it could not be removed (it is replaced when its step is redone)"
+                      : "removed, its steps are redone");
+        if (err) SRLM_WARN("%s: cannot remove %s: %s", t->kind_name, failed, strerror(err));
+        if (i > 0) SRLM_WARN("%s: trying the next older checkpoint, step %ld", t->kind_name, (long)all[i - 1]);
+        else SRLM_WARN("%s: no usable checkpoint left: starting from the beginning", t->kind_name);
+    }
+    free(all);
     free(steps);
-    return SRLM_OK;
+    return st;
 }
 
 /* Keep the newest keep_last_n trainer checkpoints. */
@@ -177,8 +217,10 @@ static srlm_status prune_checkpoints(trainer *t) {
 }
 
 /* Collective. Rank 0 makes step-N.tmp; the replicas of dp group 0 write the model
- * (gathered over tp to its rank 0); every rank writes its optimizer shard; then
- * rank 0 renames the folder into place: it exists complete or not at all. */
+ * (gathered over tp to its rank 0); every rank writes its optimizer shard; the
+ * ranks hash every file and rank 0 writes manifest.json (ckpt_manifest.h); then
+ * rank 0 renames the folder into place: it exists complete or not at all, and a
+ * later change to any of its files is found when a run resumes from it. */
 static srlm_status save_checkpoint(trainer *t) {
     char dir[1100], tmp[1200], model_dir[1300];
     srlm_watchdog_progress("saving a checkpoint");
@@ -195,6 +237,8 @@ static srlm_status save_checkpoint(trainer *t) {
     if (t->dp_rank == 0) SRLM_CHECK_GOTO(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0), st, fail);
     SRLM_CHECK_GOTO(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard), st, fail);
     SRLM_CHECK_GOTO(srlm_comm_barrier(t->world), st, fail);
+    /* every file is read back and hashed once here (spread over the ranks) */
+    SRLM_CHECK_GOTO(srlm_ckpt_manifest_write(t->world, tmp), st, fail);
     if (t->rank == 0) {
         SRLM_CHECK_GOTO(srlm_remove_tree(dir), st, fail);
         if (rename(tmp, dir) != 0) {
@@ -339,8 +383,43 @@ static srlm_status reference_logps(trainer *t) {
 typedef struct {
     double loss, grad_norm, lr, tokens;
     srlm_dpo_metrics dpo;
-    int    skipped;            /* non-finite loss or gradient: no update */
+    int    skipped;            /* non-finite loss or gradient, or a loss spike: no update */
+    int    spike;              /* skipped as a loss spike */
+    double spike_mean;         /* the running mean it was measured against */
 } step_result;
+
+/* ---- loss spikes (train.X.loss_spike_factor > 0) ----
+ * A step whose loss is above factor x the mean loss of the last loss_spike_window
+ * good (not skipped) steps is treated like a non-finite one: no update, counted
+ * towards max_bad_steps. Checking starts once the window is full. The window is
+ * part of the trainer state (srlm.recent_losses, exact), so a resumed run
+ * measures against the same numbers as an uninterrupted one. */
+
+static int spike_window(const trainer *t) {
+    int w = t->tc->loss_spike_window;
+    return w < 1 ? 1 : w > SRLM_LOSS_WINDOW_MAX ? SRLM_LOSS_WINDOW_MAX : w;
+}
+
+/* 1 when `loss` is a spike; *mean = the running mean (0 while warming up). */
+static int is_loss_spike(const trainer *t, double loss, double *mean) {
+    const int w = spike_window(t);
+    *mean = 0;
+    if (t->tc->loss_spike_factor <= 0 || t->st.n_recent < w) return 0;
+    double sum = 0;
+    for (int i = t->st.n_recent - w; i < t->st.n_recent; i++) sum += t->st.recent_loss[i];
+    *mean = sum / w;
+    return *mean > 0 && loss > t->tc->loss_spike_factor * *mean;
+}
+
+/* A good step's loss joins the window (the oldest leaves when it is full). */
+static void record_good_loss(trainer *t, double loss) {
+    const int w = spike_window(t);
+    while (t->st.n_recent >= w) {
+        memmove(t->st.recent_loss, t->st.recent_loss + 1, sizeof(double) * (size_t)(t->st.n_recent - 1));
+        t->st.n_recent--;
+    }
+    t->st.recent_loss[t->st.n_recent++] = loss;
+}
 
 /* AdamW on the part of each tensor that falls in this rank's shard. */
 static void adamw_shard(trainer *t, const srlm_adamw_hparams *h, long step) {
@@ -460,6 +539,16 @@ static srlm_status train_step(trainer *t, step_result *res) {
         res->skipped = 1; /* every rank sees the same global numbers: all skip */
         return SRLM_OK;
     }
+    if (tc->loss_spike_factor > 0) {
+        /* the loss is global already; the verdict is reduced too, so that no
+         * rounding difference between ranks can split them */
+        int32_t spike = is_loss_spike(t, res->loss, &res->spike_mean);
+        SRLM_CHECK(srlm_comm_allreduce(t->world, &spike, 1, SRLM_COMM_I32, SRLM_REDUCE_MAX));
+        if (spike) {
+            res->skipped = res->spike = 1; /* before any change to the weights or moments */
+            return SRLM_OK;
+        }
+    }
     double clip = srlm_clip_factor(res->grad_norm, tc->grad_clip);
     if (clip < 1.0) srlm_scale_f32(t->gshard, (size_t)t->n_shard, (float)clip);
     srlm_adamw_hparams h = srlm_adamw_hparams_make(tc, res->lr);
@@ -542,6 +631,7 @@ static srlm_status write_metrics(trainer *t, FILE *f, const step_result *r, doub
             "\"tokens\": %.0f, \"skipped\": %s, \"time_s\": %.3f",
             t->kind_name, t->st.step, json_num(a, sizeof a, r->loss), r->lr,
             json_num(b, sizeof b, r->grad_norm), r->tokens, r->skipped ? "true" : "false", elapsed);
+    if (r->spike) fprintf(f, ", \"loss_spike\": true");
     if (t->job->kind == SRLM_TRAIN_DPO)
         fprintf(f, ", \"rewards/chosen\": %.9g, \"rewards/rejected\": %.9g, \"rewards/margins\": %.9g, "
                 "\"rewards/accuracies\": %.9g", r->dpo.reward_chosen, r->dpo.reward_rejected,
@@ -621,14 +711,9 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->rank = srlm_comm_rank(t->world);
     t->dp = t->topo ? t->topo->dp : 1;
     t->dp_rank = t->topo ? t->topo->dp_rank : 0;
-    if (t->rank == 0) {
-        SRLM_CHECK(srlm_mkdir_p(t->job->out_dir));
-        SRLM_CHECK(find_latest(t->job->out_dir, resume_step));
-    }
-    /* everyone resumes from the step rank 0 found */
-    int64_t latest = *resume_step;
-    SRLM_CHECK(srlm_comm_broadcast(t->world, &latest, sizeof latest, 0));
-    *resume_step = (long)latest;
+    if (t->rank == 0) SRLM_CHECK(srlm_mkdir_p(t->job->out_dir));
+    /* everyone resumes from the same verified checkpoint */
+    SRLM_CHECK(find_latest(t, resume_step));
 
     if (c->model.tokenizer && *c->model.tokenizer) snprintf(t->tok_path, sizeof t->tok_path, "%s", c->model.tokenizer);
     else snprintf(t->tok_path, sizeof t->tok_path, "%s/tokenizer.model", c->model.path);
@@ -753,7 +838,7 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
 
     const double t0 = now_s();
     double last_print = 0, tokens = 0;
-    long done_here = 0, bad_in_row = 0, skipped_total = 0;
+    long done_here = 0, skipped_total = 0, spikes_total = 0;
     const long every = t.tc->checkpoint_every > 0 ? t.tc->checkpoint_every : t.total_steps;
     while (t.st.step < t.total_steps) {
         step_result r = {0};
@@ -766,18 +851,33 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
         done_here++;
         tokens += r.tokens;
         if (metrics) SRLM_CHECK_GOTO(write_metrics(&t, metrics, &r, now_s() - t0), st, done);
+        /* the count of bad steps in a row is trainer state: it survives a resume */
         if (r.skipped) {
+            const long bad = ++t.st.bad_in_row;
             skipped_total++;
-            SRLM_WARN("%s step %ld: non-finite loss or gradient (loss %g, norm %g): step skipped (%ld in a row)",
-                      t.kind_name, t.st.step, r.loss, r.grad_norm, bad_in_row + 1);
-            if (++bad_in_row >= t.tc->max_bad_steps) {
-                st = SRLM_ERR(SRLM_FAILED, "%s: %ld non-finite steps in a row (limit train.%s.max_bad_steps = %d); "
+            if (r.spike) {
+                spikes_total++;
+                if (t.rank == 0)
+                    SRLM_WARN("%s step %ld: loss spike: loss %.6g is above the threshold %.6g (train.%s.loss_spike_factor "
+                              "%g x %.6g, the mean loss of the last %d good steps): step skipped, weights unchanged "
+                              "(%ld bad in a row, limit %d)", t.kind_name, t.st.step, r.loss,
+                              t.tc->loss_spike_factor * r.spike_mean, t.kind_name, t.tc->loss_spike_factor,
+                              r.spike_mean, spike_window(&t), bad, t.tc->max_bad_steps);
+            } else {
+                SRLM_WARN("%s step %ld: non-finite loss or gradient (loss %g, norm %g): step skipped (%ld in a row)",
+                          t.kind_name, t.st.step, r.loss, r.grad_norm, bad);
+            }
+            if (bad >= t.tc->max_bad_steps) {
+                st = SRLM_ERR(SRLM_FAILED, "%s: %ld %s steps in a row (limit train.%s.max_bad_steps = %d); "
                               "stopped; the last good checkpoint is the newest under %s/train",
-                              t.kind_name, bad_in_row, t.kind_name, t.tc->max_bad_steps, job->out_dir);
+                              t.kind_name, bad, t.tc->loss_spike_factor > 0 ? "bad (non-finite or loss spike)"
+                                                                             : "non-finite",
+                              t.kind_name, t.tc->max_bad_steps, job->out_dir);
                 goto done;
             }
         } else {
-            bad_in_row = 0;
+            t.st.bad_in_row = 0;
+            record_good_loss(&t, r.loss);
         }
         double el = now_s() - t0;
         if (t.rank == 0 && !job->quiet && (el - last_print > 2.0 || t.st.step == t.total_steps || done_here == 1)) {
@@ -806,8 +906,12 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
     snprintf(final_dir, sizeof final_dir, "%s/model", job->out_dir);
     if (t.dp_rank == 0) SRLM_CHECK_GOTO(srlm_llama_save(&t.m, final_dir, cfg->model.dtype, t.tok_path, 0), st, done);
     SRLM_CHECK_GOTO(srlm_comm_barrier(t.world), st, done);
-    SRLM_INFO("%s: done: %ld steps (%ld skipped as non-finite); model written to %s", t.kind_name, t.st.step,
-              skipped_total, final_dir);
+    if (t.tc->loss_spike_factor > 0)
+        SRLM_INFO("%s: done: %ld steps (%ld skipped: %ld non-finite, %ld loss spikes); model written to %s",
+                  t.kind_name, t.st.step, skipped_total, skipped_total - spikes_total, spikes_total, final_dir);
+    else
+        SRLM_INFO("%s: done: %ld steps (%ld skipped as non-finite); model written to %s", t.kind_name, t.st.step,
+                  skipped_total, final_dir);
     st = SRLM_OK;
 done:
     if (metrics && fclose(metrics) != 0 && st == SRLM_OK)

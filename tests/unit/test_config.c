@@ -113,6 +113,9 @@ static void test_defaults(void) {
     CHECK(c.train.sft.dropout == 0.1 && c.train.dpo.dropout == 0.1);
     CHECK(c.train.dpo.beta == 0.1 && c.train.dpo.loss == SRLM_DPO_SIGMOID);
     CHECK(c.train.dpo.label_smoothing == 0.0 && !c.train.dpo.recompute);
+    CHECK(c.train.sft.max_bad_steps == 3 && c.train.dpo.max_bad_steps == 3);
+    CHECK(c.train.sft.loss_spike_factor == 0.0 && c.train.dpo.loss_spike_factor == 0.0); /* off */
+    CHECK(c.train.sft.loss_spike_window == 20 && c.train.dpo.loss_spike_window == 20);
     CHECK(c.loop.iterations == 2 && !c.loop.length_control && c.loop.build_eft);
     CHECK(!strcmp(c.eval.judge_model, "M1") && !strcmp(c.data.ift, ""));
     srlm_config_free(&c);
@@ -257,6 +260,16 @@ static void test_override_errors(void) {
     /* rules between keys */
     expect_override_error("train.dpo.lr_min=1e-5", "train.dpo.lr_min (1e-05) is above train.dpo.lr (1e-06)");
     expect_override_error("train.sft.micro_batch_size=32", "train.sft.micro_batch_size (32) is above train.sft.batch_size (16)");
+    expect_override_error("train.dpo.loss_spike_factor=0.5",
+                          "train.dpo.loss_spike_factor (0.5): expected 0 (off) or a number above 1");
+    expect_override_error("train.sft.loss_spike_factor=1", "train.sft.loss_spike_factor (1): expected 0 (off)");
+    expect_override_error("train.sft.loss_spike_factor=-2", "expected a number >= 0, found '-2'");
+    expect_override_error("train.sft.loss_spike_window=0", "expected an integer in [1, 1000], found '0'");
+    expect_override_error("train.dpo.loss_spike_window=1001", "expected an integer in [1, 1000], found '1001'");
+    char *spikes[] = {"model.path=/m", "train.sft.loss_spike_factor=3", "train.dpo.loss_spike_window=1000"};
+    CHECK_OK(srlm_config_load(&c, NULL, 3, spikes));
+    CHECK(c.train.sft.loss_spike_factor == 3.0 && c.train.dpo.loss_spike_window == 1000);
+    srlm_config_free(&c);
     expect_override_error("self_instruct.min_words=200", "self_instruct.min_words (200) is above");
     char *constant[] = {"model.path=/m", "train.dpo.schedule=constant", "train.dpo.lr_min=1e-5"};
     CHECK_OK(srlm_config_load(&c, NULL, 3, constant)); /* lr_min unused by a constant schedule */

@@ -1,5 +1,6 @@
 /* Trainer state files: a bitwise round trip (moments including NaN/-0/denormal
- * bit patterns, uint64 values above 2^53), peek, and every refusal: another n,
+ * bit patterns, uint64 values above 2^53, the loss-spike window's doubles and
+ * bad-step count; files without those keys read as 0), peek, and every refusal: another n,
  * another tp, another kind, another rank's file, a missing, truncated or corrupt
  * file; a failed load leaves the caller's buffers untouched. */
 #include <stdint.h>
@@ -32,6 +33,10 @@ static srlm_train_state sample_state(void) {
     s.dp = 3;
     s.rank = 5;
     snprintf(s.kind, sizeof s.kind, "dpo");
+    s.bad_in_row = 2;
+    const double losses[] = {0.1, 1e-300, 12345.678901234567, 3.0000000000000004, 2.5e300, 7};
+    s.n_recent = (int)(sizeof losses / sizeof losses[0]);
+    memcpy(s.recent_loss, losses, sizeof losses);
     return s;
 }
 
@@ -39,7 +44,8 @@ static int same_state(const srlm_train_state *a, const srlm_train_state *b) {
     return a->step == b->step && a->total_steps == b->total_steps && a->data_epoch == b->data_epoch &&
            a->data_pos == b->data_pos && a->rng_key == b->rng_key && a->rng_counter == b->rng_counter &&
            a->config_hash == b->config_hash && a->tp == b->tp && a->dp == b->dp && a->rank == b->rank &&
-           !strcmp(a->kind, b->kind);
+           !strcmp(a->kind, b->kind) && a->bad_in_row == b->bad_in_row && a->n_recent == b->n_recent &&
+           !memcmp(a->recent_loss, b->recent_loss, sizeof(double) * (size_t)a->n_recent);
 }
 
 int main(void) {
@@ -123,6 +129,28 @@ int main(void) {
             CHECK_OK(srlm_write_file_atomic(other, bytes, len));
             CHECK_FAILS(srlm_train_state_load(g_dir, 1, "dpo", &got, m2, v2, N),
                         "\"srlm.rng_key\": expected an unsigned 64-bit integer");
+            p[strlen("\"srlm.rng_key\":\"")] = '1';
+        }
+        /* the loss-spike keys: optional (a file of an earlier srlm has neither),
+         * but a malformed window is refused */
+        char *own = strstr(bytes + 8, "\"srlm.rank\":\"5\"");
+        char *q = strstr(bytes + 8, "\"srlm.bad_in_row\"");
+        char *r = strstr(bytes + 8, "\"srlm.recent_losses\":\"0.1");
+        CHECK(own && q && r);
+        if (own && q && r) {
+            own[strlen("\"srlm.rank\":\"")] = '1'; /* this copy is rank 1's file */
+            q[2] = 'X';                              /* "sXlm.bad_in_row": an unknown key, ignored */
+            r[2] = 'X';
+            CHECK_OK(srlm_write_file_atomic(other, bytes, len));
+            memset(&got, 0, sizeof got);
+            got.tp = 2;
+            CHECK_OK(srlm_train_state_load(g_dir, 1, "dpo", &got, m2, v2, N));
+            CHECK(got.bad_in_row == 0 && got.n_recent == 0 && got.step == s.step);
+            r[2] = 'r';
+            r[strlen("\"srlm.recent_losses\":\"0.1")] = ';';
+            CHECK_OK(srlm_write_file_atomic(other, bytes, len));
+            CHECK_FAILS(srlm_train_state_load(g_dir, 1, "dpo", &got, m2, v2, N),
+                        "\"srlm.recent_losses\": expected at most 1000 finite numbers separated by commas");
         }
         free(bytes);
     }
