@@ -26,6 +26,8 @@ srlm_status srlm_fault_point(const char *phase, long item, int rank, const char 
     }
     if (!strcmp(p, "hang")) /* a stuck process, for the watchdog's tests */
         for (;;) pause();
+    if (!strcmp(p, "kill")) /* kill -9 at this exact place: no cleanup, no message */
+        raise(SIGKILL);
     if (!strcmp(p, "stop")) { /* a frozen process, for the other ranks' watchdogs */
         raise(SIGSTOP);
         return SRLM_OK;

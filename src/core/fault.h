@@ -4,7 +4,9 @@
  * makes the process stop there forever instead of failing (its own watchdog
  * thread still runs and ends it); "stop" makes it send itself SIGSTOP, which
  * freezes every thread, the watchdog's too, as `kill -STOP` from outside would
- * (the other ranks must notice), and goes on normally after SIGCONT. */
+ * (the other ranks must notice), and goes on normally after SIGCONT; "kill"
+ * makes it send itself SIGKILL, as `kill -9` would: no cleanup code runs, so
+ * whatever it was writing is left as it was. */
 #ifndef SRLM_FAULT_H
 #define SRLM_FAULT_H
 

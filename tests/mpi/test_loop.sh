@@ -80,7 +80,7 @@ awk '{ d = $1 - $2; if (d < 0) d = -d; m = $1 - $3; if (m < 0) m = -m;
      END { exit !(NR == 4 && !bad && moved > 1e-3) }' logps.txt \
   || fail "M2 at 1 and 2 groups differ beyond rounding, or DPO did not move M1: $(tr '\n' ';' < logps.txt)"
 
-# ---- kill in every phase, rerun, same outputs ----
+# ---- a failure or a kill -9 in every phase, rerun, same outputs ----
 same_as_ref() { # $1 = run name: every artifact but timings equals the reference
   local out
   out=$(diff -r -x config.yaml -x state.json -x summary.json -x provenance.json -x metrics.jsonl -x 'step-*' -x train \
@@ -91,8 +91,14 @@ dpo:2:*:step eval/M2/answers:1:*:write iter-2/eval/head_to_head:0:*:start iter-2
 i=0
 for f in $faults; do
   i=$((i + 1))
+  # odd faults fail with a message; even ones kill -9 the rank there (nothing cleaned up)
+  [ $((i % 2)) = 0 ] && f="$f:kill"
   SRLM_FAULT="$f" mpi 4 run loop.yaml run.name=k$i --quiet > k$i.log 2>&1 && fail "fault $f did not stop the run"
-  grep -q "injected fault" k$i.log || fail "fault $f: no injected-fault message ($(grep error k$i.log | head -1))"
+  if [ $((i % 2)) = 0 ]; then
+    grep -qi "signal 9\|killed" k$i.log || fail "fault $f: mpirun did not report the killed rank ($(tail -2 k$i.log))"
+  else
+    grep -q "injected fault" k$i.log || fail "fault $f: no injected-fault message ($(grep error k$i.log | head -1))"
+  fi
   mpi 4 run loop.yaml run.name=k$i --quiet >> k$i.log 2>&1 || fail "rerun after fault $f exited $?"
   same_as_ref k$i
 done
