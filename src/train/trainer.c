@@ -236,6 +236,8 @@ static srlm_status save_checkpoint(trainer *t) {
     /* fp32 whatever model.dtype says: resuming must continue from the exact bits */
     if (t->dp_rank == 0) SRLM_CHECK_GOTO(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0), st, fail);
     SRLM_CHECK_GOTO(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard), st, fail);
+    /* tests: a failure or kill -9 while the checkpoint is half written (no manifest, no rename) */
+    SRLM_CHECK_GOTO(srlm_fault_point(t->kind_name, t->st.step, t->rank, "checkpoint"), st, fail);
     SRLM_CHECK_GOTO(srlm_comm_barrier(t->world), st, fail);
     /* every file is read back and hashed once here (spread over the ranks) */
     SRLM_CHECK_GOTO(srlm_ckpt_manifest_write(t->world, tmp), st, fail);

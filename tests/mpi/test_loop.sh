@@ -87,7 +87,8 @@ same_as_ref() { # $1 = run name: every artifact but timings equals the reference
          runs/$1 $r 2>&1) || { fail "$1: outputs differ from the uninterrupted run: $(echo "$out" | head -3)"; return; }
 }
 faults="iter-1/prompts:2:*:write iter-1/candidates:1:*:start iter-1/judgements:2:*:write iter-1/pairs:0:*:start
-dpo:2:*:step eval/M2/answers:1:*:write iter-2/eval/head_to_head:0:*:start iter-2/judgements:3:*:write"
+dpo:2:*:step dpo:1:*:checkpoint eval/M2/answers:1:*:write iter-2/eval/head_to_head:0:*:start
+dpo:2:*:checkpoint iter-2/judgements:3:*:write"
 i=0
 for f in $faults; do
   i=$((i + 1))
