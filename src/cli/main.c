@@ -69,11 +69,15 @@ int main(int argc, char **argv) {
             /* MPI_Finalize waits for every rank: one frozen now (SIGSTOP, a hung
              * node) would hang the others, so the command's watchdog, if it had
              * one, guards it too. A fault point for the tests stands before it. */
-            srlm_watchdog_restart("finishing (MPI_Finalize waits for every rank)");
+            srlm_watchdog_restart("finishing (every rank meets before MPI_Finalize)");
             if (srlm_fault_point("finalize", 0, rank, "start") != SRLM_OK) {
                 fprintf(stderr, "[rank %d] srlm %s: error: %s\n", rank, argv[1], srlm_last_error());
                 srlm_dist_abort(SRLM_FAILED);
             }
+            /* MPI_Finalize need not wait for every rank (Open MPI may return, the others
+             * exit 0 and mpirun then waits forever for the frozen one): an explicit
+             * barrier makes every rank wait here, under the watchdog */
+            MPI_Barrier(MPI_COMM_WORLD);
         }
         srlm_dist_finalize();
         srlm_watchdog_stop();
