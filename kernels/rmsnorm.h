@@ -1,9 +1,10 @@
-/* RMSNorm on the GPU. CPU twin: cpu_rmsnorm in src/backend/cpu/backend_cpu.c
- * (the ops table's rmsnorm on the CPU backend). */
+/* RMSNorm on the GPU, forward and backward. CPU twins: cpu_rmsnorm and
+ * cpu_rmsnorm_backward in src/backend/cpu/ (ops table: rmsnorm,
+ * rmsnorm_backward). */
 #ifndef SRLM_KERNEL_RMSNORM_H
 #define SRLM_KERNEL_RMSNORM_H
 
-#include "core/status.h"
+#include "backend/backend.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -14,6 +15,20 @@ extern "C" {
  * squares is reduced in a fixed order, so results are deterministic. */
 srlm_status srlm_cuda_rmsnorm_f32(float *y, const float *x, const float *w, int rows, int cols,
                                   float eps, void *stream);
+
+/* The same on views: x, y of dtype SRLM_F32 or SRLM_BF16 (the same), w (1, cols)
+ * of that dtype; fp32 math. */
+srlm_status srlm_cuda_rmsnorm(srlm_view *y, const srlm_view *x, const srlm_view *w, float eps,
+                              void *stream);
+
+/* dx = d/dx given dy (=, not accumulated); dw (1, cols) += sum over rows of
+ * dy * x_normalised, summed in a fixed order (per-block partials over row
+ * ranges, then the blocks in order): deterministic, no atomics. workspace:
+ * srlm_cuda_rmsnorm_backward_workspace(rows, cols) bytes of device memory. */
+size_t srlm_cuda_rmsnorm_backward_workspace(int64_t rows, int64_t cols);
+srlm_status srlm_cuda_rmsnorm_backward(srlm_view *dx, srlm_view *dw, const srlm_view *dy,
+                                       const srlm_view *x, const srlm_view *w, float eps,
+                                       void *workspace, void *stream);
 
 #ifdef __cplusplus
 }

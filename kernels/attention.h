@@ -1,0 +1,69 @@
+/* Attention on the GPU: flash-style forward and backward (tiled, online
+ * softmax, nothing seq x seq in memory), causal, GQA, and decode attention
+ * over the KV cache. CPU twins: cpu_attention and cpu_attention_backward in
+ * src/backend/cpu/ (the ops table's attention and attention_backward).
+ *
+ * Layout and semantics are the ops table's (backend/backend.h, srlm_attn_shape):
+ * q and out are (B*T, n_heads*head_dim) views, the caches (slots*max_seq,
+ * n_kv_heads*head_dim); sequence b owns cache slot slot[b], has n_past[b]
+ * cached tokens and brings n_new[b] real rows of T; new row t attends to cache
+ * positions 0 .. n_past[b] + t. Padding rows (t >= n_new[b]) get zeros.
+ * All views of one call share a dtype, SRLM_F32 or SRLM_BF16; accumulation is
+ * fp32 either way. bf16 with head_dim 64 or 128 runs on the tensor cores (mma);
+ * other cases run a scalar tiled path with the same algorithm. Deterministic:
+ * no atomics, every sum in a fixed order. */
+#ifndef SRLM_KERNEL_ATTENTION_H
+#define SRLM_KERNEL_ATTENTION_H
+
+#include <stddef.h>
+
+#include "backend/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* srlm_attn_shape with its per-sequence arrays in DEVICE memory. */
+typedef struct {
+    int        B, T;
+    int        n_heads, n_kv_heads, head_dim;
+    int        max_seq;
+    const int *slot, *n_past, *n_new; /* (B) each, device memory */
+    int        max_len;               /* max over b of n_past[b] + n_new[b] (host-known bound) */
+} srlm_cuda_attn_shape;
+
+/* out = softmax(scale q k^T, causal) v, scale = 1/sqrt(head_dim). lse (may be
+ * NULL): (B*T) x n_heads fp32 row log-sum-exp of the scaled scores (natural log),
+ * kept by a caller that will run the backward soon. */
+srlm_status srlm_cuda_attention_fwd(srlm_view *out, const srlm_view *q, const srlm_view *k_cache,
+                                    const srlm_view *v_cache, const srlm_cuda_attn_shape *s,
+                                    float *lse, void *stream);
+
+/* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape. */
+size_t srlm_cuda_attention_bwd_workspace(const srlm_cuda_attn_shape *s);
+
+/* Given dout: dq = (padding rows 0); dk, dv (cache layout) = for every row of
+ * each used slot (all max_seq rows; rows past n_past + n_new get 0), not
+ * accumulated. Recomputes the probabilities from q and k (lse inside the
+ * workspace), so nothing from the forward is needed. dq by a pass over key
+ * blocks per query block and dk/dv by a pass over query blocks per key block:
+ * no atomics. */
+srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *dout,
+                                    const srlm_view *q, const srlm_view *k_cache,
+                                    const srlm_view *v_cache, const srlm_cuda_attn_shape *s,
+                                    void *workspace, size_t workspace_bytes, void *stream);
+
+/* Decode (T == 1, one query row per sequence) over long cached contexts: the
+ * keys are split into chunks so that B * n_heads * chunks blocks fill the GPU,
+ * each chunk keeps its own max and sum of exp, and a second kernel combines
+ * them in chunk order. Workspace bytes for the partial results: */
+size_t srlm_cuda_attention_decode_workspace(const srlm_cuda_attn_shape *s);
+srlm_status srlm_cuda_attention_decode(srlm_view *out, const srlm_view *q, const srlm_view *k_cache,
+                                       const srlm_view *v_cache, const srlm_cuda_attn_shape *s,
+                                       void *workspace, size_t workspace_bytes, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
