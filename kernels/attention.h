@@ -9,9 +9,11 @@
  * cached tokens and brings n_new[b] real rows of T; new row t attends to cache
  * positions 0 .. n_past[b] + t. Padding rows (t >= n_new[b]) get zeros.
  * All views of one call share a dtype, SRLM_F32 or SRLM_BF16; accumulation is
- * fp32 either way. bf16 with head_dim 64 or 128 runs on the tensor cores (mma);
- * other cases run a scalar tiled path with the same algorithm. Deterministic:
- * no atomics, every sum in a fixed order. */
+ * fp32 either way. The forward with bf16, head_dim 64 or 128 and rows aligned
+ * to 16 bytes runs on the tensor cores (mma.sync); other forwards and the whole
+ * backward (except its statistics pass, which is a forward) run a scalar tiled
+ * path with the same algorithm. Deterministic: no atomics, every sum in a
+ * fixed order. */
 #ifndef SRLM_KERNEL_ATTENTION_H
 #define SRLM_KERNEL_ATTENTION_H
 

@@ -1,0 +1,392 @@
+/* Flash-style attention forward: each block owns a tile of query rows of one
+ * (sequence, head) and walks the key tiles with an online softmax (running
+ * max and sum, rescaling the partial output), so nothing seq x seq is ever
+ * stored. Two kernels with the same algorithm:
+ *   fwd_mma_kernel     bf16, head_dim 64/128: mma.sync m16n8k16, fp32 accumulators
+ *   fwd_generic_kernel float or bf16, any head_dim <= 256: scalar FMAs in fp32
+ * The backward (attention_bwd.cu) reuses both in "stats" mode (p.dvec set). */
+#include "attention_tiles.cuh"
+
+using namespace attn;
+
+namespace {
+
+/* ---------------- scalar path ---------------- */
+
+constexpr int kGenWarps = 4;
+constexpr int kGenRows = 4;                   /* query rows per warp */
+constexpr int kGenBQ = kGenWarps * kGenRows;  /* query rows per block */
+constexpr int kGenBK = 32;                    /* keys per tile: one per lane */
+
+static size_t gen_smem_bytes(int hd) {
+    return sizeof(float) * ((size_t)kGenBQ * hd + (size_t)kGenBK * (hd + 1) + (size_t)kGenBK * hd +
+                            (size_t)kGenWarps * kGenRows * kGenBK);
+}
+
+/* Lane j scores key j of the tile against the warp's rows (K rows padded to
+ * hd+1 floats so 32 lanes reading 32 different rows hit 32 banks); the
+ * output columns are split over lanes (d = lane + 32c) for P V. */
+template <typename T, int ND>
+__global__ void __launch_bounds__(kGenWarps * 32) fwd_generic_kernel(Params p) {
+    extern __shared__ float smem[];
+    const int hd = p.hd, ldks = hd + 1;
+    float *qs = smem;                     /* kGenBQ x hd, pre-scaled into the log2 domain */
+    float *ks = qs + kGenBQ * hd;         /* kGenBK x (hd+1) */
+    float *vs = ks + kGenBK * ldks;       /* kGenBK x hd */
+    float *ps = vs + kGenBK * hd;         /* kGenWarps x kGenRows x kGenBK probabilities */
+
+    const int b = blockIdx.z, h = blockIdx.y, t0 = blockIdx.x * kGenBQ;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int n_past = p.n_past[b], n_new = p.n_new[b], kvh = h / p.group;
+    const T *q = (const T *)p.q, *k = (const T *)p.k, *v = (const T *)p.v;
+    /* keys the block's last real row sees; 0 for an all-padding tile */
+    const int kv_end = t0 < n_new ? n_past + min(t0 + kGenBQ, n_new) : 0;
+
+    for (int i = threadIdx.x; i < kGenBQ * hd; i += blockDim.x) {
+        int r = i / hd, d = i % hd, t = t0 + r;
+        qs[i] = t < n_new ? to_f32(q[((int64_t)b * p.T + t) * p.ldq + (int64_t)h * hd + d]) * p.scale_log2
+                          : 0.0f;
+    }
+
+    float m[kGenRows], l[kGenRows], o[kGenRows][ND];
+    int lim[kGenRows]; /* row r sees keys j < lim[r]; 0 for padding rows */
+#pragma unroll
+    for (int r = 0; r < kGenRows; r++) {
+        int t = t0 + warp * kGenRows + r;
+        lim[r] = t < n_new ? n_past + t + 1 : 0;
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < ND; c++) o[r][c] = 0.0f;
+    }
+    int warp_lim = 0;
+#pragma unroll
+    for (int r = 0; r < kGenRows; r++) warp_lim = max(warp_lim, lim[r]);
+
+    const int64_t kbase = cache_row(p, b, 0);
+    for (int k0 = 0; k0 < kv_end; k0 += kGenBK) {
+        __syncthreads(); /* the previous tile is no longer read */
+        for (int i = threadIdx.x; i < kGenBK * hd; i += blockDim.x) {
+            int j = i / hd, d = i % hd, key = k0 + j;
+            float kx = 0.0f, vx = 0.0f; /* zeros past the end: 0 * garbage would be NaN */
+            if (key < kv_end) {
+                kx = to_f32(k[(kbase + key) * p.ldk + (int64_t)kvh * hd + d]);
+                vx = to_f32(v[(kbase + key) * p.ldv + (int64_t)kvh * hd + d]);
+            }
+            ks[j * ldks + d] = kx;
+            vs[j * hd + d] = vx;
+        }
+        __syncthreads();
+        if (k0 >= warp_lim) continue; /* the whole tile is masked for this warp */
+
+        float s[kGenRows];
+#pragma unroll
+        for (int r = 0; r < kGenRows; r++) s[r] = 0.0f;
+        const float *kr = ks + lane * ldks;
+        const float *qw = qs + warp * kGenRows * hd;
+        for (int d = 0; d < hd; d++) {
+            float kd = kr[d];
+#pragma unroll
+            for (int r = 0; r < kGenRows; r++) s[r] += qw[r * hd + d] * kd;
+        }
+        const int key = k0 + lane;
+#pragma unroll
+        for (int r = 0; r < kGenRows; r++) {
+            float sr = key < lim[r] ? s[r] : -INFINITY;
+            float m_new = fmaxf(m[r], warp_max(sr));
+            float m_use = m_new == -INFINITY ? 0.0f : m_new; /* no row seen yet: avoid inf - inf */
+            float alpha = exp2f(m[r] - m_use);
+            float pr = exp2f(sr - m_use);
+            l[r] = l[r] * alpha + pr; /* per-lane partial; summed over lanes at the end */
+            m[r] = m_new;
+#pragma unroll
+            for (int c = 0; c < ND; c++) o[r][c] *= alpha;
+            ps[(warp * kGenRows + r) * kGenBK + lane] = pr;
+        }
+        __syncwarp();
+        const int jn = min(kGenBK, warp_lim - k0);
+        for (int j = 0; j < jn; j++) {
+#pragma unroll
+            for (int c = 0; c < ND; c++) {
+                int d = lane + 32 * c;
+                float vx = d < hd ? vs[j * hd + d] : 0.0f;
+#pragma unroll
+                for (int r = 0; r < kGenRows; r++) o[r][c] += ps[(warp * kGenRows + r) * kGenBK + j] * vx;
+            }
+        }
+        __syncwarp();
+    }
+
+    const T *dout = (const T *)p.dout;
+    T *out = (T *)p.out;
+#pragma unroll
+    for (int r = 0; r < kGenRows; r++) {
+        int t = t0 + warp * kGenRows + r;
+        if (t >= p.T) break;
+        const bool real = t < n_new;
+        float lsum = warp_sum(l[r]);
+        float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
+        const int64_t row = (int64_t)b * p.T + t;
+        if (p.lse && lane == 0) p.lse[row * p.nh + h] = real ? (m[r] + log2f(lsum)) * kLn2 : 0.0f;
+        if (p.dvec) { /* backward stats: D = sum_d O[d] dO[d], O not stored */
+            float dsum = 0.0f;
+#pragma unroll
+            for (int c = 0; c < ND; c++) {
+                int d = lane + 32 * c;
+                if (d < hd && real) dsum += o[r][c] * inv * to_f32(dout[row * p.lddo + (int64_t)h * hd + d]);
+            }
+            dsum = warp_sum(dsum);
+            if (lane == 0) p.dvec[row * p.nh + h] = dsum;
+        } else {
+#pragma unroll
+            for (int c = 0; c < ND; c++) {
+                int d = lane + 32 * c;
+                if (d < hd) out[row * p.ldo + (int64_t)h * hd + d] = from_f32<T>(real ? o[r][c] * inv : 0.0f);
+            }
+        }
+    }
+}
+
+/* ---------------- tensor-core path (bf16, head_dim 64 or 128) ---------------- */
+
+constexpr int kMmaWarps = 4;
+constexpr int kMmaBQ = 16 * kMmaWarps; /* 16 query rows per warp (the mma's M) */
+constexpr int kMmaBK = 64;             /* keys per tile */
+
+/* Smem rows padded by 8 bf16 (16 bytes): the 8 row addresses of one ldmatrix
+ * land in 8 different 16-byte bank groups. */
+template <int HD> __host__ __device__ constexpr int mma_lds() { return HD + 8; }
+template <int HD> static size_t mma_smem_bytes() {
+    return sizeof(__nv_bfloat16) * (size_t)(kMmaBQ + 2 * kMmaBK) * mma_lds<HD>();
+}
+
+/* Copies `rows` rows of HD bf16 from global (row r at src + r * ld) into smem,
+ * zero-filling rows >= valid. 16-byte vectors: needs 16-byte aligned rows. */
+template <int HD>
+__device__ __forceinline__ void load_tile_bf16(__nv_bfloat16 *dst, const __nv_bfloat16 *src, int64_t ld,
+                                               int rows, int valid) {
+    constexpr int kVec = HD / 8;
+    for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
+        int r = i / kVec, c = (i % kVec) * 8;
+        uint4 x = make_uint4(0, 0, 0, 0);
+        if (r < valid) x = *reinterpret_cast<const uint4 *>(src + r * ld + c);
+        *reinterpret_cast<uint4 *>(dst + r * mma_lds<HD>() + c) = x;
+    }
+}
+
+/* Each warp owns 16 query rows: S (16 x 64) = Q K^T by mma with Q fragments kept
+ * in registers, the online softmax on the S accumulators (a row's 64 values sit
+ * on the 4 lanes of one lane quad), then P, re-packed as bf16 A fragments
+ * (accumulator layout of two n-tiles == A layout of one k-step), times V. */
+template <int HD>
+__global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
+    constexpr int LDS = mma_lds<HD>();
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16 *qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
+    __nv_bfloat16 *ks = qs + kMmaBQ * LDS, *vs = ks + kMmaBK * LDS;
+
+    const int b = blockIdx.z, h = blockIdx.y, t0 = blockIdx.x * kMmaBQ;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int n_past = p.n_past[b], n_new = p.n_new[b], kvh = h / p.group;
+    const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
+                        *v = (const __nv_bfloat16 *)p.v;
+    const int kv_end = t0 < n_new ? n_past + min(t0 + kMmaBQ, n_new) : 0;
+
+    load_tile_bf16<HD>(qs, q + ((int64_t)b * p.T + t0) * p.ldq + (int64_t)h * HD, p.ldq, kMmaBQ,
+                       min(kMmaBQ, n_new - t0));
+    __syncthreads();
+    /* A fragments of Q: lanes 0-15 address rows 0-15 at column kc*16, lanes
+     * 16-31 the same rows at column kc*16 + 8 (matrices a0a1, a2a3, a4a5, a6a7). */
+    uint32_t qf[HD / 16][4];
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; kc++)
+        ldmatrix_x4(qf[kc], qs + (warp * 16 + lane % 16) * LDS + kc * 16 + (lane / 16) * 8);
+
+    /* this lane's two rows: g and g + 8 of the warp's 16 */
+    const int ta = t0 + warp * 16 + g, tb = ta + 8;
+    const int lim_a = ta < n_new ? n_past + ta + 1 : 0, lim_b = tb < n_new ? n_past + tb + 1 : 0;
+    const int t_last = min(t0 + warp * 16 + 15, n_new - 1);
+    const int warp_lim = t0 + warp * 16 < n_new ? n_past + t_last + 1 : 0;
+
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float o[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+
+    const int64_t kbase = cache_row(p, b, 0);
+    for (int k0 = 0; k0 < kv_end; k0 += kMmaBK) {
+        __syncthreads();
+        const int nk = min(kMmaBK, kv_end - k0);
+        load_tile_bf16<HD>(ks, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, kMmaBK, nk);
+        load_tile_bf16<HD>(vs, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, kMmaBK, nk);
+        __syncthreads();
+        if (k0 >= warp_lim) continue;
+
+        /* S: 8 n-tiles of 8 keys. One ldmatrix.x4 gives B fragments for two
+         * n-tiles: lanes 0-7 keys +0..7 at d, 8-15 keys +0..7 at d+8, 16-23
+         * keys +8..15 at d, 24-31 keys +8..15 at d+8. */
+        float s[kMmaBK / 8][4];
+#pragma unroll
+        for (int i = 0; i < kMmaBK / 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+#pragma unroll
+        for (int kc = 0; kc < HD / 16; kc++) {
+#pragma unroll
+            for (int np = 0; np < kMmaBK / 16; np++) {
+                uint32_t bf[4];
+                ldmatrix_x4(bf, ks + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+                mma_bf16(s[2 * np], qf[kc], bf[0], bf[1]);
+                mma_bf16(s[2 * np + 1], qf[kc], bf[2], bf[3]);
+            }
+        }
+
+        /* online softmax; accumulator element e of n-tile nt is row (e < 2 ? g : g+8),
+         * key k0 + nt*8 + 2*tig + (e & 1) */
+        float tmax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int nt = 0; nt < kMmaBK / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                int lim = e < 2 ? lim_a : lim_b;
+                float x = key < lim ? s[nt][e] * p.scale_log2 : -INFINITY;
+                s[nt][e] = x;
+                tmax[e / 2] = fmaxf(tmax[e / 2], x);
+            }
+        }
+        float alpha[2], m_use[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
+            tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+            float m_new = fmaxf(m[r], tmax[r]);
+            m_use[r] = m_new == -INFINITY ? 0.0f : m_new;
+            alpha[r] = exp2f(m[r] - m_use[r]);
+            m[r] = m_new;
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) {
+            o[i][0] *= alpha[0]; o[i][1] *= alpha[0];
+            o[i][2] *= alpha[1]; o[i][3] *= alpha[1];
+        }
+#pragma unroll
+        for (int nt = 0; nt < kMmaBK / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float pr = exp2f(s[nt][e] - m_use[e / 2]);
+                s[nt][e] = pr;
+                l[e / 2] += pr;
+            }
+        }
+
+        /* O += P V. A fragment of keys kc*16..+15 = n-tiles 2kc (a0..a3) and
+         * 2kc+1 (a4..a7). V B fragments by ldmatrix.trans: lanes 0-7 keys +0..7
+         * at d, 8-15 keys +8..15 at d, 16-23 keys +0..7 at d+8, 24-31 keys
+         * +8..15 at d+8 -> (b0, b1) for d-tiles 2dp and 2dp+1. */
+#pragma unroll
+        for (int kc = 0; kc < kMmaBK / 16; kc++) {
+            uint32_t pa[4];
+            pa[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
+            pa[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
+            pa[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+            pa[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < HD / 16; dp++) {
+                uint32_t bf[4];
+                ldmatrix_x4_trans(bf, vs + (kc * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + dp * 16 + (lane / 16) * 8);
+                mma_bf16(o[2 * dp], pa, bf[0], bf[1]);
+                mma_bf16(o[2 * dp + 1], pa, bf[2], bf[3]);
+            }
+        }
+    }
+
+    /* row sums over the lane quad, then write rows g and g+8 */
+    const __nv_bfloat16 *dout = (const __nv_bfloat16 *)p.dout;
+    __nv_bfloat16 *out = (__nv_bfloat16 *)p.out;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        const int t = r == 0 ? ta : tb;
+        const bool real = t < n_new;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        const int64_t row = (int64_t)b * p.T + t;
+        float dsum = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; nt++) {
+            int col = h * HD + nt * 8 + 2 * tig;
+            float x0 = real ? o[nt][2 * r] * inv : 0.0f, x1 = real ? o[nt][2 * r + 1] * inv : 0.0f;
+            if (t >= p.T) continue;
+            if (p.dvec) {
+                const __nv_bfloat16 *dr = dout + row * p.lddo + col;
+                dsum += x0 * __bfloat162float(dr[0]) + x1 * __bfloat162float(dr[1]);
+            } else {
+                *reinterpret_cast<__nv_bfloat162 *>(out + row * p.ldo + col) = __floats2bfloat162_rn(x0, x1);
+            }
+        }
+        if (p.dvec) {
+            dsum += __shfl_xor_sync(0xffffffffu, dsum, 1);
+            dsum += __shfl_xor_sync(0xffffffffu, dsum, 2);
+        }
+        if (tig == 0 && t < p.T) {
+            if (p.lse) p.lse[row * p.nh + h] = real ? (m[r] + log2f(l[r])) * kLn2 : 0.0f;
+            if (p.dvec) p.dvec[row * p.nh + h] = dsum;
+        }
+    }
+}
+
+template <int HD>
+srlm_status launch_mma(const Params &p, cudaStream_t stream) {
+    const size_t smem = mma_smem_bytes<HD>();
+    if (smem > kDefaultSmem) /* opt in above the default 48 KB per block */
+        SRLM_CUDA_TRY(cudaFuncSetAttribute(fwd_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    dim3 grid((p.T + kMmaBQ - 1) / kMmaBQ, p.nh, p.B);
+    fwd_mma_kernel<HD><<<grid, kMmaWarps * 32, smem, stream>>>(p);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    return SRLM_OK;
+}
+
+template <typename T, int ND>
+srlm_status launch_generic(const Params &p, cudaStream_t stream) {
+    const size_t smem = gen_smem_bytes(p.hd);
+    if (smem > kDefaultSmem)
+        SRLM_CUDA_TRY(cudaFuncSetAttribute(fwd_generic_kernel<T, ND>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    dim3 grid((p.T + kGenBQ - 1) / kGenBQ, p.nh, p.B);
+    fwd_generic_kernel<T, ND><<<grid, kGenWarps * 32, smem, stream>>>(p);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    return SRLM_OK;
+}
+
+template <typename T>
+srlm_status launch_generic_t(const Params &p, cudaStream_t stream) {
+    switch (lane_chunks(p.hd)) {
+    case 2: return launch_generic<T, 2>(p, stream);
+    case 4: return launch_generic<T, 4>(p, stream);
+    default: return launch_generic<T, 8>(p, stream);
+    }
+}
+
+}  // namespace
+
+srlm_status attn::launch_fwd(const Params &p, srlm_dtype dt, cudaStream_t stream) {
+    if (p.B == 0 || p.T == 0) return SRLM_OK;
+    if (dt == SRLM_BF16 && (p.hd == 64 || p.hd == 128)) {
+        /* 16-byte vector loads of whole head rows, and 4-byte bf16x2 stores */
+        bool ok = aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && p.ldq % 8 == 0 &&
+                  p.ldk % 8 == 0 && p.ldv % 8 == 0;
+        if (p.dvec) ok = ok && ((uintptr_t)p.dout & 3u) == 0 && p.lddo % 2 == 0;
+        else ok = ok && ((uintptr_t)p.out & 3u) == 0 && p.ldo % 2 == 0;
+        if (ok) return p.hd == 64 ? launch_mma<64>(p, stream) : launch_mma<128>(p, stream);
+    }
+    if (dt == SRLM_BF16) return launch_generic_t<__nv_bfloat16>(p, stream);
+    return launch_generic_t<float>(p, stream);
+}
+
+extern "C" srlm_status srlm_cuda_attention_fwd(srlm_view *out, const srlm_view *q, const srlm_view *k_cache,
+                                               const srlm_view *v_cache, const srlm_cuda_attn_shape *s,
+                                               float *lse, void *stream) {
+    SRLM_CHECK(check_args("attention", out, "out", q, k_cache, v_cache, s));
+    Params p = make_params(out, q, k_cache, v_cache, s);
+    p.lse = lse;
+    return launch_fwd(p, q->dtype, (cudaStream_t)stream);
+}

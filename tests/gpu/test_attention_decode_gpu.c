@@ -1,0 +1,194 @@
+/* GPU decode attention (srlm_cuda_attention_decode, T == 1, keys split into
+ * chunks and combined in chunk order) vs the CPU backend's attention on random
+ * inputs, output poisoned (NaN) before the kernel and cache rows that must not
+ * be read filled with NaN. Shapes: contexts from 1 to 5000 keys (one chunk,
+ * many chunks, chunks forced by the 2048-key cap), B > 1 with slots permuted,
+ * a padding sequence (n_new = 0 -> zero row), GQA and MHA, head_dim 64, 128,
+ * 80 and 256. The argument checks run first, on the host; the rest is skipped
+ * without a GPU.
+ *
+ * Tolerances, relative error in the 2-norm over the output:
+ *   fp32 1e-5: the same fp32 math; only the summation order (per-chunk sums,
+ *     warp-tree dot products, the rescaled combine) and exp2f vs expf differ.
+ *   bf16 1e-2: both sides see the same bf16 inputs (the CPU reference runs in
+ *     fp32 on the rounded values) and the GPU math is fp32, so the difference
+ *     is the output's rounding to bf16: <= 2^-9 relative per element (8-bit
+ *     mantissa), ~1e-3 in the norm. A chunking or combine bug gives order 1. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "attention.h"
+#include "backend/backend.h"
+#include "core/rng.h"
+#include "cuda_check.h"
+#include "test.h"
+
+typedef struct {
+    const char *name;
+    srlm_dtype  dt;
+    int         B, nh, nkv, hd, max_seq, slots;
+    int         slot[8], n_past[8], n_new[8];
+} dec_case;
+
+static const dec_case cases[] = {
+    {"gqa 8/2 hd128 long", SRLM_F32, 3, 8, 2, 128, 4096, 4, {3, 0, 2}, {4000, 1, 700}, {1, 1, 0}},
+    {"mha 4/4 hd64 len 64", SRLM_F32, 1, 4, 4, 64, 128, 1, {0}, {63}, {1}},
+    {"gqa 6/3 hd80", SRLM_F32, 2, 6, 3, 80, 2048, 2, {1, 0}, {0, 2047}, {1, 1}},
+    {"gqa 2/1 hd256", SRLM_F32, 2, 2, 1, 256, 6000, 3, {2, 0}, {300, 5000}, {1, 1}},
+    {"one chunk 40/8 hd64", SRLM_F32, 8, 40, 8, 64, 1600, 8, {7, 6, 5, 4, 3, 2, 1, 0},
+     {1500, 3, 800, 0, 1499, 64, 65, 1000}, {1, 1, 1, 1, 1, 1, 1, 0}},
+    {"2048 cap 40/8 hd64", SRLM_F32, 8, 40, 8, 64, 3100, 8, {1, 0, 3, 2, 5, 4, 7, 6},
+     {3000, 2047, 2048, 10, 3099, 1, 2500, 7}, {1, 1, 1, 1, 1, 1, 1, 1}},
+    {"gqa 8/2 hd128 long", SRLM_BF16, 3, 8, 2, 128, 4096, 4, {3, 0, 2}, {4000, 1, 700}, {1, 1, 0}},
+    {"mha 4/4 hd64 len 64", SRLM_BF16, 1, 4, 4, 64, 128, 1, {0}, {63}, {1}},
+    {"gqa 6/3 hd80", SRLM_BF16, 2, 6, 3, 80, 2048, 2, {1, 0}, {0, 2047}, {1, 1}},
+    {"gqa 2/1 hd256", SRLM_BF16, 2, 2, 1, 256, 6000, 3, {2, 0}, {300, 5000}, {1, 1}},
+    {"2048 cap 40/8 hd64", SRLM_BF16, 8, 40, 8, 64, 3100, 8, {1, 0, 3, 2, 5, 4, 7, 6},
+     {3000, 2047, 2048, 10, 3099, 1, 2500, 7}, {1, 1, 1, 1, 1, 1, 1, 1}},
+};
+
+static float bf16_round(float x) { return srlm_bf16_to_f32(srlm_f32_to_bf16(x)); }
+
+static void *to_device(const float *x, size_t n, srlm_dtype dt) {
+    void *d = NULL;
+    if (cudaMalloc(&d, n * srlm_dtype_size(dt)) != cudaSuccess) return NULL;
+    if (dt == SRLM_F32) {
+        cudaMemcpy(d, x, n * 4, cudaMemcpyHostToDevice);
+    } else {
+        uint16_t *h = malloc(n * 2);
+        for (size_t i = 0; i < n; i++) h[i] = srlm_f32_to_bf16(x[i]);
+        cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice);
+        free(h);
+    }
+    return d;
+}
+
+static float *to_host(const void *d, size_t n, srlm_dtype dt) {
+    float *x = malloc(n * 4);
+    if (dt == SRLM_F32) {
+        cudaMemcpy(x, d, n * 4, cudaMemcpyDeviceToHost);
+    } else {
+        uint16_t *h = malloc(n * 2);
+        cudaMemcpy(h, d, n * 2, cudaMemcpyDeviceToHost);
+        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(h[i]);
+        free(h);
+    }
+    return x;
+}
+
+static int *int_device(const int *x, int n) {
+    int *d = NULL;
+    cudaMalloc((void **)&d, (size_t)n * sizeof(int));
+    cudaMemcpy(d, x, (size_t)n * sizeof(int), cudaMemcpyHostToDevice);
+    return d;
+}
+
+static void run_case(srlm_backend *be, const dec_case *c, uint64_t seed) {
+    const int B = c->B, hd = c->hd, bf = c->dt == SRLM_BF16;
+    const int64_t qcols = (int64_t)c->nh * hd, kvcols = (int64_t)c->nkv * hd;
+    const int64_t kvrows = (int64_t)c->slots * c->max_seq;
+    const size_t nq = (size_t)(B * qcols), nkv = (size_t)(kvrows * kvcols);
+    float *q = malloc(nq * 4), *k = malloc(nkv * 4), *v = malloc(nkv * 4), *ref = malloc(nq * 4);
+    for (size_t i = 0; i < nq; i++) {
+        q[i] = (float)srlm_rng_normal(seed, i);
+        if (bf) q[i] = bf16_round(q[i]);
+    }
+    for (size_t i = 0; i < nkv; i++) k[i] = v[i] = NAN; /* never read */
+    int max_len = 0;
+    for (int b = 0; b < B; b++) {
+        int len = c->n_past[b] + c->n_new[b];
+        if (len > max_len) max_len = len;
+        for (int j = 0; j < len; j++)
+            for (int64_t d = 0; d < kvcols; d++) {
+                size_t i = (size_t)(((int64_t)c->slot[b] * c->max_seq + j) * kvcols + d);
+                k[i] = (float)srlm_rng_normal(seed + 1, i);
+                v[i] = (float)srlm_rng_normal(seed + 2, i);
+                if (bf) { k[i] = bf16_round(k[i]); v[i] = bf16_round(v[i]); }
+            }
+    }
+    srlm_view hq = {q, SRLM_F32, B, qcols, qcols}, ho = {ref, SRLM_F32, B, qcols, qcols};
+    srlm_view hk = {k, SRLM_F32, kvrows, kvcols, kvcols}, hv = {v, SRLM_F32, kvrows, kvcols, kvcols};
+    srlm_attn_shape hs = {B, 1, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new};
+    CHECK_OK(be->ops->attention(be, &ho, &hq, &hk, &hv, &hs));
+
+    void *gq = to_device(q, nq, c->dt), *gk = to_device(k, nkv, c->dt), *gv = to_device(v, nkv, c->dt);
+    void *go = NULL;
+    cudaMalloc(&go, nq * srlm_dtype_size(c->dt));
+    cudaMemset(go, 0xff, nq * srlm_dtype_size(c->dt)); /* NaN */
+    int *dslot = int_device(c->slot, B), *dpast = int_device(c->n_past, B), *dnew = int_device(c->n_new, B);
+    srlm_cuda_attn_shape s = {B, 1, c->nh, c->nkv, hd, c->max_seq, dslot, dpast, dnew, max_len};
+    size_t ws_bytes = srlm_cuda_attention_decode_workspace(&s);
+    void *ws = NULL;
+    cudaMalloc(&ws, ws_bytes);
+    cudaMemset(ws, 0xff, ws_bytes);
+    srlm_view vq = {gq, c->dt, B, qcols, qcols}, vo = {go, c->dt, B, qcols, qcols};
+    srlm_view vk = {gk, c->dt, kvrows, kvcols, kvcols}, vv = {gv, c->dt, kvrows, kvcols, kvcols};
+    CHECK_OK(srlm_cuda_attention_decode(&vo, &vq, &vk, &vv, &s, ws, ws_bytes, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    float *got = to_host(go, nq, c->dt);
+
+    double num = 0, den = 0;
+    for (size_t i = 0; i < nq; i++) {
+        num += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
+        den += (double)ref[i] * ref[i];
+    }
+    double rel = sqrt(num / den), tol = bf ? 1e-2 : 1e-5;
+    int zero_bad = 0; /* n_new == 0: the row is exactly zero */
+    for (int b = 0; b < B; b++)
+        if (c->n_new[b] == 0)
+            for (int64_t j = 0; j < qcols; j++) zero_bad += got[(int64_t)b * qcols + j] != 0.0f;
+    printf("%-5s %-22s max_len %5d workspace %8zu B: relative error %.2e\n", srlm_dtype_name(c->dt), c->name,
+           max_len, ws_bytes, rel);
+    CHECK_MSG(rel <= tol, "%s %s: relative error %.3g > %.1g", srlm_dtype_name(c->dt), c->name, rel, tol);
+    CHECK_MSG(zero_bad == 0, "%s %s: padding row not zero", srlm_dtype_name(c->dt), c->name);
+
+    /* deterministic: a second run gives the same bits */
+    cudaMemset(go, 0xff, nq * srlm_dtype_size(c->dt));
+    CHECK_OK(srlm_cuda_attention_decode(&vo, &vq, &vk, &vv, &s, ws, ws_bytes, NULL));
+    float *again = to_host(go, nq, c->dt);
+    CHECK_MSG(memcmp(again, got, nq * 4) == 0, "%s %s: not bit-reproducible", srlm_dtype_name(c->dt), c->name);
+
+    free(again); free(got);
+    cudaFree(gq); cudaFree(gk); cudaFree(gv); cudaFree(go); cudaFree(ws);
+    cudaFree(dslot); cudaFree(dpast); cudaFree(dnew);
+    free(q); free(k); free(v); free(ref);
+}
+
+/* Host-side checks, before any launch: run without a GPU too. */
+static void check_bad_arguments(void) {
+    static float dummy[16];
+    static int idummy[4];
+    srlm_cuda_attn_shape s = {2, 1, 8, 2, 64, 1024, idummy, idummy, idummy, 1000};
+    srlm_view q = {dummy, SRLM_F32, 2, 512, 512}, o = q;
+    srlm_view k = {dummy, SRLM_F32, 2048, 128, 128}, v = k;
+    size_t ws = srlm_cuda_attention_decode_workspace(&s);
+    CHECK(ws >= sizeof(float) * 2 * 8 * 66); /* at least one chunk of (hd + 2) floats per row */
+    CHECK(srlm_cuda_attention_decode(&o, &q, &k, &v, &s, dummy, ws - 4, NULL) == SRLM_BAD_INPUT);
+    printf("small workspace: %s\n", srlm_last_error());
+    CHECK(srlm_cuda_attention_decode(&o, &q, &k, &v, &s, NULL, ws, NULL) == SRLM_BAD_INPUT);
+    srlm_view vb = v;
+    vb.dtype = SRLM_BF16;
+    CHECK(srlm_cuda_attention_decode(&o, &q, &k, &vb, &s, dummy, ws, NULL) == SRLM_BAD_INPUT);
+    printf("dtype mismatch: %s\n", srlm_last_error());
+    srlm_cuda_attn_shape s2 = s;
+    s2.T = 2;
+    srlm_view q2 = {dummy, SRLM_F32, 4, 512, 512};
+    CHECK(srlm_cuda_attention_decode(&q2, &q2, &k, &v, &s2, dummy, ws, NULL) == SRLM_BAD_INPUT);
+    printf("T = 2: %s\n", srlm_last_error());
+    srlm_cuda_attn_shape s3 = s;
+    s3.max_len = 2000; /* > max_seq */
+    CHECK(srlm_cuda_attention_decode(&o, &q, &k, &v, &s3, dummy, 1 << 20, NULL) == SRLM_BAD_INPUT);
+}
+
+int main(void) {
+    check_bad_arguments();
+    if (test_failures) TEST_DONE();
+    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine (argument checks passed)");
+    srlm_backend *be;
+    CHECK_OK(srlm_backend_cpu_new(&be, 0));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 5000 + 10 * i);
+    srlm_backend_free(be);
+    TEST_DONE();
+}

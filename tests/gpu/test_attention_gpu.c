@@ -1,0 +1,309 @@
+/* GPU attention forward and backward (kernels/attention.h) vs their CPU twins
+ * (the CPU backend's attention and attention_backward) on random inputs, with
+ * every output poisoned (NaN) before the kernel runs and the cache rows that
+ * must never be read filled with NaN. Shapes: B > 1 with different n_past /
+ * n_new and padding rows, slots in a permuted order, GQA and MHA, head_dim 64,
+ * 128 (the bf16 tensor-core path) and 80 / 32 (the scalar path), T 1 .. 300,
+ * padded row strides. The argument checks run first, on the host; the rest is
+ * skipped without a GPU.
+ *
+ * Tolerances, relative error in the 2-norm over a whole tensor:
+ *   fp32 1e-5 (2e-5 for gradients): the same math in fp32 on both sides; only
+ *     the summation order (online softmax with rescaling, tiled dot products)
+ *     and exp2f vs expf differ, each ~1e-7 relative per operation, grown by
+ *     sums of a few hundred terms to ~1e-6. Gradients go through one more
+ *     dependent step (dS = P (dP - D), D from rowsum(dO O) here but from
+ *     sum P dP on the CPU), hence the factor 2.
+ *   bf16 1e-2: inputs are bf16 on both sides (the CPU reference runs in fp32
+ *     on the bf16-rounded values), so the difference is the GPU's rounding:
+ *     outputs rounded to bf16 (8-bit mantissa: relative error <= 2^-9 = 2e-3
+ *     per element, ~1e-3 in the norm) plus, on the tensor cores, P rounded to
+ *     bf16 before P V (another ~2^-9 per weight, averaging out over keys).
+ *     A wrong fragment layout or mask gives errors of order 1.
+ *   lse: max absolute error 1e-4 (fp32) / 1e-3 (bf16) against a double
+ *     precision host computation on the same inputs. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "attention.h"
+#include "backend/backend.h"
+#include "core/rng.h"
+#include "cuda_check.h"
+#include "test.h"
+
+typedef struct {
+    const char *name;
+    srlm_dtype  dt;
+    int         B, T, nh, nkv, hd, max_seq, slots, pad; /* pad: extra elements per row (stride) */
+    int         slot[4], n_past[4], n_new[4];
+} attn_case;
+
+static const attn_case cases[] = {
+    {"gqa 8/2 hd64 B3 pad", SRLM_F32, 3, 37, 8, 2, 64, 128, 4, 8, {2, 0, 3}, {0, 20, 5}, {37, 10, 1}},
+    {"mha 4/4 hd128 B2", SRLM_F32, 2, 130, 4, 4, 128, 256, 2, 0, {1, 0}, {0, 7}, {130, 100}},
+    {"gqa 6/3 hd80 B2", SRLM_F32, 2, 50, 6, 3, 80, 64, 3, 4, {2, 1}, {3, 0}, {50, 17}},
+    {"gqa 4/2 hd32 T1 B4", SRLM_F32, 4, 1, 4, 2, 32, 96, 4, 0, {3, 1, 0, 2}, {0, 40, 95, 10}, {1, 1, 1, 0}},
+    {"gqa 8/2 hd128 T300", SRLM_F32, 1, 300, 8, 2, 128, 320, 1, 0, {0}, {0}, {300}},
+    {"gqa 8/2 hd64 B3 pad", SRLM_BF16, 3, 37, 8, 2, 64, 128, 4, 8, {2, 0, 3}, {0, 20, 5}, {37, 10, 1}},
+    {"mha 4/4 hd128 B2", SRLM_BF16, 2, 130, 4, 4, 128, 256, 2, 0, {1, 0}, {0, 7}, {130, 100}},
+    {"gqa 6/3 hd80 B2", SRLM_BF16, 2, 50, 6, 3, 80, 64, 3, 4, {2, 1}, {3, 0}, {50, 17}},
+    {"gqa 4/2 hd32 T1 B4", SRLM_BF16, 4, 1, 4, 2, 32, 96, 4, 0, {3, 1, 0, 2}, {0, 40, 95, 10}, {1, 1, 1, 0}},
+    {"gqa 8/2 hd128 T300", SRLM_BF16, 1, 300, 8, 2, 128, 320, 1, 0, {0}, {0}, {300}},
+    {"gqa 8/2 hd128 B2 n_past", SRLM_BF16, 2, 70, 8, 2, 128, 200, 3, 8, {2, 0}, {65, 0}, {70, 3}},
+    {"hd200 B2 (wide heads)", SRLM_F32, 2, 20, 2, 1, 200, 48, 2, 0, {1, 0}, {10, 0}, {20, 5}},
+};
+
+static float bf16_round(float x) { return srlm_bf16_to_f32(srlm_f32_to_bf16(x)); }
+
+/* Host fp32 array -> new device buffer of dtype dt (bf16: round to nearest even). */
+static void *to_device(const float *x, size_t n, srlm_dtype dt) {
+    void *d = NULL;
+    size_t es = srlm_dtype_size(dt);
+    if (cudaMalloc(&d, n * es) != cudaSuccess) return NULL;
+    if (dt == SRLM_F32) {
+        cudaMemcpy(d, x, n * 4, cudaMemcpyHostToDevice);
+    } else {
+        uint16_t *h = malloc(n * 2);
+        for (size_t i = 0; i < n; i++) h[i] = srlm_f32_to_bf16(x[i]);
+        cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice);
+        free(h);
+    }
+    return d;
+}
+
+static void *poisoned(size_t n, srlm_dtype dt) {
+    void *d = NULL;
+    if (cudaMalloc(&d, n * srlm_dtype_size(dt)) != cudaSuccess) return NULL;
+    cudaMemset(d, 0xff, n * srlm_dtype_size(dt)); /* NaN in fp32 and bf16 */
+    return d;
+}
+
+static float *to_host(const void *d, size_t n, srlm_dtype dt) {
+    float *x = malloc(n * 4);
+    if (dt == SRLM_F32) {
+        cudaMemcpy(x, d, n * 4, cudaMemcpyDeviceToHost);
+    } else {
+        uint16_t *h = malloc(n * 2);
+        cudaMemcpy(h, d, n * 2, cudaMemcpyDeviceToHost);
+        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(h[i]);
+        free(h);
+    }
+    return x;
+}
+
+static int *int_device(const int *x, int n) {
+    int *d = NULL;
+    cudaMalloc((void **)&d, (size_t)n * sizeof(int));
+    cudaMemcpy(d, x, (size_t)n * sizeof(int), cudaMemcpyHostToDevice);
+    return d;
+}
+
+/* Relative 2-norm error of `got` vs `ref` over `rows` rows (listed in row_ids,
+ * or 0..rows-1 when NULL) of `cols` columns at stride ld. */
+static double rel_err(const float *got, const float *ref, const int64_t *row_ids, int64_t rows, int64_t cols,
+                      int64_t ld) {
+    double num = 0, den = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i = row_ids ? row_ids[r] : r;
+        for (int64_t j = 0; j < cols; j++) {
+            double a = got[i * ld + j], b = ref[i * ld + j];
+            num += (a - b) * (a - b);
+            den += b * b;
+        }
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
+    const int B = c->B, T = c->T, hd = c->hd;
+    const int64_t qcols = (int64_t)c->nh * hd, kvcols = (int64_t)c->nkv * hd;
+    const int64_t qld = qcols + c->pad, kvld = kvcols + c->pad;
+    const int64_t qrows = (int64_t)B * T, kvrows = (int64_t)c->slots * c->max_seq;
+    const size_t nq = (size_t)(qrows * qld), nkv = (size_t)(kvrows * kvld);
+    const int bf = c->dt == SRLM_BF16;
+    float *q = malloc(nq * 4), *dout = malloc(nq * 4), *k = malloc(nkv * 4), *v = malloc(nkv * 4);
+    for (size_t i = 0; i < nq; i++) {
+        q[i] = (float)srlm_rng_normal(seed, i);
+        dout[i] = (float)srlm_rng_normal(seed + 1, i);
+        if (bf) { q[i] = bf16_round(q[i]); dout[i] = bf16_round(dout[i]); }
+    }
+    /* cache rows outside [0, n_past + n_new) of a used slot, and unused slots: NaN */
+    for (size_t i = 0; i < nkv; i++) k[i] = v[i] = NAN;
+    int max_len = 0;
+    for (int b = 0; b < B; b++) {
+        int len = c->n_past[b] + c->n_new[b];
+        if (len > max_len) max_len = len;
+        for (int j = 0; j < len; j++)
+            for (int64_t d = 0; d < kvld; d++) {
+                size_t i = (size_t)(((int64_t)c->slot[b] * c->max_seq + j) * kvld + d);
+                k[i] = (float)srlm_rng_normal(seed + 2, i);
+                v[i] = (float)srlm_rng_normal(seed + 3, i);
+                if (bf) { k[i] = bf16_round(k[i]); v[i] = bf16_round(v[i]); }
+            }
+    }
+
+    /* CPU reference (fp32) */
+    float *ref_out = malloc(nq * 4), *ref_dq = malloc(nq * 4), *ref_dk = malloc(nkv * 4), *ref_dv = malloc(nkv * 4);
+    srlm_view hq = {q, SRLM_F32, qrows, qcols, qld}, hdo = {dout, SRLM_F32, qrows, qcols, qld};
+    srlm_view hk = {k, SRLM_F32, kvrows, kvcols, kvld}, hv = {v, SRLM_F32, kvrows, kvcols, kvld};
+    srlm_view ho = {ref_out, SRLM_F32, qrows, qcols, qld}, hdq = {ref_dq, SRLM_F32, qrows, qcols, qld};
+    srlm_view hdk = {ref_dk, SRLM_F32, kvrows, kvcols, kvld}, hdv = {ref_dv, SRLM_F32, kvrows, kvcols, kvld};
+    srlm_attn_shape hs = {B, T, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new};
+    CHECK_OK(be->ops->attention(be, &ho, &hq, &hk, &hv, &hs));
+    CHECK_OK(be->ops->attention_backward(be, &hdq, &hdk, &hdv, &hdo, &hq, &hk, &hv, &hs));
+
+    /* GPU */
+    void *dq_in = to_device(q, nq, c->dt), *ddo = to_device(dout, nq, c->dt);
+    void *dk_in = to_device(k, nkv, c->dt), *dv_in = to_device(v, nkv, c->dt);
+    void *dout_ = poisoned(nq, c->dt), *ddq = poisoned(nq, c->dt), *ddk = poisoned(nkv, c->dt),
+         *ddv = poisoned(nkv, c->dt);
+    float *dlse = poisoned((size_t)qrows * c->nh, SRLM_F32);
+    int *dslot = int_device(c->slot, B), *dpast = int_device(c->n_past, B), *dnew = int_device(c->n_new, B);
+    srlm_cuda_attn_shape s = {B, T, c->nh, c->nkv, hd, c->max_seq, dslot, dpast, dnew, max_len};
+    srlm_view gq = {dq_in, c->dt, qrows, qcols, qld}, gdo = {ddo, c->dt, qrows, qcols, qld};
+    srlm_view gk = {dk_in, c->dt, kvrows, kvcols, kvld}, gv = {dv_in, c->dt, kvrows, kvcols, kvld};
+    srlm_view go = {dout_, c->dt, qrows, qcols, qld}, gdq = {ddq, c->dt, qrows, qcols, qld};
+    srlm_view gdk = {ddk, c->dt, kvrows, kvcols, kvld}, gdv = {ddv, c->dt, kvrows, kvcols, kvld};
+    CHECK_OK(srlm_cuda_attention_fwd(&go, &gq, &gk, &gv, &s, dlse, NULL));
+    size_t ws_bytes = srlm_cuda_attention_bwd_workspace(&s);
+    void *ws = NULL;
+    cudaMalloc(&ws, ws_bytes ? ws_bytes : 1);
+    cudaMemset(ws, 0xff, ws_bytes ? ws_bytes : 1);
+    CHECK_OK(srlm_cuda_attention_bwd(&gdq, &gdk, &gdv, &gdo, &gq, &gk, &gv, &s, ws, ws_bytes, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+
+    float *out = to_host(dout_, nq, c->dt), *gdq_h = to_host(ddq, nq, c->dt);
+    float *gdk_h = to_host(ddk, nkv, c->dt), *gdv_h = to_host(ddv, nkv, c->dt);
+    float *lse = to_host(dlse, (size_t)qrows * c->nh, SRLM_F32);
+
+    /* rows of the used slots (all max_seq of each) for dk, dv */
+    int64_t *kv_ids = malloc(sizeof(int64_t) * (size_t)B * c->max_seq);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < c->max_seq; j++) kv_ids[(int64_t)b * c->max_seq + j] = (int64_t)c->slot[b] * c->max_seq + j;
+    const double tol_out = bf ? 1e-2 : 1e-5, tol_grad = bf ? 1e-2 : 2e-5;
+    double e_out = rel_err(out, ref_out, NULL, qrows, qcols, qld);
+    double e_dq = rel_err(gdq_h, ref_dq, NULL, qrows, qcols, qld);
+    double e_dk = rel_err(gdk_h, ref_dk, kv_ids, (int64_t)B * c->max_seq, kvcols, kvld);
+    double e_dv = rel_err(gdv_h, ref_dv, kv_ids, (int64_t)B * c->max_seq, kvcols, kvld);
+
+    /* lse against a double-precision host computation; padding rows get 0 */
+    double e_lse = 0;
+    const double scale = 1.0 / sqrt((double)hd);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < c->nh; h++) {
+                double want = 0;
+                if (t < c->n_new[b]) {
+                    int kvh = h / (c->nh / c->nkv), len = c->n_past[b] + t + 1;
+                    const float *qr = q + ((int64_t)b * T + t) * qld + (int64_t)h * hd;
+                    double mx = -INFINITY, sum = 0;
+                    double *sc = malloc(sizeof(double) * (size_t)len);
+                    for (int j = 0; j < len; j++) {
+                        const float *kr = k + ((int64_t)c->slot[b] * c->max_seq + j) * kvld + (int64_t)kvh * hd;
+                        double dot = 0;
+                        for (int d = 0; d < hd; d++) dot += (double)qr[d] * kr[d];
+                        sc[j] = dot * scale;
+                        if (sc[j] > mx) mx = sc[j];
+                    }
+                    for (int j = 0; j < len; j++) sum += exp(sc[j] - mx);
+                    free(sc);
+                    want = mx + log(sum);
+                }
+                double e = fabs((double)lse[((int64_t)b * T + t) * c->nh + h] - want);
+                if (!(e <= e_lse)) e_lse = isnan(e) ? INFINITY : e > e_lse ? e : e_lse;
+            }
+    const double tol_lse = bf ? 1e-3 : 1e-4;
+
+    printf("%-5s %-26s out %.2e  dq %.2e  dk %.2e  dv %.2e  lse(abs) %.2e\n", srlm_dtype_name(c->dt), c->name,
+           e_out, e_dq, e_dk, e_dv, e_lse);
+    CHECK_MSG(e_out <= tol_out, "%s %s: out relative error %.3g > %.1g", srlm_dtype_name(c->dt), c->name, e_out, tol_out);
+    CHECK_MSG(e_dq <= tol_grad, "%s %s: dq relative error %.3g > %.1g", srlm_dtype_name(c->dt), c->name, e_dq, tol_grad);
+    CHECK_MSG(e_dk <= tol_grad, "%s %s: dk relative error %.3g > %.1g", srlm_dtype_name(c->dt), c->name, e_dk, tol_grad);
+    CHECK_MSG(e_dv <= tol_grad, "%s %s: dv relative error %.3g > %.1g", srlm_dtype_name(c->dt), c->name, e_dv, tol_grad);
+    CHECK_MSG(e_lse <= tol_lse, "%s %s: lse abs error %.3g > %.1g", srlm_dtype_name(c->dt), c->name, e_lse, tol_lse);
+
+    /* padding rows are exact zeros in out and dq */
+    int pad_bad = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = c->n_new[b]; t < T; t++)
+            for (int64_t j = 0; j < qcols; j++) {
+                int64_t i = ((int64_t)b * T + t) * qld + j;
+                if (out[i] != 0.0f || gdq_h[i] != 0.0f) pad_bad++;
+            }
+    CHECK_MSG(pad_bad == 0, "%s %s: %d padding-row values are not 0", srlm_dtype_name(c->dt), c->name, pad_bad);
+
+    /* deterministic: a second backward gives the same bits */
+    void *ddq2 = poisoned(nq, c->dt);
+    srlm_view gdq2 = {ddq2, c->dt, qrows, qcols, qld};
+    CHECK_OK(srlm_cuda_attention_bwd(&gdq2, &gdk, &gdv, &gdo, &gq, &gk, &gv, &s, ws, ws_bytes, NULL));
+    float *gdq2_h = to_host(ddq2, nq, c->dt), *gdk2_h = to_host(ddk, nkv, c->dt);
+    CHECK_MSG(memcmp(gdq2_h, gdq_h, nq * 4) == 0 && memcmp(gdk2_h, gdk_h, nkv * 4) == 0,
+              "%s %s: backward is not bit-reproducible", srlm_dtype_name(c->dt), c->name);
+
+    free(gdq2_h); free(gdk2_h); cudaFree(ddq2);
+    free(kv_ids); free(out); free(gdq_h); free(gdk_h); free(gdv_h); free(lse);
+    cudaFree(dq_in); cudaFree(ddo); cudaFree(dk_in); cudaFree(dv_in); cudaFree(dout_); cudaFree(ddq);
+    cudaFree(ddk); cudaFree(ddv); cudaFree(dlse); cudaFree(dslot); cudaFree(dpast); cudaFree(dnew); cudaFree(ws);
+    free(q); free(dout); free(k); free(v); free(ref_out); free(ref_dq); free(ref_dk); free(ref_dv);
+}
+
+/* The argument checks happen on the host before any launch, so they run (and
+ * must pass) without a GPU too. The device pointers are never dereferenced. */
+static void check_bad_arguments(void) {
+    static float dummy[16];
+    static int idummy[4];
+    srlm_cuda_attn_shape s = {2, 4, 8, 2, 64, 16, idummy, idummy, idummy, 8};
+    srlm_view q = {dummy, SRLM_BF16, 8, 512, 512}, o = q, dq = q, dout = q;
+    srlm_view k = {dummy, SRLM_BF16, 32, 128, 128}, v = k, dk = k, dv = k;
+    size_t ws = srlm_cuda_attention_bwd_workspace(&s);
+    CHECK(ws >= 2 * sizeof(float) * 8 * 8);
+
+    srlm_view k32 = k;
+    k32.dtype = SRLM_F32;
+    CHECK(srlm_cuda_attention_fwd(&o, &q, &k32, &v, &s, NULL, NULL) == SRLM_BAD_INPUT);
+    printf("dtype mismatch: %s\n", srlm_last_error());
+    srlm_view q16 = q;
+    q16.dtype = SRLM_F16;
+    CHECK(srlm_cuda_attention_fwd(&o, &q16, &k, &v, &s, NULL, NULL) == SRLM_BAD_INPUT);
+
+    srlm_cuda_attn_shape big = s;
+    big.head_dim = 320;
+    big.n_heads = 1;
+    big.n_kv_heads = 1;
+    srlm_view qb = {dummy, SRLM_BF16, 8, 320, 320}, kb = {dummy, SRLM_BF16, 32, 320, 320};
+    CHECK(srlm_cuda_attention_fwd(&qb, &qb, &kb, &kb, &big, NULL, NULL) == SRLM_BAD_INPUT);
+    printf("head_dim too big: %s\n", srlm_last_error());
+
+    srlm_cuda_attn_shape grp = s;
+    grp.n_kv_heads = 3; /* 8 % 3 != 0 */
+    srlm_view k3 = {dummy, SRLM_BF16, 32, 192, 192};
+    CHECK(srlm_cuda_attention_fwd(&o, &q, &k3, &k3, &grp, NULL, NULL) == SRLM_BAD_INPUT);
+    printf("bad GQA grouping: %s\n", srlm_last_error());
+
+    srlm_view qshort = q;
+    qshort.rows = 7;
+    CHECK(srlm_cuda_attention_fwd(&o, &qshort, &k, &v, &s, NULL, NULL) == SRLM_BAD_INPUT);
+
+    CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv, &dout, &q, &k, &v, &s, dummy, ws - 4, NULL) == SRLM_BAD_INPUT);
+    printf("small workspace: %s\n", srlm_last_error());
+    srlm_view dv32 = dv;
+    dv32.dtype = SRLM_F32;
+    CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv32, &dout, &q, &k, &v, &s, dummy, ws, NULL) == SRLM_BAD_INPUT);
+
+    /* decode wants T == 1 and its own workspace */
+    CHECK(srlm_cuda_attention_decode(&o, &q, &k, &v, &s, dummy, 1 << 20, NULL) == SRLM_BAD_INPUT);
+    printf("decode with T = 4: %s\n", srlm_last_error());
+}
+
+int main(void) {
+    check_bad_arguments();
+    if (test_failures) TEST_DONE();
+    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine (argument checks passed)");
+    srlm_backend *be;
+    CHECK_OK(srlm_backend_cpu_new(&be, 0));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 1000 + 10 * i);
+    srlm_backend_free(be);
+    TEST_DONE();
+}
