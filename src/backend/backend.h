@@ -52,6 +52,11 @@ typedef struct srlm_backend srlm_backend;
 
 typedef struct {
     const char *name;
+    /* 1: views are host memory that callers may read and write directly (cpu);
+     * 0: device memory, reachable only through the ops (cuda) */
+    int host_memory;
+    /* frees the backend and everything it owns (srlm_backend_free calls it) */
+    void (*destroy)(srlm_backend *be);
 
     /* memory */
     srlm_status (*alloc)(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,
@@ -158,6 +163,10 @@ struct srlm_backend {
 
 /* threads <= 0: one per online CPU. Sets the BLAS's thread count too. */
 srlm_status srlm_backend_cpu_new(srlm_backend **be, int threads);
+/* CUDA builds only (SRLM_HAVE_CUDA): GPU `device` (0 .. count-1), one stream,
+ * one cuBLAS handle; every view is device memory. src/backend/cuda/. */
+srlm_status srlm_backend_cuda_new(srlm_backend **be, int device);
+/* Either backend (NULL is fine). */
 void        srlm_backend_free(srlm_backend *be);
 
 #endif

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/factory.h"
+
 srlm_status srlm_model_session_load_tokenizer(srlm_model_session *s, const char *dir,
                                               const char *tokenizer_path) {
     char path[1200];
@@ -26,11 +28,22 @@ srlm_status srlm_model_session_open(srlm_model_session *s, const char *dir,
 srlm_status srlm_model_session_open_tp(srlm_model_session *s, const char *dir,
                                        const char *tokenizer_path, int need_tokenizer, int threads,
                                        srlm_comm *tp) {
+    return srlm_model_session_open_on(s, dir, tokenizer_path, need_tokenizer, SRLM_BACKEND_CPU, threads,
+                                      0, tp);
+}
+
+srlm_status srlm_model_session_open_on(srlm_model_session *s, const char *dir,
+                                       const char *tokenizer_path, int need_tokenizer,
+                                       srlm_backend_kind backend, int threads, int device,
+                                       srlm_comm *tp) {
     memset(s, 0, sizeof *s);
     srlm_status st;
+    /* the backend first: a refused backend.name fails before any loading */
+    SRLM_CHECK_GOTO(srlm_backend_new(backend, threads, device, &s->be), st, fail);
+    /* the engine reads logits and llama.c allreduces view.data on the host */
+    SRLM_CHECK_GOTO(srlm_backend_require_host_memory(s->be), st, fail);
     SRLM_CHECK_GOTO(srlm_ckpt_open(&s->ck, dir), st, fail);
     s->opened |= 1;
-    SRLM_CHECK_GOTO(srlm_backend_cpu_new(&s->be, threads), st, fail);
     SRLM_CHECK_GOTO(srlm_llama_load(&s->model, &s->ck, s->be, tp), st, fail);
     s->opened |= 2;
     if (need_tokenizer || tokenizer_path)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/factory.h"
 #include "core/fault.h"
 #include "core/log.h"
 #include "core/watchdog.h"
@@ -733,7 +734,10 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     SRLM_CHECK(srlm_fault_point(t->kind_name, 0, t->rank, "load"));
     SRLM_CHECK(srlm_ckpt_open(&t->ck, model_dir));
     t->opened |= 1;
-    SRLM_CHECK(srlm_backend_cpu_new(&t->be, c->backend.threads));
+    /* one GPU per rank: this rank's index on its node picks the device */
+    SRLM_CHECK(srlm_backend_new(c->backend.name, c->backend.threads, t->topo ? t->topo->local_rank : 0,
+                                &t->be));
+    SRLM_CHECK(srlm_backend_require_host_memory(t->be)); /* AdamW and the shards read view.data */
     SRLM_CHECK(srlm_llama_load(&t->m, &t->ck, t->be, t->tp_comm));
     t->opened |= 2;
     if (srlm_tokenizer_vocab_size(t->tok) > t->m.cfg.vocab_size)

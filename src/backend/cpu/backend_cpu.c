@@ -303,8 +303,12 @@ static srlm_status cpu_row_argmax(srlm_backend *be, const srlm_view *logits, int
     return SRLM_OK;
 }
 
+static void cpu_destroy(srlm_backend *be) { free(be); }
+
 static const srlm_backend_ops CPU_OPS = {
     .name = "cpu",
+    .host_memory = 1,
+    .destroy = cpu_destroy,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_upload,
@@ -350,4 +354,3 @@ srlm_status srlm_backend_cpu_new(srlm_backend **out, int threads) {
     return SRLM_OK;
 }
 
-void srlm_backend_free(srlm_backend *be) { free(be); }

@@ -1,0 +1,344 @@
+/* Times srlm's CUDA kernels with CUDA events (warm-up, then the median of N
+ * individually timed calls) and prints one TSV table on stdout:
+ *
+ *   impl kernel dtype shape ms value unit ref ref_value pct_of_ref
+ *
+ * 1. memcpy: a 1 GiB cudaMemcpyDeviceToDevice; GB/s counts bytes read + written.
+ *    This is the bandwidth ceiling the memory-bound rows below are held to.
+ * 2. attention forward / backward (kernels/attention.h), bf16, head_dim 128,
+ *    causal, no GQA, B*S = 16384 tokens and 16 heads so the GPU is busy at every
+ *    seq (512 .. 4096). Causal FLOPs as FlashAttention counts them:
+ *    fwd = 4*B*H*S*S*D / 2, bwd = 2.5 * fwd, fwd_bwd = 3.5 * fwd.
+ * 3. log-prob forward (srlm_cuda_row_logsumexp_target: one read of the logits)
+ *    and backward (srlm_cuda_logprob_backward: read + write in place) on
+ *    (8192 x 32000) fp32 and bf16 logits; GB/s over those bytes vs memcpy.
+ * 4. decode attention (srlm_cuda_attention_decode) at batch 1, 32 heads of 128
+ *    (Llama-2-7B), contexts 2k .. 32k, bf16: GB/s of reading the KV cache once,
+ *    vs memcpy (the bound: the cache read once at copy bandwidth).
+ *
+ * Inputs are random (never zeros: they can run faster than real data), and
+ * inputs that fit in L2 are rotated among several copies. Usage:
+ *   bench_kernels [--quick]      (--quick: fewer repeats, for a smoke run) */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "core/dtype.h"
+#include "cuda_check.h"
+#include "logprob.h"
+
+static int failures = 0;
+
+#define CUDA_OK(call)                                                                          \
+    do {                                                                                       \
+        cudaError_t e_ = (call);                                                               \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "bench_kernels: %s: %s (%s:%d)\n", #call, cudaGetErrorString(e_), \
+                    __FILE__, __LINE__);                                                       \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+
+/* A kernel launch API's status: on failure say which and go on with the others. */
+static int srlm_ok(srlm_status st, const char *what) {
+    if (st == SRLM_OK) return 1;
+    fprintf(stderr, "bench_kernels: %s failed: %s\n", what, srlm_last_error());
+    failures++;
+    return 0;
+}
+
+static void *dalloc(size_t bytes) {
+    void *p = NULL;
+    CUDA_OK(cudaMalloc(&p, bytes));
+    return p;
+}
+
+/* Uniform in [-scale, scale) from a 64-bit LCG: fast enough for a GiB on the host. */
+static void fill_random(void *dev, size_t n, srlm_dtype dt, uint64_t seed, float scale) {
+    const size_t chunk = (size_t)1 << 22;
+    const size_t esz = srlm_dtype_size(dt);
+    void *host = malloc(chunk * esz);
+    uint64_t s = seed * 6364136223846793005ull + 1442695040888963407ull;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t m = n - off < chunk ? n - off : chunk;
+        for (size_t i = 0; i < m; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            float x = scale * (2.0f * (float)(s >> 40) / 16777216.0f - 1.0f);
+            if (dt == SRLM_BF16) ((uint16_t *)host)[i] = srlm_f32_to_bf16(x);
+            else ((float *)host)[i] = x;
+        }
+        CUDA_OK(cudaMemcpy((char *)dev + off * esz, host, m * esz, cudaMemcpyHostToDevice));
+    }
+    free(host);
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median in ms of `reps` calls of fn(ctx, i) (i = call number, for rotating
+ * inputs), each between its own pair of events, after `warm` untimed calls.
+ * NAN when a call failed. */
+typedef int (*bench_fn)(void *ctx, int i);
+static float time_median(bench_fn fn, void *ctx, int warm, int reps) {
+    for (int i = 0; i < warm; i++)
+        if (!fn(ctx, i)) return NAN;
+    CUDA_OK(cudaDeviceSynchronize());
+    cudaEvent_t *ev = malloc(2 * (size_t)reps * sizeof *ev);
+    float *ms = malloc((size_t)reps * sizeof *ms);
+    for (int i = 0; i < 2 * reps; i++) CUDA_OK(cudaEventCreate(&ev[i]));
+    int ok = 1;
+    for (int i = 0; i < reps && ok; i++) {
+        CUDA_OK(cudaEventRecord(ev[2 * i], 0));
+        ok = fn(ctx, warm + i);
+        CUDA_OK(cudaEventRecord(ev[2 * i + 1], 0));
+    }
+    CUDA_OK(cudaDeviceSynchronize());
+    CUDA_OK(cudaGetLastError());
+    for (int i = 0; i < reps && ok; i++) CUDA_OK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
+    float med = NAN;
+    if (ok) {
+        qsort(ms, (size_t)reps, sizeof *ms, cmp_float);
+        med = reps % 2 ? ms[reps / 2] : 0.5f * (ms[reps / 2 - 1] + ms[reps / 2]);
+    }
+    for (int i = 0; i < 2 * reps; i++) cudaEventDestroy(ev[i]);
+    free(ev);
+    free(ms);
+    return med;
+}
+
+static void row(const char *kernel, const char *dtype, const char *shape, float ms, double value,
+                const char *unit, const char *ref, double ref_value) {
+    printf("srlm\t%s\t%s\t%s\t%.4f\t%.2f\t%s\t%s\t%.2f\t%.1f\n", kernel, dtype, shape, (double)ms, value, unit,
+           ref, ref_value, ref_value > 0 ? 100.0 * value / ref_value : NAN);
+    fflush(stdout);
+}
+
+/* ---- 1. device-to-device copy ---- */
+typedef struct {
+    void *dst, *src;
+    size_t bytes;
+} copy_ctx;
+static int run_copy(void *p, int i) {
+    copy_ctx *c = p;
+    (void)i;
+    return cudaMemcpyAsync(c->dst, c->src, c->bytes, cudaMemcpyDeviceToDevice, 0) == cudaSuccess;
+}
+
+static double bench_copy(int reps) {
+    copy_ctx c = {.bytes = (size_t)1 << 30};
+    c.src = dalloc(c.bytes);
+    c.dst = dalloc(c.bytes);
+    fill_random(c.src, c.bytes / 4, SRLM_F32, 1, 1.0f);
+    float ms = time_median(run_copy, &c, 3, reps);
+    double gbps = 2.0 * (double)c.bytes / (ms * 1e-3) / 1e9;
+    row("memcpy_d2d", "-", "1GiB", ms, gbps, "GB/s", "-", 0);
+    cudaFree(c.src);
+    cudaFree(c.dst);
+    return gbps;
+}
+
+/* ---- 2. attention forward and backward (prefill / training shapes) ---- */
+typedef struct {
+    srlm_view q, k, v, out, dout, dq, dk, dv;
+    srlm_cuda_attn_shape s;
+    float *lse;
+    void *ws;
+    size_t ws_bytes;
+} attn_ctx;
+static int run_attn_fwd(void *p, int i) {
+    attn_ctx *c = p;
+    (void)i;
+    return srlm_ok(srlm_cuda_attention_fwd(&c->out, &c->q, &c->k, &c->v, &c->s, c->lse, NULL), "attention_fwd");
+}
+static int run_attn_bwd(void *p, int i) {
+    attn_ctx *c = p;
+    (void)i;
+    return srlm_ok(srlm_cuda_attention_bwd(&c->dq, &c->dk, &c->dv, &c->dout, &c->q, &c->k, &c->v, &c->s, c->ws,
+                                           c->ws_bytes, NULL),
+                   "attention_bwd");
+}
+
+static void bench_attention(int S, int reps) {
+    const int tokens = 16384, H = 16, D = 128, B = tokens / S;
+    attn_ctx c;
+    memset(&c, 0, sizeof c);
+    int *host = malloc(3 * (size_t)B * sizeof(int)), *dev = dalloc(3 * (size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) {
+        host[b] = b;              /* slot */
+        host[B + b] = 0;          /* n_past */
+        host[2 * B + b] = S;      /* n_new */
+    }
+    CUDA_OK(cudaMemcpy(dev, host, 3 * (size_t)B * sizeof(int), cudaMemcpyHostToDevice));
+    c.s = (srlm_cuda_attn_shape){.B = B, .T = S, .n_heads = H, .n_kv_heads = H, .head_dim = D, .max_seq = S,
+                                 .slot = dev, .n_past = dev + B, .n_new = dev + 2 * B, .max_len = S};
+    srlm_view *views[] = {&c.q, &c.k, &c.v, &c.out, &c.dout, &c.dq, &c.dk, &c.dv};
+    for (int j = 0; j < 8; j++) {
+        *views[j] = (srlm_view){dalloc((size_t)tokens * H * D * 2), SRLM_BF16, tokens, (int64_t)H * D, (int64_t)H * D};
+        fill_random(views[j]->data, (size_t)tokens * H * D, SRLM_BF16, 10 + (uint64_t)j, 1.0f);
+    }
+    c.lse = dalloc((size_t)tokens * H * sizeof(float));
+    c.ws_bytes = srlm_cuda_attention_bwd_workspace(&c.s);
+    c.ws = dalloc(c.ws_bytes ? c.ws_bytes : 1);
+
+    char shape[96];
+    snprintf(shape, sizeof shape, "B%d_H%d_S%d_D%d_causal", B, H, S, D);
+    const double fwd_flop = 4.0 * B * H * (double)S * S * D / 2.0;
+    float f = time_median(run_attn_fwd, &c, 3, reps);
+    float b = time_median(run_attn_bwd, &c, 3, reps);
+    row("attn_fwd", "bf16", shape, f, fwd_flop / (f * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+    row("attn_bwd", "bf16", shape, b, 2.5 * fwd_flop / (b * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+    row("attn_fwd_bwd", "bf16", shape, f + b, 3.5 * fwd_flop / ((f + b) * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+    for (int j = 0; j < 8; j++) cudaFree(views[j]->data);
+    cudaFree(c.lse);
+    cudaFree(c.ws);
+    cudaFree(dev);
+    free(host);
+}
+
+/* ---- 3. log-prob forward and backward ---- */
+typedef struct {
+    srlm_view logits;
+    int *targets;
+    float *mx, *se, *tl, *dlogp;
+} lp_ctx;
+static int run_lp_fwd(void *p, int i) {
+    lp_ctx *c = p;
+    (void)i;
+    return srlm_ok(srlm_cuda_row_logsumexp_target(&c->logits, c->targets, 0, c->mx, c->se, c->tl, NULL),
+                   "row_logsumexp_target");
+}
+static int run_lp_bwd(void *p, int i) {
+    lp_ctx *c = p;
+    (void)i;
+    /* in place: the values drift over the repeats, but the bytes moved do not */
+    return srlm_ok(srlm_cuda_logprob_backward(&c->logits, c->mx, c->se, c->targets, 0, c->dlogp, NULL),
+                   "logprob_backward");
+}
+
+static void bench_logprob(srlm_dtype dt, int rows, int vocab, double copy_gbps, int reps) {
+    lp_ctx c;
+    const size_t n = (size_t)rows * vocab, esz = srlm_dtype_size(dt);
+    c.logits = (srlm_view){dalloc(n * esz), dt, rows, vocab, vocab};
+    fill_random(c.logits.data, n, dt, 3, 8.0f);
+    int *t = malloc((size_t)rows * sizeof(int));
+    float *g = malloc((size_t)rows * sizeof(float));
+    for (int r = 0; r < rows; r++) {
+        t[r] = (int)(((uint64_t)r * 2654435761u) % (uint64_t)vocab);
+        g[r] = -1.0f / (float)rows;
+    }
+    c.targets = dalloc((size_t)rows * sizeof(int));
+    c.dlogp = dalloc((size_t)rows * sizeof(float));
+    c.mx = dalloc((size_t)rows * sizeof(float));
+    c.se = dalloc((size_t)rows * sizeof(float));
+    c.tl = dalloc((size_t)rows * sizeof(float));
+    CUDA_OK(cudaMemcpy(c.targets, t, (size_t)rows * sizeof(int), cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(c.dlogp, g, (size_t)rows * sizeof(float), cudaMemcpyHostToDevice));
+
+    char shape[64];
+    snprintf(shape, sizeof shape, "%dx%d", rows, vocab);
+    const char *dn = dt == SRLM_BF16 ? "bf16" : "fp32";
+    const double bytes = (double)n * esz;
+    float f = time_median(run_lp_fwd, &c, 3, reps);
+    float b = time_median(run_lp_bwd, &c, 3, reps);
+    double fg = bytes / (f * 1e-3) / 1e9, bg = 2.0 * bytes / (b * 1e-3) / 1e9;
+    row("logprob_fwd", dn, shape, f, fg, "GB/s", "memcpy_GB/s", copy_gbps);
+    row("logprob_bwd", dn, shape, b, bg, "GB/s", "memcpy_GB/s", copy_gbps);
+    row("logprob_fwd_bwd", dn, shape, f + b, 3.0 * bytes / ((f + b) * 1e-3) / 1e9, "GB/s", "memcpy_GB/s",
+        copy_gbps);
+    cudaFree(c.logits.data);
+    cudaFree(c.targets);
+    cudaFree(c.dlogp);
+    cudaFree(c.mx);
+    cudaFree(c.se);
+    cudaFree(c.tl);
+    free(t);
+    free(g);
+}
+
+/* ---- 4. decode attention at batch 1 ---- */
+typedef struct {
+    srlm_view q, k, v, out;
+    srlm_cuda_attn_shape s;
+    const int *slots; /* 0 .. nslots-1 on the device: call i reads slot i % nslots */
+    int nslots;
+    void *ws;
+    size_t ws_bytes;
+} dec_ctx;
+static int run_decode(void *p, int i) {
+    dec_ctx *c = p;
+    c->s.slot = c->slots + i % c->nslots;
+    return srlm_ok(srlm_cuda_attention_decode(&c->out, &c->q, &c->k, &c->v, &c->s, c->ws, c->ws_bytes, NULL),
+                   "attention_decode");
+}
+
+static void bench_decode(int ctx_len, double copy_gbps, int reps) {
+    const int H = 32, KV = 32, D = 128;
+    const double kv_bytes = 2.0 * ctx_len * KV * D * 2; /* k and v, bf16, read once */
+    /* rotate among cache slots so that the caches together are well over L2 */
+    int nslots = (int)ceil(256e6 / kv_bytes);
+    if (nslots < 1) nslots = 1;
+    dec_ctx c;
+    memset(&c, 0, sizeof c);
+    c.nslots = nslots;
+    int *host = malloc((size_t)(nslots + 2) * sizeof(int)), *dev = dalloc((size_t)(nslots + 2) * sizeof(int));
+    for (int j = 0; j < nslots; j++) host[j] = j;
+    host[nslots] = ctx_len - 1; /* n_past */
+    host[nslots + 1] = 1;       /* n_new */
+    CUDA_OK(cudaMemcpy(dev, host, (size_t)(nslots + 2) * sizeof(int), cudaMemcpyHostToDevice));
+    c.slots = dev;
+    c.s = (srlm_cuda_attn_shape){.B = 1, .T = 1, .n_heads = H, .n_kv_heads = KV, .head_dim = D,
+                                 .max_seq = ctx_len, .slot = dev, .n_past = dev + nslots,
+                                 .n_new = dev + nslots + 1, .max_len = ctx_len};
+    const size_t cache_rows = (size_t)nslots * ctx_len;
+    c.k = (srlm_view){dalloc(cache_rows * KV * D * 2), SRLM_BF16, (int64_t)cache_rows, KV * D, KV * D};
+    c.v = (srlm_view){dalloc(cache_rows * KV * D * 2), SRLM_BF16, (int64_t)cache_rows, KV * D, KV * D};
+    c.q = (srlm_view){dalloc((size_t)H * D * 2), SRLM_BF16, 1, H * D, H * D};
+    c.out = (srlm_view){dalloc((size_t)H * D * 2), SRLM_BF16, 1, H * D, H * D};
+    fill_random(c.k.data, cache_rows * KV * D, SRLM_BF16, 21, 1.0f);
+    fill_random(c.v.data, cache_rows * KV * D, SRLM_BF16, 22, 1.0f);
+    fill_random(c.q.data, (size_t)H * D, SRLM_BF16, 23, 1.0f);
+    c.ws_bytes = srlm_cuda_attention_decode_workspace(&c.s);
+    c.ws = dalloc(c.ws_bytes ? c.ws_bytes : 1);
+
+    char shape[80];
+    snprintf(shape, sizeof shape, "B1_H%d_KV%d_D%d_ctx%d", H, KV, D, ctx_len);
+    float ms = time_median(run_decode, &c, 5, reps);
+    row("attn_decode", "bf16", shape, ms, kv_bytes / (ms * 1e-3) / 1e9, "GB/s", "memcpy_GB/s", copy_gbps);
+    cudaFree(c.k.data);
+    cudaFree(c.v.data);
+    cudaFree(c.q.data);
+    cudaFree(c.out.data);
+    cudaFree(c.ws);
+    cudaFree(dev);
+    free(host);
+}
+
+int main(int argc, char **argv) {
+    const int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    if (srlm_cuda_device_count() == 0) {
+        fprintf(stderr, "bench_kernels: no GPU on this machine\n");
+        return 2;
+    }
+    struct cudaDeviceProp prop;
+    CUDA_OK(cudaGetDeviceProperties(&prop, 0));
+    fprintf(stderr, "bench_kernels: %s, %d SMs, %.0f MB L2\n", prop.name, prop.multiProcessorCount,
+            prop.l2CacheSize / 1e6);
+    const int reps = quick ? 5 : 20;
+
+    printf("impl\tkernel\tdtype\tshape\tms\tvalue\tunit\tref\tref_value\tpct_of_ref\n");
+    const double copy_gbps = bench_copy(reps);
+    const int seqs[] = {512, 1024, 2048, 4096};
+    for (int i = 0; i < 4; i++) bench_attention(seqs[i], reps);
+    bench_logprob(SRLM_F32, 8192, 32000, copy_gbps, reps);
+    bench_logprob(SRLM_BF16, 8192, 32000, copy_gbps, reps);
+    const int ctxs[] = {2048, 4096, 8192, 16384, 32768};
+    for (int i = 0; i < 5; i++) bench_decode(ctxs[i], copy_gbps, quick ? 10 : 50);
+    if (failures) fprintf(stderr, "bench_kernels: %d kernel call(s) failed\n", failures);
+    return failures ? 1 : 0;
+}

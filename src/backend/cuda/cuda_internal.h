@@ -1,0 +1,126 @@
+/* Shared by the CUDA backend's translation units: backend_cuda.c (creation,
+ * memory, staging), backend_cuda_ops.c (forward ops, GEMMs) and
+ * backend_cuda_backward.c (backward ops).
+ *
+ * One stream carries everything, in order: parameter uploads, cuBLAS calls and
+ * kernels. The host only waits where it must: in download, in the ops that
+ * return host arrays (row_max, row_sumexp_target, row_argmax), before it
+ * rewrites the pinned staging buffer, and before it frees or regrows device
+ * memory the stream may still be using.
+ *
+ * The device is selected (cudaSetDevice) once, on the thread that creates the
+ * backend, and the CUDA runtime keeps that per thread: call the ops from that
+ * thread (or run one rank per GPU with CUDA_VISIBLE_DEVICES, where it is 0). */
+#ifndef SRLM_CUDA_INTERNAL_H
+#define SRLM_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+
+#include "backend/backend.h"
+#include "cuda_check.h"
+
+typedef struct {
+    int            device;
+    cudaStream_t   stream;
+    cublasHandle_t blas;
+    void          *blas_ws;   /* cuBLAS workspace, set once (cublasSetWorkspace) */
+    cudaEvent_t    staged;    /* recorded after the last copy that reads `host` */
+    void          *host;      /* pinned staging: op parameters, upload/download chunks */
+    size_t         host_cap;
+    void          *dev;       /* device mirror of the staged parameters, and host-bound results */
+    size_t         dev_cap;
+    void          *ws;        /* kernel workspaces (attention, rmsnorm backward) */
+    size_t         ws_cap;
+} cuda_impl;
+
+static inline cuda_impl *cuda_of(srlm_backend *be) { return (cuda_impl *)be->impl; }
+static inline void *cuda_stream(srlm_backend *be) { return (void *)cuda_of(be)->stream; }
+
+/* One host array an op hands to its kernels. */
+typedef struct {
+    const void *src;
+    size_t      bytes;
+} cuda_in;
+
+/* Copy n host arrays into pinned staging and from there, in one transfer on the
+ * stream, to the device mirror; dev[i] gets the device address of in[i], and
+ * dev[n] that of an out_bytes area after them for results (device memory the
+ * kernels may write; cuda_fetch brings it back). Safe to call again at once:
+ * it waits until the previous transfer has read the staging buffer. */
+srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_bytes, void **dev);
+/* Bring `bytes` of device results at `dev_src` into pinned staging and wait for
+ * the stream; *host points at them until the next staging call. */
+srlm_status cuda_fetch(srlm_backend *be, const void *dev_src, size_t bytes, const void **host);
+/* A device workspace of at least `bytes` (grown geometrically, never shrunk). */
+srlm_status cuda_workspace(srlm_backend *be, size_t bytes, void **ws);
+
+/* Argument checks; messages name the op and both shapes (SRLM_BAD_INPUT). */
+srlm_status cuda_check_dtype(const char *op, const char *name, const srlm_view *v);
+srlm_status cuda_check_same(const char *op, const char *an, const srlm_view *a, const char *bn,
+                            const srlm_view *b);
+
+/* The per-sequence arrays of an attention call staged on the device, plus
+ * max_len computed on the host; checks that the new rows fit the cache. */
+#include "attention.h"
+srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_attn_shape *s,
+                            srlm_cuda_attn_shape *cs);
+
+/* forward ops (backend_cuda_ops.c) */
+srlm_status cuda_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w,
+                        int accumulate);
+srlm_status cuda_embedding(srlm_backend *be, srlm_view *out, const srlm_view *table, const int *ids,
+                           int n, int64_t vocab_start);
+srlm_status cuda_rmsnorm(srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w,
+                         float eps);
+srlm_status cuda_rope(srlm_backend *be, srlm_view *x, const int *pos, int n_heads, int head_dim,
+                      float theta);
+/* rope and rope_backward: positions staged, then the kernel with `sign` */
+srlm_status cuda_rope_signed(srlm_backend *be, const char *op, srlm_view *x, const int *pos,
+                             int n_heads, int head_dim, float theta, float sign);
+srlm_status cuda_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *kv,
+                          const srlm_attn_shape *s);
+srlm_status cuda_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
+                           const srlm_view *k_cache, const srlm_view *v_cache,
+                           const srlm_attn_shape *s);
+srlm_status cuda_swiglu(srlm_backend *be, srlm_view *out, const srlm_view *gate, const srlm_view *up);
+srlm_status cuda_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_view *src,
+                           const int *src_rows, int n);
+srlm_status cuda_copy(srlm_backend *be, srlm_view *dst, const srlm_view *src);
+srlm_status cuda_add(srlm_backend *be, srlm_view *y, const srlm_view *x);
+srlm_status cuda_fill(srlm_backend *be, srlm_view *v, float value);
+srlm_status cuda_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float value);
+srlm_status cuda_row_max(srlm_backend *be, const srlm_view *logits, float *mx);
+srlm_status cuda_row_sumexp_target(srlm_backend *be, const srlm_view *logits, const float *mx,
+                                   const int *targets, int64_t vocab_start, float *se, float *tl);
+srlm_status cuda_row_argmax(srlm_backend *be, const srlm_view *logits, int *idx, float *val);
+srlm_status cuda_dropout(srlm_backend *be, srlm_view *x, float p, uint64_t key);
+
+/* backward ops (backend_cuda_backward.c) */
+srlm_status cuda_matmul_dx(srlm_backend *be, srlm_view *dx, const srlm_view *dy, const srlm_view *w,
+                           int accumulate);
+srlm_status cuda_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x);
+srlm_status cuda_embedding_backward(srlm_backend *be, srlm_view *dtable, const srlm_view *dx,
+                                    const int *ids, int n, int64_t vocab_start);
+srlm_status cuda_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw, const srlm_view *dy,
+                                  const srlm_view *x, const srlm_view *w, float eps);
+srlm_status cuda_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, int n_heads,
+                               int head_dim, float theta);
+srlm_status cuda_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk, srlm_view *dv,
+                                    const srlm_view *dout, const srlm_view *q,
+                                    const srlm_view *k_cache, const srlm_view *v_cache,
+                                    const srlm_attn_shape *s);
+srlm_status cuda_swiglu_backward(srlm_backend *be, srlm_view *dgate, srlm_view *dup,
+                                 const srlm_view *dout, const srlm_view *gate, const srlm_view *up);
+srlm_status cuda_logprob_backward(srlm_backend *be, srlm_view *logits, const float *mx,
+                                  const float *se, const int *targets, int64_t vocab_start,
+                                  const float *dlogp);
+
+/* The GEMM both matmul ops and matmul_dw share (backend_cuda_ops.c): column-major
+ * C (m x n) = alpha op(A) op(B) + beta C, A and B of one dtype, C F32 or theirs. */
+srlm_status cuda_gemm(srlm_backend *be, const char *op, cublasOperation_t ta, cublasOperation_t tb,
+                      int64_t m, int64_t n, int64_t k, const srlm_view *a, const srlm_view *b,
+                      float beta, srlm_view *c);
+
+#endif

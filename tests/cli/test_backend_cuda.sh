@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# backend.name: cuda in a config: srlm sft, dpo and run refuse cleanly (exit 2, one
+# "backend.name: cuda: ..." message, no crash), whichever of the three reasons
+# applies where the test runs: a build without the CUDA backend, no GPU, or
+# (with a GPU) the trainer and the engine not running on device memory yet.
+# run starts with generation (loop.skip_sft), so its refusal comes from the
+# model session the loop opens, before anything is generated on the CPU.
+set -u
+: "${SRLM_BIN:?}" "${SRLM_FIXTURES:?}" "${SRLM_TMP:?}"
+W="$SRLM_TMP/backend_cuda"
+rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
+M="$SRLM_FIXTURES/llama/tiny-gqa"
+LOOP="$SRLM_FIXTURES/loop"
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+printf '{"prompt": "a", "response": "b"}\n' > sft.jsonl
+printf '{"prompt": "a", "chosen": "b", "rejected": "c"}\n' > dpo.jsonl
+cat > train.yaml <<Y
+run: {name: t, out_dir: $W/runs, seed: 3, watchdog_s: 0}
+model: {path: $M, dtype: float32}
+backend: {name: cuda, threads: 1}
+train:
+  sft: {data: $W/sft.jsonl, lr: 0.003, lr_min: 0.0003, batch_size: 1, micro_batch_size: 1, epochs: 1, max_seq_len: 64}
+  dpo: {data: $W/dpo.jsonl, lr: 0.003, lr_min: 0.0003, batch_size: 1, micro_batch_size: 1, epochs: 1, max_seq_len: 64}
+Y
+cat > run.yaml <<Y
+run: {name: r, out_dir: $W/runs, seed: 5, watchdog_s: 0}
+model: {path: $M, dtype: float32}
+backend: {name: cuda, threads: 1}
+generate: {samples: 2, temperature: 1.0, max_new_tokens: 8, kv_cache_mb: 16}
+judge: {samples: 1, max_new_tokens: 8, template: $LOOP/judge.txt}
+self_instruct: {prompts_per_iteration: 4, shots_ift: 2, shots_generated: 1, max_new_tokens: 8, min_words: 1,
+                template: $LOOP/self_instruct.txt}
+loop: {iterations: 1, skip_sft: true, prompts_per_item: 2}
+data: {ift: $LOOP/ift.jsonl}
+eval: {heldout: $LOOP/heldout.jsonl}
+train:
+  sft: {lr: 0.003, lr_min: 0.0003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
+  dpo: {lr: 0.0003, lr_min: 0.00003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
+Y
+
+for cmd in sft dpo run; do
+  config=train.yaml
+  [ $cmd = run ] && config=run.yaml
+  timeout 120 "$SRLM_BIN" $cmd $config run.name=$cmd --quiet > $cmd.out 2> $cmd.err
+  rc=$?
+  msg=$(sed -n 's/^srlm [a-z -]*: error: //p' $cmd.err | head -1)
+  echo "srlm $cmd with backend.name: cuda -> exit $rc: $msg"
+  if [ "$rc" -ge 128 ] || grep -qE 'Sanitizer|Segmentation|core dumped|Assertion|Aborted' $cmd.err; then
+    fail "srlm $cmd crashed (exit $rc): $(cat $cmd.err)"
+  elif [ "$rc" -ne 2 ]; then
+    fail "srlm $cmd exited $rc, expected 2; stderr: $(cat $cmd.err)"
+  fi
+  case "$msg" in
+    "backend.name: cuda: this srlm was built without the CUDA backend"*) ;;
+    "backend.name: cuda: no CUDA device"*) ;;
+    "backend.name: cuda: the trainer / generation engine do not run on device memory yet"*) ;;
+    *) fail "srlm $cmd: unexpected message '$msg'; stderr: $(cat $cmd.err)" ;;
+  esac
+  # a checkpoint or a generated model would mean it ran anyway
+  if [ -n "$(find runs -name 'step-*' -o -name 'models' 2> /dev/null)" ]; then fail "srlm $cmd ran anyway"; fi
+done
+
+# backend.name: cpu (the default) still trains
+timeout 300 "$SRLM_BIN" sft train.yaml run.name=cpu backend.name=cpu > cpu.out 2> cpu.err
+rc=$?
+[ "$rc" -eq 0 ] || fail "srlm sft with backend.name: cpu exited $rc: $(tail -5 cpu.err)"
+
+if [ "$failures" -ne 0 ]; then echo "$failures failure(s)"; exit 1; fi
+echo "all checks passed"

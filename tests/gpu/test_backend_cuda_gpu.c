@@ -1,0 +1,465 @@
+/* The CUDA backend against the CPU backend (the reference), op by op, on the
+ * shapes of a tiny Llama: dim 256, 4 heads of 64, 2 KV heads, MLP 512, vocab
+ * 1007 (a shard of 507 rows from 500 where the op is vocab-parallel), a batch
+ * of 3 sequences with different slots, cached lengths and new rows (padding
+ * included). Inputs are fresh random normals (never zeros); every output is
+ * poisoned with NaN on both backends before the op, so a row an op forgets to
+ * write fails the comparison. Skipped without a GPU.
+ *
+ * Two passes. F32: the GPU views are fp32, GEMMs run without TF32 and the
+ * kernels in fp32, so the only differences are summation order and libm ulps:
+ * tolerance 1e-5, relative to the reference's norm (pure data movement must
+ * match exactly). BF16 (forward ops only): the GPU views are bf16 and the CPU
+ * gets the same bf16-rounded inputs in fp32; each GPU output is rounded to bf16
+ * (relative error up to 2^-9 = 2e-3 per element) and attention also rounds its
+ * probabilities to bf16 before P V, so the outputs may differ by a few bf16 ulps:
+ * tolerance 1e-2. Ops whose results stay fp32 (row max, sum of exp, argmax,
+ * GEMMs into an fp32 output) keep the fp32 tolerance. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/dtype.h"
+#include "core/rng.h"
+#include "cuda_check.h"
+#include "test.h"
+
+enum {
+    DIM = 256, NH = 4, NKV = 2, HD = 64, KVD = NKV * HD, FF = 512,
+    VOCAB = 1007, V0 = 500, SHARD = VOCAB - V0, /* this "rank's" vocab rows [V0, VOCAB) */
+    B = 3, T = 8, N = B * T, SLOTS = 4, MAX_SEQ = 48,
+};
+
+static srlm_backend *g_cpu, *g_gpu;
+static srlm_dtype g_dt;   /* GPU views of this pass */
+static uint64_t g_key = 1; /* a fresh RNG key per tensor */
+
+static double tol(double f32, double bf16) { return g_dt == SRLM_BF16 ? bf16 : f32; }
+
+/* One tensor on both backends: c on the CPU (F32), g on the GPU; cf/gf are the
+ * whole allocations (rows x (cols + pad)), c/g the views of the first cols. */
+typedef struct {
+    srlm_view c, g, cf, gf;
+} pair;
+
+static void poison(pair *p) {
+    float *c = p->cf.data;
+    for (int64_t i = 0; i < p->cf.rows * p->cf.cols; i++) c[i] = NAN;
+    size_t bytes = (size_t)(p->gf.rows * p->gf.cols) * srlm_dtype_size(p->gf.dtype);
+    CHECK(cudaMemset(p->gf.data, 0xff, bytes) == cudaSuccess); /* all-ones: NaN in F32 and BF16 */
+    CHECK(cudaDeviceSynchronize() == cudaSuccess); /* before the backend's stream writes it */
+}
+
+static pair mk_as(srlm_dtype gdt, int64_t rows, int64_t cols, int64_t pad) {
+    pair p;
+    memset(&p, 0, sizeof p);
+    CHECK_OK(g_cpu->ops->alloc(g_cpu, &p.cf, SRLM_F32, rows, cols + pad, "test tensor (cpu)"));
+    CHECK_OK(g_gpu->ops->alloc(g_gpu, &p.gf, gdt, rows, cols + pad, "test tensor (gpu)"));
+    p.c = p.cf;
+    p.c.cols = cols;
+    p.g = p.gf;
+    p.g.cols = cols;
+    poison(&p);
+    return p;
+}
+static pair mk(int64_t rows, int64_t cols) { return mk_as(g_dt, rows, cols, 0); }
+
+static void drop(pair *p) {
+    g_cpu->ops->free(g_cpu, &p->cf);
+    g_gpu->ops->free(g_gpu, &p->gf);
+}
+
+/* The same random values on both sides (scale * normal + offset), rounded to
+ * bf16 first when the GPU view is bf16 so that both backends see equal inputs. */
+static void randomize(pair *p, float scale, float offset) {
+    int64_t n = p->c.rows * p->c.cols;
+    float *h = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    uint64_t key = g_key++;
+    for (int64_t i = 0; i < n; i++) {
+        h[i] = scale * (float)srlm_rng_normal(key, (uint64_t)i) + offset;
+        if (p->g.dtype == SRLM_BF16) h[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(h[i]));
+    }
+    CHECK_OK(g_cpu->ops->upload(g_cpu, &p->c, h));
+    CHECK_OK(g_gpu->ops->upload(g_gpu, &p->g, h));
+    free(h);
+}
+static pair mk_rand(int64_t rows, int64_t cols, float scale, float offset) {
+    pair p = mk(rows, cols);
+    randomize(&p, scale, offset);
+    return p;
+}
+
+/* Relative error norm-wise; non-finite reference values (the -inf of fill_cols)
+ * must match exactly, and a NaN where the reference is finite always fails. */
+static void compare_arrays(const char *op, const float *ref, const float *got, size_t n, double tl) {
+    double num = 0, den = 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(ref[i]) || !isfinite(got[i])) {
+            if (!(got[i] == ref[i])) bad++;
+            continue;
+        }
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+    printf("%-30s %-4s relative error %.2e (tolerance %.0e)%s\n", op, srlm_dtype_name(g_dt), rel, tl,
+           bad ? ", NON-FINITE MISMATCHES" : "");
+    CHECK_MSG(bad == 0 && rel <= tl, "%s (%s pass): relative error %.3g > %.3g or %zu non-finite mismatches",
+              op, srlm_dtype_name(g_dt), rel, tl, bad);
+}
+
+static void compare(const char *op, const pair *p, double tl) {
+    size_t n = (size_t)(p->c.rows * p->c.cols);
+    float *ref = malloc(sizeof(float) * (n ? n : 1)), *got = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) got[i] = NAN;
+    CHECK_OK(g_cpu->ops->download(g_cpu, ref, &p->c));
+    CHECK_OK(g_gpu->ops->download(g_gpu, got, &p->g));
+    compare_arrays(op, ref, got, n, tl);
+    free(ref);
+    free(got);
+}
+
+/* The batch: slots, cached lengths, real new rows of T (padding after them). */
+static const int SLOT[B] = {2, 0, 3}, PAST[B] = {0, 5, 17}, NEW[B] = {T, 6, 3};
+static const int DSLOT[B] = {1, 3, 0}, DPAST[B] = {7, 40, 0}, DNEW[B] = {1, 1, 1}; /* decoding */
+
+static srlm_attn_shape prefill_shape(void) {
+    return (srlm_attn_shape){B, T, NH, NKV, HD, MAX_SEQ, SLOT, PAST, NEW};
+}
+static srlm_attn_shape decode_shape(void) {
+    return (srlm_attn_shape){B, 1, NH, NKV, HD, MAX_SEQ, DSLOT, DPAST, DNEW};
+}
+
+static void ids_for(int *ids, int n, uint64_t key) { /* about half in the shard, some repeated */
+    for (int i = 0; i < n; i++) ids[i] = (int)(srlm_rng_u64(key, (uint64_t)i) % VOCAB);
+    if (n > 6) ids[5] = ids[2] = V0 + 3, ids[6] = VOCAB - 1;
+}
+
+/* ---------------- memory ---------------- */
+
+static void test_memory(void) {
+    pair p = mk_rand(37, 300, 1.0f, 0.0f);
+    compare("upload/download", &p, 0.0);
+    drop(&p);
+    /* over the 64 MiB staging chunk in F32: two chunks each way */
+    pair big = mk_rand(20000, 1000, 1.0f, 0.0f);
+    compare("upload/download 20000x1000", &big, 0.0);
+    drop(&big);
+    pair f = mk(N, DIM);
+    CHECK_OK(g_cpu->ops->fill(g_cpu, &f.c, -2.5f));
+    CHECK_OK(g_gpu->ops->fill(g_gpu, &f.g, -2.5f));
+    compare("fill", &f, 0.0);
+    drop(&f);
+    pair l = mk_rand(N, SHARD, 2.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->fill_cols(g_cpu, &l.c, SHARD - 7, -INFINITY));
+    CHECK_OK(g_gpu->ops->fill_cols(g_gpu, &l.g, SHARD - 7, -INFINITY));
+    compare("fill_cols", &l, 0.0);
+    drop(&l);
+}
+
+/* ---------------- forward ops ---------------- */
+
+static void test_matmul(void) {
+    pair x = mk_rand(N, DIM, 1.0f, 0.0f), w = mk_rand(FF, DIM, 0.0625f, 0.0f), y = mk(N, FF);
+    CHECK_OK(g_cpu->ops->matmul(g_cpu, &y.c, &x.c, &w.c, 0));
+    CHECK_OK(g_gpu->ops->matmul(g_gpu, &y.g, &x.g, &w.g, 0));
+    compare("matmul", &y, tol(1e-5, 1e-2));
+    randomize(&y, 1.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->matmul(g_cpu, &y.c, &x.c, &w.c, 1));
+    CHECK_OK(g_gpu->ops->matmul(g_gpu, &y.g, &x.g, &w.g, 1));
+    compare("matmul accumulate", &y, tol(1e-5, 1e-2));
+    /* strided views (column slices of wider buffers): strides become lda/ldb/ldc */
+    pair xs = mk_as(g_dt, N, DIM, 16), ws = mk_as(g_dt, FF, DIM, 32), ys = mk_as(g_dt, N, FF, 8);
+    randomize(&xs, 1.0f, 0.0f);
+    randomize(&ws, 0.0625f, 0.0f);
+    CHECK_OK(g_cpu->ops->matmul(g_cpu, &ys.c, &xs.c, &ws.c, 0));
+    CHECK_OK(g_gpu->ops->matmul(g_gpu, &ys.g, &xs.g, &ws.g, 0));
+    compare("matmul strided", &ys, tol(1e-5, 1e-2));
+    if (g_dt == SRLM_BF16) { /* bf16 inputs, fp32 output: fp32 accuracy */
+        pair yf = mk_as(SRLM_F32, N, FF, 0);
+        CHECK_OK(g_cpu->ops->matmul(g_cpu, &yf.c, &x.c, &w.c, 0));
+        CHECK_OK(g_gpu->ops->matmul(g_gpu, &yf.g, &x.g, &w.g, 0));
+        compare("matmul bf16 -> f32", &yf, 1e-5);
+        drop(&yf);
+    }
+    /* a shape mismatch is refused with both shapes */
+    CHECK(g_gpu->ops->matmul(g_gpu, &y.g, &w.g, &x.g, 0) == SRLM_BAD_INPUT);
+    CHECK_MSG(strstr(srlm_last_error(), "matmul shapes") != NULL, "%s", srlm_last_error());
+    drop(&x), drop(&w), drop(&y), drop(&xs), drop(&ws), drop(&ys);
+}
+
+static void test_embedding(void) {
+    pair table = mk_rand(SHARD, DIM, 1.0f, 0.0f), o1 = mk(N, DIM), o2 = mk(N, DIM);
+    int ids1[N], ids2[N];
+    ids_for(ids1, N, 11);
+    ids_for(ids2, N, 12);
+    /* back to back without a sync between: the staged ids must not mix */
+    CHECK_OK(g_gpu->ops->embedding(g_gpu, &o1.g, &table.g, ids1, N, V0));
+    CHECK_OK(g_gpu->ops->embedding(g_gpu, &o2.g, &table.g, ids2, N, V0));
+    CHECK_OK(g_cpu->ops->embedding(g_cpu, &o1.c, &table.c, ids1, N, V0));
+    CHECK_OK(g_cpu->ops->embedding(g_cpu, &o2.c, &table.c, ids2, N, V0));
+    compare("embedding", &o1, 0.0);
+    compare("embedding (second ids)", &o2, 0.0);
+    drop(&table), drop(&o1), drop(&o2);
+}
+
+static void test_rmsnorm(void) {
+    pair x = mk_rand(N, DIM, 1.5f, 0.2f), w = mk_rand(1, DIM, 0.1f, 1.0f), y = mk(N, DIM);
+    CHECK_OK(g_cpu->ops->rmsnorm(g_cpu, &y.c, &x.c, &w.c, 1e-5f));
+    CHECK_OK(g_gpu->ops->rmsnorm(g_gpu, &y.g, &x.g, &w.g, 1e-5f));
+    compare("rmsnorm", &y, tol(1e-5, 1e-2));
+    drop(&x), drop(&w), drop(&y);
+}
+
+static void positions(int *pos, int n, uint64_t key) {
+    for (int i = 0; i < n; i++) pos[i] = (int)(srlm_rng_u64(key, (uint64_t)i) % 4096);
+}
+
+static void test_rope(void) {
+    int pos[N];
+    positions(pos, N, 21);
+    pair q = mk_rand(N, NH * HD, 1.0f, 0.0f), k = mk_rand(N, KVD, 1.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->rope(g_cpu, &q.c, pos, NH, HD, 10000.0f));
+    CHECK_OK(g_gpu->ops->rope(g_gpu, &q.g, pos, NH, HD, 10000.0f));
+    CHECK_OK(g_cpu->ops->rope(g_cpu, &k.c, pos, NKV, HD, 500000.0f));
+    CHECK_OK(g_gpu->ops->rope(g_gpu, &k.g, pos, NKV, HD, 500000.0f));
+    compare("rope q", &q, tol(1e-5, 1e-2));
+    compare("rope k (theta 5e5)", &k, tol(1e-5, 1e-2));
+    drop(&q), drop(&k);
+}
+
+static void test_kv_store(void) {
+    srlm_attn_shape s = prefill_shape();
+    pair cache = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f), kv = mk_rand(N, KVD, 1.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->kv_store(g_cpu, &cache.c, &kv.c, &s));
+    CHECK_OK(g_gpu->ops->kv_store(g_gpu, &cache.g, &kv.g, &s));
+    compare("kv_store", &cache, 0.0);
+    drop(&cache), drop(&kv);
+}
+
+static void test_attention(void) {
+    pair kc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f), vc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f);
+    srlm_attn_shape s = prefill_shape();
+    pair q = mk_rand(N, NH * HD, 1.0f, 0.0f), out = mk(N, NH * HD);
+    CHECK_OK(g_cpu->ops->attention(g_cpu, &out.c, &q.c, &kc.c, &vc.c, &s));
+    CHECK_OK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &s));
+    compare("attention (prefill, padding)", &out, tol(1e-5, 1e-2));
+    srlm_attn_shape d = decode_shape();
+    pair q1 = mk_rand(B, NH * HD, 1.0f, 0.0f), out1 = mk(B, NH * HD);
+    CHECK_OK(g_cpu->ops->attention(g_cpu, &out1.c, &q1.c, &kc.c, &vc.c, &d));
+    CHECK_OK(g_gpu->ops->attention(g_gpu, &out1.g, &q1.g, &kc.g, &vc.g, &d));
+    compare("attention (decode, T = 1)", &out1, tol(1e-5, 1e-2));
+    drop(&kc), drop(&vc), drop(&q), drop(&out), drop(&q1), drop(&out1);
+}
+
+static void test_swiglu(void) {
+    pair g = mk_rand(N, FF, 2.0f, 0.0f), u = mk_rand(N, FF, 1.0f, 0.0f), o = mk(N, FF);
+    CHECK_OK(g_cpu->ops->swiglu(g_cpu, &o.c, &g.c, &u.c));
+    CHECK_OK(g_gpu->ops->swiglu(g_gpu, &o.g, &g.g, &u.g));
+    compare("swiglu", &o, tol(1e-5, 1e-2));
+    drop(&g), drop(&u), drop(&o);
+}
+
+static void test_copies(void) {
+    pair src = mk_rand(N, DIM, 1.0f, 0.0f), dst = mk(5, DIM), cp = mk(N, DIM);
+    const int rows[5] = {23, 0, 5, 5, 17};
+    CHECK_OK(g_cpu->ops->copy_rows(g_cpu, &dst.c, &src.c, rows, 5));
+    CHECK_OK(g_gpu->ops->copy_rows(g_gpu, &dst.g, &src.g, rows, 5));
+    compare("copy_rows", &dst, 0.0);
+    CHECK_OK(g_cpu->ops->copy(g_cpu, &cp.c, &src.c));
+    CHECK_OK(g_gpu->ops->copy(g_gpu, &cp.g, &src.g));
+    compare("copy", &cp, 0.0);
+    pair y = mk_rand(N, DIM, 1.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->add(g_cpu, &y.c, &src.c));
+    CHECK_OK(g_gpu->ops->add(g_gpu, &y.g, &src.g));
+    compare("add", &y, tol(0.0, 1e-2)); /* one fp32 add per element: exact */
+    if (g_dt == SRLM_BF16) { /* F32 -> BF16 rounds to nearest even, as srlm_f32_to_bf16 */
+        pair f = mk_as(SRLM_F32, N, DIM, 0), h = mk_as(SRLM_BF16, N, DIM, 0);
+        randomize(&f, 1.0f, 0.0f);
+        CHECK_OK(g_gpu->ops->copy(g_gpu, &h.g, &f.g));
+        float *want = malloc(sizeof(float) * N * DIM), *got = malloc(sizeof(float) * N * DIM);
+        CHECK_OK(g_cpu->ops->download(g_cpu, want, &f.c));
+        for (int i = 0; i < N * DIM; i++) want[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(want[i]));
+        CHECK_OK(g_gpu->ops->download(g_gpu, got, &h.g));
+        compare_arrays("copy F32 -> BF16", want, got, (size_t)N * DIM, 0.0);
+        free(want), free(got);
+        drop(&f), drop(&h);
+    }
+    drop(&src), drop(&dst), drop(&cp), drop(&y);
+}
+
+static void test_row_ops(void) {
+    pair l = mk_rand(N, SHARD, 3.0f, 0.0f);
+    float mx_c[N], mx_g[N], se_c[N], se_g[N], tl_c[N], tl_g[N], val_c[N], val_g[N];
+    int targets[N], idx_c[N], idx_g[N];
+    for (int i = 0; i < N; i++) mx_g[i] = se_g[i] = tl_g[i] = val_g[i] = NAN, idx_g[i] = -7;
+    ids_for(targets, N, 31);
+    CHECK_OK(g_cpu->ops->row_max(g_cpu, &l.c, mx_c));
+    CHECK_OK(g_gpu->ops->row_max(g_gpu, &l.g, mx_g));
+    compare_arrays("row_max", mx_c, mx_g, N, 0.0);
+    CHECK_OK(g_cpu->ops->row_sumexp_target(g_cpu, &l.c, mx_c, targets, V0, se_c, tl_c));
+    CHECK_OK(g_gpu->ops->row_sumexp_target(g_gpu, &l.g, mx_c, targets, V0, se_g, tl_g));
+    compare_arrays("row_sumexp_target: sum exp", se_c, se_g, N, 1e-5); /* fp32 math on equal inputs */
+    compare_arrays("row_sumexp_target: target", tl_c, tl_g, N, 0.0);
+    CHECK_OK(g_cpu->ops->row_argmax(g_cpu, &l.c, idx_c, val_c));
+    CHECK_OK(g_gpu->ops->row_argmax(g_gpu, &l.g, idx_g, val_g));
+    int same = 0;
+    for (int i = 0; i < N; i++) same += idx_c[i] == idx_g[i];
+    printf("%-30s %-4s %d of %d rows agree\n", "row_argmax", srlm_dtype_name(g_dt), same, N);
+    CHECK_MSG(same == N, "row_argmax: %d of %d rows differ", N - same, N);
+    compare_arrays("row_argmax: value", val_c, val_g, N, 0.0);
+    drop(&l);
+}
+
+static void test_dropout(void) {
+    pair x = mk_rand(N, FF, 1.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->dropout(g_cpu, &x.c, 0.1f, 1234));
+    CHECK_OK(g_gpu->ops->dropout(g_gpu, &x.g, 0.1f, 1234));
+    compare("dropout (same mask)", &x, tol(1e-6, 1e-2));
+    drop(&x);
+}
+
+/* ---------------- backward ops (F32) ---------------- */
+
+static void test_matmul_backward(void) {
+    pair dy = mk_rand(N, FF, 1.0f, 0.0f), w = mk_rand(FF, DIM, 0.0625f, 0.0f), dx = mk(N, DIM);
+    pair x = mk_rand(N, DIM, 1.0f, 0.0f), dw = mk_rand(FF, DIM, 0.1f, 0.0f);
+    CHECK_OK(g_cpu->ops->matmul_dx(g_cpu, &dx.c, &dy.c, &w.c, 0));
+    CHECK_OK(g_gpu->ops->matmul_dx(g_gpu, &dx.g, &dy.g, &w.g, 0));
+    compare("matmul_dx", &dx, 1e-5);
+    randomize(&dx, 1.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->matmul_dx(g_cpu, &dx.c, &dy.c, &w.c, 1));
+    CHECK_OK(g_gpu->ops->matmul_dx(g_gpu, &dx.g, &dy.g, &w.g, 1));
+    compare("matmul_dx accumulate", &dx, 1e-5);
+    CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dw.c, &dy.c, &x.c));
+    CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dw.g, &dy.g, &x.g));
+    compare("matmul_dw (accumulates)", &dw, 1e-5);
+    CHECK(g_gpu->ops->matmul_dw(g_gpu, &dx.g, &dy.g, &x.g) == SRLM_BAD_INPUT);
+    drop(&dy), drop(&w), drop(&dx), drop(&x), drop(&dw);
+}
+
+static void test_embedding_backward(void) {
+    pair dt = mk_rand(SHARD, DIM, 0.1f, 0.0f), dx = mk_rand(N, DIM, 1.0f, 0.0f);
+    int ids[N];
+    ids_for(ids, N, 41);
+    CHECK_OK(g_cpu->ops->embedding_backward(g_cpu, &dt.c, &dx.c, ids, N, V0));
+    CHECK_OK(g_gpu->ops->embedding_backward(g_gpu, &dt.g, &dx.g, ids, N, V0));
+    compare("embedding_backward (repeats)", &dt, 1e-6);
+    drop(&dt), drop(&dx);
+}
+
+static void test_rmsnorm_backward(void) {
+    pair x = mk_rand(N, DIM, 1.5f, 0.2f), w = mk_rand(1, DIM, 0.1f, 1.0f), dy = mk_rand(N, DIM, 1.0f, 0.0f);
+    pair dx = mk(N, DIM), dw = mk_rand(1, DIM, 0.1f, 0.0f);
+    CHECK_OK(g_cpu->ops->rmsnorm_backward(g_cpu, &dx.c, &dw.c, &dy.c, &x.c, &w.c, 1e-5f));
+    CHECK_OK(g_gpu->ops->rmsnorm_backward(g_gpu, &dx.g, &dw.g, &dy.g, &x.g, &w.g, 1e-5f));
+    compare("rmsnorm_backward dx", &dx, 1e-5);
+    compare("rmsnorm_backward dw (accum.)", &dw, 1e-5);
+    drop(&x), drop(&w), drop(&dy), drop(&dx), drop(&dw);
+}
+
+static void test_rope_backward(void) {
+    int pos[N];
+    positions(pos, N, 51);
+    pair d = mk_rand(N, NH * HD, 1.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->rope_backward(g_cpu, &d.c, pos, NH, HD, 10000.0f));
+    CHECK_OK(g_gpu->ops->rope_backward(g_gpu, &d.g, pos, NH, HD, 10000.0f));
+    compare("rope_backward", &d, 1e-5);
+    drop(&d);
+}
+
+static void test_attention_backward(void) {
+    srlm_attn_shape s = prefill_shape();
+    pair kc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f), vc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f);
+    pair q = mk_rand(N, NH * HD, 1.0f, 0.0f), dout = mk_rand(N, NH * HD, 1.0f, 0.0f);
+    pair dq = mk(N, NH * HD), dk = mk(SLOTS * MAX_SEQ, KVD), dv = mk(SLOTS * MAX_SEQ, KVD);
+    CHECK_OK(g_cpu->ops->attention_backward(g_cpu, &dq.c, &dk.c, &dv.c, &dout.c, &q.c, &kc.c, &vc.c, &s));
+    CHECK_OK(g_gpu->ops->attention_backward(g_gpu, &dq.g, &dk.g, &dv.g, &dout.g, &q.g, &kc.g, &vc.g, &s));
+    compare("attention_backward dq", &dq, 1e-5);
+    for (int b = 0; b < B; b++) { /* every row of the used slots; the others are not touched */
+        char name[64];
+        pair rk = dk, rv = dv;
+        rk.c = srlm_view_rows(dk.c, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
+        rk.g = srlm_view_rows(dk.g, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
+        rv.c = srlm_view_rows(dv.c, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
+        rv.g = srlm_view_rows(dv.g, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
+        snprintf(name, sizeof name, "attention_backward dk slot %d", SLOT[b]);
+        compare(name, &rk, 1e-5);
+        snprintf(name, sizeof name, "attention_backward dv slot %d", SLOT[b]);
+        compare(name, &rv, 1e-5);
+    }
+    drop(&kc), drop(&vc), drop(&q), drop(&dout), drop(&dq), drop(&dk), drop(&dv);
+}
+
+static void test_swiglu_backward(void) {
+    pair g = mk_rand(N, FF, 2.0f, 0.0f), u = mk_rand(N, FF, 1.0f, 0.0f), d = mk_rand(N, FF, 1.0f, 0.0f);
+    pair dg = mk(N, FF), du = mk(N, FF);
+    CHECK_OK(g_cpu->ops->swiglu_backward(g_cpu, &dg.c, &du.c, &d.c, &g.c, &u.c));
+    CHECK_OK(g_gpu->ops->swiglu_backward(g_gpu, &dg.g, &du.g, &d.g, &g.g, &u.g));
+    compare("swiglu_backward dgate", &dg, 1e-5);
+    compare("swiglu_backward dup", &du, 1e-5);
+    drop(&g), drop(&u), drop(&d), drop(&dg), drop(&du);
+}
+
+static void test_logprob_backward(void) {
+    pair l = mk_rand(N, SHARD, 3.0f, 0.0f);
+    float mx[N], se[N], tl[N], dlogp[N];
+    int targets[N];
+    ids_for(targets, N, 61);
+    CHECK_OK(g_cpu->ops->row_max(g_cpu, &l.c, mx));
+    CHECK_OK(g_cpu->ops->row_sumexp_target(g_cpu, &l.c, mx, targets, V0, se, tl));
+    for (int i = 0; i < N; i++) dlogp[i] = i % 5 == 3 ? 0.0f : (float)srlm_rng_normal(62, (uint64_t)i);
+    CHECK_OK(g_cpu->ops->logprob_backward(g_cpu, &l.c, mx, se, targets, V0, dlogp));
+    CHECK_OK(g_gpu->ops->logprob_backward(g_gpu, &l.g, mx, se, targets, V0, dlogp));
+    compare("logprob_backward", &l, 1e-5);
+    drop(&l);
+}
+
+static void test_errors(void) {
+    srlm_view v;
+    /* far more than any GPU has: the message names what, how much and the device's memory */
+    srlm_status st = g_gpu->ops->alloc(g_gpu, &v, SRLM_F32, (int64_t)1 << 22, (int64_t)1 << 20, "a 16 TiB test");
+    CHECK(st == SRLM_FAILED);
+    CHECK_MSG(strstr(srlm_last_error(), "a 16 TiB test") && strstr(srlm_last_error(), "free of"), "%s",
+              srlm_last_error());
+    printf("out-of-memory message: %s\n", srlm_last_error());
+}
+
+int main(void) {
+    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    CHECK_OK(srlm_backend_cpu_new(&g_cpu, 0));
+    CHECK_OK(srlm_backend_cuda_new(&g_gpu, 0));
+    if (!g_cpu || !g_gpu) TEST_DONE();
+    CHECK(g_gpu->ops->host_memory == 0 && strcmp(g_gpu->ops->name, "cuda") == 0);
+    const srlm_dtype passes[2] = {SRLM_F32, SRLM_BF16};
+    for (int p = 0; p < 2; p++) {
+        g_dt = passes[p];
+        printf("---- %s views ----\n", srlm_dtype_name(g_dt));
+        test_memory();
+        test_matmul();
+        test_embedding();
+        test_rmsnorm();
+        test_rope();
+        test_kv_store();
+        test_attention();
+        test_swiglu();
+        test_copies();
+        test_row_ops();
+        test_dropout();
+        if (g_dt != SRLM_F32) continue;
+        test_matmul_backward();
+        test_embedding_backward();
+        test_rmsnorm_backward();
+        test_rope_backward();
+        test_attention_backward();
+        test_swiglu_backward();
+        test_logprob_backward();
+    }
+    test_errors();
+    srlm_backend_free(g_gpu);
+    srlm_backend_free(g_cpu);
+    TEST_DONE();
+}

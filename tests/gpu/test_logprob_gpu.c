@@ -1,0 +1,224 @@
+/* The GPU log-prob kernels (kernels/logprob.h) vs the CPU backend's row_max,
+ * row_sumexp_target, row_argmax and logprob_backward, on random logits of a
+ * realistic scale (sd 3, plus a peak per row), F32 and BF16 logits, a Llama-2
+ * vocab (32000) and an odd one (1000 + 7) with a row stride that breaks 16-byte
+ * alignment, and a vocab-parallel shard (vocab_start > 0, targets outside it).
+ * Outputs are poisoned with NaN first; a skipped row or column shows up.
+ *
+ * Tolerances (the same inputs reach both sides: BF16 logits are rounded to bf16
+ * for the CPU too, and all math is fp32):
+ *  - row max, target logit, argmax index and value: exact (no arithmetic);
+ *  - sum of exp: 1e-5 relative per row. The CPU adds fp32 terms in double, the
+ *    GPU in fp32 per thread (~63 terms) and then a 9-level tree: a few 1e-7;
+ *    the fused one-pass sum also rescales partials by exp(m_old - m_new);
+ *  - fused vs two-pass: max and target logit exact, sum 1e-5 relative;
+ *  - backward, F32 logits: 1e-5 relative (norm-wise), only expf's last ulps
+ *    differ; BF16: 1e-2, the outputs are rounded to bf16 (2^-9 relative each);
+ *    rows with dlogp == 0 exactly 0; padding columns (stride > cols) untouched. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/rng.h"
+#include "cuda_check.h"
+#include "logprob.h"
+#include "test.h"
+
+/* ---- host <-> device helpers ---- */
+
+static void *dev_alloc(size_t bytes) {
+    void *p = NULL;
+    CHECK(cudaMalloc(&p, bytes ? bytes : 1) == cudaSuccess);
+    CHECK(cudaMemset(p, 0xff, bytes ? bytes : 1) == cudaSuccess); /* NaN (or -1) poison */
+    return p;
+}
+
+static void *dev_from_host(const void *h, size_t bytes) {
+    void *d = dev_alloc(bytes);
+    CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
+    return d;
+}
+
+/* n fp32 values -> a device buffer of dtype t */
+static void *dev_from_f32(const float *h, size_t n, srlm_dtype t) {
+    size_t bytes = n * srlm_dtype_size(t);
+    void *tmp = malloc(bytes);
+    srlm_convert_from_f32(tmp, t, h, n);
+    void *d = dev_from_host(tmp, bytes);
+    free(tmp);
+    return d;
+}
+
+static void f32_from_dev(float *h, const void *d, size_t n, srlm_dtype t) {
+    size_t bytes = n * srlm_dtype_size(t);
+    void *tmp = malloc(bytes);
+    CHECK(cudaMemcpy(tmp, d, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+    srlm_convert_to_f32(h, tmp, t, n);
+    free(tmp);
+}
+
+static void round_to(float *x, size_t n, srlm_dtype t) {
+    if (t == SRLM_BF16)
+        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(x[i]));
+}
+
+typedef struct {
+    int         rows, cols, stride;
+    int64_t     vocab_start;
+    srlm_dtype  dtype;
+} lp_case;
+
+static void run_case(srlm_backend *be, const lp_case *c, uint64_t seed) {
+    const int rows = c->rows, cols = c->cols, stride = c->stride;
+    const size_t n = (size_t)rows * stride;
+    const char *dn = srlm_dtype_name(c->dtype);
+    float *x = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) x[i] = 3.0f * (float)srlm_rng_normal(seed, i);
+    int *tgt = malloc(sizeof(int) * rows);
+    float *dlogp = malloc(4 * (size_t)rows);
+    const int tail = cols > 14 ? 7 : 0;
+    for (int i = 0; i < rows; i++) {
+        uint64_t h = srlm_rng_u64(seed + 1, (uint64_t)i);
+        int col = (int)(h % (uint64_t)(cols - tail)); /* never in row 0's -inf tail */
+        /* every third row's target lies outside this shard (below it, or past it) */
+        if (i % 3 == 2)
+            tgt[i] = i % 2 ? (int)c->vocab_start + cols + (int)(h % 50) : (int)c->vocab_start - 1 - (int)(h % 5);
+        else
+            tgt[i] = (int)c->vocab_start + col;
+        x[(size_t)i * stride + col] += 12.0f; /* a confident peak, as trained models have */
+        dlogp[i] = (i % 4 == 1) ? 0.0f : (float)srlm_rng_normal(seed + 2, (uint64_t)i);
+    }
+    /* row 0: a padded-vocab tail masked with -inf (what fill_cols does);
+     * row 1: the maximum twice, the first must win the argmax */
+    for (int j = cols - tail; j < cols; j++) x[j] = -INFINITY;
+    if (rows > 1) {
+        x[(size_t)stride + cols / 3] = 60.0f;
+        x[(size_t)stride + 2 * cols / 3] = 60.0f;
+    }
+    round_to(x, n, c->dtype);
+
+    /* CPU reference */
+    srlm_view hv = {x, SRLM_F32, rows, cols, stride};
+    float *rmx = malloc(4 * (size_t)rows), *rse = malloc(4 * (size_t)rows), *rtl = malloc(4 * (size_t)rows);
+    float *rval = malloc(4 * (size_t)rows);
+    int *ridx = malloc(sizeof(int) * rows);
+    CHECK_OK(be->ops->row_max(be, &hv, rmx));
+    CHECK_OK(be->ops->row_sumexp_target(be, &hv, rmx, tgt, c->vocab_start, rse, rtl));
+    CHECK_OK(be->ops->row_argmax(be, &hv, ridx, rval));
+
+    /* GPU */
+    void *dx = dev_from_f32(x, n, c->dtype);
+    srlm_view dv = {dx, c->dtype, rows, cols, stride};
+    int *dtgt = dev_from_host(tgt, sizeof(int) * rows);
+    size_t fb = 4 * (size_t)rows;
+    float *dmx = dev_alloc(fb), *dse = dev_alloc(fb), *dtl = dev_alloc(fb);
+    float *dmx2 = dev_alloc(fb), *dse2 = dev_alloc(fb), *dtl2 = dev_alloc(fb), *dval = dev_alloc(fb);
+    int *didx = dev_alloc(sizeof(int) * rows);
+    CHECK_OK(srlm_cuda_row_max(&dv, dmx, NULL));
+    CHECK_OK(srlm_cuda_row_sumexp_target(&dv, dmx, dtgt, c->vocab_start, dse, dtl, NULL));
+    CHECK_OK(srlm_cuda_row_logsumexp_target(&dv, dtgt, c->vocab_start, dmx2, dse2, dtl2, NULL));
+    CHECK_OK(srlm_cuda_row_argmax(&dv, didx, dval, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    float *gmx = malloc(fb), *gse = malloc(fb), *gtl = malloc(fb), *gmx2 = malloc(fb), *gse2 = malloc(fb);
+    float *gtl2 = malloc(fb), *gval = malloc(fb);
+    int *gidx = malloc(sizeof(int) * rows);
+    cudaMemcpy(gmx, dmx, fb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(gse, dse, fb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(gtl, dtl, fb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(gmx2, dmx2, fb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(gse2, dse2, fb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(gtl2, dtl2, fb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(gval, dval, fb, cudaMemcpyDeviceToHost);
+    cudaMemcpy(gidx, didx, sizeof(int) * rows, cudaMemcpyDeviceToHost);
+
+    double se_err = 0, fused_err = 0, logp_err = 0;
+    for (int i = 0; i < rows; i++) {
+        CHECK_MSG(gmx[i] == rmx[i], "%s %d cols row %d: max %.9g, cpu %.9g", dn, cols, i, gmx[i], rmx[i]);
+        CHECK_MSG(gtl[i] == rtl[i], "%s %d cols row %d: target logit %.9g, cpu %.9g", dn, cols, i, gtl[i], rtl[i]);
+        double e = fabs((double)gse[i] - rse[i]) / rse[i];
+        se_err = e > se_err || isnan(e) ? e : se_err;
+        /* the fused pass against the two-pass pieces */
+        CHECK_MSG(gmx2[i] == gmx[i], "%s row %d: fused max %.9g, two-pass %.9g", dn, i, gmx2[i], gmx[i]);
+        CHECK_MSG(gtl2[i] == gtl[i], "%s row %d: fused target %.9g, two-pass %.9g", dn, i, gtl2[i], gtl[i]);
+        e = fabs((double)gse2[i] - gse[i]) / gse[i];
+        fused_err = e > fused_err || isnan(e) ? e : fused_err;
+        /* the log-prob a tp = 1 caller forms from the fused pass */
+        double lp = (double)gtl2[i] - gmx2[i] - log((double)gse2[i]);
+        double rlp = (double)rtl[i] - rmx[i] - log((double)rse[i]);
+        e = fabs(lp - rlp);
+        logp_err = e > logp_err || isnan(e) ? e : logp_err;
+        CHECK_MSG(gidx[i] == ridx[i] && gval[i] == rval[i], "%s row %d: argmax %d (%.9g), cpu %d (%.9g)",
+                  dn, i, gidx[i], gval[i], ridx[i], rval[i]);
+    }
+    if (rows > 1) CHECK_MSG(gidx[1] == cols / 3, "%s: tie went to column %d, expected %d", dn, gidx[1], cols / 3);
+    CHECK_MSG(se_err <= 1e-5, "%s %d cols: sum-exp relative error %.3g", dn, cols, se_err);
+    CHECK_MSG(fused_err <= 1e-5, "%s %d cols: fused vs two-pass sum-exp %.3g", dn, cols, fused_err);
+    CHECK_MSG(logp_err <= 1e-4, "%s %d cols: fused log-prob abs error %.3g", dn, cols, logp_err);
+
+    /* backward, in place, given the CPU's (i.e. the global) mx and se, so only the
+     * backward kernel differs between the two sides */
+    float *ref = malloc(n * 4), *got = malloc(n * 4);
+    memcpy(ref, x, n * 4);
+    srlm_view rv = {ref, SRLM_F32, rows, cols, stride};
+    CHECK_OK(be->ops->logprob_backward(be, &rv, rmx, rse, tgt, c->vocab_start, dlogp));
+    float *dgmx = dev_from_host(rmx, fb), *dgse = dev_from_host(rse, fb), *ddl = dev_from_host(dlogp, fb);
+    CHECK_OK(srlm_cuda_logprob_backward(&dv, dgmx, dgse, dtgt, c->vocab_start, ddl, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    f32_from_dev(got, dx, n, c->dtype);
+    double num = 0, den = 0;
+    int pad_bad = 0, zero_bad = 0;
+    for (int i = 0; i < rows; i++) {
+        for (int j = 0; j < cols; j++) {
+            size_t k = (size_t)i * stride + j;
+            double d = (double)got[k] - ref[k];
+            num += d * d;
+            den += (double)ref[k] * ref[k];
+            if (dlogp[i] == 0.0f && got[k] != 0.0f) zero_bad++;
+        }
+        for (int j = cols; j < stride; j++) /* padding: the input, untouched */
+            if (memcmp(&got[(size_t)i * stride + j], &x[(size_t)i * stride + j], 4)) pad_bad++;
+    }
+    double bw_err = sqrt(num / den), bw_tol = c->dtype == SRLM_F32 ? 1e-5 : 1e-2;
+    CHECK_MSG(bw_err <= bw_tol, "%s %d cols: backward relative error %.3g (tolerance %.0e)", dn, cols, bw_err, bw_tol);
+    CHECK_MSG(zero_bad == 0, "%s: %d elements of dlogp == 0 rows are not 0", dn, zero_bad);
+    CHECK_MSG(pad_bad == 0, "%s: %d padding elements changed", dn, pad_bad);
+    printf("%-4s %2d x %5d (stride %5d, vocab_start %6lld): sum-exp %.1e, fused %.1e, log-prob %.1e, "
+           "backward %.1e\n", dn, rows, cols, stride, (long long)c->vocab_start, se_err, fused_err,
+           logp_err, bw_err);
+
+    cudaFree(dx); cudaFree(dtgt); cudaFree(dmx); cudaFree(dse); cudaFree(dtl); cudaFree(dmx2);
+    cudaFree(dse2); cudaFree(dtl2); cudaFree(dval); cudaFree(didx); cudaFree(dgmx); cudaFree(dgse);
+    cudaFree(ddl);
+    free(x); free(tgt); free(dlogp); free(rmx); free(rse); free(rtl); free(rval); free(ridx);
+    free(gmx); free(gse); free(gtl); free(gmx2); free(gse2); free(gtl2); free(gval); free(gidx);
+    free(ref); free(got);
+}
+
+int main(void) {
+    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    srlm_backend *be;
+    CHECK_OK(srlm_backend_cpu_new(&be, 0));
+    const lp_case cases[] = {
+        {8, 32000, 32000, 0, SRLM_F32},
+        {7, 1007, 1010, 0, SRLM_F32},        /* odd vocab, rows not 16-byte aligned */
+        {9, 32000, 32000, 64000, SRLM_F32},  /* a vocab-parallel shard (tp rank 2) */
+        {8, 32000, 32000, 0, SRLM_BF16},
+        {7, 1007, 1011, 5000, SRLM_BF16},    /* odd everything, a shard */
+        {1, 3, 3, 0, SRLM_F32},              /* fewer columns than a vector */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 100 + 10 * i);
+
+    /* argument checks: no launch, an SRLM_BAD_INPUT naming what was expected */
+    float *d = dev_alloc(64);
+    srlm_view bad = {d, SRLM_F16, 2, 4, 4};
+    CHECK(srlm_cuda_row_max(&bad, d, NULL) == SRLM_BAD_INPUT);
+    bad.dtype = SRLM_F32;
+    bad.stride = 3;
+    CHECK(srlm_cuda_row_argmax(&bad, (int *)d, d, NULL) == SRLM_BAD_INPUT);
+    srlm_view empty = {d, SRLM_F32, 0, 4, 4};
+    CHECK_OK(srlm_cuda_row_logsumexp_target(&empty, (int *)d, 0, d, d, d, NULL));
+    cudaFree(d);
+    srlm_backend_free(be);
+    TEST_DONE();
+}

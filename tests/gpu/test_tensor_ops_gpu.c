@@ -1,0 +1,252 @@
+/* GPU tensor ops (kernels/tensor_ops.h) vs the CPU backend's kv_store,
+ * copy_rows, copy, add, fill, fill_cols and dropout, and vs core/dtype.h's
+ * conversions for copies between F32 and BF16. Every op here is exact, so every
+ * comparison is bit for bit:
+ *  - kv_store, copy_rows, copy, fill, fill_cols: data movement; BF16 values are
+ *    the CPU's fp32 values rounded to bf16 (they were bf16 to begin with);
+ *  - copy F32 -> BF16: srlm_f32_to_bf16 (round to nearest even, ties, NaN, inf,
+ *    subnormals), BF16 -> F32 exact;
+ *  - add: one fp32 addition on both sides (then one rounding for BF16);
+ *  - dropout: the same counter-based mask (core/rng.h on both sides) and one
+ *    fp32 multiply by the same 1 / (1 - p).
+ * Elements the op must not touch (other cache rows, columns before c0, row
+ * padding) are compared too, so a stray write shows. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/rng.h"
+#include "cuda_check.h"
+#include "tensor_ops.h"
+#include "test.h"
+
+static void *dev_poisoned(size_t bytes) {
+    void *p = NULL;
+    CHECK(cudaMalloc(&p, bytes ? bytes : 1) == cudaSuccess);
+    CHECK(cudaMemset(p, 0xff, bytes ? bytes : 1) == cudaSuccess); /* NaN */
+    return p;
+}
+
+static void *dev_from_host(const void *h, size_t bytes) {
+    void *d = dev_poisoned(bytes);
+    CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
+    return d;
+}
+
+static void *dev_from_f32(const float *h, size_t n, srlm_dtype t) {
+    size_t bytes = n * srlm_dtype_size(t);
+    void *tmp = malloc(bytes);
+    srlm_convert_from_f32(tmp, t, h, n);
+    void *d = dev_from_host(tmp, bytes);
+    free(tmp);
+    return d;
+}
+
+static void f32_from_dev(float *h, const void *d, size_t n, srlm_dtype t) {
+    size_t bytes = n * srlm_dtype_size(t);
+    void *tmp = malloc(bytes);
+    CHECK(cudaMemcpy(tmp, d, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
+    srlm_convert_to_f32(h, tmp, t, n);
+    free(tmp);
+}
+
+static void round_to(float *x, size_t n, srlm_dtype t) {
+    if (t == SRLM_BF16)
+        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(x[i]));
+}
+
+static float *random_f32(size_t n, uint64_t key, srlm_dtype t) {
+    float *x = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) x[i] = (float)srlm_rng_normal(key, i);
+    round_to(x, n, t);
+    return x;
+}
+
+/* elements (all n, padding included) whose bits differ */
+static int count_diff(const float *a, const float *b, size_t n) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) bad += memcmp(&a[i], &b[i], 4) != 0;
+    return bad;
+}
+
+static void test_kv_store(srlm_backend *be, srlm_dtype t) {
+    enum { B = 3, T = 5, MAX_SEQ = 16, SLOTS = 4, COLS = 96, KSTRIDE = 100 };
+    const int slot[B] = {2, 0, 3}, n_past[B] = {0, 7, 11}, n_new[B] = {5, 3, 0};
+    const size_t cn = (size_t)SLOTS * MAX_SEQ * COLS, kn = (size_t)B * T * KSTRIDE;
+    float *cache = random_f32(cn, 900, t), *kv = random_f32(kn, 901, t), *got = malloc(cn * 4);
+    void *dcache = dev_from_f32(cache, cn, t), *dkv = dev_from_f32(kv, kn, t);
+    int *dslot = dev_from_host(slot, sizeof slot), *dpast = dev_from_host(n_past, sizeof n_past);
+    int *dnew = dev_from_host(n_new, sizeof n_new);
+    srlm_view hc = {cache, SRLM_F32, SLOTS * MAX_SEQ, COLS, COLS}, hk = {kv, SRLM_F32, B * T, COLS, KSTRIDE};
+    srlm_attn_shape s = {.B = B, .T = T, .n_heads = 1, .n_kv_heads = 1, .head_dim = COLS,
+                         .max_seq = MAX_SEQ, .slot = slot, .n_past = n_past, .n_new = n_new};
+    CHECK_OK(be->ops->kv_store(be, &hc, &hk, &s));
+    srlm_view vc = {dcache, t, SLOTS * MAX_SEQ, COLS, COLS}, vk = {dkv, t, B * T, COLS, KSTRIDE};
+    CHECK_OK(srlm_cuda_kv_store(&vc, &vk, B, T, MAX_SEQ, dslot, dpast, dnew, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    f32_from_dev(got, dcache, cn, t);
+    int bad = count_diff(got, cache, cn);
+    CHECK_MSG(bad == 0, "kv_store %s: %d cache elements differ", srlm_dtype_name(t), bad);
+    printf("kv_store  %-4s: %d elements differ\n", srlm_dtype_name(t), bad);
+    cudaFree(dcache); cudaFree(dkv); cudaFree(dslot); cudaFree(dpast); cudaFree(dnew);
+    free(cache); free(kv); free(got);
+}
+
+static void test_copy_rows(srlm_backend *be, srlm_dtype t) {
+    enum { SR = 20, COLS = 77, SSTRIDE = 80, N = 6 };
+    const int idx[N] = {3, 3, 19, 0, 7, 12};
+    const size_t sn = (size_t)SR * SSTRIDE, dn = (size_t)N * COLS;
+    float *src = random_f32(sn, 910, t), *ref = malloc(dn * 4), *got = malloc(dn * 4);
+    srlm_view hs = {src, SRLM_F32, SR, COLS, SSTRIDE}, hd = {ref, SRLM_F32, N, COLS, COLS};
+    CHECK_OK(be->ops->copy_rows(be, &hd, &hs, idx, N));
+    void *dsrc = dev_from_f32(src, sn, t), *ddst = dev_poisoned(dn * srlm_dtype_size(t));
+    int *didx = dev_from_host(idx, sizeof idx);
+    srlm_view vs = {dsrc, t, SR, COLS, SSTRIDE}, vd = {ddst, t, N, COLS, COLS};
+    CHECK_OK(srlm_cuda_copy_rows(&vd, &vs, didx, N, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    f32_from_dev(got, ddst, dn, t);
+    int bad = count_diff(got, ref, dn);
+    CHECK_MSG(bad == 0, "copy_rows %s: %d elements differ", srlm_dtype_name(t), bad);
+    printf("copy_rows %-4s: %d elements differ\n", srlm_dtype_name(t), bad);
+    cudaFree(dsrc); cudaFree(ddst); cudaFree(didx);
+    free(src); free(ref); free(got);
+}
+
+/* copy between any pair of dtypes, compared as raw bits with core/dtype.h's
+ * conversion of the source (special values in the first row) */
+static void test_copy(srlm_dtype dt, srlm_dtype st) {
+    enum { R = 9, COLS = 301, SSTRIDE = 304, DSTRIDE = 305 };
+    const size_t sn = (size_t)R * SSTRIDE, dn = (size_t)R * DSTRIDE;
+    float *src = random_f32(sn, 920, st);
+    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.0f + 0x1p-8f /* tie: down */,
+                             1.0f + 0x3p-8f /* tie: up */, 1.0f + 0x1p-8f + 0x1p-20f, 0x1p-130f /* subnormal */,
+                             3.4e38f /* rounds to inf */, -1.0000001f};
+    for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) src[k] = special[k];
+    round_to(src, sn, st);
+    size_t sb = sn * srlm_dtype_size(st), db = dn * srlm_dtype_size(dt);
+    void *hsrc = malloc(sb), *want = malloc(db), *gotb = malloc(db);
+    srlm_convert_from_f32(hsrc, st, src, sn);
+    void *dsrc = dev_from_host(hsrc, sb), *ddst = dev_poisoned(db);
+    /* the expected bits: poison (0xff) in the padding, the converted source in the rows */
+    memset(want, 0xff, db);
+    for (int i = 0; i < R; i++)
+        srlm_convert_from_f32((char *)want + (size_t)i * DSTRIDE * srlm_dtype_size(dt), dt,
+                              src + (size_t)i * SSTRIDE, COLS);
+    srlm_view vs = {dsrc, st, R, COLS, SSTRIDE}, vd = {ddst, dt, R, COLS, DSTRIDE};
+    CHECK_OK(srlm_cuda_copy(&vd, &vs, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    CHECK(cudaMemcpy(gotb, ddst, db, cudaMemcpyDeviceToHost) == cudaSuccess);
+    size_t es = srlm_dtype_size(dt);
+    int bad = 0;
+    for (size_t k = 0; k < dn; k++) bad += memcmp((char *)gotb + k * es, (char *)want + k * es, es) != 0;
+    CHECK_MSG(bad == 0, "copy %s -> %s: %d elements differ", srlm_dtype_name(st), srlm_dtype_name(dt), bad);
+    printf("copy      %-4s -> %-4s: %d elements differ\n", srlm_dtype_name(st), srlm_dtype_name(dt), bad);
+    cudaFree(dsrc); cudaFree(ddst);
+    free(src); free(hsrc); free(want); free(gotb);
+}
+
+static void test_add(srlm_backend *be, srlm_dtype t) {
+    enum { R = 13, COLS = 4096, YSTRIDE = 4100, XSTRIDE = 4096 };
+    const size_t yn = (size_t)R * YSTRIDE, xn = (size_t)R * XSTRIDE;
+    float *y = random_f32(yn, 930, t), *x = random_f32(xn, 931, t), *got = malloc(yn * 4);
+    void *dy = dev_from_f32(y, yn, t), *dx = dev_from_f32(x, xn, t);
+    srlm_view hy = {y, SRLM_F32, R, COLS, YSTRIDE}, hx = {x, SRLM_F32, R, COLS, XSTRIDE};
+    CHECK_OK(be->ops->add(be, &hy, &hx));
+    round_to(y, yn, t);
+    srlm_view vy = {dy, t, R, COLS, YSTRIDE}, vx = {dx, t, R, COLS, XSTRIDE};
+    CHECK_OK(srlm_cuda_add(&vy, &vx, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    f32_from_dev(got, dy, yn, t);
+    int bad = count_diff(got, y, yn);
+    CHECK_MSG(bad == 0, "add %s: %d elements differ", srlm_dtype_name(t), bad);
+    printf("add       %-4s: %d elements differ\n", srlm_dtype_name(t), bad);
+    cudaFree(dy); cudaFree(dx);
+    free(y); free(x); free(got);
+}
+
+static void test_fill(srlm_backend *be, srlm_dtype t) {
+    enum { R = 11, COLS = 1003, STRIDE = 1008, C0 = 1000 - 7 };
+    const size_t n = (size_t)R * STRIDE;
+    float *v = random_f32(n, 940, t), *got = malloc(n * 4);
+    void *dv = dev_from_f32(v, n, t);
+    srlm_view hv = {v, SRLM_F32, R, COLS, STRIDE}, vv = {dv, t, R, COLS, STRIDE};
+    /* fill_cols: the padded-vocab mask; columns before C0 untouched */
+    CHECK_OK(be->ops->fill_cols(be, &hv, C0, -INFINITY));
+    CHECK_OK(srlm_cuda_fill_cols(&vv, C0, -INFINITY, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    f32_from_dev(got, dv, n, t);
+    int bad_cols = count_diff(got, v, n);
+    CHECK_OK(srlm_cuda_fill_cols(&vv, COLS, 5.0f, NULL)); /* an empty range: nothing */
+    /* fill: 0.3 is not a bf16 value, so BF16 checks the rounding too */
+    CHECK_OK(be->ops->fill(be, &hv, 0.3f));
+    round_to(v, n, t);
+    CHECK_OK(srlm_cuda_fill(&vv, 0.3f, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    f32_from_dev(got, dv, n, t);
+    int bad_fill = count_diff(got, v, n);
+    CHECK_MSG(bad_cols == 0, "fill_cols %s: %d elements differ", srlm_dtype_name(t), bad_cols);
+    CHECK_MSG(bad_fill == 0, "fill %s: %d elements differ", srlm_dtype_name(t), bad_fill);
+    printf("fill_cols %-4s: %d, fill: %d elements differ\n", srlm_dtype_name(t), bad_cols, bad_fill);
+    cudaFree(dv);
+    free(v); free(got);
+}
+
+static void test_dropout(srlm_backend *be, srlm_dtype t) {
+    enum { R = 37, COLS = 4096, STRIDE = 4104 };
+    const size_t n = (size_t)R * STRIDE;
+    const float p = 0.1f;
+    const uint64_t key = srlm_rng_key(12345, 6);
+    float *x = random_f32(n, 950, t), *got = malloc(n * 4);
+    void *dx = dev_from_f32(x, n, t);
+    srlm_view hx = {x, SRLM_F32, R, COLS, STRIDE}, vx = {dx, t, R, COLS, STRIDE};
+    CHECK_OK(srlm_cuda_dropout(&vx, 0.0f, key, NULL)); /* p = 0: untouched */
+    CHECK_OK(be->ops->dropout(be, &hx, p, key));
+    round_to(x, n, t);
+    CHECK_OK(srlm_cuda_dropout(&vx, p, key, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    f32_from_dev(got, dx, n, t);
+    int bad = count_diff(got, x, n), dropped = 0, mask_bad = 0;
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < COLS; j++) {
+            size_t k = (size_t)i * STRIDE + j;
+            dropped += x[k] == 0.0f;
+            mask_bad += (got[k] == 0.0f) != (x[k] == 0.0f);
+        }
+    CHECK_MSG(mask_bad == 0, "dropout %s: %d mask positions differ", srlm_dtype_name(t), mask_bad);
+    CHECK_MSG(bad == 0, "dropout %s: %d elements differ", srlm_dtype_name(t), bad);
+    double frac = (double)dropped / ((double)R * COLS);
+    CHECK_MSG(fabs(frac - p) < 0.01, "dropout %s: dropped %.4f, expected about %.2f", srlm_dtype_name(t), frac, p);
+    printf("dropout   %-4s: dropped %.4f (p %.2f), %d mask positions and %d elements differ\n",
+           srlm_dtype_name(t), frac, p, mask_bad, bad);
+    cudaFree(dx);
+    free(x); free(got);
+}
+
+int main(void) {
+    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    srlm_backend *be;
+    CHECK_OK(srlm_backend_cpu_new(&be, 0));
+    const srlm_dtype ts[2] = {SRLM_F32, SRLM_BF16};
+    for (int k = 0; k < 2; k++) {
+        test_kv_store(be, ts[k]);
+        test_copy_rows(be, ts[k]);
+        test_add(be, ts[k]);
+        test_fill(be, ts[k]);
+        test_dropout(be, ts[k]);
+        for (int m = 0; m < 2; m++) test_copy(ts[k], ts[m]);
+    }
+
+    /* argument checks */
+    float *p = dev_poisoned(64);
+    srlm_view a = {p, SRLM_F32, 2, 4, 4}, b = {p, SRLM_BF16, 2, 4, 4}, c = {p, SRLM_F32, 2, 3, 4};
+    CHECK(srlm_cuda_add(&a, &b, NULL) == SRLM_BAD_INPUT);  /* dtypes */
+    CHECK(srlm_cuda_copy(&a, &c, NULL) == SRLM_BAD_INPUT); /* shapes */
+    CHECK(srlm_cuda_copy_rows(&a, &b, (const int *)p, 2, NULL) == SRLM_BAD_INPUT);
+    CHECK(srlm_cuda_fill_cols(&a, -1, 0.0f, NULL) == SRLM_BAD_INPUT);
+    CHECK(srlm_cuda_kv_store(&a, &a, 2, 2, 4, (const int *)p, (const int *)p, (const int *)p, NULL) ==
+          SRLM_BAD_INPUT); /* B * T > kv rows */
+    cudaFree(p);
+    srlm_backend_free(be);
+    TEST_DONE();
+}
