@@ -1,10 +1,13 @@
 /* The backend factory and srlm_backend_free, shared by every backend. */
 #include "backend/factory.h"
 
+#include <string.h>
+
 const char *srlm_backend_kind_name(srlm_backend_kind kind) {
     switch (kind) {
     case SRLM_BACKEND_CPU: return "cpu";
     case SRLM_BACKEND_CUDA: return "cuda";
+    case SRLM_BACKEND_CPU_GUARDED: return "cpu_guarded";
     }
     return "?";
 }
@@ -15,6 +18,11 @@ srlm_status srlm_backend_new(srlm_backend_kind kind, int threads, int device, sr
     case SRLM_BACKEND_CPU: {
         srlm_status st = srlm_backend_cpu_new(be, threads);
         if (st != SRLM_OK) srlm_error_context("backend.name: cpu");
+        return st;
+    }
+    case SRLM_BACKEND_CPU_GUARDED: {
+        srlm_status st = srlm_backend_cpu_guarded_new(be, threads);
+        if (st != SRLM_OK) srlm_error_context("backend.name: cpu_guarded");
         return st;
     }
     case SRLM_BACKEND_CUDA: {
@@ -33,11 +41,14 @@ srlm_status srlm_backend_new(srlm_backend_kind kind, int threads, int device, sr
     return SRLM_ERR(SRLM_BAD_INPUT, "backend.name: unknown backend kind %d", (int)kind);
 }
 
-srlm_status srlm_backend_require_host_memory(const srlm_backend *be) {
-    if (be->ops->host_memory) return SRLM_OK;
-    return SRLM_ERR(SRLM_BAD_INPUT,
-                    "backend.name: %s: the trainer / generation engine do not run on device memory yet: they "
-                    "still update weights and read logits in host memory (issue 8, step 7)", be->ops->name);
+srlm_status srlm_backend_kind_parse(const char *name, srlm_backend_kind *kind) {
+    const srlm_backend_kind all[] = {SRLM_BACKEND_CPU, SRLM_BACKEND_CUDA, SRLM_BACKEND_CPU_GUARDED};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(name, srlm_backend_kind_name(all[i])) == 0) {
+            *kind = all[i];
+            return SRLM_OK;
+        }
+    return SRLM_ERR(SRLM_BAD_INPUT, "backend \"%s\": expected cpu, cuda or cpu_guarded", name);
 }
 
 void srlm_backend_free(srlm_backend *be) {

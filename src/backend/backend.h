@@ -163,6 +163,10 @@ struct srlm_backend {
 
 /* threads <= 0: one per online CPU. Sets the BLAS's thread count too. */
 srlm_status srlm_backend_cpu_new(srlm_backend **be, int threads);
+/* The CPU backend's ops on memory unreadable outside them (host_memory = 0):
+ * a test of the device-memory paths on a machine without a GPU
+ * (backend_cpu_guarded.c). */
+srlm_status srlm_backend_cpu_guarded_new(srlm_backend **be, int threads);
 /* CUDA builds only (SRLM_HAVE_CUDA): GPU `device` (0 .. count-1), one stream,
  * one cuBLAS handle; every view is device memory. src/backend/cuda/. */
 srlm_status srlm_backend_cuda_new(srlm_backend **be, int device);

@@ -7,17 +7,17 @@
 #include "backend/backend.h"
 #include "io/config.h"
 
-/* cpu: srlm_backend_cpu_new(threads); cuda: srlm_backend_cuda_new(device) in
+/* cpu: srlm_backend_cpu_new(threads); cpu_guarded: the same ops on memory the
+ * host cannot touch (a test of the device-memory paths); cuda: srlm_backend_cuda_new(device) in
  * CUDA builds, else SRLM_BAD_INPUT saying the build has no CUDA backend. Every
  * error message starts with "backend.name: NAME: ". */
 srlm_status srlm_backend_new(srlm_backend_kind kind, int threads, int device, srlm_backend **be);
 
-/* The name of a kind as the config spells it ("cpu", "cuda"). */
+/* The name of a kind as the config spells it ("cpu", "cuda", "cpu_guarded"). */
 const char *srlm_backend_kind_name(srlm_backend_kind kind);
 
-/* SRLM_BAD_INPUT unless the backend's views are host memory: the trainer and the
- * generation engine still read and write view.data on the host (AdamW, gradient
- * shards, MPI allreduces, logits), so they refuse a device-memory backend. */
-srlm_status srlm_backend_require_host_memory(const srlm_backend *be);
+/* The kind a config spells `name` ("cpu", "cuda", "cpu_guarded"); SRLM_BAD_INPUT
+ * naming the choices when it is none of them. */
+srlm_status srlm_backend_kind_parse(const char *name, srlm_backend_kind *kind);
 
 #endif

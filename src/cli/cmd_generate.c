@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "backend/factory.h"
 #include "model/model_session.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -140,7 +141,7 @@ done:
 }
 
 typedef struct {
-    const char *model, *prompt, *input, *output, *tokenizer, *system, *stop;
+    const char *model, *prompt, *input, *output, *tokenizer, *system, *stop, *backend;
     long        max_new, threads, samples, top_k, batch, seed, min_shared;
     double      temperature, top_p, kv_mb;
     int         chat, print_ids, ignore_eos, no_share;
@@ -178,11 +179,12 @@ srlm_status cmd_generate(int argc, char **argv) {
         {"no-share-prefix", FLAG_BOOL, &a.no_share, NULL, "prefill every sample's prompt separately", 0},
         {"min-shared-prefix", FLAG_INT, &a.min_shared, "K", "reuse the previous prompt's first K+ tokens (default 16; 0 = off)", 0},
         {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
+        {"backend", FLAG_STRING, &a.backend, "NAME", "cpu, cuda or cpu_guarded (default: backend.name, else cpu)", 0},
     };
     const srlm_command_spec spec = {"generate", "[CONFIG] [key.sub=value ...]",
         "Generates with the KV cache: greedy at temperature 0, else sampling with top-k/top-p. Each sample's\n"
         "tokens depend only on (seed, prompt line, sample index), not on batching. With a CONFIG, the\n"
-        "defaults come from its generate.*, run.seed, backend.threads and model.* keys; flags win.",
+        "defaults come from its generate.*, run.seed, backend.* and model.* keys; flags win.",
         flags, SRLM_COUNT(flags), -1};
     srlm_parsed_args pa;
     SRLM_CHECK(srlm_parse_flags(&spec, argc, argv, &pa));
@@ -208,6 +210,7 @@ srlm_status cmd_generate(int argc, char **argv) {
         if (isnan(a.kv_mb)) a.kv_mb = cfg.generate.kv_cache_mb;
         if (a.seed == UNSET) a.seed = cfg.run.seed;
         if (a.threads == UNSET) a.threads = cfg.backend.threads;
+        if (!a.backend) a.backend = srlm_backend_kind_name(cfg.backend.name);
     } else {
         srlm_parsed_args_free(&pa);
     }
@@ -246,9 +249,11 @@ static srlm_status run_generate(const gen_args *a) {
     if (system && !chat) return SRLM_ERR(SRLM_BAD_INPUT, "--system only applies with --chat");
     const srlm_sampling sampling = {(float)temperature, (float)top_p, (int)top_k};
     SRLM_CHECK(srlm_sampling_validate(&sampling));
+    srlm_backend_kind backend = SRLM_BACKEND_CPU;
+    if (a->backend) SRLM_CHECK(srlm_backend_kind_parse(a->backend, &backend));
 
     srlm_model_session s;
-    SRLM_CHECK(srlm_model_session_open(&s, model, tokenizer, 1, (int)threads));
+    SRLM_CHECK(srlm_model_session_open_on(&s, model, tokenizer, 1, backend, (int)threads, 0, NULL));
     prompt_rec *prompts = NULL;
     srlm_gen_request *reqs = NULL;
     int n = 0;

@@ -7,12 +7,13 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "backend/factory.h"
 #include "model/model_session.h"
 #include "io/chat.h"
 #include "io/jsonl.h"
 
 typedef struct {
-    const char *model, *input, *output, *tokenizer, *system;
+    const char *model, *input, *output, *tokenizer, *system, *backend;
     int         raw;
     long        threads;
 } score_args;
@@ -83,6 +84,7 @@ srlm_status cmd_score(int argc, char **argv) {
         {"system", FLAG_STRING, &a.system, "TEXT", "system prompt for the chat format", 0},
         {"raw", FLAG_BOOL, &a.raw, NULL, "no chat format: BOS + prompt text, then the response text", 0},
         {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
+        {"backend", FLAG_STRING, &a.backend, "NAME", "cpu (default), cuda or cpu_guarded", 0},
     };
     const srlm_command_spec spec = {"score", NULL,
         "Writes, per input line, {\"logp\": sum of the response tokens' log-probs, \"n_tokens\", "
@@ -95,8 +97,11 @@ srlm_status cmd_score(int argc, char **argv) {
     if (a.threads < 0)
         return SRLM_ERR(SRLM_BAD_INPUT, "--threads: expected >= 0 (0 = all cores), found %ld", a.threads);
 
+    srlm_backend_kind backend = SRLM_BACKEND_CPU;
+    if (a.backend) SRLM_CHECK(srlm_backend_kind_parse(a.backend, &backend));
+
     srlm_model_session s;
-    SRLM_CHECK(srlm_model_session_open(&s, a.model, a.tokenizer, 0, (int)a.threads));
+    SRLM_CHECK(srlm_model_session_open_on(&s, a.model, a.tokenizer, 0, backend, (int)a.threads, 0, NULL));
     srlm_jsonl_reader r;
     FILE *out = NULL;
     srlm_status st;

@@ -14,7 +14,7 @@ _Static_assert(sizeof(srlm_truncation) == sizeof(int), "enum size");
 
 /* Same order as the C enums. */
 static const char *const DTYPES[]     = {"float32", "bfloat16", "float16", NULL};
-static const char *const BACKENDS[]   = {"cpu", "cuda", NULL};
+static const char *const BACKENDS[]   = {"cpu", "cuda", "cpu_guarded", NULL};
 static const char *const SCHEDULES[]  = {"cosine", "linear", "constant", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo", NULL};
 static const char *const TRUNCATIONS[] = {"skip", "truncate_prompt", NULL};

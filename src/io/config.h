@@ -16,7 +16,7 @@
 #include "io/yaml_schema.h"
 
 /* Enum fields hold the index into the table's list of names: keep the orders equal. */
-typedef enum { SRLM_BACKEND_CPU, SRLM_BACKEND_CUDA } srlm_backend_kind;           /* cpu, cuda */
+typedef enum { SRLM_BACKEND_CPU, SRLM_BACKEND_CUDA, SRLM_BACKEND_CPU_GUARDED } srlm_backend_kind; /* cpu, cuda, cpu_guarded */
 typedef enum { SRLM_SCHEDULE_COSINE, SRLM_SCHEDULE_LINEAR, SRLM_SCHEDULE_CONSTANT } srlm_lr_schedule;
 typedef enum { SRLM_DPO_SIGMOID, SRLM_DPO_IPO } srlm_dpo_loss;                     /* sigmoid, ipo */
 /* An example longer than max_seq_len: skip it, or cut its prompt from the left

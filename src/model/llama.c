@@ -376,13 +376,20 @@ void srlm_llama_acts_free(srlm_llama_acts *a, srlm_backend *be) {
 
 /* ---- forward ---- */
 
-/* Sum a row-parallel (or vocab-parallel) partial result across the tp group. The
- * CPU backend's views are host memory; device buffers will go through NCCL. */
-static srlm_status tp_allreduce(srlm_llama *m, srlm_view *v) {
-    if (srlm_comm_size(m->tp) == 1) return SRLM_OK;
-    if (v->stride != v->cols)
-        return SRLM_ERR(SRLM_FAILED, "tp allreduce needs a contiguous view");
-    return srlm_comm_allreduce_f32(m->tp, v->data, (size_t)(v->rows * v->cols), SRLM_REDUCE_SUM);
+srlm_status srlm_llama_allreduce_view(srlm_llama *m, srlm_comm *comm, srlm_view *v) {
+    if (srlm_comm_size(comm) <= 1) return SRLM_OK;
+    if (v->stride != v->cols) return SRLM_ERR(SRLM_FAILED, "allreduce of a view: needs a contiguous view");
+    const size_t n = (size_t)(v->rows * v->cols);
+    if (m->be->ops->host_memory) return srlm_comm_allreduce_f32(comm, v->data, n, SRLM_REDUCE_SUM);
+    /* device memory: staged through the host (correct on any backend; the
+     * NCCL path for device buffers is the fast one to come) */
+    float *host = malloc(sizeof(float) * n);
+    if (!host) return SRLM_ERR(SRLM_FAILED, "out of memory staging an allreduce of %zu floats", n);
+    srlm_status st = m->be->ops->download(m->be, host, v);
+    if (st == SRLM_OK) st = srlm_comm_allreduce_f32(comm, host, n, SRLM_REDUCE_SUM);
+    if (st == SRLM_OK) st = m->be->ops->upload(m->be, v, host);
+    free(host);
+    return st;
 }
 
 srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
@@ -422,7 +429,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
     srlm_view up = srlm_view_rows(a->up, 0, N);
 
     SRLM_CHECK(op->embedding(be, &x, &m->embed, bt->ids, N, m->vocab_start));
-    SRLM_CHECK(tp_allreduce(m, &x));
+    SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &x));
     for (int l = 0; l < m->n_layers; l++) {
         const srlm_llama_layer *ly = &m->layers[l];
         /* attention block */
@@ -436,7 +443,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(op->kv_store(be, &kv->v[l], &v, &as));
         SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as));
         SRLM_CHECK(op->matmul(be, &proj, &att, &ly->wo, 0));
-        SRLM_CHECK(tp_allreduce(m, &proj));
+        SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &proj));
         SRLM_CHECK(op->add(be, &x, &proj));
         /* MLP block */
         SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->mlp_norm, eps));
@@ -444,7 +451,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(op->matmul(be, &up, &xn, &ly->w_up, 0));
         SRLM_CHECK(op->swiglu(be, &gate, &gate, &up));
         SRLM_CHECK(op->matmul(be, &proj, &gate, &ly->w_down, 0));
-        SRLM_CHECK(tp_allreduce(m, &proj));
+        SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &proj));
         SRLM_CHECK(op->add(be, &x, &proj));
     }
     srlm_view head_in = xn;

@@ -70,6 +70,11 @@ srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m, int64
 srlm_status srlm_llama_grads_zero(srlm_llama_grads *g, const srlm_llama *m);
 void        srlm_llama_grads_free(srlm_llama_grads *g, const srlm_llama *m);
 
+/* Sum a contiguous view over comm (a row- or vocab-parallel partial result over
+ * the tp group, replicated gradients over the kv group); a no-op when comm has
+ * one rank. Device memory is staged through the host. */
+srlm_status srlm_llama_allreduce_view(srlm_llama *m, srlm_comm *comm, srlm_view *v);
+
 /* Check that the checkpoint's tensors are exactly those config.json describes,
  * with the shapes it implies (no data is read): SRLM_BAD_INPUT naming the tensor,
  * the file, what was expected and what was found. srlm_llama_load does this first. */

@@ -74,12 +74,6 @@ void srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m) {
     memset(a, 0, sizeof *a);
 }
 
-static srlm_status tp_allreduce(srlm_llama *m, srlm_view *v) {
-    if (srlm_comm_size(m->tp) == 1) return SRLM_OK;
-    if (v->stride != v->cols) return SRLM_ERR(SRLM_FAILED, "tp allreduce needs a contiguous view");
-    return srlm_comm_allreduce_f32(m->tp, v->data, (size_t)(v->rows * v->cols), SRLM_REDUCE_SUM);
-}
-
 /* Row views of the first N rows of every buffer of a layer set. */
 static srlm_layer_acts layer_rows(const srlm_layer_acts *la, int64_t N) {
     srlm_layer_acts r = *la;
@@ -104,7 +98,7 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     SRLM_CHECK(op->rope(be, &la->k, pos, m->n_kv_local, m->head_dim, theta));
     SRLM_CHECK(op->attention(be, &la->att, &la->q, &la->k, &la->v, as));
     SRLM_CHECK(op->matmul(be, proj, &la->att, &ly->wo, 0));
-    SRLM_CHECK(tp_allreduce(m, proj));
+    SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, proj));
     SRLM_CHECK(op->dropout(be, proj, b->dropout, dropout_key(b, l, SITE_ATTN)));
     SRLM_CHECK(op->copy(be, &la->x_mid, &la->x_in));
     SRLM_CHECK(op->add(be, &la->x_mid, proj));
@@ -113,7 +107,7 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     SRLM_CHECK(op->matmul(be, &la->up, &la->xn2, &ly->w_up, 0));
     SRLM_CHECK(op->swiglu(be, &la->h, &la->gate, &la->up));
     SRLM_CHECK(op->matmul(be, proj, &la->h, &ly->w_down, 0));
-    SRLM_CHECK(tp_allreduce(m, proj));
+    SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, proj));
     SRLM_CHECK(op->dropout(be, proj, b->dropout, dropout_key(b, l, SITE_MLP)));
     SRLM_CHECK(op->copy(be, x_out, &la->x_mid));
     SRLM_CHECK(op->add(be, x_out, proj));
@@ -166,7 +160,7 @@ srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const sr
     srlm_view proj = srlm_view_rows(a->dtmp, 0, N); /* free until the backward pass */
     srlm_view x0 = srlm_view_rows(a->x_in[0], 0, N);
     SRLM_CHECK(op->embedding(be, &x0, &m->embed, b->ids, (int)N, m->vocab_start));
-    SRLM_CHECK(tp_allreduce(m, &x0));
+    SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &x0));
     for (int l = 0; l < m->n_layers; l++) {
         srlm_layer_acts la = layer_rows(&a->layer[a->recompute ? 0 : l], N);
         la.x_in = srlm_view_rows(a->x_in[l], 0, N);
@@ -215,7 +209,7 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(op->matmul_dx(be, &dxn, &dup, &ly->w_up, 1));
     SRLM_CHECK(op->matmul_dw(be, &gl->w_gate, &dgate, &la->xn2));
     SRLM_CHECK(op->matmul_dw(be, &gl->w_up, &dup, &la->xn2));
-    SRLM_CHECK(tp_allreduce(m, &dxn));
+    SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->mlp_norm, &dxn, &la->x_mid, &ly->mlp_norm, eps));
     SRLM_CHECK(op->add(be, &dx, &dtmp));
 
@@ -233,7 +227,7 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(op->matmul_dw(be, &gl->wq, &dq, &la->xn1));
     SRLM_CHECK(op->matmul_dw(be, &gl->wk, &dk, &la->xn1));
     SRLM_CHECK(op->matmul_dw(be, &gl->wv, &dv, &la->xn1));
-    SRLM_CHECK(tp_allreduce(m, &dxn));
+    SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->attn_norm, &dxn, &la->x_in, &ly->attn_norm, eps));
     SRLM_CHECK(op->add(be, &dx, &dtmp));
     return SRLM_OK;
@@ -263,7 +257,7 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
     srlm_view dxn = srlm_view_rows(a->dxn, 0, N), dx = srlm_view_rows(a->dx, 0, N);
     SRLM_CHECK(op->matmul_dx(be, &dxn, &logits, &m->lm_head, 0));
     SRLM_CHECK(op->matmul_dw(be, &g->lm_head, &logits, &xnf));
-    SRLM_CHECK(tp_allreduce(m, &dxn));
+    SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dx, &g->final_norm, &dxn, &xf, &m->final_norm,
                                     (float)m->cfg.rms_norm_eps));
 
@@ -284,8 +278,9 @@ srlm_status srlm_llama_grads_reduce_replicas(srlm_llama *m, srlm_llama_grads *g)
     if (srlm_comm_size(m->kv_group) <= 1) return SRLM_OK;
     for (int l = 0; l < m->n_layers; l++) {
         /* wk and wv are adjacent in the layout: one call for both */
-        srlm_view *k = &g->layers[l].wk;
-        SRLM_CHECK(srlm_comm_allreduce_f32(m->kv_group, k->data, (size_t)(2 * k->rows * k->cols), SRLM_REDUCE_SUM));
+        srlm_view kv = g->layers[l].wk;
+        kv.rows *= 2;
+        SRLM_CHECK(srlm_llama_allreduce_view(m, m->kv_group, &kv));
     }
     return SRLM_OK;
 }

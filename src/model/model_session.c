@@ -40,8 +40,6 @@ srlm_status srlm_model_session_open_on(srlm_model_session *s, const char *dir,
     srlm_status st;
     /* the backend first: a refused backend.name fails before any loading */
     SRLM_CHECK_GOTO(srlm_backend_new(backend, threads, device, &s->be), st, fail);
-    /* the engine reads logits and llama.c allreduces view.data on the host */
-    SRLM_CHECK_GOTO(srlm_backend_require_host_memory(s->be), st, fail);
     SRLM_CHECK_GOTO(srlm_ckpt_open(&s->ck, dir), st, fail);
     s->opened |= 1;
     SRLM_CHECK_GOTO(srlm_llama_load(&s->model, &s->ck, s->be, tp), st, fail);

@@ -65,6 +65,9 @@ typedef struct {
     int              rank, dp_rank, dp;
     int64_t          n_pad, n_shard, shard_off;
     float           *gshard;        /* this rank's summed gradient shard */
+    /* device-memory backends: host copies of the weights and the gradients, on
+     * which the optimizer runs exactly as with host memory (NULL on the cpu) */
+    float           *host_params, *host_grads;
 
     srlm_sft_data sft;
     srlm_dpo_data dpo;
@@ -424,9 +427,14 @@ static void record_good_loss(trainer *t, double loss) {
     t->st.recent_loss[t->st.n_recent++] = loss;
 }
 
+/* The weights and gradients the optimizer works on: the views' memory itself
+ * on a host-memory backend, else the host copies. */
+static float *param_mem(const trainer *t) { return t->host_params ? t->host_params : t->m.params.data; }
+static float *grad_mem(const trainer *t) { return t->host_grads ? t->host_grads : t->g.flat.data; }
+
 /* AdamW on the part of each tensor that falls in this rank's shard. */
 static void adamw_shard(trainer *t, const srlm_adamw_hparams *h, long step) {
-    float *param = t->m.params.data;
+    float *param = param_mem(t);
     const int64_t lo = t->shard_off, hi = t->shard_off + t->n_shard;
     for (int i = 0; i < t->n_segs; i++) {
         const srlm_param_segment *sg = &t->segs[i];
@@ -527,7 +535,8 @@ static srlm_status train_step(trainer *t, step_result *res) {
 
     /* ZeRO-1: sum the replicas' gradients, each rank keeping its 1/dp shard */
     SRLM_CHECK(srlm_llama_grads_reduce_replicas(&t->m, &t->g));
-    float *gflat = t->g.flat.data;
+    if (t->host_grads) SRLM_CHECK(t->be->ops->download(t->be, t->host_grads, &t->g.flat));
+    float *gflat = grad_mem(t);
     if (t->dp > 1) {
         memset(gflat + t->m.n_params_local, 0, sizeof(float) * (size_t)(t->n_pad - t->m.n_params_local));
         SRLM_CHECK(srlm_comm_reduce_scatter_f32(t->dp_comm, gflat, t->gshard, (size_t)t->n_shard));
@@ -558,8 +567,8 @@ static srlm_status train_step(trainer *t, step_result *res) {
     adamw_shard(t, &h, step);
 
     /* every replica gets every updated shard (the gradient buffer is free now) */
+    float *param = param_mem(t);
     if (t->dp > 1) {
-        float *param = t->m.params.data;
         int64_t have = t->m.n_params_local - t->shard_off;
         have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
         memcpy(gflat + t->shard_off, param + t->shard_off, sizeof(float) * (size_t)have);
@@ -567,6 +576,7 @@ static srlm_status train_step(trainer *t, step_result *res) {
         SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
         memcpy(param, gflat, sizeof(float) * (size_t)t->m.n_params_local);
     }
+    if (t->host_params) SRLM_CHECK(t->be->ops->upload(t->be, &t->m.params, t->host_params));
     return SRLM_OK;
 }
 
@@ -658,6 +668,8 @@ static void trainer_close(trainer *t) {
     if (t->be) srlm_backend_free(t->be);
     free(t->adam_m);
     free(t->gshard);
+    free(t->host_params);
+    free(t->host_grads);
     free(t->segs);
     free(t->perm);
     free(t->ids);
@@ -737,7 +749,6 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     /* one GPU per rank: this rank's index on its node picks the device */
     SRLM_CHECK(srlm_backend_new(c->backend.name, c->backend.threads, t->topo ? t->topo->local_rank : 0,
                                 &t->be));
-    SRLM_CHECK(srlm_backend_require_host_memory(t->be)); /* AdamW and the shards read view.data */
     SRLM_CHECK(srlm_llama_load(&t->m, &t->ck, t->be, t->tp_comm));
     t->opened |= 2;
     if (srlm_tokenizer_vocab_size(t->tok) > t->m.cfg.vocab_size)
@@ -796,6 +807,16 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->perm_epoch = -1;
     SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m, t->n_pad));
     t->opened |= 4;
+    if (!t->be->ops->host_memory) {
+        /* the optimizer runs on the host: copies of the weights (kept in step
+         * with the device after every update) and of the summed gradients */
+        t->host_params = malloc(sizeof(float) * (size_t)t->m.n_params_local);
+        t->host_grads = malloc(sizeof(float) * (size_t)(t->g.flat.rows * t->g.flat.cols));
+        if (!t->host_params || !t->host_grads)
+            return SRLM_ERR(SRLM_FAILED, "out of memory for host copies of %lld weights and gradients",
+                            (long long)t->n_pad);
+        SRLM_CHECK(t->be->ops->download(t->be, t->host_params, &t->m.params));
+    }
     SRLM_CHECK(srlm_train_acts_new(&t->acts, &t->m, (int)N, tc->recompute));
     t->opened |= 8;
     SRLM_CHECK(srlm_llama_segments(&t->m, &t->segs, &t->n_segs));

@@ -1,0 +1,195 @@
+/* The guarded CPU backend ("cpu_guarded"): the CPU backend's ops, but every
+ * view lives in pages that are unreadable outside the ops (mprotect PROT_NONE),
+ * and the ops table says host_memory = 0, as a GPU's does. Code that reads or
+ * writes view.data on the host instead of going through the ops (upload,
+ * download, the compute ops) dies with SIGSEGV at the faulting line, so the
+ * device-memory paths of the trainer, the engine and the model are tested on a
+ * machine with no GPU; the arithmetic is the CPU backend's, so results must be
+ * bit-identical to backend cpu. Slow (two mprotect calls per op and
+ * allocation): for tests, not for runs. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_internal.h"
+
+typedef struct {
+    void  *base;
+    size_t bytes;
+} guarded_block;
+
+typedef struct {
+    srlm_backend   be; /* first: the ops receive &guard->be */
+    guarded_block *blocks;
+    int            n_blocks, cap_blocks;
+} guard;
+
+static guard *guard_of(srlm_backend *be) { return (guard *)be; }
+
+static srlm_status protect_all(srlm_backend *be, int prot) {
+    guard *g = guard_of(be);
+    for (int i = 0; i < g->n_blocks; i++)
+        if (mprotect(g->blocks[i].base, g->blocks[i].bytes, prot) != 0)
+            return SRLM_ERR(SRLM_FAILED, "cpu_guarded backend: mprotect of %zu bytes failed", g->blocks[i].bytes);
+    return SRLM_OK;
+}
+
+static srlm_status guarded_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows, int64_t cols,
+                                 const char *what) {
+    guard *g = guard_of(be);
+    if (rows < 0 || cols < 0 || (cols && (size_t)rows > SIZE_MAX / (size_t)cols / 4))
+        return SRLM_ERR(SRLM_FAILED, "cpu_guarded backend: size overflow allocating %s", what);
+    size_t bytes = (size_t)rows * (size_t)cols * srlm_dtype_size(dtype);
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t mapped = (bytes + page - 1) / page * page;
+    if (mapped == 0) mapped = page;
+    if (g->n_blocks == g->cap_blocks) {
+        int cap = g->cap_blocks ? 2 * g->cap_blocks : 16;
+        guarded_block *grown = realloc(g->blocks, sizeof *grown * (size_t)cap);
+        if (!grown) return SRLM_ERR(SRLM_FAILED, "out of memory allocating %s", what);
+        g->blocks = grown;
+        g->cap_blocks = cap;
+    }
+    /* fresh anonymous pages are zero, like the CPU backend's memory */
+    void *p = mmap(NULL, mapped, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return SRLM_ERR(SRLM_FAILED, "out of memory allocating %s (%.1f MiB)", what, bytes / 1048576.0);
+    g->blocks[g->n_blocks++] = (guarded_block){p, mapped};
+    *v = (srlm_view){p, dtype, rows, cols, cols};
+    return SRLM_OK;
+}
+
+static void guarded_free(srlm_backend *be, srlm_view *v) {
+    guard *g = guard_of(be);
+    for (int i = 0; i < g->n_blocks; i++)
+        if (g->blocks[i].base == v->data) {
+            munmap(g->blocks[i].base, g->blocks[i].bytes);
+            g->blocks[i] = g->blocks[--g->n_blocks];
+            break;
+        }
+    v->data = NULL;
+}
+
+static void guarded_destroy(srlm_backend *be) {
+    guard *g = guard_of(be);
+    for (int i = 0; i < g->n_blocks; i++) munmap(g->blocks[i].base, g->blocks[i].bytes);
+    free(g->blocks);
+    free(g);
+}
+
+static const srlm_backend_ops *cpu;
+
+/* One wrapper per op: open the pages, run the CPU op, close them again. */
+#define GUARDED(name, params, args)                                  \
+    static srlm_status guarded_##name params {                       \
+        SRLM_CHECK(protect_all(be, PROT_READ | PROT_WRITE));         \
+        srlm_status st = cpu->name args;                             \
+        srlm_status closed = protect_all(be, PROT_NONE);             \
+        return st != SRLM_OK ? st : closed;                          \
+    }
+
+GUARDED(upload, (srlm_backend *be, srlm_view *dst, const float *src), (be, dst, src))
+GUARDED(download, (srlm_backend *be, float *dst, const srlm_view *src), (be, dst, src))
+GUARDED(fill, (srlm_backend *be, srlm_view *v, float value), (be, v, value))
+GUARDED(matmul, (srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w, int acc), (be, y, x, w, acc))
+GUARDED(embedding, (srlm_backend *be, srlm_view *out, const srlm_view *table, const int *ids, int n, int64_t vs),
+        (be, out, table, ids, n, vs))
+GUARDED(rmsnorm, (srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w, float eps),
+        (be, y, x, w, eps))
+GUARDED(rope, (srlm_backend *be, srlm_view *x, const int *pos, int nh, int hd, float theta),
+        (be, x, pos, nh, hd, theta))
+GUARDED(kv_store, (srlm_backend *be, srlm_view *cache, const srlm_view *kv, const srlm_attn_shape *s),
+        (be, cache, kv, s))
+GUARDED(attention,
+        (srlm_backend *be, srlm_view *out, const srlm_view *q, const srlm_view *k, const srlm_view *v,
+         const srlm_attn_shape *s),
+        (be, out, q, k, v, s))
+GUARDED(swiglu, (srlm_backend *be, srlm_view *out, const srlm_view *gate, const srlm_view *up), (be, out, gate, up))
+GUARDED(copy_rows, (srlm_backend *be, srlm_view *dst, const srlm_view *src, const int *rows, int n),
+        (be, dst, src, rows, n))
+GUARDED(copy, (srlm_backend *be, srlm_view *dst, const srlm_view *src), (be, dst, src))
+GUARDED(add, (srlm_backend *be, srlm_view *y, const srlm_view *x), (be, y, x))
+GUARDED(fill_cols, (srlm_backend *be, srlm_view *v, int64_t c0, float value), (be, v, c0, value))
+GUARDED(row_max, (srlm_backend *be, const srlm_view *logits, float *mx), (be, logits, mx))
+GUARDED(row_sumexp_target,
+        (srlm_backend *be, const srlm_view *logits, const float *mx, const int *targets, int64_t vs, float *se,
+         float *tl),
+        (be, logits, mx, targets, vs, se, tl))
+GUARDED(row_argmax, (srlm_backend *be, const srlm_view *logits, int *idx, float *val), (be, logits, idx, val))
+GUARDED(dropout, (srlm_backend *be, srlm_view *x, float p, uint64_t key), (be, x, p, key))
+GUARDED(matmul_dx, (srlm_backend *be, srlm_view *dx, const srlm_view *dy, const srlm_view *w, int acc),
+        (be, dx, dy, w, acc))
+GUARDED(matmul_dw, (srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x), (be, dw, dy, x))
+GUARDED(embedding_backward,
+        (srlm_backend *be, srlm_view *dtable, const srlm_view *dx, const int *ids, int n, int64_t vs),
+        (be, dtable, dx, ids, n, vs))
+GUARDED(rmsnorm_backward,
+        (srlm_backend *be, srlm_view *dx, srlm_view *dw, const srlm_view *dy, const srlm_view *x,
+         const srlm_view *w, float eps),
+        (be, dx, dw, dy, x, w, eps))
+GUARDED(rope_backward, (srlm_backend *be, srlm_view *dx, const int *pos, int nh, int hd, float theta),
+        (be, dx, pos, nh, hd, theta))
+GUARDED(attention_backward,
+        (srlm_backend *be, srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *dout, const srlm_view *q,
+         const srlm_view *k, const srlm_view *v, const srlm_attn_shape *s),
+        (be, dq, dk, dv, dout, q, k, v, s))
+GUARDED(swiglu_backward,
+        (srlm_backend *be, srlm_view *dgate, srlm_view *dup, const srlm_view *dout, const srlm_view *gate,
+         const srlm_view *up),
+        (be, dgate, dup, dout, gate, up))
+GUARDED(logprob_backward,
+        (srlm_backend *be, srlm_view *logits, const float *mx, const float *se, const int *targets, int64_t vs,
+         const float *dlogp),
+        (be, logits, mx, se, targets, vs, dlogp))
+
+static const srlm_backend_ops GUARDED_OPS = {
+    .name = "cpu_guarded",
+    .host_memory = 0,
+    .destroy = guarded_destroy,
+    .alloc = guarded_alloc,
+    .free = guarded_free,
+    .upload = guarded_upload,
+    .download = guarded_download,
+    .fill = guarded_fill,
+    .matmul = guarded_matmul,
+    .embedding = guarded_embedding,
+    .rmsnorm = guarded_rmsnorm,
+    .rope = guarded_rope,
+    .kv_store = guarded_kv_store,
+    .attention = guarded_attention,
+    .swiglu = guarded_swiglu,
+    .copy_rows = guarded_copy_rows,
+    .copy = guarded_copy,
+    .add = guarded_add,
+    .fill_cols = guarded_fill_cols,
+    .row_max = guarded_row_max,
+    .row_sumexp_target = guarded_row_sumexp_target,
+    .row_argmax = guarded_row_argmax,
+    .dropout = guarded_dropout,
+    .matmul_dx = guarded_matmul_dx,
+    .matmul_dw = guarded_matmul_dw,
+    .embedding_backward = guarded_embedding_backward,
+    .rmsnorm_backward = guarded_rmsnorm_backward,
+    .rope_backward = guarded_rope_backward,
+    .attention_backward = guarded_attention_backward,
+    .swiglu_backward = guarded_swiglu_backward,
+    .logprob_backward = guarded_logprob_backward,
+};
+
+srlm_status srlm_backend_cpu_guarded_new(srlm_backend **out, int threads) {
+    *out = NULL;
+    srlm_backend *plain;
+    SRLM_CHECK(srlm_backend_cpu_new(&plain, threads)); /* sets the thread counts */
+    cpu = plain->ops;
+    threads = plain->threads;
+    srlm_backend_free(plain);
+    guard *g = calloc(1, sizeof *g);
+    if (!g) return SRLM_ERR(SRLM_FAILED, "out of memory creating the cpu_guarded backend");
+    g->be.ops = &GUARDED_OPS;
+    g->be.threads = threads;
+    *out = &g->be;
+    return SRLM_OK;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The device-memory paths, without a GPU: backend cpu_guarded runs the CPU
+# backend's ops on memory the host cannot touch (a host read or write of a
+# weight, gradient, activation or logit dies with SIGSEGV) and says
+# host_memory = 0, as the CUDA backend does. So srlm sft, dpo, generate and
+# score and srlm run take exactly the paths a GPU run takes (the optimizer on host copies,
+# logits downloaded, checkpoints through download), and since the arithmetic is
+# the CPU backend's, every output must be bit-identical to backend cpu.
+set -u
+bin="$SRLM_BIN"
+model="$SRLM_FIXTURES/llama/tiny-gqa"
+work="$SRLM_TMP/device_memory_sh"
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+same() { # same FILE_A FILE_B WHAT: bit-identical, else a failure naming WHAT
+  cmp -s "$1" "$2" && echo "$3: identical on cpu and cpu_guarded" || fail "$3 differs between cpu and cpu_guarded"
+}
+strip_time() { sed 's/"time_s": [^,}]*//; s/"tokens_per_s": [^,}]*//' "$1"; }
+
+cat > sft.jsonl <<'D'
+{"prompt": "Count to three.", "response": "one two three"}
+{"prompt": "Say the first letters.", "response": "a b c d"}
+{"prompt": "Name a color.", "response": "blue"}
+{"prompt": "Capital of France?", "response": "Paris"}
+D
+cat > pairs.jsonl <<'D'
+{"prompt": "Can you help me?", "chosen": "yes, gladly", "rejected": "no way"}
+{"prompt": "Will you write a poem?", "chosen": "yes, gladly", "rejected": "no way"}
+{"prompt": "Could you explain this?", "chosen": "yes, gladly", "rejected": "no way"}
+{"prompt": "Would you sort these?", "chosen": "yes, gladly", "rejected": "no way"}
+D
+cat > train.yaml <<Y
+run: {name: t, out_dir: $work/runs, seed: 3}
+model: {path: $model, dtype: float32}
+backend: {threads: 1}
+train:
+  sft: {data: $work/sft.jsonl, lr: 0.003, batch_size: 2, micro_batch_size: 1, epochs: 3, dropout: 0.1,
+        checkpoint_every: 2, warmup_steps: 1}
+  dpo: {data: $work/pairs.jsonl, lr: 0.001, batch_size: 2, micro_batch_size: 1, epochs: 2, beta: 0.1}
+Y
+
+for be in cpu cpu_guarded; do
+  "$bin" sft train.yaml --quiet run.name=$be backend.name=$be 2> sft_$be.log \
+    || fail "sft on $be exited $? ($(tail -1 sft_$be.log))"
+  "$bin" dpo train.yaml --quiet run.name=$be backend.name=$be model.path=runs/$be/sft/model 2> dpo_$be.log \
+    || fail "dpo on $be exited $? ($(tail -1 dpo_$be.log))"
+done
+same runs/cpu/sft/model/model.safetensors runs/cpu_guarded/sft/model/model.safetensors "sft weights"
+same <(strip_time runs/cpu/sft/metrics.jsonl) <(strip_time runs/cpu_guarded/sft/metrics.jsonl) "sft metrics"
+same runs/cpu/dpo/model/model.safetensors runs/cpu_guarded/dpo/model/model.safetensors "dpo weights"
+same runs/cpu/dpo/reference_logps.jsonl runs/cpu_guarded/dpo/reference_logps.jsonl "dpo reference log-probs"
+
+# resume on cpu_guarded: stop after 3 steps, rerun: the weights of one go
+"$bin" sft train.yaml --quiet run.name=resumed backend.name=cpu_guarded --stop-after 3 2>/dev/null
+rc=$?; [ $rc = 75 ] || fail "--stop-after on cpu_guarded should exit 75, got $rc"
+"$bin" sft train.yaml --quiet run.name=resumed backend.name=cpu_guarded 2>/dev/null || fail "resumed sft failed"
+same runs/cpu/sft/model/model.safetensors runs/resumed/sft/model/model.safetensors "resumed sft weights"
+
+cat > prompts.jsonl <<'D'
+{"prompt": "Count to three."}
+{"prompt": "Name a color."}
+D
+for be in cpu cpu_guarded; do
+  "$bin" generate --backend $be --model runs/cpu/dpo/model --input prompts.jsonl --output gen_$be.jsonl \
+    --samples 3 --temperature 0.8 --top-p 0.9 --max-new-tokens 12 --seed 5 --batch 4 --threads 1 2> gen_$be.log \
+    || fail "generate on $be exited $? ($(tail -1 gen_$be.log))"
+  "$bin" score --backend $be --model runs/cpu/dpo/model --input sft.jsonl --output score_$be.jsonl --threads 1 \
+    2> score_$be.log || fail "score on $be exited $? ($(tail -1 score_$be.log))"
+done
+[ "$(wc -l < gen_cpu.jsonl)" = 6 ] || fail "generate should write 6 candidates, wrote $(wc -l < gen_cpu.jsonl)"
+same gen_cpu.jsonl gen_cpu_guarded.jsonl "generated candidates"
+same score_cpu.jsonl score_cpu_guarded.jsonl "scores"
+
+# one iteration of the loop (generation, judging, DPO, evaluation) through srlm run
+loop="$SRLM_FIXTURES/loop"
+cat > run.yaml <<Y
+run: {name: r, out_dir: $work/loop, seed: 5, watchdog_s: 0}
+model: {path: $model, dtype: float32}
+backend: {threads: 1}
+generate: {samples: 2, temperature: 1.0, max_new_tokens: 8, kv_cache_mb: 16}
+judge: {samples: 1, max_new_tokens: 8, template: $loop/judge.txt}
+self_instruct: {prompts_per_iteration: 4, shots_ift: 2, shots_generated: 1, max_new_tokens: 8, min_words: 1,
+                template: $loop/self_instruct.txt}
+loop: {iterations: 1, skip_sft: true, prompts_per_item: 2}
+data: {ift: $loop/ift.jsonl}
+eval: {heldout: $loop/heldout.jsonl}
+train:
+  dpo: {lr: 0.0003, lr_min: 0.00003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
+Y
+for be in cpu cpu_guarded; do
+  "$bin" run run.yaml --quiet run.name=$be backend.name=$be > run_$be.log 2>&1 \
+    || fail "srlm run on $be exited $? ($(tail -1 run_$be.log))"
+done
+same loop/cpu/models/M2/model.safetensors loop/cpu_guarded/models/M2/model.safetensors "srlm run's M2"
+same <(cat loop/cpu/iter-1/judgements/*.jsonl) <(cat loop/cpu_guarded/iter-1/judgements/*.jsonl) "srlm run's judgements"
+
+"$bin" generate --backend gpu --model "$model" --prompt hi 2> bad.log; rc=$?
+[ $rc = 2 ] && grep -q 'backend "gpu": expected cpu, cuda or cpu_guarded' bad.log \
+  || fail "an unknown --backend should exit 2 naming the choices (rc $rc: $(cat bad.log))"
+
+[ $fails = 0 ] && echo "device memory: all checks passed"
+exit $((fails > 0))

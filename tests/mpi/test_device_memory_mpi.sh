@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The device-memory paths across ranks, without a GPU (see
+# tests/cli/test_device_memory.sh for backend cpu_guarded): tensor parallelism
+# (the activations' allreduces and the kv group's gradient sums staged through
+# the host) and data parallelism (ZeRO-1 on host copies of the gradients and
+# weights) give bit-identical weights on cpu and cpu_guarded, as does
+# generation with tp = 2 under srlm run's machinery (srlm generate has no tp, so
+# the engine's tp path is the one test_engine_tp covers on host memory).
+set -u
+bin="$SRLM_BIN"
+model="$SRLM_FIXTURES/llama/tiny-gqa"
+work="$SRLM_TMP/device_memory_mpi"
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+cat > sft.jsonl <<'D'
+{"prompt": "Count to three.", "response": "one two three"}
+{"prompt": "Name a color.", "response": "blue"}
+{"prompt": "Capital of France?", "response": "Paris"}
+{"prompt": "Two plus two?", "response": "four"}
+D
+cat > sft.yaml <<Y
+run: {name: t, out_dir: $work/runs, seed: 2}
+model: {path: $model, dtype: float32}
+backend: {threads: 1}
+train: {sft: {data: $work/sft.jsonl, lr: 0.002, batch_size: 4, micro_batch_size: 2, epochs: 2, dropout: 0.1}}
+Y
+mpi() { $MPIEXEC -np "$1" $MPIEXEC_FLAGS "$bin" "${@:2}"; }
+for layout in "tp 2 parallel.tp=2" "dp 2 parallel.dp=2" "tp4 4 parallel.tp=4"; do
+  set -- $layout
+  name=$1 np=$2 kv=$3
+  for be in cpu cpu_guarded; do
+    mpi "$np" sft sft.yaml --quiet run.name=${name}_$be backend.name=$be "$kv" > ${name}_$be.log 2>&1 \
+      || fail "$name on $be exited $? ($(tail -1 ${name}_$be.log))"
+  done
+  cmp -s runs/${name}_cpu/sft/model/model.safetensors runs/${name}_cpu_guarded/sft/model/model.safetensors \
+    && echo "$name: weights identical on cpu and cpu_guarded" || fail "$name: weights differ between cpu and cpu_guarded"
+done
+[ $fails = 0 ] && echo "device memory under mpirun: all checks passed"
+exit $((fails > 0))
