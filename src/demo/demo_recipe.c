@@ -21,7 +21,7 @@ void srlm_demo_recipe_default(srlm_demo_recipe *r) {
         .n_eval = 200,
         .train_pair_share = 0.5,
         .lesson_copies = 30,        /* lessons are the model's memory of the list */
-        .pair_lessons = 8,          /* 0 copies: 2% held-out accuracy, 30: 70%; 8 leaves the loop room */
+        .pair_lessons = 0,          /* with syllable pieces, 0 copies: M1 answers 56-71% of held-out tasks; 1: 83%, 8: 83-91% (no room left for the loop) */
         .n_self_instruct = 1500,    /* fewer: more self-written instructions with no answer */
     };
     r->dim = 128;
@@ -46,20 +46,31 @@ void srlm_demo_recipe_default(srlm_demo_recipe *r) {
  * option string is split on spaces). Keep in step with the phrases of
  * demo_data.c and task.c; a phrase missing here only costs length. */
 #define SP "\xe2\x96\x81"
-const char *srlm_demo_tokenizer_options(void) {
-    return "--model_type=char --vocab_size=400 --hard_vocab_limit=false --byte_fallback=true "
-           "--character_coverage=1.0 --normalization_rule_name=identity --remove_extra_whitespaces=false "
-           "--num_threads=1 --minloglevel=2 --user_defined_symbols="
-           "[INST],[/INST],"
-           SP "Name" SP "a" SP "word" SP "from" SP "the" SP "word" SP "list" SP "that" SP "starts" SP "with" SP "',"
-           "'" SP "and" SP "ends" SP "with" SP "',"
-           SP "List" SP "the" SP "words" SP "that" SP "start" SP "with" SP "',"
-           SP "List" SP "the" SP "words" SP "that" SP "end" SP "with" SP "',"
-           "'" SP "and" SP "end" SP "with" SP "',"
-           SP "Judge" SP "this" SP "answer.,Question:,Answer:,"
-           "recall:,letters" SP "only:,in" SP "the" SP "list:,starts" SP "with" SP "',ends" SP "with" SP "',nothing" SP "else:,"
-           SP "yes,Score:,"
-           SP "Here" SP "are" SP "some" SP "tasks:,Write" SP "one" SP "more" SP "task" SP "like" SP "these.";
+static const char DEMO_PHRASES[] =
+    "[INST],[/INST],"
+    SP "Name" SP "a" SP "word" SP "from" SP "the" SP "word" SP "list" SP "that" SP "starts" SP "with" SP "',"
+    "'" SP "and" SP "ends" SP "with" SP "',"
+    SP "List" SP "the" SP "words" SP "that" SP "start" SP "with" SP "',"
+    SP "List" SP "the" SP "words" SP "that" SP "end" SP "with" SP "',"
+    "'" SP "and" SP "end" SP "with" SP "',"
+    SP "Judge" SP "this" SP "answer.,Question:,Answer:,"
+    "recall:,letters" SP "only:,in" SP "the" SP "list:,starts" SP "with" SP "',ends" SP "with" SP "',nothing" SP "else:,"
+    SP "yes,Score:,"
+    SP "Here" SP "are" SP "some" SP "tasks:,Write" SP "one" SP "more" SP "task" SP "like" SP "these.";
+
+srlm_status srlm_demo_tokenizer_options(char *buf, size_t cap) {
+    int n = snprintf(buf, cap,
+                     "--model_type=char --vocab_size=400 --hard_vocab_limit=false --byte_fallback=true "
+                     "--character_coverage=1.0 --normalization_rule_name=identity --remove_extra_whitespaces=false "
+                     "--num_threads=1 --minloglevel=2 --user_defined_symbols=%s",
+                     DEMO_PHRASES);
+    const char *const *syl;
+    int n_syl = srlm_lexicon_syllables(&syl);
+    for (int i = 0; i < n_syl && n > 0 && (size_t)n < cap; i++)
+        n += snprintf(buf + n, cap - (size_t)n, ",%s", syl[i]);
+    if (n < 0 || (size_t)n >= cap)
+        return SRLM_ERR(SRLM_FAILED, "demo tokenizer options: %zu bytes are too few", cap);
+    return SRLM_OK;
 }
 
 static double now_s(void) {
@@ -136,7 +147,9 @@ srlm_status srlm_demo_build_m1(const srlm_demo_recipe *r, const srlm_lexicon *lx
     SRLM_CHECK(srlm_mkdir_p(m0));
     snprintf(path, sizeof path, "%s/corpus.txt", data_dir);
     snprintf(path2, sizeof path2, "%s/tokenizer", m0);
-    SRLM_CHECK(srlm_tokenizer_train(path, path2, srlm_demo_tokenizer_options()));
+    char options[2048];
+    SRLM_CHECK(srlm_demo_tokenizer_options(options, sizeof options));
+    SRLM_CHECK(srlm_tokenizer_train(path, path2, options));
     srlm_tokenizer *tok;
     snprintf(path, sizeof path, "%s/tokenizer.model", m0);
     SRLM_CHECK(srlm_tokenizer_load(&tok, path));

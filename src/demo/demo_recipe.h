@@ -23,16 +23,20 @@ typedef struct {
 
 void srlm_demo_recipe_default(srlm_demo_recipe *r);
 
-/* SentencePiece options of the demo tokenizer: one piece per character, so the
- * model sees every letter of a word (the task is about letters), byte fallback
- * for anything else, and each fixed phrase of the prompts and judgements as ONE
- * piece ("▁Name▁a▁word▁from▁the▁word▁list▁that▁starts▁with▁'", "[/INST]",
- * "in▁the▁list:"): the char model matches such user-defined pieces on the
- * normalised text, where a space is "▁", so a phrase that begins with "▁" or
- * with a capital or punctuation never matches inside a lexicon word. That
- * makes an instruction 7 pieces instead of 72 and a judge example ~3x shorter:
- * training is ~3x faster and what the judge must look at is near. */
-const char *srlm_demo_tokenizer_options(void);
+/* SentencePiece options of the demo tokenizer into buf: one piece per
+ * character, byte fallback for anything else, each fixed phrase of the prompts
+ * and judgements as ONE piece ("▁Name▁a▁word▁from▁the▁word▁list▁that▁starts▁with▁'",
+ * "[/INST]", "in▁the▁list:"), and each syllable of the lexicon (task.c) as one
+ * piece. The char model matches user-defined pieces on the normalised text,
+ * longest first, where a space is "▁", so a phrase that begins with "▁" or
+ * with a capital or punctuation never matches inside a lexicon word. Phrases
+ * make an instruction 7 pieces instead of 72 and a judge example ~3x shorter
+ * (training ~3x faster, what the judge must look at is near); syllables let
+ * the judge recognise a word as a few pieces it has seen together (with one
+ * piece per letter, M1's judge said "in the list: yes" to almost any
+ * pronounceable non-word). Letters stay visible: first and last letters are a
+ * word's first and last piece's. */
+srlm_status srlm_demo_tokenizer_options(char *buf, size_t cap);
 
 typedef struct { double data_s, tokenizer_s, sft_s; } srlm_demo_m1_times;
 

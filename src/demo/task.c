@@ -17,6 +17,11 @@ static const char *SYLLABLES[] = {
 };
 enum { N_SYL = sizeof SYLLABLES / sizeof SYLLABLES[0] };
 
+int srlm_lexicon_syllables(const char *const **out) {
+    *out = SYLLABLES;
+    return N_SYL;
+}
+
 static int cmp_word(const void *a, const void *b) { return strcmp(a, b); }
 
 srlm_status srlm_lexicon_make(srlm_lexicon *lx, int n_words, uint64_t seed) {

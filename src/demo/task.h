@@ -39,6 +39,8 @@ typedef struct { char first, last; } srlm_task;
 srlm_status srlm_lexicon_make(srlm_lexicon *lx, int n_words, uint64_t seed);
 void        srlm_lexicon_free(srlm_lexicon *lx);
 int         srlm_lexicon_contains(const srlm_lexicon *lx, const char *word, size_t len);
+/* The syllables every lexicon is built from: *out gets the table, returns its size. */
+int         srlm_lexicon_syllables(const char *const **out);
 
 /* Task `index` of a stream keyed by seed: a (first, last) pair that has at least
  * one answer in the lexicon. */

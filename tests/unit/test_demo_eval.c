@@ -1,6 +1,6 @@
 /* The demo's M1 recipe and measures, end to end on a very small scale: the
- * recipe writes data, a tokenizer that keeps every letter its own piece and
- * every fixed phrase one piece, a random model and a short SFT; the measures
+ * recipe writes data, a tokenizer that makes every syllable of the lexicon
+ * one piece, every other letter its own piece and every fixed phrase one piece, a random model and a short SFT; the measures
  * count what they should, give the same numbers twice, and a judge that
  * cannot judge scores pairs at chance with ties, never beyond [0, 1]. */
 #include <math.h>
@@ -41,7 +41,7 @@ int main(void) {
     CHECK_OK(srlm_demo_build_m1(&r, &lx, dir, 1, 1, &tm));
     snprintf(m1, sizeof m1, "%s/sft/model", dir);
 
-    /* the tokenizer: one piece per letter of a word, one per fixed phrase */
+    /* the tokenizer: one piece per syllable or other letter of a word, one per fixed phrase */
     srlm_tokenizer *tok;
     snprintf(tokpath, sizeof tokpath, "%s/tokenizer.model", m1);
     CHECK_OK(srlm_tokenizer_load(&tok, tokpath));
@@ -54,7 +54,11 @@ int main(void) {
     free(ids);
     const char *word = "nonono";
     CHECK_OK(srlm_tokenizer_encode(tok, word, strlen(word), 0, 0, &ids, &n));
-    CHECK_MSG(n == 7, "'%s' is %d pieces, expected 7 (the space and one a letter)", word, n);
+    CHECK_MSG(n == 4, "'%s' is %d pieces, expected 4 (the space and one a syllable)", word, n);
+    free(ids);
+    word = "xyzzy";
+    CHECK_OK(srlm_tokenizer_encode(tok, word, strlen(word), 0, 0, &ids, &n));
+    CHECK_MSG(n == 6, "'%s' is %d pieces, expected 6 (the space and one a letter)", word, n);
     free(ids);
     srlm_tokenizer_free(tok);
 
