@@ -48,6 +48,16 @@ typedef struct {
     const int *slot, *n_past, *n_new;          /* (B) each, host memory */
 } srlm_attn_shape;
 
+/* One AdamW step's scalars, computed on the host in double and rounded to
+ * float as torch rounds them (srlm_adamw_consts_make, train/optimizer.h). */
+typedef struct {
+    float decay_mul;     /* (float)(1 - lr*wd); 1 for a tensor without weight decay */
+    float w1, w2, b2;    /* (float)(1 - beta1), (float)(1 - beta2), (float)beta2 */
+    float bc2_sqrt;      /* (float)pow(1 - beta2^t, 0.5) */
+    float eps;           /* (float)eps */
+    float neg_step_size; /* (float)(-(lr / (1 - beta1^t))) */
+} srlm_adamw_consts;
+
 typedef struct srlm_backend srlm_backend;
 
 typedef struct {
@@ -153,6 +163,18 @@ typedef struct {
     srlm_status (*logprob_backward)(srlm_backend *be, srlm_view *logits, const float *mx,
                                     const float *se, const int *targets, int64_t vocab_start,
                                     const float *dlogp);
+
+    /* ---- optimizer ops, on contiguous fp32 views of one shape (the flat
+     * layout's slices); elementwise or in an order fixed by the size, so the
+     * results do not depend on threads ---- */
+    /* one AdamW step in place on param (the fp32 master weights), m and v,
+     * given grad: srlm_adamw_apply's operations (train/optimizer.h) */
+    srlm_status (*adamw)(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m,
+                         srlm_view *v, const srlm_adamw_consts *c);
+    /* *out (host) = sum of x^2 in double (the gradient norm's pieces) */
+    srlm_status (*sum_squares)(srlm_backend *be, const srlm_view *x, double *out);
+    /* x *= s (gradient clipping) */
+    srlm_status (*scale)(srlm_backend *be, srlm_view *x, float s);
 } srlm_backend_ops;
 
 struct srlm_backend {

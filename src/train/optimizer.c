@@ -15,28 +15,35 @@ srlm_adamw_hparams srlm_adamw_hparams_make(const srlm_train_config *c, double lr
     return h;
 }
 
-void srlm_adamw_step(float *param, const float *grad, float *m, float *v, size_t n,
-                     const srlm_adamw_hparams *h, long t, int decay) {
+srlm_adamw_consts srlm_adamw_consts_make(const srlm_adamw_hparams *h, long t, int decay) {
     /* Scalars as torch computes them: in double (Python floats), then rounded
      * to float where they meet an fp32 tensor. */
-    const float decay_mul = (float)(1.0 - h->lr * h->weight_decay);
-    const float w1 = (float)(1.0 - h->beta1);
-    const float b2 = (float)h->beta2;
-    const float w2 = (float)(1.0 - h->beta2);
     const double step = (double)t;                 /* torch: state["step"].item() */
     const double bc1 = 1.0 - pow(h->beta1, step);
     const double bc2 = 1.0 - pow(h->beta2, step);
-    const float neg_step_size = (float)(-(h->lr / bc1));
-    const float bc2_sqrt = (float)pow(bc2, 0.5);   /* Python: bias_correction2 ** 0.5 */
-    const float eps = (float)h->eps;
-    const int do_decay = decay != 0;
+    srlm_adamw_consts c = {
+        /* p * 1.0f is p exactly: no decay is a multiplication by one */
+        .decay_mul = decay ? (float)(1.0 - h->lr * h->weight_decay) : 1.0f,
+        .w1 = (float)(1.0 - h->beta1),
+        .w2 = (float)(1.0 - h->beta2),
+        .b2 = (float)h->beta2,
+        .bc2_sqrt = (float)pow(bc2, 0.5),          /* Python: bias_correction2 ** 0.5 */
+        .eps = (float)h->eps,
+        .neg_step_size = (float)(-(h->lr / bc1)),
+    };
+    return c;
+}
+
+void srlm_adamw_apply(float *param, const float *grad, float *m, float *v, size_t n,
+                      const srlm_adamw_consts *c) {
+    const float decay_mul = c->decay_mul, w1 = c->w1, w2 = c->w2, b2 = c->b2;
+    const float bc2_sqrt = c->bc2_sqrt, eps = c->eps, neg_step_size = c->neg_step_size;
     const long long count = (long long)n;
 
 #pragma omp parallel for schedule(static) if (count > (1 << 16))
     for (long long i = 0; i < count; i++) {
-        float p = param[i];
+        const float p = param[i] * decay_mul;
         const float g = grad[i];
-        if (do_decay) p = p * decay_mul;
         const float mi = fmaf(w1, g - m[i], m[i]);
         const float vi = fmaf(w2 * g, g, v[i] * b2);
         const float denom = sqrtf(vi) / bc2_sqrt + eps;
@@ -44,6 +51,12 @@ void srlm_adamw_step(float *param, const float *grad, float *m, float *v, size_t
         m[i] = mi;
         v[i] = vi;
     }
+}
+
+void srlm_adamw_step(float *param, const float *grad, float *m, float *v, size_t n,
+                     const srlm_adamw_hparams *h, long t, int decay) {
+    const srlm_adamw_consts c = srlm_adamw_consts_make(h, t, decay);
+    srlm_adamw_apply(param, grad, m, v, n, &c);
 }
 
 double srlm_sum_squares(const float *x, size_t n) {

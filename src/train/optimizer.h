@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 
+#include "backend/backend.h"
 #include "io/config.h"
 
 typedef struct {
@@ -32,6 +33,13 @@ typedef struct {
 /* The hyperparameters of a training phase, with the lr of this step (from
  * srlm_lr_at). */
 srlm_adamw_hparams srlm_adamw_hparams_make(const srlm_train_config *c, double lr);
+
+/* The scalars of step t (1-based) for a tensor with (decay = 1) or without
+ * weight decay, and the elementwise update itself: the backends' adamw op is
+ * srlm_adamw_apply on the CPU (the CUDA kernel does the same operations). */
+srlm_adamw_consts srlm_adamw_consts_make(const srlm_adamw_hparams *h, long t, int decay);
+void srlm_adamw_apply(float *param, const float *grad, float *m, float *v, size_t n,
+                      const srlm_adamw_consts *c);
 
 /* One AdamW step on n contiguous fp32 values, in place. m and v start zeroed
  * before step t = 1; t counts the steps taken including this one. decay = 0

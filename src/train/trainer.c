@@ -64,10 +64,14 @@ typedef struct {
     srlm_comm       *world, *tp_comm, *dp_comm;
     int              rank, dp_rank, dp;
     int64_t          n_pad, n_shard, shard_off;
-    float           *gshard;        /* this rank's summed gradient shard */
-    /* device-memory backends: host copies of the weights and the gradients, on
-     * which the optimizer runs exactly as with host memory (NULL on the cpu) */
-    float           *host_params, *host_grads;
+    float           *gshard;        /* this rank's summed gradient shard (host, dp > 1) */
+    /* the optimizer's views, in the backend's memory: the gradient shard (a
+     * slice of the gradients when dp = 1, else gshard or a device copy of it)
+     * and the moments (t->adam_m / adam_v themselves on a host-memory backend;
+     * on a device they are the host staging for checkpoints) */
+    srlm_view        gshard_v, m_v, v_v;
+    int              own_views;     /* m_v, v_v (and gshard_v when dp > 1) came from ops->alloc */
+    float           *host_flat;     /* device memory, dp > 1: host staging of the gradients / weights */
 
     srlm_sft_data sft;
     srlm_dpo_data dpo;
@@ -220,6 +224,45 @@ static srlm_status prune_checkpoints(trainer *t) {
     return st;
 }
 
+/* The optimizer's views (see the trainer struct). A host-memory backend works
+ * on t->adam_m, adam_v and gshard directly; a device one gets its own. */
+static srlm_status optimizer_views_new(trainer *t) {
+    const srlm_backend_ops *op = t->be->ops;
+    const int64_t n = t->n_shard;
+    if (t->dp == 1) t->gshard_v = srlm_view_carve(t->g.flat, 0, 1, n);
+    if (op->host_memory) {
+        t->m_v = (srlm_view){t->adam_m, SRLM_F32, 1, n, n};
+        t->v_v = (srlm_view){t->adam_v, SRLM_F32, 1, n, n};
+        if (t->dp > 1) t->gshard_v = (srlm_view){t->gshard, SRLM_F32, 1, n, n};
+        return SRLM_OK;
+    }
+    t->own_views = 1;
+    SRLM_CHECK(op->alloc(t->be, &t->m_v, SRLM_F32, 1, n, "AdamW first moments"));
+    SRLM_CHECK(op->alloc(t->be, &t->v_v, SRLM_F32, 1, n, "AdamW second moments"));
+    SRLM_CHECK(op->fill(t->be, &t->m_v, 0.0f)); /* device memory comes uninitialised */
+    SRLM_CHECK(op->fill(t->be, &t->v_v, 0.0f));
+    if (t->dp > 1) {
+        SRLM_CHECK(op->alloc(t->be, &t->gshard_v, SRLM_F32, 1, n, "the gradient shard"));
+        t->host_flat = malloc(sizeof(float) * (size_t)t->n_pad);
+        if (!t->host_flat)
+            return SRLM_ERR(SRLM_FAILED, "out of memory staging %lld gradients on the host", (long long)t->n_pad);
+    }
+    return SRLM_OK;
+}
+
+/* Device memory: the moments between their views and the host arrays that
+ * checkpoints read and write (to_host = 1 before a save, 0 after a load). */
+static srlm_status sync_moments(trainer *t, int to_host) {
+    if (!t->own_views) return SRLM_OK;
+    srlm_backend *be = t->be;
+    if (to_host) {
+        SRLM_CHECK(be->ops->download(be, t->adam_m, &t->m_v));
+        return be->ops->download(be, t->adam_v, &t->v_v);
+    }
+    SRLM_CHECK(be->ops->upload(be, &t->m_v, t->adam_m));
+    return be->ops->upload(be, &t->v_v, t->adam_v);
+}
+
 /* Collective. Rank 0 makes step-N.tmp; the replicas of dp group 0 write the model
  * (gathered over tp to its rank 0); every rank writes its optimizer shard; the
  * ranks hash every file and rank 0 writes manifest.json (ckpt_manifest.h); then
@@ -239,6 +282,7 @@ static srlm_status save_checkpoint(trainer *t) {
     SRLM_CHECK_GOTO(srlm_comm_barrier(t->world), st, fail);
     /* fp32 whatever model.dtype says: resuming must continue from the exact bits */
     if (t->dp_rank == 0) SRLM_CHECK_GOTO(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0), st, fail);
+    SRLM_CHECK_GOTO(sync_moments(t, 1), st, fail);
     SRLM_CHECK_GOTO(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard), st, fail);
     /* tests: a failure or kill -9 while the checkpoint is half written (no manifest, no rename) */
     SRLM_CHECK_GOTO(srlm_fault_point(t->kind_name, t->st.step, t->rank, "checkpoint"), st, fail);
@@ -427,34 +471,80 @@ static void record_good_loss(trainer *t, double loss) {
     t->st.recent_loss[t->st.n_recent++] = loss;
 }
 
-/* The weights and gradients the optimizer works on: the views' memory itself
- * on a host-memory backend, else the host copies. */
-static float *param_mem(const trainer *t) { return t->host_params ? t->host_params : t->m.params.data; }
-static float *grad_mem(const trainer *t) { return t->host_grads ? t->host_grads : t->g.flat.data; }
+/* Slice [a, b) of the flat layout, restricted to this rank's shard, in the
+ * views of the weights, the gradient shard and the moments. */
+typedef struct { srlm_view p, g, m, v; } shard_slice;
+static shard_slice slice_of(const trainer *t, int64_t a, int64_t b) {
+    const int64_t lo = t->shard_off;
+    shard_slice s = {srlm_view_carve(t->m.params, a, 1, b - a), srlm_view_carve(t->gshard_v, a - lo, 1, b - a),
+                     srlm_view_carve(t->m_v, a - lo, 1, b - a), srlm_view_carve(t->v_v, a - lo, 1, b - a)};
+    return s;
+}
+
+/* The part [*a, *b) of segment i in this rank's shard; 0 when it has none. */
+static int segment_in_shard(const trainer *t, int i, int64_t *a, int64_t *b) {
+    const srlm_param_segment *sg = &t->segs[i];
+    const int64_t lo = t->shard_off, hi = t->shard_off + t->n_shard;
+    *a = sg->off > lo ? sg->off : lo;
+    *b = sg->off + sg->n < hi ? sg->off + sg->n : hi;
+    return *a < *b;
+}
 
 /* AdamW on the part of each tensor that falls in this rank's shard. */
-static void adamw_shard(trainer *t, const srlm_adamw_hparams *h, long step) {
-    float *param = param_mem(t);
-    const int64_t lo = t->shard_off, hi = t->shard_off + t->n_shard;
+static srlm_status adamw_shard(trainer *t, const srlm_adamw_hparams *h, long step) {
     for (int i = 0; i < t->n_segs; i++) {
-        const srlm_param_segment *sg = &t->segs[i];
-        int64_t a = sg->off > lo ? sg->off : lo, b = sg->off + sg->n < hi ? sg->off + sg->n : hi;
-        if (a >= b) continue;
-        srlm_adamw_step(param + a, t->gshard + (a - lo), t->adam_m + (a - lo), t->adam_v + (a - lo),
-                        (size_t)(b - a), h, step + 1, sg->decay && t->tc->weight_decay > 0);
+        int64_t a, b;
+        if (!segment_in_shard(t, i, &a, &b)) continue;
+        const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, t->segs[i].decay && t->tc->weight_decay > 0);
+        shard_slice s = slice_of(t, a, b);
+        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, &c));
     }
+    return SRLM_OK;
 }
 
 /* Squared norm of this rank's gradient shard over the tensors it counts. */
-static double shard_sum_squares(const trainer *t) {
-    const int64_t lo = t->shard_off, hi = t->shard_off + t->n_shard;
-    double sum = 0;
+static srlm_status shard_sum_squares(trainer *t, double *sum) {
+    *sum = 0;
     for (int i = 0; i < t->n_segs; i++) {
-        const srlm_param_segment *sg = &t->segs[i];
-        int64_t a = sg->off > lo ? sg->off : lo, b = sg->off + sg->n < hi ? sg->off + sg->n : hi;
-        if (a < b && sg->counted) sum += srlm_sum_squares(t->gshard + (a - lo), (size_t)(b - a));
+        int64_t a, b;
+        if (!segment_in_shard(t, i, &a, &b) || !t->segs[i].counted) continue;
+        shard_slice s = slice_of(t, a, b);
+        double part;
+        SRLM_CHECK(t->be->ops->sum_squares(t->be, &s.g, &part));
+        *sum += part;
     }
-    return sum;
+    return SRLM_OK;
+}
+
+/* ZeRO-1: sum the replicas' gradients into this rank's shard (gshard_v). */
+static srlm_status reduce_scatter_grads(trainer *t) {
+    if (t->dp == 1) return SRLM_OK; /* gshard_v is the gradients themselves */
+    const int host = t->be->ops->host_memory;
+    float *gflat = host ? t->g.flat.data : t->host_flat;
+    if (!host) SRLM_CHECK(t->be->ops->download(t->be, gflat, &t->g.flat));
+    memset(gflat + t->m.n_params_local, 0, sizeof(float) * (size_t)(t->n_pad - t->m.n_params_local));
+    SRLM_CHECK(srlm_comm_reduce_scatter_f32(t->dp_comm, gflat, t->gshard, (size_t)t->n_shard));
+    return host ? SRLM_OK : t->be->ops->upload(t->be, &t->gshard_v, t->gshard);
+}
+
+/* Every replica gets every updated shard of the weights. */
+static srlm_status allgather_params(trainer *t) {
+    if (t->dp == 1) return SRLM_OK;
+    const int host = t->be->ops->host_memory;
+    float *gflat = host ? t->g.flat.data : t->host_flat; /* the gradients are free now */
+    int64_t have = t->m.n_params_local - t->shard_off;
+    have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
+    if (host) {
+        memcpy(gflat + t->shard_off, (float *)t->m.params.data + t->shard_off, sizeof(float) * (size_t)have);
+    } else if (have > 0) {
+        srlm_view mine = srlm_view_carve(t->m.params, t->shard_off, 1, have);
+        SRLM_CHECK(t->be->ops->download(t->be, gflat + t->shard_off, &mine));
+    }
+    memset(gflat + t->shard_off + have, 0, sizeof(float) * (size_t)(t->n_shard - have));
+    SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
+    if (!host) return t->be->ops->upload(t->be, &t->m.params, gflat);
+    memcpy(t->m.params.data, gflat, sizeof(float) * (size_t)t->m.n_params_local);
+    return SRLM_OK;
 }
 
 static srlm_status train_step(trainer *t, step_result *res) {
@@ -535,15 +625,9 @@ static srlm_status train_step(trainer *t, step_result *res) {
 
     /* ZeRO-1: sum the replicas' gradients, each rank keeping its 1/dp shard */
     SRLM_CHECK(srlm_llama_grads_reduce_replicas(&t->m, &t->g));
-    if (t->host_grads) SRLM_CHECK(t->be->ops->download(t->be, t->host_grads, &t->g.flat));
-    float *gflat = grad_mem(t);
-    if (t->dp > 1) {
-        memset(gflat + t->m.n_params_local, 0, sizeof(float) * (size_t)(t->n_pad - t->m.n_params_local));
-        SRLM_CHECK(srlm_comm_reduce_scatter_f32(t->dp_comm, gflat, t->gshard, (size_t)t->n_shard));
-    } else {
-        memcpy(t->gshard, gflat, sizeof(float) * (size_t)t->n_shard);
-    }
-    double sq = shard_sum_squares(t);
+    SRLM_CHECK(reduce_scatter_grads(t));
+    double sq;
+    SRLM_CHECK(shard_sum_squares(t, &sq));
     SRLM_CHECK(srlm_comm_allreduce(t->world, &sq, 1, SRLM_COMM_F64, SRLM_REDUCE_SUM));
     res->grad_norm = sqrt(sq);
     res->lr = srlm_lr_at(tc, step, t->total_steps);
@@ -562,22 +646,10 @@ static srlm_status train_step(trainer *t, step_result *res) {
         }
     }
     double clip = srlm_clip_factor(res->grad_norm, tc->grad_clip);
-    if (clip < 1.0) srlm_scale_f32(t->gshard, (size_t)t->n_shard, (float)clip);
+    if (clip < 1.0) SRLM_CHECK(t->be->ops->scale(t->be, &t->gshard_v, (float)clip));
     srlm_adamw_hparams h = srlm_adamw_hparams_make(tc, res->lr);
-    adamw_shard(t, &h, step);
-
-    /* every replica gets every updated shard (the gradient buffer is free now) */
-    float *param = param_mem(t);
-    if (t->dp > 1) {
-        int64_t have = t->m.n_params_local - t->shard_off;
-        have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
-        memcpy(gflat + t->shard_off, param + t->shard_off, sizeof(float) * (size_t)have);
-        memset(gflat + t->shard_off + have, 0, sizeof(float) * (size_t)(t->n_shard - have));
-        SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
-        memcpy(param, gflat, sizeof(float) * (size_t)t->m.n_params_local);
-    }
-    if (t->host_params) SRLM_CHECK(t->be->ops->upload(t->be, &t->m.params, t->host_params));
-    return SRLM_OK;
+    SRLM_CHECK(adamw_shard(t, &h, step));
+    return allgather_params(t);
 }
 
 /* ---- progress and metrics ---- */
@@ -662,14 +734,18 @@ static void trainer_close(trainer *t) {
     srlm_dpo_data_free(&t->dpo);
     if (t->opened & 8) srlm_train_acts_free(&t->acts, &t->m);
     if (t->opened & 4) srlm_llama_grads_free(&t->g, &t->m);
+    if (t->own_views) {
+        if (t->m_v.data) t->be->ops->free(t->be, &t->m_v);
+        if (t->v_v.data) t->be->ops->free(t->be, &t->v_v);
+        if (t->dp > 1 && t->gshard_v.data) t->be->ops->free(t->be, &t->gshard_v);
+    }
     if (t->opened & 2) srlm_llama_free(&t->m);
     if (t->opened & 1) srlm_ckpt_close(&t->ck);
     srlm_tokenizer_free(t->tok);
     if (t->be) srlm_backend_free(t->be);
     free(t->adam_m);
     free(t->gshard);
-    free(t->host_params);
-    free(t->host_grads);
+    free(t->host_flat);
     free(t->segs);
     free(t->perm);
     free(t->ids);
@@ -807,16 +883,7 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->perm_epoch = -1;
     SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m, t->n_pad));
     t->opened |= 4;
-    if (!t->be->ops->host_memory) {
-        /* the optimizer runs on the host: copies of the weights (kept in step
-         * with the device after every update) and of the summed gradients */
-        t->host_params = malloc(sizeof(float) * (size_t)t->m.n_params_local);
-        t->host_grads = malloc(sizeof(float) * (size_t)(t->g.flat.rows * t->g.flat.cols));
-        if (!t->host_params || !t->host_grads)
-            return SRLM_ERR(SRLM_FAILED, "out of memory for host copies of %lld weights and gradients",
-                            (long long)t->n_pad);
-        SRLM_CHECK(t->be->ops->download(t->be, t->host_params, &t->m.params));
-    }
+    SRLM_CHECK(optimizer_views_new(t));
     SRLM_CHECK(srlm_train_acts_new(&t->acts, &t->m, (int)N, tc->recompute));
     t->opened |= 8;
     SRLM_CHECK(srlm_llama_segments(&t->m, &t->segs, &t->n_segs));
@@ -827,6 +894,7 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
         char sd[1100];
         step_dir(sd, sizeof sd, t->job->out_dir, *resume_step);
         SRLM_CHECK(load_optimizer_state(t, sd));
+        SRLM_CHECK(sync_moments(t, 0));
         if (t->st.config_hash != srlm_config_hash(c))
             return SRLM_ERR(SRLM_BAD_INPUT, "%s was written with a different config (hash %016llx, now %016llx): "
                             "use another output folder, or restore the config", sd,

@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
+#include "train/optimizer.h"
 
 static srlm_status need_f32(const srlm_view *v, const char *op) {
     if (v->dtype != SRLM_F32)
@@ -303,6 +304,39 @@ static srlm_status cpu_row_argmax(srlm_backend *be, const srlm_view *logits, int
     return SRLM_OK;
 }
 
+/* The optimizer ops: contiguous fp32 views of one shape, the twins in train/optimizer.c. */
+static srlm_status need_flat(const srlm_view *v, const srlm_view *like, const char *op, const char *name) {
+    SRLM_CHECK(need_f32(v, op));
+    if (v->stride != v->cols || (like && v->rows * v->cols != like->rows * like->cols))
+        return SRLM_ERR(SRLM_FAILED, "cpu backend: %s: %s must be contiguous and as large as param", op, name);
+    return SRLM_OK;
+}
+
+static srlm_status cpu_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m,
+                             srlm_view *v, const srlm_adamw_consts *c) {
+    (void)be;
+    SRLM_CHECK(need_flat(param, NULL, "adamw", "param"));
+    SRLM_CHECK(need_flat(grad, param, "adamw", "grad"));
+    SRLM_CHECK(need_flat(m, param, "adamw", "m"));
+    SRLM_CHECK(need_flat(v, param, "adamw", "v"));
+    srlm_adamw_apply(param->data, grad->data, m->data, v->data, (size_t)(param->rows * param->cols), c);
+    return SRLM_OK;
+}
+
+static srlm_status cpu_sum_squares(srlm_backend *be, const srlm_view *x, double *out) {
+    (void)be;
+    SRLM_CHECK(need_flat(x, NULL, "sum_squares", "x"));
+    *out = srlm_sum_squares(x->data, (size_t)(x->rows * x->cols));
+    return SRLM_OK;
+}
+
+static srlm_status cpu_scale(srlm_backend *be, srlm_view *x, float s) {
+    (void)be;
+    SRLM_CHECK(need_flat(x, NULL, "scale", "x"));
+    srlm_scale_f32(x->data, (size_t)(x->rows * x->cols), s);
+    return SRLM_OK;
+}
+
 static void cpu_destroy(srlm_backend *be) { free(be); }
 
 static const srlm_backend_ops CPU_OPS = {
@@ -337,6 +371,9 @@ static const srlm_backend_ops CPU_OPS = {
     .attention_backward = cpu_attention_backward,
     .swiglu_backward = cpu_swiglu_backward,
     .logprob_backward = cpu_logprob_backward,
+    .adamw = cpu_adamw,
+    .sum_squares = cpu_sum_squares,
+    .scale = cpu_scale,
 };
 
 srlm_status srlm_backend_cpu_new(srlm_backend **out, int threads) {

@@ -145,6 +145,13 @@ GUARDED(logprob_backward,
          const float *dlogp),
         (be, logits, mx, se, targets, vs, dlogp))
 
+GUARDED(adamw,
+        (srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m, srlm_view *v,
+         const srlm_adamw_consts *c),
+        (be, param, grad, m, v, c))
+GUARDED(sum_squares, (srlm_backend *be, const srlm_view *x, double *out), (be, x, out))
+GUARDED(scale, (srlm_backend *be, srlm_view *x, float s), (be, x, s))
+
 static const srlm_backend_ops GUARDED_OPS = {
     .name = "cpu_guarded",
     .host_memory = 0,
@@ -177,6 +184,9 @@ static const srlm_backend_ops GUARDED_OPS = {
     .attention_backward = guarded_attention_backward,
     .swiglu_backward = guarded_swiglu_backward,
     .logprob_backward = guarded_logprob_backward,
+    .adamw = guarded_adamw,
+    .sum_squares = guarded_sum_squares,
+    .scale = guarded_scale,
 };
 
 srlm_status srlm_backend_cpu_guarded_new(srlm_backend **out, int threads) {

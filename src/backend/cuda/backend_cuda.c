@@ -328,6 +328,9 @@ static const srlm_backend_ops CUDA_OPS = {
     .attention_backward = cuda_attention_backward,
     .swiglu_backward = cuda_swiglu_backward,
     .logprob_backward = cuda_logprob_backward,
+    .adamw = cuda_adamw,
+    .sum_squares = cuda_sum_squares,
+    .scale = cuda_scale,
 };
 
 srlm_status srlm_backend_cuda_new(srlm_backend **out, int device) {

@@ -1,6 +1,6 @@
 /* Shared by the CUDA backend's translation units: backend_cuda.c (creation,
- * memory, staging), backend_cuda_ops.c (forward ops, GEMMs) and
- * backend_cuda_backward.c (backward ops).
+ * memory, staging), backend_cuda_ops.c (forward ops, GEMMs),
+ * backend_cuda_backward.c (backward ops) and backend_cuda_optim.c (optimizer).
  *
  * One stream carries everything, in order: parameter uploads, cuBLAS calls and
  * kernels. The host only waits where it must: in download, in the ops that
@@ -116,6 +116,12 @@ srlm_status cuda_swiglu_backward(srlm_backend *be, srlm_view *dgate, srlm_view *
 srlm_status cuda_logprob_backward(srlm_backend *be, srlm_view *logits, const float *mx,
                                   const float *se, const int *targets, int64_t vocab_start,
                                   const float *dlogp);
+
+/* optimizer ops (backend_cuda_optim.c) */
+srlm_status cuda_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m, srlm_view *v,
+                       const srlm_adamw_consts *c);
+srlm_status cuda_sum_squares(srlm_backend *be, const srlm_view *x, double *out);
+srlm_status cuda_scale(srlm_backend *be, srlm_view *x, float s);
 
 /* The GEMM both matmul ops and matmul_dw share (backend_cuda_ops.c): column-major
  * C (m x n) = alpha op(A) op(B) + beta C, A and B of one dtype, C F32 or theirs. */
