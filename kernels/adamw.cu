@@ -12,6 +12,9 @@
 
 #include "adamw.h"
 #include "cuda_check.h"
+#include "dtype_io.cuh"
+
+using namespace dtype_io;
 
 namespace {
 
@@ -21,15 +24,6 @@ constexpr int kThreads = 256;
 constexpr int kPerThread = 32;
 constexpr size_t kChunk = (size_t)kThreads * kPerThread;
 constexpr int kFinalThreads = 1024;
-
-/* srlm_f32_to_bf16 (core/dtype.h) bit for bit: round to nearest even, NaN
- * stays a (quiet) NaN. */
-__device__ __forceinline__ uint16_t f32_to_bf16(float f) {
-    uint32_t u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
 
 /* param_kind: 0 = no working copy, 1 = fp32, 2 = bf16. */
 __global__ void adamw_kernel(float *__restrict__ master, const float *__restrict__ grad,
@@ -48,7 +42,7 @@ __global__ void adamw_kernel(float *__restrict__ master, const float *__restrict
         m[i] = mi;
         v[i] = vi;
         if (param_kind == 1) ((float *)param)[i] = p;
-        else if (param_kind == 2) ((uint16_t *)param)[i] = f32_to_bf16(p);
+        else if (param_kind == 2) ((uint16_t *)param)[i] = bf16_bits(p); /* srlm_f32_to_bf16's bits */
     }
 }
 

@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(kGenWarps * 32) fwd_generic_kernel(Params p) {
 
     for (int i = threadIdx.x; i < kGenBQ * hd; i += blockDim.x) {
         int r = i / hd, d = i % hd, t = t0 + r;
-        qs[i] = t < n_new ? to_f32(q[((int64_t)b * p.T + t) * p.ldq + (int64_t)h * hd + d]) * p.scale_log2
+        qs[i] = t < n_new ? ld(q[((int64_t)b * p.T + t) * p.ldq + (int64_t)h * hd + d]) * p.scale_log2
                           : 0.0f;
     }
 
@@ -70,8 +70,8 @@ __global__ void __launch_bounds__(kGenWarps * 32) fwd_generic_kernel(Params p) {
             int j = i / hd, d = i % hd, key = k0 + j;
             float kx = 0.0f, vx = 0.0f; /* zeros past the end: 0 * garbage would be NaN */
             if (key < kv_end) {
-                kx = to_f32(k[(kbase + key) * p.ldk + (int64_t)kvh * hd + d]);
-                vx = to_f32(v[(kbase + key) * p.ldv + (int64_t)kvh * hd + d]);
+                kx = ld(k[(kbase + key) * p.ldk + (int64_t)kvh * hd + d]);
+                vx = ld(v[(kbase + key) * p.ldv + (int64_t)kvh * hd + d]);
             }
             ks[j * ldks + d] = kx;
             vs[j * hd + d] = vx;
@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(kGenWarps * 32) fwd_generic_kernel(Params p) {
 #pragma unroll
             for (int c = 0; c < ND; c++) {
                 int d = lane + 32 * c;
-                if (d < hd && real) dsum += o[r][c] * inv * to_f32(dout[row * p.lddo + (int64_t)h * hd + d]);
+                if (d < hd && real) dsum += o[r][c] * inv * ld(dout[row * p.lddo + (int64_t)h * hd + d]);
             }
             dsum = warp_sum(dsum);
             if (lane == 0) p.dvec[row * p.nh + h] = dsum;
@@ -319,7 +319,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
             if (t >= p.T) continue;
             if (p.dvec) {
                 const __nv_bfloat16 *dr = dout + row * p.lddo + col;
-                dsum += x0 * __bfloat162float(dr[0]) + x1 * __bfloat162float(dr[1]);
+                dsum += x0 * ld(dr[0]) + x1 * ld(dr[1]);
             } else {
                 *reinterpret_cast<__nv_bfloat162 *>(out + row * p.ldo + col) = __floats2bfloat162_rn(x0, x1);
             }

@@ -72,8 +72,8 @@ __global__ void __launch_bounds__(kWarps * 32)
             int j = i / hd, d = i % hd, key = k0 + j;
             float kx = 0.0f, vx = 0.0f;
             if (key < kv_end) {
-                kx = to_f32(k[(kbase + key) * p.ldk + (int64_t)kvh * hd + d]);
-                vx = to_f32(v[(kbase + key) * p.ldv + (int64_t)kvh * hd + d]);
+                kx = ld(k[(kbase + key) * p.ldk + (int64_t)kvh * hd + d]);
+                vx = ld(v[(kbase + key) * p.ldv + (int64_t)kvh * hd + d]);
             }
             ks[i] = kx;
             vs[i] = vx;
@@ -89,8 +89,8 @@ __global__ void __launch_bounds__(kWarps * 32)
                     float qx = 0.0f, dox = 0.0f;
                     if (t < n_new) {
                         int64_t row = (int64_t)b * p.T + t;
-                        qx = to_f32(q[row * p.ldq + (int64_t)h * hd + d]);
-                        dox = to_f32(dout[row * p.lddo + (int64_t)h * hd + d]);
+                        qx = ld(q[row * p.ldq + (int64_t)h * hd + d]);
+                        dox = ld(dout[row * p.lddo + (int64_t)h * hd + d]);
                     }
                     qs[r * ldr + d] = qx;
                     dos[r * ldr + d] = dox;
@@ -181,8 +181,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         float qx = 0.0f, dox = 0.0f;
         if (t < n_new) {
             int64_t row = (int64_t)b * p.T + t;
-            qx = to_f32(q[row * p.ldq + (int64_t)h * hd + d]);
-            dox = to_f32(dout[row * p.lddo + (int64_t)h * hd + d]);
+            qx = ld(q[row * p.ldq + (int64_t)h * hd + d]);
+            dox = ld(dout[row * p.lddo + (int64_t)h * hd + d]);
         }
         qs[i] = qx;
         dos[i] = dox;
@@ -210,8 +210,8 @@ __global__ void __launch_bounds__(kWarps * 32)
             int j = i / hd, d = i % hd, key = k0 + j;
             float kx = 0.0f, vx = 0.0f;
             if (key < kv_end) {
-                kx = to_f32(k[(kbase + key) * p.ldk + (int64_t)kvh * hd + d]);
-                vx = to_f32(v[(kbase + key) * p.ldv + (int64_t)kvh * hd + d]);
+                kx = ld(k[(kbase + key) * p.ldk + (int64_t)kvh * hd + d]);
+                vx = ld(v[(kbase + key) * p.ldv + (int64_t)kvh * hd + d]);
             }
             ks[j * ldr + d] = kx;
             vs[j * ldr + d] = vx;

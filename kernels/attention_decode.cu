@@ -76,13 +76,13 @@ __global__ void __launch_bounds__(kThreads)
     const T *q = (const T *)p.q, *k = (const T *)p.k, *v = (const T *)p.v;
     const int64_t kbase = cache_row(p, b, 0);
     for (int d = threadIdx.x; d < hd; d += kThreads)
-        qs[d] = to_f32(q[(int64_t)b * p.T * p.ldq + (int64_t)h * hd + d]) * p.scale_log2;
+        qs[d] = ld(q[(int64_t)b * p.T * p.ldq + (int64_t)h * hd + d]) * p.scale_log2;
     __syncthreads();
 
     for (int j = j0 + warp; j < j1; j += kWarps) {
         const T *kr = k + (kbase + j) * p.ldk + (int64_t)kvh * hd;
         float s = 0.0f;
-        for (int d = lane; d < hd; d += 32) s += qs[d] * to_f32(kr[d]);
+        for (int d = lane; d < hd; d += 32) s += qs[d] * ld(kr[d]);
         s = warp_sum(s);
         if (lane == 0) sc[j - j0] = s;
     }
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kThreads)
             const int d = threadIdx.x % hd, sub = threadIdx.x / hd;
             float acc = 0.0f;
             for (int j = sub; j < n; j += split)
-                acc += sc[j] * to_f32(v[(kbase + j0 + j) * p.ldv + (int64_t)kvh * hd + d]);
+                acc += sc[j] * ld(v[(kbase + j0 + j) * p.ldv + (int64_t)kvh * hd + d]);
             obuf[threadIdx.x] = acc;
         }
         __syncthreads();
@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(kThreads)
     } else {
         for (int d = threadIdx.x; d < hd; d += kThreads) {
             float acc = 0.0f;
-            for (int j = 0; j < n; j++) acc += sc[j] * to_f32(v[(kbase + j0 + j) * p.ldv + (int64_t)kvh * hd + d]);
+            for (int j = 0; j < n; j++) acc += sc[j] * ld(v[(kbase + j0 + j) * p.ldv + (int64_t)kvh * hd + d]);
             out[2 + d] = acc;
         }
     }

@@ -1,6 +1,7 @@
 /* Private helpers shared by attention.cu, attention_bwd.cu and
- * attention_decode.cu: the kernel parameter block, dtype conversions, warp
- * reductions, the mma/ldmatrix wrappers and the host-side argument checks. */
+ * attention_decode.cu: the kernel parameter block, warp reductions, the
+ * mma/ldmatrix wrappers and the host-side argument checks (element loads and
+ * stores by dtype: dtype_io.cuh). */
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,8 +11,11 @@
 
 #include "attention.h"
 #include "cuda_check.h"
+#include "dtype_io.cuh"
 
 namespace attn {
+
+using namespace dtype_io; /* ld and from_f32 for the kernels of attention*.cu */
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -30,14 +34,6 @@ struct Params {
     float *lse;  /* (B*T, nh) natural-log lse, or NULL */
     float *dvec; /* backward stats: D = rowsum(dO * O) written here instead of O */
 };
-
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
-template <typename T> __device__ __forceinline__ T from_f32(float x);
-template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
-}
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);

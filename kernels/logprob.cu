@@ -13,28 +13,15 @@
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "dtype_io.cuh"
 #include "logprob.h"
+
+using namespace dtype_io;
 
 namespace {
 
 constexpr int kThreads = 512; /* a 32000-wide fp32 row is ~16 16-byte loads per thread */
 constexpr int kWarps = kThreads / 32;
-
-/* ---- element access: fp32 values from F32 or BF16 storage ---- */
-
-__device__ __forceinline__ float ld(float v) { return v; }
-__device__ __forceinline__ float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-/* Round to nearest even, NaN kept quiet: bit for bit srlm_f32_to_bf16 (core/dtype.h). */
-__device__ __forceinline__ unsigned bf16_bits(float f) {
-    unsigned u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return ((u >> 16) | 0x40u) & 0xffffu;
-    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-}
-__device__ __forceinline__ void st(float *p, float v) { *p = v; }
-__device__ __forceinline__ void st(__nv_bfloat16 *p, float v) {
-    *p = __ushort_as_bfloat16((unsigned short)bf16_bits(v));
-}
 
 /* A 16-byte vector (int4) holds 4 floats or 8 bf16 (little endian: element 2k is
  * the low half of word k). */
@@ -53,14 +40,14 @@ template <> struct Vec<float> {
 template <> struct Vec<__nv_bfloat16> {
     static constexpr int N = 8;
     static __device__ __forceinline__ void unpack2(int w, float *v) {
-        v[0] = __uint_as_float((unsigned)w << 16);
+        v[0] = bf16_bits_to_f32((unsigned)w);
         v[1] = __uint_as_float((unsigned)w & 0xffff0000u);
     }
     static __device__ __forceinline__ void unpack(int4 r, float *v) {
         unpack2(r.x, v); unpack2(r.y, v + 2); unpack2(r.z, v + 4); unpack2(r.w, v + 6);
     }
     static __device__ __forceinline__ int pack2(const float *v) {
-        return (int)(bf16_bits(v[0]) | (bf16_bits(v[1]) << 16));
+        return (int)((unsigned)bf16_bits(v[0]) | ((unsigned)bf16_bits(v[1]) << 16));
     }
     static __device__ __forceinline__ int4 pack(const float *v) {
         return make_int4(pack2(v), pack2(v + 2), pack2(v + 4), pack2(v + 6));

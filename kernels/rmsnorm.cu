@@ -11,7 +11,10 @@
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "dtype_io.cuh"
 #include "rmsnorm.h"
+
+using namespace dtype_io;
 
 namespace {
 
@@ -38,18 +41,6 @@ __global__ void rmsnorm_f32_kernel(float *y, const float *x, const float *w, int
 }
 
 constexpr int kWarps = kThreads / 32;
-
-/* ---- fp32 values from F32 or BF16 storage ---- */
-
-__device__ __forceinline__ float ld(float v) { return v; }
-__device__ __forceinline__ float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
-/* round to nearest even, NaN kept quiet: bit for bit srlm_f32_to_bf16 (core/dtype.h) */
-__device__ __forceinline__ void st(float *p, float v) { *p = v; }
-__device__ __forceinline__ void st(__nv_bfloat16 *p, float v) {
-    unsigned u = __float_as_uint(v);
-    u = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    *p = __ushort_as_bfloat16((unsigned short)u);
-}
 
 /* Sums of a and b over the block, the same fixed tree as rmsnorm_f32_kernel;
  * every thread gets the same bits. `sh` holds 2 * kWarps floats. */

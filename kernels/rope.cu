@@ -9,21 +9,14 @@
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "dtype_io.cuh"
 #include "rope.h"
+
+using namespace dtype_io;
 
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float ld(float v) { return v; }
-__device__ __forceinline__ float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
-/* round to nearest even, NaN kept quiet: bit for bit srlm_f32_to_bf16 (core/dtype.h) */
-__device__ __forceinline__ void st(float *p, float v) { *p = v; }
-__device__ __forceinline__ void st(__nv_bfloat16 *p, float v) {
-    unsigned u = __float_as_uint(v);
-    u = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    *p = __ushort_as_bfloat16((unsigned short)u);
-}
 
 /* The fp32 quantities are the CPU's (and transformers'): inv_freq = 1 / theta^(2j/d)
  * and angle = pos * inv_freq, each rounded to fp32. The transcendentals are

@@ -29,7 +29,10 @@
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "dtype_io.cuh"
 #include "sampling.h"
+
+using namespace dtype_io;
 
 namespace {
 
@@ -58,7 +61,7 @@ struct Row {
 };
 
 __device__ __forceinline__ float logit_at(const Row &r, int i) {
-    if (r.bf16) return __uint_as_float((uint32_t)((const uint16_t *)r.logits)[i] << 16);
+    if (r.bf16) return bf16_bits_to_f32(((const uint16_t *)r.logits)[i]);
     return ((const float *)r.logits)[i];
 }
 

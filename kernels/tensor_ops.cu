@@ -10,29 +10,20 @@
 #include <stdint.h>
 
 #include "cuda_check.h"
+#include "dtype_io.cuh"
 #include "tensor_ops.h"
+
+using namespace dtype_io;
 
 namespace {
 
 constexpr int kThreads = 256;
 
-/* ---- element conversions: bit for bit core/dtype.h's ---- */
-
-__device__ __forceinline__ float ld(float v) { return v; }
-__device__ __forceinline__ float ld(__nv_bfloat16 v) { return __bfloat162float(v); }
-/* round to nearest even, NaN kept quiet: srlm_f32_to_bf16 */
-__device__ __forceinline__ __nv_bfloat16 to_bf16(float f) {
-    unsigned u = __float_as_uint(f);
-    u = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return __ushort_as_bfloat16((unsigned short)u);
-}
-__device__ __forceinline__ void st(float *p, float v) { *p = v; }
-__device__ __forceinline__ void st(__nv_bfloat16 *p, float v) { *p = to_bf16(v); }
-
-/* dst element from a src element; the same type is a bit copy (NaN payloads kept) */
+/* dst element from a src element, bit for bit core/dtype.h's conversions; the
+ * same type is a bit copy (NaN payloads kept) */
 __device__ __forceinline__ void conv(float *d, float s) { *d = s; }
 __device__ __forceinline__ void conv(__nv_bfloat16 *d, __nv_bfloat16 s) { *d = s; }
-__device__ __forceinline__ void conv(float *d, __nv_bfloat16 s) { *d = __bfloat162float(s); }
+__device__ __forceinline__ void conv(float *d, __nv_bfloat16 s) { *d = ld(s); }
 __device__ __forceinline__ void conv(__nv_bfloat16 *d, float s) { *d = to_bf16(s); }
 
 /* ---- core/rng.h's counter-based generator, the same arithmetic on the device

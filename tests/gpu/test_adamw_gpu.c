@@ -10,16 +10,8 @@
  * within 1e-12 relative of srlm_sum_squares, which adds in another order (double
  * sums of positive terms: the rounding error is about n * 2^-53 relative, far under
  * 1e-12 for these n). Outputs are poisoned (NaN) before each kernel. */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
 #include "adamw.h"
-#include "core/dtype.h"
-#include "core/rng.h"
-#include "cuda_check.h"
-#include "test.h"
+#include "gpu_util.h"
 #include "train/optimizer.h"
 
 /* The kernel's constants exactly as srlm_adamw_step computes them. */
@@ -45,15 +37,6 @@ static long first_diff(const float *a, const float *b, size_t n) {
     return -1;
 }
 
-static void *dev_alloc(size_t bytes) {
-    void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
-        fprintf(stderr, "cudaMalloc of %zu bytes failed\n", bytes);
-        exit(1);
-    }
-    return p;
-}
-
 /* copy: also write the working copy of dtype wdtype (else param = NULL). */
 static void test_adamw(size_t n, int decay, int copy, srlm_dtype wdtype, uint64_t seed) {
     const srlm_adamw_hparams h = {.lr = 3e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
@@ -65,8 +48,8 @@ static void test_adamw(size_t n, int decay, int copy, srlm_dtype wdtype, uint64_
         p[i] = (float)(srlm_rng_normal(seed, i) * (i % 7 == 0 ? 10.0 : 0.02));
         if (i % 101 == 0) p[i] = 0.0f;
     }
-    float *dp = dev_alloc(n * 4), *dg = dev_alloc(n * 4), *dm = dev_alloc(n * 4), *dv = dev_alloc(n * 4);
-    void *dw = dev_alloc(n * 4);
+    float *dp = gpu_alloc(n * 4), *dg = gpu_alloc(n * 4), *dm = gpu_alloc(n * 4), *dv = gpu_alloc(n * 4);
+    void *dw = gpu_alloc(n * 4);
     CHECK(cudaMemcpy(dp, p, n * 4, cudaMemcpyHostToDevice) == cudaSuccess);
     CHECK(cudaMemset(dm, 0, n * 4) == cudaSuccess);
     CHECK(cudaMemset(dv, 0, n * 4) == cudaSuccess);
@@ -118,9 +101,9 @@ static void test_adamw(size_t n, int decay, int copy, srlm_dtype wdtype, uint64_
 static void test_sum_squares_and_scale(size_t n, uint64_t seed) {
     float *x = malloc((n ? n : 1) * 4), *y = malloc((n ? n : 1) * 4);
     for (size_t i = 0; i < n; i++) x[i] = (float)(srlm_rng_normal(seed, i) * (i % 5 == 0 ? 100.0 : 1e-3));
-    float *dx = dev_alloc(n * 4);
-    double *dout = dev_alloc(2 * sizeof(double));
-    void *ws = dev_alloc(srlm_cuda_sum_squares_workspace(n));
+    float *dx = gpu_alloc(n * 4);
+    double *dout = gpu_alloc(2 * sizeof(double));
+    void *ws = gpu_alloc(srlm_cuda_sum_squares_workspace(n));
     if (n) CHECK(cudaMemcpy(dx, x, n * 4, cudaMemcpyHostToDevice) == cudaSuccess);
     CHECK(cudaMemset(dout, 0xff, 2 * sizeof(double)) == cudaSuccess); /* NaN poison */
     CHECK_OK(srlm_cuda_sum_squares(dx, n, &dout[0], ws, NULL));
@@ -150,7 +133,7 @@ static void test_sum_squares_and_scale(size_t n, uint64_t seed) {
 }
 
 int main(void) {
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    gpu_skip_without_device("");
     const size_t sizes[] = {1, 1003, (1u << 20) + 17};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         test_adamw(sizes[s], 1, 1, SRLM_BF16, 11 + s);

@@ -14,16 +14,9 @@
  *     fp32 on the rounded values) and the GPU math is fp32, so the difference
  *     is the output's rounding to bf16: <= 2^-9 relative per element (8-bit
  *     mantissa), ~1e-3 in the norm. A chunking or combine bug gives order 1. */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
 #include "attention.h"
 #include "backend/backend.h"
-#include "core/rng.h"
-#include "cuda_check.h"
-#include "test.h"
+#include "gpu_util.h"
 
 typedef struct {
     const char *name;
@@ -49,92 +42,34 @@ static const dec_case cases[] = {
      {3000, 2047, 2048, 10, 3099, 1, 2500, 7}, {1, 1, 1, 1, 1, 1, 1, 1}},
 };
 
-static float bf16_round(float x) { return srlm_bf16_to_f32(srlm_f32_to_bf16(x)); }
-
-static void *to_device(const float *x, size_t n, srlm_dtype dt) {
-    void *d = NULL;
-    if (cudaMalloc(&d, n * srlm_dtype_size(dt)) != cudaSuccess) return NULL;
-    if (dt == SRLM_F32) {
-        cudaMemcpy(d, x, n * 4, cudaMemcpyHostToDevice);
-    } else {
-        uint16_t *h = malloc(n * 2);
-        for (size_t i = 0; i < n; i++) h[i] = srlm_f32_to_bf16(x[i]);
-        cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice);
-        free(h);
-    }
-    return d;
-}
-
-static float *to_host(const void *d, size_t n, srlm_dtype dt) {
-    float *x = malloc(n * 4);
-    if (dt == SRLM_F32) {
-        cudaMemcpy(x, d, n * 4, cudaMemcpyDeviceToHost);
-    } else {
-        uint16_t *h = malloc(n * 2);
-        cudaMemcpy(h, d, n * 2, cudaMemcpyDeviceToHost);
-        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(h[i]);
-        free(h);
-    }
-    return x;
-}
-
-static int *int_device(const int *x, int n) {
-    int *d = NULL;
-    cudaMalloc((void **)&d, (size_t)n * sizeof(int));
-    cudaMemcpy(d, x, (size_t)n * sizeof(int), cudaMemcpyHostToDevice);
-    return d;
-}
-
 static void run_case(srlm_backend *be, const dec_case *c, uint64_t seed) {
     const int B = c->B, hd = c->hd, bf = c->dt == SRLM_BF16;
     const int64_t qcols = (int64_t)c->nh * hd, kvcols = (int64_t)c->nkv * hd;
     const int64_t kvrows = (int64_t)c->slots * c->max_seq;
     const size_t nq = (size_t)(B * qcols), nkv = (size_t)(kvrows * kvcols);
-    float *q = malloc(nq * 4), *k = malloc(nkv * 4), *v = malloc(nkv * 4), *ref = malloc(nq * 4);
-    for (size_t i = 0; i < nq; i++) {
-        q[i] = (float)srlm_rng_normal(seed, i);
-        if (bf) q[i] = bf16_round(q[i]);
-    }
-    for (size_t i = 0; i < nkv; i++) k[i] = v[i] = NAN; /* never read */
-    int max_len = 0;
-    for (int b = 0; b < B; b++) {
-        int len = c->n_past[b] + c->n_new[b];
-        if (len > max_len) max_len = len;
-        for (int j = 0; j < len; j++)
-            for (int64_t d = 0; d < kvcols; d++) {
-                size_t i = (size_t)(((int64_t)c->slot[b] * c->max_seq + j) * kvcols + d);
-                k[i] = (float)srlm_rng_normal(seed + 1, i);
-                v[i] = (float)srlm_rng_normal(seed + 2, i);
-                if (bf) { k[i] = bf16_round(k[i]); v[i] = bf16_round(v[i]); }
-            }
-    }
+    float *q = random_f32(nq, seed, 0.0f, 1.0f, c->dt), *k = malloc(nkv * 4), *v = malloc(nkv * 4);
+    float *ref = malloc(nq * 4);
+    srlm_attn_shape hs = {B, 1, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new};
+    /* the cache rows past each sequence's length are NaN: never read */
+    const int max_len = random_kv_cache(k, v, nkv, &hs, kvcols, seed + 1, seed + 2, c->dt);
     srlm_view hq = {q, SRLM_F32, B, qcols, qcols}, ho = {ref, SRLM_F32, B, qcols, qcols};
     srlm_view hk = {k, SRLM_F32, kvrows, kvcols, kvcols}, hv = {v, SRLM_F32, kvrows, kvcols, kvcols};
-    srlm_attn_shape hs = {B, 1, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new};
     CHECK_OK(be->ops->attention(be, &ho, &hq, &hk, &hv, &hs));
 
-    void *gq = to_device(q, nq, c->dt), *gk = to_device(k, nkv, c->dt), *gv = to_device(v, nkv, c->dt);
-    void *go = NULL;
-    cudaMalloc(&go, nq * srlm_dtype_size(c->dt));
-    cudaMemset(go, 0xff, nq * srlm_dtype_size(c->dt)); /* NaN */
-    int *dslot = int_device(c->slot, B), *dpast = int_device(c->n_past, B), *dnew = int_device(c->n_new, B);
+    void *gq = gpu_from_f32(q, nq, c->dt), *gk = gpu_from_f32(k, nkv, c->dt), *gv = gpu_from_f32(v, nkv, c->dt);
+    void *go = gpu_poisoned(nq * srlm_dtype_size(c->dt));
+    const size_t ib = sizeof(int) * (size_t)B;
+    int *dslot = gpu_from_host(c->slot, ib), *dpast = gpu_from_host(c->n_past, ib), *dnew = gpu_from_host(c->n_new, ib);
     srlm_cuda_attn_shape s = {B, 1, c->nh, c->nkv, hd, c->max_seq, dslot, dpast, dnew, max_len};
     size_t ws_bytes = srlm_cuda_attention_decode_workspace(&s);
-    void *ws = NULL;
-    cudaMalloc(&ws, ws_bytes);
-    cudaMemset(ws, 0xff, ws_bytes);
+    void *ws = gpu_poisoned(ws_bytes);
     srlm_view vq = {gq, c->dt, B, qcols, qcols}, vo = {go, c->dt, B, qcols, qcols};
     srlm_view vk = {gk, c->dt, kvrows, kvcols, kvcols}, vv = {gv, c->dt, kvrows, kvcols, kvcols};
     CHECK_OK(srlm_cuda_attention_decode(&vo, &vq, &vk, &vv, &s, ws, ws_bytes, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    float *got = to_host(go, nq, c->dt);
+    float *got = gpu_to_f32_new(go, nq, c->dt);
 
-    double num = 0, den = 0;
-    for (size_t i = 0; i < nq; i++) {
-        num += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
-        den += (double)ref[i] * ref[i];
-    }
-    double rel = sqrt(num / den), tol = bf ? 1e-2 : 1e-5;
+    double rel = rel_err(got, ref, B, qcols, qcols), tol = bf ? 1e-2 : 1e-5;
     int zero_bad = 0; /* n_new == 0: the row is exactly zero */
     for (int b = 0; b < B; b++)
         if (c->n_new[b] == 0)
@@ -147,7 +82,7 @@ static void run_case(srlm_backend *be, const dec_case *c, uint64_t seed) {
     /* deterministic: a second run gives the same bits */
     cudaMemset(go, 0xff, nq * srlm_dtype_size(c->dt));
     CHECK_OK(srlm_cuda_attention_decode(&vo, &vq, &vk, &vv, &s, ws, ws_bytes, NULL));
-    float *again = to_host(go, nq, c->dt);
+    float *again = gpu_to_f32_new(go, nq, c->dt);
     CHECK_MSG(memcmp(again, got, nq * 4) == 0, "%s %s: not bit-reproducible", srlm_dtype_name(c->dt), c->name);
 
     free(again); free(got);
@@ -185,7 +120,7 @@ static void check_bad_arguments(void) {
 int main(void) {
     check_bad_arguments();
     if (test_failures) TEST_DONE();
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine (argument checks passed)");
+    gpu_skip_without_device(" (argument checks passed)");
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 5000 + 10 * i);

@@ -22,16 +22,9 @@
  *     A wrong fragment layout or mask gives errors of order 1.
  *   lse: max absolute error 1e-4 (fp32) / 1e-3 (bf16) against a double
  *     precision host computation on the same inputs. */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
 #include "attention.h"
 #include "backend/backend.h"
-#include "core/rng.h"
-#include "cuda_check.h"
-#include "test.h"
+#include "gpu_util.h"
 
 typedef struct {
     const char *name;
@@ -55,67 +48,6 @@ static const attn_case cases[] = {
     {"hd200 B2 (wide heads)", SRLM_F32, 2, 20, 2, 1, 200, 48, 2, 0, {1, 0}, {10, 0}, {20, 5}},
 };
 
-static float bf16_round(float x) { return srlm_bf16_to_f32(srlm_f32_to_bf16(x)); }
-
-/* Host fp32 array -> new device buffer of dtype dt (bf16: round to nearest even). */
-static void *to_device(const float *x, size_t n, srlm_dtype dt) {
-    void *d = NULL;
-    size_t es = srlm_dtype_size(dt);
-    if (cudaMalloc(&d, n * es) != cudaSuccess) return NULL;
-    if (dt == SRLM_F32) {
-        cudaMemcpy(d, x, n * 4, cudaMemcpyHostToDevice);
-    } else {
-        uint16_t *h = malloc(n * 2);
-        for (size_t i = 0; i < n; i++) h[i] = srlm_f32_to_bf16(x[i]);
-        cudaMemcpy(d, h, n * 2, cudaMemcpyHostToDevice);
-        free(h);
-    }
-    return d;
-}
-
-static void *poisoned(size_t n, srlm_dtype dt) {
-    void *d = NULL;
-    if (cudaMalloc(&d, n * srlm_dtype_size(dt)) != cudaSuccess) return NULL;
-    cudaMemset(d, 0xff, n * srlm_dtype_size(dt)); /* NaN in fp32 and bf16 */
-    return d;
-}
-
-static float *to_host(const void *d, size_t n, srlm_dtype dt) {
-    float *x = malloc(n * 4);
-    if (dt == SRLM_F32) {
-        cudaMemcpy(x, d, n * 4, cudaMemcpyDeviceToHost);
-    } else {
-        uint16_t *h = malloc(n * 2);
-        cudaMemcpy(h, d, n * 2, cudaMemcpyDeviceToHost);
-        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(h[i]);
-        free(h);
-    }
-    return x;
-}
-
-static int *int_device(const int *x, int n) {
-    int *d = NULL;
-    cudaMalloc((void **)&d, (size_t)n * sizeof(int));
-    cudaMemcpy(d, x, (size_t)n * sizeof(int), cudaMemcpyHostToDevice);
-    return d;
-}
-
-/* Relative 2-norm error of `got` vs `ref` over `rows` rows (listed in row_ids,
- * or 0..rows-1 when NULL) of `cols` columns at stride ld. */
-static double rel_err(const float *got, const float *ref, const int64_t *row_ids, int64_t rows, int64_t cols,
-                      int64_t ld) {
-    double num = 0, den = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t i = row_ids ? row_ids[r] : r;
-        for (int64_t j = 0; j < cols; j++) {
-            double a = got[i * ld + j], b = ref[i * ld + j];
-            num += (a - b) * (a - b);
-            den += b * b;
-        }
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     const int B = c->B, T = c->T, hd = c->hd;
     const int64_t qcols = (int64_t)c->nh * hd, kvcols = (int64_t)c->nkv * hd;
@@ -123,26 +55,11 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     const int64_t qrows = (int64_t)B * T, kvrows = (int64_t)c->slots * c->max_seq;
     const size_t nq = (size_t)(qrows * qld), nkv = (size_t)(kvrows * kvld);
     const int bf = c->dt == SRLM_BF16;
-    float *q = malloc(nq * 4), *dout = malloc(nq * 4), *k = malloc(nkv * 4), *v = malloc(nkv * 4);
-    for (size_t i = 0; i < nq; i++) {
-        q[i] = (float)srlm_rng_normal(seed, i);
-        dout[i] = (float)srlm_rng_normal(seed + 1, i);
-        if (bf) { q[i] = bf16_round(q[i]); dout[i] = bf16_round(dout[i]); }
-    }
+    float *q = random_f32(nq, seed, 0.0f, 1.0f, c->dt), *dout = random_f32(nq, seed + 1, 0.0f, 1.0f, c->dt);
+    srlm_attn_shape hs = {B, T, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new};
     /* cache rows outside [0, n_past + n_new) of a used slot, and unused slots: NaN */
-    for (size_t i = 0; i < nkv; i++) k[i] = v[i] = NAN;
-    int max_len = 0;
-    for (int b = 0; b < B; b++) {
-        int len = c->n_past[b] + c->n_new[b];
-        if (len > max_len) max_len = len;
-        for (int j = 0; j < len; j++)
-            for (int64_t d = 0; d < kvld; d++) {
-                size_t i = (size_t)(((int64_t)c->slot[b] * c->max_seq + j) * kvld + d);
-                k[i] = (float)srlm_rng_normal(seed + 2, i);
-                v[i] = (float)srlm_rng_normal(seed + 3, i);
-                if (bf) { k[i] = bf16_round(k[i]); v[i] = bf16_round(v[i]); }
-            }
-    }
+    float *k = malloc(nkv * 4), *v = malloc(nkv * 4);
+    const int max_len = random_kv_cache(k, v, nkv, &hs, kvld, seed + 2, seed + 3, c->dt);
 
     /* CPU reference (fp32) */
     float *ref_out = malloc(nq * 4), *ref_dq = malloc(nq * 4), *ref_dk = malloc(nkv * 4), *ref_dv = malloc(nkv * 4);
@@ -150,17 +67,18 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     srlm_view hk = {k, SRLM_F32, kvrows, kvcols, kvld}, hv = {v, SRLM_F32, kvrows, kvcols, kvld};
     srlm_view ho = {ref_out, SRLM_F32, qrows, qcols, qld}, hdq = {ref_dq, SRLM_F32, qrows, qcols, qld};
     srlm_view hdk = {ref_dk, SRLM_F32, kvrows, kvcols, kvld}, hdv = {ref_dv, SRLM_F32, kvrows, kvcols, kvld};
-    srlm_attn_shape hs = {B, T, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new};
     CHECK_OK(be->ops->attention(be, &ho, &hq, &hk, &hv, &hs));
     CHECK_OK(be->ops->attention_backward(be, &hdq, &hdk, &hdv, &hdo, &hq, &hk, &hv, &hs));
 
     /* GPU */
-    void *dq_in = to_device(q, nq, c->dt), *ddo = to_device(dout, nq, c->dt);
-    void *dk_in = to_device(k, nkv, c->dt), *dv_in = to_device(v, nkv, c->dt);
-    void *dout_ = poisoned(nq, c->dt), *ddq = poisoned(nq, c->dt), *ddk = poisoned(nkv, c->dt),
-         *ddv = poisoned(nkv, c->dt);
-    float *dlse = poisoned((size_t)qrows * c->nh, SRLM_F32);
-    int *dslot = int_device(c->slot, B), *dpast = int_device(c->n_past, B), *dnew = int_device(c->n_new, B);
+    const size_t es = srlm_dtype_size(c->dt);
+    void *dq_in = gpu_from_f32(q, nq, c->dt), *ddo = gpu_from_f32(dout, nq, c->dt);
+    void *dk_in = gpu_from_f32(k, nkv, c->dt), *dv_in = gpu_from_f32(v, nkv, c->dt);
+    void *dout_ = gpu_poisoned(nq * es), *ddq = gpu_poisoned(nq * es), *ddk = gpu_poisoned(nkv * es),
+         *ddv = gpu_poisoned(nkv * es);
+    float *dlse = gpu_poisoned((size_t)qrows * c->nh * sizeof(float));
+    const size_t ib = sizeof(int) * (size_t)B;
+    int *dslot = gpu_from_host(c->slot, ib), *dpast = gpu_from_host(c->n_past, ib), *dnew = gpu_from_host(c->n_new, ib);
     srlm_cuda_attn_shape s = {B, T, c->nh, c->nkv, hd, c->max_seq, dslot, dpast, dnew, max_len};
     srlm_view gq = {dq_in, c->dt, qrows, qcols, qld}, gdo = {ddo, c->dt, qrows, qcols, qld};
     srlm_view gk = {dk_in, c->dt, kvrows, kvcols, kvld}, gv = {dv_in, c->dt, kvrows, kvcols, kvld};
@@ -168,25 +86,23 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     srlm_view gdk = {ddk, c->dt, kvrows, kvcols, kvld}, gdv = {ddv, c->dt, kvrows, kvcols, kvld};
     CHECK_OK(srlm_cuda_attention_fwd(&go, &gq, &gk, &gv, &s, dlse, NULL));
     size_t ws_bytes = srlm_cuda_attention_bwd_workspace(&s);
-    void *ws = NULL;
-    cudaMalloc(&ws, ws_bytes ? ws_bytes : 1);
-    cudaMemset(ws, 0xff, ws_bytes ? ws_bytes : 1);
+    void *ws = gpu_poisoned(ws_bytes);
     CHECK_OK(srlm_cuda_attention_bwd(&gdq, &gdk, &gdv, &gdo, &gq, &gk, &gv, &s, ws, ws_bytes, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
 
-    float *out = to_host(dout_, nq, c->dt), *gdq_h = to_host(ddq, nq, c->dt);
-    float *gdk_h = to_host(ddk, nkv, c->dt), *gdv_h = to_host(ddv, nkv, c->dt);
-    float *lse = to_host(dlse, (size_t)qrows * c->nh, SRLM_F32);
+    float *out = gpu_to_f32_new(dout_, nq, c->dt), *gdq_h = gpu_to_f32_new(ddq, nq, c->dt);
+    float *gdk_h = gpu_to_f32_new(ddk, nkv, c->dt), *gdv_h = gpu_to_f32_new(ddv, nkv, c->dt);
+    float *lse = gpu_to_f32_new(dlse, (size_t)qrows * c->nh, SRLM_F32);
 
     /* rows of the used slots (all max_seq of each) for dk, dv */
     int64_t *kv_ids = malloc(sizeof(int64_t) * (size_t)B * c->max_seq);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < c->max_seq; j++) kv_ids[(int64_t)b * c->max_seq + j] = (int64_t)c->slot[b] * c->max_seq + j;
     const double tol_out = bf ? 1e-2 : 1e-5, tol_grad = bf ? 1e-2 : 2e-5;
-    double e_out = rel_err(out, ref_out, NULL, qrows, qcols, qld);
-    double e_dq = rel_err(gdq_h, ref_dq, NULL, qrows, qcols, qld);
-    double e_dk = rel_err(gdk_h, ref_dk, kv_ids, (int64_t)B * c->max_seq, kvcols, kvld);
-    double e_dv = rel_err(gdv_h, ref_dv, kv_ids, (int64_t)B * c->max_seq, kvcols, kvld);
+    double e_out = rel_err(out, ref_out, qrows, qcols, qld);
+    double e_dq = rel_err(gdq_h, ref_dq, qrows, qcols, qld);
+    double e_dk = rel_err_rows(gdk_h, ref_dk, kv_ids, (int64_t)B * c->max_seq, kvcols, kvld);
+    double e_dv = rel_err_rows(gdv_h, ref_dv, kv_ids, (int64_t)B * c->max_seq, kvcols, kvld);
 
     /* lse against a double-precision host computation; padding rows get 0 */
     double e_lse = 0;
@@ -235,10 +151,10 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     CHECK_MSG(pad_bad == 0, "%s %s: %d padding-row values are not 0", srlm_dtype_name(c->dt), c->name, pad_bad);
 
     /* deterministic: a second backward gives the same bits */
-    void *ddq2 = poisoned(nq, c->dt);
+    void *ddq2 = gpu_poisoned(nq * es);
     srlm_view gdq2 = {ddq2, c->dt, qrows, qcols, qld};
     CHECK_OK(srlm_cuda_attention_bwd(&gdq2, &gdk, &gdv, &gdo, &gq, &gk, &gv, &s, ws, ws_bytes, NULL));
-    float *gdq2_h = to_host(ddq2, nq, c->dt), *gdk2_h = to_host(ddk, nkv, c->dt);
+    float *gdq2_h = gpu_to_f32_new(ddq2, nq, c->dt), *gdk2_h = gpu_to_f32_new(ddk, nkv, c->dt);
     CHECK_MSG(memcmp(gdq2_h, gdq_h, nq * 4) == 0 && memcmp(gdk2_h, gdk_h, nkv * 4) == 0,
               "%s %s: backward is not bit-reproducible", srlm_dtype_name(c->dt), c->name);
 
@@ -300,7 +216,7 @@ static void check_bad_arguments(void) {
 int main(void) {
     check_bad_arguments();
     if (test_failures) TEST_DONE();
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine (argument checks passed)");
+    gpu_skip_without_device(" (argument checks passed)");
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 1000 + 10 * i);

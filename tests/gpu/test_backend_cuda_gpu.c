@@ -15,15 +15,8 @@
  * probabilities to bf16 before P V, so the outputs may differ by a few bf16 ulps:
  * tolerance 1e-2. Ops whose results stay fp32 (row max, sum of exp, argmax,
  * GEMMs into an fp32 output) keep the fp32 tolerance. */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <string.h>
-
 #include "backend/backend.h"
-#include "core/dtype.h"
-#include "core/rng.h"
-#include "cuda_check.h"
-#include "test.h"
+#include "gpu_util.h"
 
 enum {
     DIM = 256, NH = 4, NKV = 2, HD = 64, KVD = NKV * HD, FF = 512,
@@ -73,13 +66,7 @@ static void drop(pair *p) {
 /* The same random values on both sides (scale * normal + offset), rounded to
  * bf16 first when the GPU view is bf16 so that both backends see equal inputs. */
 static void randomize(pair *p, float scale, float offset) {
-    int64_t n = p->c.rows * p->c.cols;
-    float *h = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    uint64_t key = g_key++;
-    for (int64_t i = 0; i < n; i++) {
-        h[i] = scale * (float)srlm_rng_normal(key, (uint64_t)i) + offset;
-        if (p->g.dtype == SRLM_BF16) h[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(h[i]));
-    }
+    float *h = random_f32((size_t)(p->c.rows * p->c.cols), g_key++, offset, scale, p->g.dtype);
     CHECK_OK(g_cpu->ops->upload(g_cpu, &p->c, h));
     CHECK_OK(g_gpu->ops->upload(g_gpu, &p->g, h));
     free(h);
@@ -282,7 +269,7 @@ static void test_copies(void) {
         CHECK_OK(g_gpu->ops->copy(g_gpu, &h.g, &f.g));
         float *want = malloc(sizeof(float) * N * DIM), *got = malloc(sizeof(float) * N * DIM);
         CHECK_OK(g_cpu->ops->download(g_cpu, want, &f.c));
-        for (int i = 0; i < N * DIM; i++) want[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(want[i]));
+        round_to_dtype(want, (size_t)N * DIM, SRLM_BF16);
         CHECK_OK(g_gpu->ops->download(g_gpu, got, &h.g));
         compare_arrays("copy F32 -> BF16", want, got, (size_t)N * DIM, 0.0);
         free(want), free(got);
@@ -429,7 +416,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    gpu_skip_without_device("");
     CHECK_OK(srlm_backend_cpu_new(&g_cpu, 0));
     CHECK_OK(srlm_backend_cuda_new(&g_gpu, 0));
     if (!g_cpu || !g_gpu) TEST_DONE();

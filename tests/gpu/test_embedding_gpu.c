@@ -9,59 +9,9 @@
  *    a BF16 dtable is the CPU's fp32 result rounded once to bf16 (the inputs
  *    rounded to bf16 for the CPU too); an F32 dtable with BF16 dx is exact.
  * Table rows no token touches must keep their values (compared too). */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <string.h>
-
 #include "backend/backend.h"
-#include "core/rng.h"
-#include "cuda_check.h"
 #include "embedding.h"
-#include "test.h"
-
-static void *dev_poisoned(size_t bytes) {
-    void *p = NULL;
-    CHECK(cudaMalloc(&p, bytes ? bytes : 1) == cudaSuccess);
-    CHECK(cudaMemset(p, 0xff, bytes ? bytes : 1) == cudaSuccess); /* NaN */
-    return p;
-}
-
-static void *dev_from_host(const void *h, size_t bytes) {
-    void *d = dev_poisoned(bytes);
-    CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
-
-static void *dev_from_f32(const float *h, size_t n, srlm_dtype t) {
-    size_t bytes = n * srlm_dtype_size(t);
-    void *tmp = malloc(bytes);
-    srlm_convert_from_f32(tmp, t, h, n);
-    void *d = dev_from_host(tmp, bytes);
-    free(tmp);
-    return d;
-}
-
-static void f32_from_dev(float *h, const void *d, size_t n, srlm_dtype t) {
-    size_t bytes = n * srlm_dtype_size(t);
-    void *tmp = malloc(bytes);
-    CHECK(cudaMemcpy(tmp, d, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
-    srlm_convert_to_f32(h, tmp, t, n);
-    free(tmp);
-}
-
-static void round_to(float *x, size_t n, srlm_dtype t) {
-    if (t == SRLM_BF16)
-        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(x[i]));
-}
-
-/* elements of the rows x cols part whose bits differ */
-static int count_diff(const float *got, const float *ref, int rows, int cols, int stride) {
-    int bad = 0;
-    for (int i = 0; i < rows; i++)
-        for (int j = 0; j < cols; j++)
-            if (memcmp(&got[(size_t)i * stride + j], &ref[(size_t)i * stride + j], 4)) bad++;
-    return bad;
-}
+#include "gpu_util.h"
 
 /* tdt: the table's (and out's) dtype; xdt: dx's dtype in the backward */
 static void run_case(srlm_backend *be, int vocab, int cols, int tstride, int n, int64_t vocab_start,
@@ -69,11 +19,7 @@ static void run_case(srlm_backend *be, int vocab, int cols, int tstride, int n, 
     const char *tn = srlm_dtype_name(tdt), *xn = srlm_dtype_name(xdt);
     const int xstride = cols + 3;
     const size_t tn_el = (size_t)vocab * tstride, xn_el = (size_t)n * xstride;
-    float *table = malloc(tn_el * 4), *dx = malloc(xn_el * 4);
-    for (size_t i = 0; i < tn_el; i++) table[i] = (float)srlm_rng_normal(seed, i);
-    for (size_t i = 0; i < xn_el; i++) dx[i] = (float)srlm_rng_normal(seed + 1, i);
-    round_to(table, tn_el, tdt);
-    round_to(dx, xn_el, xdt);
+    float *table = random_f32(tn_el, seed, 0.0f, 1.0f, tdt), *dx = random_f32(xn_el, seed + 1, 0.0f, 1.0f, xdt);
     /* ids: a quarter outside the shard (either side), the rest from a small set
      * of rows so that many repeat */
     int *ids = malloc(sizeof(int) * n);
@@ -89,13 +35,13 @@ static void run_case(srlm_backend *be, int vocab, int cols, int tstride, int n, 
     float *ref = malloc((size_t)n * cols * 4), *got = malloc((size_t)n * cols * 4);
     srlm_view ht = {table, SRLM_F32, vocab, cols, tstride}, ho = {ref, SRLM_F32, n, cols, cols};
     CHECK_OK(be->ops->embedding(be, &ho, &ht, ids, n, vocab_start));
-    void *dtab = dev_from_f32(table, tn_el, tdt), *dout = dev_poisoned((size_t)n * cols * srlm_dtype_size(tdt));
-    int *dids = dev_from_host(ids, sizeof(int) * n);
+    void *dtab = gpu_from_f32(table, tn_el, tdt), *dout = gpu_poisoned((size_t)n * cols * srlm_dtype_size(tdt));
+    int *dids = gpu_from_host(ids, sizeof(int) * n);
     srlm_view vt = {dtab, tdt, vocab, cols, tstride}, vo = {dout, tdt, n, cols, cols};
     CHECK_OK(srlm_cuda_embedding(&vo, &vt, dids, n, vocab_start, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, dout, (size_t)n * cols, tdt);
-    int bad = count_diff(got, ref, n, cols, cols);
+    gpu_to_f32(got, dout, (size_t)n * cols, tdt);
+    int bad = count_bit_diffs(got, ref, n, cols, cols);
     CHECK_MSG(bad == 0, "embedding %s: %d elements differ from the CPU", tn, bad);
 
     /* backward: group the in-shard rows by table row, increasing i within a group
@@ -121,15 +67,15 @@ static void run_case(srlm_backend *be, int vocab, int cols, int tstride, int n, 
     memcpy(rtab, table, tn_el * 4);
     srlm_view hrt = {rtab, SRLM_F32, vocab, cols, tstride}, hdx = {dx, SRLM_F32, n, cols, xstride};
     CHECK_OK(be->ops->embedding_backward(be, &hrt, &hdx, ids, n, vocab_start));
-    round_to(rtab, tn_el, tdt); /* one rounding of the fp32 sums */
-    void *ddx = dev_from_f32(dx, xn_el, xdt);
-    int *drows = dev_from_host(rows, sizeof(int) * (m ? m : 1)), *dstart = dev_from_host(start, sizeof(int) * (n_groups + 1));
-    int *dtrow = dev_from_host(trow, sizeof(int) * (n_groups ? n_groups : 1));
+    round_to_dtype(rtab, tn_el, tdt); /* one rounding of the fp32 sums */
+    void *ddx = gpu_from_f32(dx, xn_el, xdt);
+    int *drows = gpu_from_host(rows, sizeof(int) * (m ? m : 1)), *dstart = gpu_from_host(start, sizeof(int) * (n_groups + 1));
+    int *dtrow = gpu_from_host(trow, sizeof(int) * (n_groups ? n_groups : 1));
     srlm_view vdx = {ddx, xdt, n, cols, xstride};
     CHECK_OK(srlm_cuda_embedding_backward(&vt, &vdx, drows, dstart, dtrow, n_groups, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(gtab, dtab, tn_el, tdt);
-    int bad_bw = count_diff(gtab, rtab, vocab, cols, tstride);
+    gpu_to_f32(gtab, dtab, tn_el, tdt);
+    int bad_bw = count_bit_diffs(gtab, rtab, vocab, cols, tstride);
     CHECK_MSG(bad_bw == 0, "embedding_backward %s table, %s dx: %d elements differ from the CPU", tn, xn, bad_bw);
     printf("embedding %-4s table %4d x %4d, %3d ids (%d in shard, %d table rows): forward %d, "
            "backward (%s dx) %d elements differ\n", tn, vocab, cols, n, m, n_groups, bad, xn, bad_bw);
@@ -141,7 +87,7 @@ static void run_case(srlm_backend *be, int vocab, int cols, int tstride, int n, 
 }
 
 int main(void) {
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    gpu_skip_without_device("");
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     run_case(be, 500, 256, 256, 200, 1000, SRLM_F32, SRLM_F32, 700);
@@ -150,7 +96,7 @@ int main(void) {
     run_case(be, 333, 77, 80, 150, 333, SRLM_BF16, SRLM_F32, 730);
 
     /* argument checks */
-    float *p = dev_poisoned(64);
+    float *p = gpu_poisoned(64);
     srlm_view a = {p, SRLM_F32, 2, 4, 4}, b = {p, SRLM_BF16, 2, 4, 4}, c = {p, SRLM_F32, 2, 3, 4};
     CHECK(srlm_cuda_embedding(&a, &b, (const int *)p, 2, 0, NULL) == SRLM_BAD_INPUT); /* dtypes */
     CHECK(srlm_cuda_embedding(&a, &c, (const int *)p, 2, 0, NULL) == SRLM_BAD_INPUT); /* cols */

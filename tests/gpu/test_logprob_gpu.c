@@ -15,53 +15,9 @@
  *  - backward, F32 logits: 1e-5 relative (norm-wise), only expf's last ulps
  *    differ; BF16: 1e-2, the outputs are rounded to bf16 (2^-9 relative each);
  *    rows with dlogp == 0 exactly 0; padding columns (stride > cols) untouched. */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <string.h>
-
 #include "backend/backend.h"
-#include "core/rng.h"
-#include "cuda_check.h"
+#include "gpu_util.h"
 #include "logprob.h"
-#include "test.h"
-
-/* ---- host <-> device helpers ---- */
-
-static void *dev_alloc(size_t bytes) {
-    void *p = NULL;
-    CHECK(cudaMalloc(&p, bytes ? bytes : 1) == cudaSuccess);
-    CHECK(cudaMemset(p, 0xff, bytes ? bytes : 1) == cudaSuccess); /* NaN (or -1) poison */
-    return p;
-}
-
-static void *dev_from_host(const void *h, size_t bytes) {
-    void *d = dev_alloc(bytes);
-    CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
-
-/* n fp32 values -> a device buffer of dtype t */
-static void *dev_from_f32(const float *h, size_t n, srlm_dtype t) {
-    size_t bytes = n * srlm_dtype_size(t);
-    void *tmp = malloc(bytes);
-    srlm_convert_from_f32(tmp, t, h, n);
-    void *d = dev_from_host(tmp, bytes);
-    free(tmp);
-    return d;
-}
-
-static void f32_from_dev(float *h, const void *d, size_t n, srlm_dtype t) {
-    size_t bytes = n * srlm_dtype_size(t);
-    void *tmp = malloc(bytes);
-    CHECK(cudaMemcpy(tmp, d, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
-    srlm_convert_to_f32(h, tmp, t, n);
-    free(tmp);
-}
-
-static void round_to(float *x, size_t n, srlm_dtype t) {
-    if (t == SRLM_BF16)
-        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(x[i]));
-}
 
 typedef struct {
     int         rows, cols, stride;
@@ -96,7 +52,7 @@ static void run_case(srlm_backend *be, const lp_case *c, uint64_t seed) {
         x[(size_t)stride + cols / 3] = 60.0f;
         x[(size_t)stride + 2 * cols / 3] = 60.0f;
     }
-    round_to(x, n, c->dtype);
+    round_to_dtype(x, n, c->dtype);
 
     /* CPU reference */
     srlm_view hv = {x, SRLM_F32, rows, cols, stride};
@@ -108,29 +64,24 @@ static void run_case(srlm_backend *be, const lp_case *c, uint64_t seed) {
     CHECK_OK(be->ops->row_argmax(be, &hv, ridx, rval));
 
     /* GPU */
-    void *dx = dev_from_f32(x, n, c->dtype);
+    void *dx = gpu_from_f32(x, n, c->dtype);
     srlm_view dv = {dx, c->dtype, rows, cols, stride};
-    int *dtgt = dev_from_host(tgt, sizeof(int) * rows);
+    int *dtgt = gpu_from_host(tgt, sizeof(int) * rows);
     size_t fb = 4 * (size_t)rows;
-    float *dmx = dev_alloc(fb), *dse = dev_alloc(fb), *dtl = dev_alloc(fb);
-    float *dmx2 = dev_alloc(fb), *dse2 = dev_alloc(fb), *dtl2 = dev_alloc(fb), *dval = dev_alloc(fb);
-    int *didx = dev_alloc(sizeof(int) * rows);
+    float *dmx = gpu_poisoned(fb), *dse = gpu_poisoned(fb), *dtl = gpu_poisoned(fb);
+    float *dmx2 = gpu_poisoned(fb), *dse2 = gpu_poisoned(fb), *dtl2 = gpu_poisoned(fb), *dval = gpu_poisoned(fb);
+    int *didx = gpu_poisoned(sizeof(int) * rows);
     CHECK_OK(srlm_cuda_row_max(&dv, dmx, NULL));
     CHECK_OK(srlm_cuda_row_sumexp_target(&dv, dmx, dtgt, c->vocab_start, dse, dtl, NULL));
     CHECK_OK(srlm_cuda_row_logsumexp_target(&dv, dtgt, c->vocab_start, dmx2, dse2, dtl2, NULL));
     CHECK_OK(srlm_cuda_row_argmax(&dv, didx, dval, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    float *gmx = malloc(fb), *gse = malloc(fb), *gtl = malloc(fb), *gmx2 = malloc(fb), *gse2 = malloc(fb);
-    float *gtl2 = malloc(fb), *gval = malloc(fb);
+    float *gmx = gpu_to_f32_new(dmx, rows, SRLM_F32), *gse = gpu_to_f32_new(dse, rows, SRLM_F32);
+    float *gtl = gpu_to_f32_new(dtl, rows, SRLM_F32), *gmx2 = gpu_to_f32_new(dmx2, rows, SRLM_F32);
+    float *gse2 = gpu_to_f32_new(dse2, rows, SRLM_F32), *gtl2 = gpu_to_f32_new(dtl2, rows, SRLM_F32);
+    float *gval = gpu_to_f32_new(dval, rows, SRLM_F32);
     int *gidx = malloc(sizeof(int) * rows);
-    cudaMemcpy(gmx, dmx, fb, cudaMemcpyDeviceToHost);
-    cudaMemcpy(gse, dse, fb, cudaMemcpyDeviceToHost);
-    cudaMemcpy(gtl, dtl, fb, cudaMemcpyDeviceToHost);
-    cudaMemcpy(gmx2, dmx2, fb, cudaMemcpyDeviceToHost);
-    cudaMemcpy(gse2, dse2, fb, cudaMemcpyDeviceToHost);
-    cudaMemcpy(gtl2, dtl2, fb, cudaMemcpyDeviceToHost);
-    cudaMemcpy(gval, dval, fb, cudaMemcpyDeviceToHost);
-    cudaMemcpy(gidx, didx, sizeof(int) * rows, cudaMemcpyDeviceToHost);
+    CHECK(cudaMemcpy(gidx, didx, sizeof(int) * rows, cudaMemcpyDeviceToHost) == cudaSuccess);
 
     double se_err = 0, fused_err = 0, logp_err = 0;
     for (int i = 0; i < rows; i++) {
@@ -162,10 +113,10 @@ static void run_case(srlm_backend *be, const lp_case *c, uint64_t seed) {
     memcpy(ref, x, n * 4);
     srlm_view rv = {ref, SRLM_F32, rows, cols, stride};
     CHECK_OK(be->ops->logprob_backward(be, &rv, rmx, rse, tgt, c->vocab_start, dlogp));
-    float *dgmx = dev_from_host(rmx, fb), *dgse = dev_from_host(rse, fb), *ddl = dev_from_host(dlogp, fb);
+    float *dgmx = gpu_from_host(rmx, fb), *dgse = gpu_from_host(rse, fb), *ddl = gpu_from_host(dlogp, fb);
     CHECK_OK(srlm_cuda_logprob_backward(&dv, dgmx, dgse, dtgt, c->vocab_start, ddl, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, dx, n, c->dtype);
+    gpu_to_f32(got, dx, n, c->dtype);
     double num = 0, den = 0;
     int pad_bad = 0, zero_bad = 0;
     for (int i = 0; i < rows; i++) {
@@ -196,7 +147,7 @@ static void run_case(srlm_backend *be, const lp_case *c, uint64_t seed) {
 }
 
 int main(void) {
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    gpu_skip_without_device("");
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     const lp_case cases[] = {
@@ -210,7 +161,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 100 + 10 * i);
 
     /* argument checks: no launch, an SRLM_BAD_INPUT naming what was expected */
-    float *d = dev_alloc(64);
+    float *d = gpu_poisoned(64);
     srlm_view bad = {d, SRLM_F16, 2, 4, 4};
     CHECK(srlm_cuda_row_max(&bad, d, NULL) == SRLM_BAD_INPUT);
     bad.dtype = SRLM_F32;

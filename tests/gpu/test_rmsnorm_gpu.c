@@ -14,60 +14,9 @@
  *    rounded to bf16 (2^-9 relative each); a BF16 dw is rounded once more after
  *    the fp32 sum. An F32 dw with BF16 activations: 1e-5 (fp32 all along).
  * The backward must also be bit-identical when run twice (no atomics). */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <string.h>
-
 #include "backend/backend.h"
-#include "core/rng.h"
-#include "cuda_check.h"
+#include "gpu_util.h"
 #include "rmsnorm.h"
-#include "test.h"
-
-static void *dev_poisoned(size_t bytes) {
-    void *p = NULL;
-    CHECK(cudaMalloc(&p, bytes ? bytes : 1) == cudaSuccess);
-    CHECK(cudaMemset(p, 0xff, bytes ? bytes : 1) == cudaSuccess); /* NaN */
-    return p;
-}
-
-static void *dev_from_f32(const float *h, size_t n, srlm_dtype t) {
-    size_t bytes = n * srlm_dtype_size(t);
-    void *tmp = malloc(bytes), *d = dev_poisoned(bytes);
-    srlm_convert_from_f32(tmp, t, h, n);
-    CHECK(cudaMemcpy(d, tmp, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
-    free(tmp);
-    return d;
-}
-
-static void f32_from_dev(float *h, const void *d, size_t n, srlm_dtype t) {
-    size_t bytes = n * srlm_dtype_size(t);
-    void *tmp = malloc(bytes);
-    CHECK(cudaMemcpy(tmp, d, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
-    srlm_convert_to_f32(h, tmp, t, n);
-    free(tmp);
-}
-
-static float *random_f32(size_t n, uint64_t key, float mean, float sd, srlm_dtype t) {
-    float *x = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) {
-        x[i] = mean + sd * (float)srlm_rng_normal(key, i);
-        if (t == SRLM_BF16) x[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(x[i]));
-    }
-    return x;
-}
-
-static double rel_err(const float *got, const float *ref, int64_t rows, int64_t cols, int64_t stride) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) {
-            size_t k = (size_t)(i * stride + j);
-            double d = (double)got[k] - ref[k];
-            num += d * d;
-            den += (double)ref[k] * ref[k];
-        }
-    return sqrt(num / den);
-}
 
 /* The view API, forward and backward: activations of dtype t with row stride
  * `stride`, dw of dtype wt. */
@@ -93,25 +42,24 @@ static void view_case(srlm_backend *be, int rows, int cols, int stride, srlm_dty
     srlm_view hdx = {rdx, SRLM_F32, rows, cols, stride}, hdw = {rdw, SRLM_F32, 1, cols, cols};
     CHECK_OK(be->ops->rmsnorm(be, &hy, &hx, &hw, eps));
     CHECK_OK(be->ops->rmsnorm_backward(be, &hdx, &hdw, &hdy, &hx, &hw, eps));
-    if (wt == SRLM_BF16)
-        for (int j = 0; j < cols; j++) rdw[j] = srlm_bf16_to_f32(srlm_f32_to_bf16(rdw[j]));
+    round_to_dtype(rdw, (size_t)cols, wt);
 
-    void *dx = dev_from_f32(x, n, t), *ddy = dev_from_f32(dy, n, t), *dw = dev_from_f32(w, (size_t)cols, t);
-    void *dy_out = dev_poisoned(n * srlm_dtype_size(t)), *ddx = dev_poisoned(n * srlm_dtype_size(t));
-    void *ddw = dev_from_f32(dw0, (size_t)cols, wt);
+    void *dx = gpu_from_f32(x, n, t), *ddy = gpu_from_f32(dy, n, t), *dw = gpu_from_f32(w, (size_t)cols, t);
+    void *dy_out = gpu_poisoned(n * srlm_dtype_size(t)), *ddx = gpu_poisoned(n * srlm_dtype_size(t));
+    void *ddw = gpu_from_f32(dw0, (size_t)cols, wt);
     size_t wsb = srlm_cuda_rmsnorm_backward_workspace(rows, cols);
-    void *ws = dev_poisoned(wsb);
+    void *ws = gpu_poisoned(wsb);
     srlm_view vx = {dx, t, rows, cols, stride}, vdy = {ddy, t, rows, cols, stride};
     srlm_view vw = {dw, t, 1, cols, cols}, vy = {dy_out, t, rows, cols, stride};
     srlm_view vdx = {ddx, t, rows, cols, stride}, vdw = {ddw, wt, 1, cols, cols};
     CHECK_OK(srlm_cuda_rmsnorm(&vy, &vx, &vw, eps, NULL));
     CHECK_OK(srlm_cuda_rmsnorm_backward(&vdx, &vdw, &vdy, &vx, &vw, eps, ws, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, dy_out, n, t);
+    gpu_to_f32(got, dy_out, n, t);
     double e_y = rel_err(got, ry, rows, cols, stride);
-    f32_from_dev(got, ddx, n, t);
+    gpu_to_f32(got, ddx, n, t);
     double e_dx = rel_err(got, rdx, rows, cols, stride);
-    f32_from_dev(gdw, ddw, (size_t)cols, wt);
+    gpu_to_f32(gdw, ddw, (size_t)cols, wt);
     double e_dw = rel_err(gdw, rdw, 1, cols, cols);
     CHECK_MSG(e_y <= tol, "rmsnorm %s %dx%d: y relative error %.3g", tn, rows, cols, e_y);
     CHECK_MSG(e_dx <= tol, "rmsnorm %s %dx%d: dx relative error %.3g", tn, rows, cols, e_dx);
@@ -123,8 +71,8 @@ static void view_case(srlm_backend *be, int rows, int cols, int stride, srlm_dty
     CHECK(cudaMemset(ddx, 0xff, n * srlm_dtype_size(t)) == cudaSuccess);
     CHECK_OK(srlm_cuda_rmsnorm_backward(&vdx, &vdw, &vdy, &vx, &vw, eps, ws, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got2, ddx, n, t);
-    f32_from_dev(gdw2, ddw, (size_t)cols, wt);
+    gpu_to_f32(got2, ddx, n, t);
+    gpu_to_f32(gdw2, ddw, (size_t)cols, wt);
     int same = 1;
     for (int i = 0; i < rows; i++)
         same &= !memcmp(got + (size_t)i * stride, got2 + (size_t)i * stride, (size_t)cols * 4);
@@ -138,34 +86,23 @@ static void view_case(srlm_backend *be, int rows, int cols, int stride, srlm_dty
 }
 
 int main(void) {
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    gpu_skip_without_device("");
     const int shapes[][2] = {{1, 64}, {7, 4096}, {33, 5120}, {3, 8192}, {5, 100}};
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         int rows = shapes[c][0], cols = shapes[c][1];
         size_t n = (size_t)rows * cols;
-        float *x = malloc(n * 4), *w = malloc((size_t)cols * 4), *ref = malloc(n * 4), *got = malloc(n * 4);
-        for (size_t i = 0; i < n; i++) x[i] = (float)srlm_rng_normal(7 + c, i);
-        for (int j = 0; j < cols; j++) w[j] = 1.0f + 0.1f * (float)srlm_rng_normal(99 + c, (uint64_t)j);
+        float *x = random_f32(n, 7 + c, 0.0f, 1.0f, SRLM_F32);
+        float *w = random_f32((size_t)cols, 99 + c, 1.0f, 0.1f, SRLM_F32);
+        float *ref = malloc(n * 4), *got = malloc(n * 4);
         srlm_view vx = {x, SRLM_F32, rows, cols, cols}, vy = {ref, SRLM_F32, rows, cols, cols};
         srlm_view vw = {w, SRLM_F32, 1, cols, cols};
         CHECK_OK(be->ops->rmsnorm(be, &vy, &vx, &vw, 1e-5f));
-        float *dx, *dw, *dy;
-        cudaMalloc((void **)&dx, n * 4);
-        cudaMalloc((void **)&dy, n * 4);
-        cudaMalloc((void **)&dw, (size_t)cols * 4);
-        cudaMemcpy(dx, x, n * 4, cudaMemcpyHostToDevice);
-        cudaMemcpy(dw, w, (size_t)cols * 4, cudaMemcpyHostToDevice);
-        cudaMemset(dy, 0xff, n * 4); /* NaN poison */
+        float *dx = gpu_from_host(x, n * 4), *dw = gpu_from_host(w, (size_t)cols * 4), *dy = gpu_poisoned(n * 4);
         CHECK_OK(srlm_cuda_rmsnorm_f32(dy, dx, dw, rows, cols, 1e-5f, NULL));
         CHECK(cudaMemcpy(got, dy, n * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
-        double num = 0, den = 0;
-        for (size_t i = 0; i < n; i++) {
-            num += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]);
-            den += (double)ref[i] * ref[i];
-        }
-        double rel = sqrt(num / den);
+        double rel = rel_err(got, ref, rows, cols, cols);
         CHECK_MSG(rel <= 1e-5, "rmsnorm %dx%d: relative error %.3g", rows, cols, rel);
         printf("rmsnorm %5d x %5d: relative error %.2e\n", rows, cols, rel);
         cudaFree(dx); cudaFree(dy); cudaFree(dw);
@@ -181,7 +118,7 @@ int main(void) {
     view_case(be, 1, 64, 64, SRLM_BF16, SRLM_BF16, 46);
 
     /* argument checks: refused before any launch */
-    float *p = dev_poisoned(64);
+    float *p = gpu_poisoned(64);
     srlm_view a = {p, SRLM_F32, 2, 4, 4}, b = {p, SRLM_BF16, 2, 4, 4}, w1 = {p, SRLM_F32, 1, 3, 3};
     CHECK(srlm_cuda_rmsnorm(&a, &b, &a, 1e-5f, NULL) == SRLM_BAD_INPUT);  /* dtypes */
     CHECK(srlm_cuda_rmsnorm(&a, &a, &w1, 1e-5f, NULL) == SRLM_BAD_INPUT); /* w's width */

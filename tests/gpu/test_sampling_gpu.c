@@ -15,18 +15,10 @@
  * Outputs are poisoned before each run (tokens 0x80808080, which no path writes,
  * since -1 is a legitimate answer; probabilities NaN), and a second run must
  * give the same bits (the kernel is deterministic). */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
 #include "backend/backend.h"
-#include "core/dtype.h"
-#include "core/rng.h"
-#include "cuda_check.h"
 #include "generate/sampler.h"
+#include "gpu_util.h"
 #include "sampling.h"
-#include "test.h"
 
 #define ROWS 48
 
@@ -95,19 +87,12 @@ static void run_case(int vocab, int stride, srlm_dtype dt, const srlm_sampling *
         for (int r = 0; r < ROWS; r++)
             for (int i = 0; i < vocab; i++) xb[(size_t)r * stride + i] = srlm_f32_to_bf16(x[(size_t)r * stride + i]);
 
-    void *dx = NULL, *dws = NULL;
-    float *du = NULL;
-    int *dtok = NULL;
-    double *dprob = NULL;
     const size_t wsb = srlm_cuda_sample_workspace(ROWS, vocab);
-    CHECK(cudaMalloc(&dx, (size_t)ROWS * stride * esz) == cudaSuccess);
-    CHECK(cudaMalloc(&dws, wsb) == cudaSuccess);
-    CHECK(cudaMalloc((void **)&du, sizeof u) == cudaSuccess);
-    CHECK(cudaMalloc((void **)&dtok, ROWS * sizeof(int)) == cudaSuccess);
-    CHECK(cudaMalloc((void **)&dprob, ROWS * sizeof(double)) == cudaSuccess);
-    CHECK(cudaMemcpy(dx, dt == SRLM_BF16 ? (void *)xb : (void *)x, (size_t)ROWS * stride * esz,
-                     cudaMemcpyHostToDevice) == cudaSuccess);
-    CHECK(cudaMemcpy(du, u, sizeof u, cudaMemcpyHostToDevice) == cudaSuccess);
+    void *dx = gpu_from_host(dt == SRLM_BF16 ? (void *)xb : (void *)x, (size_t)ROWS * stride * esz);
+    void *dws = gpu_alloc(wsb);
+    float *du = gpu_from_host(u, sizeof u);
+    int *dtok = gpu_alloc(ROWS * sizeof(int));
+    double *dprob = gpu_alloc(ROWS * sizeof(double));
     srlm_view v = {dx, dt, ROWS, vocab, stride};
 
     int tok[2][ROWS];
@@ -162,7 +147,7 @@ static void run_case(int vocab, int stride, srlm_dtype dt, const srlm_sampling *
 }
 
 int main(void) {
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    gpu_skip_without_device("");
     const srlm_sampling cfgs[] = {
         {0.0f, 1.0f, 0},    /* greedy */
         {1.0f, 1.0f, 0},    /* everything kept: the inverse CDF over the whole row */

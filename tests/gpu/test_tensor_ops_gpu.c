@@ -11,73 +11,19 @@
  *    fp32 multiply by the same 1 / (1 - p).
  * Elements the op must not touch (other cache rows, columns before c0, row
  * padding) are compared too, so a stray write shows. */
-#include <cuda_runtime.h>
-#include <math.h>
-#include <string.h>
-
 #include "backend/backend.h"
-#include "core/rng.h"
-#include "cuda_check.h"
+#include "gpu_util.h"
 #include "tensor_ops.h"
-#include "test.h"
-
-static void *dev_poisoned(size_t bytes) {
-    void *p = NULL;
-    CHECK(cudaMalloc(&p, bytes ? bytes : 1) == cudaSuccess);
-    CHECK(cudaMemset(p, 0xff, bytes ? bytes : 1) == cudaSuccess); /* NaN */
-    return p;
-}
-
-static void *dev_from_host(const void *h, size_t bytes) {
-    void *d = dev_poisoned(bytes);
-    CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice) == cudaSuccess);
-    return d;
-}
-
-static void *dev_from_f32(const float *h, size_t n, srlm_dtype t) {
-    size_t bytes = n * srlm_dtype_size(t);
-    void *tmp = malloc(bytes);
-    srlm_convert_from_f32(tmp, t, h, n);
-    void *d = dev_from_host(tmp, bytes);
-    free(tmp);
-    return d;
-}
-
-static void f32_from_dev(float *h, const void *d, size_t n, srlm_dtype t) {
-    size_t bytes = n * srlm_dtype_size(t);
-    void *tmp = malloc(bytes);
-    CHECK(cudaMemcpy(tmp, d, bytes, cudaMemcpyDeviceToHost) == cudaSuccess);
-    srlm_convert_to_f32(h, tmp, t, n);
-    free(tmp);
-}
-
-static void round_to(float *x, size_t n, srlm_dtype t) {
-    if (t == SRLM_BF16)
-        for (size_t i = 0; i < n; i++) x[i] = srlm_bf16_to_f32(srlm_f32_to_bf16(x[i]));
-}
-
-static float *random_f32(size_t n, uint64_t key, srlm_dtype t) {
-    float *x = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) x[i] = (float)srlm_rng_normal(key, i);
-    round_to(x, n, t);
-    return x;
-}
-
-/* elements (all n, padding included) whose bits differ */
-static int count_diff(const float *a, const float *b, size_t n) {
-    int bad = 0;
-    for (size_t i = 0; i < n; i++) bad += memcmp(&a[i], &b[i], 4) != 0;
-    return bad;
-}
 
 static void test_kv_store(srlm_backend *be, srlm_dtype t) {
     enum { B = 3, T = 5, MAX_SEQ = 16, SLOTS = 4, COLS = 96, KSTRIDE = 100 };
     const int slot[B] = {2, 0, 3}, n_past[B] = {0, 7, 11}, n_new[B] = {5, 3, 0};
     const size_t cn = (size_t)SLOTS * MAX_SEQ * COLS, kn = (size_t)B * T * KSTRIDE;
-    float *cache = random_f32(cn, 900, t), *kv = random_f32(kn, 901, t), *got = malloc(cn * 4);
-    void *dcache = dev_from_f32(cache, cn, t), *dkv = dev_from_f32(kv, kn, t);
-    int *dslot = dev_from_host(slot, sizeof slot), *dpast = dev_from_host(n_past, sizeof n_past);
-    int *dnew = dev_from_host(n_new, sizeof n_new);
+    float *cache = random_f32(cn, 900, 0.0f, 1.0f, t), *kv = random_f32(kn, 901, 0.0f, 1.0f, t);
+    float *got = malloc(cn * 4);
+    void *dcache = gpu_from_f32(cache, cn, t), *dkv = gpu_from_f32(kv, kn, t);
+    int *dslot = gpu_from_host(slot, sizeof slot), *dpast = gpu_from_host(n_past, sizeof n_past);
+    int *dnew = gpu_from_host(n_new, sizeof n_new);
     srlm_view hc = {cache, SRLM_F32, SLOTS * MAX_SEQ, COLS, COLS}, hk = {kv, SRLM_F32, B * T, COLS, KSTRIDE};
     srlm_attn_shape s = {.B = B, .T = T, .n_heads = 1, .n_kv_heads = 1, .head_dim = COLS,
                          .max_seq = MAX_SEQ, .slot = slot, .n_past = n_past, .n_new = n_new};
@@ -85,8 +31,8 @@ static void test_kv_store(srlm_backend *be, srlm_dtype t) {
     srlm_view vc = {dcache, t, SLOTS * MAX_SEQ, COLS, COLS}, vk = {dkv, t, B * T, COLS, KSTRIDE};
     CHECK_OK(srlm_cuda_kv_store(&vc, &vk, B, T, MAX_SEQ, dslot, dpast, dnew, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, dcache, cn, t);
-    int bad = count_diff(got, cache, cn);
+    gpu_to_f32(got, dcache, cn, t);
+    int bad = count_bit_diffs(got, cache, 1, cn, cn);
     CHECK_MSG(bad == 0, "kv_store %s: %d cache elements differ", srlm_dtype_name(t), bad);
     printf("kv_store  %-4s: %d elements differ\n", srlm_dtype_name(t), bad);
     cudaFree(dcache); cudaFree(dkv); cudaFree(dslot); cudaFree(dpast); cudaFree(dnew);
@@ -97,16 +43,16 @@ static void test_copy_rows(srlm_backend *be, srlm_dtype t) {
     enum { SR = 20, COLS = 77, SSTRIDE = 80, N = 6 };
     const int idx[N] = {3, 3, 19, 0, 7, 12};
     const size_t sn = (size_t)SR * SSTRIDE, dn = (size_t)N * COLS;
-    float *src = random_f32(sn, 910, t), *ref = malloc(dn * 4), *got = malloc(dn * 4);
+    float *src = random_f32(sn, 910, 0.0f, 1.0f, t), *ref = malloc(dn * 4), *got = malloc(dn * 4);
     srlm_view hs = {src, SRLM_F32, SR, COLS, SSTRIDE}, hd = {ref, SRLM_F32, N, COLS, COLS};
     CHECK_OK(be->ops->copy_rows(be, &hd, &hs, idx, N));
-    void *dsrc = dev_from_f32(src, sn, t), *ddst = dev_poisoned(dn * srlm_dtype_size(t));
-    int *didx = dev_from_host(idx, sizeof idx);
+    void *dsrc = gpu_from_f32(src, sn, t), *ddst = gpu_poisoned(dn * srlm_dtype_size(t));
+    int *didx = gpu_from_host(idx, sizeof idx);
     srlm_view vs = {dsrc, t, SR, COLS, SSTRIDE}, vd = {ddst, t, N, COLS, COLS};
     CHECK_OK(srlm_cuda_copy_rows(&vd, &vs, didx, N, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, ddst, dn, t);
-    int bad = count_diff(got, ref, dn);
+    gpu_to_f32(got, ddst, dn, t);
+    int bad = count_bit_diffs(got, ref, 1, dn, dn);
     CHECK_MSG(bad == 0, "copy_rows %s: %d elements differ", srlm_dtype_name(t), bad);
     printf("copy_rows %-4s: %d elements differ\n", srlm_dtype_name(t), bad);
     cudaFree(dsrc); cudaFree(ddst); cudaFree(didx);
@@ -118,16 +64,16 @@ static void test_copy_rows(srlm_backend *be, srlm_dtype t) {
 static void test_copy(srlm_dtype dt, srlm_dtype st) {
     enum { R = 9, COLS = 301, SSTRIDE = 304, DSTRIDE = 305 };
     const size_t sn = (size_t)R * SSTRIDE, dn = (size_t)R * DSTRIDE;
-    float *src = random_f32(sn, 920, st);
+    float *src = random_f32(sn, 920, 0.0f, 1.0f, st);
     const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.0f + 0x1p-8f /* tie: down */,
                              1.0f + 0x3p-8f /* tie: up */, 1.0f + 0x1p-8f + 0x1p-20f, 0x1p-130f /* subnormal */,
                              3.4e38f /* rounds to inf */, -1.0000001f};
     for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) src[k] = special[k];
-    round_to(src, sn, st);
+    round_to_dtype(src, sn, st);
     size_t sb = sn * srlm_dtype_size(st), db = dn * srlm_dtype_size(dt);
     void *hsrc = malloc(sb), *want = malloc(db), *gotb = malloc(db);
     srlm_convert_from_f32(hsrc, st, src, sn);
-    void *dsrc = dev_from_host(hsrc, sb), *ddst = dev_poisoned(db);
+    void *dsrc = gpu_from_host(hsrc, sb), *ddst = gpu_poisoned(db);
     /* the expected bits: poison (0xff) in the padding, the converted source in the rows */
     memset(want, 0xff, db);
     for (int i = 0; i < R; i++)
@@ -149,16 +95,17 @@ static void test_copy(srlm_dtype dt, srlm_dtype st) {
 static void test_add(srlm_backend *be, srlm_dtype t) {
     enum { R = 13, COLS = 4096, YSTRIDE = 4100, XSTRIDE = 4096 };
     const size_t yn = (size_t)R * YSTRIDE, xn = (size_t)R * XSTRIDE;
-    float *y = random_f32(yn, 930, t), *x = random_f32(xn, 931, t), *got = malloc(yn * 4);
-    void *dy = dev_from_f32(y, yn, t), *dx = dev_from_f32(x, xn, t);
+    float *y = random_f32(yn, 930, 0.0f, 1.0f, t), *x = random_f32(xn, 931, 0.0f, 1.0f, t);
+    float *got = malloc(yn * 4);
+    void *dy = gpu_from_f32(y, yn, t), *dx = gpu_from_f32(x, xn, t);
     srlm_view hy = {y, SRLM_F32, R, COLS, YSTRIDE}, hx = {x, SRLM_F32, R, COLS, XSTRIDE};
     CHECK_OK(be->ops->add(be, &hy, &hx));
-    round_to(y, yn, t);
+    round_to_dtype(y, yn, t);
     srlm_view vy = {dy, t, R, COLS, YSTRIDE}, vx = {dx, t, R, COLS, XSTRIDE};
     CHECK_OK(srlm_cuda_add(&vy, &vx, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, dy, yn, t);
-    int bad = count_diff(got, y, yn);
+    gpu_to_f32(got, dy, yn, t);
+    int bad = count_bit_diffs(got, y, 1, yn, yn);
     CHECK_MSG(bad == 0, "add %s: %d elements differ", srlm_dtype_name(t), bad);
     printf("add       %-4s: %d elements differ\n", srlm_dtype_name(t), bad);
     cudaFree(dy); cudaFree(dx);
@@ -168,23 +115,23 @@ static void test_add(srlm_backend *be, srlm_dtype t) {
 static void test_fill(srlm_backend *be, srlm_dtype t) {
     enum { R = 11, COLS = 1003, STRIDE = 1008, C0 = 1000 - 7 };
     const size_t n = (size_t)R * STRIDE;
-    float *v = random_f32(n, 940, t), *got = malloc(n * 4);
-    void *dv = dev_from_f32(v, n, t);
+    float *v = random_f32(n, 940, 0.0f, 1.0f, t), *got = malloc(n * 4);
+    void *dv = gpu_from_f32(v, n, t);
     srlm_view hv = {v, SRLM_F32, R, COLS, STRIDE}, vv = {dv, t, R, COLS, STRIDE};
     /* fill_cols: the padded-vocab mask; columns before C0 untouched */
     CHECK_OK(be->ops->fill_cols(be, &hv, C0, -INFINITY));
     CHECK_OK(srlm_cuda_fill_cols(&vv, C0, -INFINITY, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, dv, n, t);
-    int bad_cols = count_diff(got, v, n);
+    gpu_to_f32(got, dv, n, t);
+    int bad_cols = count_bit_diffs(got, v, 1, n, n);
     CHECK_OK(srlm_cuda_fill_cols(&vv, COLS, 5.0f, NULL)); /* an empty range: nothing */
     /* fill: 0.3 is not a bf16 value, so BF16 checks the rounding too */
     CHECK_OK(be->ops->fill(be, &hv, 0.3f));
-    round_to(v, n, t);
+    round_to_dtype(v, n, t);
     CHECK_OK(srlm_cuda_fill(&vv, 0.3f, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, dv, n, t);
-    int bad_fill = count_diff(got, v, n);
+    gpu_to_f32(got, dv, n, t);
+    int bad_fill = count_bit_diffs(got, v, 1, n, n);
     CHECK_MSG(bad_cols == 0, "fill_cols %s: %d elements differ", srlm_dtype_name(t), bad_cols);
     CHECK_MSG(bad_fill == 0, "fill %s: %d elements differ", srlm_dtype_name(t), bad_fill);
     printf("fill_cols %-4s: %d, fill: %d elements differ\n", srlm_dtype_name(t), bad_cols, bad_fill);
@@ -197,16 +144,16 @@ static void test_dropout(srlm_backend *be, srlm_dtype t) {
     const size_t n = (size_t)R * STRIDE;
     const float p = 0.1f;
     const uint64_t key = srlm_rng_key(12345, 6);
-    float *x = random_f32(n, 950, t), *got = malloc(n * 4);
-    void *dx = dev_from_f32(x, n, t);
+    float *x = random_f32(n, 950, 0.0f, 1.0f, t), *got = malloc(n * 4);
+    void *dx = gpu_from_f32(x, n, t);
     srlm_view hx = {x, SRLM_F32, R, COLS, STRIDE}, vx = {dx, t, R, COLS, STRIDE};
     CHECK_OK(srlm_cuda_dropout(&vx, 0.0f, key, NULL)); /* p = 0: untouched */
     CHECK_OK(be->ops->dropout(be, &hx, p, key));
-    round_to(x, n, t);
+    round_to_dtype(x, n, t);
     CHECK_OK(srlm_cuda_dropout(&vx, p, key, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
-    f32_from_dev(got, dx, n, t);
-    int bad = count_diff(got, x, n), dropped = 0, mask_bad = 0;
+    gpu_to_f32(got, dx, n, t);
+    int bad = count_bit_diffs(got, x, 1, n, n), dropped = 0, mask_bad = 0;
     for (int i = 0; i < R; i++)
         for (int j = 0; j < COLS; j++) {
             size_t k = (size_t)i * STRIDE + j;
@@ -224,7 +171,7 @@ static void test_dropout(srlm_backend *be, srlm_dtype t) {
 }
 
 int main(void) {
-    if (srlm_cuda_device_count() == 0) TEST_SKIP("no GPU on this machine");
+    gpu_skip_without_device("");
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     const srlm_dtype ts[2] = {SRLM_F32, SRLM_BF16};
@@ -238,7 +185,7 @@ int main(void) {
     }
 
     /* argument checks */
-    float *p = dev_poisoned(64);
+    float *p = gpu_poisoned(64);
     srlm_view a = {p, SRLM_F32, 2, 4, 4}, b = {p, SRLM_BF16, 2, 4, 4}, c = {p, SRLM_F32, 2, 3, 4};
     CHECK(srlm_cuda_add(&a, &b, NULL) == SRLM_BAD_INPUT);  /* dtypes */
     CHECK(srlm_cuda_copy(&a, &c, NULL) == SRLM_BAD_INPUT); /* shapes */
