@@ -59,6 +59,7 @@ typedef struct {
 } srlm_adamw_consts;
 
 typedef struct srlm_backend srlm_backend;
+typedef struct srlm_comm srlm_comm; /* dist/comm.h */
 
 typedef struct {
     const char *name;
@@ -67,6 +68,11 @@ typedef struct {
     int host_memory;
     /* frees the backend and everything it owns (srlm_backend_free calls it) */
     void (*destroy)(srlm_backend *be);
+    /* Collective over mpi: a communicator for this backend's memory over the
+     * same ranks (NCCL on the backend's device and stream, so collectives are
+     * ordered with the ops by the stream). NULL op, or *out = NULL: none, and
+     * callers stage device buffers through the host for mpi. */
+    srlm_status (*device_comm)(srlm_backend *be, srlm_comm *mpi, srlm_comm **out);
 
     /* memory */
     srlm_status (*alloc)(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,

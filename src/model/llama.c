@@ -231,6 +231,14 @@ srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backe
     /* tp > n_kv_heads: ranks whose query heads read the same KV head form a group */
     if (m->cfg.num_key_value_heads < m->tp_size)
         SRLM_CHECK(srlm_comm_split(tp, kv_head_start(m), m->tp_rank, &m->kv_group));
+    if (be->ops->device_comm && m->tp_size > 1) {
+        srlm_status st = be->ops->device_comm(be, tp, &m->tp_dev);
+        if (st == SRLM_OK && srlm_comm_size(m->kv_group) > 1) st = be->ops->device_comm(be, m->kv_group, &m->kv_dev);
+        if (st != SRLM_OK) {
+            srlm_llama_free(m);
+            return st;
+        }
+    }
     /* As transformers does: when tied, the LM head IS the embedding, whatever the file holds. */
     m->tied = m->cfg.tie_word_embeddings;
 
@@ -303,8 +311,10 @@ fail:
 }
 
 void srlm_llama_free(srlm_llama *m) {
+    srlm_comm_free(m->kv_dev);
+    srlm_comm_free(m->tp_dev);
     srlm_comm_free(m->kv_group);
-    m->kv_group = NULL;
+    m->kv_dev = m->tp_dev = m->kv_group = NULL;
     if (m->params.data) m->be->ops->free(m->be, &m->params);
     free(m->layers);
     m->layers = NULL;
@@ -381,8 +391,9 @@ srlm_status srlm_llama_allreduce_view(srlm_llama *m, srlm_comm *comm, srlm_view 
     if (v->stride != v->cols) return SRLM_ERR(SRLM_FAILED, "allreduce of a view: needs a contiguous view");
     const size_t n = (size_t)(v->rows * v->cols);
     if (m->be->ops->host_memory) return srlm_comm_allreduce_f32(comm, v->data, n, SRLM_REDUCE_SUM);
-    /* device memory: staged through the host (correct on any backend; the
-     * NCCL path for device buffers is the fast one to come) */
+    srlm_comm *dev = comm == m->tp ? m->tp_dev : comm == m->kv_group ? m->kv_dev : NULL;
+    if (dev) return srlm_comm_allreduce_f32(dev, v->data, n, SRLM_REDUCE_SUM); /* on the backend's stream */
+    /* no device communicator: staged through the host */
     float *host = malloc(sizeof(float) * n);
     if (!host) return SRLM_ERR(SRLM_FAILED, "out of memory staging an allreduce of %zu floats", n);
     srlm_status st = m->be->ops->download(m->be, host, v);

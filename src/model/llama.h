@@ -39,6 +39,8 @@ typedef struct {
 
     srlm_backend *be;
     srlm_comm    *tp;             /* NULL when tp = 1 */
+    srlm_comm    *tp_dev, *kv_dev; /* the same groups for device memory (NCCL), when the backend
+                                   * offers them; NULL: device buffers go through the host */
     srlm_comm    *kv_group;       /* tp > n_kv_heads: the tp ranks holding copies of this rank's
                                    * KV head (their k/v weight gradients are summed); else NULL */
 } srlm_llama;

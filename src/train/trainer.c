@@ -71,7 +71,8 @@ typedef struct {
      * on a device they are the host staging for checkpoints) */
     srlm_view        gshard_v, m_v, v_v;
     int              own_views;     /* m_v, v_v (and gshard_v when dp > 1) came from ops->alloc */
-    float           *host_flat;     /* device memory, dp > 1: host staging of the gradients / weights */
+    float           *host_flat;     /* device memory, dp > 1, no dp_dev: host staging of gradients / weights */
+    srlm_comm       *dp_dev;        /* dp > 1 on a backend with device collectives (NCCL), else NULL */
 
     srlm_sft_data sft;
     srlm_dpo_data dpo;
@@ -243,6 +244,8 @@ static srlm_status optimizer_views_new(trainer *t) {
     SRLM_CHECK(op->fill(t->be, &t->v_v, 0.0f));
     if (t->dp > 1) {
         SRLM_CHECK(op->alloc(t->be, &t->gshard_v, SRLM_F32, 1, n, "the gradient shard"));
+        if (op->device_comm) SRLM_CHECK(op->device_comm(t->be, t->dp_comm, &t->dp_dev));
+        if (t->dp_dev) return SRLM_OK;
         t->host_flat = malloc(sizeof(float) * (size_t)t->n_pad);
         if (!t->host_flat)
             return SRLM_ERR(SRLM_FAILED, "out of memory staging %lld gradients on the host", (long long)t->n_pad);
@@ -519,6 +522,10 @@ static srlm_status shard_sum_squares(trainer *t, double *sum) {
 /* ZeRO-1: sum the replicas' gradients into this rank's shard (gshard_v). */
 static srlm_status reduce_scatter_grads(trainer *t) {
     if (t->dp == 1) return SRLM_OK; /* gshard_v is the gradients themselves */
+    if (t->dp_dev) { /* device to device, on the backend's stream */
+        SRLM_CHECK(t->be->ops->fill_cols(t->be, &t->g.flat, t->m.n_params_local, 0.0f)); /* the padding */
+        return srlm_comm_reduce_scatter_f32(t->dp_dev, t->g.flat.data, t->gshard_v.data, (size_t)t->n_shard);
+    }
     const int host = t->be->ops->host_memory;
     float *gflat = host ? t->g.flat.data : t->host_flat;
     if (!host) SRLM_CHECK(t->be->ops->download(t->be, gflat, &t->g.flat));
@@ -527,9 +534,32 @@ static srlm_status reduce_scatter_grads(trainer *t) {
     return host ? SRLM_OK : t->be->ops->upload(t->be, &t->gshard_v, t->gshard);
 }
 
+/* allgather_params with device collectives: this rank's shard of the weights
+ * goes into its slot of the (free) gradient buffer, padded to n_shard, the
+ * buffer is gathered in place, and the weights are copied out of it. */
+static srlm_status allgather_params_device(trainer *t) {
+    srlm_backend *be = t->be;
+    int64_t have = t->m.n_params_local - t->shard_off;
+    have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
+    if (have > 0) {
+        srlm_view mine = srlm_view_carve(t->m.params, t->shard_off, 1, have);
+        srlm_view slot = srlm_view_carve(t->g.flat, t->shard_off, 1, have);
+        SRLM_CHECK(be->ops->copy(be, &slot, &mine));
+    }
+    if (have < t->n_shard) {
+        srlm_view pad = srlm_view_carve(t->g.flat, t->shard_off + have, 1, t->n_shard - have);
+        SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
+    }
+    float *flat = t->g.flat.data;
+    SRLM_CHECK(srlm_comm_allgather_f32(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard));
+    srlm_view all = srlm_view_carve(t->g.flat, 0, 1, t->m.n_params_local);
+    return be->ops->copy(be, &t->m.params, &all);
+}
+
 /* Every replica gets every updated shard of the weights. */
 static srlm_status allgather_params(trainer *t) {
     if (t->dp == 1) return SRLM_OK;
+    if (t->dp_dev) return allgather_params_device(t);
     const int host = t->be->ops->host_memory;
     float *gflat = host ? t->g.flat.data : t->host_flat; /* the gradients are free now */
     int64_t have = t->m.n_params_local - t->shard_off;
@@ -734,6 +764,7 @@ static void trainer_close(trainer *t) {
     srlm_dpo_data_free(&t->dpo);
     if (t->opened & 8) srlm_train_acts_free(&t->acts, &t->m);
     if (t->opened & 4) srlm_llama_grads_free(&t->g, &t->m);
+    srlm_comm_free(t->dp_dev); /* before the backend, whose stream it uses */
     if (t->own_views) {
         if (t->m_v.data) t->be->ops->free(t->be, &t->m_v);
         if (t->v_v.data) t->be->ops->free(t->be, &t->v_v);

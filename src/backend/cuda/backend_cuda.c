@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "backend/cuda/cuda_internal.h"
+#ifdef SRLM_HAVE_NCCL
+#include "dist/comm_nccl.h"
+#endif
 #include "core/dtype.h"
 
 enum {
@@ -296,10 +299,25 @@ static srlm_status cuda_download(srlm_backend *be, float *dst, const srlm_view *
     return SRLM_OK;
 }
 
+/* NCCL on this backend's device and stream: collectives and ops are ordered by
+ * the stream itself. Free the communicator before the backend. */
+static srlm_status cuda_device_comm(srlm_backend *be, srlm_comm *mpi, srlm_comm **out) {
+    *out = NULL;
+#ifdef SRLM_HAVE_NCCL
+    cuda_impl *c = cuda_of(be);
+    return srlm_comm_nccl_new(mpi, c->device, (void *)c->stream, out);
+#else
+    (void)be;
+    (void)mpi;
+    return SRLM_OK; /* built without NCCL: callers stage through the host */
+#endif
+}
+
 static const srlm_backend_ops CUDA_OPS = {
     .name = "cuda",
     .host_memory = 0,
     .destroy = cuda_destroy,
+    .device_comm = cuda_device_comm,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .upload = cuda_upload,
