@@ -309,6 +309,43 @@ static void test_dropout(void) {
     drop(&x);
 }
 
+/* ---------------- optimizer ops (F32: master weights, moments, gradients) ---------------- */
+
+static void test_optimizer(void) {
+    const int64_t n = 3 * 4096 + 37; /* not a multiple of any block size */
+    pair p = mk_rand(1, n, 0.05f, 0.0f), g = mk_rand(1, n, 1e-3f, 0.0f);
+    pair m = mk_rand(1, n, 1e-4f, 0.0f), v = mk(1, n);
+    float *hv = random_f32((size_t)n, g_key++, 0.0f, 1e-6f, SRLM_F32);
+    for (int64_t i = 0; i < n; i++) hv[i] = fabsf(hv[i]); /* second moments are >= 0 */
+    CHECK_OK(g_cpu->ops->upload(g_cpu, &v.c, hv));
+    CHECK_OK(g_gpu->ops->upload(g_gpu, &v.g, hv));
+    free(hv);
+    /* step 3 with decay: the constants as the trainer makes them */
+    const srlm_adamw_consts c = {(float)(1.0 - 1e-3 * 0.1), (float)(1.0 - 0.9), (float)(1.0 - 0.999), 0.999f,
+                                 (float)sqrt(1.0 - pow(0.999, 3)), 1e-8f, (float)(-(1e-3 / (1.0 - pow(0.9, 3))))};
+    CHECK_OK(g_cpu->ops->adamw(g_cpu, &p.c, &g.c, &m.c, &v.c, &c));
+    CHECK_OK(g_gpu->ops->adamw(g_gpu, &p.g, &g.g, &m.g, &v.g, &c));
+    /* the kernel does the CPU twin's operations in its order (fmaf where it uses fmaf) */
+    compare("adamw: weights", &p, 0.0);
+    compare("adamw: first moments", &m, 0.0);
+    compare("adamw: second moments", &v, 0.0);
+    double sc = -1, sg = -2;
+    CHECK_OK(g_cpu->ops->sum_squares(g_cpu, &g.c, &sc));
+    CHECK_OK(g_gpu->ops->sum_squares(g_gpu, &g.g, &sg));
+    /* both sum in double, in different fixed orders */
+    printf("%-30s %-4s cpu %.17g gpu %.17g\n", "sum_squares", "F32", sc, sg);
+    CHECK_MSG(sc > 0 && fabs(sg - sc) <= 1e-12 * sc, "sum_squares: cpu %.17g, gpu %.17g", sc, sg);
+    double again = -3;
+    CHECK_OK(g_gpu->ops->sum_squares(g_gpu, &g.g, &again));
+    CHECK_MSG(again == sg, "sum_squares is not repeatable: %.17g then %.17g", sg, again);
+    CHECK_OK(g_cpu->ops->scale(g_cpu, &g.c, 0.37f));
+    CHECK_OK(g_gpu->ops->scale(g_gpu, &g.g, 0.37f));
+    compare("scale", &g, 0.0);
+    pair half = mk(1, n / 2);
+    CHECK(g_gpu->ops->adamw(g_gpu, &p.g, &half.g, &m.g, &v.g, &c) == SRLM_BAD_INPUT);
+    drop(&p), drop(&g), drop(&m), drop(&v), drop(&half);
+}
+
 /* ---------------- backward ops (F32) ---------------- */
 
 static void test_matmul_backward(void) {
@@ -437,6 +474,7 @@ int main(void) {
         test_row_ops();
         test_dropout();
         if (g_dt != SRLM_F32) continue;
+        test_optimizer();
         test_matmul_backward();
         test_embedding_backward();
         test_rmsnorm_backward();
