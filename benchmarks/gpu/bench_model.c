@@ -1,0 +1,224 @@
+/* Whole-model benchmarks through the backend ops table (the code srlm sft and
+ * srlm generate run), on any backend:
+ *   - a training step (forward, backward, AdamW on every weight) of B
+ *     sequences of T tokens: tokens/s and model-FLOPs utilisation against a
+ *     peak given on the command line;
+ *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
+ *     reading every weight once per token at a given memory bandwidth.
+ *
+ *   bench_model [--backend cuda|cpu] [--config 1b|tiny] [--batch B] [--seq T]
+ *               [--steps N] [--decode N] [--peak-tflops P] [--mem-gbs G] [--dir DIR]
+ *
+ * The model is random (srlm_llama_write_random into DIR, default
+ * /tmp/srlm-bench-model-CONFIG, reused when present). FLOPs per trained token:
+ * 6 * (non-embedding parameters) + 6 * L * T * D (causal attention: half of
+ * the 12 * L * T * D of full attention), as in the PaLM paper's MFU. One line
+ * per measurement, "key: value" pairs, for run.sh to table. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "backend/factory.h"
+#include "core/rng.h"
+#include "io/checkpoint.h"
+#include "io/fsutil.h"
+#include "io/hf_config.h"
+#include "model/llama.h"
+#include "model/llama_init.h"
+#include "model/llama_train.h"
+#include "train/optimizer.h"
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+#define TRY(call)                                                          \
+    do {                                                                   \
+        if ((call) != SRLM_OK) {                                           \
+            fprintf(stderr, "bench_model: %s\n", srlm_last_error());      \
+            exit(1);                                                       \
+        }                                                                  \
+    } while (0)
+
+typedef struct {
+    const char *backend, *config, *dir;
+    int         batch, seq, steps, decode;
+    double      peak_tflops, mem_gbs;
+} args;
+
+static void config_of(const char *name, srlm_hf_config *hc) {
+    srlm_hf_config_defaults(hc);
+    if (strcmp(name, "1b") == 0) { /* TinyLlama-1.1B's shape: 1.1B parameters */
+        hc->vocab_size = 32000, hc->hidden_size = 2048, hc->intermediate_size = 5632;
+        hc->num_hidden_layers = 22, hc->num_attention_heads = 32, hc->num_key_value_heads = 4;
+    } else if (strcmp(name, "tiny") == 0) { /* runs anywhere in seconds: checks the program */
+        hc->vocab_size = 512, hc->hidden_size = 128, hc->intermediate_size = 344;
+        hc->num_hidden_layers = 2, hc->num_attention_heads = 4, hc->num_key_value_heads = 2;
+    } else {
+        fprintf(stderr, "bench_model: --config %s: expected 1b or tiny\n", name);
+        exit(2);
+    }
+    hc->head_dim = hc->hidden_size / hc->num_attention_heads;
+    hc->max_position_embeddings = 4096;
+    hc->rms_norm_eps = 1e-5;
+    hc->bos_token_id = 1;
+    hc->eos_token_id = 2;
+    hc->pad_token_id = -1;
+    snprintf(hc->torch_dtype, sizeof hc->torch_dtype, "float32");
+}
+
+static void parse(int argc, char **argv, args *a) {
+    *a = (args){"cuda", "1b", NULL, 4, 1024, 10, 64, 0, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) { fprintf(stderr, "bench_model: %s needs a value\n", k); exit(2); }
+        if (!strcmp(k, "--backend")) a->backend = v;
+        else if (!strcmp(k, "--config")) a->config = v;
+        else if (!strcmp(k, "--dir")) a->dir = v;
+        else if (!strcmp(k, "--batch")) a->batch = atoi(v);
+        else if (!strcmp(k, "--seq")) a->seq = atoi(v);
+        else if (!strcmp(k, "--steps")) a->steps = atoi(v);
+        else if (!strcmp(k, "--decode")) a->decode = atoi(v);
+        else if (!strcmp(k, "--peak-tflops")) a->peak_tflops = atof(v);
+        else if (!strcmp(k, "--mem-gbs")) a->mem_gbs = atof(v);
+        else { fprintf(stderr, "bench_model: unknown flag %s\n", k); exit(2); }
+        i++;
+    }
+    if (a->batch < 1 || a->seq < 2 || a->steps < 1 || a->decode < 0) {
+        fprintf(stderr, "bench_model: --batch >= 1, --seq >= 2, --steps >= 1, --decode >= 0\n");
+        exit(2);
+    }
+}
+
+/* Forward, backward and AdamW on every weight; returns the step's seconds. */
+static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, srlm_view *mom,
+                         srlm_view *vel, const srlm_train_batch *b, float *logp, float *dlogp, long step) {
+    srlm_backend *be = m->be;
+    const double t0 = now_s();
+    TRY(srlm_llama_grads_zero(g, m));
+    TRY(srlm_llama_train_forward(m, acts, b, logp));
+    const int rows = b->B * b->T;
+    for (int r = 0; r < rows; r++) dlogp[r] = -1.0f / (float)rows; /* mean cross-entropy */
+    TRY(srlm_llama_train_backward(m, acts, b, dlogp, g));
+    const srlm_adamw_hparams h = {1e-5, 0.9, 0.95, 1e-8, 0.1};
+    const srlm_adamw_consts c = srlm_adamw_consts_make(&h, step, 1);
+    srlm_view grad = srlm_view_carve(g->flat, 0, 1, m->n_params_local);
+    TRY(be->ops->adamw(be, &m->params, &grad, mom, vel, &c));
+    double sq; /* the gradient norm, as the trainer does: also waits for the device */
+    TRY(be->ops->sum_squares(be, &grad, &sq));
+    return now_s() - t0;
+}
+
+int main(int argc, char **argv) {
+    args a;
+    parse(argc, argv, &a);
+    srlm_backend_kind kind;
+    TRY(srlm_backend_kind_parse(a.backend, &kind));
+    srlm_hf_config hc;
+    config_of(a.config, &hc);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", a.dir ? a.dir : "");
+    if (!a.dir) snprintf(dir, sizeof dir, "/tmp/srlm-bench-model-%s", a.config);
+    char probe[600];
+    snprintf(probe, sizeof probe, "%s/config.json", dir);
+    struct stat st;
+    if (stat(probe, &st) != 0) {
+        double t0 = now_s();
+        TRY(srlm_mkdir_p(dir));
+        TRY(srlm_llama_write_random(dir, &hc, 1, 0.02));
+        fprintf(stderr, "bench_model: wrote a random %s model to %s in %.1f s\n", a.config, dir, now_s() - t0);
+    }
+
+    srlm_backend *be;
+    TRY(srlm_backend_new(kind, 0, 0, &be));
+    srlm_checkpoint ck;
+    TRY(srlm_ckpt_open(&ck, dir));
+    srlm_llama m;
+    TRY(srlm_llama_load(&m, &ck, be, NULL));
+    const int D = m.dim, L = m.n_layers;
+    const double n_embed = (double)m.vocab_local * D * (m.tied ? 1 : 2);
+    const double n_body = (double)m.n_params_local - n_embed; /* the LM head counts: it is a GEMM */
+    const double n_flop_params = n_body + (double)m.vocab_local * D;
+    printf("model: %s, %.3fB parameters (%.3fB without the embedding), backend %s\n", a.config,
+           m.n_params_local / 1e9, n_flop_params / 1e9, be->ops->name);
+
+    /* ---- training step ---- */
+    const int B = a.batch, T = a.seq, N = B * T;
+    srlm_train_acts acts;
+    TRY(srlm_train_acts_new(&acts, &m, N, 0));
+    srlm_llama_grads g;
+    TRY(srlm_llama_grads_new(&g, &m, m.n_params_local));
+    srlm_view mom, vel;
+    TRY(be->ops->alloc(be, &mom, SRLM_F32, 1, m.n_params_local, "AdamW m"));
+    TRY(be->ops->alloc(be, &vel, SRLM_F32, 1, m.n_params_local, "AdamW v"));
+    TRY(be->ops->fill(be, &mom, 0.0f));
+    TRY(be->ops->fill(be, &vel, 0.0f));
+    int *ids = malloc(sizeof(int) * (size_t)N), *len = malloc(sizeof(int) * (size_t)B);
+    float *logp = malloc(sizeof(float) * (size_t)N), *dlogp = malloc(sizeof(float) * (size_t)N);
+    if (!ids || !len || !logp || !dlogp) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
+    for (int i = 0; i < N; i++) ids[i] = 3 + (int)(srlm_rng_u64(7, (uint64_t)i) % (uint64_t)(hc.vocab_size - 3));
+    for (int b = 0; b < B; b++) len[b] = T;
+    const srlm_train_batch batch = {B, T, ids, len, 0.0f, 0};
+    train_step(&m, &acts, &g, &mom, &vel, &batch, logp, dlogp, 1); /* warm-up: workspaces, clocks */
+    double best = 1e30, sum = 0;
+    for (int s = 0; s < a.steps; s++) {
+        double dt = train_step(&m, &acts, &g, &mom, &vel, &batch, logp, dlogp, s + 2);
+        sum += dt;
+        if (dt < best) best = dt;
+    }
+    const double mean = sum / a.steps;
+    const double flops = (6.0 * n_flop_params + 6.0 * L * (double)T * D) * N;
+    printf("train_step: batch %d, seq %d, mean %.4f s, best %.4f s, %.0f tokens/s, %.2f TFLOP/s", B, T, mean, best,
+           N / mean, flops / mean / 1e12);
+    if (a.peak_tflops > 0) printf(", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops / mean / 1e12 / a.peak_tflops,
+                                  a.peak_tflops);
+    printf("\n");
+
+    /* ---- decoding at batch 1 ---- */
+    if (a.decode > 0) {
+        const int prompt = 16, max_seq = prompt + a.decode + 1;
+        srlm_kv_cache kv;
+        TRY(srlm_kv_cache_new(&kv, &m, 1, max_seq));
+        srlm_llama_acts fa;
+        TRY(srlm_llama_acts_new(&fa, &m, prompt, prompt));
+        int slot = 0, past = 0, n_new = prompt, next;
+        srlm_batch pb = {1, prompt, ids, &slot, &past, &n_new, 1};
+        TRY(srlm_llama_forward(&m, &kv, &fa, &pb));
+        TRY(srlm_llama_argmax(&m, &fa, 1, &next));
+        past = prompt;
+        n_new = 1;
+        const double t0 = now_s();
+        for (int i = 0; i < a.decode; i++) {
+            srlm_batch db = {1, 1, &next, &slot, &past, &n_new, 1};
+            TRY(srlm_llama_forward(&m, &kv, &fa, &db));
+            TRY(srlm_llama_argmax(&m, &fa, 1, &next)); /* the host needs the token: waits for the device */
+            past++;
+        }
+        const double dt = now_s() - t0, tps = a.decode / dt;
+        const double weight_bytes = (double)m.n_params_local * srlm_dtype_size(m.params.dtype);
+        printf("decode: batch 1, %d tokens after a %d-token prompt, %.1f tokens/s, %.2f GB of weights", a.decode,
+               prompt, tps, weight_bytes / 1e9);
+        if (a.mem_gbs > 0) {
+            const double bound = a.mem_gbs * 1e9 / weight_bytes;
+            printf(", bound %.1f tokens/s at %.0f GB/s (%.1f%%)", bound, a.mem_gbs, 100.0 * tps / bound);
+        }
+        printf("\n");
+        srlm_llama_acts_free(&fa, be);
+        srlm_kv_cache_free(&kv, be);
+    }
+
+    free(ids), free(len), free(logp), free(dlogp);
+    be->ops->free(be, &mom);
+    be->ops->free(be, &vel);
+    srlm_llama_grads_free(&g, &m);
+    srlm_train_acts_free(&acts, &m);
+    srlm_llama_free(&m);
+    srlm_ckpt_close(&ck);
+    srlm_backend_free(be);
+    return 0;
+}
