@@ -23,14 +23,4 @@ int srlm_cuda_device_count(void);
                                  cudaGetErrorString(e_), __FILE__, __LINE__);            \
     } while (0)
 
-/* The same for cuBLAS (include cublas_v2.h first): the call, cuBLAS's own words
- * for the status and file:line. */
-#define SRLM_CUBLAS_TRY(call)                                                            \
-    do {                                                                                 \
-        cublasStatus_t b_ = (call);                                                      \
-        if (b_ != CUBLAS_STATUS_SUCCESS)                                                 \
-            return srlm_error_at(__FILE__, __LINE__, SRLM_FAILED, "%s: %s (%s:%d)", #call, \
-                                 cublasGetStatusString(b_), __FILE__, __LINE__);         \
-    } while (0)
-
 #endif

@@ -1,6 +1,8 @@
 /* NCCL implementation of srlm_comm for device buffers (see comm_nccl.h).
- * Built only in CUDA builds (library srlmnccl); not exercised by CI, which has
- * no GPU. The front end in comm_mpi.c has already checked the arguments. */
+ * Built only in CUDA builds with NCCL (part of srlmlib); not exercised by CI,
+ * which has no GPU. The front end in comm_mpi.c has already checked the
+ * arguments. libnccl is opened at the first communicator (core/dynlib.h), not
+ * linked: the names below go through a table of its functions. */
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <stdarg.h>
@@ -8,7 +10,72 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dynlib.h"
 #include "dist/comm_nccl.h"
+
+#ifndef SRLM_NCCL_LIB_DIR
+#define SRLM_NCCL_LIB_DIR ""
+#endif
+
+static struct {
+    __typeof__(&ncclGetUniqueId) get_unique_id;
+    __typeof__(&ncclCommInitRank) comm_init_rank;
+    __typeof__(&ncclCommFinalize) comm_finalize;
+    __typeof__(&ncclCommDestroy) comm_destroy;
+    __typeof__(&ncclGetErrorString) get_error_string;
+    __typeof__(&ncclGetLastError) get_last_error;
+    __typeof__(&ncclAllReduce) all_reduce;
+    __typeof__(&ncclReduceScatter) reduce_scatter;
+    __typeof__(&ncclAllGather) all_gather;
+    __typeof__(&ncclBroadcast) broadcast;
+    __typeof__(&ncclSend) send;
+    __typeof__(&ncclRecv) recv;
+    __typeof__(&ncclGroupStart) group_start;
+    __typeof__(&ncclGroupEnd) group_end;
+} nccl_fn;
+
+/* the call sites keep NCCL's names (and their error messages say them) */
+#define ncclGetUniqueId (nccl_fn.get_unique_id)
+#define ncclCommInitRank (nccl_fn.comm_init_rank)
+#define ncclCommFinalize (nccl_fn.comm_finalize)
+#define ncclCommDestroy (nccl_fn.comm_destroy)
+#define ncclGetErrorString (nccl_fn.get_error_string)
+#define ncclGetLastError (nccl_fn.get_last_error)
+#define ncclAllReduce (nccl_fn.all_reduce)
+#define ncclReduceScatter (nccl_fn.reduce_scatter)
+#define ncclAllGather (nccl_fn.all_gather)
+#define ncclBroadcast (nccl_fn.broadcast)
+#define ncclSend (nccl_fn.send)
+#define ncclRecv (nccl_fn.recv)
+#define ncclGroupStart (nccl_fn.group_start)
+#define ncclGroupEnd (nccl_fn.group_end)
+
+srlm_status srlm_comm_nccl_load(void) {
+    static int loaded;
+    if (loaded) return SRLM_OK;
+    char soname[64];
+    snprintf(soname, sizeof soname, "libnccl.so.%d", NCCL_MAJOR);
+    void *h;
+    SRLM_CHECK(srlm_dynlib_open(soname, SRLM_NCCL_LIB_DIR, "collectives on device buffers (NCCL)", &h));
+#define LOAD(field, name) SRLM_CHECK(srlm_dynlib_sym(h, soname, name, (void **)&nccl_fn.field))
+    LOAD(get_unique_id, "ncclGetUniqueId");
+    LOAD(comm_init_rank, "ncclCommInitRank");
+    LOAD(comm_finalize, "ncclCommFinalize");
+    LOAD(comm_destroy, "ncclCommDestroy");
+    LOAD(get_error_string, "ncclGetErrorString");
+    LOAD(get_last_error, "ncclGetLastError");
+    LOAD(all_reduce, "ncclAllReduce");
+    LOAD(reduce_scatter, "ncclReduceScatter");
+    LOAD(all_gather, "ncclAllGather");
+    LOAD(broadcast, "ncclBroadcast");
+    LOAD(send, "ncclSend");
+    LOAD(recv, "ncclRecv");
+    LOAD(group_start, "ncclGroupStart");
+    LOAD(group_end, "ncclGroupEnd");
+#undef LOAD
+    loaded = 1;
+    return SRLM_OK;
+}
 
 typedef struct {
     ncclComm_t   comm;
@@ -220,6 +287,7 @@ srlm_status srlm_comm_nccl_new(srlm_comm *mpi_comm, int device, void *cuda_strea
         st = SRLM_ERR(SRLM_FAILED, "setting up NCCL: out of memory");
         ok = 0;
     }
+    if (ok && (st = srlm_comm_nccl_load()) != SRLM_OK) ok = 0;
     if (ok) {
         CUDA_TRY_GOTO(st, local_done, cudaSetDevice, (device), "setting up NCCL on rank %d: selecting CUDA device %d",
                       rank, device);

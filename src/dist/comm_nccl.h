@@ -21,6 +21,9 @@
  * every rank then joins with its mpi_comm rank on CUDA device `device`, using
  * `cuda_stream` (a cudaStream_t; NULL = the legacy default stream). mpi_comm may
  * be NULL (a single-rank NCCL communicator). */
+/* Opens libnccl (dlopen; srlm_comm_nccl_new does it first). Idempotent. */
+srlm_status srlm_comm_nccl_load(void);
+
 srlm_status srlm_comm_nccl_new(srlm_comm *mpi_comm, int device, void *cuda_stream, srlm_comm **out);
 
 #endif

@@ -41,7 +41,7 @@ static void cuda_destroy(srlm_backend *be) {
         /* teardown cannot report errors: release what exists, in reverse order */
         cudaSetDevice(c->device);
         if (c->stream) cudaStreamSynchronize(c->stream);
-        if (c->blas) cublasDestroy(c->blas);
+        if (c->blas) cuda_blas.destroy(c->blas);
         cudaFree(c->blas_ws);
         cudaFree(c->dev);
         cudaFree(c->ws);
@@ -60,22 +60,23 @@ static srlm_status cuda_init(cuda_impl *c) {
      * default stream (a cudaMemcpy elsewhere, a library using stream 0) */
     SRLM_CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamDefault));
     SRLM_CUDA_TRY(cudaEventCreateWithFlags(&c->staged, cudaEventDisableTiming));
-    SRLM_CUBLAS_TRY(cublasCreate(&c->blas));
-    SRLM_CUBLAS_TRY(cublasSetStream(c->blas, c->stream));
+    SRLM_CHECK(cuda_blas_load());
+    CUDA_BLAS_TRY(cuda_blas.create(&c->blas));
+    CUDA_BLAS_TRY(cuda_blas.set_stream(c->blas, c->stream));
     /* Determinism: cuBLAS documents bit-identical results from run to run on
      * the same architecture, SM count and toolkit while one stream is active;
      * we use one stream and give it one workspace of our own, set once. The
      * atomics mode, which lets some routines (symv, hemv) trade that for
      * speed, stays off: the default, set anyway. */
     SRLM_CUDA_TRY(cudaMalloc(&c->blas_ws, BLAS_WORKSPACE));
-    SRLM_CUBLAS_TRY(cublasSetWorkspace(c->blas, c->blas_ws, BLAS_WORKSPACE));
-    SRLM_CUBLAS_TRY(cublasSetAtomicsMode(c->blas, CUBLAS_ATOMICS_NOT_ALLOWED));
-    SRLM_CUBLAS_TRY(cublasSetPointerMode(c->blas, CUBLAS_POINTER_MODE_HOST));
+    CUDA_BLAS_TRY(cuda_blas.set_workspace(c->blas, c->blas_ws, BLAS_WORKSPACE));
+    CUDA_BLAS_TRY(cuda_blas.set_atomics_mode(c->blas, CUBLAS_ATOMICS_NOT_ALLOWED));
+    CUDA_BLAS_TRY(cuda_blas.set_pointer_mode(c->blas, CUBLAS_POINTER_MODE_HOST));
     /* Default math: fp32 GEMMs stay fp32 (no TF32), so they match the CPU
      * backend to ~1e-6; bf16 GEMMs use the tensor cores with fp32 accumulation,
      * and split-k partial sums stay fp32 even when the output is bf16. */
-    SRLM_CUBLAS_TRY(cublasSetMathMode(c->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                                              CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    CUDA_BLAS_TRY(cuda_blas.set_math_mode(c->blas, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                                                  CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     return SRLM_OK;
 }
 

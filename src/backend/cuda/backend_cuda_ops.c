@@ -40,7 +40,7 @@ srlm_status cuda_gemm(srlm_backend *be, const char *op, cublasOperation_t ta, cu
         return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: %s: dimensions (%lld, %lld, %lld) exceed cuBLAS's int",
                         op, (long long)m, (long long)n, (long long)k);
     const float alpha = 1.0f;
-    SRLM_CUBLAS_TRY(cublasGemmEx(cuda_of(be)->blas, ta, tb, (int)m, (int)n, (int)k, &alpha, a->data,
+    CUDA_BLAS_TRY(cuda_blas.gemm_ex(cuda_of(be)->blas, ta, tb, (int)m, (int)n, (int)k, &alpha, a->data,
                                  cuda_type(a->dtype), (int)a->stride, b->data, cuda_type(b->dtype),
                                  (int)b->stride, &beta, c->data, cuda_type(c->dtype), (int)c->stride,
                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));

@@ -35,6 +35,32 @@ typedef struct {
     size_t         ws_cap;
 } cuda_impl;
 
+/* cuBLAS's functions, from libcublas opened at the first CUDA backend (not
+ * linked: core/dynlib.h says why). */
+typedef struct {
+    __typeof__(&cublasCreate) create;
+    __typeof__(&cublasDestroy) destroy;
+    __typeof__(&cublasSetStream) set_stream;
+    __typeof__(&cublasSetWorkspace) set_workspace;
+    __typeof__(&cublasSetAtomicsMode) set_atomics_mode;
+    __typeof__(&cublasSetPointerMode) set_pointer_mode;
+    __typeof__(&cublasSetMathMode) set_math_mode;
+    __typeof__(&cublasGemmEx) gemm_ex;
+    __typeof__(&cublasGetStatusString) status_string;
+} cuda_blas_api;
+extern cuda_blas_api cuda_blas;
+srlm_status cuda_blas_load(void); /* idempotent */
+
+/* A cuBLAS call through cuda_blas: on failure, the call, cuBLAS's own words
+ * for the status and file:line. */
+#define CUDA_BLAS_TRY(call)                                                               \
+    do {                                                                                  \
+        cublasStatus_t b_ = (call);                                                       \
+        if (b_ != CUBLAS_STATUS_SUCCESS)                                                  \
+            return srlm_error_at(__FILE__, __LINE__, SRLM_FAILED, "%s: %s (%s:%d)", #call, \
+                                 cuda_blas.status_string(b_), __FILE__, __LINE__);        \
+    } while (0)
+
 static inline cuda_impl *cuda_of(srlm_backend *be) { return (cuda_impl *)be->impl; }
 static inline void *cuda_stream(srlm_backend *be) { return (void *)cuda_of(be)->stream; }
 
