@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The end-to-end path on the GPU (issue 8, item 7): srlm sft, dpo, generate,
+# score and one srlm run iteration with backend.name: cuda, against the same
+# commands on the CPU backend, on the tiny-gqa fixture model. Skipped (77)
+# without a GPU.
+#
+# Tolerances: the model is fp32 on both backends (cuBLAS without TF32), so one
+# forward pass agrees to ~1e-6 relative; training compounds that over its steps,
+# so the trained models are compared through their log-probs on the training
+# data: max |difference| < 2e-3 nats, while training moved them by > 1 nat on
+# average (so a wrong update could not pass). Scores of one fixed model must
+# agree to 1e-3. Greedy generation: every candidate identical except where the
+# top two logits are within float noise (at most one of the 4 may differ).
+# The loop's judgements are sampled text and need not match token for token:
+# the run must finish and produce M2.
+#
+# SRLM_E2E_BACKEND=cpu_guarded runs the same checks against the guarded CPU
+# backend instead, so that the script itself can be checked without a GPU.
+set -u
+gpu=${SRLM_E2E_BACKEND:-cuda}
+bin="$SRLM_BIN"
+model="$SRLM_FIXTURES/llama/tiny-gqa"
+work="$SRLM_TMP/end_to_end_gpu"
+if [ "$gpu" = cuda ] && ! nvidia-smi -L > /dev/null 2>&1; then
+  echo "SKIPPED: no GPU on this machine"
+  exit 77
+fi
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+cat > sft.jsonl <<'D'
+{"prompt": "Count to three.", "response": "one two three"}
+{"prompt": "Say the first letters.", "response": "a b c d"}
+{"prompt": "Name a color.", "response": "blue"}
+{"prompt": "Capital of France?", "response": "Paris"}
+D
+cat > pairs.jsonl <<'D'
+{"prompt": "Can you help me?", "chosen": "yes, gladly", "rejected": "no way"}
+{"prompt": "Will you write a poem?", "chosen": "yes, gladly", "rejected": "no way"}
+{"prompt": "Could you explain this?", "chosen": "yes, gladly", "rejected": "no way"}
+{"prompt": "Would you sort these?", "chosen": "yes, gladly", "rejected": "no way"}
+D
+cat > train.yaml <<Y
+run: {name: t, out_dir: $work/runs, seed: 3}
+model: {path: $model, dtype: float32}
+backend: {threads: 2}
+train:
+  sft: {data: $work/sft.jsonl, lr: 0.003, batch_size: 2, micro_batch_size: 2, epochs: 10, dropout: 0.0, warmup_steps: 1}
+  dpo: {data: $work/pairs.jsonl, lr: 0.001, batch_size: 2, micro_batch_size: 2, epochs: 4, beta: 0.1}
+Y
+logps() { "$bin" score --backend cpu --model "$1" --input "$2" | sed 's/.*"logp": \([^,]*\),.*/\1/'; }
+compare_models() { # WHAT MODEL_CPU MODEL_GPU DATA
+  paste -d' ' <(logps "$2" "$4") <(logps "$3" "$4") <(logps "$model" "$4") |
+    awk -v what="$1" '{ d = $1 - $2; if (d < 0) d = -d; m = $1 - $3; if (m < 0) m = -m; if (d > dmax) dmax = d; mv += m; n++ }
+         END { printf "%s: max |logp(cpu) - logp(other)| %.2e, mean change from the start %.2f\n", what, dmax, mv / n;
+               exit !(dmax < 2e-3 && mv / n > 1) }' || fail "$1: the $gpu model differs from the cpu one"
+}
+
+for be in cpu $gpu; do
+  "$bin" sft train.yaml --quiet run.name=$be backend.name=$be 2> sft_$be.log || fail "sft on $be exited $? ($(tail -1 sft_$be.log))"
+  "$bin" dpo train.yaml --quiet run.name=$be backend.name=$be model.path=runs/$be/sft/model 2> dpo_$be.log \
+    || fail "dpo on $be exited $? ($(tail -1 dpo_$be.log))"
+done
+compare_models sft runs/cpu/sft/model runs/$gpu/sft/model sft.jsonl
+sed 's/"chosen": \("[^"]*"\), "rejected": "[^"]*"/"response": \1/' pairs.jsonl > chosen.jsonl
+compare_models dpo runs/cpu/dpo/model runs/$gpu/dpo/model chosen.jsonl
+
+# one fixed model, both backends: scores and greedy generations
+for be in cpu $gpu; do
+  "$bin" score --backend $be --model runs/cpu/sft/model --input sft.jsonl --output score_$be.jsonl 2> score_$be.log \
+    || fail "score on $be exited $?"
+  "$bin" generate --backend $be --model runs/cpu/sft/model --input sft.jsonl --output gen_$be.jsonl \
+    --max-new-tokens 12 --seed 5 2> gen_$be.log || fail "generate on $be exited $?"
+done
+paste -d' ' <(sed 's/.*"logp": \([^,]*\),.*/\1/' score_cpu.jsonl) <(sed 's/.*"logp": \([^,]*\),.*/\1/' score_$gpu.jsonl) |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d } END { printf "score: max |difference| %.2e\n", m; exit !(m < 1e-3) }' \
+  || fail "score differs between cpu and $gpu"
+differ=$(paste -d'\n' <(sed 's/.*"response":\("[^"]*"\).*/\1/' gen_cpu.jsonl) <(sed 's/.*"response":\("[^"]*"\).*/\1/' gen_$gpu.jsonl) |
+  paste - - | awk -F'\t' '$1 != $2' | wc -l)
+echo "generate (greedy): $differ of $(wc -l < gen_cpu.jsonl) responses differ"
+[ "$differ" -le 1 ] || fail "greedy generation differs between cpu and $gpu on $differ prompts"
+
+# one iteration of the loop on the GPU
+loop="$SRLM_FIXTURES/loop"
+cat > run.yaml <<Y
+run: {name: r, out_dir: $work/loop, seed: 5, watchdog_s: 0}
+model: {path: $model, dtype: float32}
+backend: {name: $gpu, threads: 2}
+generate: {samples: 2, temperature: 1.0, max_new_tokens: 8, kv_cache_mb: 16}
+judge: {samples: 1, max_new_tokens: 8, template: $loop/judge.txt}
+self_instruct: {prompts_per_iteration: 4, shots_ift: 2, shots_generated: 1, max_new_tokens: 8, min_words: 1,
+                template: $loop/self_instruct.txt}
+loop: {iterations: 1, skip_sft: true, prompts_per_item: 2}
+data: {ift: $loop/ift.jsonl}
+eval: {heldout: $loop/heldout.jsonl}
+train:
+  dpo: {lr: 0.0003, lr_min: 0.00003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
+Y
+"$bin" run run.yaml --quiet > run.log 2>&1 || fail "srlm run on $gpu exited $? ($(tail -1 run.log))"
+[ -f loop/r/models/M2/model.safetensors ] || fail "srlm run on $gpu did not write M2"
+
+[ $fails = 0 ] && echo "end to end on the GPU: all checks passed"
+exit $((fails > 0))
