@@ -222,8 +222,9 @@ static void suggest(const srlm_schema *s, const char *full, char *buf, size_t ca
         if (is_section(s, head)) continue;
         char inner[512];
         suggest(s, head, inner, sizeof inner); /* "" or " (did you mean 'x'?)" */
-        if (*inner) snprintf(buf, cap, " (there is no section '%s'; %s", head, inner + 2);
-        else snprintf(buf, cap, " (there is no section '%s')", head);
+        /* precisions bound the hint well inside the callers' buffers */
+        if (*inner) snprintf(buf, cap, " (there is no section '%.80s'; %.400s", head, inner + 2);
+        else snprintf(buf, cap, " (there is no section '%.80s')", head);
         return;
     }
     int best = INT_MAX;
@@ -264,8 +265,8 @@ static void suggest(const srlm_schema *s, const char *full, char *buf, size_t ca
     snprintf(parent, sizeof parent, "%.*s", dot ? (int)(dot - full) : 0, full);
     if (!is_section(s, parent)) return;
     list_children(s, parent, children, sizeof children);
-    if (*parent) snprintf(buf, cap, " (section '%s' has: %s)", parent, children);
-    else snprintf(buf, cap, " (sections: %s)", children);
+    if (*parent) snprintf(buf, cap, " (section '%.80s' has: %.440s)", parent, children);
+    else snprintf(buf, cap, " (sections: %.440s)", children);
 }
 
 /* ---- loading --------------------------------------------------------------- */
