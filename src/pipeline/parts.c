@@ -96,7 +96,12 @@ void srlm_records_free(cJSON **recs, int n) {
 }
 
 static srlm_status append_file(const char *path, cJSON ***recs, int *n, int *cap, int need_done) {
+    /* an artifact must be complete and unchanged since it was written: its
+     * bytes hash to the sidecar's sha256, and it holds the sidecar's count */
+    long want = -1;
+    const int first = *n;
     if (need_done && !srlm_artifact_done(path)) return SRLM_ERR(SRLM_BAD_INPUT, "%s: not complete (no .done sidecar)", path);
+    if (need_done) SRLM_CHECK(srlm_artifact_verify(path, &want));
     srlm_jsonl_reader r;
     SRLM_CHECK(srlm_jsonl_open(&r, path));
     srlm_status st = SRLM_OK;
@@ -113,6 +118,8 @@ static srlm_status append_file(const char *path, cJSON ***recs, int *n, int *cap
         }
         (*recs)[(*n)++] = o;
     }
+    if (want >= 0 && *n - first != want)
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %d records, but its sidecar says %ld", path, *n - first, want);
 done:
     srlm_jsonl_close(&r);
     return st;

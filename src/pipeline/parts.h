@@ -37,7 +37,8 @@ srlm_status srlm_artifact_remove(const char *path);
  * order; *recs is malloc'd (free with srlm_records_free). A missing part or a
  * malformed line is SRLM_BAD_INPUT naming the file and line. */
 srlm_status srlm_parts_load(const char *dir, int n_items, cJSON ***recs, int *n);
-/* One complete artifact's records (same rules). */
+/* One complete artifact's records (same rules). Both check each file against
+ * its sidecar first (srlm_artifact_verify) and its record count after. */
 srlm_status srlm_records_load(const char *path, cJSON ***recs, int *n);
 /* Any JSONL file's records (seed data: no sidecar needed). */
 srlm_status srlm_jsonl_load_all(const char *path, cJSON ***recs, int *n);

@@ -116,6 +116,21 @@ static void check_parts(const char *tmp) {
     CHECK_OK(srlm_artifact_write(path, "{\"i\":1}\n{oops\n", 14, 2));
     CHECK(srlm_records_load(path, &r, &n) == SRLM_BAD_INPUT);
     CHECK(strstr(srlm_last_error(), "part-00004.jsonl:2") != NULL);
+    /* loading checks the bytes against the sidecar: one changed byte is named */
+    CHECK_OK(srlm_part_path(path, sizeof path, dir, 5));
+    CHECK_OK(srlm_artifact_write(path, "{\"i\":1}\n{\"i\":2}\n", 16, 2));
+    CHECK_OK(srlm_records_load(path, &r, &n));
+    CHECK(n == 2);
+    srlm_records_free(r, n);
+    FILE *part = fopen(path, "r+");
+    CHECK(part != NULL);
+    if (part) { fseek(part, 6, SEEK_SET); fputc('7', part); fclose(part); }
+    CHECK(srlm_records_load(path, &r, &n) == SRLM_BAD_INPUT);
+    CHECK_MSG(strstr(srlm_last_error(), "does not match its sidecar") != NULL, "message: %s", srlm_last_error());
+    /* and the record count against the sidecar's */
+    CHECK_OK(srlm_artifact_write(path, "{\"i\":1}\n{\"i\":2}\n", 16, 3));
+    CHECK(srlm_records_load(path, &r, &n) == SRLM_BAD_INPUT);
+    CHECK_MSG(strstr(srlm_last_error(), "2 records, but its sidecar says 3") != NULL, "message: %s", srlm_last_error());
 }
 
 int main(void) {
