@@ -18,18 +18,8 @@ same() { # same FILE_A FILE_B WHAT: bit-identical, else a failure naming WHAT
 }
 strip_time() { sed 's/"time_s": [^,}]*//; s/"tokens_per_s": [^,}]*//' "$1"; }
 
-cat > sft.jsonl <<'D'
-{"prompt": "Count to three.", "response": "one two three"}
-{"prompt": "Say the first letters.", "response": "a b c d"}
-{"prompt": "Name a color.", "response": "blue"}
-{"prompt": "Capital of France?", "response": "Paris"}
-D
-cat > pairs.jsonl <<'D'
-{"prompt": "Can you help me?", "chosen": "yes, gladly", "rejected": "no way"}
-{"prompt": "Will you write a poem?", "chosen": "yes, gladly", "rejected": "no way"}
-{"prompt": "Could you explain this?", "chosen": "yes, gladly", "rejected": "no way"}
-{"prompt": "Would you sort these?", "chosen": "yes, gladly", "rejected": "no way"}
-D
+cp "$SRLM_FIXTURES/commands/sft.jsonl" sft.jsonl
+cp "$SRLM_FIXTURES/commands/pairs.jsonl" pairs.jsonl
 cat > train.yaml <<Y
 run: {name: t, out_dir: $work/runs, seed: 3}
 model: {path: $model, dtype: float32}

@@ -13,12 +13,7 @@ work="$SRLM_TMP/train_ckpt_integrity"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-cat > sft.jsonl <<'D'
-{"prompt": "Count to three.", "response": "one two three"}
-{"prompt": "Name a color.", "response": "blue"}
-{"prompt": "Capital of France?", "response": "Paris"}
-{"prompt": "Two plus two?", "response": "four"}
-D
+cp "$SRLM_FIXTURES/commands/sft.jsonl" sft.jsonl
 cat > sft.yaml <<Y
 run: {name: ref, out_dir: $work/runs, seed: 2, watchdog_s: 0}
 model: {path: $model, dtype: float32}
