@@ -901,11 +901,12 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->n_pad = t->n_shard * t->dp;
     t->shard_off = t->n_shard * t->dp_rank;
     t->adam_m = calloc(2 * (size_t)t->n_shard, sizeof(float));
-    t->gshard = malloc(sizeof(float) * (size_t)t->n_shard);
+    /* dp = 1: the optimizer reads the gradients in place (no shard copy) */
+    t->gshard = t->dp > 1 ? malloc(sizeof(float) * (size_t)t->n_shard) : NULL;
     t->perm = malloc(sizeof(int) * (size_t)t->n_examples);
     t->ids = malloc(sizeof(int) * (N + (size_t)t->micro_seqs));
     t->logp = malloc(sizeof(float) * 2 * N);
-    if (!t->adam_m || !t->gshard || !t->perm || !t->ids || !t->logp)
+    if (!t->adam_m || (t->dp > 1 && !t->gshard) || !t->perm || !t->ids || !t->logp)
         return SRLM_ERR(SRLM_FAILED, "out of memory for optimizer state (%lld parameters in this shard)",
                         (long long)t->n_shard);
     t->adam_v = t->adam_m + t->n_shard;
