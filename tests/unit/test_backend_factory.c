@@ -1,6 +1,6 @@
 /* The backend factory (backend/factory.h): backend.name cpu gives a working CPU
  * backend; cpu_guarded the same ops on memory the host cannot touch (a host
- * read of a view dies with SIGSEGV, in a child process here); cuda gives either
+ * read of a view faults, in a child process here); cuda gives either
  * a CUDA backend (views in device memory) or, without one, a clear error naming
  * backend.name and why: a build without the CUDA backend, or no GPU. Runs
  * without a GPU. */
@@ -56,15 +56,16 @@ static void test_cpu_guarded(void) {
     check_matmul(be, &y);
     fflush(stdout);
     pid_t pid = fork();
-    if (pid == 0) { /* the child reads a view on the host: it must die by SIGSEGV */
+    if (pid == 0) { /* the child reads a view on the host: it must not get past the read */
         volatile float v = ((const float *)y.data)[0];
         (void)v;
         _exit(0);
     }
     int status = 0;
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
-    CHECK_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "child status %d: expected death by SIGSEGV",
-              status);
+    /* SIGSEGV; under ASan or valgrind their report, then a non-zero exit or the signal */
+    CHECK_MSG(WIFSIGNALED(status) ? WTERMSIG(status) == SIGSEGV : WEXITSTATUS(status) != 0,
+              "child status %d: expected the host read to fault", status);
     be->ops->free(be, &y);
     srlm_backend_free(be);
 }
