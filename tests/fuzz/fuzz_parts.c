@@ -13,8 +13,10 @@
  * Invariants: a failure is SRLM_BAD_INPUT (or out of memory) with a message
  * naming the part; done == the sidecar exists; verify succeeds only when the
  * sidecar holds the part's sha256, and always for an "auto" / "count N >= 0"
- * sidecar, with that count; a load succeeds only with a sidecar, gives one JSON
- * object per non-blank line and agrees with srlm_jsonl_load_all;
+ * sidecar, with that count; a load succeeds only with a sidecar that verifies
+ * and whose count, when known, is the number of records, gives one JSON object
+ * per non-blank line and agrees with srlm_jsonl_load_all (which fails it only
+ * for those reasons);
  * srlm_parts_load succeeds iff every part loads, with all their records in
  * order, and fails for one part more than there are. */
 #include <cjson/cJSON.h>
@@ -166,6 +168,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         srlm_status p = srlm_jsonl_load_all(path[i], &plain, &n_plain);
         if (r == SRLM_OK) {
             FUZZ_CHECK(has_side[i], "part %d loaded without a sidecar", i);
+            /* a load checks the sidecar: its sha256 and, when known, its count */
+            FUZZ_CHECK(v == SRLM_OK && (count < 0 || count == n), "part %d loaded: verify %d, count %ld, %d records",
+                       i, (int)v, count, n);
             check_records(recs, n, count_lines(part), "records_load");
             FUZZ_CHECK(p == SRLM_OK && n_plain == n, "part %d: records_load gives %d records, jsonl_load_all %d (%d)",
                        i, n, n_plain, (int)p);
@@ -173,8 +178,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else {
             FUZZ_CHECK(recs == NULL && n == 0, "part %d: a failed load left %d records", i, n);
             fuzz_check_failure(r, name);
-            FUZZ_CHECK(!has_side[i] || p != SRLM_OK, "part %d: records_load failed (%s), jsonl_load_all did not", i,
-                       srlm_last_error());
+            /* only for a reason the plain load does not look at: no sidecar, a
+             * sha256 that does not match, or another record count */
+            FUZZ_CHECK(!has_side[i] || p != SRLM_OK || v != SRLM_OK || (count >= 0 && count != n_plain),
+                       "part %d: records_load failed (%s), jsonl_load_all did not", i, srlm_last_error());
             all_load = 0;
         }
         if (p == SRLM_OK) check_records(plain, n_plain, count_lines(part), "jsonl_load_all");
