@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/fsutil.h"
+
 /* Enum fields are written through an int*. */
 _Static_assert(sizeof(srlm_dtype) == sizeof(int), "enum size");
 _Static_assert(sizeof(srlm_backend_kind) == sizeof(int), "enum size");
@@ -154,37 +156,7 @@ srlm_status srlm_config_defaults(srlm_config *c) {
 
 /* The whole file, NUL-terminated; libyaml wants it in one piece anyway. */
 static srlm_status read_file(const char *path, char **text, size_t *len) {
-    srlm_status st = SRLM_OK;
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open config: %s", path, strerror(errno));
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 16384;
-            char *grown = realloc(buf, cap);
-            if (!grown) {
-                st = SRLM_ERR(SRLM_FAILED, "%s: out of memory reading config", path);
-                goto done;
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) {
-        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot read config: %s", path, strerror(errno));
-        goto done;
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
-    buf = NULL;
-done:
-    free(buf);
-    fclose(f);
-    return st;
+    return srlm_read_file(path, "config", 0, text, len);
 }
 
 /* Rules between keys, which the per-key ranges cannot say. */

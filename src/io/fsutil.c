@@ -236,3 +236,43 @@ srlm_status srlm_copy_dir(const char *src, const char *dst) {
     if (slash) *slash = 0; else snprintf(parent, sizeof parent, ".");
     return srlm_fsync_dir(parent);
 }
+
+srlm_status srlm_read_file(const char *path, const char *what, size_t max_bytes, char **out, size_t *len) {
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open %s: %s", path, what, strerror(errno));
+    srlm_status st = SRLM_OK;
+    size_t n = 0, cap = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 16384;
+            char *grown = realloc(buf, cap);
+            if (!grown) {
+                st = SRLM_ERR(SRLM_FAILED, "%s: out of memory reading %s", path, what);
+                goto done;
+            }
+            buf = grown;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (max_bytes && n > max_bytes) {
+            st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %s is larger than %zu bytes", path, what, max_bytes);
+            goto done;
+        }
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot read %s: %s", path, what, strerror(errno));
+        goto done;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    buf = NULL;
+done:
+    free(buf);
+    fclose(f);
+    return st;
+}

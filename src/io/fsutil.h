@@ -42,6 +42,13 @@ void srlm_atomic_abort(srlm_atomic_file *f);
 /* Whole-buffer convenience: open + write + commit. */
 srlm_status srlm_write_file_atomic(const char *path, const void *data, size_t n);
 
+/* The whole file, NUL-terminated (*len excludes the NUL), at most max_bytes
+ * (0: no limit); `what` names its role in messages ("config", "judge
+ * template"): SRLM_BAD_INPUT "PATH: cannot open WHAT: why", "... cannot read
+ * WHAT: why", "PATH: WHAT is larger than N bytes"; SRLM_FAILED when out of
+ * memory. The caller frees *out. */
+srlm_status srlm_read_file(const char *path, const char *what, size_t max_bytes, char **out, size_t *len);
+
 /* Copy the plain files of folder src into a new folder dst (not recursive),
  * through dst.tmp and one rename, so dst is whole or absent. */
 srlm_status srlm_copy_dir(const char *src, const char *dst);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/fsutil.h"
+
 #define TEMPLATE_MAX_BYTES (1 << 20) /* a judge prompt is a few KB */
 
 /* ---------------------------------------------------------------- template */
@@ -73,33 +75,9 @@ static char *strip_comments(const char *src, size_t n, placeholder_seen *ph, int
     return out;
 }
 
-/* The whole file into a malloc'd buffer (not NUL-terminated). */
+/* The whole file into a malloc'd buffer (NUL-terminated; *n excludes the NUL). */
 static srlm_status read_template_file(const char *path, char **raw, size_t *n) {
-    *raw = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open judge template: %s", path,
-                        strerror(errno));
-    char *buf = malloc(TEMPLATE_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return SRLM_ERR(SRLM_FAILED, "%s: out of memory reading judge template", path);
-    }
-    size_t got = fread(buf, 1, TEMPLATE_MAX_BYTES + 1, f);
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return SRLM_ERR(SRLM_FAILED, "%s: cannot read judge template", path);
-    }
-    if (got > TEMPLATE_MAX_BYTES) {
-        free(buf);
-        return SRLM_ERR(SRLM_BAD_INPUT, "%s: judge template is larger than %d bytes", path,
-                        TEMPLATE_MAX_BYTES);
-    }
-    *raw = buf;
-    *n = got;
-    return SRLM_OK;
+    return srlm_read_file(path, "judge template", TEMPLATE_MAX_BYTES, raw, n);
 }
 
 srlm_status srlm_judge_template_load(srlm_judge_template *t, const char *path) {

@@ -39,25 +39,7 @@ int srlm_artifact_done(const char *path) {
 
 /* The whole file in memory (artifacts are parts of a phase: small). */
 static srlm_status read_all(const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *g = realloc(buf, cap * 2);
-        if (!g) { free(buf); buf = NULL; break; }
-        buf = g;
-        cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return SRLM_ERR(SRLM_FAILED, "%s: out of memory reading it", path);
-    if (err) { free(buf); return SRLM_ERR(SRLM_FAILED, "%s: read error", path); }
-    *out = buf;
-    *len = n;
-    return SRLM_OK;
+    return srlm_read_file(path, "artifact", 0, out, len);
 }
 
 srlm_status srlm_artifact_verify(const char *path, long *count) {

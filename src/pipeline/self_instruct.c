@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "io/fsutil.h"
 #include "pipeline/rouge.h"
 
 #define FILE_MAX_BYTES (1 << 20) /* a template or blocklist is a few KB */
@@ -100,27 +101,9 @@ srlm_status srlm_si_pick_shots(int n_ift, int n_prev, int shots_ift, int shots_g
 /* The whole file into a malloc'd buffer (not NUL-terminated), at most
  * FILE_MAX_BYTES; `what` names the file's role in messages. */
 static srlm_status read_small_file(const char *path, const char *what, char **raw, size_t *n) {
-    *raw = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot read %s: %s", path, what, strerror(errno));
-    char *buf = malloc(FILE_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return SRLM_ERR(SRLM_FAILED, "%s: out of memory reading %s", path, what);
-    }
-    size_t got = fread(buf, 1, FILE_MAX_BYTES + 1, f);
-    int failed = ferror(f);
-    int err = errno;
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return SRLM_ERR(SRLM_BAD_INPUT, "%s: cannot read %s: %s", path, what, strerror(err));
-    }
-    if (got > FILE_MAX_BYTES) {
-        free(buf);
-        return SRLM_ERR(SRLM_BAD_INPUT, "%s: %s is larger than %d bytes", path, what,
-                        FILE_MAX_BYTES);
-    }
+    char *buf;
+    size_t got;
+    SRLM_CHECK(srlm_read_file(path, what, FILE_MAX_BYTES, &buf, &got));
     const char *nul = memchr(buf, '\0', got);
     if (nul) {
         size_t at = (size_t)(nul - buf);

@@ -241,7 +241,7 @@ static void test_template_errors(void) {
     snprintf(both, sizeof both, "%s/si-two.txt:4", tmpdir); /* the second one's line */
     expect_template_error("si-two.txt", "# c\n{examples}\n\nmore {examples} here\n", both,
                           "2 times");
-    expect_template_error("si-missing.txt", NULL, "cannot read", NULL);
+    expect_template_error("si-missing.txt", NULL, "cannot open", NULL);
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/si-dir.txt", tmpdir);
     mkdir(dir, 0700); /* a directory opens but does not read */
@@ -401,7 +401,7 @@ static void test_blocklist(void) {
 
     snprintf(path, sizeof path, "%s/si-block-missing.txt", tmpdir);
     CHECK(srlm_si_blocklist_load(&f, path) == SRLM_BAD_INPUT);
-    CHECK_MSG(strstr(srlm_last_error(), path) && strstr(srlm_last_error(), "cannot read"), "%s",
+    CHECK_MSG(strstr(srlm_last_error(), path) && strstr(srlm_last_error(), "cannot open"), "%s",
               srlm_last_error());
 }
 
