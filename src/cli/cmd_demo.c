@@ -235,8 +235,19 @@ static srlm_status report(const demo_args *a, const char *dir, const srlm_lexico
     double d = acc[K - 1] - acc[0];
     printf("\nM1 -> M%d: held-out accuracy %.3f -> %.3f (%+.3f), judge agreement %.3f -> %.3f; plot: %s; %.0f s in all.\n",
            K, acc[0], acc[K - 1], d, agree[0], agree[K - 1], svg, total_seconds);
-    if (d > 0) printf("The model got better at the task by training on its own judgements.\n");
-    else printf("This run did not improve on M1 (see benchmarks/RESULTS.md for the effect over seeds).\n");
+    /* two standard errors of a difference of two accuracies on n held-out
+     * instructions: what one run can tell from chance */
+    const double n = (double)a->eval_prompts, p1 = acc[0], p2 = acc[K - 1];
+    const double noise = 2.0 * sqrt(p1 * (1 - p1) / n + p2 * (1 - p2) / n);
+    if (d > noise)
+        printf("The model got better at the task by training on its own judgements (%+.3f, beyond the %.3f that "
+               "chance alone gives on %ld instructions).\n", d, noise, a->eval_prompts);
+    else if (d < -noise)
+        printf("This run got worse than M1 (%+.3f, beyond chance's %.3f): see benchmarks/RESULTS.md for the effect "
+               "over seeds.\n", d, noise);
+    else
+        printf("This run's change (%+.3f) is within what chance gives on %ld instructions (%.3f): see "
+               "benchmarks/RESULTS.md for the effect over seeds.\n", d, a->eval_prompts, noise);
     return SRLM_OK;
 }
 
@@ -320,7 +331,7 @@ srlm_status cmd_demo(int argc, char **argv) {
         SRLM_CHECK_GOTO(srlm_mkdir_p(dir), st, done);
         if (!srlm_path_exists(m1)) {
             if (!a.quiet)
-                printf("srlm demo: building M1: seed data for the task, a character tokenizer, a random %d-layer "
+                printf("srlm demo: building M1: seed data for the task, a syllable tokenizer, a random %d-layer "
                        "Llama (dim %d), SFT on IFT + EFT\n", r.layers, r.dim);
             srlm_demo_m1_times tm;
             SRLM_CHECK_GOTO(srlm_demo_build_m1(&r, &lx, dir, (int)a.threads, a.quiet, &tm), st, done);
