@@ -64,7 +64,7 @@ typedef struct {
     srlm_comm       *world, *tp_comm, *dp_comm;
     int              rank, dp_rank, dp;
     int64_t          n_pad, n_shard, shard_off;
-    float           *gshard;        /* this rank's summed gradient shard (host, dp > 1) */
+    float           *gshard;        /* this rank's summed gradient shard (host; dp > 1 without NCCL) */
     /* the optimizer's views, in the backend's memory: the gradient shard (a
      * slice of the gradients when dp = 1, else gshard or a device copy of it)
      * and the moments (t->adam_m / adam_v themselves on a host-memory backend;
@@ -225,6 +225,15 @@ static srlm_status prune_checkpoints(trainer *t) {
     return st;
 }
 
+/* The host gradient shard that MPI's reduce-scatter writes (dp > 1 without
+ * device collectives). */
+static srlm_status alloc_host_shard(trainer *t) {
+    t->gshard = malloc(sizeof(float) * (size_t)t->n_shard);
+    if (!t->gshard)
+        return SRLM_ERR(SRLM_FAILED, "out of memory for the gradient shard (%lld parameters)", (long long)t->n_shard);
+    return SRLM_OK;
+}
+
 /* The optimizer's views (see the trainer struct). A host-memory backend works
  * on t->adam_m, adam_v and gshard directly; a device one gets its own. */
 static srlm_status optimizer_views_new(trainer *t) {
@@ -234,7 +243,10 @@ static srlm_status optimizer_views_new(trainer *t) {
     if (op->host_memory) {
         t->m_v = (srlm_view){t->adam_m, SRLM_F32, 1, n, n};
         t->v_v = (srlm_view){t->adam_v, SRLM_F32, 1, n, n};
-        if (t->dp > 1) t->gshard_v = (srlm_view){t->gshard, SRLM_F32, 1, n, n};
+        if (t->dp > 1) {
+            SRLM_CHECK(alloc_host_shard(t));
+            t->gshard_v = (srlm_view){t->gshard, SRLM_F32, 1, n, n};
+        }
         return SRLM_OK;
     }
     t->own_views = 1;
@@ -245,7 +257,8 @@ static srlm_status optimizer_views_new(trainer *t) {
     if (t->dp > 1) {
         SRLM_CHECK(op->alloc(t->be, &t->gshard_v, SRLM_F32, 1, n, "the gradient shard"));
         if (op->device_comm) SRLM_CHECK(op->device_comm(t->be, t->dp_comm, &t->dp_dev));
-        if (t->dp_dev) return SRLM_OK;
+        if (t->dp_dev) return SRLM_OK; /* NCCL reduces into gshard_v itself */
+        SRLM_CHECK(alloc_host_shard(t));
         t->host_flat = malloc(sizeof(float) * (size_t)t->n_pad);
         if (!t->host_flat)
             return SRLM_ERR(SRLM_FAILED, "out of memory staging %lld gradients on the host", (long long)t->n_pad);
@@ -901,12 +914,10 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->n_pad = t->n_shard * t->dp;
     t->shard_off = t->n_shard * t->dp_rank;
     t->adam_m = calloc(2 * (size_t)t->n_shard, sizeof(float));
-    /* dp = 1: the optimizer reads the gradients in place (no shard copy) */
-    t->gshard = t->dp > 1 ? malloc(sizeof(float) * (size_t)t->n_shard) : NULL;
     t->perm = malloc(sizeof(int) * (size_t)t->n_examples);
     t->ids = malloc(sizeof(int) * (N + (size_t)t->micro_seqs));
     t->logp = malloc(sizeof(float) * 2 * N);
-    if (!t->adam_m || (t->dp > 1 && !t->gshard) || !t->perm || !t->ids || !t->logp)
+    if (!t->adam_m || !t->perm || !t->ids || !t->logp)
         return SRLM_ERR(SRLM_FAILED, "out of memory for optimizer state (%lld parameters in this shard)",
                         (long long)t->n_shard);
     t->adam_v = t->adam_m + t->n_shard;
