@@ -2,17 +2,25 @@
 # One command for a machine with an NVIDIA GPU (benchmarks/gpu/README.md):
 #   1. configure and build srlm with CUDA (Release) into build-gpu
 #   2. run every gpu-labelled test (ctest -L gpu)
-#   3. run compute-sanitizer memcheck and racecheck on each kernel test (tests/gpu)
-#   4. time the kernels (bench_kernels) and their PyTorch peers (peers.py)
+#   3. time the kernels (bench_kernels) and their PyTorch peers (peers.py)
+#   4. time the whole model (bench_model): training-step MFU, batch-1 decode
 #   5. print one table and append dated rows naming the GPU to
 #      benchmarks/RESULTS.md under "## GPU kernels"
+#   6. run compute-sanitizer memcheck and racecheck on each kernel test
+#      (tests/gpu); last because it is by far the slowest step
 # Without a GPU it says so and exits 2; a failed test, sanitizer run or kernel
 # call makes it exit 1 after everything else has run.
 #
 # Environment: SRLM_GPU_BUILD (build folder, default build-gpu), SRLM_GPU_LOGS
 # (logs and TSVs, default $SRLM_GPU_BUILD/gpu-logs), JOBS (build parallelism),
 # SRLM_GPU_QUICK=1 (fewer repeats: a smoke run, not for RESULTS.md numbers),
-# SRLM_GPU_NO_RESULTS=1 (do not touch RESULTS.md).
+# SRLM_GPU_NO_RESULTS=1 (do not touch RESULTS.md), SRLM_GPU_PREBUILT=1 (use
+# the build folder as it is: built elsewhere, e.g. on a login node with the
+# development packages, for a compute node without them), SRLM_GPU_PYTHON (the
+# python that has torch, default python3), SRLM_GPU_SANITIZE_TIMEOUT and
+# SRLM_GPU_MODEL_TIMEOUT (seconds per sanitizer run, default 1800, and for
+# bench_model, default 1200), SRLM_GPU_COMMIT (the commit named in RESULTS.md
+# where the tree is not a git checkout).
 set -u -o pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,6 +31,9 @@ jobs=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 quick=()
 [ "${SRLM_GPU_QUICK:-0}" = 1 ] && quick=(--quick)
 results=benchmarks/RESULTS.md
+python=${SRLM_GPU_PYTHON:-python3}
+sanitize_timeout=${SRLM_GPU_SANITIZE_TIMEOUT:-1800}
+model_timeout=${SRLM_GPU_MODEL_TIMEOUT:-1200}
 
 die() {
     echo "run.sh: $*" >&2
@@ -45,13 +56,21 @@ mkdir -p "$logs" || die "cannot create $logs"
 failed=()
 
 # ---- 1. build ----
-step "1. configure and build ($build, Release, SRLM_CUDA=ON)"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSRLM_CUDA=ON >"$logs/configure.log" 2>&1 ||
-    { tail -n 30 "$logs/configure.log" >&2
-      die "configure failed ($logs/configure.log): srlm also needs libyaml, libcjson, sentencepiece, OpenBLAS and MPI development packages"; }
-cmake --build "$build" -j "$jobs" >"$logs/build.log" 2>&1 ||
-    { grep -E "error|Error" "$logs/build.log" | head -n 30 >&2; die "build failed ($logs/build.log)"; }
-echo "built"
+if [ "${SRLM_GPU_PREBUILT:-0}" = 1 ]; then
+    step "1. build: prebuilt ($build, SRLM_GPU_PREBUILT=1)"
+    for f in srlm benchmarks/gpu/bench_kernels benchmarks/gpu/bench_model tests/CTestTestfile.cmake; do
+        [ -e "$build/$f" ] || die "SRLM_GPU_PREBUILT=1 but $build/$f is missing: build with -DSRLM_CUDA=ON into $build first"
+    done
+    echo "using $build as built"
+else
+    step "1. configure and build ($build, Release, SRLM_CUDA=ON)"
+    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DSRLM_CUDA=ON >"$logs/configure.log" 2>&1 ||
+        { tail -n 30 "$logs/configure.log" >&2
+          die "configure failed ($logs/configure.log): srlm also needs libyaml, libcjson, sentencepiece, OpenBLAS and MPI development packages"; }
+    cmake --build "$build" -j "$jobs" >"$logs/build.log" 2>&1 ||
+        { grep -E "error|Error" "$logs/build.log" | head -n 30 >&2; die "build failed ($logs/build.log)"; }
+    echo "built"
+fi
 
 # ---- 2. gpu-labelled tests ----
 step "2. ctest -L gpu"
@@ -59,40 +78,8 @@ if ! ctest --test-dir "$build" -L gpu --no-tests=error --output-on-failure 2>&1 
     failed+=("ctest -L gpu")
 fi
 
-# ---- 3. compute-sanitizer on each kernel test ----
-step "3. compute-sanitizer memcheck and racecheck on tests/gpu"
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-if [ ! -x "$sanitizer" ]; then
-    echo "compute-sanitizer not found: sanitizer runs skipped"
-    failed+=("compute-sanitizer missing")
-else
-    for src in tests/gpu/test_*.c; do
-        name=$(basename "$src" .c)
-        bin=$build/tests/$name
-        if [ ! -x "$bin" ]; then
-            failed+=("$name: not built")
-            continue
-        fi
-        for tool in memcheck racecheck; do
-            log=$logs/$name.$tool.log
-            # --error-exitcode 86: a hazard found; 77: the test skipped itself
-            timeout 1800 "$sanitizer" --tool "$tool" --error-exitcode 86 "$bin" >"$log" 2>&1
-            rc=$?
-            case $rc in
-                0) verdict=clean ;;
-                77) verdict="skipped (the test found no GPU)" ;;
-                86) verdict="HAZARDS FOUND"; failed+=("$tool $name") ;;
-                124) verdict="TIMED OUT"; failed+=("$tool $name (timeout)") ;;
-                *) verdict="test failed (exit $rc)"; failed+=("$tool $name (exit $rc)") ;;
-            esac
-            printf '%-24s %-10s %s  (%s)\n' "$name" "$tool" "$verdict" "$log"
-            [ "$rc" = 0 ] || [ "$rc" = 77 ] || tail -n 15 "$log"
-        done
-    done
-fi
-
-# ---- 4. benchmarks ----
-step "4. benchmarks: bench_kernels and the PyTorch peers"
+# ---- 3. benchmarks ----
+step "3. benchmarks: bench_kernels and the PyTorch peers"
 srlm_tsv=$logs/srlm.tsv
 torch_tsv=$logs/torch.tsv
 : >"$torch_tsv"
@@ -101,8 +88,8 @@ if ! "$build/benchmarks/gpu/bench_kernels" "${quick[@]}" >"$srlm_tsv" 2>"$logs/b
     failed+=("bench_kernels")
 fi
 peer_note=""
-if python3 -c "import torch" >/dev/null 2>&1; then
-    if ! python3 benchmarks/gpu/peers.py "${quick[@]}" >"$torch_tsv" 2>"$logs/peers.err"; then
+if $python -c "import torch" >/dev/null 2>&1; then
+    if ! $python benchmarks/gpu/peers.py "${quick[@]}" >"$torch_tsv" 2>"$logs/peers.err"; then
         cat "$logs/peers.err" >&2
         peer_note="peer not measured: peers.py failed ($logs/peers.err)"
     fi
@@ -111,8 +98,8 @@ else
 fi
 [ -n "$peer_note" ] && echo "$peer_note"
 
-# ---- 4b. the whole model through the ops table (the code srlm sft / generate run) ----
-step "4b. whole model: training-step MFU and batch-1 decode (bench_model, ~1B Llama)"
+# ---- 4. the whole model through the ops table (the code srlm sft / generate run) ----
+step "4. whole model: training-step MFU and batch-1 decode (bench_model, ~1B Llama)"
 model_txt=$logs/bench_model.txt
 : >"$model_txt"
 copy_gbs=$(awk -F'\t' '$8 == "memcpy_GB/s" { print $9; exit }' "$srlm_tsv")
@@ -129,7 +116,7 @@ fp32_peak=${SRLM_GPU_FP32_TFLOPS:-$fp32_peak}
 model_args=(--backend cuda --config 1b --batch 4 --seq 1024 --steps 10 --decode 128 --peak-tflops "$fp32_peak")
 [ -n "$copy_gbs" ] && model_args+=(--mem-gbs "$copy_gbs")
 [ ${#quick[@]} -gt 0 ] && model_args=(--backend cuda --config tiny --steps 3 --decode 16)
-if timeout 1200 "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >"$model_txt" 2>"$logs/bench_model.err"; then
+if timeout "$model_timeout" "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >"$model_txt" 2>"$logs/bench_model.err"; then
     cat "$model_txt"
     tflops=$(sed -n 's/^train_step:.* \([0-9.]*\) TFLOP\/s.*/\1/p' "$model_txt")
     [ -n "$tflops" ] && [ "$bf16_peak" != 0 ] &&
@@ -157,12 +144,12 @@ awk -F'\t' -v OFS='\t' '
 {
     printf 'kernel\tdtype\tshape\tsrlm_ms\tsrlm\ttorch\tunit\tsrlm/torch\tof_copy_bw\n'
     cat "$table"
-} | column -t -s $'\t'
+} | if command -v column >/dev/null 2>&1; then column -t -s $'\t'; else cat; fi
 [ -n "$peer_note" ] && echo "($peer_note)"
 
 if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && [ -s "$table" ] && [ ${#quick[@]} = 0 ]; then
     day=$(date -u +%Y-%m-%d)
-    sha=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+    sha=${SRLM_GPU_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
     rows=$logs/rows.md
     awk -F'\t' -v d="$day" -v g="$gpu_name" -v s="$sha" -v note="$peer_note" '{
         tv = ($6 == "-" && note != "") ? "not measured" : $6
@@ -213,6 +200,41 @@ HEAD
         ' "$results" >"$results.tmp" && mv "$results.tmp" "$results"
     fi
     echo "appended $(wc -l <"$rows") rows to $results (## GPU kernels)"
+fi
+
+# ---- 6. compute-sanitizer on each kernel test (last: the slowest step) ----
+step "6. compute-sanitizer memcheck and racecheck on tests/gpu"
+sanitizer=$(command -v compute-sanitizer)
+for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+    [ -n "$sanitizer" ] || { [ -x "$c" ] && sanitizer=$c; }
+done
+if [ -z "$sanitizer" ]; then
+    echo "compute-sanitizer not found: sanitizer runs skipped"
+    failed+=("compute-sanitizer missing")
+else
+    for src in tests/gpu/test_*.c; do
+        name=$(basename "$src" .c)
+        bin=$build/tests/$name
+        if [ ! -x "$bin" ]; then
+            failed+=("$name: not built")
+            continue
+        fi
+        for tool in memcheck racecheck; do
+            log=$logs/$name.$tool.log
+            # --error-exitcode 86: a hazard found; 77: the test skipped itself
+            timeout "$sanitize_timeout" "$sanitizer" --tool "$tool" --error-exitcode 86 "$bin" >"$log" 2>&1
+            rc=$?
+            case $rc in
+                0) verdict=clean ;;
+                77) verdict="skipped (the test found no GPU)" ;;
+                86) verdict="HAZARDS FOUND"; failed+=("$tool $name") ;;
+                124) verdict="TIMED OUT"; failed+=("$tool $name (timeout)") ;;
+                *) verdict="test failed (exit $rc)"; failed+=("$tool $name (exit $rc)") ;;
+            esac
+            printf '%-24s %-10s %s  (%s)\n' "$name" "$tool" "$verdict" "$log"
+            [ "$rc" = 0 ] || [ "$rc" = 77 ] || tail -n 15 "$log"
+        done
+    done
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then
