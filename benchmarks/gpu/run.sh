@@ -19,7 +19,7 @@
 # development packages, for a compute node without them), SRLM_GPU_PYTHON (the
 # python that has torch, default python3), SRLM_GPU_SANITIZE_TIMEOUT and
 # SRLM_GPU_MODEL_TIMEOUT (seconds per sanitizer run, default 1800, and for
-# bench_model, default 1200), SRLM_GPU_COMMIT (the commit named in RESULTS.md
+# each benchmark program, default 1200), SRLM_GPU_COMMIT (the commit named in RESULTS.md
 # where the tree is not a git checkout).
 set -u -o pipefail
 
@@ -83,13 +83,13 @@ step "3. benchmarks: bench_kernels and the PyTorch peers"
 srlm_tsv=$logs/srlm.tsv
 torch_tsv=$logs/torch.tsv
 : >"$torch_tsv"
-if ! "$build/benchmarks/gpu/bench_kernels" "${quick[@]}" >"$srlm_tsv" 2>"$logs/bench_kernels.err"; then
+if ! timeout "$model_timeout" "$build/benchmarks/gpu/bench_kernels" "${quick[@]}" >"$srlm_tsv" 2>"$logs/bench_kernels.err"; then
     cat "$logs/bench_kernels.err" >&2
     failed+=("bench_kernels")
 fi
 peer_note=""
 if $python -c "import torch" >/dev/null 2>&1; then
-    if ! $python benchmarks/gpu/peers.py "${quick[@]}" >"$torch_tsv" 2>"$logs/peers.err"; then
+    if ! timeout "$model_timeout" $python benchmarks/gpu/peers.py "${quick[@]}" >"$torch_tsv" 2>"$logs/peers.err"; then
         cat "$logs/peers.err" >&2
         peer_note="peer not measured: peers.py failed ($logs/peers.err)"
     fi
