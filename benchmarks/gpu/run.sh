@@ -20,7 +20,8 @@
 # python that has torch, default python3), SRLM_GPU_SANITIZE_TIMEOUT and
 # SRLM_GPU_MODEL_TIMEOUT (seconds per sanitizer run, default 1800, and for
 # each benchmark program, default 1200), SRLM_GPU_COMMIT (the commit named in RESULTS.md
-# where the tree is not a git checkout).
+# where the tree is not a git checkout), SRLM_GPU_SANITIZE_TESTS (space-separated
+# test names, e.g. "test_attention_gpu": run the sanitizers on these only).
 set -u -o pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -217,6 +218,10 @@ else
     "$sanitizer" --help 2>&1 | grep -q -- --report-api-errors && api_errors=(--report-api-errors no)
     for src in tests/gpu/test_*.c; do
         name=$(basename "$src" .c)
+        if [ -n "${SRLM_GPU_SANITIZE_TESTS:-}" ] && ! [[ " $SRLM_GPU_SANITIZE_TESTS " == *" $name "* ]]; then
+            echo "$name: not in SRLM_GPU_SANITIZE_TESTS, sanitizers not run"
+            continue
+        fi
         bin=$build/tests/$name
         if [ ! -x "$bin" ]; then
             failed+=("$name: not built")
