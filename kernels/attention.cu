@@ -156,8 +156,9 @@ constexpr int kMmaBK = 64;             /* keys per tile */
 /* Smem rows padded by 8 bf16 (16 bytes): the 8 row addresses of one ldmatrix
  * land in 8 different 16-byte bank groups. */
 template <int HD> __host__ __device__ constexpr int mma_lds() { return HD + 8; }
+/* Q, then two buffers of (K tile, V tile): tile i + 1 loads while tile i is used. */
 template <int HD> static size_t mma_smem_bytes() {
-    return sizeof(__nv_bfloat16) * (size_t)(kMmaBQ + 2 * kMmaBK) * mma_lds<HD>();
+    return sizeof(__nv_bfloat16) * (size_t)(kMmaBQ + 4 * kMmaBK) * mma_lds<HD>();
 }
 
 /* Copies `rows` rows of HD bf16 from global (row r at src + r * ld) into smem,
@@ -174,6 +175,29 @@ __device__ __forceinline__ void load_tile_bf16(__nv_bfloat16 *dst, const __nv_bf
     }
 }
 
+/* The same copy as load_tile_bf16 with cp.async (sm_80+): the 16-byte vectors go
+ * global -> shared without registers and without waiting, so the next key tile
+ * streams in while the tensor cores work on this one. Rows >= valid are zeroed
+ * with plain stores; both are ordered by the caller's wait + __syncthreads. */
+template <int HD>
+__device__ __forceinline__ void load_tile_bf16_async(__nv_bfloat16 *dst, const __nv_bfloat16 *src, int64_t ld,
+                                                     int rows, int valid) {
+    constexpr int kVec = HD / 8;
+    for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
+        int r = i / kVec, c = (i % kVec) * 8;
+        __nv_bfloat16 *d = dst + r * mma_lds<HD>() + c;
+        if (r < valid) {
+            uint32_t a = (uint32_t)__cvta_generic_to_shared(d);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(src + r * ld + c));
+        } else {
+            *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
+        }
+    }
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+/* waits until at most one group (the tile issued last) is still in flight */
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
 /* Each warp owns 16 query rows: S (16 x 64) = Q K^T by mma with Q fragments kept
  * in registers, the online softmax on the S accumulators (a row's 64 values sit
  * on the 4 lanes of one lane quad), then P, re-packed as bf16 A fragments
@@ -183,9 +207,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
     constexpr int LDS = mma_lds<HD>();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
-    __nv_bfloat16 *ks = qs + kMmaBQ * LDS, *vs = ks + kMmaBK * LDS;
+    __nv_bfloat16 *kv_buf = qs + kMmaBQ * LDS; /* buffer i: K at i * 2 * tile, V after it */
 
-    const int b = blockIdx.z, h = blockIdx.y, t0 = blockIdx.x * kMmaBQ;
+    /* the last query tiles see the most keys: start them first, so the short
+     * ones fill in at the end instead of leaving a long tail */
+    const int b = blockIdx.z, h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * kMmaBQ;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
     const int n_past = p.n_past[b], n_new = p.n_new[b], kvh = h / p.group;
     const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
@@ -214,90 +240,102 @@ __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
     for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
 
     const int64_t kbase = cache_row(p, b, 0);
-    for (int k0 = 0; k0 < kv_end; k0 += kMmaBK) {
-        __syncthreads();
+    auto issue_tile = [&](int k0, int buf) {
         const int nk = min(kMmaBK, kv_end - k0);
-        load_tile_bf16<HD>(ks, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, kMmaBK, nk);
-        load_tile_bf16<HD>(vs, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, kMmaBK, nk);
+        __nv_bfloat16 *kd = kv_buf + buf * 2 * kMmaBK * LDS;
+        load_tile_bf16_async<HD>(kd, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, kMmaBK, nk);
+        load_tile_bf16_async<HD>(kd + kMmaBK * LDS, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, kMmaBK, nk);
+    };
+    if (kv_end > 0) issue_tile(0, 0);
+    cp_async_commit();
+    for (int k0 = 0, buf = 0; k0 < kv_end; k0 += kMmaBK, buf ^= 1) {
+        /* the next tile into the other buffer (its last readers passed the
+         * __syncthreads at the end of the previous step), then wait for this one */
+        if (k0 + kMmaBK < kv_end) issue_tile(k0 + kMmaBK, buf ^ 1);
+        cp_async_commit();
+        cp_async_wait_one();
         __syncthreads();
-        if (k0 >= warp_lim) continue;
+        const __nv_bfloat16 *ks = kv_buf + buf * 2 * kMmaBK * LDS, *vs = ks + kMmaBK * LDS;
+        if (k0 < warp_lim) { /* else this warp's rows see none of these keys */
+            /* S: 8 n-tiles of 8 keys. One ldmatrix.x4 gives B fragments for two
+             * n-tiles: lanes 0-7 keys +0..7 at d, 8-15 keys +0..7 at d+8, 16-23
+             * keys +8..15 at d, 24-31 keys +8..15 at d+8. */
+            float s[kMmaBK / 8][4];
+#pragma unroll
+            for (int i = 0; i < kMmaBK / 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+#pragma unroll
+            for (int kc = 0; kc < HD / 16; kc++) {
+#pragma unroll
+                for (int np = 0; np < kMmaBK / 16; np++) {
+                    uint32_t bf[4];
+                    ldmatrix_x4(bf, ks + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+                    mma_bf16(s[2 * np], qf[kc], bf[0], bf[1]);
+                    mma_bf16(s[2 * np + 1], qf[kc], bf[2], bf[3]);
+                }
+            }
 
-        /* S: 8 n-tiles of 8 keys. One ldmatrix.x4 gives B fragments for two
-         * n-tiles: lanes 0-7 keys +0..7 at d, 8-15 keys +0..7 at d+8, 16-23
-         * keys +8..15 at d, 24-31 keys +8..15 at d+8. */
-        float s[kMmaBK / 8][4];
+            /* online softmax; accumulator element e of n-tile nt is row (e < 2 ? g : g+8),
+             * key k0 + nt*8 + 2*tig + (e & 1) */
+            float tmax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int i = 0; i < kMmaBK / 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+            for (int nt = 0; nt < kMmaBK / 8; nt++) {
 #pragma unroll
-        for (int kc = 0; kc < HD / 16; kc++) {
-#pragma unroll
-            for (int np = 0; np < kMmaBK / 16; np++) {
-                uint32_t bf[4];
-                ldmatrix_x4(bf, ks + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
-                mma_bf16(s[2 * np], qf[kc], bf[0], bf[1]);
-                mma_bf16(s[2 * np + 1], qf[kc], bf[2], bf[3]);
+                for (int e = 0; e < 4; e++) {
+                    int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                    int lim = e < 2 ? lim_a : lim_b;
+                    float x = key < lim ? s[nt][e] * p.scale_log2 : -INFINITY;
+                    s[nt][e] = x;
+                    tmax[e / 2] = fmaxf(tmax[e / 2], x);
+                }
             }
-        }
+            float alpha[2], m_use[2];
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
+                tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+                float m_new = fmaxf(m[r], tmax[r]);
+                m_use[r] = m_new == -INFINITY ? 0.0f : m_new;
+                alpha[r] = exp2f(m[r] - m_use[r]);
+                m[r] = m_new;
+                l[r] *= alpha[r];
+            }
+#pragma unroll
+            for (int i = 0; i < HD / 8; i++) {
+                o[i][0] *= alpha[0]; o[i][1] *= alpha[0];
+                o[i][2] *= alpha[1]; o[i][3] *= alpha[1];
+            }
+#pragma unroll
+            for (int nt = 0; nt < kMmaBK / 8; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float pr = exp2f(s[nt][e] - m_use[e / 2]);
+                    s[nt][e] = pr;
+                    l[e / 2] += pr;
+                }
+            }
 
-        /* online softmax; accumulator element e of n-tile nt is row (e < 2 ? g : g+8),
-         * key k0 + nt*8 + 2*tig + (e & 1) */
-        float tmax[2] = {-INFINITY, -INFINITY};
+            /* O += P V. A fragment of keys kc*16..+15 = n-tiles 2kc (a0..a3) and
+             * 2kc+1 (a4..a7). V B fragments by ldmatrix.trans: lanes 0-7 keys +0..7
+             * at d, 8-15 keys +8..15 at d, 16-23 keys +0..7 at d+8, 24-31 keys
+             * +8..15 at d+8 -> (b0, b1) for d-tiles 2dp and 2dp+1. */
 #pragma unroll
-        for (int nt = 0; nt < kMmaBK / 8; nt++) {
+            for (int kc = 0; kc < kMmaBK / 16; kc++) {
+                uint32_t pa[4];
+                pa[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
+                pa[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
+                pa[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+                pa[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int key = k0 + nt * 8 + 2 * tig + (e & 1);
-                int lim = e < 2 ? lim_a : lim_b;
-                float x = key < lim ? s[nt][e] * p.scale_log2 : -INFINITY;
-                s[nt][e] = x;
-                tmax[e / 2] = fmaxf(tmax[e / 2], x);
+                for (int dp = 0; dp < HD / 16; dp++) {
+                    uint32_t bf[4];
+                    ldmatrix_x4_trans(bf, vs + (kc * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + dp * 16 +
+                                              (lane / 16) * 8);
+                    mma_bf16(o[2 * dp], pa, bf[0], bf[1]);
+                    mma_bf16(o[2 * dp + 1], pa, bf[2], bf[3]);
+                }
             }
         }
-        float alpha[2], m_use[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
-            tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
-            float m_new = fmaxf(m[r], tmax[r]);
-            m_use[r] = m_new == -INFINITY ? 0.0f : m_new;
-            alpha[r] = exp2f(m[r] - m_use[r]);
-            m[r] = m_new;
-            l[r] *= alpha[r];
-        }
-#pragma unroll
-        for (int i = 0; i < HD / 8; i++) {
-            o[i][0] *= alpha[0]; o[i][1] *= alpha[0];
-            o[i][2] *= alpha[1]; o[i][3] *= alpha[1];
-        }
-#pragma unroll
-        for (int nt = 0; nt < kMmaBK / 8; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float pr = exp2f(s[nt][e] - m_use[e / 2]);
-                s[nt][e] = pr;
-                l[e / 2] += pr;
-            }
-        }
-
-        /* O += P V. A fragment of keys kc*16..+15 = n-tiles 2kc (a0..a3) and
-         * 2kc+1 (a4..a7). V B fragments by ldmatrix.trans: lanes 0-7 keys +0..7
-         * at d, 8-15 keys +8..15 at d, 16-23 keys +0..7 at d+8, 24-31 keys
-         * +8..15 at d+8 -> (b0, b1) for d-tiles 2dp and 2dp+1. */
-#pragma unroll
-        for (int kc = 0; kc < kMmaBK / 16; kc++) {
-            uint32_t pa[4];
-            pa[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
-            pa[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
-            pa[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-            pa[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
-#pragma unroll
-            for (int dp = 0; dp < HD / 16; dp++) {
-                uint32_t bf[4];
-                ldmatrix_x4_trans(bf, vs + (kc * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + dp * 16 + (lane / 16) * 8);
-                mma_bf16(o[2 * dp], pa, bf[0], bf[1]);
-                mma_bf16(o[2 * dp + 1], pa, bf[2], bf[3]);
-            }
-        }
+        __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
 
     /* row sums over the lane quad, then write rows g and g+8 */

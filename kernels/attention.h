@@ -9,11 +9,10 @@
  * cached tokens and brings n_new[b] real rows of T; new row t attends to cache
  * positions 0 .. n_past[b] + t. Padding rows (t >= n_new[b]) get zeros.
  * All views of one call share a dtype, SRLM_F32 or SRLM_BF16; accumulation is
- * fp32 either way. The forward with bf16, head_dim 64 or 128 and rows aligned
- * to 16 bytes runs on the tensor cores (mma.sync); other forwards and the whole
- * backward (except its statistics pass, which is a forward) run a scalar tiled
- * path with the same algorithm. Deterministic: no atomics, every sum in a
- * fixed order. */
+ * fp32 either way. With bf16, head_dim 64 or 128 and rows aligned to 16 bytes,
+ * the forward and the backward run on the tensor cores (mma.sync); other inputs
+ * run a scalar tiled path with the same algorithm. Deterministic: no atomics,
+ * every sum in a fixed order. */
 #ifndef SRLM_KERNEL_ATTENTION_H
 #define SRLM_KERNEL_ATTENTION_H
 

@@ -6,9 +6,11 @@
  *        dV += P^T dO,  dK += scale dS^T Q,  dS = P * (dP - D),  dP = dO V^T
  *   3. dq_kernel: per (sequence, head, 16 query rows), loops over key tiles:
  *        dQ += scale dS K
- * P = exp(scale q.k - lse) is recomputed in both 2 and 3. Scalar fp32 math for
- * float and bf16, any head_dim <= 256. */
-#include "attention_tiles.cuh"
+ * P = exp(scale q.k - lse) is recomputed in both 2 and 3. bf16 with head_dim
+ * 64 or 128 and 16-byte aligned rows runs 2 and 3 on the tensor cores
+ * (attention_bwd_mma.cu, same algorithm and outputs); everything else runs the
+ * scalar kernels below: fp32 math for float and bf16, any head_dim <= 256. */
+#include "attention_bwd_mma.cuh"
 
 using namespace attn;
 
@@ -325,6 +327,7 @@ extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srl
     p.dvec = dvec;
     SRLM_CHECK(launch_fwd(p, q->dtype, st));
 
+    if (bwd_mma_eligible(p, q->dtype, dq, dk, dv)) return launch_bwd_mma(p, dq, dk, dv, st);
     if (q->dtype == SRLM_BF16) return launch_bwd_t<__nv_bfloat16>(p, dq, dk, dv, lse, dvec, st);
     return launch_bwd_t<float>(p, dq, dk, dv, lse, dvec, st);
 }

@@ -21,7 +21,8 @@
 # SRLM_GPU_MODEL_TIMEOUT (seconds per sanitizer run, default 1800, and for
 # each benchmark program, default 1200), SRLM_GPU_COMMIT (the commit named in RESULTS.md
 # where the tree is not a git checkout), SRLM_GPU_SANITIZE_TESTS (space-separated
-# test names, e.g. "test_attention_gpu": run the sanitizers on these only).
+# test names, e.g. "test_attention_gpu": run the sanitizers on these only),
+# SRLM_GPU_MODEL=0 (skip the whole-model benchmark of step 4).
 set -u -o pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -118,7 +119,9 @@ fp32_peak=${SRLM_GPU_FP32_TFLOPS:-$fp32_peak}
 model_args=(--backend cuda --config 1b --batch 4 --seq 1024 --steps 10 --decode 128 --peak-tflops "$fp32_peak")
 [ -n "$copy_gbs" ] && model_args+=(--mem-gbs "$copy_gbs")
 [ ${#quick[@]} -gt 0 ] && model_args=(--backend cuda --config tiny --steps 3 --decode 16)
-if timeout "$model_timeout" "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >"$model_txt" 2>"$logs/bench_model.err"; then
+if [ "${SRLM_GPU_MODEL:-1}" = 0 ]; then
+    echo "skipped (SRLM_GPU_MODEL=0)"
+elif timeout "$model_timeout" "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >"$model_txt" 2>"$logs/bench_model.err"; then
     cat "$model_txt"
     tflops=$(sed -n 's/^train_step:.* \([0-9.]*\) TFLOP\/s.*/\1/p' "$model_txt")
     [ -n "$tflops" ] && [ "$bf16_peak" != 0 ] &&

@@ -2,10 +2,13 @@
  * (the CPU backend's attention and attention_backward) on random inputs, with
  * every output poisoned (NaN) before the kernel runs and the cache rows that
  * must never be read filled with NaN. Shapes: B > 1 with different n_past /
- * n_new and padding rows, slots in a permuted order, GQA and MHA, head_dim 64,
- * 128 (the bf16 tensor-core path) and 80 / 32 (the scalar path), T 1 .. 300,
- * padded row strides. The argument checks run first, on the host; the rest is
- * skipped without a GPU.
+ * n_new, padding rows and padding sequences (n_new 0), slots in a permuted
+ * order, GQA and MHA, T 1 .. 300, padded row strides, max_seq not a multiple
+ * of the tile. bf16 with head_dim 64 or 128 and rows of a multiple of 8
+ * elements runs the tensor-core forward and backward; fp32, head_dim 80 / 32 /
+ * 200 and the bf16 case with a stride of 4 extra elements run the scalar path.
+ * The argument checks run first, on the host; the rest is skipped without a
+ * GPU.
  *
  * Tolerances, relative error in the 2-norm over a whole tensor:
  *   fp32 1e-5 (2e-5 for gradients): the same math in fp32 on both sides; only
@@ -17,8 +20,9 @@
  *   bf16 1e-2: inputs are bf16 on both sides (the CPU reference runs in fp32
  *     on the bf16-rounded values), so the difference is the GPU's rounding:
  *     outputs rounded to bf16 (8-bit mantissa: relative error <= 2^-9 = 2e-3
- *     per element, ~1e-3 in the norm) plus, on the tensor cores, P rounded to
- *     bf16 before P V (another ~2^-9 per weight, averaging out over keys).
+ *     per element, ~1e-3 in the norm) plus, on the tensor cores, P (and in
+ *     the backward dS) rounded to bf16 before the products that use them
+ *     (another ~2^-9 per weight, averaging out over keys).
  *     A wrong fragment layout or mask gives errors of order 1.
  *   lse: max absolute error 1e-4 (fp32) / 1e-3 (bf16) against a double
  *     precision host computation on the same inputs. */
@@ -45,6 +49,8 @@ static const attn_case cases[] = {
     {"gqa 4/2 hd32 T1 B4", SRLM_BF16, 4, 1, 4, 2, 32, 96, 4, 0, {3, 1, 0, 2}, {0, 40, 95, 10}, {1, 1, 1, 0}},
     {"gqa 8/2 hd128 T300", SRLM_BF16, 1, 300, 8, 2, 128, 320, 1, 0, {0}, {0}, {300}},
     {"gqa 8/2 hd128 B2 n_past", SRLM_BF16, 2, 70, 8, 2, 128, 200, 3, 8, {2, 0}, {65, 0}, {70, 3}},
+    {"gqa 4/1 hd64 B3 n_new 0", SRLM_BF16, 3, 20, 4, 1, 64, 150, 4, 0, {3, 1, 0}, {100, 7, 0}, {20, 0, 13}},
+    {"gqa 8/2 hd128 pad4 scalar", SRLM_BF16, 2, 40, 8, 2, 128, 64, 2, 4, {1, 0}, {10, 0}, {30, 40}},
     {"hd200 B2 (wide heads)", SRLM_F32, 2, 20, 2, 1, 200, 48, 2, 0, {1, 0}, {10, 0}, {20, 5}},
 };
 

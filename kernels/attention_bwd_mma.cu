@@ -1,0 +1,362 @@
+/* Attention backward on the tensor cores (bf16, head_dim 64 or 128), the
+ * FlashAttention-2 algorithm in the scalar path's deterministic 3-kernel form
+ * (attention_bwd.cu runs the statistics pass first, then these two):
+ *   dkdv_mma_kernel: a block owns 64 keys of one (sequence, kv head), K and V
+ *     in shared memory for the whole run; it walks the query tiles of every
+ *     query head of the GQA group in a fixed order (head, then rows):
+ *       S^T = K Q^T, P^T = exp2(S^T scale_log2 - lse2), dP^T = V dO^T,
+ *       dS^T = P^T (dP^T - D), dV += P^T dO, dK += dS^T Q (scaled at the end)
+ *   dq_mma_kernel: a block owns 64 query rows of one (sequence, head) and walks
+ *     the key tiles: S = Q K^T, P, dP = dO V^T, dS, dQ += dS K.
+ * Each warp owns 16 rows (keys or queries: the mma's M); every product is
+ * mma.sync m16n8k16 bf16 with fp32 accumulators, the operands read from shared
+ * memory by ldmatrix exactly as fwd_mma_kernel (attention.cu) does; P and dS
+ * are re-packed from accumulators to bf16 A fragments as the forward does with
+ * P. The streamed tiles (Q/dO, or K/V) are double-buffered with cp.async.
+ * dK, dV, dQ stay in fp32 registers and are written once. No atomics and every
+ * sum in a fixed order, so the result is the same on every run.
+ *
+ * Expected speed: the scalar kernels ran 5.6-6.7 TFLOP/s (H100, bf16, hd 128,
+ * causal, bench_kernels' 2.5x-forward FLOP count): one fp32 FMA per shared
+ * memory load, no tensor cores. Here the products run on mma.sync with the
+ * forward's ratio of one ldmatrix.x4 per two mma and about the same mma count
+ * between barriers (step rows * head_dim = 4096), and that forward runs 44-64
+ * TFLOP/s. The backward executes 7 products (dkdv 4, dq 3) plus the
+ * statistics forward (2) for the 5 the bench credits, so at the forward's rate
+ * it should report ~25-35 TFLOP/s: 4-6x the scalar kernels (the dq kernel's
+ * recomputation of S and dP is the price of no atomics). */
+#include "attention_bwd_mma.cuh"
+
+using namespace attn;
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kTile = 16 * kWarps; /* keys per dkdv block, query rows per dq block: 16 per warp */
+
+/* Rows per streamed tile (query rows for dkdv, keys for dq): 64 at hd 64, 32
+ * at hd 128, so that the fp32 accumulators fit in registers and the shared
+ * memory stays under 99 KB (the opt-in limit of every sm_80+ part). */
+template <int HD> __host__ __device__ constexpr int step_rows() { return 4096 / HD; }
+/* Smem rows padded by 8 bf16 (16 bytes): the 8 row addresses of one ldmatrix
+ * land in 8 different 16-byte bank groups (row stride 9 or 17 x 16 bytes). */
+template <int HD> __host__ __device__ constexpr int lds() { return HD + 8; }
+
+/* dkdv: K, V (kTile rows), two buffers of (Q, dO) (step rows each), two of (lse2, D) */
+template <int HD> size_t dkdv_smem_bytes() {
+    return sizeof(__nv_bfloat16) * (size_t)(2 * kTile + 4 * step_rows<HD>()) * lds<HD>() +
+           sizeof(float) * 4 * step_rows<HD>();
+}
+/* dq: Q, dO (kTile rows), two buffers of (K, V) (step rows each) */
+template <int HD> size_t dq_smem_bytes() {
+    return sizeof(__nv_bfloat16) * (size_t)(2 * kTile + 4 * step_rows<HD>()) * lds<HD>();
+}
+
+/* Copies `rows` rows of HD bf16 (row r at src + r * ld) into smem with
+ * cp.async, 16 bytes per copy; rows >= valid are zeroed with plain stores
+ * (cache rows past the end may hold anything, NaN included, and 0 * NaN would
+ * poison the mma). Both are ordered by the caller's wait + __syncthreads. */
+template <int HD>
+__device__ __forceinline__ void load_async(__nv_bfloat16 *dst, const __nv_bfloat16 *src, int64_t ld, int rows,
+                                           int valid) {
+    constexpr int kVec = HD / 8;
+    for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
+        const int r = i / kVec, c = (i % kVec) * 8;
+        __nv_bfloat16 *d = dst + r * lds<HD>() + c;
+        if (r < valid) {
+            const uint32_t a = (uint32_t)__cvta_generic_to_shared(d);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a),
+                         "l"(__cvta_generic_to_global(src + r * ld + c)));
+        } else {
+            *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
+        }
+    }
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+/* waits until at most one group (the tile issued last) is still in flight */
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
+/* c (16 x N) = A B^T for this warp: A is 16 rows of HD (smem, row-major), B is
+ * N rows of HD (smem, row-major), so both are read by plain ldmatrix.
+ * A fragment: lanes 0-15 address rows 0-15 at column kc*16, lanes 16-31 the
+ * same rows at kc*16 + 8 (registers a0a1, a2a3, a4a5, a6a7).
+ * B fragments of two n-tiles per ldmatrix.x4: lanes 0-7 rows +0..7 at d, 8-15
+ * rows +0..7 at d+8, 16-23 rows +8..15 at d, 24-31 rows +8..15 at d+8.
+ * Accumulator element e of n-tile nt: row g (e < 2) or g + 8, column
+ * nt*8 + 2*tig + (e & 1), with g = lane / 4, tig = lane % 4. */
+template <int HD, int N>
+__device__ __forceinline__ void mma_abt(float (&c)[N / 8][4], const __nv_bfloat16 *a, const __nv_bfloat16 *b) {
+    constexpr int LDS = lds<HD>();
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < N / 8; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = 0.0f;
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; kc++) {
+        uint32_t af[4];
+        ldmatrix_x4(af, a + (lane % 16) * LDS + kc * 16 + (lane / 16) * 8);
+#pragma unroll
+        for (int np = 0; np < N / 16; np++) {
+            uint32_t bf[4];
+            ldmatrix_x4(bf, b + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+            mma_bf16(c[2 * np], af, bf[0], bf[1]);
+            mma_bf16(c[2 * np + 1], af, bf[2], bf[3]);
+        }
+    }
+}
+
+/* acc (16 x HD) += X B for this warp: X (16 x K) sits in accumulator layout
+ * (mma_abt's c) and is re-packed to bf16 A fragments: k-chunk kc is n-tiles
+ * 2kc (a0..a3) and 2kc+1 (a4..a7). B is K rows of HD (smem, row-major), read
+ * by ldmatrix.trans: lanes 0-7 rows +0..7 at d, 8-15 rows +8..15 at d, 16-23
+ * rows +0..7 at d+8, 24-31 rows +8..15 at d+8 -> (b0, b1) of d-tiles 2dp and
+ * 2dp+1. */
+template <int HD, int K>
+__device__ __forceinline__ void mma_ab(float (&acc)[HD / 8][4], const float (&x)[K / 8][4], const __nv_bfloat16 *b) {
+    constexpr int LDS = lds<HD>();
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int kc = 0; kc < K / 16; kc++) {
+        uint32_t xa[4];
+        xa[0] = pack_bf16(x[2 * kc][0], x[2 * kc][1]);
+        xa[1] = pack_bf16(x[2 * kc][2], x[2 * kc][3]);
+        xa[2] = pack_bf16(x[2 * kc + 1][0], x[2 * kc + 1][1]);
+        xa[3] = pack_bf16(x[2 * kc + 1][2], x[2 * kc + 1][3]);
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            uint32_t bf[4];
+            ldmatrix_x4_trans(bf, b + (kc * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + dp * 16 + (lane / 16) * 8);
+            mma_bf16(acc[2 * dp], xa, bf[0], bf[1]);
+            mma_bf16(acc[2 * dp + 1], xa, bf[2], bf[3]);
+        }
+    }
+}
+
+/* Writes this warp's 16 x HD accumulator (rows g and g+8 at row0 and row0 + 8
+ * of the view, columns col0 ..) times scale as bf16; rows >= nrows are skipped
+ * and rows >= nreal get 0. */
+template <int HD>
+__device__ __forceinline__ void store_rows(__nv_bfloat16 *out, int64_t ld, int64_t row0, int col0, int r0, int nrows,
+                                           int nreal, const float (&acc)[HD / 8][4], float scale) {
+    const int lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int rr = r0 + g + 8 * r; /* row index that nrows / nreal count */
+        if (rr >= nrows) continue;
+        const bool real = rr < nreal;
+        __nv_bfloat16 *o = out + (row0 + g + 8 * r) * ld + col0 + 2 * tig;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; nt++)
+            *reinterpret_cast<__nv_bfloat162 *>(o + nt * 8) = __floats2bfloat162_rn(
+                real ? acc[nt][2 * r] * scale : 0.0f, real ? acc[nt][2 * r + 1] * scale : 0.0f);
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(kWarps * 32)
+    dkdv_mma_kernel(Params p, __nv_bfloat16 *dk, int64_t lddk, __nv_bfloat16 *dv, int64_t lddv) {
+    constexpr int LDS = lds<HD>(), BQ = step_rows<HD>();
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16 *ks = reinterpret_cast<__nv_bfloat16 *>(smem_raw); /* kTile x LDS */
+    __nv_bfloat16 *vs = ks + kTile * LDS;                             /* kTile x LDS */
+    __nv_bfloat16 *qbuf = vs + kTile * LDS;      /* buffer i: Q at i * 2 * BQ * LDS, dO after it */
+    float *stat = reinterpret_cast<float *>(qbuf + 4 * BQ * LDS); /* buffer i: lse2 at i * 2 * BQ, D after it */
+
+    const int b = blockIdx.z, kvh = blockIdx.y, k0 = blockIdx.x * kTile;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int n_past = p.n_past[b], n_new = p.n_new[b], kv_end = n_past + n_new;
+    const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
+                        *v = (const __nv_bfloat16 *)p.v, *dout = (const __nv_bfloat16 *)p.dout;
+    const int64_t kbase = cache_row(p, b, 0);
+
+    /* query row t sees key j when n_past + t >= j: rows before tq_first see no
+     * key of this block. Tiles past kv_end (and padding sequences) have no
+     * steps and write zeros. */
+    const int tq_first = max(0, k0 - n_past) / BQ * BQ;
+    const int nqt = k0 < kv_end && tq_first < n_new ? (n_new - tq_first + BQ - 1) / BQ : 0;
+    const int nsteps = p.group * nqt; /* step i: head kvh*group + i / nqt, rows tq_first + (i % nqt) * BQ */
+
+    auto issue = [&](int i, int buf) {
+        const int h = kvh * p.group + i / nqt, tq0 = tq_first + (i % nqt) * BQ;
+        const int nq = min(BQ, n_new - tq0);
+        const int64_t row0 = (int64_t)b * p.T + tq0;
+        __nv_bfloat16 *qd = qbuf + buf * 2 * BQ * LDS;
+        load_async<HD>(qd, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, BQ, nq);
+        load_async<HD>(qd + BQ * LDS, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, BQ, nq);
+        float *st = stat + buf * 2 * BQ;
+        for (int r = threadIdx.x; r < BQ; r += blockDim.x) {
+            st[r] = r < nq ? p.lse[(row0 + r) * p.nh + h] * kLog2e : 0.0f;
+            st[BQ + r] = r < nq ? p.dvec[(row0 + r) * p.nh + h] : 0.0f;
+        }
+    };
+
+    float dka[HD / 8][4], dva[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dka[i][e] = dva[i][e] = 0.0f;
+
+    if (nsteps > 0) { /* K and V once, with the first query tile */
+        const int nk = min(kTile, kv_end - k0);
+        load_async<HD>(ks, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, kTile, nk);
+        load_async<HD>(vs, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, kTile, nk);
+        issue(0, 0);
+    }
+    cp_async_commit();
+    const int wkey0 = k0 + warp * 16; /* this warp's first key */
+    const int key_a = wkey0 + g, key_b = key_a + 8;
+    for (int i = 0, buf = 0; i < nsteps; i++, buf ^= 1) {
+        /* the next tile into the other buffer (its last readers passed the
+         * __syncthreads at the end of the previous step), then wait for this one */
+        if (i + 1 < nsteps) issue(i + 1, buf ^ 1);
+        cp_async_commit();
+        cp_async_wait_one();
+        __syncthreads();
+        const int tq0 = tq_first + (i % nqt) * BQ;
+        const __nv_bfloat16 *qs = qbuf + buf * 2 * BQ * LDS, *dos = qs + BQ * LDS;
+        const float *ls = stat + buf * 2 * BQ, *dd = ls + BQ;
+        /* else this warp's keys are all after the step's last real row */
+        if (wkey0 <= n_past + min(tq0 + BQ, n_new) - 1) {
+            /* P^T: element (key, query t); key <= n_past + t and t real, the
+             * scalar path's mask (keys past kv_end fail it for every real t) */
+            float pt[BQ / 8][4];
+            mma_abt<HD, BQ>(pt, ks + warp * 16 * LDS, qs);
+#pragma unroll
+            for (int nt = 0; nt < BQ / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int col = nt * 8 + 2 * tig + (e & 1), t = tq0 + col;
+                    const bool vis = t < n_new && (e < 2 ? key_a : key_b) <= n_past + t;
+                    pt[nt][e] = vis ? exp2f(pt[nt][e] * p.scale_log2 - ls[col]) : 0.0f;
+                }
+            /* dS^T = P^T (dP^T - D); masked entries stay 0 (dP is finite: padding rows and keys are zeros) */
+            float dst[BQ / 8][4];
+            mma_abt<HD, BQ>(dst, vs + warp * 16 * LDS, dos);
+#pragma unroll
+            for (int nt = 0; nt < BQ / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) dst[nt][e] = pt[nt][e] * (dst[nt][e] - dd[nt * 8 + 2 * tig + (e & 1)]);
+            mma_ab<HD, BQ>(dva, pt, dos);
+            mma_ab<HD, BQ>(dka, dst, qs);
+        }
+        __syncthreads(); /* everyone is done with buf before the next step refills it */
+    }
+
+    /* every row of the slot is written: rows past n_past + n_new get zeros */
+    const float scale = p.scale_log2 / kLog2e;
+    const int nrows = p.max_seq - k0; /* rows of this block inside the slot */
+    store_rows<HD>(dk, lddk, kbase + wkey0, kvh * HD, warp * 16, nrows, nrows, dka, scale);
+    store_rows<HD>(dv, lddv, kbase + wkey0, kvh * HD, warp * 16, nrows, nrows, dva, 1.0f);
+}
+
+template <int HD>
+__global__ void __launch_bounds__(kWarps * 32) dq_mma_kernel(Params p, __nv_bfloat16 *dq, int64_t lddq) {
+    constexpr int LDS = lds<HD>(), BK = step_rows<HD>();
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16 *qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw); /* kTile x LDS */
+    __nv_bfloat16 *dos = qs + kTile * LDS;                            /* kTile x LDS */
+    __nv_bfloat16 *kv_buf = dos + kTile * LDS; /* buffer i: K at i * 2 * BK * LDS, V after it */
+
+    /* the last query tiles see the most keys: start them first (as the forward) */
+    const int b = blockIdx.z, h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * kTile;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int n_past = p.n_past[b], n_new = p.n_new[b], kvh = h / p.group;
+    const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
+                        *v = (const __nv_bfloat16 *)p.v, *dout = (const __nv_bfloat16 *)p.dout;
+    const int kv_end = t0 < n_new ? n_past + min(t0 + kTile, n_new) : 0; /* keys the last real row sees */
+
+    /* this lane's two rows: g and g + 8 of the warp's 16; padding rows see no key */
+    const int ta = t0 + warp * 16 + g, tb = ta + 8;
+    const int lim_a = ta < n_new ? n_past + ta + 1 : 0, lim_b = tb < n_new ? n_past + tb + 1 : 0;
+    const int t_last = min(t0 + warp * 16 + 15, n_new - 1);
+    const int warp_lim = t0 + warp * 16 < n_new ? n_past + t_last + 1 : 0;
+    const int64_t row_a = (int64_t)b * p.T + ta, row_b = row_a + 8;
+    const float lse_a = ta < n_new ? p.lse[row_a * p.nh + h] * kLog2e : 0.0f;
+    const float lse_b = tb < n_new ? p.lse[row_b * p.nh + h] * kLog2e : 0.0f;
+    const float d_a = ta < n_new ? p.dvec[row_a * p.nh + h] : 0.0f;
+    const float d_b = tb < n_new ? p.dvec[row_b * p.nh + h] : 0.0f;
+
+    float acc[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+
+    const int64_t kbase = cache_row(p, b, 0);
+    auto issue_tile = [&](int k0, int buf) {
+        const int nk = min(BK, kv_end - k0);
+        __nv_bfloat16 *kd = kv_buf + buf * 2 * BK * LDS;
+        load_async<HD>(kd, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, BK, nk);
+        load_async<HD>(kd + BK * LDS, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, BK, nk);
+    };
+    if (kv_end > 0) { /* Q and dO once, with the first key tile */
+        const int64_t row0 = (int64_t)b * p.T + t0;
+        const int nq = min(kTile, n_new - t0);
+        load_async<HD>(qs, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, kTile, nq);
+        load_async<HD>(dos, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, kTile, nq);
+        issue_tile(0, 0);
+    }
+    cp_async_commit();
+    for (int k0 = 0, buf = 0; k0 < kv_end; k0 += BK, buf ^= 1) {
+        if (k0 + BK < kv_end) issue_tile(k0 + BK, buf ^ 1);
+        cp_async_commit();
+        cp_async_wait_one();
+        __syncthreads();
+        const __nv_bfloat16 *ks = kv_buf + buf * 2 * BK * LDS, *vs = ks + BK * LDS;
+        if (k0 < warp_lim) { /* else this warp's rows see none of these keys */
+            float pr[BK / 8][4];
+            mma_abt<HD, BK>(pr, qs + warp * 16 * LDS, ks);
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                    pr[nt][e] = key < (e < 2 ? lim_a : lim_b)
+                                    ? exp2f(pr[nt][e] * p.scale_log2 - (e < 2 ? lse_a : lse_b))
+                                    : 0.0f;
+                }
+            float ds[BK / 8][4];
+            mma_abt<HD, BK>(ds, dos + warp * 16 * LDS, vs);
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) ds[nt][e] = pr[nt][e] * (ds[nt][e] - (e < 2 ? d_a : d_b));
+            mma_ab<HD, BK>(acc, ds, ks);
+        }
+        __syncthreads(); /* everyone is done with buf before the next step refills it */
+    }
+
+    /* rows t < T are written, padding rows (t >= n_new) as zeros */
+    const int r0 = t0 + warp * 16;
+    store_rows<HD>(dq, lddq, (int64_t)b * p.T + r0, h * HD, r0, p.T, n_new, acc, p.scale_log2 / kLog2e);
+}
+
+template <int HD>
+srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, cudaStream_t stream) {
+    const size_t smem_kv = dkdv_smem_bytes<HD>(), smem_q = dq_smem_bytes<HD>();
+    if (smem_kv > kDefaultSmem) /* opt in above the default 48 KB per block */
+        SRLM_CUDA_TRY(cudaFuncSetAttribute(dkdv_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+    if (smem_q > kDefaultSmem)
+        SRLM_CUDA_TRY(cudaFuncSetAttribute(dq_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+    dim3 grid_kv((p.max_seq + kTile - 1) / kTile, p.nkv, p.B);
+    dkdv_mma_kernel<HD><<<grid_kv, kWarps * 32, smem_kv, stream>>>(p, (__nv_bfloat16 *)dk->data, dk->stride,
+                                                                    (__nv_bfloat16 *)dv->data, dv->stride);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    if (p.T == 0) return SRLM_OK; /* no query rows: dk, dv are all zeros */
+    dim3 grid_q((p.T + kTile - 1) / kTile, p.nh, p.B);
+    dq_mma_kernel<HD><<<grid_q, kWarps * 32, smem_q, stream>>>(p, (__nv_bfloat16 *)dq->data, dq->stride);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    return SRLM_OK;
+}
+
+}  // namespace
+
+bool attn::bwd_mma_eligible(const Params &p, srlm_dtype dt, const srlm_view *dq, const srlm_view *dk,
+                            const srlm_view *dv) {
+    if (dt != SRLM_BF16 || (p.hd != 64 && p.hd != 128)) return false;
+    /* 16-byte copies of whole head rows (8 bf16) and 4-byte bf16x2 stores */
+    return aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.dout) && aligned16(dq->data) &&
+           aligned16(dk->data) && aligned16(dv->data) && p.ldq % 8 == 0 && p.ldk % 8 == 0 && p.ldv % 8 == 0 &&
+           p.lddo % 8 == 0 && dq->stride % 8 == 0 && dk->stride % 8 == 0 && dv->stride % 8 == 0;
+}
+
+srlm_status attn::launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, cudaStream_t stream) {
+    return p.hd == 64 ? launch<64>(p, dq, dk, dv, stream) : launch<128>(p, dq, dk, dv, stream);
+}
