@@ -159,50 +159,10 @@ constexpr int kMmaWarps = 4;
 constexpr int kMmaBQ = 16 * kMmaWarps; /* 16 query rows per warp (the mma's M) */
 constexpr int kMmaBK = 64;             /* keys per tile */
 
-/* Smem rows padded by 8 bf16 (16 bytes): the 8 row addresses of one ldmatrix
- * land in 8 different 16-byte bank groups. */
-template <int HD> __host__ __device__ constexpr int mma_lds() { return HD + 8; }
 /* Q, then two buffers of (K tile, V tile): tile i + 1 loads while tile i is used. */
 template <int HD> static size_t mma_smem_bytes() {
-    return sizeof(__nv_bfloat16) * (size_t)(kMmaBQ + 4 * kMmaBK) * mma_lds<HD>();
+    return sizeof(__nv_bfloat16) * (size_t)(kMmaBQ + 4 * kMmaBK) * lds<HD>();
 }
-
-/* Copies `rows` rows of HD bf16 from global (row r at src + r * ld) into smem,
- * zero-filling rows >= valid. 16-byte vectors: needs 16-byte aligned rows. */
-template <int HD>
-__device__ __forceinline__ void load_tile_bf16(__nv_bfloat16 *dst, const __nv_bfloat16 *src, int64_t ld,
-                                               int rows, int valid) {
-    constexpr int kVec = HD / 8;
-    for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
-        int r = i / kVec, c = (i % kVec) * 8;
-        uint4 x = make_uint4(0, 0, 0, 0);
-        if (r < valid) x = *reinterpret_cast<const uint4 *>(src + r * ld + c);
-        *reinterpret_cast<uint4 *>(dst + r * mma_lds<HD>() + c) = x;
-    }
-}
-
-/* The same copy as load_tile_bf16 with cp.async (sm_80+): the 16-byte vectors go
- * global -> shared without registers and without waiting, so the next key tile
- * streams in while the tensor cores work on this one. Rows >= valid are zeroed
- * with plain stores; both are ordered by the caller's wait + __syncthreads. */
-template <int HD>
-__device__ __forceinline__ void load_tile_bf16_async(__nv_bfloat16 *dst, const __nv_bfloat16 *src, int64_t ld,
-                                                     int rows, int valid) {
-    constexpr int kVec = HD / 8;
-    for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
-        int r = i / kVec, c = (i % kVec) * 8;
-        __nv_bfloat16 *d = dst + r * mma_lds<HD>() + c;
-        if (r < valid) {
-            uint32_t a = (uint32_t)__cvta_generic_to_shared(d);
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(src + r * ld + c));
-        } else {
-            *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
-        }
-    }
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-/* waits until at most one group (the tile issued last) is still in flight */
-__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 
 /* Each warp owns 16 query rows: S (16 x 64) = Q K^T by mma with Q fragments kept
  * in registers, the online softmax on the S accumulators (a row's 64 values sit
@@ -210,7 +170,7 @@ __device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wai
  * (accumulator layout of two n-tiles == A layout of one k-step), times V. */
 template <int HD>
 __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
-    constexpr int LDS = mma_lds<HD>();
+    constexpr int LDS = lds<HD>();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
     __nv_bfloat16 *kv_buf = qs + kMmaBQ * LDS; /* buffer i: K at i * 2 * tile, V after it */
@@ -224,8 +184,10 @@ __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
                         *v = (const __nv_bfloat16 *)p.v;
     const int kv_end = t0 < n_new ? n_past + min(t0 + kMmaBQ, n_new) : 0;
 
-    load_tile_bf16<HD>(qs, q + ((int64_t)b * p.T + t0) * p.ldq + (int64_t)h * HD, p.ldq, kMmaBQ,
-                       min(kMmaBQ, n_new - t0));
+    load_async<HD>(qs, q + ((int64_t)b * p.T + t0) * p.ldq + (int64_t)h * HD, p.ldq, kMmaBQ,
+                   min(kMmaBQ, n_new - t0));
+    cp_async_commit();
+    cp_async_wait_all();
     __syncthreads();
     /* A fragments of Q: lanes 0-15 address rows 0-15 at column kc*16, lanes
      * 16-31 the same rows at column kc*16 + 8 (matrices a0a1, a2a3, a4a5, a6a7). */
@@ -249,8 +211,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
     auto issue_tile = [&](int k0, int buf) {
         const int nk = min(kMmaBK, kv_end - k0);
         __nv_bfloat16 *kd = kv_buf + buf * 2 * kMmaBK * LDS;
-        load_tile_bf16_async<HD>(kd, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, kMmaBK, nk);
-        load_tile_bf16_async<HD>(kd + kMmaBK * LDS, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, kMmaBK, nk);
+        load_async<HD>(kd, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, kMmaBK, nk);
+        load_async<HD>(kd + kMmaBK * LDS, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, kMmaBK, nk);
     };
     if (kv_end > 0) issue_tile(0, 0);
     cp_async_commit();
@@ -320,26 +282,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
                 }
             }
 
-            /* O += P V. A fragment of keys kc*16..+15 = n-tiles 2kc (a0..a3) and
-             * 2kc+1 (a4..a7). V B fragments by ldmatrix.trans: lanes 0-7 keys +0..7
-             * at d, 8-15 keys +8..15 at d, 16-23 keys +0..7 at d+8, 24-31 keys
-             * +8..15 at d+8 -> (b0, b1) for d-tiles 2dp and 2dp+1. */
-#pragma unroll
-            for (int kc = 0; kc < kMmaBK / 16; kc++) {
-                uint32_t pa[4];
-                pa[0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
-                pa[1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
-                pa[2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-                pa[3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
-#pragma unroll
-                for (int dp = 0; dp < HD / 16; dp++) {
-                    uint32_t bf[4];
-                    ldmatrix_x4_trans(bf, vs + (kc * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + dp * 16 +
-                                              (lane / 16) * 8);
-                    mma_bf16(o[2 * dp], pa, bf[0], bf[1]);
-                    mma_bf16(o[2 * dp + 1], pa, bf[2], bf[3]);
-                }
-            }
+            /* O += P V: P re-packed from the S accumulators to bf16 A fragments */
+            mma_ab<HD, kMmaBK>(o, s, vs);
         }
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }

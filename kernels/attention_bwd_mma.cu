@@ -41,9 +41,6 @@ constexpr int kTile = 16 * kWarps; /* keys per dkdv block, query rows per dq blo
  * at hd 128, so that the fp32 accumulators fit in registers and the shared
  * memory stays under 99 KB (the opt-in limit of every sm_80+ part). */
 template <int HD> __host__ __device__ constexpr int step_rows() { return 4096 / HD; }
-/* Smem rows padded by 8 bf16 (16 bytes): the 8 row addresses of one ldmatrix
- * land in 8 different 16-byte bank groups (row stride 9 or 17 x 16 bytes). */
-template <int HD> __host__ __device__ constexpr int lds() { return HD + 8; }
 
 /* dkdv: K, V (kTile rows), two buffers of (Q, dO) (step rows each), two of (lse2, D) */
 template <int HD> size_t dkdv_smem_bytes() {
@@ -53,85 +50,6 @@ template <int HD> size_t dkdv_smem_bytes() {
 /* dq: Q, dO (kTile rows), two buffers of (K, V) (step rows each) */
 template <int HD> size_t dq_smem_bytes() {
     return sizeof(__nv_bfloat16) * (size_t)(2 * kTile + 4 * step_rows<HD>()) * lds<HD>();
-}
-
-/* Copies `rows` rows of HD bf16 (row r at src + r * ld) into smem with
- * cp.async, 16 bytes per copy; rows >= valid are zeroed with plain stores
- * (cache rows past the end may hold anything, NaN included, and 0 * NaN would
- * poison the mma). Both are ordered by the caller's wait + __syncthreads. */
-template <int HD>
-__device__ __forceinline__ void load_async(__nv_bfloat16 *dst, const __nv_bfloat16 *src, int64_t ld, int rows,
-                                           int valid) {
-    constexpr int kVec = HD / 8;
-    for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
-        const int r = i / kVec, c = (i % kVec) * 8;
-        __nv_bfloat16 *d = dst + r * lds<HD>() + c;
-        if (r < valid) {
-            const uint32_t a = (uint32_t)__cvta_generic_to_shared(d);
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a),
-                         "l"(__cvta_generic_to_global(src + r * ld + c)));
-        } else {
-            *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
-        }
-    }
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-/* waits until at most one group (the tile issued last) is still in flight */
-__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
-
-/* c (16 x N) = A B^T for this warp: A is 16 rows of HD (smem, row-major), B is
- * N rows of HD (smem, row-major), so both are read by plain ldmatrix.
- * A fragment: lanes 0-15 address rows 0-15 at column kc*16, lanes 16-31 the
- * same rows at kc*16 + 8 (registers a0a1, a2a3, a4a5, a6a7).
- * B fragments of two n-tiles per ldmatrix.x4: lanes 0-7 rows +0..7 at d, 8-15
- * rows +0..7 at d+8, 16-23 rows +8..15 at d, 24-31 rows +8..15 at d+8.
- * Accumulator element e of n-tile nt: row g (e < 2) or g + 8, column
- * nt*8 + 2*tig + (e & 1), with g = lane / 4, tig = lane % 4. */
-template <int HD, int N>
-__device__ __forceinline__ void mma_abt(float (&c)[N / 8][4], const __nv_bfloat16 *a, const __nv_bfloat16 *b) {
-    constexpr int LDS = lds<HD>();
-    const int lane = threadIdx.x % 32;
-#pragma unroll
-    for (int i = 0; i < N / 8; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = 0.0f;
-#pragma unroll
-    for (int kc = 0; kc < HD / 16; kc++) {
-        uint32_t af[4];
-        ldmatrix_x4(af, a + (lane % 16) * LDS + kc * 16 + (lane / 16) * 8);
-#pragma unroll
-        for (int np = 0; np < N / 16; np++) {
-            uint32_t bf[4];
-            ldmatrix_x4(bf, b + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
-            mma_bf16(c[2 * np], af, bf[0], bf[1]);
-            mma_bf16(c[2 * np + 1], af, bf[2], bf[3]);
-        }
-    }
-}
-
-/* acc (16 x HD) += X B for this warp: X (16 x K) sits in accumulator layout
- * (mma_abt's c) and is re-packed to bf16 A fragments: k-chunk kc is n-tiles
- * 2kc (a0..a3) and 2kc+1 (a4..a7). B is K rows of HD (smem, row-major), read
- * by ldmatrix.trans: lanes 0-7 rows +0..7 at d, 8-15 rows +8..15 at d, 16-23
- * rows +0..7 at d+8, 24-31 rows +8..15 at d+8 -> (b0, b1) of d-tiles 2dp and
- * 2dp+1. */
-template <int HD, int K>
-__device__ __forceinline__ void mma_ab(float (&acc)[HD / 8][4], const float (&x)[K / 8][4], const __nv_bfloat16 *b) {
-    constexpr int LDS = lds<HD>();
-    const int lane = threadIdx.x % 32;
-#pragma unroll
-    for (int kc = 0; kc < K / 16; kc++) {
-        uint32_t xa[4];
-        xa[0] = pack_bf16(x[2 * kc][0], x[2 * kc][1]);
-        xa[1] = pack_bf16(x[2 * kc][2], x[2 * kc][3]);
-        xa[2] = pack_bf16(x[2 * kc + 1][0], x[2 * kc + 1][1]);
-        xa[3] = pack_bf16(x[2 * kc + 1][2], x[2 * kc + 1][3]);
-#pragma unroll
-        for (int dp = 0; dp < HD / 16; dp++) {
-            uint32_t bf[4];
-            ldmatrix_x4_trans(bf, b + (kc * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + dp * 16 + (lane / 16) * 8);
-            mma_bf16(acc[2 * dp], xa, bf[0], bf[1]);
-            mma_bf16(acc[2 * dp + 1], xa, bf[2], bf[3]);
-        }
-    }
 }
 
 /* Writes this warp's 16 x HD accumulator (rows g and g+8 at row0 and row0 + 8

@@ -1,7 +1,8 @@
-/* Private helpers shared by attention.cu, attention_bwd.cu and
- * attention_decode.cu: the kernel parameter block, warp reductions, the
- * mma/ldmatrix wrappers and the host-side argument checks (element loads and
- * stores by dtype: dtype_io.cuh). */
+/* Private helpers shared by attention.cu, attention_bwd.cu, attention_bwd_mma.cu
+ * and attention_decode.cu: the kernel parameter block, warp reductions, the
+ * mma/ldmatrix wrappers, the bf16 tiles of the tensor-core kernels (cp.async
+ * copies into padded shared-memory rows, the two warp-level products) and the
+ * host-side argument checks (element loads and stores by dtype: dtype_io.cuh). */
 #pragma once
 
 #include <cuda_bf16.h>
@@ -81,6 +82,93 @@ __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* ---- tiles of bf16 head rows in shared memory (the tensor-core kernels of
+ * attention.cu and attention_bwd_mma.cu) ---- */
+
+/* Smem rows padded by 8 bf16 (16 bytes): the 8 row addresses of one ldmatrix
+ * land in 8 different 16-byte bank groups (row stride 9 or 17 x 16 bytes). */
+template <int HD> __host__ __device__ constexpr int lds() { return HD + 8; }
+
+/* Copies `rows` rows of HD bf16 (row r at src + r * ld) into smem with
+ * cp.async, 16 bytes per copy; rows >= valid are zeroed with plain stores
+ * (cache rows past the end may hold anything, NaN included, and 0 * NaN would
+ * poison the mma). Both are ordered by the caller's wait + __syncthreads. */
+template <int HD>
+__device__ __forceinline__ void load_async(__nv_bfloat16 *dst, const __nv_bfloat16 *src, int64_t ld, int rows,
+                                           int valid) {
+    constexpr int kVec = HD / 8;
+    for (int i = threadIdx.x; i < rows * kVec; i += blockDim.x) {
+        const int r = i / kVec, c = (i % kVec) * 8;
+        __nv_bfloat16 *d = dst + r * lds<HD>() + c;
+        if (r < valid) {
+            const uint32_t a = (uint32_t)__cvta_generic_to_shared(d);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a),
+                         "l"(__cvta_generic_to_global(src + r * ld + c)));
+        } else {
+            *reinterpret_cast<uint4 *>(d) = make_uint4(0, 0, 0, 0);
+        }
+    }
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+/* waits until at most one group (the tile issued last) is still in flight */
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+/* c (16 x N) = A B^T for this warp: A is 16 rows of HD (smem, row-major), B is
+ * N rows of HD (smem, row-major), so both are read by plain ldmatrix.
+ * A fragment: lanes 0-15 address rows 0-15 at column kc*16, lanes 16-31 the
+ * same rows at kc*16 + 8 (registers a0a1, a2a3, a4a5, a6a7).
+ * B fragments of two n-tiles per ldmatrix.x4: lanes 0-7 rows +0..7 at d, 8-15
+ * rows +0..7 at d+8, 16-23 rows +8..15 at d, 24-31 rows +8..15 at d+8.
+ * Accumulator element e of n-tile nt: row g (e < 2) or g + 8, column
+ * nt*8 + 2*tig + (e & 1), with g = lane / 4, tig = lane % 4. */
+template <int HD, int N>
+__device__ __forceinline__ void mma_abt(float (&c)[N / 8][4], const __nv_bfloat16 *a, const __nv_bfloat16 *b) {
+    constexpr int LDS = lds<HD>();
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < N / 8; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = 0.0f;
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; kc++) {
+        uint32_t af[4];
+        ldmatrix_x4(af, a + (lane % 16) * LDS + kc * 16 + (lane / 16) * 8);
+#pragma unroll
+        for (int np = 0; np < N / 16; np++) {
+            uint32_t bf[4];
+            ldmatrix_x4(bf, b + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
+            mma_bf16(c[2 * np], af, bf[0], bf[1]);
+            mma_bf16(c[2 * np + 1], af, bf[2], bf[3]);
+        }
+    }
+}
+
+/* acc (16 x HD) += X B for this warp: X (16 x K) sits in accumulator layout
+ * (mma_abt's c) and is re-packed to bf16 A fragments: k-chunk kc is n-tiles
+ * 2kc (a0..a3) and 2kc+1 (a4..a7). B is K rows of HD (smem, row-major), read
+ * by ldmatrix.trans: lanes 0-7 rows +0..7 at d, 8-15 rows +8..15 at d, 16-23
+ * rows +0..7 at d+8, 24-31 rows +8..15 at d+8 -> (b0, b1) of d-tiles 2dp and
+ * 2dp+1. */
+template <int HD, int K>
+__device__ __forceinline__ void mma_ab(float (&acc)[HD / 8][4], const float (&x)[K / 8][4], const __nv_bfloat16 *b) {
+    constexpr int LDS = lds<HD>();
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int kc = 0; kc < K / 16; kc++) {
+        uint32_t xa[4];
+        xa[0] = pack_bf16(x[2 * kc][0], x[2 * kc][1]);
+        xa[1] = pack_bf16(x[2 * kc][2], x[2 * kc][3]);
+        xa[2] = pack_bf16(x[2 * kc + 1][0], x[2 * kc + 1][1]);
+        xa[3] = pack_bf16(x[2 * kc + 1][2], x[2 * kc + 1][3]);
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            uint32_t bf[4];
+            ldmatrix_x4_trans(bf, b + (kc * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + dp * 16 + (lane / 16) * 8);
+            mma_bf16(acc[2 * dp], xa, bf[0], bf[1]);
+            mma_bf16(acc[2 * dp + 1], xa, bf[2], bf[3]);
+        }
+    }
 }
 
 /* ---- host side ---- */
