@@ -19,6 +19,7 @@
 #include "core/rng.h"
 #include "core/watchdog.h"
 #include "demo/demo_data.h"
+#include "demo/demo_eval.h"
 #include "demo/demo_recipe.h"
 #include "demo/task.h"
 #include "dist/topology.h"
@@ -192,8 +193,8 @@ static srlm_status report(const demo_args *a, const char *dir, const srlm_lexico
                           double total_seconds) {
     const int K = (int)a->iterations + 1;
     double x[16], acc[16], agree[16];
-    printf("\n%-6s %10s %11s %7s %9s %8s %9s\n", "model", "accuracy", "judge agree", "pairs", "invalid",
-           "win", "time (s)");
+    printf("\n%-6s %10s %11s %9s %7s %9s %8s %9s\n", "model", "accuracy", "judge agree", "own agree", "pairs",
+           "invalid", "win", "time (s)");
     for (int k = 1; k <= K && k <= 16; k++) {
         x[k - 1] = k;
         SRLM_CHECK(accuracy_of(dir, k, (int)a->eval_prompts, 64, lx, &acc[k - 1]));
@@ -202,6 +203,13 @@ static srlm_status report(const demo_args *a, const char *dir, const srlm_lexico
         cJSON *m = read_json(path);
         agree[k - 1] = json_num_path(m, "reward_model", "pairwise_accuracy");
         cJSON_Delete(m);
+        /* M_k judged its own answers in iteration k (the last model judges none) */
+        double own = NAN;
+        if (k < K) {
+            srlm_rm_metrics om;
+            SRLM_CHECK(srlm_demo_iteration_judge(dir, k, lx, &om));
+            own = om.pairwise_accuracy;
+        }
         double pairs = NAN, invalid = NAN, win = NAN, secs = k == 1 ? m1_seconds : NAN;
         if (k > 1) {
             snprintf(path, sizeof path, "%s/iter-%d/summary.json", dir, k - 1);
@@ -213,12 +221,15 @@ static srlm_status report(const demo_args *a, const char *dir, const srlm_lexico
             if ((v = cJSON_GetObjectItemCaseSensitive(s, "seconds")) && cJSON_IsNumber(v)) secs = v->valuedouble;
             cJSON_Delete(s);
         }
-        printf("M%-5d %10.3f %11.3f %7.0f %9.0f %8.3f %9.1f\n", k, acc[k - 1], agree[k - 1], pairs, invalid, win, secs);
+        printf("M%-5d %10.3f %11.3f %9.3f %7.0f %9.0f %8.3f %9.1f\n", k, acc[k - 1], agree[k - 1], own, pairs,
+               invalid, win, secs);
     }
     printf("(accuracy: greedy answers to %ld held-out instructions that the rubric gives 5; judge agree:\n"
-           " pairwise agreement of the model's judgements with the true scores; pairs, invalid judgements,\n"
-           " win rate vs the previous model (judged by M1) and time belong to the iteration that made the model;\n"
-           " per-phase times: %s/iter-*/summary.json)\n", a->eval_prompts, dir);
+           " pairwise agreement of the model's judgements with the true scores on a fixed set of answers;\n"
+           " own agree: the same on the model's own answers in the iteration it judged, which its DPO pairs\n"
+           " come from (on the seeds measured, a judge near 0.5 here made the next model worse); pairs,\n"
+           " invalid judgements, win rate vs the previous model (judged by M1) and time belong to the\n"
+           " iteration that made the model; per-phase times: %s/iter-*/summary.json)\n", a->eval_prompts, dir);
     char svg[1300];
     snprintf(svg, sizeof svg, "%s/demo.svg", dir);
     srlm_plot_options po;

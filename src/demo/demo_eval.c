@@ -1,6 +1,7 @@
 #include "demo/demo_eval.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "generate/engine.h"
 #include "io/chat.h"
 #include "pipeline/judge.h"
+#include "pipeline/parts.h"
 
 enum { ANSWER_TOKENS = 24, JUDGE_TOKENS = 200, MAX_BATCH = 64 };
 
@@ -221,5 +223,94 @@ done:
     free(task_of);
     free(truth);
     free(score);
+    return st;
+}
+
+/* Complete parts 0 .. n-1 of dir (the loop writes them in item order). */
+static int parts_done(const char *dir) {
+    char path[1300];
+    int n = 0;
+    while (srlm_part_path(path, sizeof path, dir, n) == SRLM_OK && srlm_artifact_done(path)) n++;
+    return n;
+}
+
+static const char *str_of(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int int_of(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : -1;
+}
+
+srlm_status srlm_demo_iteration_judge(const char *run, int t, const srlm_lexicon *lx, srlm_rm_metrics *out) {
+    char cdir[1200], jdir[1200];
+    snprintf(cdir, sizeof cdir, "%s/iter-%d/candidates", run, t);
+    snprintf(jdir, sizeof jdir, "%s/iter-%d/judgements", run, t);
+    cJSON **c = NULL, **j = NULL;
+    int nc = 0, nj = 0, groups = 0;
+    int *truth = NULL, *rank = NULL;
+    double *score = NULL;
+    srlm_ranked_group *g = NULL;
+    srlm_status st = srlm_parts_load(cdir, parts_done(cdir), &c, &nc);
+    if (st == SRLM_OK) st = srlm_parts_load(jdir, parts_done(jdir), &j, &nj);
+    if (st != SRLM_OK) goto done;
+    if (nc == 0) {
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: no complete candidates (has iteration %d run?)", cdir, t);
+        goto done;
+    }
+    if (nj == 0 || nj % nc != 0) {
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %d candidates and %d judgements (expected a whole number of "
+                      "judgements per candidate)", run, nc, nj);
+        goto done;
+    }
+    const int per = nj / nc;
+    truth = malloc(sizeof(int) * (size_t)nc);
+    rank = malloc(sizeof(int) * (size_t)nc);
+    score = malloc(sizeof(double) * (size_t)nc);
+    g = calloc((size_t)nc, sizeof *g);
+    if (!truth || !rank || !score || !g) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
+    for (int i = 0; i < nc; i++) {
+        const char *id = str_of(c[i], "prompt_id"), *prompt = str_of(c[i], "prompt"), *resp = str_of(c[i], "response");
+        if (!id || !prompt || !resp) {
+            st = SRLM_ERR(SRLM_BAD_INPUT, "%s: candidate %d has no prompt_id, prompt or response", cdir, i);
+            goto done;
+        }
+        /* a self-written instruction that is not one of the task's has no truth:
+         * its candidates are left out (NAN score: dropped, and counted) */
+        srlm_task task;
+        const int graded = srlm_task_parse(prompt, &task);
+        truth[i] = graded ? srlm_task_score(lx, &task, resp, NULL) : 0;
+        rank[i] = SRLM_JUDGE_MAX_SCORE - truth[i];
+        double sum = 0;
+        int valid = 0;
+        for (int k = 0; k < per; k++) {
+            const cJSON *jr = j[(size_t)i * per + k];
+            const char *jid = str_of(jr, "prompt_id");
+            if (!jid || strcmp(jid, id) != 0 || int_of(jr, "sample") != int_of(c[i], "sample")) {
+                st = SRLM_ERR(SRLM_BAD_INPUT, "%s: judgement %d is not for candidate %d (%s, sample %d)", jdir,
+                              i * per + k, i, id, int_of(c[i], "sample"));
+                goto done;
+            }
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(jr, "score");
+            if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(jr, "valid")) && cJSON_IsNumber(v)) {
+                sum += v->valuedouble;
+                valid++;
+            }
+        }
+        score[i] = valid && graded ? sum / valid : NAN;
+        /* a prompt's candidates are consecutive: a new prompt_id starts a group */
+        if (i == 0 || strcmp(id, str_of(c[i - 1], "prompt_id")) != 0) g[groups++] = (srlm_ranked_group){0, rank + i, score + i};
+        g[groups - 1].n_replies++;
+    }
+    st = srlm_rm_metrics_compute(g, groups, out);
+done:
+    srlm_records_free(c, nc);
+    srlm_records_free(j, nj);
+    free(truth);
+    free(rank);
+    free(score);
+    free(g);
     return st;
 }

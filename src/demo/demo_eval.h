@@ -72,4 +72,14 @@ srlm_status srlm_demo_judge(srlm_llama *m, const srlm_tokenizer *tok, const srlm
                             const srlm_sampling *s, uint64_t seed, double *score, long *valid,
                             char **first_judgement);
 
+/* The judge's quality on one finished loop iteration's own work: RUN/iter-T's
+ * candidates (the model's answers, several per prompt) and judgements (several
+ * per candidate, in candidate order), against the task's rubric: rm metrics
+ * over each prompt's candidates (human rank = 5 - true score, score = mean
+ * valid judged score), i.e. how well the judge orders the answers it actually
+ * built its DPO pairs from. A run folder whose files disagree (a judgement for
+ * another candidate, a count that is not a multiple) is SRLM_BAD_INPUT naming
+ * the folder. */
+srlm_status srlm_demo_iteration_judge(const char *run, int t, const srlm_lexicon *lx, srlm_rm_metrics *out);
+
 #endif

@@ -19,6 +19,7 @@ for f in models/M2/model.safetensors models/M3/model.safetensors sft/model/token
   [ -s "a/$f" ] || fail "missing $f"
 done
 grep -q "^M3 " a.out || fail "no row for M3 in the table"
+grep -q "own agree" a.out || fail "no column for the judge's agreement on its own answers"
 grep -q "^M1 -> M3: held-out accuracy" a.out || fail "no closing line"
 grep -q "<svg" a/demo.svg && grep -q "held-out accuracy" a/demo.svg && grep -q "</svg>" a/demo.svg \
   || fail "demo.svg is not the plot"
