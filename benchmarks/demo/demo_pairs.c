@@ -20,6 +20,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "demo/demo_eval.h"
 #include "demo/demo_recipe.h"
 #include "demo/task.h"
 #include "pipeline/parts.h"
@@ -78,20 +79,15 @@ int main(int argc, char **argv) {
         }
         mean[i] = v ? s / v : NAN;
     }
-    double agree = 0;
-    long comparable = 0;
-    for (int p = 0; p + N <= nc; p += N)
-        for (int a = p; a < p + N; a++)
-            for (int b = a + 1; b < p + N; b++) {
-                if (truth[a] == truth[b] || isnan(mean[a]) || isnan(mean[b])) continue;
-                comparable++;
-                double d = (mean[a] - mean[b]) * (truth[a] - truth[b]);
-                agree += d > 0 ? 1 : d == 0 ? 0.5 : 0;
-            }
+    srlm_rm_metrics own;
+    if (srlm_demo_iteration_judge(run, t, &lx, &own) != SRLM_OK) {
+        fprintf(stderr, "demo_pairs: %s\n", srlm_last_error());
+        return 1;
+    }
     printf("%s iteration %d: %d prompts x %d candidates (%.3f right), %d judgements each\n", run, t, nc / N, N,
            (double)right / nc, S);
     printf("judge agreement with the truth on own candidates: %.3f over %ld pairs of unequal truth\n",
-           comparable ? agree / comparable : NAN, comparable);
+           own.pairwise_accuracy, own.pairs);
     printf("%6s %6s %8s %10s %10s %8s %13s\n", "gap", "pairs", "better", "right=right", "wrong=wrong", "worse",
            "chosen right");
     const double gaps[] = {0, 1.0 / 3, 2.0 / 3, 1, 4.0 / 3, 2};
