@@ -26,9 +26,9 @@ srlm_status srlm_model_session_open_tp(srlm_model_session *s, const char *dir,
                                        const char *tokenizer_path, int need_tokenizer, int threads,
                                        srlm_comm *tp);
 /* The same on the backend a config names (backend.name) and GPU `device` (cuda:
- * this rank's index on its node). A backend whose views are device memory is
- * refused for now: the engine reads logits and llama.c allreduces view.data on
- * the host. The two above use the cpu backend. */
+ * this rank's index on its node), device-memory backends included (the engine
+ * and llama.c reach views only through the ops). The two above use the cpu
+ * backend. */
 srlm_status srlm_model_session_open_on(srlm_model_session *s, const char *dir,
                                        const char *tokenizer_path, int need_tokenizer,
                                        srlm_backend_kind backend, int threads, int device,
