@@ -250,7 +250,7 @@ srlm_status srlm_demo_iteration_judge(const char *run, int t, const srlm_lexicon
     snprintf(jdir, sizeof jdir, "%s/iter-%d/judgements", run, t);
     cJSON **c = NULL, **j = NULL;
     int nc = 0, nj = 0, groups = 0;
-    int *truth = NULL, *rank = NULL;
+    int *rank = NULL;
     double *score = NULL;
     srlm_ranked_group *g = NULL;
     srlm_status st = srlm_parts_load(cdir, parts_done(cdir), &c, &nc);
@@ -262,15 +262,14 @@ srlm_status srlm_demo_iteration_judge(const char *run, int t, const srlm_lexicon
     }
     if (nj == 0 || nj % nc != 0) {
         st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %d candidates and %d judgements (expected a whole number of "
-                      "judgements per candidate)", run, nc, nj);
+                      "judgements per candidate)", jdir, nc, nj);
         goto done;
     }
     const int per = nj / nc;
-    truth = malloc(sizeof(int) * (size_t)nc);
     rank = malloc(sizeof(int) * (size_t)nc);
     score = malloc(sizeof(double) * (size_t)nc);
     g = calloc((size_t)nc, sizeof *g);
-    if (!truth || !rank || !score || !g) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
+    if (!rank || !score || !g) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
     for (int i = 0; i < nc; i++) {
         const char *id = str_of(c[i], "prompt_id"), *prompt = str_of(c[i], "prompt"), *resp = str_of(c[i], "response");
         if (!id || !prompt || !resp) {
@@ -281,8 +280,7 @@ srlm_status srlm_demo_iteration_judge(const char *run, int t, const srlm_lexicon
          * its candidates are left out (NAN score: dropped, and counted) */
         srlm_task task;
         const int graded = srlm_task_parse(prompt, &task);
-        truth[i] = graded ? srlm_task_score(lx, &task, resp, NULL) : 0;
-        rank[i] = SRLM_JUDGE_MAX_SCORE - truth[i];
+        rank[i] = SRLM_JUDGE_MAX_SCORE - (graded ? srlm_task_score(lx, &task, resp, NULL) : 0);
         double sum = 0;
         int valid = 0;
         for (int k = 0; k < per; k++) {
@@ -308,7 +306,6 @@ srlm_status srlm_demo_iteration_judge(const char *run, int t, const srlm_lexicon
 done:
     srlm_records_free(c, nc);
     srlm_records_free(j, nj);
-    free(truth);
     free(rank);
     free(score);
     free(g);
