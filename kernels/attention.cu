@@ -156,20 +156,83 @@ __global__ void __launch_bounds__(kGenWarps * 32) fwd_generic_kernel(Params p) {
 /* ---------------- tensor-core path (bf16, head_dim 64 or 128) ---------------- */
 
 constexpr int kMmaWarps = 4;
-constexpr int kMmaBQ = 16 * kMmaWarps; /* 16 query rows per warp (the mma's M) */
-constexpr int kMmaBK = 64;             /* keys per tile */
+constexpr int kMmaMT = 2;                             /* m16 tiles (16 query rows each) per warp */
+constexpr int kMmaWarpRows = 16 * kMmaMT;             /* query rows per warp */
+constexpr int kMmaBQ = kMmaWarpRows * kMmaWarps;      /* query rows per block */
+#ifndef SRLM_ATTN_FWD_BK
+#define SRLM_ATTN_FWD_BK 64
+#endif
+constexpr int kMmaBK = SRLM_ATTN_FWD_BK; /* keys per tile */
 
 /* Q, then two buffers of (K tile, V tile): tile i + 1 loads while tile i is used. */
 template <int HD> static size_t mma_smem_bytes() {
     return sizeof(__nv_bfloat16) * (size_t)(kMmaBQ + 4 * kMmaBK) * lds<HD>();
 }
 
-/* Each warp owns 16 query rows: S (16 x 64) = Q K^T by mma with Q fragments kept
- * in registers, the online softmax on the S accumulators (a row's 64 values sit
- * on the 4 lanes of one lane quad), then P, re-packed as bf16 A fragments
- * (accumulator layout of two n-tiles == A layout of one k-step), times V. */
+/* One key tile's online-softmax step for one m-tile: s (16 x kMmaBK scores in
+ * accumulator layout; a row's values sit on the 4 lanes of one lane quad)
+ * becomes P = exp2(s * scale_log2 - m) in place; m, l and the output rows o
+ * are rescaled to the new running max. Accumulator element e of n-tile nt is
+ * row (e < 2 ? g : g+8), key k0 + nt*8 + 2*tig + (e & 1); keys >= lim of
+ * their row are masked, which only tiles on the causal diagonal need. */
 template <int HD>
-__global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
+__device__ __forceinline__ void softmax_step(float (&s)[kMmaBK / 8][4], float (&m)[2], float (&l)[2],
+                                             float (&o)[HD / 8][4], const int (&lim)[2], int k0,
+                                             bool masked, float scale_log2) {
+    const int tig = threadIdx.x % 4;
+    float tmax[2] = {-INFINITY, -INFINITY};
+    if (masked) {
+#pragma unroll
+        for (int nt = 0; nt < kMmaBK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                s[nt][e] = key < lim[e / 2] ? s[nt][e] * scale_log2 : -INFINITY;
+                tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
+            }
+    } else {
+#pragma unroll
+        for (int nt = 0; nt < kMmaBK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                s[nt][e] *= scale_log2;
+                tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
+            }
+    }
+    float m_use[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
+        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+        const float m_new = fmaxf(m[r], tmax[r]);
+        m_use[r] = m_new == -INFINITY ? 0.0f : m_new; /* no key seen yet: avoid inf - inf */
+        const float alpha = exp2f(m[r] - m_use[r]);
+        m[r] = m_new;
+        l[r] *= alpha;
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) {
+            o[i][2 * r] *= alpha;
+            o[i][2 * r + 1] *= alpha;
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kMmaBK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            s[nt][e] = exp2f(s[nt][e] - m_use[e / 2]);
+            l[e / 2] += s[nt][e];
+        }
+}
+
+/* Each warp owns 32 query rows as two m16 tiles, so every K or V fragment
+ * read from shared memory feeds four mma instead of two: S (16 x 64 per tile)
+ * = Q K^T by mma, Q fragments re-read from shared memory per k-chunk (keeping
+ * them in registers for both tiles would not fit beside the two output
+ * tiles), the online softmax on the S accumulators, then P, re-packed as bf16
+ * A fragments (accumulator layout of two n-tiles == A layout of one k-step),
+ * times V. */
+template <int HD>
+__global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
     constexpr int LDS = lds<HD>();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
@@ -187,25 +250,30 @@ __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
     load_async<HD>(qs, q + ((int64_t)b * p.T + t0) * p.ldq + (int64_t)h * HD, p.ldq, kMmaBQ,
                    min(kMmaBQ, n_new - t0));
     cp_async_commit();
-    cp_async_wait_all();
-    __syncthreads();
-    /* A fragments of Q: lanes 0-15 address rows 0-15 at column kc*16, lanes
-     * 16-31 the same rows at column kc*16 + 8 (matrices a0a1, a2a3, a4a5, a6a7). */
-    uint32_t qf[HD / 16][4];
-#pragma unroll
-    for (int kc = 0; kc < HD / 16; kc++)
-        ldmatrix_x4(qf[kc], qs + (warp * 16 + lane % 16) * LDS + kc * 16 + (lane / 16) * 8);
 
-    /* this lane's two rows: g and g + 8 of the warp's 16 */
-    const int ta = t0 + warp * 16 + g, tb = ta + 8;
-    const int lim_a = ta < n_new ? n_past + ta + 1 : 0, lim_b = tb < n_new ? n_past + tb + 1 : 0;
-    const int t_last = min(t0 + warp * 16 + 15, n_new - 1);
-    const int warp_lim = t0 + warp * 16 < n_new ? n_past + t_last + 1 : 0;
-
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    float o[HD / 8][4];
+    /* this lane's rows: g and g + 8 of each m-tile; row t sees keys < lim */
+    const int w0 = t0 + warp * kMmaWarpRows; /* the warp's first query row */
+    int lim[kMmaMT][2];
 #pragma unroll
-    for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    for (int mt = 0; mt < kMmaMT; mt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int t = w0 + mt * 16 + g + 8 * r;
+            lim[mt][r] = t < n_new ? n_past + t + 1 : 0;
+        }
+    /* keys any row of the warp sees, and keys every row of it sees (below
+     * that a tile needs no mask; 0 when the warp holds padding rows) */
+    const int warp_lim = w0 < n_new ? n_past + min(w0 + kMmaWarpRows, n_new) : 0;
+    const int warp_full = w0 + kMmaWarpRows <= n_new ? n_past + w0 + 1 : 0;
+
+    float m[kMmaMT][2], l[kMmaMT][2], o[kMmaMT][HD / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < kMmaMT; mt++) {
+        m[mt][0] = m[mt][1] = -INFINITY;
+        l[mt][0] = l[mt][1] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.0f;
+    }
 
     const int64_t kbase = cache_row(p, b, 0);
     auto issue_tile = [&](int k0, int buf) {
@@ -216,111 +284,87 @@ __global__ void __launch_bounds__(kMmaWarps * 32) fwd_mma_kernel(Params p) {
     };
     if (kv_end > 0) issue_tile(0, 0);
     cp_async_commit();
+    const __nv_bfloat16 *qw = qs + (warp * kMmaWarpRows + lane % 16) * LDS + (lane / 16) * 8;
     for (int k0 = 0, buf = 0; k0 < kv_end; k0 += kMmaBK, buf ^= 1) {
         /* the next tile into the other buffer (its last readers passed the
-         * __syncthreads at the end of the previous step), then wait for this one */
+         * __syncthreads at the end of the previous step), then wait for this
+         * one (and, on the first step, for Q) */
         if (k0 + kMmaBK < kv_end) issue_tile(k0 + kMmaBK, buf ^ 1);
         cp_async_commit();
         cp_async_wait_one();
         __syncthreads();
         const __nv_bfloat16 *ks = kv_buf + buf * 2 * kMmaBK * LDS, *vs = ks + kMmaBK * LDS;
         if (k0 < warp_lim) { /* else this warp's rows see none of these keys */
-            /* S: 8 n-tiles of 8 keys. One ldmatrix.x4 gives B fragments for two
-             * n-tiles: lanes 0-7 keys +0..7 at d, 8-15 keys +0..7 at d+8, 16-23
-             * keys +8..15 at d, 24-31 keys +8..15 at d+8. */
-            float s[kMmaBK / 8][4];
+            /* S: 8 n-tiles of 8 keys per m-tile. One ldmatrix.x4 gives B
+             * fragments for two n-tiles: lanes 0-7 keys +0..7 at d, 8-15 keys
+             * +0..7 at d+8, 16-23 keys +8..15 at d, 24-31 keys +8..15 at d+8. */
+            float s[kMmaMT][kMmaBK / 8][4];
 #pragma unroll
-            for (int i = 0; i < kMmaBK / 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+            for (int mt = 0; mt < kMmaMT; mt++)
+#pragma unroll
+                for (int i = 0; i < kMmaBK / 8; i++) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.0f;
 #pragma unroll
             for (int kc = 0; kc < HD / 16; kc++) {
+                uint32_t qf[kMmaMT][4];
+#pragma unroll
+                for (int mt = 0; mt < kMmaMT; mt++) ldmatrix_x4(qf[mt], qw + mt * 16 * LDS + kc * 16);
 #pragma unroll
                 for (int np = 0; np < kMmaBK / 16; np++) {
                     uint32_t bf[4];
                     ldmatrix_x4(bf, ks + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
-                    mma_bf16(s[2 * np], qf[kc], bf[0], bf[1]);
-                    mma_bf16(s[2 * np + 1], qf[kc], bf[2], bf[3]);
+#pragma unroll
+                    for (int mt = 0; mt < kMmaMT; mt++) {
+                        mma_bf16(s[mt][2 * np], qf[mt], bf[0], bf[1]);
+                        mma_bf16(s[mt][2 * np + 1], qf[mt], bf[2], bf[3]);
+                    }
                 }
             }
-
-            /* online softmax; accumulator element e of n-tile nt is row (e < 2 ? g : g+8),
-             * key k0 + nt*8 + 2*tig + (e & 1) */
-            float tmax[2] = {-INFINITY, -INFINITY};
+            const bool masked = k0 + kMmaBK > warp_full;
 #pragma unroll
-            for (int nt = 0; nt < kMmaBK / 8; nt++) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int key = k0 + nt * 8 + 2 * tig + (e & 1);
-                    int lim = e < 2 ? lim_a : lim_b;
-                    float x = key < lim ? s[nt][e] * p.scale_log2 : -INFINITY;
-                    s[nt][e] = x;
-                    tmax[e / 2] = fmaxf(tmax[e / 2], x);
-                }
-            }
-            float alpha[2], m_use[2];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
-                tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
-                float m_new = fmaxf(m[r], tmax[r]);
-                m_use[r] = m_new == -INFINITY ? 0.0f : m_new;
-                alpha[r] = exp2f(m[r] - m_use[r]);
-                m[r] = m_new;
-                l[r] *= alpha[r];
-            }
-#pragma unroll
-            for (int i = 0; i < HD / 8; i++) {
-                o[i][0] *= alpha[0]; o[i][1] *= alpha[0];
-                o[i][2] *= alpha[1]; o[i][3] *= alpha[1];
-            }
-#pragma unroll
-            for (int nt = 0; nt < kMmaBK / 8; nt++) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float pr = exp2f(s[nt][e] - m_use[e / 2]);
-                    s[nt][e] = pr;
-                    l[e / 2] += pr;
-                }
-            }
-
+            for (int mt = 0; mt < kMmaMT; mt++)
+                softmax_step<HD>(s[mt], m[mt], l[mt], o[mt], lim[mt], k0, masked, p.scale_log2);
             /* O += P V: P re-packed from the S accumulators to bf16 A fragments */
-            mma_ab<HD, kMmaBK>(o, s, vs);
+            mma_ab_tiles<HD, kMmaBK, kMmaMT>(o, s, vs);
         }
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
 
-    /* row sums over the lane quad, then write rows g and g+8 */
+    /* row sums over the lane quad, then write rows g and g+8 of each m-tile */
     const __nv_bfloat16 *dout = (const __nv_bfloat16 *)p.dout;
     __nv_bfloat16 *out = (__nv_bfloat16 *)p.out;
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        const int t = r == 0 ? ta : tb;
-        const bool real = t < n_new;
-        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        const int64_t row = (int64_t)b * p.T + t;
-        float dsum = 0.0f;
+    for (int mt = 0; mt < kMmaMT; mt++)
 #pragma unroll
-        for (int nt = 0; nt < HD / 8; nt++) {
-            int col = h * HD + nt * 8 + 2 * tig;
-            float x0 = real ? o[nt][2 * r] * inv : 0.0f, x1 = real ? o[nt][2 * r + 1] * inv : 0.0f;
-            if (t >= p.T) continue;
+        for (int r = 0; r < 2; r++) {
+            float lr = l[mt][r];
+            lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+            lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+            const int t = w0 + mt * 16 + g + 8 * r;
+            const bool real = t < n_new;
+            const float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+            const int64_t row = (int64_t)b * p.T + t;
+            float dsum = 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < HD / 8; nt++) {
+                const int col = h * HD + nt * 8 + 2 * tig;
+                const float x0 = real ? o[mt][nt][2 * r] * inv : 0.0f, x1 = real ? o[mt][nt][2 * r + 1] * inv : 0.0f;
+                if (t >= p.T) continue;
+                if (p.dvec) {
+                    const __nv_bfloat16 *dr = dout + row * p.lddo + col;
+                    dsum += x0 * ld(dr[0]) + x1 * ld(dr[1]);
+                } else {
+                    *reinterpret_cast<__nv_bfloat162 *>(out + row * p.ldo + col) = __floats2bfloat162_rn(x0, x1);
+                }
+            }
             if (p.dvec) {
-                const __nv_bfloat16 *dr = dout + row * p.lddo + col;
-                dsum += x0 * ld(dr[0]) + x1 * ld(dr[1]);
-            } else {
-                *reinterpret_cast<__nv_bfloat162 *>(out + row * p.ldo + col) = __floats2bfloat162_rn(x0, x1);
+                dsum += __shfl_xor_sync(0xffffffffu, dsum, 1);
+                dsum += __shfl_xor_sync(0xffffffffu, dsum, 2);
+            }
+            if (tig == 0 && t < p.T) {
+                if (p.lse) p.lse[row * p.nh + h] = real ? (m[mt][r] + log2f(lr)) * kLn2 : 0.0f;
+                if (p.dvec) p.dvec[row * p.nh + h] = dsum;
             }
         }
-        if (p.dvec) {
-            dsum += __shfl_xor_sync(0xffffffffu, dsum, 1);
-            dsum += __shfl_xor_sync(0xffffffffu, dsum, 2);
-        }
-        if (tig == 0 && t < p.T) {
-            if (p.lse) p.lse[row * p.nh + h] = real ? (m[r] + log2f(l[r])) * kLn2 : 0.0f;
-            if (p.dvec) p.dvec[row * p.nh + h] = dsum;
-        }
-    }
 }
 
 template <int HD>

@@ -144,31 +144,46 @@ __device__ __forceinline__ void mma_abt(float (&c)[N / 8][4], const __nv_bfloat1
     }
 }
 
-/* acc (16 x HD) += X B for this warp: X (16 x K) sits in accumulator layout
- * (mma_abt's c) and is re-packed to bf16 A fragments: k-chunk kc is n-tiles
- * 2kc (a0..a3) and 2kc+1 (a4..a7). B is K rows of HD (smem, row-major), read
- * by ldmatrix.trans: lanes 0-7 rows +0..7 at d, 8-15 rows +8..15 at d, 16-23
- * rows +0..7 at d+8, 24-31 rows +8..15 at d+8 -> (b0, b1) of d-tiles 2dp and
- * 2dp+1. */
-template <int HD, int K>
-__device__ __forceinline__ void mma_ab(float (&acc)[HD / 8][4], const float (&x)[K / 8][4], const __nv_bfloat16 *b) {
+/* acc (16 x HD) += X B for each of this warp's MT m-tiles: X (16 x K per
+ * tile) sits in accumulator layout (mma_abt's c) and is re-packed to bf16 A
+ * fragments: k-chunk kc is n-tiles 2kc (a0..a3) and 2kc+1 (a4..a7). B is K
+ * rows of HD (smem, row-major), read by ldmatrix.trans once per k-chunk and
+ * d-pair for all MT tiles: lanes 0-7 rows +0..7 at d, 8-15 rows +8..15 at d,
+ * 16-23 rows +0..7 at d+8, 24-31 rows +8..15 at d+8 -> (b0, b1) of d-tiles
+ * 2dp and 2dp+1. */
+template <int HD, int K, int MT>
+__device__ __forceinline__ void mma_ab_tiles(float (&acc)[MT][HD / 8][4], const float (&x)[MT][K / 8][4],
+                                             const __nv_bfloat16 *b) {
     constexpr int LDS = lds<HD>();
     const int lane = threadIdx.x % 32;
 #pragma unroll
     for (int kc = 0; kc < K / 16; kc++) {
-        uint32_t xa[4];
-        xa[0] = pack_bf16(x[2 * kc][0], x[2 * kc][1]);
-        xa[1] = pack_bf16(x[2 * kc][2], x[2 * kc][3]);
-        xa[2] = pack_bf16(x[2 * kc + 1][0], x[2 * kc + 1][1]);
-        xa[3] = pack_bf16(x[2 * kc + 1][2], x[2 * kc + 1][3]);
+        uint32_t xa[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            xa[mt][0] = pack_bf16(x[mt][2 * kc][0], x[mt][2 * kc][1]);
+            xa[mt][1] = pack_bf16(x[mt][2 * kc][2], x[mt][2 * kc][3]);
+            xa[mt][2] = pack_bf16(x[mt][2 * kc + 1][0], x[mt][2 * kc + 1][1]);
+            xa[mt][3] = pack_bf16(x[mt][2 * kc + 1][2], x[mt][2 * kc + 1][3]);
+        }
 #pragma unroll
         for (int dp = 0; dp < HD / 16; dp++) {
             uint32_t bf[4];
             ldmatrix_x4_trans(bf, b + (kc * 16 + lane % 8 + ((lane / 8) % 2) * 8) * LDS + dp * 16 + (lane / 16) * 8);
-            mma_bf16(acc[2 * dp], xa, bf[0], bf[1]);
-            mma_bf16(acc[2 * dp + 1], xa, bf[2], bf[3]);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma_bf16(acc[mt][2 * dp], xa[mt], bf[0], bf[1]);
+                mma_bf16(acc[mt][2 * dp + 1], xa[mt], bf[2], bf[3]);
+            }
         }
     }
+}
+
+/* mma_ab_tiles for a warp with one m-tile (the backward kernels). */
+template <int HD, int K>
+__device__ __forceinline__ void mma_ab(float (&acc)[HD / 8][4], const float (&x)[K / 8][4], const __nv_bfloat16 *b) {
+    mma_ab_tiles<HD, K, 1>(reinterpret_cast<float(&)[1][HD / 8][4]>(acc),
+                           reinterpret_cast<const float(&)[1][K / 8][4]>(x), b);
 }
 
 /* ---- host side ---- */
