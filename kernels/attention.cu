@@ -159,54 +159,47 @@ constexpr int kMmaWarps = 4;
 constexpr int kMmaMT = 2;                             /* m16 tiles (16 query rows each) per warp */
 constexpr int kMmaWarpRows = 16 * kMmaMT;             /* query rows per warp */
 constexpr int kMmaBQ = kMmaWarpRows * kMmaWarps;      /* query rows per block */
-#ifndef SRLM_ATTN_FWD_BK
-#define SRLM_ATTN_FWD_BK 64
-#endif
-constexpr int kMmaBK = SRLM_ATTN_FWD_BK; /* keys per tile */
+constexpr int kMmaBK = 64;                            /* keys per tile (32: 5-10% slower on an H100) */
 
 /* Q, then two buffers of (K tile, V tile): tile i + 1 loads while tile i is used. */
 template <int HD> static size_t mma_smem_bytes() {
     return sizeof(__nv_bfloat16) * (size_t)(kMmaBQ + 4 * kMmaBK) * lds<HD>();
 }
 
-/* One key tile's online-softmax step for one m-tile: s (16 x kMmaBK scores in
- * accumulator layout; a row's values sit on the 4 lanes of one lane quad)
- * becomes P = exp2(s * scale_log2 - m) in place; m, l and the output rows o
- * are rescaled to the new running max. Accumulator element e of n-tile nt is
- * row (e < 2 ? g : g+8), key k0 + nt*8 + 2*tig + (e & 1); keys >= lim of
- * their row are masked, which only tiles on the causal diagonal need. */
+/* One key tile's online-softmax step for one m-tile: s (16 x kMmaBK raw
+ * scores q.k in accumulator layout; a row's values sit on the 4 lanes of one
+ * lane quad) becomes P = exp2(s * scale_log2 - m) in place (one FFMA and one
+ * ex2 per score: m is kept in the scaled log2 domain, and the max of raw
+ * scores scales to the max of scaled ones as scale_log2 > 0); m, l and the
+ * output rows o are rescaled to the new running max. Accumulator element e
+ * of n-tile nt is row (e < 2 ? g : g+8), key k0 + nt*8 + 2*tig + (e & 1);
+ * keys >= lim of their row are masked, which only tiles on the causal
+ * diagonal need. */
 template <int HD>
 __device__ __forceinline__ void softmax_step(float (&s)[kMmaBK / 8][4], float (&m)[2], float (&l)[2],
                                              float (&o)[HD / 8][4], const int (&lim)[2], int k0,
                                              bool masked, float scale_log2) {
     const int tig = threadIdx.x % 4;
-    float tmax[2] = {-INFINITY, -INFINITY};
     if (masked) {
 #pragma unroll
         for (int nt = 0; nt < kMmaBK / 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int key = k0 + nt * 8 + 2 * tig + (e & 1);
-                s[nt][e] = key < lim[e / 2] ? s[nt][e] * scale_log2 : -INFINITY;
-                tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
-            }
-    } else {
-#pragma unroll
-        for (int nt = 0; nt < kMmaBK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                s[nt][e] *= scale_log2;
-                tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
-            }
+            for (int e = 0; e < 4; e++)
+                if (k0 + nt * 8 + 2 * tig + (e & 1) >= lim[e / 2]) s[nt][e] = -INFINITY;
     }
-    float m_use[2];
+    float tmax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kMmaBK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
+    float neg_m[2]; /* minus the running max used for this tile's weights */
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
         tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
-        const float m_new = fmaxf(m[r], tmax[r]);
-        m_use[r] = m_new == -INFINITY ? 0.0f : m_new; /* no key seen yet: avoid inf - inf */
-        const float alpha = exp2f(m[r] - m_use[r]);
+        const float m_new = fmaxf(m[r], tmax[r] * scale_log2);
+        neg_m[r] = m_new == -INFINITY ? 0.0f : -m_new; /* no key seen yet: avoid inf - inf */
+        const float alpha = exp2_ftz(m[r] + neg_m[r]);
         m[r] = m_new;
         l[r] *= alpha;
 #pragma unroll
@@ -219,7 +212,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[kMmaBK / 8][4], float (&
     for (int nt = 0; nt < kMmaBK / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            s[nt][e] = exp2f(s[nt][e] - m_use[e / 2]);
+            s[nt][e] = exp2_ftz(fmaf(s[nt][e], scale_log2, neg_m[e / 2]));
             l[e / 2] += s[nt][e];
         }
 }
@@ -284,7 +277,6 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
     };
     if (kv_end > 0) issue_tile(0, 0);
     cp_async_commit();
-    const __nv_bfloat16 *qw = qs + (warp * kMmaWarpRows + lane % 16) * LDS + (lane / 16) * 8;
     for (int k0 = 0, buf = 0; k0 < kv_end; k0 += kMmaBK, buf ^= 1) {
         /* the next tile into the other buffer (its last readers passed the
          * __syncthreads at the end of the previous step), then wait for this
@@ -295,30 +287,9 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
         __syncthreads();
         const __nv_bfloat16 *ks = kv_buf + buf * 2 * kMmaBK * LDS, *vs = ks + kMmaBK * LDS;
         if (k0 < warp_lim) { /* else this warp's rows see none of these keys */
-            /* S: 8 n-tiles of 8 keys per m-tile. One ldmatrix.x4 gives B
-             * fragments for two n-tiles: lanes 0-7 keys +0..7 at d, 8-15 keys
-             * +0..7 at d+8, 16-23 keys +8..15 at d, 24-31 keys +8..15 at d+8. */
+            /* S = Q K^T: 8 n-tiles of 8 keys per m-tile */
             float s[kMmaMT][kMmaBK / 8][4];
-#pragma unroll
-            for (int mt = 0; mt < kMmaMT; mt++)
-#pragma unroll
-                for (int i = 0; i < kMmaBK / 8; i++) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.0f;
-#pragma unroll
-            for (int kc = 0; kc < HD / 16; kc++) {
-                uint32_t qf[kMmaMT][4];
-#pragma unroll
-                for (int mt = 0; mt < kMmaMT; mt++) ldmatrix_x4(qf[mt], qw + mt * 16 * LDS + kc * 16);
-#pragma unroll
-                for (int np = 0; np < kMmaBK / 16; np++) {
-                    uint32_t bf[4];
-                    ldmatrix_x4(bf, ks + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
-#pragma unroll
-                    for (int mt = 0; mt < kMmaMT; mt++) {
-                        mma_bf16(s[mt][2 * np], qf[mt], bf[0], bf[1]);
-                        mma_bf16(s[mt][2 * np + 1], qf[mt], bf[2], bf[3]);
-                    }
-                }
-            }
+            mma_abt_tiles<HD, kMmaBK, kMmaMT>(s, qs + warp * kMmaWarpRows * LDS, ks);
             const bool masked = k0 + kMmaBK > warp_full;
 #pragma unroll
             for (int mt = 0; mt < kMmaMT; mt++)

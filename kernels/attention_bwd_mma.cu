@@ -47,9 +47,15 @@ template <int HD> size_t dkdv_smem_bytes() {
     return sizeof(__nv_bfloat16) * (size_t)(2 * kTile + 4 * step_rows<HD>()) * lds<HD>() +
            sizeof(float) * 4 * step_rows<HD>();
 }
-/* dq: Q, dO (kTile rows), two buffers of (K, V) (step rows each) */
+/* A dq block owns 128 query rows: each warp two m16 tiles, so every K or V
+ * fragment read from shared memory feeds both (as the forward's warps do). */
+constexpr int kDqMT = 2;
+constexpr int kDqWarpRows = 16 * kDqMT;
+constexpr int kDqRows = kDqWarpRows * kWarps;
+
+/* dq: Q, dO (kDqRows rows), two buffers of (K, V) (step rows each) */
 template <int HD> size_t dq_smem_bytes() {
-    return sizeof(__nv_bfloat16) * (size_t)(2 * kTile + 4 * step_rows<HD>()) * lds<HD>();
+    return sizeof(__nv_bfloat16) * (size_t)(2 * kDqRows + 4 * step_rows<HD>()) * lds<HD>();
 }
 
 /* Writes this warp's 16 x HD accumulator (rows g and g+8 at row0 and row0 + 8
@@ -141,13 +147,16 @@ __global__ void __launch_bounds__(kWarps * 32)
              * scalar path's mask (keys past kv_end fail it for every real t) */
             float pt[BQ / 8][4];
             mma_abt<HD, BQ>(pt, ks + warp * 16 * LDS, qs);
+            /* no mask when every row of the step is real and sees the warp's last key */
+            const bool masked = tq0 + BQ > n_new || wkey0 + 15 > n_past + tq0;
 #pragma unroll
             for (int nt = 0; nt < BQ / 8; nt++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int col = nt * 8 + 2 * tig + (e & 1), t = tq0 + col;
                     const bool vis = t < n_new && (e < 2 ? key_a : key_b) <= n_past + t;
-                    pt[nt][e] = vis ? exp2f(pt[nt][e] * p.scale_log2 - ls[col]) : 0.0f;
+                    const float x = exp2_ftz(fmaf(pt[nt][e], p.scale_log2, -ls[col]));
+                    pt[nt][e] = masked && !vis ? 0.0f : x;
                 }
             /* dS^T = P^T (dP^T - D); masked entries stay 0 (dP is finite: padding rows and keys are zeros) */
             float dst[BQ / 8][4];
@@ -170,35 +179,44 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 template <int HD>
-__global__ void __launch_bounds__(kWarps * 32) dq_mma_kernel(Params p, __nv_bfloat16 *dq, int64_t lddq) {
-    constexpr int LDS = lds<HD>(), BK = step_rows<HD>();
+__global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_bfloat16 *dq, int64_t lddq) {
+    constexpr int LDS = lds<HD>(), BK = step_rows<HD>(), MT = kDqMT;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __nv_bfloat16 *qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw); /* kTile x LDS */
-    __nv_bfloat16 *dos = qs + kTile * LDS;                            /* kTile x LDS */
-    __nv_bfloat16 *kv_buf = dos + kTile * LDS; /* buffer i: K at i * 2 * BK * LDS, V after it */
+    __nv_bfloat16 *qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw); /* kDqRows x LDS */
+    __nv_bfloat16 *dos = qs + kDqRows * LDS;                          /* kDqRows x LDS */
+    __nv_bfloat16 *kv_buf = dos + kDqRows * LDS; /* buffer i: K at i * 2 * BK * LDS, V after it */
 
     /* the last query tiles see the most keys: start them first (as the forward) */
-    const int b = blockIdx.z, h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * kTile;
+    const int b = blockIdx.z, h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * kDqRows;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
     const int n_past = p.n_past[b], n_new = p.n_new[b], kvh = h / p.group;
     const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
                         *v = (const __nv_bfloat16 *)p.v, *dout = (const __nv_bfloat16 *)p.dout;
-    const int kv_end = t0 < n_new ? n_past + min(t0 + kTile, n_new) : 0; /* keys the last real row sees */
+    const int kv_end = t0 < n_new ? n_past + min(t0 + kDqRows, n_new) : 0; /* keys the last real row sees */
 
-    /* this lane's two rows: g and g + 8 of the warp's 16; padding rows see no key */
-    const int ta = t0 + warp * 16 + g, tb = ta + 8;
-    const int lim_a = ta < n_new ? n_past + ta + 1 : 0, lim_b = tb < n_new ? n_past + tb + 1 : 0;
-    const int t_last = min(t0 + warp * 16 + 15, n_new - 1);
-    const int warp_lim = t0 + warp * 16 < n_new ? n_past + t_last + 1 : 0;
-    const int64_t row_a = (int64_t)b * p.T + ta, row_b = row_a + 8;
-    const float lse_a = ta < n_new ? p.lse[row_a * p.nh + h] * kLog2e : 0.0f;
-    const float lse_b = tb < n_new ? p.lse[row_b * p.nh + h] * kLog2e : 0.0f;
-    const float d_a = ta < n_new ? p.dvec[row_a * p.nh + h] : 0.0f;
-    const float d_b = tb < n_new ? p.dvec[row_b * p.nh + h] : 0.0f;
-
-    float acc[HD / 8][4];
+    /* this lane's rows: g and g + 8 of each m-tile; padding rows see no key */
+    const int w0 = t0 + warp * kDqWarpRows;
+    int lim[MT][2];
+    float lse2[MT][2], dd[MT][2]; /* log2-domain lse and D of each row */
 #pragma unroll
-    for (int i = 0; i < HD / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int t = w0 + mt * 16 + g + 8 * r;
+            const int64_t row = (int64_t)b * p.T + t;
+            lim[mt][r] = t < n_new ? n_past + t + 1 : 0;
+            lse2[mt][r] = t < n_new ? p.lse[row * p.nh + h] * kLog2e : 0.0f;
+            dd[mt][r] = t < n_new ? p.dvec[row * p.nh + h] : 0.0f;
+        }
+    /* keys any row of the warp sees, and keys all of them see (no mask needed below) */
+    const int warp_lim = w0 < n_new ? n_past + min(w0 + kDqWarpRows, n_new) : 0;
+    const int warp_full = w0 + kDqWarpRows <= n_new ? n_past + w0 + 1 : 0;
+
+    float acc[MT][HD / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) acc[mt][i][0] = acc[mt][i][1] = acc[mt][i][2] = acc[mt][i][3] = 0.0f;
 
     const int64_t kbase = cache_row(p, b, 0);
     auto issue_tile = [&](int k0, int buf) {
@@ -209,9 +227,9 @@ __global__ void __launch_bounds__(kWarps * 32) dq_mma_kernel(Params p, __nv_bflo
     };
     if (kv_end > 0) { /* Q and dO once, with the first key tile */
         const int64_t row0 = (int64_t)b * p.T + t0;
-        const int nq = min(kTile, n_new - t0);
-        load_async<HD>(qs, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, kTile, nq);
-        load_async<HD>(dos, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, kTile, nq);
+        const int nq = min(kDqRows, n_new - t0);
+        load_async<HD>(qs, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, kDqRows, nq);
+        load_async<HD>(dos, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, kDqRows, nq);
         issue_tile(0, 0);
     }
     cp_async_commit();
@@ -222,31 +240,38 @@ __global__ void __launch_bounds__(kWarps * 32) dq_mma_kernel(Params p, __nv_bflo
         __syncthreads();
         const __nv_bfloat16 *ks = kv_buf + buf * 2 * BK * LDS, *vs = ks + BK * LDS;
         if (k0 < warp_lim) { /* else this warp's rows see none of these keys */
-            float pr[BK / 8][4];
-            mma_abt<HD, BK>(pr, qs + warp * 16 * LDS, ks);
+            float pr[MT][BK / 8][4];
+            mma_abt_tiles<HD, BK, MT>(pr, qs + warp * kDqWarpRows * LDS, ks);
+            const bool masked = k0 + BK > warp_full;
 #pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++)
+            for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int key = k0 + nt * 8 + 2 * tig + (e & 1);
-                    pr[nt][e] = key < (e < 2 ? lim_a : lim_b)
-                                    ? exp2f(pr[nt][e] * p.scale_log2 - (e < 2 ? lse_a : lse_b))
-                                    : 0.0f;
-                }
-            float ds[BK / 8][4];
-            mma_abt<HD, BK>(ds, dos + warp * 16 * LDS, vs);
+                for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++)
+                    for (int e = 0; e < 4; e++) {
+                        const int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                        const float x = exp2_ftz(fmaf(pr[mt][nt][e], p.scale_log2, -lse2[mt][e / 2]));
+                        pr[mt][nt][e] = masked && key >= lim[mt][e / 2] ? 0.0f : x;
+                    }
+            float ds[MT][BK / 8][4];
+            mma_abt_tiles<HD, BK, MT>(ds, dos + warp * kDqWarpRows * LDS, vs);
 #pragma unroll
-                for (int e = 0; e < 4; e++) ds[nt][e] = pr[nt][e] * (ds[nt][e] - (e < 2 ? d_a : d_b));
-            mma_ab<HD, BK>(acc, ds, ks);
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) ds[mt][nt][e] = pr[mt][nt][e] * (ds[mt][nt][e] - dd[mt][e / 2]);
+            mma_ab_tiles<HD, BK, MT>(acc, ds, ks);
         }
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
 
     /* rows t < T are written, padding rows (t >= n_new) as zeros */
-    const int r0 = t0 + warp * 16;
-    store_rows<HD>(dq, lddq, (int64_t)b * p.T + r0, h * HD, r0, p.T, n_new, acc, p.scale_log2 / kLog2e);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const int r0 = w0 + mt * 16;
+        store_rows<HD>(dq, lddq, (int64_t)b * p.T + r0, h * HD, r0, p.T, n_new, acc[mt], p.scale_log2 / kLog2e);
+    }
 }
 
 template <int HD>
@@ -261,7 +286,7 @@ srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv,
                                                                     (__nv_bfloat16 *)dv->data, dv->stride);
     SRLM_CUDA_TRY(cudaGetLastError());
     if (p.T == 0) return SRLM_OK; /* no query rows: dk, dv are all zeros */
-    dim3 grid_q((p.T + kTile - 1) / kTile, p.nh, p.B);
+    dim3 grid_q((p.T + kDqRows - 1) / kDqRows, p.nh, p.B);
     dq_mma_kernel<HD><<<grid_q, kWarps * 32, smem_q, stream>>>(p, (__nv_bfloat16 *)dq->data, dq->stride);
     SRLM_CUDA_TRY(cudaGetLastError());
     return SRLM_OK;

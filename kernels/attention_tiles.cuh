@@ -45,6 +45,15 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+/* 2^x by the special-function unit with subnormal results flushed to zero
+ * (exp2f adds a rescaling around it for subnormals): softmax weights below
+ * 2^-126 of the row max are dropped, far under bf16's resolution. */
+__device__ __forceinline__ float exp2_ftz(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 /* Rows of sequence b's cache slot start here (element offset of row 0). */
 __device__ __forceinline__ int64_t cache_row(const Params &p, int b, int pos) {
     return ((int64_t)p.slot[b] * p.max_seq + pos);
@@ -116,32 +125,47 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 __device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
-/* c (16 x N) = A B^T for this warp: A is 16 rows of HD (smem, row-major), B is
- * N rows of HD (smem, row-major), so both are read by plain ldmatrix.
+/* c (16 x N per m-tile) = A B^T for each of this warp's MT m-tiles: A is
+ * 16 * MT rows of HD (smem, row-major; m-tile mt at rows 16 mt..), B is N
+ * rows of HD (smem, row-major), so both are read by plain ldmatrix, and each
+ * B fragment feeds all MT tiles.
  * A fragment: lanes 0-15 address rows 0-15 at column kc*16, lanes 16-31 the
  * same rows at kc*16 + 8 (registers a0a1, a2a3, a4a5, a6a7).
  * B fragments of two n-tiles per ldmatrix.x4: lanes 0-7 rows +0..7 at d, 8-15
  * rows +0..7 at d+8, 16-23 rows +8..15 at d, 24-31 rows +8..15 at d+8.
  * Accumulator element e of n-tile nt: row g (e < 2) or g + 8, column
  * nt*8 + 2*tig + (e & 1), with g = lane / 4, tig = lane % 4. */
-template <int HD, int N>
-__device__ __forceinline__ void mma_abt(float (&c)[N / 8][4], const __nv_bfloat16 *a, const __nv_bfloat16 *b) {
+template <int HD, int N, int MT>
+__device__ __forceinline__ void mma_abt_tiles(float (&c)[MT][N / 8][4], const __nv_bfloat16 *a,
+                                              const __nv_bfloat16 *b) {
     constexpr int LDS = lds<HD>();
     const int lane = threadIdx.x % 32;
 #pragma unroll
-    for (int i = 0; i < N / 8; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = 0.0f;
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < N / 8; i++) c[mt][i][0] = c[mt][i][1] = c[mt][i][2] = c[mt][i][3] = 0.0f;
 #pragma unroll
     for (int kc = 0; kc < HD / 16; kc++) {
-        uint32_t af[4];
-        ldmatrix_x4(af, a + (lane % 16) * LDS + kc * 16 + (lane / 16) * 8);
+        uint32_t af[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) ldmatrix_x4(af[mt], a + (mt * 16 + lane % 16) * LDS + kc * 16 + (lane / 16) * 8);
 #pragma unroll
         for (int np = 0; np < N / 16; np++) {
             uint32_t bf[4];
             ldmatrix_x4(bf, b + (np * 16 + lane % 8 + (lane / 16) * 8) * LDS + kc * 16 + ((lane / 8) % 2) * 8);
-            mma_bf16(c[2 * np], af, bf[0], bf[1]);
-            mma_bf16(c[2 * np + 1], af, bf[2], bf[3]);
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                mma_bf16(c[mt][2 * np], af[mt], bf[0], bf[1]);
+                mma_bf16(c[mt][2 * np + 1], af[mt], bf[2], bf[3]);
+            }
         }
     }
+}
+
+/* mma_abt_tiles for a warp with one m-tile. */
+template <int HD, int N>
+__device__ __forceinline__ void mma_abt(float (&c)[N / 8][4], const __nv_bfloat16 *a, const __nv_bfloat16 *b) {
+    mma_abt_tiles<HD, N, 1>(reinterpret_cast<float(&)[1][N / 8][4]>(c), a, b);
 }
 
 /* acc (16 x HD) += X B for each of this warp's MT m-tiles: X (16 x K per
