@@ -43,16 +43,26 @@ srlm_status srlm_cuda_attention_fwd(srlm_view *out, const srlm_view *q, const sr
 /* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape. */
 size_t srlm_cuda_attention_bwd_workspace(const srlm_cuda_attn_shape *s);
 
+/* What a forward run kept for the backward: its output (the same view shape
+ * as q) and its lse (srlm_cuda_attention_fwd's lse argument). */
+typedef struct {
+    const srlm_view *out;
+    const float     *lse;
+} srlm_cuda_attn_saved;
+
 /* Given dout: dq = (padding rows 0); dk, dv (cache layout) = for every row of
  * each used slot (all max_seq rows; rows past n_past + n_new get 0), not
- * accumulated. Recomputes the probabilities from q and k (lse inside the
- * workspace), so nothing from the forward is needed. dq by a pass over key
- * blocks per query block and dk/dv by a pass over query blocks per key block:
- * no atomics. */
+ * accumulated. With saved (the forward's out and lse, both required) the row
+ * statistics come from them, as FlashAttention's backward does; with saved ==
+ * NULL they are recomputed by a forward pass (lse and D = rowsum(dout * out)
+ * inside the workspace), so nothing from the forward is needed, at the cost
+ * of that pass. dq by a pass over key blocks per query block and dk/dv by a
+ * pass over query blocks per key block: no atomics. */
 srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *dout,
                                     const srlm_view *q, const srlm_view *k_cache,
                                     const srlm_view *v_cache, const srlm_cuda_attn_shape *s,
-                                    void *workspace, size_t workspace_bytes, void *stream);
+                                    const srlm_cuda_attn_saved *saved, void *workspace,
+                                    size_t workspace_bytes, void *stream);
 
 /* Decode (T == 1, one query row per sequence) over long cached contexts: the
  * keys are split into chunks so that B * n_heads * chunks blocks fill the GPU,

@@ -1,6 +1,8 @@
 /* Attention backward, deterministic and without atomics, recomputing the
  * probabilities from q and k:
- *   1. the forward kernel in stats mode: lse and D = rowsum(dO * O) per (row, head)
+ *   1. the row statistics lse and D = rowsum(dO * O) per (row, head): from the
+ *      forward's saved output and lse (dvec_kernel), or, without them, by the
+ *      forward kernel in stats mode
  *   2. dkdv_kernel: per (sequence, kv head, 16 keys), loops over the query tiles
  *      of every query head of the GQA group in a fixed order:
  *        dV += P^T dO,  dK += scale dS^T Q,  dS = P * (dP - D),  dP = dO V^T
@@ -295,6 +297,34 @@ srlm_status launch_bwd_t(const Params &p, srlm_view *dq, srlm_view *dk, srlm_vie
     }
 }
 
+/* D = rowsum(dO * O) per (row, head) from the forward's output: one warp per
+ * (row, head), the index row * nh + h of the D array; padding rows get 0. */
+template <typename T>
+__global__ void dvec_kernel(Params p, const T *out, int64_t ldo, float *dvec) {
+    const int64_t w = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (w >= (int64_t)p.B * p.T * p.nh) return;
+    const int h = (int)(w % p.nh);
+    const int64_t row = w / p.nh;
+    const int b = (int)(row / p.T), t = (int)(row % p.T);
+    const T *dout = (const T *)p.dout;
+    float sum = 0.0f;
+    if (t < p.n_new[b])
+        for (int d = lane; d < p.hd; d += 32)
+            sum += ld(out[row * ldo + (int64_t)h * p.hd + d]) * ld(dout[row * p.lddo + (int64_t)h * p.hd + d]);
+    sum = warp_sum(sum);
+    if (lane == 0) dvec[w] = sum;
+}
+
+template <typename T>
+srlm_status launch_dvec(const Params &p, const srlm_view *out, float *dvec, cudaStream_t stream) {
+    const int64_t warps = (int64_t)p.B * p.T * p.nh, per_block = 8;
+    dvec_kernel<T><<<(unsigned)((warps + per_block - 1) / per_block), 32 * per_block, 0, stream>>>(
+        p, (const T *)out->data, out->stride, dvec);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    return SRLM_OK;
+}
+
 }  // namespace
 
 extern "C" size_t srlm_cuda_attention_bwd_workspace(const srlm_cuda_attn_shape *s) {
@@ -304,7 +334,8 @@ extern "C" size_t srlm_cuda_attention_bwd_workspace(const srlm_cuda_attn_shape *
 extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *dout,
                                                const srlm_view *q, const srlm_view *k_cache,
                                                const srlm_view *v_cache, const srlm_cuda_attn_shape *s,
-                                               void *workspace, size_t workspace_bytes, void *stream) {
+                                               const srlm_cuda_attn_saved *saved, void *workspace,
+                                               size_t workspace_bytes, void *stream) {
     const char *op = "attention backward";
     SRLM_CHECK(check_args(op, dq, "dq", q, k_cache, v_cache, s));
     const int64_t rows = (int64_t)s->B * s->T;
@@ -312,6 +343,11 @@ extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srl
     SRLM_CHECK(check_view(op, "dout", dout, q->dtype, rows, qcols, 0));
     SRLM_CHECK(check_view(op, "dk", dk, q->dtype, k_cache->rows, kvcols, 0));
     SRLM_CHECK(check_view(op, "dv", dv, q->dtype, v_cache->rows, kvcols, 0));
+    if (saved) {
+        if (!saved->lse)
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s: saved state without lse (the forward's lse is required with its output)", op);
+        SRLM_CHECK(check_view(op, "saved out", saved->out, q->dtype, rows, qcols, 0));
+    }
     const size_t need = srlm_cuda_attention_bwd_workspace(s);
     if (workspace_bytes < need || (need > 0 && !workspace))
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: workspace of %zu bytes is too small (expected %zu bytes)", op,
@@ -323,11 +359,17 @@ extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srl
     Params p = make_params(NULL, q, k_cache, v_cache, s);
     p.dout = dout->data;
     p.lddo = dout->stride;
-    p.lse = lse;
     p.dvec = dvec;
-    SRLM_CHECK(launch_fwd(p, q->dtype, st));
+    if (saved) { /* the kernels only read lse */
+        p.lse = const_cast<float *>(saved->lse);
+        if (q->dtype == SRLM_BF16) SRLM_CHECK(launch_dvec<__nv_bfloat16>(p, saved->out, dvec, st));
+        else SRLM_CHECK(launch_dvec<float>(p, saved->out, dvec, st));
+    } else {
+        p.lse = lse;
+        SRLM_CHECK(launch_fwd(p, q->dtype, st));
+    }
 
     if (bwd_mma_eligible(p, q->dtype, dq, dk, dv)) return launch_bwd_mma(p, dq, dk, dv, st);
-    if (q->dtype == SRLM_BF16) return launch_bwd_t<__nv_bfloat16>(p, dq, dk, dv, lse, dvec, st);
-    return launch_bwd_t<float>(p, dq, dk, dv, lse, dvec, st);
+    if (q->dtype == SRLM_BF16) return launch_bwd_t<__nv_bfloat16>(p, dq, dk, dv, p.lse, dvec, st);
+    return launch_bwd_t<float>(p, dq, dk, dv, p.lse, dvec, st);
 }

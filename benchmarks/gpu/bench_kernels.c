@@ -156,11 +156,21 @@ static int run_attn_fwd(void *p, int i) {
     (void)i;
     return srlm_ok(srlm_cuda_attention_fwd(&c->out, &c->q, &c->k, &c->v, &c->s, c->lse, NULL), "attention_fwd");
 }
+/* the backward given the forward's out and lse, as PyTorch's peer runs it */
 static int run_attn_bwd(void *p, int i) {
     attn_ctx *c = p;
     (void)i;
-    return srlm_ok(srlm_cuda_attention_bwd(&c->dq, &c->dk, &c->dv, &c->dout, &c->q, &c->k, &c->v, &c->s, c->ws,
-                                           c->ws_bytes, NULL),
+    srlm_cuda_attn_saved saved = {&c->out, c->lse};
+    return srlm_ok(srlm_cuda_attention_bwd(&c->dq, &c->dk, &c->dv, &c->dout, &c->q, &c->k, &c->v, &c->s, &saved,
+                                           c->ws, c->ws_bytes, NULL),
+                   "attention_bwd");
+}
+/* the backward that recomputes lse and D itself (no saved state) */
+static int run_attn_bwd_recompute(void *p, int i) {
+    attn_ctx *c = p;
+    (void)i;
+    return srlm_ok(srlm_cuda_attention_bwd(&c->dq, &c->dk, &c->dv, &c->dout, &c->q, &c->k, &c->v, &c->s, NULL,
+                                           c->ws, c->ws_bytes, NULL),
                    "attention_bwd");
 }
 
@@ -190,9 +200,11 @@ static void bench_attention(int S, int reps) {
     snprintf(shape, sizeof shape, "B%d_H%d_S%d_D%d_causal", B, H, S, D);
     const double fwd_flop = 4.0 * B * H * (double)S * S * D / 2.0;
     float f = time_median(run_attn_fwd, &c, 3, reps);
-    float b = time_median(run_attn_bwd, &c, 3, reps);
+    float b = time_median(run_attn_bwd, &c, 3, reps); /* out and lse from the forward just timed */
+    float br = time_median(run_attn_bwd_recompute, &c, 3, reps);
     row("attn_fwd", "bf16", shape, f, fwd_flop / (f * 1e-3) / 1e12, "TFLOP/s", "-", 0);
     row("attn_bwd", "bf16", shape, b, 2.5 * fwd_flop / (b * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+    row("attn_bwd_recompute", "bf16", shape, br, 2.5 * fwd_flop / (br * 1e-3) / 1e12, "TFLOP/s", "-", 0);
     row("attn_fwd_bwd", "bf16", shape, f + b, 3.5 * fwd_flop / ((f + b) * 1e-3) / 1e12, "TFLOP/s", "-", 0);
     for (int j = 0; j < 8; j++) cudaFree(views[j]->data);
     cudaFree(c.lse);

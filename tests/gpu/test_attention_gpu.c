@@ -93,7 +93,7 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     CHECK_OK(srlm_cuda_attention_fwd(&go, &gq, &gk, &gv, &s, dlse, NULL));
     size_t ws_bytes = srlm_cuda_attention_bwd_workspace(&s);
     void *ws = gpu_poisoned(ws_bytes);
-    CHECK_OK(srlm_cuda_attention_bwd(&gdq, &gdk, &gdv, &gdo, &gq, &gk, &gv, &s, ws, ws_bytes, NULL));
+    CHECK_OK(srlm_cuda_attention_bwd(&gdq, &gdk, &gdv, &gdo, &gq, &gk, &gv, &s, NULL, ws, ws_bytes, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
 
     float *out = gpu_to_f32_new(dout_, nq, c->dt), *gdq_h = gpu_to_f32_new(ddq, nq, c->dt);
@@ -159,10 +159,31 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     /* deterministic: a second backward gives the same bits */
     void *ddq2 = gpu_poisoned(nq * es);
     srlm_view gdq2 = {ddq2, c->dt, qrows, qcols, qld};
-    CHECK_OK(srlm_cuda_attention_bwd(&gdq2, &gdk, &gdv, &gdo, &gq, &gk, &gv, &s, ws, ws_bytes, NULL));
+    CHECK_OK(srlm_cuda_attention_bwd(&gdq2, &gdk, &gdv, &gdo, &gq, &gk, &gv, &s, NULL, ws, ws_bytes, NULL));
     float *gdq2_h = gpu_to_f32_new(ddq2, nq, c->dt), *gdk2_h = gpu_to_f32_new(ddk, nkv, c->dt);
     CHECK_MSG(memcmp(gdq2_h, gdq_h, nq * 4) == 0 && memcmp(gdk2_h, gdk_h, nkv * 4) == 0,
               "%s %s: backward is not bit-reproducible", srlm_dtype_name(c->dt), c->name);
+
+    /* the backward from the forward's saved out and lse (the training path's
+     * mode): the same tolerances against the same reference; D now comes from
+     * the bf16-rounded out, an error well inside the bf16 bound above */
+    void *ddq3 = gpu_poisoned(nq * es), *ddk3 = gpu_poisoned(nkv * es), *ddv3 = gpu_poisoned(nkv * es);
+    srlm_view gdq3 = {ddq3, c->dt, qrows, qcols, qld};
+    srlm_view gdk3 = {ddk3, c->dt, kvrows, kvcols, kvld}, gdv3 = {ddv3, c->dt, kvrows, kvcols, kvld};
+    void *ws3 = gpu_poisoned(ws_bytes);
+    srlm_cuda_attn_saved saved = {&go, dlse};
+    CHECK_OK(srlm_cuda_attention_bwd(&gdq3, &gdk3, &gdv3, &gdo, &gq, &gk, &gv, &s, &saved, ws3, ws_bytes, NULL));
+    float *gdq3_h = gpu_to_f32_new(ddq3, nq, c->dt), *gdk3_h = gpu_to_f32_new(ddk3, nkv, c->dt);
+    float *gdv3_h = gpu_to_f32_new(ddv3, nkv, c->dt);
+    const double s_dq = rel_err(gdq3_h, ref_dq, qrows, qcols, qld);
+    const double s_dk = rel_err_rows(gdk3_h, ref_dk, kv_ids, (int64_t)B * c->max_seq, kvcols, kvld);
+    const double s_dv = rel_err_rows(gdv3_h, ref_dv, kv_ids, (int64_t)B * c->max_seq, kvcols, kvld);
+    printf("%-5s %-26s saved out+lse: dq %.2e  dk %.2e  dv %.2e\n", srlm_dtype_name(c->dt), c->name, s_dq, s_dk, s_dv);
+    CHECK_MSG(s_dq <= tol_grad && s_dk <= tol_grad && s_dv <= tol_grad,
+              "%s %s: backward from saved out+lse: relative errors dq %.3g dk %.3g dv %.3g > %.1g",
+              srlm_dtype_name(c->dt), c->name, s_dq, s_dk, s_dv, tol_grad);
+    free(gdq3_h); free(gdk3_h); free(gdv3_h);
+    cudaFree(ddq3); cudaFree(ddk3); cudaFree(ddv3); cudaFree(ws3);
 
     free(gdq2_h); free(gdk2_h); cudaFree(ddq2);
     free(kv_ids); free(out); free(gdq_h); free(gdk_h); free(gdv_h); free(lse);
@@ -208,11 +229,16 @@ static void check_bad_arguments(void) {
     qshort.rows = 7;
     CHECK(srlm_cuda_attention_fwd(&o, &qshort, &k, &v, &s, NULL, NULL) == SRLM_BAD_INPUT);
 
-    CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv, &dout, &q, &k, &v, &s, dummy, ws - 4, NULL) == SRLM_BAD_INPUT);
+    CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv, &dout, &q, &k, &v, &s, NULL, dummy, ws - 4, NULL) == SRLM_BAD_INPUT);
     printf("small workspace: %s\n", srlm_last_error());
     srlm_view dv32 = dv;
     dv32.dtype = SRLM_F32;
-    CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv32, &dout, &q, &k, &v, &s, dummy, ws, NULL) == SRLM_BAD_INPUT);
+    CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv32, &dout, &q, &k, &v, &s, NULL, dummy, ws, NULL) == SRLM_BAD_INPUT);
+    srlm_cuda_attn_saved no_lse = {&o, NULL}, short_out = {&dv, (const float *)dummy};
+    CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv, &dout, &q, &k, &v, &s, &no_lse, dummy, ws, NULL) == SRLM_BAD_INPUT);
+    printf("saved out without lse: %s\n", srlm_last_error());
+    CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv, &dout, &q, &k, &v, &s, &short_out, dummy, ws, NULL) == SRLM_BAD_INPUT);
+    printf("saved out of the wrong shape: %s\n", srlm_last_error());
 
     /* decode wants T == 1 and its own workspace */
     CHECK(srlm_cuda_attention_decode(&o, &q, &k, &v, &s, dummy, 1 << 20, NULL) == SRLM_BAD_INPUT);

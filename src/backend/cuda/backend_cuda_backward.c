@@ -144,7 +144,7 @@ srlm_status cuda_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *
     size_t bytes = srlm_cuda_attention_bwd_workspace(&cs);
     void *ws;
     SRLM_CHECK(cuda_workspace(be, bytes, &ws));
-    return srlm_cuda_attention_bwd(dq, dk, dv, dout, q, k_cache, v_cache, &cs, ws, bytes, cuda_stream(be));
+    return srlm_cuda_attention_bwd(dq, dk, dv, dout, q, k_cache, v_cache, &cs, NULL, ws, bytes, cuda_stream(be));
 }
 
 srlm_status cuda_swiglu_backward(srlm_backend *be, srlm_view *dgate, srlm_view *dup,
