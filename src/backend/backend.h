@@ -98,10 +98,12 @@ typedef struct {
     /* write the new rows of k or v (B*T, n_kv*hd) into the cache (slots*max_seq, n_kv*hd) */
     srlm_status (*kv_store)(srlm_backend *be, srlm_view *cache, const srlm_view *kv,
                             const srlm_attn_shape *s);
-    /* causal GQA attention of q (B*T, nh*hd) over the cache -> out (B*T, nh*hd) */
+    /* causal GQA attention of q (B*T, nh*hd) over the cache -> out (B*T, nh*hd);
+     * lse (may be NULL): (B*T, nh) F32, each row's natural-log sum of exp of its
+     * scaled scores (0 on padding rows), kept for attention_backward */
     srlm_status (*attention)(srlm_backend *be, srlm_view *out, const srlm_view *q,
                              const srlm_view *k_cache, const srlm_view *v_cache,
-                             const srlm_attn_shape *s);
+                             const srlm_attn_shape *s, srlm_view *lse);
     /* out = silu(gate) * up, elementwise */
     srlm_status (*swiglu)(srlm_backend *be, srlm_view *out, const srlm_view *gate,
                           const srlm_view *up);
@@ -153,11 +155,15 @@ typedef struct {
                                  int head_dim, float theta);
     /* causal GQA attention backward, recomputing the probabilities from q and k
      * (nothing seq x seq is saved): dq (B*T, nh*hd) = ; dk, dv (cache layout) =
-     * (not accumulated), given dout (B*T, nh*hd). Padding rows get dq = 0. */
+     * (not accumulated), given dout (B*T, nh*hd). Padding rows get dq = 0.
+     * saved_out and saved_lse (both or neither): the forward's out and lse for
+     * these inputs; a backend may take its row statistics from them instead of
+     * recomputing them (the CUDA backend does; the CPU backend needs neither). */
     srlm_status (*attention_backward)(srlm_backend *be, srlm_view *dq, srlm_view *dk,
                                       srlm_view *dv, const srlm_view *dout, const srlm_view *q,
                                       const srlm_view *k_cache, const srlm_view *v_cache,
-                                      const srlm_attn_shape *s);
+                                      const srlm_attn_shape *s, const srlm_view *saved_out,
+                                      const srlm_view *saved_lse);
     /* from out = silu(gate) * up: dgate, dup given dout (dgate/dup may not alias inputs) */
     srlm_status (*swiglu_backward)(srlm_backend *be, srlm_view *dgate, srlm_view *dup,
                                    const srlm_view *dout, const srlm_view *gate,

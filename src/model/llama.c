@@ -452,7 +452,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(op->rope(be, &k, a->pos, m->n_kv_local, m->head_dim, theta));
         SRLM_CHECK(op->kv_store(be, &kv->k[l], &k, &as));
         SRLM_CHECK(op->kv_store(be, &kv->v[l], &v, &as));
-        SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as));
+        SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as, NULL));
         SRLM_CHECK(op->matmul(be, &proj, &att, &ly->wo, 0));
         SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &proj));
         SRLM_CHECK(op->add(be, &x, &proj));

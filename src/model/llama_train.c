@@ -25,7 +25,8 @@ srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max
     const int64_t qd = (int64_t)m->n_heads_local * m->head_dim;
     const int64_t kvd = (int64_t)m->n_kv_local * m->head_dim, F = m->ffn_local;
     const int64_t sets = recompute ? 1 : L;
-    const int64_t per_layer = N * (4 * D + 2 * qd + 2 * kvd + 3 * F);
+    const int64_t nh = m->n_heads_local;
+    const int64_t per_layer = N * (4 * D + 2 * qd + 2 * kvd + 3 * F + nh);
     int64_t total = sets * per_layer + (recompute ? L * N * D : 0) + N * (2 * D) +
                     N * m->vocab_local + N * (3 * D + 2 * qd + 2 * kvd + 3 * F);
     a->max_tokens = max_tokens;
@@ -61,6 +62,8 @@ srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max
     CARVE(a->dx, D); CARVE(a->dtmp, D); CARVE(a->dxn, D);
     CARVE(a->dq, qd); CARVE(a->datt, qd); CARVE(a->dk, kvd); CARVE(a->dv, kvd);
     CARVE(a->dh, F); CARVE(a->dgate, F); CARVE(a->dup, F);
+    /* last: n_heads columns would misalign every view carved after them */
+    for (int64_t s = 0; s < sets; s++) CARVE(a->layer[s].lse, nh);
 #undef CARVE
     return SRLM_OK;
 }
@@ -77,7 +80,7 @@ void srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m) {
 /* Row views of the first N rows of every buffer of a layer set. */
 static srlm_layer_acts layer_rows(const srlm_layer_acts *la, int64_t N) {
     srlm_layer_acts r = *la;
-    srlm_view *v[] = {&r.x_in, &r.xn1, &r.x_mid, &r.xn2, &r.q, &r.att, &r.k, &r.v, &r.gate, &r.up, &r.h};
+    srlm_view *v[] = {&r.x_in, &r.xn1, &r.x_mid, &r.xn2, &r.q, &r.att, &r.k, &r.v, &r.gate, &r.up, &r.h, &r.lse};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = srlm_view_rows(*v[i], 0, N);
     return r;
 }
@@ -96,7 +99,7 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     SRLM_CHECK(op->matmul(be, &la->v, &la->xn1, &ly->wv, 0));
     SRLM_CHECK(op->rope(be, &la->q, pos, m->n_heads_local, m->head_dim, theta));
     SRLM_CHECK(op->rope(be, &la->k, pos, m->n_kv_local, m->head_dim, theta));
-    SRLM_CHECK(op->attention(be, &la->att, &la->q, &la->k, &la->v, as));
+    SRLM_CHECK(op->attention(be, &la->att, &la->q, &la->k, &la->v, as, &la->lse));
     SRLM_CHECK(op->matmul(be, proj, &la->att, &ly->wo, 0));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, proj));
     SRLM_CHECK(op->dropout(be, proj, b->dropout, dropout_key(b, l, SITE_ATTN)));
@@ -218,7 +221,7 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(op->dropout(be, &dtmp, b->dropout, dropout_key(b, l, SITE_ATTN)));
     SRLM_CHECK(op->matmul_dx(be, &datt, &dtmp, &ly->wo, 0));
     SRLM_CHECK(op->matmul_dw(be, &gl->wo, &dtmp, &la->att));
-    SRLM_CHECK(op->attention_backward(be, &dq, &dk, &dv, &datt, &la->q, &la->k, &la->v, as));
+    SRLM_CHECK(op->attention_backward(be, &dq, &dk, &dv, &datt, &la->q, &la->k, &la->v, as, &la->att, &la->lse));
     SRLM_CHECK(op->rope_backward(be, &dq, a->pos, m->n_heads_local, m->head_dim, theta));
     SRLM_CHECK(op->rope_backward(be, &dk, a->pos, m->n_kv_local, m->head_dim, theta));
     SRLM_CHECK(op->matmul_dx(be, &dxn, &dq, &ly->wq, 0));

@@ -13,6 +13,7 @@ typedef struct {
     srlm_view q, att;          /* (N, nh_local * hd) q after RoPE, attention output */
     srlm_view k, v;            /* (N, nkv_local * hd) k after RoPE, v; the "cache" of this batch */
     srlm_view gate, up, h;     /* (N, ffn_local) MLP pre-activations and silu(gate) * up */
+    srlm_view lse;             /* (N, n_heads_local) attention row log-sum-exp, for its backward */
 } srlm_layer_acts;
 
 typedef struct {

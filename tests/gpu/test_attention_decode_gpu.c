@@ -66,7 +66,7 @@ static void run_case(srlm_backend *be, const dec_case *c, uint64_t seed) {
     const int max_len = random_kv_cache(k, v, nkv, &hs, kvld, seed + 1, seed + 2, c->dt);
     srlm_view hq = {q, SRLM_F32, B, qcols, qld}, ho = {ref, SRLM_F32, B, qcols, qld};
     srlm_view hk = {k, SRLM_F32, kvrows, kvcols, kvld}, hv = {v, SRLM_F32, kvrows, kvcols, kvld};
-    CHECK_OK(be->ops->attention(be, &ho, &hq, &hk, &hv, &hs));
+    CHECK_OK(be->ops->attention(be, &ho, &hq, &hk, &hv, &hs, NULL));
 
     void *gq = gpu_from_f32(q, nq, c->dt), *gk = gpu_from_f32(k, nkv, c->dt), *gv = gpu_from_f32(v, nkv, c->dt);
     void *go = gpu_poisoned(nq * srlm_dtype_size(c->dt));

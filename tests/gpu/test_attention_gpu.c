@@ -73,8 +73,8 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     srlm_view hk = {k, SRLM_F32, kvrows, kvcols, kvld}, hv = {v, SRLM_F32, kvrows, kvcols, kvld};
     srlm_view ho = {ref_out, SRLM_F32, qrows, qcols, qld}, hdq = {ref_dq, SRLM_F32, qrows, qcols, qld};
     srlm_view hdk = {ref_dk, SRLM_F32, kvrows, kvcols, kvld}, hdv = {ref_dv, SRLM_F32, kvrows, kvcols, kvld};
-    CHECK_OK(be->ops->attention(be, &ho, &hq, &hk, &hv, &hs));
-    CHECK_OK(be->ops->attention_backward(be, &hdq, &hdk, &hdv, &hdo, &hq, &hk, &hv, &hs));
+    CHECK_OK(be->ops->attention(be, &ho, &hq, &hk, &hv, &hs, NULL));
+    CHECK_OK(be->ops->attention_backward(be, &hdq, &hdk, &hdv, &hdo, &hq, &hk, &hv, &hs, NULL, NULL));
 
     /* GPU */
     const size_t es = srlm_dtype_size(c->dt);

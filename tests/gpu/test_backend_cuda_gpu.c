@@ -230,14 +230,19 @@ static void test_kv_store(void) {
 static void test_attention(void) {
     pair kc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f), vc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f);
     srlm_attn_shape s = prefill_shape();
-    pair q = mk_rand(N, NH * HD, 1.0f, 0.0f), out = mk(N, NH * HD);
-    CHECK_OK(g_cpu->ops->attention(g_cpu, &out.c, &q.c, &kc.c, &vc.c, &s));
-    CHECK_OK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &s));
+    pair q = mk_rand(N, NH * HD, 1.0f, 0.0f), out = mk(N, NH * HD), lse = mk_as(SRLM_F32, N, NH, 0);
+    CHECK_OK(g_cpu->ops->attention(g_cpu, &out.c, &q.c, &kc.c, &vc.c, &s, &lse.c));
+    CHECK_OK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &s, &lse.g));
     compare("attention (prefill, padding)", &out, tol(1e-5, 1e-2));
+    compare("attention lse", &lse, tol(1e-5, 1e-3));
+    srlm_view lse_short = srlm_view_rows(lse.g, 0, N - 1);
+    CHECK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &s, &lse_short) == SRLM_BAD_INPUT);
+    printf("lse of the wrong shape: %s\n", srlm_last_error());
+    drop(&lse);
     srlm_attn_shape d = decode_shape();
     pair q1 = mk_rand(B, NH * HD, 1.0f, 0.0f), out1 = mk(B, NH * HD);
-    CHECK_OK(g_cpu->ops->attention(g_cpu, &out1.c, &q1.c, &kc.c, &vc.c, &d));
-    CHECK_OK(g_gpu->ops->attention(g_gpu, &out1.g, &q1.g, &kc.g, &vc.g, &d));
+    CHECK_OK(g_cpu->ops->attention(g_cpu, &out1.c, &q1.c, &kc.c, &vc.c, &d, NULL));
+    CHECK_OK(g_gpu->ops->attention(g_gpu, &out1.g, &q1.g, &kc.g, &vc.g, &d, NULL));
     compare("attention (decode, T = 1)", &out1, tol(1e-5, 1e-2));
     drop(&kc), drop(&vc), drop(&q), drop(&out), drop(&q1), drop(&out1);
 }
@@ -395,27 +400,46 @@ static void test_rope_backward(void) {
     drop(&d);
 }
 
-static void test_attention_backward(void) {
+/* saved = 0: the backward recomputes its row statistics; 1: it is given the
+ * forward's out and lse (the training path) */
+static void test_attention_backward_mode(int saved) {
     srlm_attn_shape s = prefill_shape();
     pair kc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f), vc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f);
     pair q = mk_rand(N, NH * HD, 1.0f, 0.0f), dout = mk_rand(N, NH * HD, 1.0f, 0.0f);
     pair dq = mk(N, NH * HD), dk = mk(SLOTS * MAX_SEQ, KVD), dv = mk(SLOTS * MAX_SEQ, KVD);
-    CHECK_OK(g_cpu->ops->attention_backward(g_cpu, &dq.c, &dk.c, &dv.c, &dout.c, &q.c, &kc.c, &vc.c, &s));
-    CHECK_OK(g_gpu->ops->attention_backward(g_gpu, &dq.g, &dk.g, &dv.g, &dout.g, &q.g, &kc.g, &vc.g, &s));
-    compare("attention_backward dq", &dq, 1e-5);
+    pair out = mk(N, NH * HD), lse = mk_as(SRLM_F32, N, NH, 0);
+    const srlm_view *oc = NULL, *og = NULL, *lc = NULL, *lg = NULL;
+    if (saved) {
+        CHECK_OK(g_cpu->ops->attention(g_cpu, &out.c, &q.c, &kc.c, &vc.c, &s, &lse.c));
+        CHECK_OK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &s, &lse.g));
+        oc = &out.c, og = &out.g, lc = &lse.c, lg = &lse.g;
+        CHECK(g_gpu->ops->attention_backward(g_gpu, &dq.g, &dk.g, &dv.g, &dout.g, &q.g, &kc.g, &vc.g, &s, og,
+                                             NULL) == SRLM_BAD_INPUT);
+        printf("saved out without lse: %s\n", srlm_last_error());
+    }
+    CHECK_OK(g_cpu->ops->attention_backward(g_cpu, &dq.c, &dk.c, &dv.c, &dout.c, &q.c, &kc.c, &vc.c, &s, oc, lc));
+    CHECK_OK(g_gpu->ops->attention_backward(g_gpu, &dq.g, &dk.g, &dv.g, &dout.g, &q.g, &kc.g, &vc.g, &s, og, lg));
+    const char *mode = saved ? "from saved out+lse" : "recomputed";
+    char name[96];
+    snprintf(name, sizeof name, "attention_backward dq (%s)", mode);
+    compare(name, &dq, 1e-5);
     for (int b = 0; b < B; b++) { /* every row of the used slots; the others are not touched */
-        char name[64];
         pair rk = dk, rv = dv;
         rk.c = srlm_view_rows(dk.c, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
         rk.g = srlm_view_rows(dk.g, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
         rv.c = srlm_view_rows(dv.c, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
         rv.g = srlm_view_rows(dv.g, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
-        snprintf(name, sizeof name, "attention_backward dk slot %d", SLOT[b]);
+        snprintf(name, sizeof name, "attention_backward dk slot %d (%s)", SLOT[b], mode);
         compare(name, &rk, 1e-5);
-        snprintf(name, sizeof name, "attention_backward dv slot %d", SLOT[b]);
+        snprintf(name, sizeof name, "attention_backward dv slot %d (%s)", SLOT[b], mode);
         compare(name, &rv, 1e-5);
     }
-    drop(&kc), drop(&vc), drop(&q), drop(&dout), drop(&dq), drop(&dk), drop(&dv);
+    drop(&kc), drop(&vc), drop(&q), drop(&dout), drop(&dq), drop(&dk), drop(&dv), drop(&out), drop(&lse);
+}
+
+static void test_attention_backward(void) {
+    test_attention_backward_mode(0);
+    test_attention_backward_mode(1);
 }
 
 static void test_swiglu_backward(void) {

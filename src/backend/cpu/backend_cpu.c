@@ -159,7 +159,7 @@ static srlm_status cpu_kv_store(srlm_backend *be, srlm_view *cache, const srlm_v
 }
 
 void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, int64_t ldk, int nq,
-                    int len, int hd, float scale, int first_valid) {
+                    int len, int hd, float scale, int first_valid, float *lse, int64_t ld_lse) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, len, hd, scale, qb, (int)ldq, kb,
                 (int)ldk, 0.0f, sc, len);
     for (int i = 0; i < nq; i++) {
@@ -169,6 +169,7 @@ void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, in
         for (int j = 0; j < valid; j++) mx = p[j] > mx ? p[j] : mx;
         for (int j = 0; j < valid; j++) { p[j] = expf(p[j] - mx); sum += p[j]; }
         float inv = 1.0f / sum;
+        if (lse) lse[(int64_t)i * ld_lse] = mx + logf(sum);
         for (int j = 0; j < valid; j++) p[j] *= inv;
         for (int j = valid; j < len; j++) p[j] = 0.0f;
     }
@@ -180,8 +181,12 @@ void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, in
  * Padding rows (t >= n_new) get zeros, so nothing stale flows into a backward pass. */
 static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                                  const srlm_view *k_cache, const srlm_view *v_cache,
-                                 const srlm_attn_shape *s) {
+                                 const srlm_attn_shape *s, srlm_view *lse) {
     (void)be;
+    if (lse && (lse->dtype != SRLM_F32 || lse->rows != (int64_t)s->B * s->T || lse->cols != s->n_heads))
+        return SRLM_ERR(SRLM_BAD_INPUT, "attention: lse is (%lld, %lld) %s, expected (%lld, %d) F32 (rows x heads)",
+                        (long long)lse->rows, (long long)lse->cols, srlm_dtype_name(lse->dtype),
+                        (long long)s->B * s->T, s->n_heads);
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t work = (int64_t)s->B * s->n_heads;
@@ -198,15 +203,18 @@ static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_vi
             int kvh = h / group;
             const float *kb = ROW(k_cache, (int64_t)s->slot[b] * s->max_seq) + (size_t)kvh * hd;
             const float *vb = ROW(v_cache, (int64_t)s->slot[b] * s->max_seq) + (size_t)kvh * hd;
-            for (int t = s->n_new[b]; t < s->T; t++)
+            for (int t = s->n_new[b]; t < s->T; t++) {
                 memset(ROW(out, (int64_t)b * s->T + t) + (size_t)h * hd, 0, sizeof(float) * (size_t)hd);
+                if (lse) ROW(lse, (int64_t)b * s->T + t)[h] = 0.0f;
+            }
             for (int t0 = 0; t0 < s->n_new[b]; t0 += QBLOCK) {
                 int nq = s->n_new[b] - t0 < QBLOCK ? s->n_new[b] - t0 : QBLOCK;
                 int len = s->n_past[b] + t0 + nq; /* keys the last query of the block sees */
                 const float *qb = ROW(q, (int64_t)b * s->T + t0) + (size_t)h * hd;
                 float *ob = ROW(out, (int64_t)b * s->T + t0) + (size_t)h * hd;
                 cpu_attn_probs(sc, qb, q->stride, kb, k_cache->stride, nq, len, hd, scale,
-                               s->n_past[b] + t0 + 1);
+                               s->n_past[b] + t0 + 1, lse ? ROW(lse, (int64_t)b * s->T + t0) + h : NULL,
+                               lse ? lse->stride : 0);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, len, 1.0f, sc, len,
                             vb, (int)v_cache->stride, 0.0f, ob, (int)out->stride);
             }

@@ -112,8 +112,11 @@ srlm_status cpu_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, i
 srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk,
                                    srlm_view *dv, const srlm_view *dout, const srlm_view *q,
                                    const srlm_view *k_cache, const srlm_view *v_cache,
-                                   const srlm_attn_shape *s) {
+                                   const srlm_attn_shape *s, const srlm_view *saved_out,
+                                   const srlm_view *saved_lse) {
     (void)be;
+    (void)saved_out; /* D = rowsum(P * dP) per block below is exact here: no saved state needed */
+    (void)saved_lse;
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t work = (int64_t)s->B * s->n_kv_heads;
@@ -146,7 +149,7 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
                     const float *dob = ROW(dout, (int64_t)b * s->T + t0) + (size_t)h * hd;
                     float *dqb = ROW(dq, (int64_t)b * s->T + t0) + (size_t)h * hd;
                     cpu_attn_probs(p, qb, q->stride, kb, k_cache->stride, nq, len, hd, scale,
-                                   s->n_past[b] + t0 + 1);
+                                   s->n_past[b] + t0 + 1, NULL, 0);
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, len, hd, 1.0f, dob,
                                 (int)dout->stride, vb, (int)v_cache->stride, 0.0f, dp, len);
                     /* dV += P^T dO before P is overwritten by dS */

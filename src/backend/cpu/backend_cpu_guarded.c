@@ -105,8 +105,8 @@ GUARDED(kv_store, (srlm_backend *be, srlm_view *cache, const srlm_view *kv, cons
         (be, cache, kv, s))
 GUARDED(attention,
         (srlm_backend *be, srlm_view *out, const srlm_view *q, const srlm_view *k, const srlm_view *v,
-         const srlm_attn_shape *s),
-        (be, out, q, k, v, s))
+         const srlm_attn_shape *s, srlm_view *lse),
+        (be, out, q, k, v, s, lse))
 GUARDED(swiglu, (srlm_backend *be, srlm_view *out, const srlm_view *gate, const srlm_view *up), (be, out, gate, up))
 GUARDED(copy_rows, (srlm_backend *be, srlm_view *dst, const srlm_view *src, const int *rows, int n),
         (be, dst, src, rows, n))
@@ -134,8 +134,9 @@ GUARDED(rope_backward, (srlm_backend *be, srlm_view *dx, const int *pos, int nh,
         (be, dx, pos, nh, hd, theta))
 GUARDED(attention_backward,
         (srlm_backend *be, srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *dout, const srlm_view *q,
-         const srlm_view *k, const srlm_view *v, const srlm_attn_shape *s),
-        (be, dq, dk, dv, dout, q, k, v, s))
+         const srlm_view *k, const srlm_view *v, const srlm_attn_shape *s, const srlm_view *so,
+         const srlm_view *sl),
+        (be, dq, dk, dv, dout, q, k, v, s, so, sl))
 GUARDED(swiglu_backward,
         (srlm_backend *be, srlm_view *dgate, srlm_view *dup, const srlm_view *dout, const srlm_view *gate,
          const srlm_view *up),

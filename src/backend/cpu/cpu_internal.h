@@ -26,7 +26,8 @@ srlm_status cpu_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, i
 srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk,
                                    srlm_view *dv, const srlm_view *dout, const srlm_view *q,
                                    const srlm_view *k_cache, const srlm_view *v_cache,
-                                   const srlm_attn_shape *s);
+                                   const srlm_attn_shape *s, const srlm_view *saved_out,
+                                   const srlm_view *saved_lse);
 srlm_status cpu_swiglu_backward(srlm_backend *be, srlm_view *dgate, srlm_view *dup,
                                 const srlm_view *dout, const srlm_view *gate,
                                 const srlm_view *up);
@@ -38,7 +39,7 @@ srlm_status cpu_logprob_backward(srlm_backend *be, srlm_view *logits, const floa
  * over len keys (rows of kb, stride ldk) into sc (nq x len): softmax(scale q.k);
  * query i sees keys 0 .. first_valid + i - 1, the rest are 0. */
 void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, int64_t ldk, int nq,
-                    int len, int hd, float scale, int first_valid);
+                    int len, int hd, float scale, int first_valid, float *lse, int64_t ld_lse);
 
 /* rope with the angle's sign chosen by `sign` (+1 forward, -1 backward) */
 void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,

@@ -125,8 +125,14 @@ srlm_status cuda_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, 
 srlm_status cuda_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk, srlm_view *dv,
                                     const srlm_view *dout, const srlm_view *q,
                                     const srlm_view *k_cache, const srlm_view *v_cache,
-                                    const srlm_attn_shape *s) {
+                                    const srlm_attn_shape *s, const srlm_view *saved_out,
+                                    const srlm_view *saved_lse) {
     SRLM_CHECK(cuda_check_same("attention_backward", "dq", dq, "q", q));
+    if (!saved_out != !saved_lse)
+        return SRLM_ERR(SRLM_BAD_INPUT, "attention_backward: saved_out and saved_lse come together (got only %s)",
+                        saved_out ? "saved_out" : "saved_lse");
+    if (saved_out) SRLM_CHECK(cuda_check_same("attention_backward", "saved_out", saved_out, "q", q));
+    SRLM_CHECK(cuda_check_lse("attention_backward", saved_lse, s));
     SRLM_CHECK(cuda_check_same("attention_backward", "dout", dout, "q", q));
     SRLM_CHECK(cuda_check_same("attention_backward", "dk", dk, "k_cache", k_cache));
     SRLM_CHECK(cuda_check_same("attention_backward", "dv", dv, "v_cache", v_cache));
@@ -144,7 +150,9 @@ srlm_status cuda_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *
     size_t bytes = srlm_cuda_attention_bwd_workspace(&cs);
     void *ws;
     SRLM_CHECK(cuda_workspace(be, bytes, &ws));
-    return srlm_cuda_attention_bwd(dq, dk, dv, dout, q, k_cache, v_cache, &cs, NULL, ws, bytes, cuda_stream(be));
+    srlm_cuda_attn_saved saved = {saved_out, saved_lse ? (const float *)saved_lse->data : NULL};
+    return srlm_cuda_attention_bwd(dq, dk, dv, dout, q, k_cache, v_cache, &cs, saved_out ? &saved : NULL, ws, bytes,
+                                   cuda_stream(be));
 }
 
 srlm_status cuda_swiglu_backward(srlm_backend *be, srlm_view *dgate, srlm_view *dup,

@@ -124,7 +124,7 @@ srlm_status cuda_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *k
 
 srlm_status cuda_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                            const srlm_view *k_cache, const srlm_view *v_cache,
-                           const srlm_attn_shape *s) {
+                           const srlm_attn_shape *s, srlm_view *lse) {
     SRLM_CHECK(cuda_check_same("attention", "out", out, "q", q));
     SRLM_CHECK(cuda_check_same("attention", "k_cache", k_cache, "v_cache", v_cache));
     if (q->rows != (int64_t)s->B * s->T || q->cols < (int64_t)s->n_heads * s->head_dim ||
@@ -134,16 +134,18 @@ srlm_status cuda_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                         srlm_dtype_name(q->dtype), s->B, s->T, s->n_heads, s->head_dim,
                         (long long)k_cache->rows, (long long)k_cache->cols,
                         srlm_dtype_name(k_cache->dtype), s->n_kv_heads);
+    SRLM_CHECK(cuda_check_lse("attention", lse, s));
     if (s->B == 0 || s->T == 0) return SRLM_OK;
     srlm_cuda_attn_shape cs;
     SRLM_CHECK(cuda_attn_stage(be, "attention", s, &cs));
-    if (s->T == 1) { /* decoding: split the long key range over blocks */
+    if (s->T == 1 && !lse) { /* decoding: split the long key range over blocks */
         size_t bytes = srlm_cuda_attention_decode_workspace(&cs);
         void *ws;
         SRLM_CHECK(cuda_workspace(be, bytes, &ws));
         return srlm_cuda_attention_decode(out, q, k_cache, v_cache, &cs, ws, bytes, cuda_stream(be));
     }
-    return srlm_cuda_attention_fwd(out, q, k_cache, v_cache, &cs, NULL, cuda_stream(be));
+    return srlm_cuda_attention_fwd(out, q, k_cache, v_cache, &cs, lse ? (float *)lse->data : NULL,
+                                   cuda_stream(be));
 }
 
 srlm_status cuda_swiglu(srlm_backend *be, srlm_view *out, const srlm_view *gate, const srlm_view *up) {

@@ -92,6 +92,9 @@ srlm_status cuda_check_same(const char *op, const char *an, const srlm_view *a, 
 #include "attention.h"
 srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_attn_shape *s,
                             srlm_cuda_attn_shape *cs);
+/* An attention lse view (NULL passes): F32, (B*T, n_heads), rows contiguous
+ * (the kernels index it as row * n_heads + head). */
+srlm_status cuda_check_lse(const char *op, const srlm_view *lse, const srlm_attn_shape *s);
 
 /* forward ops (backend_cuda_ops.c) */
 srlm_status cuda_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w,
@@ -109,7 +112,7 @@ srlm_status cuda_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *k
                           const srlm_attn_shape *s);
 srlm_status cuda_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                            const srlm_view *k_cache, const srlm_view *v_cache,
-                           const srlm_attn_shape *s);
+                           const srlm_attn_shape *s, srlm_view *lse);
 srlm_status cuda_swiglu(srlm_backend *be, srlm_view *out, const srlm_view *gate, const srlm_view *up);
 srlm_status cuda_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_view *src,
                            const int *src_rows, int n);
@@ -136,7 +139,8 @@ srlm_status cuda_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, 
 srlm_status cuda_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk, srlm_view *dv,
                                     const srlm_view *dout, const srlm_view *q,
                                     const srlm_view *k_cache, const srlm_view *v_cache,
-                                    const srlm_attn_shape *s);
+                                    const srlm_attn_shape *s, const srlm_view *saved_out,
+                                    const srlm_view *saved_lse);
 srlm_status cuda_swiglu_backward(srlm_backend *be, srlm_view *dgate, srlm_view *dup,
                                  const srlm_view *dout, const srlm_view *gate, const srlm_view *up);
 srlm_status cuda_logprob_backward(srlm_backend *be, srlm_view *logits, const float *mx,
