@@ -4,13 +4,14 @@
  * stored. Two kernels with the same algorithm:
  *   fwd_mma_kernel     bf16, head_dim 64/128: mma.sync m16n8k16, fp32 accumulators
  *   fwd_generic_kernel float or bf16, any head_dim <= 256: scalar FMAs in fp32
- * The backward (attention_bwd.cu) reuses both in "stats" mode (p.dvec set).
- * fwd_mma_kernel on an H100 (bf16, hd 128, causal, S 512..4096): 97-157 TFLOP/s,
- * 0.50-0.54x PyTorch's flash backend; streaming the next K/V tile with cp.async
- * gave 2.2-2.4x over loading each tile between barriers (44-64 TFLOP/s). The
- * rest of the gap is the usual next steps: 128 query rows per block (two m16
- * tiles per warp), Q fragments and K/V through ldmatrix in fewer instructions,
- * and on sm_90 wgmma with TMA. */
+ * The backward (attention_bwd.cu) reuses both in "stats" mode (p.dvec set)
+ * when it is not given the forward's saved output and lse.
+ * fwd_mma_kernel on an H100 (bf16, hd 128, causal, S 512..4096), against
+ * PyTorch's flash backend in the same run: loading each K/V tile between
+ * barriers 44-64 TFLOP/s (0.20-0.24x); streaming the next tile with cp.async
+ * 97-157 (0.50-0.54x); two m16 tiles per warp, 128 rows per block 131-230
+ * (0.70-0.75x); one FFMA and ex2.ftz per score 137-235 (0.73-0.76x). Next:
+ * wgmma with TMA on sm_90, where the softmax can overlap the products. */
 #include "attention_tiles.cuh"
 
 using namespace attn;
