@@ -40,7 +40,7 @@ using namespace attn;
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kTile = 16 * kWarps; /* keys per dkdv block, query rows per dq block: 16 per warp */
+constexpr int kTile = 16 * kWarps; /* keys per dkdv block: 16 per warp */
 
 /* Rows per streamed tile (query rows for dkdv, keys for dq): 64 at hd 64, 32
  * at hd 128, so that the fp32 accumulators fit in registers and the shared
