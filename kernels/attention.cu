@@ -193,20 +193,26 @@ __device__ __forceinline__ void softmax_step(float (&s)[kMmaBK / 8][4], float (&
     for (int nt = 0; nt < kMmaBK / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
-    float neg_m[2]; /* minus the running max used for this tile's weights */
+    float neg_m[2], alpha[2]; /* minus the running max used for this tile's weights */
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
         tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
         const float m_new = fmaxf(m[r], tmax[r] * scale_log2);
         neg_m[r] = m_new == -INFINITY ? 0.0f : -m_new; /* no key seen yet: avoid inf - inf */
-        const float alpha = exp2_ftz(m[r] + neg_m[r]);
+        alpha[r] = exp2_ftz(m[r] + neg_m[r]);
         m[r] = m_new;
-        l[r] *= alpha;
+        l[r] *= alpha[r];
+    }
+    /* past the first tiles a row's max rarely moves: when no row of the warp's
+     * tile moved, alpha is exactly 1 and the HD/2 multiplies per lane are skipped */
+    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
         for (int i = 0; i < HD / 8; i++) {
-            o[i][2 * r] *= alpha;
-            o[i][2 * r + 1] *= alpha;
+            o[i][0] *= alpha[0];
+            o[i][1] *= alpha[0];
+            o[i][2] *= alpha[1];
+            o[i][3] *= alpha[1];
         }
     }
 #pragma unroll
