@@ -10,7 +10,8 @@
  * PyTorch's flash backend in the same run: loading each K/V tile between
  * barriers 44-64 TFLOP/s (0.20-0.24x); streaming the next tile with cp.async
  * 97-157 (0.50-0.54x); two m16 tiles per warp, 128 rows per block 131-230
- * (0.70-0.75x); one FFMA and ex2.ftz per score 137-235 (0.73-0.76x). Next:
+ * (0.70-0.75x); one FFMA and ex2.ftz per score 137-235 (0.73-0.76x); no
+ * rescale when no row's max moved 140-241 (0.75-0.78x). Next:
  * wgmma with TMA on sm_90, where the softmax can overlap the products. */
 #include "attention_tiles.cuh"
 
