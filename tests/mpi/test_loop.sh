@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# TIMEOUT: 600
+# (600 s: about 95 s alone in a Release build and 155 s under ASan + UBSan, where
+# running beside another test at -j2 on 2 cores has come within reach of 300 s.)
 # srlm run end to end on the tiny fixture model (tests/fixtures/loop: nonsense
 # data that teaches it to write "Score: N" judgements and short new requests):
 #  - a 2-iteration run under mpirun -np 4 (2 groups x tp 2) completes and every
