@@ -2,7 +2,8 @@
  * backward's saved state, and the CPU twin of the CUDA kernels' lse) equal to
  * a double-precision computation on the same inputs within 1e-5 absolute
  * (fp32 scores of size ~5, summed over <= 40 keys), 0 on padding rows; an
- * lse view of the wrong shape is refused. Both the plain CPU backend and the
+ * lse view of the wrong shape, and a backward given the forward's out without
+ * its lse, are refused. Both the plain CPU backend and the
  * guarded one (device-memory rules) run it. */
 #include <math.h>
 #include <stdio.h>
@@ -66,6 +67,10 @@ static void run(srlm_backend_kind kind, const char *name) {
             }
     printf("%s: lse max abs error %.2e\n", name, worst);
     CHECK_MSG(worst <= 1e-5, "%s: lse error %.3g > 1e-5", name, worst);
+
+    /* the backward's saved state comes as a pair */
+    CHECK(op->attention_backward(be, &q, &k, &v, &out, &q, &k, &v, &s, &out, NULL) == SRLM_BAD_INPUT);
+    printf("%s: saved out without lse: %s\n", name, srlm_last_error());
 
     srlm_view short_lse = srlm_view_rows(lse, 0, rows - 1);
     CHECK(op->attention(be, &out, &q, &k, &v, &s, &short_lse) == SRLM_BAD_INPUT);

@@ -115,8 +115,11 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
                                    const srlm_attn_shape *s, const srlm_view *saved_out,
                                    const srlm_view *saved_lse) {
     (void)be;
-    (void)saved_out; /* D = rowsum(P * dP) per block below is exact here: no saved state needed */
-    (void)saved_lse;
+    /* D = rowsum(P * dP) per block below is exact here: the saved state is not
+     * needed, but the contract (both or neither) is held as the CUDA backend does */
+    if (!saved_out != !saved_lse)
+        return SRLM_ERR(SRLM_BAD_INPUT, "attention_backward: saved_out and saved_lse come together (got only %s)",
+                        saved_out ? "saved_out" : "saved_lse");
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t work = (int64_t)s->B * s->n_kv_heads;
