@@ -48,6 +48,27 @@ typedef struct {
     const int *slot, *n_past, *n_new;          /* (B) each, host memory */
 } srlm_attn_shape;
 
+/* The attention ops' lse view (NULL passes): F32, (B*T, n_heads) with
+ * contiguous rows (the CUDA kernels index it as row * n_heads + head). Every
+ * backend checks it with this, so all refuse the same views. */
+static inline srlm_status srlm_attn_lse_check(const char *op, const srlm_view *lse, const srlm_attn_shape *s) {
+    if (lse && (lse->dtype != SRLM_F32 || lse->rows != (int64_t)s->B * s->T || lse->cols != s->n_heads ||
+                lse->stride != lse->cols))
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: lse is (%lld,%lld) %s with stride %lld, expected (%lld,%d) F32 "
+                        "with contiguous rows (rows x heads)", op, (long long)lse->rows, (long long)lse->cols,
+                        srlm_dtype_name(lse->dtype), (long long)lse->stride, (long long)s->B * s->T, s->n_heads);
+    return SRLM_OK;
+}
+
+/* attention_backward's saved state: the forward's out and lse come as a pair. */
+static inline srlm_status srlm_attn_saved_check(const srlm_view *saved_out, const srlm_view *saved_lse,
+                                                const srlm_attn_shape *s) {
+    if (!saved_out != !saved_lse)
+        return SRLM_ERR(SRLM_BAD_INPUT, "attention_backward: saved_out and saved_lse come together (got only %s)",
+                        saved_out ? "saved_out" : "saved_lse");
+    return srlm_attn_lse_check("attention_backward", saved_lse, s);
+}
+
 /* One AdamW step's scalars, computed on the host in double and rounded to
  * float as torch rounds them (srlm_adamw_consts_make, train/optimizer.h). */
 typedef struct {

@@ -2,8 +2,8 @@
  * backward's saved state, and the CPU twin of the CUDA kernels' lse) equal to
  * a double-precision computation on the same inputs within 1e-5 absolute
  * (fp32 scores of size ~5, summed over <= 40 keys), 0 on padding rows; an
- * lse view of the wrong shape, and a backward given the forward's out without
- * its lse, are refused. Both the plain CPU backend and the
+ * lse view of the wrong shape or with padded rows, and a backward given the
+ * forward's out without its lse, are refused. Both the plain CPU backend and the
  * guarded one (device-memory rules) run it. */
 #include <math.h>
 #include <stdio.h>
@@ -75,6 +75,14 @@ static void run(srlm_backend_kind kind, const char *name) {
     srlm_view short_lse = srlm_view_rows(lse, 0, rows - 1);
     CHECK(op->attention(be, &out, &q, &k, &v, &s, &short_lse) == SRLM_BAD_INPUT);
     printf("%s: lse of the wrong shape: %s\n", name, srlm_last_error());
+
+    srlm_view wide;
+    CHECK_OK(op->alloc(be, &wide, SRLM_F32, rows, NH + 1, "lse with a padded row"));
+    srlm_view strided = wide;
+    strided.cols = NH; /* the right shape, rows not contiguous */
+    CHECK(op->attention(be, &out, &q, &k, &v, &s, &strided) == SRLM_BAD_INPUT);
+    printf("%s: lse with padded rows: %s\n", name, srlm_last_error());
+    op->free(be, &wide);
 
     srlm_view *views[] = {&q, &k, &v, &out, &lse};
     for (int i = 0; i < 5; i++) op->free(be, views[i]);

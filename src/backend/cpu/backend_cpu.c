@@ -183,10 +183,7 @@ static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_vi
                                  const srlm_view *k_cache, const srlm_view *v_cache,
                                  const srlm_attn_shape *s, srlm_view *lse) {
     (void)be;
-    if (lse && (lse->dtype != SRLM_F32 || lse->rows != (int64_t)s->B * s->T || lse->cols != s->n_heads))
-        return SRLM_ERR(SRLM_BAD_INPUT, "attention: lse is (%lld, %lld) %s, expected (%lld, %d) F32 (rows x heads)",
-                        (long long)lse->rows, (long long)lse->cols, srlm_dtype_name(lse->dtype),
-                        (long long)s->B * s->T, s->n_heads);
+    SRLM_CHECK(srlm_attn_lse_check("attention", lse, s));
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t work = (int64_t)s->B * s->n_heads;

@@ -116,10 +116,8 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
                                    const srlm_view *saved_lse) {
     (void)be;
     /* D = rowsum(P * dP) per block below is exact here: the saved state is not
-     * needed, but the contract (both or neither) is held as the CUDA backend does */
-    if (!saved_out != !saved_lse)
-        return SRLM_ERR(SRLM_BAD_INPUT, "attention_backward: saved_out and saved_lse come together (got only %s)",
-                        saved_out ? "saved_out" : "saved_lse");
+     * needed, but it is checked as every backend checks it */
+    SRLM_CHECK(srlm_attn_saved_check(saved_out, saved_lse, s));
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     const int64_t work = (int64_t)s->B * s->n_kv_heads;

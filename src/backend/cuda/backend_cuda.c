@@ -197,16 +197,6 @@ srlm_status cuda_check_same(const char *op, const char *an, const srlm_view *a, 
     return SRLM_OK;
 }
 
-srlm_status cuda_check_lse(const char *op, const srlm_view *lse, const srlm_attn_shape *s) {
-    if (lse && (lse->dtype != SRLM_F32 || lse->rows != (int64_t)s->B * s->T || lse->cols != s->n_heads ||
-                lse->stride != lse->cols))
-        return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: %s: lse is (%lld,%lld) %s with stride %lld, expected "
-                        "(%lld,%d) F32 with contiguous rows (rows x heads)", op, (long long)lse->rows,
-                        (long long)lse->cols, srlm_dtype_name(lse->dtype), (long long)lse->stride,
-                        (long long)s->B * s->T, s->n_heads);
-    return SRLM_OK;
-}
-
 srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_attn_shape *s,
                             srlm_cuda_attn_shape *cs) {
     int max_len = 0;

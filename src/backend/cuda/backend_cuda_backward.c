@@ -128,11 +128,8 @@ srlm_status cuda_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *
                                     const srlm_attn_shape *s, const srlm_view *saved_out,
                                     const srlm_view *saved_lse) {
     SRLM_CHECK(cuda_check_same("attention_backward", "dq", dq, "q", q));
-    if (!saved_out != !saved_lse)
-        return SRLM_ERR(SRLM_BAD_INPUT, "attention_backward: saved_out and saved_lse come together (got only %s)",
-                        saved_out ? "saved_out" : "saved_lse");
+    SRLM_CHECK(srlm_attn_saved_check(saved_out, saved_lse, s));
     if (saved_out) SRLM_CHECK(cuda_check_same("attention_backward", "saved_out", saved_out, "q", q));
-    SRLM_CHECK(cuda_check_lse("attention_backward", saved_lse, s));
     SRLM_CHECK(cuda_check_same("attention_backward", "dout", dout, "q", q));
     SRLM_CHECK(cuda_check_same("attention_backward", "dk", dk, "k_cache", k_cache));
     SRLM_CHECK(cuda_check_same("attention_backward", "dv", dv, "v_cache", v_cache));

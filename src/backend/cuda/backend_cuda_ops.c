@@ -134,7 +134,7 @@ srlm_status cuda_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                         srlm_dtype_name(q->dtype), s->B, s->T, s->n_heads, s->head_dim,
                         (long long)k_cache->rows, (long long)k_cache->cols,
                         srlm_dtype_name(k_cache->dtype), s->n_kv_heads);
-    SRLM_CHECK(cuda_check_lse("attention", lse, s));
+    SRLM_CHECK(srlm_attn_lse_check("cuda backend: attention", lse, s));
     if (s->B == 0 || s->T == 0) return SRLM_OK;
     srlm_cuda_attn_shape cs;
     SRLM_CHECK(cuda_attn_stage(be, "attention", s, &cs));

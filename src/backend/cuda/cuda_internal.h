@@ -92,9 +92,6 @@ srlm_status cuda_check_same(const char *op, const char *an, const srlm_view *a, 
 #include "attention.h"
 srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_attn_shape *s,
                             srlm_cuda_attn_shape *cs);
-/* An attention lse view (NULL passes): F32, (B*T, n_heads), rows contiguous
- * (the kernels index it as row * n_heads + head). */
-srlm_status cuda_check_lse(const char *op, const srlm_view *lse, const srlm_attn_shape *s);
 
 /* forward ops (backend_cuda_ops.c) */
 srlm_status cuda_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w,
