@@ -331,6 +331,11 @@ srlm_status cmd_demo(int argc, char **argv) {
     have_cfg = 1;
     for (int i = 0; i < pa.n_positional; i++) /* the user's changes, checked like srlm run's */
         SRLM_CHECK_GOTO(srlm_config_set(&cfg, pa.positional[i]), st, done);
+    if (cfg.loop.iterations > 15) {
+        st = SRLM_ERR(SRLM_BAD_INPUT, "loop.iterations: expected 1 .. 15 for srlm demo, found %d", cfg.loop.iterations);
+        goto done;
+    }
+    a.iterations = cfg.loop.iterations; /* loop.iterations=N is --iterations N: the report shows every model */
     SRLM_CHECK_GOTO(srlm_dist_init(NULL, NULL), st, done);
     SRLM_CHECK_GOTO(srlm_topology_new(&topo, 1, 0), st, done);
     have_topo = 1;

@@ -61,5 +61,13 @@ diff <(grep "^M[0-9]" a.out | awk '{print $1, $2, $3}') <(grep "^M[0-9]" c.out |
 "$bin" demo --quick --out "$work/a" --threads 1 --quiet loop.min_score_gap=2 > bad.out 2>&1; rc=$?
 [ $rc = 2 ] && grep -qi "config" bad.out || fail "changed config on resume: exit $rc, $(tail -2 bad.out)"
 
+"$bin" demo --out "$work/bad" loop.iterations=16 > bad.out 2>&1; rc=$?
+[ $rc = 2 ] && grep -q "loop.iterations" bad.out && [ ! -e "$work/bad/sft" ] \
+  || fail "loop.iterations=16: exit $rc, $(tail -1 bad.out)"
+# loop.iterations=N is --iterations N: a finished run is extended and the table shows the new model
+"$bin" demo --quick --out "$work/a" --threads 1 --quiet loop.iterations=3 > d.out 2> d.err \
+  || fail "extending to 3 iterations exited $?: $(tail -2 d.err)"
+grep -q "^M4 " d.out && grep -q "M1 -> M4" d.out || fail "the table of an extended run lacks M4: $(tail -2 d.out)"
+
 [ $fails = 0 ] && echo "all checks passed" || echo "$fails check(s) failed"
 exit $fails
