@@ -7,11 +7,11 @@
 # machine with a GPU (nvidia-smi lists one) and a CUDA build, all three must
 # simply succeed.
 set -u
-: "${SRLM_BIN:?}" "${SRLM_FIXTURES:?}" "${SRLM_TMP:?}"
+: "${SRLM_BIN:?}" "${SRLM_FIXTURES:?}" "${SRLM_TMP:?}" "${SRLM_SOURCE_DIR:?}"
 W="$SRLM_TMP/backend_cuda"
 rm -rf "$W" && mkdir -p "$W" && cd "$W" || exit 1
 M="$SRLM_FIXTURES/llama/tiny-gqa"
-LOOP="$SRLM_FIXTURES/loop"
+. "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -26,21 +26,7 @@ train:
   sft: {data: $W/sft.jsonl, lr: 0.003, lr_min: 0.0003, batch_size: 1, micro_batch_size: 1, epochs: 1, max_seq_len: 64}
   dpo: {data: $W/dpo.jsonl, lr: 0.003, lr_min: 0.0003, batch_size: 1, micro_batch_size: 1, epochs: 1, max_seq_len: 64}
 Y
-cat > run.yaml <<Y
-run: {name: r, out_dir: $W/runs, seed: 5, watchdog_s: 0}
-model: {path: $M, dtype: float32}
-backend: {name: cuda, threads: 1}
-generate: {samples: 2, temperature: 1.0, max_new_tokens: 8, kv_cache_mb: 16}
-judge: {samples: 1, max_new_tokens: 8, template: $LOOP/judge.txt}
-self_instruct: {prompts_per_iteration: 4, shots_ift: 2, shots_generated: 1, max_new_tokens: 8, min_words: 1,
-                template: $LOOP/self_instruct.txt}
-loop: {iterations: 1, skip_sft: true, prompts_per_item: 2}
-data: {ift: $LOOP/ift.jsonl}
-eval: {heldout: $LOOP/heldout.jsonl}
-train:
-  sft: {lr: 0.003, lr_min: 0.0003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
-  dpo: {lr: 0.0003, lr_min: 0.00003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
-Y
+loop_small_config run.yaml "$W/runs" "$M" cuda
 
 for cmd in sft dpo run; do
   config=train.yaml

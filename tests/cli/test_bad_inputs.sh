@@ -13,7 +13,7 @@ set -u
 W="$SRLM_TMP/bad_inputs"
 rm -rf "$W" && mkdir -p "$W/rows" && cd "$W" || exit 1
 M="$SRLM_FIXTURES/llama/tiny-gqa"
-LOOP="$SRLM_FIXTURES/loop"
+. "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
 OASST="$SRLM_SOURCE_DIR/tests/data/oasst-small.jsonl"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
@@ -116,21 +116,7 @@ printf 'Rate this: {response}\n' > judge_noinstr.txt
 printf 'Rate: {instrucion} {response}\n' > judge_typo.txt
 printf 'Rate: {instruction} {response} {response}\n' > judge_twice.txt
 printf '# the placeholder is missing\nTasks: none\n' > si_noexamples.txt
-cat > run.yaml <<Y
-run: {name: r, out_dir: $W/runs, seed: 5, watchdog_s: 0}
-model: {path: $M, dtype: float32}
-backend: {threads: 1}
-generate: {samples: 2, temperature: 1.0, max_new_tokens: 8, kv_cache_mb: 16}
-judge: {samples: 1, max_new_tokens: 8, template: $LOOP/judge.txt}
-self_instruct: {prompts_per_iteration: 4, shots_ift: 2, shots_generated: 1, max_new_tokens: 8, min_words: 1,
-                template: $LOOP/self_instruct.txt}
-loop: {iterations: 1, skip_sft: true, prompts_per_item: 2}
-data: {ift: $LOOP/ift.jsonl}
-eval: {heldout: $LOOP/heldout.jsonl}
-train:
-  sft: {lr: 0.003, lr_min: 0.0003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
-  dpo: {lr: 0.0003, lr_min: 0.00003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
-Y
+loop_small_config run.yaml "$W/runs" "$M"
 
 # ---- the table ----
 rows="$W/rows.txt"

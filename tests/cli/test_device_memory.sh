@@ -10,6 +10,7 @@ set -u
 bin="$SRLM_BIN"
 model="$SRLM_FIXTURES/llama/tiny-gqa"
 work="$SRLM_TMP/device_memory_sh"
+. "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -63,21 +64,7 @@ same gen_cpu.jsonl gen_cpu_guarded.jsonl "generated candidates"
 same score_cpu.jsonl score_cpu_guarded.jsonl "scores"
 
 # one iteration of the loop (generation, judging, DPO, evaluation) through srlm run
-loop="$SRLM_FIXTURES/loop"
-cat > run.yaml <<Y
-run: {name: r, out_dir: $work/loop, seed: 5, watchdog_s: 0}
-model: {path: $model, dtype: float32}
-backend: {threads: 1}
-generate: {samples: 2, temperature: 1.0, max_new_tokens: 8, kv_cache_mb: 16}
-judge: {samples: 1, max_new_tokens: 8, template: $loop/judge.txt}
-self_instruct: {prompts_per_iteration: 4, shots_ift: 2, shots_generated: 1, max_new_tokens: 8, min_words: 1,
-                template: $loop/self_instruct.txt}
-loop: {iterations: 1, skip_sft: true, prompts_per_item: 2}
-data: {ift: $loop/ift.jsonl}
-eval: {heldout: $loop/heldout.jsonl}
-train:
-  dpo: {lr: 0.0003, lr_min: 0.00003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
-Y
+loop_small_config run.yaml "$work/loop" "$model"
 for be in cpu cpu_guarded; do
   "$bin" run run.yaml --quiet run.name=$be backend.name=$be > run_$be.log 2>&1 \
     || fail "srlm run on $be exited $? ($(tail -1 run_$be.log))"
