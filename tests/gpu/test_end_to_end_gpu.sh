@@ -72,21 +72,8 @@ echo "generate (greedy): $differ of $(wc -l < gen_cpu.jsonl) responses differ"
 [ "$differ" -le 1 ] || fail "greedy generation differs between cpu and $gpu on $differ prompts"
 
 # one iteration of the loop on the GPU
-loop="$SRLM_FIXTURES/loop"
-cat > run.yaml <<Y
-run: {name: r, out_dir: $work/loop, seed: 5, watchdog_s: 0}
-model: {path: $model, dtype: float32}
-backend: {name: $gpu, threads: 2}
-generate: {samples: 2, temperature: 1.0, max_new_tokens: 8, kv_cache_mb: 16}
-judge: {samples: 1, max_new_tokens: 8, template: $loop/judge.txt}
-self_instruct: {prompts_per_iteration: 4, shots_ift: 2, shots_generated: 1, max_new_tokens: 8, min_words: 1,
-                template: $loop/self_instruct.txt}
-loop: {iterations: 1, skip_sft: true, prompts_per_item: 2}
-data: {ift: $loop/ift.jsonl}
-eval: {heldout: $loop/heldout.jsonl}
-train:
-  dpo: {lr: 0.0003, lr_min: 0.00003, batch_size: 2, micro_batch_size: 2, epochs: 1, max_seq_len: 64}
-Y
+. "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
+loop_small_config run.yaml "$work/loop" "$model" "$gpu" 2
 "$bin" run run.yaml --quiet > run.log 2>&1 || fail "srlm run on $gpu exited $? ($(tail -1 run.log))"
 [ -f loop/r/models/M2/model.safetensors ] || fail "srlm run on $gpu did not write M2"
 
