@@ -18,6 +18,7 @@ data/corpus.txt, one word each, as the demo writes them). Standard library only.
 import collections
 import glob
 import json
+import os
 import re
 import sys
 
@@ -59,6 +60,8 @@ def main(run, it):
         return bool(reply) and reply in words and reply[0] == pair[0] and reply[-1] == pair[1]
 
     before, after = answers(run, f"M{it}"), answers(run, f"M{it + 1}")
+    if before.keys() != after.keys():
+        sys.exit(f"{run}/eval: M{it} and M{it + 1} answered different prompts ({len(before)} vs {len(after)})")
     total, wrong_b, wrong_a = collections.Counter(), collections.Counter(), collections.Counter()
     fixed = broken = 0
     for pid, (pair, reply) in before.items():
@@ -76,7 +79,10 @@ def main(run, it):
                 if o.get("sample") == 0 and letter_pair(o["prompt"]):
                     asked[letter_pair(o["prompt"])] += 1
     pairs, net_right = collections.Counter(), collections.Counter()
-    with open(f"{run}/iter-{it}/train-data.jsonl") as f:
+    train_data = f"{run}/iter-{it}/train-data.jsonl"
+    if not os.path.exists(train_data + ".done"):
+        sys.exit(f"{train_data}: not complete (no .done sidecar): is iteration {it} finished?")
+    with open(train_data) as f:
         for line in f:
             o = json.loads(line)
             p = letter_pair(o["prompt"])
