@@ -1,12 +1,15 @@
 /* The training fixture batch (tests/fixtures/train/<case>/batch.json, written
- * by make_train_fixtures.py): right-padded ids, lengths and prompt lengths.
- * Shared by the single-rank and the MPI gradient tests. */
+ * by make_train_fixtures.py): right-padded ids, lengths and prompt lengths;
+ * and the gradient view of an HF parameter name. Shared by the gradient tests. */
 #ifndef SRLM_TEST_TRAIN_BATCH_H
 #define SRLM_TEST_TRAIN_BATCH_H
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "model/llama.h"
 #include "test.h"
 
 typedef struct {
@@ -38,6 +41,27 @@ static inline void free_train_batch(batch_data *bd) {
     free(bd->ids);
     free(bd->len);
     free(bd->plen);
+}
+
+/* Our gradient view for an HF parameter name. */
+static inline const srlm_view *grad_view(const srlm_llama_grads *g, const char *name) {
+    int l;
+    char rest[200];
+    if (!strcmp(name, "model.embed_tokens.weight")) return &g->embed;
+    if (!strcmp(name, "model.norm.weight")) return &g->final_norm;
+    if (!strcmp(name, "lm_head.weight")) return &g->lm_head;
+    if (sscanf(name, "model.layers.%d.%199s", &l, rest) != 2) return NULL;
+    const srlm_llama_layer *ly = &g->layers[l];
+    struct { const char *n; const srlm_view *v; } map[] = {
+        {"input_layernorm.weight", &ly->attn_norm}, {"self_attn.q_proj.weight", &ly->wq},
+        {"self_attn.k_proj.weight", &ly->wk}, {"self_attn.v_proj.weight", &ly->wv},
+        {"self_attn.o_proj.weight", &ly->wo}, {"post_attention_layernorm.weight", &ly->mlp_norm},
+        {"mlp.gate_proj.weight", &ly->w_gate}, {"mlp.up_proj.weight", &ly->w_up},
+        {"mlp.down_proj.weight", &ly->w_down},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (!strcmp(rest, map[i].n)) return map[i].v;
+    return NULL;
 }
 
 #endif

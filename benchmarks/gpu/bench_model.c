@@ -6,8 +6,12 @@
  *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
  *     reading every weight once per token at a given memory bandwidth.
  *
- *   bench_model [--backend cuda|cpu] [--config 1b|tiny] [--batch B] [--seq T]
- *               [--steps N] [--decode N] [--peak-tflops P] [--mem-gbs G] [--dir DIR]
+ *   bench_model [--backend cuda|cpu] [--dtype float32|bfloat16] [--config 1b|tiny] [--batch B]
+ *               [--seq T] [--steps N] [--decode N] [--peak-tflops P] [--mem-gbs G] [--dir DIR]
+ *
+ * --dtype is backend.dtype: bfloat16 keeps weights and activations in bf16 with
+ * fp32 master weights, as srlm sft does (AdamW on the master, then the bf16
+ * copy refreshed from it: both inside the timed step).
  *
  * The model is random (srlm_llama_write_random into DIR, default
  * /tmp/srlm-bench-model-CONFIG, reused when present). FLOPs per trained token:
@@ -46,7 +50,7 @@ static double now_s(void) {
     } while (0)
 
 typedef struct {
-    const char *backend, *config, *dir;
+    const char *backend, *dtype, *config, *dir;
     int         batch, seq, steps, decode;
     double      peak_tflops, mem_gbs;
 } args;
@@ -73,11 +77,12 @@ static void config_of(const char *name, srlm_hf_config *hc) {
 }
 
 static void parse(int argc, char **argv, args *a) {
-    *a = (args){"cuda", "1b", NULL, 4, 1024, 10, 64, 0, 0};
+    *a = (args){"cuda", "float32", "1b", NULL, 4, 1024, 10, 64, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "bench_model: %s needs a value\n", k); exit(2); }
         if (!strcmp(k, "--backend")) a->backend = v;
+        else if (!strcmp(k, "--dtype")) a->dtype = v;
         else if (!strcmp(k, "--config")) a->config = v;
         else if (!strcmp(k, "--dir")) a->dir = v;
         else if (!strcmp(k, "--batch")) a->batch = atoi(v);
@@ -107,8 +112,9 @@ static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads 
     TRY(srlm_llama_train_backward(m, acts, b, dlogp, g));
     const srlm_adamw_hparams h = {1e-5, 0.9, 0.95, 1e-8, 0.1};
     const srlm_adamw_consts c = srlm_adamw_consts_make(&h, step, 1);
-    srlm_view grad = srlm_view_carve(g->flat, 0, 1, m->n_params_local);
-    TRY(be->ops->adamw(be, &m->params, &grad, mom, vel, &c));
+    srlm_view grad = srlm_view_carve(g->flat, 0, 1, m->n_params_local), w32 = srlm_llama_weights32(m);
+    TRY(be->ops->adamw(be, &w32, &grad, mom, vel, &c));
+    TRY(srlm_llama_refresh_params(m));
     double sq; /* the gradient norm, as the trainer does: also waits for the device */
     TRY(be->ops->sum_squares(be, &grad, &sq));
     return now_s() - t0;
@@ -136,16 +142,17 @@ int main(int argc, char **argv) {
 
     srlm_backend *be;
     TRY(srlm_backend_new(kind, 0, 0, &be));
+    TRY(srlm_backend_dtype_parse(a.dtype, &be->dtype));
     srlm_checkpoint ck;
     TRY(srlm_ckpt_open(&ck, dir));
     srlm_llama m;
-    TRY(srlm_llama_load(&m, &ck, be, NULL));
+    TRY(srlm_llama_load_for_training(&m, &ck, be, NULL));
     const int D = m.dim, L = m.n_layers;
     const double n_embed = (double)m.vocab_local * D * (m.tied ? 1 : 2);
     const double n_body = (double)m.n_params_local - n_embed; /* the LM head counts: it is a GEMM */
     const double n_flop_params = n_body + (double)m.vocab_local * D;
-    printf("model: %s, %.3fB parameters (%.3fB without the embedding), backend %s\n", a.config,
-           m.n_params_local / 1e9, n_flop_params / 1e9, be->ops->name);
+    printf("model: %s, %.3fB parameters (%.3fB without the embedding), backend %s, dtype %s\n", a.config,
+           m.n_params_local / 1e9, n_flop_params / 1e9, be->ops->name, a.dtype);
 
     /* ---- training step ---- */
     const int B = a.batch, T = a.seq, N = B * T;
@@ -173,8 +180,8 @@ int main(int argc, char **argv) {
     }
     const double mean = sum / a.steps;
     const double flops = (6.0 * n_flop_params + 6.0 * L * (double)T * D) * N;
-    printf("train_step: batch %d, seq %d, mean %.4f s, best %.4f s, %.0f tokens/s, %.2f TFLOP/s", B, T, mean, best,
-           N / mean, flops / mean / 1e12);
+    printf("train_step: batch %d, seq %d, dtype %s, mean %.4f s, best %.4f s, %.0f tokens/s, %.2f TFLOP/s", B, T,
+           a.dtype, mean, best, N / mean, flops / mean / 1e12);
     if (a.peak_tflops > 0) printf(", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops / mean / 1e12 / a.peak_tflops,
                                   a.peak_tflops);
     printf("\n");
@@ -201,8 +208,8 @@ int main(int argc, char **argv) {
         }
         const double dt = now_s() - t0, tps = a.decode / dt;
         const double weight_bytes = (double)m.n_params_local * srlm_dtype_size(m.params.dtype);
-        printf("decode: batch 1, %d tokens after a %d-token prompt, %.1f tokens/s, %.2f GB of weights", a.decode,
-               prompt, tps, weight_bytes / 1e9);
+        printf("decode: batch 1, dtype %s, %d tokens after a %d-token prompt, %.1f tokens/s, %.2f GB of weights",
+               a.dtype, a.decode, prompt, tps, weight_bytes / 1e9);
         if (a.mem_gbs > 0) {
             const double bound = a.mem_gbs * 1e9 / weight_bytes;
             printf(", bound %.1f tokens/s at %.0f GB/s (%.1f%%)", bound, a.mem_gbs, 100.0 * tps / bound);

@@ -51,6 +51,13 @@ srlm_status srlm_backend_kind_parse(const char *name, srlm_backend_kind *kind) {
     return SRLM_ERR(SRLM_BAD_INPUT, "backend \"%s\": expected cpu, cuda or cpu_guarded", name);
 }
 
+srlm_status srlm_backend_dtype_parse(const char *name, srlm_dtype *dtype) {
+    if (!strcmp(name, "float32")) *dtype = SRLM_F32;
+    else if (!strcmp(name, "bfloat16")) *dtype = SRLM_BF16;
+    else return SRLM_ERR(SRLM_BAD_INPUT, "dtype \"%s\": expected float32 or bfloat16", name);
+    return SRLM_OK;
+}
+
 void srlm_backend_free(srlm_backend *be) {
     if (be) be->ops->destroy(be);
 }

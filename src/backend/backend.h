@@ -4,7 +4,9 @@
  *
  * Tensors are 2-D views the backend allocated: `rows` x `cols` elements of
  * `dtype`, `stride` elements between rows. Weights keep the Hugging Face
- * layout [out, in], so a linear layer is y = x W^T. CPU: fp32 everywhere. */
+ * layout [out, in], so a linear layer is y = x W^T. Views are F32 or BF16 (the
+ * model's backend.dtype); an op on BF16 views computes in fp32 and rounds its
+ * outputs to bf16 (the CPU backend, the reference, exactly once per output). */
 #ifndef SRLM_BACKEND_H
 #define SRLM_BACKEND_H
 
@@ -213,6 +215,10 @@ typedef struct {
 struct srlm_backend {
     const srlm_backend_ops *ops;
     int                     threads;
+    /* the dtype the model keeps its weights, activations and KV cache in
+     * (backend.dtype; F32 when made, BF16 set by the caller); gradients, AdamW
+     * state, master weights and attention lse are F32 whatever it is */
+    srlm_dtype              dtype;
     void                   *impl;
 };
 

@@ -20,4 +20,8 @@ const char *srlm_backend_kind_name(srlm_backend_kind kind);
  * naming the choices when it is none of them. */
 srlm_status srlm_backend_kind_parse(const char *name, srlm_backend_kind *kind);
 
+/* The dtype a config or flag spells `name` for backend.dtype ("float32",
+ * "bfloat16"); SRLM_BAD_INPUT naming the choices when it is neither. */
+srlm_status srlm_backend_dtype_parse(const char *name, srlm_dtype *dtype);
+
 #endif

@@ -141,7 +141,7 @@ done:
 }
 
 typedef struct {
-    const char *model, *prompt, *input, *output, *tokenizer, *system, *stop, *backend;
+    const char *model, *prompt, *input, *output, *tokenizer, *system, *stop, *backend, *dtype;
     long        max_new, threads, samples, top_k, batch, seed, min_shared;
     double      temperature, top_p, kv_mb;
     int         chat, print_ids, ignore_eos, no_share;
@@ -180,6 +180,7 @@ srlm_status cmd_generate(int argc, char **argv) {
         {"min-shared-prefix", FLAG_INT, &a.min_shared, "K", "reuse the previous prompt's first K+ tokens (default 16; 0 = off)", 0},
         {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
         {"backend", FLAG_STRING, &a.backend, "NAME", "cpu, cuda or cpu_guarded (default: backend.name, else cpu)", 0},
+        {"dtype", FLAG_STRING, &a.dtype, "NAME", "float32 or bfloat16 weights and activations (default: backend.dtype, else float32)", 0},
     };
     const srlm_command_spec spec = {"generate", "[CONFIG] [key.sub=value ...]",
         "Generates with the KV cache: greedy at temperature 0, else sampling with top-k/top-p. Each sample's\n"
@@ -211,6 +212,7 @@ srlm_status cmd_generate(int argc, char **argv) {
         if (a.seed == UNSET) a.seed = cfg.run.seed;
         if (a.threads == UNSET) a.threads = cfg.backend.threads;
         if (!a.backend) a.backend = srlm_backend_kind_name(cfg.backend.name);
+        if (!a.dtype) a.dtype = cfg.backend.dtype == SRLM_BF16 ? "bfloat16" : "float32";
     } else {
         srlm_parsed_args_free(&pa);
     }
@@ -251,9 +253,11 @@ static srlm_status run_generate(const gen_args *a) {
     SRLM_CHECK(srlm_sampling_validate(&sampling));
     srlm_backend_kind backend = SRLM_BACKEND_CPU;
     if (a->backend) SRLM_CHECK(srlm_backend_kind_parse(a->backend, &backend));
+    srlm_dtype dtype = SRLM_F32;
+    if (a->dtype) SRLM_CHECK(srlm_backend_dtype_parse(a->dtype, &dtype));
 
     srlm_model_session s;
-    SRLM_CHECK(srlm_model_session_open_on(&s, model, tokenizer, 1, backend, (int)threads, 0, NULL));
+    SRLM_CHECK(srlm_model_session_open_on(&s, model, tokenizer, 1, backend, dtype, (int)threads, 0, NULL));
     prompt_rec *prompts = NULL;
     srlm_gen_request *reqs = NULL;
     int n = 0;

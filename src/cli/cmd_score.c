@@ -13,7 +13,7 @@
 #include "io/jsonl.h"
 
 typedef struct {
-    const char *model, *input, *output, *tokenizer, *system, *backend;
+    const char *model, *input, *output, *tokenizer, *system, *backend, *dtype;
     int         raw;
     long        threads;
 } score_args;
@@ -85,6 +85,7 @@ srlm_status cmd_score(int argc, char **argv) {
         {"raw", FLAG_BOOL, &a.raw, NULL, "no chat format: BOS + prompt text, then the response text", 0},
         {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
         {"backend", FLAG_STRING, &a.backend, "NAME", "cpu (default), cuda or cpu_guarded", 0},
+        {"dtype", FLAG_STRING, &a.dtype, "NAME", "float32 (default) or bfloat16: weights and activations", 0},
     };
     const srlm_command_spec spec = {"score", NULL,
         "Writes, per input line, {\"logp\": sum of the response tokens' log-probs, \"n_tokens\", "
@@ -99,9 +100,11 @@ srlm_status cmd_score(int argc, char **argv) {
 
     srlm_backend_kind backend = SRLM_BACKEND_CPU;
     if (a.backend) SRLM_CHECK(srlm_backend_kind_parse(a.backend, &backend));
+    srlm_dtype dtype = SRLM_F32;
+    if (a.dtype) SRLM_CHECK(srlm_backend_dtype_parse(a.dtype, &dtype));
 
     srlm_model_session s;
-    SRLM_CHECK(srlm_model_session_open_on(&s, a.model, a.tokenizer, 0, backend, (int)a.threads, 0, NULL));
+    SRLM_CHECK(srlm_model_session_open_on(&s, a.model, a.tokenizer, 0, backend, dtype, (int)a.threads, 0, NULL));
     srlm_jsonl_reader r;
     FILE *out = NULL;
     srlm_status st;

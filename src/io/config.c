@@ -16,6 +16,8 @@ _Static_assert(sizeof(srlm_truncation) == sizeof(int), "enum size");
 
 /* Same order as the C enums. */
 static const char *const DTYPES[]     = {"float32", "bfloat16", "float16", NULL};
+/* the same order as srlm_dtype: the index is the value */
+static const char *const COMPUTE_DTYPES[] = {"float32", "bfloat16", NULL};
 static const char *const BACKENDS[]   = {"cpu", "cuda", "cpu_guarded", NULL};
 static const char *const SCHEDULES[]  = {"cosine", "linear", "constant", NULL};
 static const char *const DPO_LOSSES[] = {"sigmoid", "ipo", NULL};
@@ -80,6 +82,7 @@ static const srlm_schema_field FIELDS[] = {
 
     ENUM("backend.name",   backend.name,    "cpu", BACKENDS,      "compute backend"),
     INT("backend.threads", backend.threads, 0, 0, NOMAX, NOHASH,  "CPU threads per rank; 0 = all cores"),
+    ENUM("backend.dtype",  backend.dtype,   "float32", COMPUTE_DTYPES, "dtype of the weights, activations and KV cache on the backend; bfloat16 trains with fp32 master weights, gradients and AdamW state"),
 
     DBL("generate.temperature",    generate.temperature,    0.7,  0, 5,     0,  "sampling temperature of candidate responses; 0 = greedy"),
     DBL("generate.top_p",          generate.top_p,          0.9,  0, 1,     GT, "nucleus sampling: smallest token set with this much probability"),

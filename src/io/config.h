@@ -72,6 +72,7 @@ typedef struct {
     struct {
         srlm_backend_kind name;
         int               threads;
+        srlm_dtype        dtype;   /* weights, activations, KV cache: float32 or bfloat16 */
     } backend;
     struct {
         double temperature;

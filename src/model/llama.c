@@ -2,6 +2,7 @@
 #include "model/llama.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,10 +90,12 @@ srlm_status srlm_llama_grads_new(srlm_llama_grads *g, const srlm_llama *m, int64
 srlm_status srlm_llama_segments(const srlm_llama *m, srlm_param_segment **segs, int *n) {
     srlm_param_segment *s = calloc((size_t)m->n_layers * 9 + 3, sizeof *s);
     if (!s) return SRLM_ERR(SRLM_FAILED, "out of memory");
-    const float *base = m->params.data;
+    const char *base = m->params.data;
+    const size_t es = srlm_dtype_size(m->params.dtype);
     const int tp0 = m->tp_rank == 0, kv0 = srlm_comm_rank(m->kv_group) == 0;
     int k = 0;
-#define SEG(v, dec, cnt) (s[k++] = (srlm_param_segment){(const float *)(v).data - base, (v).rows * (v).cols, (dec), (cnt)})
+#define SEG(v, dec, cnt) \
+    (s[k++] = (srlm_param_segment){(int64_t)(((const char *)(v).data - base) / (ptrdiff_t)es), (v).rows * (v).cols, (dec), (cnt)})
     SEG(m->embed, 1, 1); /* vocab-parallel: each rank its own rows */
     for (int l = 0; l < m->n_layers; l++) {
         const srlm_llama_layer *ly = &m->layers[l];
@@ -218,8 +221,70 @@ srlm_status srlm_llama_check_checkpoint(const srlm_checkpoint *ck) {
     return SRLM_OK;
 }
 
-srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
-                            srlm_comm *tp) {
+/* Read this rank's slices of every weight into the views carved from `flat`
+ * (the layout of m->params, any dtype the backend's upload takes). */
+static srlm_status load_weights(srlm_llama *m, const srlm_checkpoint *ck, srlm_view flat) {
+    srlm_view embed_v, final_norm_v, lm_head_v;
+    srlm_view *embed = &embed_v, *final_norm = &final_norm_v, *lm_head = &lm_head_v;
+    srlm_llama_layer *layers = calloc((size_t)m->n_layers, sizeof *layers);
+    if (!layers) return SRLM_ERR(SRLM_FAILED, "out of memory for the layer table");
+    carve_weights(m, flat, embed, layers, final_norm, lm_head);
+    /* A host staging buffer as large as the largest shard. */
+    const int D = m->dim, hd = m->head_dim, L = m->n_layers;
+    const int qd = m->n_heads_local * hd, F = m->ffn_local;
+    const int64_t vocab_part = (int64_t)m->vocab_local * D;
+    int64_t biggest = vocab_part;
+    int64_t cand[] = {(int64_t)qd * D, (int64_t)F * D, (int64_t)D * qd};
+    for (int i = 0; i < 3; i++) if (cand[i] > biggest) biggest = cand[i];
+    float *stage = malloc((size_t)biggest * sizeof(float));
+    if (!stage) return SRLM_ERR(SRLM_FAILED, "out of memory for the load buffer");
+    srlm_status st = SRLM_OK;
+
+    const srlm_hf_config *c = &m->cfg;
+    const int64_t V = c->vocab_size, NH = c->num_attention_heads, NKV = c->num_key_value_heads;
+    const int64_t FF = c->intermediate_size;
+    char name[256];
+    SRLM_CHECK_GOTO(load_slice(m, ck, "model.embed_tokens.weight", V, D, SLICE_VOCAB,
+                               m->vocab_start, embed, stage), st, done);
+    for (int l = 0; l < L; l++) {
+        srlm_llama_layer *ly = &layers[l];
+        const int64_t q0 = (int64_t)m->tp_rank * qd, kv0 = (int64_t)kv_head_start(m) * hd;
+        const int64_t f0 = (int64_t)m->tp_rank * F;
+        struct { const char *suffix; int64_t rows, cols; slice_kind kind; int64_t start; srlm_view *dst; } t[] = {
+            {"input_layernorm.weight",          D,       1, SLICE_ROWS, 0,   &ly->attn_norm},
+            {"self_attn.q_proj.weight",         NH * hd, D, SLICE_ROWS, q0,  &ly->wq},
+            {"self_attn.k_proj.weight",         NKV * hd, D, SLICE_ROWS, kv0, &ly->wk},
+            {"self_attn.v_proj.weight",         NKV * hd, D, SLICE_ROWS, kv0, &ly->wv},
+            {"self_attn.o_proj.weight",         D, NH * hd, SLICE_COLS, q0,  &ly->wo},
+            {"post_attention_layernorm.weight", D,       1, SLICE_ROWS, 0,   &ly->mlp_norm},
+            {"mlp.gate_proj.weight",            FF,      D, SLICE_ROWS, f0,  &ly->w_gate},
+            {"mlp.up_proj.weight",              FF,      D, SLICE_ROWS, f0,  &ly->w_up},
+            {"mlp.down_proj.weight",            D,      FF, SLICE_COLS, f0,  &ly->w_down},
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, t[i].suffix);
+            srlm_watchdog_progress("loading the model");
+            /* norms are (1, D) views of a 1-D tensor of D elements */
+            srlm_view dst = *t[i].dst;
+            if (t[i].cols == 1) { dst.rows = D; dst.cols = 1; dst.stride = 1; }
+            SRLM_CHECK_GOTO(load_slice(m, ck, name, t[i].rows, t[i].cols, t[i].kind, t[i].start,
+                                       &dst, stage), st, done);
+        }
+    }
+    srlm_view fn = *final_norm;
+    fn.rows = D; fn.cols = 1; fn.stride = 1;
+    SRLM_CHECK_GOTO(load_slice(m, ck, "model.norm.weight", D, 1, SLICE_ROWS, 0, &fn, stage), st, done);
+    if (!m->tied)
+        SRLM_CHECK_GOTO(load_slice(m, ck, "lm_head.weight", V, D, SLICE_VOCAB, m->vocab_start,
+                                   lm_head, stage), st, done);
+done:
+    free(stage);
+    free(layers);
+    return st;
+}
+
+static srlm_status load_model(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be, srlm_comm *tp,
+                              int training) {
     memset(m, 0, sizeof *m);
     m->cfg = ck->config;
     m->be = be;
@@ -251,63 +316,33 @@ srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backe
     m->layers = calloc((size_t)L, sizeof *m->layers);
     if (!m->layers) return SRLM_ERR(SRLM_FAILED, "out of memory for the layer table");
     srlm_status st;
-    SRLM_CHECK_GOTO(be->ops->alloc(be, &m->params, SRLM_F32, 1, total, "model weights"), st, fail);
-
+    SRLM_CHECK_GOTO(be->ops->alloc(be, &m->params, be->dtype, 1, total, "model weights"), st, fail);
     carve_weights(m, m->params, &m->embed, m->layers, &m->final_norm, &m->lm_head);
-
-    /* A host staging buffer as large as the largest shard. */
-    int64_t biggest = vocab_part;
-    int64_t cand[] = {(int64_t)qd * D, (int64_t)F * D, (int64_t)D * qd};
-    for (int i = 0; i < 3; i++) if (cand[i] > biggest) biggest = cand[i];
-    float *stage = malloc((size_t)biggest * sizeof(float));
-    if (!stage) { st = SRLM_ERR(SRLM_FAILED, "out of memory for the load buffer"); goto fail; }
-
-    const srlm_hf_config *c = &m->cfg;
-    const int64_t V = c->vocab_size, NH = c->num_attention_heads, NKV = c->num_key_value_heads;
-    const int64_t FF = c->intermediate_size;
-    char name[256];
-    SRLM_CHECK_GOTO(load_slice(m, ck, "model.embed_tokens.weight", V, D, SLICE_VOCAB,
-                               m->vocab_start, &m->embed, stage), st, fail_stage);
-    for (int l = 0; l < L; l++) {
-        srlm_llama_layer *ly = &m->layers[l];
-        const int64_t q0 = (int64_t)m->tp_rank * qd, kv0 = (int64_t)kv_head_start(m) * hd;
-        const int64_t f0 = (int64_t)m->tp_rank * F;
-        struct { const char *suffix; int64_t rows, cols; slice_kind kind; int64_t start; srlm_view *dst; } t[] = {
-            {"input_layernorm.weight",          D,       1, SLICE_ROWS, 0,   &ly->attn_norm},
-            {"self_attn.q_proj.weight",         NH * hd, D, SLICE_ROWS, q0,  &ly->wq},
-            {"self_attn.k_proj.weight",         NKV * hd, D, SLICE_ROWS, kv0, &ly->wk},
-            {"self_attn.v_proj.weight",         NKV * hd, D, SLICE_ROWS, kv0, &ly->wv},
-            {"self_attn.o_proj.weight",         D, NH * hd, SLICE_COLS, q0,  &ly->wo},
-            {"post_attention_layernorm.weight", D,       1, SLICE_ROWS, 0,   &ly->mlp_norm},
-            {"mlp.gate_proj.weight",            FF,      D, SLICE_ROWS, f0,  &ly->w_gate},
-            {"mlp.up_proj.weight",              FF,      D, SLICE_ROWS, f0,  &ly->w_up},
-            {"mlp.down_proj.weight",            D,      FF, SLICE_COLS, f0,  &ly->w_down},
-        };
-        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s", l, t[i].suffix);
-            srlm_watchdog_progress("loading the model");
-            /* norms are (1, D) views of a 1-D tensor of D elements */
-            srlm_view dst = *t[i].dst;
-            if (t[i].cols == 1) { dst.rows = D; dst.cols = 1; dst.stride = 1; }
-            SRLM_CHECK_GOTO(load_slice(m, ck, name, t[i].rows, t[i].cols, t[i].kind, t[i].start,
-                                       &dst, stage), st, fail_stage);
-        }
+    if (training && be->dtype != SRLM_F32) {
+        SRLM_CHECK_GOTO(be->ops->alloc(be, &m->master, SRLM_F32, 1, total, "master weights (fp32)"), st, fail);
+        SRLM_CHECK_GOTO(load_weights(m, ck, m->master), st, fail);
+        SRLM_CHECK_GOTO(srlm_llama_refresh_params(m), st, fail);
+    } else {
+        SRLM_CHECK_GOTO(load_weights(m, ck, m->params), st, fail);
     }
-    srlm_view fn = m->final_norm;
-    fn.rows = D; fn.cols = 1; fn.stride = 1;
-    SRLM_CHECK_GOTO(load_slice(m, ck, "model.norm.weight", D, 1, SLICE_ROWS, 0, &fn, stage), st,
-                    fail_stage);
-    if (!m->tied)
-        SRLM_CHECK_GOTO(load_slice(m, ck, "lm_head.weight", V, D, SLICE_VOCAB, m->vocab_start,
-                                   &m->lm_head, stage), st, fail_stage);
-    free(stage);
     return SRLM_OK;
-
-fail_stage:
-    free(stage);
 fail:
     srlm_llama_free(m);
     return st;
+}
+
+srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be, srlm_comm *tp) {
+    return load_model(m, ck, be, tp, 0);
+}
+
+srlm_status srlm_llama_load_for_training(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
+                                         srlm_comm *tp) {
+    return load_model(m, ck, be, tp, 1);
+}
+
+srlm_status srlm_llama_refresh_params(srlm_llama *m) {
+    if (!m->master.data) return SRLM_OK;
+    return m->be->ops->copy(m->be, &m->params, &m->master);
 }
 
 void srlm_llama_free(srlm_llama *m) {
@@ -316,6 +351,7 @@ void srlm_llama_free(srlm_llama *m) {
     srlm_comm_free(m->kv_group);
     m->kv_dev = m->tp_dev = m->kv_group = NULL;
     if (m->params.data) m->be->ops->free(m->be, &m->params);
+    if (m->master.data) m->be->ops->free(m->be, &m->master);
     free(m->layers);
     m->layers = NULL;
 }
@@ -330,7 +366,7 @@ srlm_status srlm_kv_cache_new(srlm_kv_cache *kv, const srlm_llama *m, int slots,
     kv->k = calloc((size_t)m->n_layers * 2, sizeof(srlm_view));
     if (!kv->k) return SRLM_ERR(SRLM_FAILED, "out of memory for the KV cache table");
     kv->v = kv->k + m->n_layers;
-    srlm_status st = m->be->ops->alloc(m->be, &kv->mem, SRLM_F32, 1,
+    srlm_status st = m->be->ops->alloc(m->be, &kv->mem, m->be->dtype, 1,
                                        2 * (int64_t)m->n_layers * rows * kvd, "KV cache");
     if (st != SRLM_OK) { free(kv->k); kv->k = NULL; return st; }
     for (int l = 0; l < m->n_layers; l++) {
@@ -355,7 +391,7 @@ srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max
     a->max_tokens = max_tokens;
     a->max_logit_rows = max_logit_rows;
     int64_t total = N * (3 * D + 2 * qd + 2 * kvd + 2 * F) + (int64_t)max_logit_rows * V;
-    SRLM_CHECK(m->be->ops->alloc(m->be, &a->mem, SRLM_F32, 1, total, "activations"));
+    SRLM_CHECK(m->be->ops->alloc(m->be, &a->mem, m->be->dtype, 1, total, "activations"));
     int64_t off = 0;
 #define CARVE(field, r, c) (a->field = srlm_view_carve(a->mem, off, (r), (c)), off += (int64_t)(r) * (c))
     CARVE(x, N, D);
@@ -390,10 +426,14 @@ srlm_status srlm_llama_allreduce_view(srlm_llama *m, srlm_comm *comm, srlm_view 
     if (srlm_comm_size(comm) <= 1) return SRLM_OK;
     if (v->stride != v->cols) return SRLM_ERR(SRLM_FAILED, "allreduce of a view: needs a contiguous view");
     const size_t n = (size_t)(v->rows * v->cols);
-    if (m->be->ops->host_memory) return srlm_comm_allreduce_f32(comm, v->data, n, SRLM_REDUCE_SUM);
+    if (m->be->ops->host_memory && v->dtype == SRLM_F32)
+        return srlm_comm_allreduce_f32(comm, v->data, n, SRLM_REDUCE_SUM);
     srlm_comm *dev = comm == m->tp ? m->tp_dev : comm == m->kv_group ? m->kv_dev : NULL;
-    if (dev) return srlm_comm_allreduce_f32(dev, v->data, n, SRLM_REDUCE_SUM); /* on the backend's stream */
-    /* no device communicator: staged through the host */
+    if (dev) /* on the backend's stream */
+        return srlm_comm_allreduce(dev, v->data, n, v->dtype == SRLM_BF16 ? SRLM_COMM_BF16 : SRLM_COMM_F32,
+                                   SRLM_REDUCE_SUM);
+    /* no device communicator, or BF16 on the host: summed in fp32 and rounded
+     * once (MPI has no bf16 sum of its own) */
     float *host = malloc(sizeof(float) * n);
     if (!host) return SRLM_ERR(SRLM_FAILED, "out of memory staging an allreduce of %zu floats", n);
     srlm_status st = m->be->ops->download(m->be, host, v);

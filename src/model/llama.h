@@ -30,7 +30,10 @@ typedef struct {
     int vocab_local, vocab_start; /* this rank's slice of the padded vocab */
     int tied;                     /* lm_head shares the embedding's memory */
 
-    srlm_view         params;     /* one allocation holding every weight below */
+    srlm_view         params;     /* one allocation holding every weight below, in be->dtype */
+    srlm_view         master;     /* training a BF16 model: the F32 weights of record in the same
+                                   * layout (the optimizer updates them, checkpoints save them,
+                                   * params are their rounding); else data == NULL */
     srlm_view         embed;      /* (vocab_local, dim) */
     srlm_llama_layer *layers;     /* (n_layers) */
     srlm_view         final_norm; /* (1, dim) */
@@ -82,9 +85,31 @@ srlm_status srlm_llama_allreduce_view(srlm_llama *m, srlm_comm *comm, srlm_view 
  * the file, what was expected and what was found. srlm_llama_load does this first. */
 srlm_status srlm_llama_check_checkpoint(const srlm_checkpoint *ck);
 
-/* Load this rank's shard of an HF checkpoint: only its slices are read. */
+/* Load this rank's shard of an HF checkpoint: only its slices are read. The
+ * weights are kept in be->dtype. */
 srlm_status srlm_llama_load(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
                             srlm_comm *tp);
+/* The same for training: when be->dtype is not F32 the checkpoint is read into
+ * m->master (F32) and params are its rounding, so a run resumed from an F32
+ * trainer checkpoint continues from the exact bits. */
+srlm_status srlm_llama_load_for_training(srlm_llama *m, const srlm_checkpoint *ck, srlm_backend *be,
+                                         srlm_comm *tp);
+/* The F32 weights the optimizer updates and checkpoints save: m->master when
+ * there is one, else m->params (then F32). */
+static inline srlm_view srlm_llama_weights32(const srlm_llama *m) {
+    return m->master.data ? m->master : m->params;
+}
+/* The view of the weights of record (F32) that holds what view v of m->params
+ * holds: v itself without a master. */
+static inline srlm_view srlm_llama_record_view(const srlm_llama *m, srlm_view v) {
+    if (!m->master.data) return v;
+    size_t off = (size_t)((const char *)v.data - (const char *)m->params.data) / srlm_dtype_size(m->params.dtype);
+    v.data = (char *)m->master.data + off * sizeof(float);
+    v.dtype = SRLM_F32;
+    return v;
+}
+/* params = master rounded to be->dtype, after an optimizer step (no-op without a master). */
+srlm_status srlm_llama_refresh_params(srlm_llama *m);
 void        srlm_llama_free(srlm_llama *m);
 
 /* KV cache: `slots` sequences of up to `max_seq` positions, every layer, one allocation. */

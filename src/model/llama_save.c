@@ -48,7 +48,7 @@ static srlm_status list_tensors(const srlm_llama *m, srlm_dtype dtype, save_item
         snprintf(t[k].name, sizeof t[k].name, __VA_ARGS__);                    \
         t[k].rows = (r);                                                       \
         t[k].cols = (c);                                                       \
-        t[k].src = (view);                                                     \
+        t[k].src = srlm_llama_record_view(m, (view)); /* F32 when training */  \
         t[k].split = (how);                                                    \
         t[k].nbytes = (size_t)(r) * (size_t)((c) ? (c) : 1) * srlm_dtype_size(dtype); \
         k++;                                                                   \

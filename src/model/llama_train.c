@@ -26,7 +26,7 @@ srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max
     const int64_t kvd = (int64_t)m->n_kv_local * m->head_dim, F = m->ffn_local;
     const int64_t sets = recompute ? 1 : L;
     const int64_t nh = m->n_heads_local;
-    const int64_t per_layer = N * (4 * D + 2 * qd + 2 * kvd + 3 * F + nh);
+    const int64_t per_layer = N * (4 * D + 2 * qd + 2 * kvd + 3 * F);
     int64_t total = sets * per_layer + (recompute ? L * N * D : 0) + N * (2 * D) +
                     N * m->vocab_local + N * (3 * D + 2 * qd + 2 * kvd + 3 * F);
     a->max_tokens = max_tokens;
@@ -43,7 +43,9 @@ srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max
     a->targets = a->pos + N;
     a->slot = a->pos + 2 * N;
     a->zeros = a->pos + 3 * N;
-    srlm_status st = m->be->ops->alloc(m->be, &a->mem, SRLM_F32, 1, total, "training activations");
+    srlm_status st = m->be->ops->alloc(m->be, &a->mem, m->be->dtype, 1, total, "training activations");
+    if (st == SRLM_OK)
+        st = m->be->ops->alloc(m->be, &a->lse_mem, SRLM_F32, 1, sets * N * nh, "attention log-sum-exps");
     if (st != SRLM_OK) { srlm_train_acts_free(a, m); return st; }
     int64_t off = 0;
 #define CARVE(field, c) (field = srlm_view_carve(a->mem, off, N, (c)), off += N * (c))
@@ -62,14 +64,14 @@ srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max
     CARVE(a->dx, D); CARVE(a->dtmp, D); CARVE(a->dxn, D);
     CARVE(a->dq, qd); CARVE(a->datt, qd); CARVE(a->dk, kvd); CARVE(a->dv, kvd);
     CARVE(a->dh, F); CARVE(a->dgate, F); CARVE(a->dup, F);
-    /* last: n_heads columns would misalign every view carved after them */
-    for (int64_t s = 0; s < sets; s++) CARVE(a->layer[s].lse, nh);
 #undef CARVE
+    for (int64_t s = 0; s < sets; s++) a->layer[s].lse = srlm_view_carve(a->lse_mem, s * N * nh, N, nh);
     return SRLM_OK;
 }
 
 void srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m) {
     if (a->mem.data) m->be->ops->free(m->be, &a->mem);
+    if (a->lse_mem.data) m->be->ops->free(m->be, &a->lse_mem);
     free(a->layer);
     free(a->x_in);
     free(a->mx);

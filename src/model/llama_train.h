@@ -18,7 +18,8 @@ typedef struct {
 
 typedef struct {
     int              max_tokens, recompute;
-    srlm_view        mem;
+    srlm_view        mem;       /* every activation view below, in be->dtype */
+    srlm_view        lse_mem;   /* the layers' lse views (F32 whatever be->dtype is) */
     srlm_layer_acts *layer;    /* n_layers of them, or 1 when recomputing */
     srlm_view       *x_in;     /* recompute: each layer's input, (n_layers) views of (N, D) */
     srlm_view        x_final, xn_final; /* (N, D) */

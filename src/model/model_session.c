@@ -28,18 +28,19 @@ srlm_status srlm_model_session_open(srlm_model_session *s, const char *dir,
 srlm_status srlm_model_session_open_tp(srlm_model_session *s, const char *dir,
                                        const char *tokenizer_path, int need_tokenizer, int threads,
                                        srlm_comm *tp) {
-    return srlm_model_session_open_on(s, dir, tokenizer_path, need_tokenizer, SRLM_BACKEND_CPU, threads,
-                                      0, tp);
+    return srlm_model_session_open_on(s, dir, tokenizer_path, need_tokenizer, SRLM_BACKEND_CPU, SRLM_F32,
+                                      threads, 0, tp);
 }
 
 srlm_status srlm_model_session_open_on(srlm_model_session *s, const char *dir,
                                        const char *tokenizer_path, int need_tokenizer,
-                                       srlm_backend_kind backend, int threads, int device,
-                                       srlm_comm *tp) {
+                                       srlm_backend_kind backend, srlm_dtype dtype, int threads,
+                                       int device, srlm_comm *tp) {
     memset(s, 0, sizeof *s);
     srlm_status st;
     /* the backend first: a refused backend.name fails before any loading */
     SRLM_CHECK_GOTO(srlm_backend_new(backend, threads, device, &s->be), st, fail);
+    s->be->dtype = dtype;
     SRLM_CHECK_GOTO(srlm_ckpt_open(&s->ck, dir), st, fail);
     s->opened |= 1;
     SRLM_CHECK_GOTO(srlm_llama_load(&s->model, &s->ck, s->be, tp), st, fail);

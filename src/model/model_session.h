@@ -31,8 +31,8 @@ srlm_status srlm_model_session_open_tp(srlm_model_session *s, const char *dir,
  * backend. */
 srlm_status srlm_model_session_open_on(srlm_model_session *s, const char *dir,
                                        const char *tokenizer_path, int need_tokenizer,
-                                       srlm_backend_kind backend, int threads, int device,
-                                       srlm_comm *tp);
+                                       srlm_backend_kind backend, srlm_dtype dtype, int threads,
+                                       int device, srlm_comm *tp);
 void        srlm_model_session_close(srlm_model_session *s);
 
 /* Load the tokenizer later (tokenizer_path NULL = DIR/tokenizer.model), checked

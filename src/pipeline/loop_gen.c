@@ -165,7 +165,7 @@ srlm_status loop_gen_run(loop_ctx *L, const loop_gen_phase *p, srlm_workqueue_st
     }
     srlm_model_session s;
     SRLM_CHECK(srlm_model_session_open_on(&s, p->model_dir, NULL, 0, L->cfg->backend.name,
-                                          L->cfg->backend.threads, L->topo ? L->topo->local_rank : 0,
+                                          L->cfg->backend.dtype, L->cfg->backend.threads, L->topo ? L->topo->local_rank : 0,
                                           L->topo ? L->topo->tp_comm : NULL));
     srlm_status st = SRLM_OK;
     if (srlm_tokenizer_vocab_size(L->tok) > s.model.cfg.vocab_size)

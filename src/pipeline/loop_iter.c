@@ -545,7 +545,8 @@ static srlm_status phase_pairs(loop_ctx *L, int t, const char *model, judge_coun
     if (st == SRLM_OK) st = loop_phase_complete(L, dir, n_items, &complete);
     srlm_model_session s = {0};
     if (st == SRLM_OK && !complete) {
-        st = srlm_model_session_open_on(&s, model, NULL, 0, L->cfg->backend.name, L->cfg->backend.threads,
+        st = srlm_model_session_open_on(&s, model, NULL, 0, L->cfg->backend.name, L->cfg->backend.dtype,
+                                        L->cfg->backend.threads,
                                         L->topo ? L->topo->local_rank : 0, L->topo ? L->topo->tp_comm : NULL);
         r.s = &s;
         srlm_workqueue q = {L->topo, dir, name, n_items, ref_item, &r, L->quiet};

@@ -70,6 +70,7 @@ typedef struct {
      * and the moments (t->adam_m / adam_v themselves on a host-memory backend;
      * on a device they are the host staging for checkpoints) */
     srlm_view        gshard_v, m_v, v_v;
+    srlm_view        w32;           /* the F32 weights AdamW updates (srlm_llama_weights32) */
     int              own_views;     /* m_v, v_v (and gshard_v when dp > 1) came from ops->alloc */
     float           *host_flat;     /* device memory, dp > 1, no dp_dev: host staging of gradients / weights */
     srlm_comm       *dp_dev;        /* dp > 1 on a backend with device collectives (NCCL), else NULL */
@@ -492,7 +493,7 @@ static void record_good_loss(trainer *t, double loss) {
 typedef struct { srlm_view p, g, m, v; } shard_slice;
 static shard_slice slice_of(const trainer *t, int64_t a, int64_t b) {
     const int64_t lo = t->shard_off;
-    shard_slice s = {srlm_view_carve(t->m.params, a, 1, b - a), srlm_view_carve(t->gshard_v, a - lo, 1, b - a),
+    shard_slice s = {srlm_view_carve(t->w32, a, 1, b - a), srlm_view_carve(t->gshard_v, a - lo, 1, b - a),
                      srlm_view_carve(t->m_v, a - lo, 1, b - a), srlm_view_carve(t->v_v, a - lo, 1, b - a)};
     return s;
 }
@@ -555,7 +556,7 @@ static srlm_status allgather_params_device(trainer *t) {
     int64_t have = t->m.n_params_local - t->shard_off;
     have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
     if (have > 0) {
-        srlm_view mine = srlm_view_carve(t->m.params, t->shard_off, 1, have);
+        srlm_view mine = srlm_view_carve(t->w32, t->shard_off, 1, have);
         srlm_view slot = srlm_view_carve(t->g.flat, t->shard_off, 1, have);
         SRLM_CHECK(be->ops->copy(be, &slot, &mine));
     }
@@ -566,7 +567,7 @@ static srlm_status allgather_params_device(trainer *t) {
     float *flat = t->g.flat.data;
     SRLM_CHECK(srlm_comm_allgather_f32(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard));
     srlm_view all = srlm_view_carve(t->g.flat, 0, 1, t->m.n_params_local);
-    return be->ops->copy(be, &t->m.params, &all);
+    return be->ops->copy(be, &t->w32, &all);
 }
 
 /* Every replica gets every updated shard of the weights. */
@@ -578,15 +579,15 @@ static srlm_status allgather_params(trainer *t) {
     int64_t have = t->m.n_params_local - t->shard_off;
     have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
     if (host) {
-        memcpy(gflat + t->shard_off, (float *)t->m.params.data + t->shard_off, sizeof(float) * (size_t)have);
+        memcpy(gflat + t->shard_off, (float *)t->w32.data + t->shard_off, sizeof(float) * (size_t)have);
     } else if (have > 0) {
-        srlm_view mine = srlm_view_carve(t->m.params, t->shard_off, 1, have);
+        srlm_view mine = srlm_view_carve(t->w32, t->shard_off, 1, have);
         SRLM_CHECK(t->be->ops->download(t->be, gflat + t->shard_off, &mine));
     }
     memset(gflat + t->shard_off + have, 0, sizeof(float) * (size_t)(t->n_shard - have));
     SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
-    if (!host) return t->be->ops->upload(t->be, &t->m.params, gflat);
-    memcpy(t->m.params.data, gflat, sizeof(float) * (size_t)t->m.n_params_local);
+    if (!host) return t->be->ops->upload(t->be, &t->w32, gflat);
+    memcpy(t->w32.data, gflat, sizeof(float) * (size_t)t->m.n_params_local);
     return SRLM_OK;
 }
 
@@ -692,7 +693,8 @@ static srlm_status train_step(trainer *t, step_result *res) {
     if (clip < 1.0) SRLM_CHECK(t->be->ops->scale(t->be, &t->gshard_v, (float)clip));
     srlm_adamw_hparams h = srlm_adamw_hparams_make(tc, res->lr);
     SRLM_CHECK(adamw_shard(t, &h, step));
-    return allgather_params(t);
+    SRLM_CHECK(allgather_params(t));
+    return srlm_llama_refresh_params(&t->m); /* a BF16 model: its weights from the updated master */
 }
 
 /* ---- progress and metrics ---- */
@@ -869,8 +871,10 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     /* one GPU per rank: this rank's index on its node picks the device */
     SRLM_CHECK(srlm_backend_new(c->backend.name, c->backend.threads, t->topo ? t->topo->local_rank : 0,
                                 &t->be));
-    SRLM_CHECK(srlm_llama_load(&t->m, &t->ck, t->be, t->tp_comm));
+    t->be->dtype = c->backend.dtype;
+    SRLM_CHECK(srlm_llama_load_for_training(&t->m, &t->ck, t->be, t->tp_comm));
     t->opened |= 2;
+    t->w32 = srlm_llama_weights32(&t->m);
     if (srlm_tokenizer_vocab_size(t->tok) > t->m.cfg.vocab_size)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s has %d pieces but the model in %s has only %d embeddings "
                         "(vocab_size): they do not belong together", t->tok_path,

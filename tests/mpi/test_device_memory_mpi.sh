@@ -6,6 +6,8 @@
 # weights) give bit-identical weights on cpu and cpu_guarded, as does
 # generation with tp = 2 under srlm run's machinery (srlm generate has no tp, so
 # the engine's tp path is the one test_engine_tp covers on host memory).
+# The tp and dp layouts run again with backend.dtype bfloat16 (bf16 activations
+# in the allreduces, fp32 master weights gathered over dp).
 set -u
 bin="$SRLM_BIN"
 model="$SRLM_FIXTURES/llama/tiny-gqa"
@@ -21,11 +23,13 @@ backend: {threads: 1}
 train: {sft: {data: $work/sft.jsonl, lr: 0.002, batch_size: 4, micro_batch_size: 2, epochs: 2, dropout: 0.1}}
 Y
 mpi() { $MPIEXEC -np "$1" $MPIEXEC_FLAGS "$bin" "${@:2}"; }
-for layout in "tp 2 parallel.tp=2" "dp 2 parallel.dp=2" "tp4 4 parallel.tp=4"; do
+for layout in "tp 2 parallel.tp=2" "dp 2 parallel.dp=2" "tp4 4 parallel.tp=4" \
+              "tp_bf16 2 parallel.tp=2 backend.dtype=bfloat16" "dp_bf16 2 parallel.dp=2 backend.dtype=bfloat16"; do
   set -- $layout
-  name=$1 np=$2 kv=$3
+  name=$1 np=$2
+  shift 2
   for be in cpu cpu_guarded; do
-    mpi "$np" sft sft.yaml --quiet run.name=${name}_$be backend.name=$be "$kv" > ${name}_$be.log 2>&1 \
+    mpi "$np" sft sft.yaml --quiet run.name=${name}_$be backend.name=$be "$@" > ${name}_$be.log 2>&1 \
       || fail "$name on $be exited $? ($(tail -1 ${name}_$be.log))"
   done
   cmp -s runs/${name}_cpu/sft/model/model.safetensors runs/${name}_cpu_guarded/sft/model/model.safetensors \

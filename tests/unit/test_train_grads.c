@@ -28,27 +28,6 @@ static cJSON *load_json(const char *dir, const char *name) {
     return j;
 }
 
-/* Our gradient view for an HF parameter name. */
-static const srlm_view *grad_view(const srlm_llama_grads *g, const char *name) {
-    int l;
-    char rest[200];
-    if (!strcmp(name, "model.embed_tokens.weight")) return &g->embed;
-    if (!strcmp(name, "model.norm.weight")) return &g->final_norm;
-    if (!strcmp(name, "lm_head.weight")) return &g->lm_head;
-    if (sscanf(name, "model.layers.%d.%199s", &l, rest) != 2) return NULL;
-    const srlm_llama_layer *ly = &g->layers[l];
-    struct { const char *n; const srlm_view *v; } map[] = {
-        {"input_layernorm.weight", &ly->attn_norm}, {"self_attn.q_proj.weight", &ly->wq},
-        {"self_attn.k_proj.weight", &ly->wk}, {"self_attn.v_proj.weight", &ly->wv},
-        {"self_attn.o_proj.weight", &ly->wo}, {"post_attention_layernorm.weight", &ly->mlp_norm},
-        {"mlp.gate_proj.weight", &ly->w_gate}, {"mlp.up_proj.weight", &ly->w_up},
-        {"mlp.down_proj.weight", &ly->w_down},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(rest, map[i].n)) return map[i].v;
-    return NULL;
-}
-
 static void compare_grads(const char *what, const srlm_llama_grads *g, const char *ref_path) {
     srlm_safetensors st;
     CHECK_OK(srlm_st_open(&st, ref_path));

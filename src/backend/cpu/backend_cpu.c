@@ -1,5 +1,7 @@
-/* The CPU backend: the reference implementation of the ops table, fp32 only.
- * GEMMs go to OpenBLAS; elementwise and attention loops use OpenMP. */
+/* The CPU backend: the reference implementation of the ops table. The ops
+ * here are fp32 only; the table (backend_cpu_bf16.c) sends F32 views straight
+ * to them and BF16 views through fp32 copies. GEMMs go to OpenBLAS;
+ * elementwise and attention loops use OpenMP. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -18,9 +20,12 @@ static srlm_status need_f32(const srlm_view *v, const char *op) {
     return SRLM_OK;
 }
 
-static srlm_status cpu_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,
+srlm_status cpu_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,
                              int64_t cols, const char *what) {
     (void)be;
+    if (dtype != SRLM_F32 && dtype != SRLM_BF16)
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: cannot allocate %s as %s: only F32 and BF16", what,
+                        srlm_dtype_name(dtype));
     size_t bytes = (size_t)rows * (size_t)cols * srlm_dtype_size(dtype);
     if (rows < 0 || cols < 0 || (cols && (size_t)rows > SIZE_MAX / (size_t)cols / 4))
         return SRLM_ERR(SRLM_FAILED, "cpu backend: size overflow allocating %s", what);
@@ -35,13 +40,13 @@ static srlm_status cpu_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, i
     return SRLM_OK;
 }
 
-static void cpu_free(srlm_backend *be, srlm_view *v) {
+void cpu_free(srlm_backend *be, srlm_view *v) {
     (void)be;
     free(v->data);
     v->data = NULL;
 }
 
-static srlm_status cpu_upload(srlm_backend *be, srlm_view *dst, const float *src) {
+srlm_status cpu_upload(srlm_backend *be, srlm_view *dst, const float *src) {
     (void)be;
     SRLM_CHECK(need_f32(dst, "upload"));
     for (int64_t i = 0; i < dst->rows; i++)
@@ -49,7 +54,7 @@ static srlm_status cpu_upload(srlm_backend *be, srlm_view *dst, const float *src
     return SRLM_OK;
 }
 
-static srlm_status cpu_download(srlm_backend *be, float *dst, const srlm_view *src) {
+srlm_status cpu_download(srlm_backend *be, float *dst, const srlm_view *src) {
     (void)be;
     SRLM_CHECK(need_f32(src, "download"));
     for (int64_t i = 0; i < src->rows; i++)
@@ -57,7 +62,7 @@ static srlm_status cpu_download(srlm_backend *be, float *dst, const srlm_view *s
     return SRLM_OK;
 }
 
-static srlm_status cpu_fill(srlm_backend *be, srlm_view *v, float value) {
+srlm_status cpu_fill(srlm_backend *be, srlm_view *v, float value) {
     (void)be;
     SRLM_CHECK(need_f32(v, "fill"));
     for (int64_t i = 0; i < v->rows; i++) {
@@ -67,7 +72,7 @@ static srlm_status cpu_fill(srlm_backend *be, srlm_view *v, float value) {
     return SRLM_OK;
 }
 
-static srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
+srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
                               const srlm_view *w, int accumulate) {
     (void)be;
     SRLM_CHECK(need_f32(y, "matmul"));
@@ -82,7 +87,7 @@ static srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x
     return SRLM_OK;
 }
 
-static srlm_status cpu_embedding(srlm_backend *be, srlm_view *out, const srlm_view *table,
+srlm_status cpu_embedding(srlm_backend *be, srlm_view *out, const srlm_view *table,
                                  const int *ids, int n, int64_t vocab_start) {
     (void)be;
     for (int i = 0; i < n; i++) {
@@ -95,7 +100,7 @@ static srlm_status cpu_embedding(srlm_backend *be, srlm_view *out, const srlm_vi
     return SRLM_OK;
 }
 
-static srlm_status cpu_rmsnorm(srlm_backend *be, srlm_view *y, const srlm_view *x,
+srlm_status cpu_rmsnorm(srlm_backend *be, srlm_view *y, const srlm_view *x,
                                const srlm_view *w, float eps) {
     (void)be;
     const float *g = w->data;
@@ -140,14 +145,14 @@ void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, fl
     }
 }
 
-static srlm_status cpu_rope(srlm_backend *be, srlm_view *x, const int *pos, int n_heads,
+srlm_status cpu_rope(srlm_backend *be, srlm_view *x, const int *pos, int n_heads,
                             int head_dim, float theta) {
     (void)be;
     cpu_rope_rotate(x, pos, n_heads, head_dim, theta, 1.0f);
     return SRLM_OK;
 }
 
-static srlm_status cpu_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *kv,
+srlm_status cpu_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *kv,
                                 const srlm_attn_shape *s) {
     (void)be;
     for (int b = 0; b < s->B; b++)
@@ -179,7 +184,7 @@ void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, in
  * GEMMs over blocks of up to QBLOCK query rows, with the causal softmax in
  * between. BLAS called inside an OpenMP parallel region runs single-threaded.
  * Padding rows (t >= n_new) get zeros, so nothing stale flows into a backward pass. */
-static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
+srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                                  const srlm_view *k_cache, const srlm_view *v_cache,
                                  const srlm_attn_shape *s, srlm_view *lse) {
     (void)be;
@@ -223,7 +228,7 @@ static srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_vi
     return SRLM_OK;
 }
 
-static srlm_status cpu_swiglu(srlm_backend *be, srlm_view *out, const srlm_view *gate,
+srlm_status cpu_swiglu(srlm_backend *be, srlm_view *out, const srlm_view *gate,
                               const srlm_view *up) {
     (void)be;
 #pragma omp parallel for schedule(static)
@@ -235,7 +240,7 @@ static srlm_status cpu_swiglu(srlm_backend *be, srlm_view *out, const srlm_view 
     return SRLM_OK;
 }
 
-static srlm_status cpu_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_view *src,
+srlm_status cpu_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_view *src,
                                  const int *src_rows, int n) {
     (void)be;
     for (int i = 0; i < n; i++)
@@ -243,14 +248,14 @@ static srlm_status cpu_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_vi
     return SRLM_OK;
 }
 
-static srlm_status cpu_copy(srlm_backend *be, srlm_view *dst, const srlm_view *src) {
+srlm_status cpu_copy(srlm_backend *be, srlm_view *dst, const srlm_view *src) {
     (void)be;
     for (int64_t i = 0; i < src->rows; i++)
         memcpy(ROW(dst, i), ROW(src, i), (size_t)src->cols * 4);
     return SRLM_OK;
 }
 
-static srlm_status cpu_add(srlm_backend *be, srlm_view *y, const srlm_view *x) {
+srlm_status cpu_add(srlm_backend *be, srlm_view *y, const srlm_view *x) {
     (void)be;
     for (int64_t i = 0; i < y->rows; i++) {
         float *yi = ROW(y, i);
@@ -260,7 +265,7 @@ static srlm_status cpu_add(srlm_backend *be, srlm_view *y, const srlm_view *x) {
     return SRLM_OK;
 }
 
-static srlm_status cpu_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float value) {
+srlm_status cpu_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float value) {
     (void)be;
     for (int64_t i = 0; i < v->rows; i++) {
         float *r = ROW(v, i);
@@ -269,7 +274,7 @@ static srlm_status cpu_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, flo
     return SRLM_OK;
 }
 
-static srlm_status cpu_row_max(srlm_backend *be, const srlm_view *logits, float *mx) {
+srlm_status cpu_row_max(srlm_backend *be, const srlm_view *logits, float *mx) {
     (void)be;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < logits->rows; i++) {
@@ -281,7 +286,7 @@ static srlm_status cpu_row_max(srlm_backend *be, const srlm_view *logits, float 
     return SRLM_OK;
 }
 
-static srlm_status cpu_row_sumexp_target(srlm_backend *be, const srlm_view *logits,
+srlm_status cpu_row_sumexp_target(srlm_backend *be, const srlm_view *logits,
                                          const float *mx, const int *targets, int64_t vocab_start,
                                          float *se, float *tl) {
     (void)be;
@@ -297,7 +302,7 @@ static srlm_status cpu_row_sumexp_target(srlm_backend *be, const srlm_view *logi
     return SRLM_OK;
 }
 
-static srlm_status cpu_row_argmax(srlm_backend *be, const srlm_view *logits, int *idx, float *val) {
+srlm_status cpu_row_argmax(srlm_backend *be, const srlm_view *logits, int *idx, float *val) {
     (void)be;
     for (int64_t i = 0; i < logits->rows; i++) {
         const float *r = ROW(logits, i);
@@ -311,13 +316,15 @@ static srlm_status cpu_row_argmax(srlm_backend *be, const srlm_view *logits, int
 
 /* The optimizer ops: contiguous fp32 views of one shape, the twins in train/optimizer.c. */
 static srlm_status need_flat(const srlm_view *v, const srlm_view *like, const char *op, const char *name) {
-    SRLM_CHECK(need_f32(v, op));
+    if (v->dtype != SRLM_F32) /* as the CUDA backend: the optimizer state and gradients are fp32 */
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: %s: %s is %s; the optimizer works on F32", op, name,
+                        srlm_dtype_name(v->dtype));
     if (v->stride != v->cols || (like && v->rows * v->cols != like->rows * like->cols))
         return SRLM_ERR(SRLM_FAILED, "cpu backend: %s: %s must be contiguous and as large as param", op, name);
     return SRLM_OK;
 }
 
-static srlm_status cpu_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m,
+srlm_status cpu_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m,
                              srlm_view *v, const srlm_adamw_consts *c) {
     (void)be;
     SRLM_CHECK(need_flat(param, NULL, "adamw", "param"));
@@ -328,58 +335,22 @@ static srlm_status cpu_adamw(srlm_backend *be, srlm_view *param, const srlm_view
     return SRLM_OK;
 }
 
-static srlm_status cpu_sum_squares(srlm_backend *be, const srlm_view *x, double *out) {
+srlm_status cpu_sum_squares(srlm_backend *be, const srlm_view *x, double *out) {
     (void)be;
     SRLM_CHECK(need_flat(x, NULL, "sum_squares", "x"));
     *out = srlm_sum_squares(x->data, (size_t)(x->rows * x->cols));
     return SRLM_OK;
 }
 
-static srlm_status cpu_scale(srlm_backend *be, srlm_view *x, float s) {
+srlm_status cpu_scale(srlm_backend *be, srlm_view *x, float s) {
     (void)be;
     SRLM_CHECK(need_flat(x, NULL, "scale", "x"));
     srlm_scale_f32(x->data, (size_t)(x->rows * x->cols), s);
     return SRLM_OK;
 }
 
-static void cpu_destroy(srlm_backend *be) { free(be); }
+void cpu_destroy(srlm_backend *be) { free(be); }
 
-static const srlm_backend_ops CPU_OPS = {
-    .name = "cpu",
-    .host_memory = 1,
-    .destroy = cpu_destroy,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .upload = cpu_upload,
-    .download = cpu_download,
-    .fill = cpu_fill,
-    .matmul = cpu_matmul,
-    .embedding = cpu_embedding,
-    .rmsnorm = cpu_rmsnorm,
-    .rope = cpu_rope,
-    .kv_store = cpu_kv_store,
-    .attention = cpu_attention,
-    .swiglu = cpu_swiglu,
-    .copy_rows = cpu_copy_rows,
-    .copy = cpu_copy,
-    .add = cpu_add,
-    .fill_cols = cpu_fill_cols,
-    .row_max = cpu_row_max,
-    .row_sumexp_target = cpu_row_sumexp_target,
-    .row_argmax = cpu_row_argmax,
-    .dropout = cpu_dropout,
-    .matmul_dx = cpu_matmul_dx,
-    .matmul_dw = cpu_matmul_dw,
-    .embedding_backward = cpu_embedding_backward,
-    .rmsnorm_backward = cpu_rmsnorm_backward,
-    .rope_backward = cpu_rope_backward,
-    .attention_backward = cpu_attention_backward,
-    .swiglu_backward = cpu_swiglu_backward,
-    .logprob_backward = cpu_logprob_backward,
-    .adamw = cpu_adamw,
-    .sum_squares = cpu_sum_squares,
-    .scale = cpu_scale,
-};
 
 srlm_status srlm_backend_cpu_new(srlm_backend **out, int threads) {
     srlm_backend *be = calloc(1, sizeof *be);
@@ -388,7 +359,7 @@ srlm_status srlm_backend_cpu_new(srlm_backend **out, int threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
-    be->ops = &CPU_OPS;
+    be->ops = &cpu_ops;
     be->threads = threads;
     openblas_set_num_threads(threads);
     omp_set_num_threads(threads);

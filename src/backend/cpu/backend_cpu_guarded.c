@@ -40,6 +40,9 @@ static srlm_status protect_all(srlm_backend *be, int prot) {
 static srlm_status guarded_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows, int64_t cols,
                                  const char *what) {
     guard *g = guard_of(be);
+    if (dtype != SRLM_F32 && dtype != SRLM_BF16)
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu_guarded backend: cannot allocate %s as %s: only F32 and BF16", what,
+                        srlm_dtype_name(dtype));
     if (rows < 0 || cols < 0 || (cols && (size_t)rows > SIZE_MAX / (size_t)cols / 4))
         return SRLM_ERR(SRLM_FAILED, "cpu_guarded backend: size overflow allocating %s", what);
     size_t bytes = (size_t)rows * (size_t)cols * srlm_dtype_size(dtype);
