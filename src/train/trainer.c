@@ -70,7 +70,11 @@ typedef struct {
      * and the moments (t->adam_m / adam_v themselves on a host-memory backend;
      * on a device they are the host staging for checkpoints) */
     srlm_view        gshard_v, m_v, v_v;
-    srlm_view        w32;           /* the F32 weights AdamW updates (srlm_llama_weights32) */
+    /* backend.dtype bfloat16: this rank's ZeRO-1 shard of the fp32 master weights
+     * ([shard_off, shard_off + n_shard) of the flat layout, zero past the model),
+     * which AdamW updates and the bf16 weights are rounded from; data NULL for an
+     * F32 model, whose weights are their own master */
+    srlm_view        master_v;
     int              own_views;     /* m_v, v_v (and gshard_v when dp > 1) came from ops->alloc */
     float           *host_flat;     /* device memory, dp > 1, no dp_dev: host staging of gradients / weights */
     srlm_comm       *dp_dev;        /* dp > 1 on a backend with device collectives (NCCL), else NULL */
@@ -267,6 +271,78 @@ static srlm_status optimizer_views_new(trainer *t) {
     return SRLM_OK;
 }
 
+/* The first `have` elements of this rank's updated shard of the F32 weights of
+ * record: the master shard, or the weights' own slice for an F32 model. */
+static srlm_view own_shard(const trainer *t, int64_t have) {
+    return t->master_v.data ? srlm_view_carve(t->master_v, 0, 1, have)
+                            : srlm_view_carve(t->m.params, t->shard_off, 1, have);
+}
+
+static int64_t shard_have(const trainer *t) {
+    int64_t have = t->m.n_params_local - t->shard_off;
+    return have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
+}
+
+/* A BF16 model: keep this rank's shard of the fp32 weights the load read into
+ * m.master, and give the rest back (ZeRO-1: 4/dp bytes per weight, not 4). */
+static srlm_status master_shard_new(trainer *t) {
+    if (!t->m.master.data) return SRLM_OK;
+    srlm_backend *be = t->be;
+    const int64_t have = shard_have(t);
+    SRLM_CHECK(be->ops->alloc(be, &t->master_v, SRLM_F32, 1, t->n_shard, "the master weights' shard (fp32)"));
+    SRLM_CHECK(be->ops->fill(be, &t->master_v, 0.0f));
+    if (have > 0) {
+        srlm_view src = srlm_view_carve(t->m.master, t->shard_off, 1, have), dst = own_shard(t, have);
+        SRLM_CHECK(be->ops->copy(be, &dst, &src));
+    }
+    be->ops->free(be, &t->m.master);
+    return SRLM_OK;
+}
+
+/* Every replica's updated shard of the F32 weights of record into the gradient
+ * buffer (free after the optimizer step), padded to n_shard; *full is its first
+ * n_params_local elements, in the backend's memory. dp > 1; collective over dp. */
+static srlm_status gather_weights(trainer *t, srlm_view *full) {
+    srlm_backend *be = t->be;
+    const int64_t have = shard_have(t);
+    srlm_view mine = own_shard(t, have);
+    *full = srlm_view_carve(t->g.flat, 0, 1, t->m.n_params_local);
+    if (t->dp_dev) { /* in place on the device: this rank's slot, then an in-place all-gather */
+        if (have > 0) {
+            srlm_view slot = srlm_view_carve(t->g.flat, t->shard_off, 1, have);
+            SRLM_CHECK(be->ops->copy(be, &slot, &mine));
+        }
+        if (have < t->n_shard) {
+            srlm_view pad = srlm_view_carve(t->g.flat, t->shard_off + have, 1, t->n_shard - have);
+            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
+        }
+        float *flat = t->g.flat.data;
+        return srlm_comm_allgather_f32(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard);
+    }
+    const int host = be->ops->host_memory;
+    float *gflat = host ? t->g.flat.data : t->host_flat; /* the gradients are free now */
+    if (host) memcpy(gflat + t->shard_off, mine.data, sizeof(float) * (size_t)have);
+    else if (have > 0) SRLM_CHECK(be->ops->download(be, gflat + t->shard_off, &mine));
+    memset(gflat + t->shard_off + have, 0, sizeof(float) * (size_t)(t->n_shard - have));
+    SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
+    return host ? SRLM_OK : be->ops->upload(be, full, gflat);
+}
+
+/* Before a save: a BF16 model's checkpoints hold its fp32 master weights, so
+ * that a resumed run continues from their exact bits. The shards are gathered
+ * into the gradient buffer and lent to the model as its master (srlm_llama_save
+ * reads srlm_llama_record_view); master_lent_end takes them back. Collective over dp. */
+static srlm_status master_lent(trainer *t) {
+    if (!t->master_v.data) return SRLM_OK;
+    if (t->dp == 1) {
+        t->m.master = own_shard(t, t->m.n_params_local);
+        return SRLM_OK;
+    }
+    return gather_weights(t, &t->m.master);
+}
+
+static void master_lent_end(trainer *t) { memset(&t->m.master, 0, sizeof t->m.master); }
+
 /* Device memory: the moments between their views and the host arrays that
  * checkpoints read and write (to_host = 1 before a save, 0 after a load). */
 static srlm_status sync_moments(trainer *t, int to_host) {
@@ -298,7 +374,10 @@ static srlm_status save_checkpoint(trainer *t) {
     }
     SRLM_CHECK_GOTO(srlm_comm_barrier(t->world), st, fail);
     /* fp32 whatever model.dtype says: resuming must continue from the exact bits */
-    if (t->dp_rank == 0) SRLM_CHECK_GOTO(srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0), st, fail);
+    SRLM_CHECK_GOTO(master_lent(t), st, fail);
+    if (t->dp_rank == 0) st = srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0);
+    master_lent_end(t);
+    SRLM_CHECK_GOTO(st, st, fail);
     SRLM_CHECK_GOTO(sync_moments(t, 1), st, fail);
     SRLM_CHECK_GOTO(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard), st, fail);
     /* tests: a failure or kill -9 while the checkpoint is half written (no manifest, no rename) */
@@ -493,7 +572,9 @@ static void record_good_loss(trainer *t, double loss) {
 typedef struct { srlm_view p, g, m, v; } shard_slice;
 static shard_slice slice_of(const trainer *t, int64_t a, int64_t b) {
     const int64_t lo = t->shard_off;
-    shard_slice s = {srlm_view_carve(t->w32, a, 1, b - a), srlm_view_carve(t->gshard_v, a - lo, 1, b - a),
+    srlm_view p = t->master_v.data ? srlm_view_carve(t->master_v, a - lo, 1, b - a)
+                                   : srlm_view_carve(t->m.params, a, 1, b - a);
+    shard_slice s = {p, srlm_view_carve(t->gshard_v, a - lo, 1, b - a),
                      srlm_view_carve(t->m_v, a - lo, 1, b - a), srlm_view_carve(t->v_v, a - lo, 1, b - a)};
     return s;
 }
@@ -548,47 +629,22 @@ static srlm_status reduce_scatter_grads(trainer *t) {
     return host ? SRLM_OK : t->be->ops->upload(t->be, &t->gshard_v, t->gshard);
 }
 
-/* allgather_params with device collectives: this rank's shard of the weights
- * goes into its slot of the (free) gradient buffer, padded to n_shard, the
- * buffer is gathered in place, and the weights are copied out of it. */
-static srlm_status allgather_params_device(trainer *t) {
-    srlm_backend *be = t->be;
-    int64_t have = t->m.n_params_local - t->shard_off;
-    have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
-    if (have > 0) {
-        srlm_view mine = srlm_view_carve(t->w32, t->shard_off, 1, have);
-        srlm_view slot = srlm_view_carve(t->g.flat, t->shard_off, 1, have);
-        SRLM_CHECK(be->ops->copy(be, &slot, &mine));
-    }
-    if (have < t->n_shard) {
-        srlm_view pad = srlm_view_carve(t->g.flat, t->shard_off + have, 1, t->n_shard - have);
-        SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
-    }
-    float *flat = t->g.flat.data;
-    SRLM_CHECK(srlm_comm_allgather_f32(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard));
-    srlm_view all = srlm_view_carve(t->g.flat, 0, 1, t->m.n_params_local);
-    return be->ops->copy(be, &t->w32, &all);
-}
-
-/* Every replica gets every updated shard of the weights. */
+/* Every replica gets every updated shard of the weights (rounded to bf16 from
+ * the master for a BF16 model). */
 static srlm_status allgather_params(trainer *t) {
-    if (t->dp == 1) return SRLM_OK;
-    if (t->dp_dev) return allgather_params_device(t);
-    const int host = t->be->ops->host_memory;
-    float *gflat = host ? t->g.flat.data : t->host_flat; /* the gradients are free now */
-    int64_t have = t->m.n_params_local - t->shard_off;
-    have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
-    if (host) {
-        memcpy(gflat + t->shard_off, (float *)t->w32.data + t->shard_off, sizeof(float) * (size_t)have);
-    } else if (have > 0) {
-        srlm_view mine = srlm_view_carve(t->w32, t->shard_off, 1, have);
-        SRLM_CHECK(t->be->ops->download(t->be, gflat + t->shard_off, &mine));
+    srlm_backend *be = t->be;
+    srlm_view full;
+    if (t->dp == 1) { /* the shard is the whole model */
+        if (!t->master_v.data) return SRLM_OK;
+        full = own_shard(t, t->m.n_params_local);
+    } else {
+        SRLM_CHECK(gather_weights(t, &full));
+        if (be->ops->host_memory && t->m.params.dtype == SRLM_F32 && full.data == t->g.flat.data) {
+            memcpy(t->m.params.data, full.data, sizeof(float) * (size_t)t->m.n_params_local);
+            return SRLM_OK;
+        }
     }
-    memset(gflat + t->shard_off + have, 0, sizeof(float) * (size_t)(t->n_shard - have));
-    SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
-    if (!host) return t->be->ops->upload(t->be, &t->w32, gflat);
-    memcpy(t->w32.data, gflat, sizeof(float) * (size_t)t->m.n_params_local);
-    return SRLM_OK;
+    return be->ops->copy(be, &t->m.params, &full);
 }
 
 static srlm_status train_step(trainer *t, step_result *res) {
@@ -693,8 +749,7 @@ static srlm_status train_step(trainer *t, step_result *res) {
     if (clip < 1.0) SRLM_CHECK(t->be->ops->scale(t->be, &t->gshard_v, (float)clip));
     srlm_adamw_hparams h = srlm_adamw_hparams_make(tc, res->lr);
     SRLM_CHECK(adamw_shard(t, &h, step));
-    SRLM_CHECK(allgather_params(t));
-    return srlm_llama_refresh_params(&t->m); /* a BF16 model: its weights from the updated master */
+    return allgather_params(t);
 }
 
 /* ---- progress and metrics ---- */
@@ -785,6 +840,7 @@ static void trainer_close(trainer *t) {
         if (t->v_v.data) t->be->ops->free(t->be, &t->v_v);
         if (t->dp > 1 && t->gshard_v.data) t->be->ops->free(t->be, &t->gshard_v);
     }
+    if (t->master_v.data) t->be->ops->free(t->be, &t->master_v);
     if (t->opened & 2) srlm_llama_free(&t->m);
     if (t->opened & 1) srlm_ckpt_close(&t->ck);
     srlm_tokenizer_free(t->tok);
@@ -874,7 +930,6 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->be->dtype = c->backend.dtype;
     SRLM_CHECK(srlm_llama_load_for_training(&t->m, &t->ck, t->be, t->tp_comm));
     t->opened |= 2;
-    t->w32 = srlm_llama_weights32(&t->m);
     if (srlm_tokenizer_vocab_size(t->tok) > t->m.cfg.vocab_size)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s has %d pieces but the model in %s has only %d embeddings "
                         "(vocab_size): they do not belong together", t->tok_path,
@@ -931,6 +986,7 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m, t->n_pad));
     t->opened |= 4;
     SRLM_CHECK(optimizer_views_new(t));
+    SRLM_CHECK(master_shard_new(t));
     SRLM_CHECK(srlm_train_acts_new(&t->acts, &t->m, (int)N, tc->recompute));
     t->opened |= 8;
     SRLM_CHECK(srlm_llama_segments(&t->m, &t->segs, &t->n_segs));
@@ -1046,7 +1102,10 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
     /* the result: an HF checkpoint in the configured dtype */
     char final_dir[1100];
     snprintf(final_dir, sizeof final_dir, "%s/model", job->out_dir);
-    if (t.dp_rank == 0) SRLM_CHECK_GOTO(srlm_llama_save(&t.m, final_dir, cfg->model.dtype, t.tok_path, 0), st, done);
+    SRLM_CHECK_GOTO(master_lent(&t), st, done);
+    if (t.dp_rank == 0) st = srlm_llama_save(&t.m, final_dir, cfg->model.dtype, t.tok_path, 0);
+    master_lent_end(&t);
+    SRLM_CHECK_GOTO(st, st, done);
     SRLM_CHECK_GOTO(srlm_comm_barrier(t.world), st, done);
     if (t.tc->loss_spike_factor > 0)
         SRLM_INFO("%s: done: %ld steps (%ld skipped: %ld non-finite, %ld loss spikes); model written to %s",

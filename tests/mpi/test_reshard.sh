@@ -3,7 +3,7 @@
 # dp = 2, stop, resume at dp = 1 (and the other way round); the result matches
 # an uninterrupted dp = 1 run (compared through the models' log-probs on the
 # data: not bitwise, since the batch splits differ, but far closer than either
-# is to the starting model).
+# is to the starting model). Run c does the first with backend.dtype bfloat16.
 set -u
 bin="$SRLM_BIN"
 model="$SRLM_FIXTURES/llama/tiny-gqa"
@@ -27,9 +27,16 @@ out=$("$bin" sft sft.yaml run.name=a parallel.dp=1 --quiet 2>&1) || fail "resume
 grep -q "resharded from dp=2 to dp=1" <<< "$out" || fail "no reshard message: $out"
 "$bin" sft sft.yaml run.name=b parallel.dp=1 --quiet --stop-after 3 >/dev/null 2>&1
 mpi 2 sft sft.yaml run.name=b parallel.dp=2 --quiet >/dev/null 2>&1 || fail "resume at dp=2 failed"
+# the same with backend.dtype bfloat16: the fp32 master weights are sharded like
+# the moments, and a checkpoint holds them gathered
+"$bin" sft sft.yaml run.name=ref16 backend.dtype=bfloat16 --quiet 2>/dev/null || fail "bf16 reference run failed"
+mpi 2 sft sft.yaml run.name=c parallel.dp=2 backend.dtype=bfloat16 --quiet --stop-after 3 >/dev/null 2>&1; rc=$?
+[ $rc = 75 ] || fail "bf16 dp=2 --stop-after 3 exited $rc"
+"$bin" sft sft.yaml run.name=c parallel.dp=1 backend.dtype=bfloat16 --quiet 2>/dev/null || fail "bf16 resume at dp=1 failed"
 logps() { "$bin" score --model "$1" --input sft.jsonl | sed 's/.*"logp": \([^,]*\),.*/\1/'; }
-for r in a b; do
-  paste -d' ' <(logps runs/$r/sft/model) <(logps runs/ref/sft/model) <(logps "$model") |
+for r in a b c; do
+  ref=ref; [ $r = c ] && ref=ref16
+  paste -d' ' <(logps runs/$r/sft/model) <(logps runs/$ref/sft/model) <(logps "$model") |
     awk -v r=$r '{ d = $1 - $2; if (d < 0) d = -d; m = $2 - $3; if (m < 0) m = -m; if (d > dmax) dmax = d; mv += m; n++ }
          END { printf "run %s: max |logp - logp(ref)| %.2e, mean change from start %.2f\n", r, dmax, mv / n;
                exit !(dmax < 1e-2 && mv / n > 1) }' || fail "run $r after resharding differs from the dp=1 run"
