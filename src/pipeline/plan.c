@@ -134,12 +134,16 @@ static void plan_train(const srlm_plan *p, const srlm_train_config *tc, int is_d
     t->tp_bytes = tokens * D * 2;
     t->t_tp = t->micro_steps * t->tp_allreduces *
               t_allreduce((double)t->tp_bytes, p->tp, p->tp_busbw_gbs, p->tp_latency_us);
-    /* ZeRO-1: reduce-scatter fp32 gradients, all-gather updated bf16 weights */
+    /* ZeRO-1: reduce-scatter fp32 gradients, all-gather the updated fp32 shards
+     * (master weights of a bf16 model, the weights themselves of an fp32 one) */
     const double held = (double)p->params_shard * p->dp;
     t->t_dp = t_gather(4 * held, p->dp, p->dp_busbw_gbs, p->dp_latency_us) +
-              t_gather(2 * held, p->dp, p->dp_busbw_gbs, p->dp_latency_us);
-    /* AdamW on the shard: read grad (4) + master, m, v (12), write them (12) and the bf16 weight (2) */
-    t->t_optimizer = 30.0 * (double)p->params_shard / (p->cfg->cluster.hbm_gbps * 1e9);
+              t_gather(4 * held, p->dp, p->dp_busbw_gbs, p->dp_latency_us);
+    /* AdamW on the shard: read grad (4) + master or weight, m, v (12), write them
+     * (12); bf16 then rounds the gathered master into the weights: 4 + 2 B for
+     * every held weight, dp x the shard */
+    t->t_optimizer = (28.0 + (p->weight_bytes == 2 ? 6.0 * p->dp : 0.0)) * (double)p->params_shard /
+                     (p->cfg->cluster.hbm_gbps * 1e9);
     t->t_step = t->t_compute + t->t_tp + t->t_dp + t->t_optimizer; /* no overlap assumed */
     t->tokens_per_s = (double)tc->batch_size * (is_dpo ? 2 : 1) * seq_len / t->t_step;
 }
@@ -265,10 +269,14 @@ srlm_status srlm_plan_compute(const srlm_config *c, const srlm_plan_arch *a, con
     p->params_matmul = (int64_t)a->vocab * D + L * (layer_params(a, a->n_heads, a->n_kv_heads, a->ffn) - 2 * D);
     p->params_shard = ceil_div(p->params_held, p->dp);
 
-    /* model state, DESIGN.md: 2 + 4 + 12/dp bytes per held parameter */
-    p->mem_weights = 2 * p->params_held;
+    /* model state, DESIGN.md: 2 + 4 + 12/dp bytes per held parameter with
+     * backend.dtype bfloat16 (the fp32 master is sharded with m and v), 4 + 4 + 8/dp
+     * with float32 (the weights are their own master) */
+    p->weight_bytes = c->backend.dtype == SRLM_BF16 ? 2 : 4;
+    p->optimizer_bytes = p->weight_bytes == 2 ? 12 : 8;
+    p->mem_weights = p->weight_bytes * p->params_held;
     p->mem_grads = 4 * p->params_held;
-    p->mem_optimizer = 12 * p->params_shard;
+    p->mem_optimizer = p->optimizer_bytes * p->params_shard;
     p->mem_unsharded16 = 16 * p->params;
     p->mem_budget = (int64_t)(o->gpu_mem_gib * GIB);
     /* CUDA context, cuBLAS and NCCL workspaces (2 GiB) and allocator fragmentation (5%) */
@@ -464,12 +472,15 @@ srlm_status srlm_plan_check_fit(const srlm_plan *p) {
                gib(p->mem_optimizer), gib(t->act), gib(p->mem_reserve));
         /* what no dp can shard comes first, then the larger of the other two */
         if (p->mem_weights + p->mem_grads + p->mem_reserve > p->mem_budget) {
-            APPEND("fp32 gradients %.1f GiB and bf16 weights %.1f GiB (6 B x %.3g billion params held at tp=%d; "
-                   "only a larger tp shards them)", gib(p->mem_grads), gib(p->mem_weights),
-                   (double)p->params_held / 1e9, p->tp);
+            APPEND("fp32 gradients %.1f GiB and %s weights %.1f GiB (%d B x %.3g billion params held at tp=%d; "
+                   "only a larger tp shards them%s)", gib(p->mem_grads), p->weight_bytes == 2 ? "bf16" : "fp32",
+                   gib(p->mem_weights), 4 + p->weight_bytes, (double)p->params_held / 1e9, p->tp,
+                   p->weight_bytes == 4 ? ", or backend.dtype: bfloat16" : "");
         } else if (p->mem_optimizer >= t->act) {
-            APPEND("optimizer state %.1f GiB (fp32 master, m, v: 12 B x %.3g billion held params / dp=%d, "
-                   "ZeRO-1; more nodes shard it further)", gib(p->mem_optimizer), (double)p->params_held / 1e9, p->dp);
+            APPEND("optimizer state %.1f GiB (%s: %d B x %.3g billion held params / dp=%d, "
+                   "ZeRO-1; more nodes shard it further)", gib(p->mem_optimizer),
+                   p->optimizer_bytes == 12 ? "fp32 master, m, v" : "m, v", p->optimizer_bytes,
+                   (double)p->params_held / 1e9, p->dp);
         } else {
             APPEND("activations of train.%s %.1f GiB (%d x %d tokens, recompute %s)", phase, gib(t->act),
                    t->seqs_per_micro, t->seq_len, t->recompute ? "on" : "off");

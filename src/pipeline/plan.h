@@ -88,6 +88,8 @@ typedef struct {
     int64_t params_shard;   /* ceil(held / dp): this rank's ZeRO-1 share */
 
     /* memory per rank, bytes */
+    int     weight_bytes;      /* per weight in backend.dtype: 2 (bfloat16) or 4 (float32) */
+    int     optimizer_bytes;   /* per shard element: m, v, and the fp32 master of a bf16 model */
     int64_t mem_weights, mem_grads, mem_optimizer, mem_reserve;
     int64_t mem_unsharded16;   /* reference: 16 B x params, one device, no sharding */
     int64_t kv_per_token;      /* K and V of every layer, this rank's heads, bf16 */

@@ -119,12 +119,14 @@ static void train_rows(rows *r, const srlm_plan *p, const char *sec, const char 
         add(r, sec, "tp_comm_s", V_SECONDS, 0, "tp = 1: no tensor-parallel all-reduces");
     if (p->dp > 1)
         add(r, sec, "dp_comm_s", V_SECONDS, t->t_dp,
-            "ZeRO-1 over dp %d: reduce-scatter fp32 grads (4 B x held) + all-gather bf16 weights (2 B x held), "
+            "ZeRO-1 over dp %d: reduce-scatter fp32 grads (4 B x held) + all-gather fp32 shards (4 B x held), "
             "each %g us + (dp-1)/dp x bytes / %g GB/s", p->dp, p->dp_latency_us, p->dp_busbw_gbs);
     else
         add(r, sec, "dp_comm_s", V_SECONDS, 0, "dp = 1: no gradient reduction");
     add(r, sec, "optimizer_s", V_SECONDS, t->t_optimizer,
-        "AdamW: 30 B x %s shard params / %g GB/s (read grad, master, m, v; write master, m, v, bf16 weight)",
+        p->weight_bytes == 2 ? "AdamW: (28 + 6 x dp) B x %s shard params / %g GB/s (read grad, master, m, v; "
+                               "write master, m, v; round the gathered master to the bf16 weights)"
+                             : "AdamW: 28 B x %s shard params / %g GB/s (read grad, weight, m, v; write weight, m, v)",
         commas((double)p->params_shard), c->cluster.hbm_gbps);
     add(r, sec, "step_s", V_SECONDS, t->t_step, "compute + tp + dp + optimizer");
     add(r, sec, "tokens_per_s", V_NUMBER, t->tokens_per_s, "batch_size %d x %s%d tokens / step, whole cluster",
@@ -191,12 +193,13 @@ static void build(rows *r, const srlm_plan *p) {
         add(r, "layout", "dp_busbw_gbs", V_NUMBER, p->dp_busbw_gbs, "dp inside one node: intra-node; %g us",
             p->dp_latency_us);
 
-    add(r, "memory", "weights", V_BYTES, (double)p->mem_weights, "2 B (bf16) x %s params held",
-        commas((double)p->params_held));
+    add(r, "memory", "weights", V_BYTES, (double)p->mem_weights, "%d B (backend.dtype %s) x %s params held",
+        p->weight_bytes, p->weight_bytes == 2 ? "bfloat16" : "float32", commas((double)p->params_held));
     add(r, "memory", "gradients", V_BYTES, (double)p->mem_grads, "4 B (fp32) x %s params held",
         commas((double)p->params_held));
     add(r, "memory", "optimizer", V_BYTES, (double)p->mem_optimizer,
-        "12 B (fp32 master, m, v) x ceil(held / dp %d) = %s params (ZeRO-1)", p->dp, commas((double)p->params_shard));
+        "%d B (%s) x ceil(held / dp %d) = %s params (ZeRO-1)", p->optimizer_bytes,
+        p->optimizer_bytes == 12 ? "fp32 master, m, v" : "m, v", p->dp, commas((double)p->params_shard));
     act_rows(r, p, "sft", &p->sft, "activations_sft", "activations_sft_no_recompute", "activations_sft_recompute");
     act_rows(r, p, "dpo", &p->dpo, "activations_dpo", "activations_dpo_no_recompute", "activations_dpo_recompute");
     add(r, "memory", "reserve", V_BYTES, (double)p->mem_reserve,

@@ -77,6 +77,7 @@ static srlm_plan_arch tiny(void) {
 static void tiny_config(srlm_config *c) {
     load_config(c);
     c->parallel.tp = 2;
+    c->backend.dtype = SRLM_BF16;
     c->train.sft.micro_batch_size = 2;
     c->train.sft.max_seq_len = 8;
     c->train.sft.dropout = 0.1;
@@ -132,6 +133,12 @@ static void test_small_case_by_hand(void) {
     CHECK(p.params_held == 28992);
     CHECK(p.dp == 1 && p.mem_optimizer == 12 * 28992);
 
+    /* backend.dtype float32: 4 B weights, and no separate master (m, v: 8 B per shard element) */
+    c.backend.dtype = SRLM_F32;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    CHECK(p.mem_weights == 4 * 28992 && p.mem_grads == 4 * 28992 && p.mem_optimizer == 8 * 28992);
+    c.backend.dtype = SRLM_BF16;
+
     /* timing is positive and adds up */
     CHECK(p.sft.t_step > 0 && p.dpo.t_step > 0 && p.t_iteration > 0);
     CHECK(fabs(p.t_iteration - (p.self_instruct.t_total + p.candidates.t_total + p.judge.t_total + p.t_ref_logp +
@@ -166,6 +173,7 @@ static void test_bad_layouts(void) {
 static void config_70b(srlm_config *c) {
     load_config(c);
     c->parallel.tp = 8;
+    c->backend.dtype = SRLM_BF16;
     c->train.sft.recompute = c->train.dpo.recompute = true;
     c->generate.kv_cache_mb = 32768;
 }
@@ -241,6 +249,7 @@ static void test_refusal_and_fixes(void) {
 
     /* 13B at tp 1: weights + gradients + activations do not fit; tp 2 does */
     load_config(&c);
+    c.backend.dtype = SRLM_BF16;
     a = builtin("13b");
     o.nodes = 1;
     CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
