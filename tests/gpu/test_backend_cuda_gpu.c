@@ -9,12 +9,14 @@
  * Two passes. F32: the GPU views are fp32, GEMMs run without TF32 and the
  * kernels in fp32, so the only differences are summation order and libm ulps:
  * tolerance 1e-5, relative to the reference's norm (pure data movement must
- * match exactly). BF16 (forward ops only): the GPU views are bf16 and the CPU
- * gets the same bf16-rounded inputs in fp32; each GPU output is rounded to bf16
- * (relative error up to 2^-9 = 2e-3 per element) and attention also rounds its
- * probabilities to bf16 before P V, so the outputs may differ by a few bf16 ulps:
- * tolerance 1e-2. Ops whose results stay fp32 (row max, sum of exp, argmax,
- * GEMMs into an fp32 output) keep the fp32 tolerance. */
+ * match exactly). BF16 (every op but the optimizer's, which is fp32 by design):
+ * the GPU views are bf16 and the CPU gets the same bf16-rounded inputs in fp32;
+ * each GPU output is rounded to bf16 (relative error up to 2^-9 = 2e-3 per
+ * element) and attention also rounds its probabilities to bf16 before P V, so
+ * the outputs may differ by a few bf16 ulps: tolerance 1e-2. Results that stay
+ * fp32 (row max, sum of exp, argmax, GEMMs into an fp32 output, and the fp32
+ * weight gradients of a bf16 model: matmul_dw, embedding_backward's table,
+ * rmsnorm_backward's dw) keep the fp32 tolerance. */
 #include "backend/backend.h"
 #include "gpu_util.h"
 
@@ -351,18 +353,19 @@ static void test_optimizer(void) {
     drop(&p), drop(&g), drop(&m), drop(&v), drop(&half);
 }
 
-/* ---------------- backward ops (F32) ---------------- */
+/* ---------------- backward ops; weight gradients stay F32 in the BF16 pass ---------------- */
 
 static void test_matmul_backward(void) {
     pair dy = mk_rand(N, FF, 1.0f, 0.0f), w = mk_rand(FF, DIM, 0.0625f, 0.0f), dx = mk(N, DIM);
-    pair x = mk_rand(N, DIM, 1.0f, 0.0f), dw = mk_rand(FF, DIM, 0.1f, 0.0f);
+    pair x = mk_rand(N, DIM, 1.0f, 0.0f), dw = mk_as(SRLM_F32, FF, DIM, 0);
+    randomize(&dw, 0.1f, 0.0f);
     CHECK_OK(g_cpu->ops->matmul_dx(g_cpu, &dx.c, &dy.c, &w.c, 0));
     CHECK_OK(g_gpu->ops->matmul_dx(g_gpu, &dx.g, &dy.g, &w.g, 0));
-    compare("matmul_dx", &dx, 1e-5);
+    compare("matmul_dx", &dx, tol(1e-5, 1e-2));
     randomize(&dx, 1.0f, 0.0f);
     CHECK_OK(g_cpu->ops->matmul_dx(g_cpu, &dx.c, &dy.c, &w.c, 1));
     CHECK_OK(g_gpu->ops->matmul_dx(g_gpu, &dx.g, &dy.g, &w.g, 1));
-    compare("matmul_dx accumulate", &dx, 1e-5);
+    compare("matmul_dx accumulate", &dx, tol(1e-5, 1e-2));
     CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dw.c, &dy.c, &x.c));
     CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dw.g, &dy.g, &x.g));
     compare("matmul_dw (accumulates)", &dw, 1e-5);
@@ -371,7 +374,8 @@ static void test_matmul_backward(void) {
 }
 
 static void test_embedding_backward(void) {
-    pair dt = mk_rand(SHARD, DIM, 0.1f, 0.0f), dx = mk_rand(N, DIM, 1.0f, 0.0f);
+    pair dt = mk_as(SRLM_F32, SHARD, DIM, 0), dx = mk_rand(N, DIM, 1.0f, 0.0f);
+    randomize(&dt, 0.1f, 0.0f);
     int ids[N];
     ids_for(ids, N, 41);
     CHECK_OK(g_cpu->ops->embedding_backward(g_cpu, &dt.c, &dx.c, ids, N, V0));
@@ -382,10 +386,11 @@ static void test_embedding_backward(void) {
 
 static void test_rmsnorm_backward(void) {
     pair x = mk_rand(N, DIM, 1.5f, 0.2f), w = mk_rand(1, DIM, 0.1f, 1.0f), dy = mk_rand(N, DIM, 1.0f, 0.0f);
-    pair dx = mk(N, DIM), dw = mk_rand(1, DIM, 0.1f, 0.0f);
+    pair dx = mk(N, DIM), dw = mk_as(SRLM_F32, 1, DIM, 0);
+    randomize(&dw, 0.1f, 0.0f);
     CHECK_OK(g_cpu->ops->rmsnorm_backward(g_cpu, &dx.c, &dw.c, &dy.c, &x.c, &w.c, 1e-5f));
     CHECK_OK(g_gpu->ops->rmsnorm_backward(g_gpu, &dx.g, &dw.g, &dy.g, &x.g, &w.g, 1e-5f));
-    compare("rmsnorm_backward dx", &dx, 1e-5);
+    compare("rmsnorm_backward dx", &dx, tol(1e-5, 1e-2));
     compare("rmsnorm_backward dw (accum.)", &dw, 1e-5);
     drop(&x), drop(&w), drop(&dy), drop(&dx), drop(&dw);
 }
@@ -396,7 +401,7 @@ static void test_rope_backward(void) {
     pair d = mk_rand(N, NH * HD, 1.0f, 0.0f);
     CHECK_OK(g_cpu->ops->rope_backward(g_cpu, &d.c, pos, NH, HD, 10000.0f));
     CHECK_OK(g_gpu->ops->rope_backward(g_gpu, &d.g, pos, NH, HD, 10000.0f));
-    compare("rope_backward", &d, 1e-5);
+    compare("rope_backward", &d, tol(1e-5, 1e-2));
     drop(&d);
 }
 
@@ -422,7 +427,7 @@ static void test_attention_backward_mode(int saved) {
     const char *mode = saved ? "from saved out+lse" : "recomputed";
     char name[96];
     snprintf(name, sizeof name, "attention_backward dq (%s)", mode);
-    compare(name, &dq, 1e-5);
+    compare(name, &dq, tol(1e-5, 1e-2));
     for (int b = 0; b < B; b++) { /* every row of the used slots; the others are not touched */
         pair rk = dk, rv = dv;
         rk.c = srlm_view_rows(dk.c, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
@@ -430,9 +435,9 @@ static void test_attention_backward_mode(int saved) {
         rv.c = srlm_view_rows(dv.c, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
         rv.g = srlm_view_rows(dv.g, (int64_t)SLOT[b] * MAX_SEQ, MAX_SEQ);
         snprintf(name, sizeof name, "attention_backward dk slot %d (%s)", SLOT[b], mode);
-        compare(name, &rk, 1e-5);
+        compare(name, &rk, tol(1e-5, 1e-2));
         snprintf(name, sizeof name, "attention_backward dv slot %d (%s)", SLOT[b], mode);
-        compare(name, &rv, 1e-5);
+        compare(name, &rv, tol(1e-5, 1e-2));
     }
     drop(&kc), drop(&vc), drop(&q), drop(&dout), drop(&dq), drop(&dk), drop(&dv), drop(&out), drop(&lse);
 }
@@ -447,8 +452,8 @@ static void test_swiglu_backward(void) {
     pair dg = mk(N, FF), du = mk(N, FF);
     CHECK_OK(g_cpu->ops->swiglu_backward(g_cpu, &dg.c, &du.c, &d.c, &g.c, &u.c));
     CHECK_OK(g_gpu->ops->swiglu_backward(g_gpu, &dg.g, &du.g, &d.g, &g.g, &u.g));
-    compare("swiglu_backward dgate", &dg, 1e-5);
-    compare("swiglu_backward dup", &du, 1e-5);
+    compare("swiglu_backward dgate", &dg, tol(1e-5, 1e-2));
+    compare("swiglu_backward dup", &du, tol(1e-5, 1e-2));
     drop(&g), drop(&u), drop(&d), drop(&dg), drop(&du);
 }
 
@@ -462,7 +467,7 @@ static void test_logprob_backward(void) {
     for (int i = 0; i < N; i++) dlogp[i] = i % 5 == 3 ? 0.0f : (float)srlm_rng_normal(62, (uint64_t)i);
     CHECK_OK(g_cpu->ops->logprob_backward(g_cpu, &l.c, mx, se, targets, V0, dlogp));
     CHECK_OK(g_gpu->ops->logprob_backward(g_gpu, &l.g, mx, se, targets, V0, dlogp));
-    compare("logprob_backward", &l, 1e-5);
+    compare("logprob_backward", &l, tol(1e-5, 1e-2));
     drop(&l);
 }
 
@@ -497,8 +502,7 @@ int main(void) {
         test_copies();
         test_row_ops();
         test_dropout();
-        if (g_dt != SRLM_F32) continue;
-        test_optimizer();
+        if (g_dt == SRLM_F32) test_optimizer(); /* fp32 master weights and moments only */
         test_matmul_backward();
         test_embedding_backward();
         test_rmsnorm_backward();
