@@ -52,8 +52,10 @@ srlm_status srlm_comm_allreduce_f32(srlm_comm *c, float *buf, size_t n, srlm_red
  * recv (n_per_rank) the sum over ranks of block r. send and recv must not overlap. */
 srlm_status srlm_comm_reduce_scatter_f32(srlm_comm *c, const float *send, float *recv, size_t n_per_rank);
 
-/* Allgather: recv (size * n_per_rank) = concatenation of every rank's send
- * (n_per_rank). send may be recv + rank * n_per_rank (in place). */
+/* Allgather: recv (size * n_per_rank elements of t) = concatenation of every
+ * rank's send (n_per_rank). send may be recv + rank * n_per_rank (in place).
+ * Values are moved, never combined: BF16 is any 16-bit payload. */
+srlm_status srlm_comm_allgather(srlm_comm *c, const void *send, void *recv, size_t n_per_rank, srlm_comm_dtype t);
 srlm_status srlm_comm_allgather_f32(srlm_comm *c, const float *send, float *recv, size_t n_per_rank);
 
 /* Variable-size gather of bytes to root (streaming checkpoint slices to rank 0).
@@ -92,7 +94,7 @@ typedef struct {
     const char *name; /* "MPI", "NCCL": used in error messages */
     srlm_status (*allreduce)(srlm_comm *c, void *buf, size_t n, srlm_comm_dtype t, srlm_reduce_op op);
     srlm_status (*reduce_scatter_f32)(srlm_comm *c, const float *send, float *recv, size_t n_per_rank);
-    srlm_status (*allgather_f32)(srlm_comm *c, const float *send, float *recv, size_t n_per_rank);
+    srlm_status (*allgather)(srlm_comm *c, const void *send, void *recv, size_t n_per_rank, srlm_comm_dtype t);
     srlm_status (*gatherv_bytes)(srlm_comm *c, const void *send, size_t send_bytes, void *recv,
                                  const size_t *recv_bytes, int root);
     srlm_status (*broadcast)(srlm_comm *c, void *buf, size_t bytes, int root);

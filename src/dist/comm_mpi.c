@@ -97,15 +97,22 @@ srlm_status srlm_comm_reduce_scatter_f32(srlm_comm *c, const float *send, float 
     return c->ops->reduce_scatter_f32(c, send, recv, n_per_rank);
 }
 
-srlm_status srlm_comm_allgather_f32(srlm_comm *c, const float *send, float *recv, size_t n_per_rank) {
+srlm_status srlm_comm_allgather(srlm_comm *c, const void *send, void *recv, size_t n_per_rank, srlm_comm_dtype t) {
+    const size_t es = srlm_comm_dtype_size(t);
+    if (es == 0) return SRLM_ERR(SRLM_BAD_INPUT, "allgather: unknown element type %d", (int)t);
     if (n_per_rank == 0) return SRLM_OK;
-    if (!send || !recv) return SRLM_ERR(SRLM_BAD_INPUT, "allgather of %zu floats per rank: NULL buffer", n_per_rank);
-    SRLM_CHECK(check_count("allgather", n_per_rank, (size_t)srlm_comm_size(c), sizeof(float)));
+    if (!send || !recv)
+        return SRLM_ERR(SRLM_BAD_INPUT, "allgather of %zu elements per rank: NULL buffer", n_per_rank);
+    SRLM_CHECK(check_count("allgather", n_per_rank, (size_t)srlm_comm_size(c), es));
     if (!c) {
-        if (send != recv) memmove(recv, send, n_per_rank * sizeof(float));
+        if (send != recv) memmove(recv, send, n_per_rank * es);
         return SRLM_OK;
     }
-    return c->ops->allgather_f32(c, send, recv, n_per_rank);
+    return c->ops->allgather(c, send, recv, n_per_rank, t);
+}
+
+srlm_status srlm_comm_allgather_f32(srlm_comm *c, const float *send, float *recv, size_t n_per_rank) {
+    return srlm_comm_allgather(c, send, recv, n_per_rank, SRLM_COMM_F32);
 }
 
 srlm_status srlm_comm_gatherv_bytes(srlm_comm *c, const void *send, size_t send_bytes, void *recv,
@@ -326,21 +333,22 @@ static srlm_status mpi_reduce_scatter_f32(srlm_comm *c, const float *send, float
     return SRLM_OK;
 }
 
-static srlm_status mpi_allgather_f32(srlm_comm *c, const float *send, float *recv, size_t n) {
-    float *mine = recv + (size_t)c->rank * n;
+static srlm_status mpi_allgather(srlm_comm *c, const void *send, void *recv, size_t n, srlm_comm_dtype t) {
+    const size_t es = srlm_comm_dtype_size(t);
+    const MPI_Datatype dt = mpi_dtype(t);
+    char *mine = (char *)recv + (size_t)c->rank * n * es;
     if (n <= g_max_count) {
-        MPI_TRY(MPI_Allgather, (send == mine ? MPI_IN_PLACE : send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT,
-                                handle(c)),
-                "allgather of %zu floats per rank on rank %d of %d", n, c->rank, c->size);
+        MPI_TRY(MPI_Allgather, (send == mine ? MPI_IN_PLACE : send, (int)n, dt, recv, (int)n, dt, handle(c)),
+                "allgather of %zu elements per rank on rank %d of %d", n, c->rank, c->size);
         return SRLM_OK;
     }
     /* Chunked: each rank broadcasts its own block in slices. */
-    if (send != mine) memmove(mine, send, n * sizeof(float));
+    if (send != mine) memmove(mine, send, n * es);
     for (int r = 0; r < c->size; r++)
         for (size_t off = 0; off < n; off += g_max_count) {
             size_t cnt = min_sz(n - off, g_max_count);
-            MPI_TRY(MPI_Bcast, (recv + (size_t)r * n + off, (int)cnt, MPI_FLOAT, r, handle(c)),
-                    "allgather of %zu floats per rank (chunk %zu..%zu from rank %d) on rank %d of %d", n, off,
+            MPI_TRY(MPI_Bcast, ((char *)recv + ((size_t)r * n + off) * es, (int)cnt, dt, r, handle(c)),
+                    "allgather of %zu elements per rank (chunk %zu..%zu from rank %d) on rank %d of %d", n, off,
                     off + cnt, r, c->rank, c->size);
         }
     return SRLM_OK;
@@ -484,7 +492,7 @@ static const srlm_comm_ops MPI_OPS = {
     .name = "MPI",
     .allreduce = mpi_allreduce,
     .reduce_scatter_f32 = mpi_reduce_scatter_f32,
-    .allgather_f32 = mpi_allgather_f32,
+    .allgather = mpi_allgather,
     .gatherv_bytes = mpi_gatherv_bytes,
     .broadcast = mpi_broadcast,
     .send = mpi_send,

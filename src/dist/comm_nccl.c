@@ -159,12 +159,12 @@ done:
     return st;
 }
 
-static srlm_status nc_allgather_f32(srlm_comm *c, const float *send, float *recv, size_t n) {
+static srlm_status nc_allgather(srlm_comm *c, const void *send, void *recv, size_t n, srlm_comm_dtype t) {
     srlm_status st = SRLM_OK;
     nccl_impl  *m = impl_of(c);
     /* NCCL treats send == recv + rank * n as in place. */
-    NCCL_TRY_GOTO(st, done, m->comm, ncclAllGather, (send, recv, n, ncclFloat32, m->comm, m->stream),
-                  "allgather of %zu floats per rank on rank %d of %d", n, c->rank, c->size);
+    NCCL_TRY_GOTO(st, done, m->comm, ncclAllGather, (send, recv, n, nccl_dtype(t), m->comm, m->stream),
+                  "allgather of %zu elements per rank on rank %d of %d", n, c->rank, c->size);
 done:
     return st;
 }
@@ -258,7 +258,7 @@ static const srlm_comm_ops NCCL_OPS = {
     .name = "NCCL",
     .allreduce = nc_allreduce,
     .reduce_scatter_f32 = nc_reduce_scatter_f32,
-    .allgather_f32 = nc_allgather_f32,
+    .allgather = nc_allgather,
     .gatherv_bytes = nc_gatherv_bytes,
     .broadcast = nc_broadcast,
     .send = nc_send,

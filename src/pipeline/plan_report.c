@@ -119,13 +119,13 @@ static void train_rows(rows *r, const srlm_plan *p, const char *sec, const char 
         add(r, sec, "tp_comm_s", V_SECONDS, 0, "tp = 1: no tensor-parallel all-reduces");
     if (p->dp > 1)
         add(r, sec, "dp_comm_s", V_SECONDS, t->t_dp,
-            "ZeRO-1 over dp %d: reduce-scatter fp32 grads (4 B x held) + all-gather fp32 shards (4 B x held), "
-            "each %g us + (dp-1)/dp x bytes / %g GB/s", p->dp, p->dp_latency_us, p->dp_busbw_gbs);
+            "ZeRO-1 over dp %d: reduce-scatter fp32 grads (4 B x held) + all-gather the weights (%d B x held), "
+            "each %g us + (dp-1)/dp x bytes / %g GB/s", p->dp, p->weight_bytes, p->dp_latency_us, p->dp_busbw_gbs);
     else
         add(r, sec, "dp_comm_s", V_SECONDS, 0, "dp = 1: no gradient reduction");
     add(r, sec, "optimizer_s", V_SECONDS, t->t_optimizer,
-        p->weight_bytes == 2 ? "AdamW: (28 + 6 x dp) B x %s shard params / %g GB/s (read grad, master, m, v; "
-                               "write master, m, v; round the gathered master to the bf16 weights)"
+        p->weight_bytes == 2 ? "AdamW: (28 + 6 + 4 x dp, or 34 at dp 1) B x %s shard params / %g GB/s (read grad, master, m, v; "
+                               "write master, m, v; round the master shard to bf16; copy the gathered weights in)"
                              : "AdamW: 28 B x %s shard params / %g GB/s (read grad, weight, m, v; write weight, m, v)",
         commas((double)p->params_shard), c->cluster.hbm_gbps);
     add(r, sec, "step_s", V_SECONDS, t->t_step, "compute + tp + dp + optimizer");

@@ -629,20 +629,56 @@ static srlm_status reduce_scatter_grads(trainer *t) {
     return host ? SRLM_OK : t->be->ops->upload(t->be, &t->gshard_v, t->gshard);
 }
 
-/* Every replica gets every updated shard of the weights (rounded to bf16 from
- * the master for a BF16 model). */
+/* A BF16 model over dp > 1: each rank rounds its master shard into its slot of
+ * a bf16 buffer and the slots are all-gathered, 2 bytes a weight on the wire
+ * instead of 4; the values are those of rounding the gathered fp32 master. */
+static srlm_status allgather_params_bf16(trainer *t) {
+    srlm_backend *be = t->be;
+    const int64_t have = shard_have(t);
+    srlm_view mine = own_shard(t, have);
+    if (t->dp_dev) { /* on the device: the free gradient buffer holds the bf16 slots */
+        srlm_view all = {t->g.flat.data, SRLM_BF16, 1, t->n_pad, t->n_pad};
+        if (have > 0) {
+            srlm_view slot = srlm_view_carve(all, t->shard_off, 1, have);
+            SRLM_CHECK(be->ops->copy(be, &slot, &mine));
+        }
+        if (have < t->n_shard) {
+            srlm_view pad = srlm_view_carve(all, t->shard_off + have, 1, t->n_shard - have);
+            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
+        }
+        uint16_t *flat = all.data;
+        SRLM_CHECK(srlm_comm_allgather(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
+        srlm_view gathered = srlm_view_carve(all, 0, 1, t->m.n_params_local);
+        return be->ops->copy(be, &t->m.params, &gathered);
+    }
+    if (be->ops->host_memory) { /* MPI on host memory: rounded on the host, in the gradient buffer */
+        uint16_t *flat = t->g.flat.data;
+        srlm_convert_from_f32(flat + t->shard_off, SRLM_BF16, mine.data, (size_t)have);
+        memset(flat + t->shard_off + have, 0, sizeof(uint16_t) * (size_t)(t->n_shard - have));
+        SRLM_CHECK(srlm_comm_allgather(t->dp_comm, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
+        memcpy(t->m.params.data, flat, sizeof(uint16_t) * (size_t)t->m.n_params_local);
+        return SRLM_OK;
+    }
+    /* device memory without device collectives (no NCCL; cpu_guarded): fp32 through the host */
+    srlm_view full;
+    SRLM_CHECK(gather_weights(t, &full));
+    return be->ops->copy(be, &t->m.params, &full);
+}
+
+/* Every replica gets every updated shard of the weights. */
 static srlm_status allgather_params(trainer *t) {
     srlm_backend *be = t->be;
-    srlm_view full;
     if (t->dp == 1) { /* the shard is the whole model */
         if (!t->master_v.data) return SRLM_OK;
-        full = own_shard(t, t->m.n_params_local);
-    } else {
-        SRLM_CHECK(gather_weights(t, &full));
-        if (be->ops->host_memory && t->m.params.dtype == SRLM_F32 && full.data == t->g.flat.data) {
-            memcpy(t->m.params.data, full.data, sizeof(float) * (size_t)t->m.n_params_local);
-            return SRLM_OK;
-        }
+        srlm_view full = own_shard(t, t->m.n_params_local);
+        return be->ops->copy(be, &t->m.params, &full);
+    }
+    if (t->master_v.data) return allgather_params_bf16(t);
+    srlm_view full;
+    SRLM_CHECK(gather_weights(t, &full));
+    if (be->ops->host_memory) {
+        memcpy(t->m.params.data, full.data, sizeof(float) * (size_t)t->m.n_params_local);
+        return SRLM_OK;
     }
     return be->ops->copy(be, &t->m.params, &full);
 }

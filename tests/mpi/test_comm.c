@@ -93,6 +93,9 @@ static void test_allreduce(srlm_comm *c) {
     for (int i = 0; i < 3; i++) CHECK(v[i] == (float)expected(SRLM_COMM_F32, SRLM_REDUCE_SUM, (size_t)i));
 }
 
+/* every 16-bit pattern turns up, NaN and infinity payloads among them */
+static uint16_t bits16(int rank, size_t i) { return (uint16_t)(((unsigned)rank * 40503u + i * 2654435761u) >> 7); }
+
 static void test_reduce_scatter_allgather(srlm_comm *c) {
     for (size_t s = 0; s < N_SIZES; s++) {
         size_t n = SIZES[s], total = n * (size_t)g_size;
@@ -130,6 +133,21 @@ static void test_reduce_scatter_allgather(srlm_comm *c) {
                     if (full[(size_t)r * n + i] != fval(r, i) + 0.25f) bad++;
             CHECK_MSG(bad == 0, "allgather n=%zu inplace=%d: %zu wrong", n, inplace, bad);
         }
+        /* 16-bit payloads (a bf16 model's weights) are moved, never touched: every
+         * pattern, NaN and infinity bits included, arrives as sent */
+        uint16_t *h = malloc(total * sizeof(uint16_t) + 2);
+        for (int inplace = 0; inplace < 2; inplace++) {
+            for (size_t j = 0; j < total; j++) h[j] = 0x7fc1; /* a NaN nobody sends */
+            uint16_t *mine = h + (size_t)g_rank * n, *src = inplace ? mine : (uint16_t *)part;
+            for (size_t i = 0; i < n; i++) src[i] = bits16(g_rank, i);
+            CHECK_OK(srlm_comm_allgather(c, src, h, n, SRLM_COMM_BF16));
+            bad = 0;
+            for (int r = 0; r < g_size; r++)
+                for (size_t i = 0; i < n; i++)
+                    if (h[(size_t)r * n + i] != bits16(r, i)) bad++;
+            CHECK_MSG(bad == 0, "allgather bf16 n=%zu inplace=%d: %zu wrong", n, inplace, bad);
+        }
+        free(h);
         free(send);
         free(part);
         free(full);
