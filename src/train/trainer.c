@@ -7,7 +7,7 @@
  * masks (keyed by step and micro-batch) and the optimizer state saved with each
  * checkpoint. So k steps, a stop, a resume and N - k more steps give the same
  * bits as N steps in one go. */
-#include "train/trainer.h"
+#include "train/trainer_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,59 +40,6 @@ static double now_s(void);
 
 static volatile sig_atomic_t g_stop_requested = 0;
 void srlm_train_request_stop(void) { g_stop_requested = 1; }
-
-typedef struct {
-    const srlm_config       *cfg;
-    const srlm_train_config *tc;
-    const srlm_train_job    *job;
-    const char              *kind_name;
-    char                     tok_path[1200];
-
-    srlm_checkpoint  ck;
-    srlm_backend    *be;
-    srlm_llama       m;
-    srlm_tokenizer  *tok;
-    srlm_llama_grads g;
-    srlm_train_acts  acts;
-    float           *adam_m, *adam_v;
-    srlm_param_segment *segs;      /* the model's tensors in the flat layout */
-    int              n_segs;
-
-    /* distribution: tp ranks share the model; dp replicas split each batch and
-     * the optimizer state (ZeRO-1: this rank updates [shard_off, shard_off + n_shard)) */
-    const srlm_topology *topo;
-    srlm_comm       *world, *tp_comm, *dp_comm;
-    int              rank, dp_rank, dp;
-    int64_t          n_pad, n_shard, shard_off;
-    float           *gshard;        /* this rank's summed gradient shard (host; dp > 1 without NCCL) */
-    /* the optimizer's views, in the backend's memory: the gradient shard (a
-     * slice of the gradients when dp = 1, else gshard or a device copy of it)
-     * and the moments (t->adam_m / adam_v themselves on a host-memory backend;
-     * on a device they are the host staging for checkpoints) */
-    srlm_view        gshard_v, m_v, v_v;
-    /* backend.dtype bfloat16: this rank's ZeRO-1 shard of the fp32 master weights
-     * ([shard_off, shard_off + n_shard) of the flat layout, zero past the model),
-     * which AdamW updates and the bf16 weights are rounded from; data NULL for an
-     * F32 model, whose weights are their own master */
-    srlm_view        master_v;
-    int              own_views;     /* m_v, v_v (and gshard_v when dp > 1) came from ops->alloc */
-    float           *host_flat;     /* device memory, dp > 1, no dp_dev: host staging of gradients / weights */
-    srlm_comm       *dp_dev;        /* dp > 1 on a backend with device collectives (NCCL), else NULL */
-
-    srlm_sft_data sft;
-    srlm_dpo_data dpo;
-    int           n_examples, max_len; /* longest sequence of any example */
-    int          *perm;
-    long          perm_epoch;
-
-    int   *ids, *len;                  /* micro-batch scratch */
-    float *logp, *dlogp;
-    int    micro_seqs;                 /* sequences per micro-batch */
-
-    srlm_train_state st;
-    long             total_steps;
-    int              opened;           /* 1 ck, 2 model, 4 grads, 8 acts */
-} trainer;
 
 /* ---- data order ---- */
 
@@ -230,132 +177,6 @@ static srlm_status prune_checkpoints(trainer *t) {
     return st;
 }
 
-/* The host gradient shard that MPI's reduce-scatter writes (dp > 1 without
- * device collectives). */
-static srlm_status alloc_host_shard(trainer *t) {
-    t->gshard = malloc(sizeof(float) * (size_t)t->n_shard);
-    if (!t->gshard)
-        return SRLM_ERR(SRLM_FAILED, "out of memory for the gradient shard (%lld parameters)", (long long)t->n_shard);
-    return SRLM_OK;
-}
-
-/* The optimizer's views (see the trainer struct). A host-memory backend works
- * on t->adam_m, adam_v and gshard directly; a device one gets its own. */
-static srlm_status optimizer_views_new(trainer *t) {
-    const srlm_backend_ops *op = t->be->ops;
-    const int64_t n = t->n_shard;
-    if (t->dp == 1) t->gshard_v = srlm_view_carve(t->g.flat, 0, 1, n);
-    if (op->host_memory) {
-        t->m_v = (srlm_view){t->adam_m, SRLM_F32, 1, n, n};
-        t->v_v = (srlm_view){t->adam_v, SRLM_F32, 1, n, n};
-        if (t->dp > 1) {
-            SRLM_CHECK(alloc_host_shard(t));
-            t->gshard_v = (srlm_view){t->gshard, SRLM_F32, 1, n, n};
-        }
-        return SRLM_OK;
-    }
-    t->own_views = 1;
-    SRLM_CHECK(op->alloc(t->be, &t->m_v, SRLM_F32, 1, n, "AdamW first moments"));
-    SRLM_CHECK(op->alloc(t->be, &t->v_v, SRLM_F32, 1, n, "AdamW second moments"));
-    SRLM_CHECK(op->fill(t->be, &t->m_v, 0.0f)); /* device memory comes uninitialised */
-    SRLM_CHECK(op->fill(t->be, &t->v_v, 0.0f));
-    if (t->dp > 1) {
-        SRLM_CHECK(op->alloc(t->be, &t->gshard_v, SRLM_F32, 1, n, "the gradient shard"));
-        if (op->device_comm) SRLM_CHECK(op->device_comm(t->be, t->dp_comm, &t->dp_dev));
-        if (t->dp_dev) return SRLM_OK; /* NCCL reduces into gshard_v itself */
-        SRLM_CHECK(alloc_host_shard(t));
-        t->host_flat = malloc(sizeof(float) * (size_t)t->n_pad);
-        if (!t->host_flat)
-            return SRLM_ERR(SRLM_FAILED, "out of memory staging %lld gradients on the host", (long long)t->n_pad);
-    }
-    return SRLM_OK;
-}
-
-/* The first `have` elements of this rank's updated shard of the F32 weights of
- * record: the master shard, or the weights' own slice for an F32 model. */
-static srlm_view own_shard(const trainer *t, int64_t have) {
-    return t->master_v.data ? srlm_view_carve(t->master_v, 0, 1, have)
-                            : srlm_view_carve(t->m.params, t->shard_off, 1, have);
-}
-
-static int64_t shard_have(const trainer *t) {
-    int64_t have = t->m.n_params_local - t->shard_off;
-    return have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
-}
-
-/* A BF16 model: keep this rank's shard of the fp32 weights the load read into
- * m.master, and give the rest back (ZeRO-1: 4/dp bytes per weight, not 4). */
-static srlm_status master_shard_new(trainer *t) {
-    if (!t->m.master.data) return SRLM_OK;
-    srlm_backend *be = t->be;
-    const int64_t have = shard_have(t);
-    SRLM_CHECK(be->ops->alloc(be, &t->master_v, SRLM_F32, 1, t->n_shard, "the master weights' shard (fp32)"));
-    SRLM_CHECK(be->ops->fill(be, &t->master_v, 0.0f));
-    if (have > 0) {
-        srlm_view src = srlm_view_carve(t->m.master, t->shard_off, 1, have), dst = own_shard(t, have);
-        SRLM_CHECK(be->ops->copy(be, &dst, &src));
-    }
-    be->ops->free(be, &t->m.master);
-    return SRLM_OK;
-}
-
-/* Every replica's updated shard of the F32 weights of record into the gradient
- * buffer (free after the optimizer step), padded to n_shard; *full is its first
- * n_params_local elements, in the backend's memory. dp > 1; collective over dp. */
-static srlm_status gather_weights(trainer *t, srlm_view *full) {
-    srlm_backend *be = t->be;
-    const int64_t have = shard_have(t);
-    srlm_view mine = own_shard(t, have);
-    *full = srlm_view_carve(t->g.flat, 0, 1, t->m.n_params_local);
-    if (t->dp_dev) { /* in place on the device: this rank's slot, then an in-place all-gather */
-        if (have > 0) {
-            srlm_view slot = srlm_view_carve(t->g.flat, t->shard_off, 1, have);
-            SRLM_CHECK(be->ops->copy(be, &slot, &mine));
-        }
-        if (have < t->n_shard) {
-            srlm_view pad = srlm_view_carve(t->g.flat, t->shard_off + have, 1, t->n_shard - have);
-            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
-        }
-        float *flat = t->g.flat.data;
-        return srlm_comm_allgather_f32(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard);
-    }
-    const int host = be->ops->host_memory;
-    float *gflat = host ? t->g.flat.data : t->host_flat; /* the gradients are free now */
-    if (host) memcpy(gflat + t->shard_off, mine.data, sizeof(float) * (size_t)have);
-    else if (have > 0) SRLM_CHECK(be->ops->download(be, gflat + t->shard_off, &mine));
-    memset(gflat + t->shard_off + have, 0, sizeof(float) * (size_t)(t->n_shard - have));
-    SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
-    return host ? SRLM_OK : be->ops->upload(be, full, gflat);
-}
-
-/* Before a save: a BF16 model's checkpoints hold its fp32 master weights, so
- * that a resumed run continues from their exact bits. The shards are gathered
- * into the gradient buffer and lent to the model as its master (srlm_llama_save
- * reads srlm_llama_record_view); master_lent_end takes them back. Collective over dp. */
-static srlm_status master_lent(trainer *t) {
-    if (!t->master_v.data) return SRLM_OK;
-    if (t->dp == 1) {
-        t->m.master = own_shard(t, t->m.n_params_local);
-        return SRLM_OK;
-    }
-    return gather_weights(t, &t->m.master);
-}
-
-static void master_lent_end(trainer *t) { memset(&t->m.master, 0, sizeof t->m.master); }
-
-/* Device memory: the moments between their views and the host arrays that
- * checkpoints read and write (to_host = 1 before a save, 0 after a load). */
-static srlm_status sync_moments(trainer *t, int to_host) {
-    if (!t->own_views) return SRLM_OK;
-    srlm_backend *be = t->be;
-    if (to_host) {
-        SRLM_CHECK(be->ops->download(be, t->adam_m, &t->m_v));
-        return be->ops->download(be, t->adam_v, &t->v_v);
-    }
-    SRLM_CHECK(be->ops->upload(be, &t->m_v, t->adam_m));
-    return be->ops->upload(be, &t->v_v, t->adam_v);
-}
-
 /* Collective. Rank 0 makes step-N.tmp; the replicas of dp group 0 write the model
  * (gathered over tp to its rank 0); every rank writes its optimizer shard; the
  * ranks hash every file and rank 0 writes manifest.json (ckpt_manifest.h); then
@@ -374,11 +195,11 @@ static srlm_status save_checkpoint(trainer *t) {
     }
     SRLM_CHECK_GOTO(srlm_comm_barrier(t->world), st, fail);
     /* fp32 whatever model.dtype says: resuming must continue from the exact bits */
-    SRLM_CHECK_GOTO(master_lent(t), st, fail);
+    SRLM_CHECK_GOTO(zero1_master_lent(t), st, fail);
     if (t->dp_rank == 0) st = srlm_llama_save(&t->m, model_dir, SRLM_F32, t->tok_path, 0);
-    master_lent_end(t);
+    zero1_master_lent_end(t);
     SRLM_CHECK_GOTO(st, st, fail);
-    SRLM_CHECK_GOTO(sync_moments(t, 1), st, fail);
+    SRLM_CHECK_GOTO(zero1_sync_moments(t, 1), st, fail);
     SRLM_CHECK_GOTO(srlm_train_state_save(tmp, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard), st, fail);
     /* tests: a failure or kill -9 while the checkpoint is half written (no manifest, no rename) */
     SRLM_CHECK_GOTO(srlm_fault_point(t->kind_name, t->st.step, t->rank, "checkpoint"), st, fail);
@@ -567,122 +388,6 @@ static void record_good_loss(trainer *t, double loss) {
     t->st.recent_loss[t->st.n_recent++] = loss;
 }
 
-/* Slice [a, b) of the flat layout, restricted to this rank's shard, in the
- * views of the weights, the gradient shard and the moments. */
-typedef struct { srlm_view p, g, m, v; } shard_slice;
-static shard_slice slice_of(const trainer *t, int64_t a, int64_t b) {
-    const int64_t lo = t->shard_off;
-    srlm_view p = t->master_v.data ? srlm_view_carve(t->master_v, a - lo, 1, b - a)
-                                   : srlm_view_carve(t->m.params, a, 1, b - a);
-    shard_slice s = {p, srlm_view_carve(t->gshard_v, a - lo, 1, b - a),
-                     srlm_view_carve(t->m_v, a - lo, 1, b - a), srlm_view_carve(t->v_v, a - lo, 1, b - a)};
-    return s;
-}
-
-/* The part [*a, *b) of segment i in this rank's shard; 0 when it has none. */
-static int segment_in_shard(const trainer *t, int i, int64_t *a, int64_t *b) {
-    const srlm_param_segment *sg = &t->segs[i];
-    const int64_t lo = t->shard_off, hi = t->shard_off + t->n_shard;
-    *a = sg->off > lo ? sg->off : lo;
-    *b = sg->off + sg->n < hi ? sg->off + sg->n : hi;
-    return *a < *b;
-}
-
-/* AdamW on the part of each tensor that falls in this rank's shard. */
-static srlm_status adamw_shard(trainer *t, const srlm_adamw_hparams *h, long step) {
-    for (int i = 0; i < t->n_segs; i++) {
-        int64_t a, b;
-        if (!segment_in_shard(t, i, &a, &b)) continue;
-        const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, t->segs[i].decay && t->tc->weight_decay > 0);
-        shard_slice s = slice_of(t, a, b);
-        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, &c));
-    }
-    return SRLM_OK;
-}
-
-/* Squared norm of this rank's gradient shard over the tensors it counts. */
-static srlm_status shard_sum_squares(trainer *t, double *sum) {
-    *sum = 0;
-    for (int i = 0; i < t->n_segs; i++) {
-        int64_t a, b;
-        if (!segment_in_shard(t, i, &a, &b) || !t->segs[i].counted) continue;
-        shard_slice s = slice_of(t, a, b);
-        double part;
-        SRLM_CHECK(t->be->ops->sum_squares(t->be, &s.g, &part));
-        *sum += part;
-    }
-    return SRLM_OK;
-}
-
-/* ZeRO-1: sum the replicas' gradients into this rank's shard (gshard_v). */
-static srlm_status reduce_scatter_grads(trainer *t) {
-    if (t->dp == 1) return SRLM_OK; /* gshard_v is the gradients themselves */
-    if (t->dp_dev) { /* device to device, on the backend's stream */
-        SRLM_CHECK(t->be->ops->fill_cols(t->be, &t->g.flat, t->m.n_params_local, 0.0f)); /* the padding */
-        return srlm_comm_reduce_scatter_f32(t->dp_dev, t->g.flat.data, t->gshard_v.data, (size_t)t->n_shard);
-    }
-    const int host = t->be->ops->host_memory;
-    float *gflat = host ? t->g.flat.data : t->host_flat;
-    if (!host) SRLM_CHECK(t->be->ops->download(t->be, gflat, &t->g.flat));
-    memset(gflat + t->m.n_params_local, 0, sizeof(float) * (size_t)(t->n_pad - t->m.n_params_local));
-    SRLM_CHECK(srlm_comm_reduce_scatter_f32(t->dp_comm, gflat, t->gshard, (size_t)t->n_shard));
-    return host ? SRLM_OK : t->be->ops->upload(t->be, &t->gshard_v, t->gshard);
-}
-
-/* A BF16 model over dp > 1: each rank rounds its master shard into its slot of
- * a bf16 buffer and the slots are all-gathered, 2 bytes a weight on the wire
- * instead of 4; the values are those of rounding the gathered fp32 master. */
-static srlm_status allgather_params_bf16(trainer *t) {
-    srlm_backend *be = t->be;
-    const int64_t have = shard_have(t);
-    srlm_view mine = own_shard(t, have);
-    if (t->dp_dev) { /* on the device: the free gradient buffer holds the bf16 slots */
-        srlm_view all = {t->g.flat.data, SRLM_BF16, 1, t->n_pad, t->n_pad};
-        if (have > 0) {
-            srlm_view slot = srlm_view_carve(all, t->shard_off, 1, have);
-            SRLM_CHECK(be->ops->copy(be, &slot, &mine));
-        }
-        if (have < t->n_shard) {
-            srlm_view pad = srlm_view_carve(all, t->shard_off + have, 1, t->n_shard - have);
-            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
-        }
-        uint16_t *flat = all.data;
-        SRLM_CHECK(srlm_comm_allgather(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
-        srlm_view gathered = srlm_view_carve(all, 0, 1, t->m.n_params_local);
-        return be->ops->copy(be, &t->m.params, &gathered);
-    }
-    if (be->ops->host_memory) { /* MPI on host memory: rounded on the host, in the gradient buffer */
-        uint16_t *flat = t->g.flat.data;
-        srlm_convert_from_f32(flat + t->shard_off, SRLM_BF16, mine.data, (size_t)have);
-        memset(flat + t->shard_off + have, 0, sizeof(uint16_t) * (size_t)(t->n_shard - have));
-        SRLM_CHECK(srlm_comm_allgather(t->dp_comm, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
-        memcpy(t->m.params.data, flat, sizeof(uint16_t) * (size_t)t->m.n_params_local);
-        return SRLM_OK;
-    }
-    /* device memory without device collectives (no NCCL; cpu_guarded): fp32 through the host */
-    srlm_view full;
-    SRLM_CHECK(gather_weights(t, &full));
-    return be->ops->copy(be, &t->m.params, &full);
-}
-
-/* Every replica gets every updated shard of the weights. */
-static srlm_status allgather_params(trainer *t) {
-    srlm_backend *be = t->be;
-    if (t->dp == 1) { /* the shard is the whole model */
-        if (!t->master_v.data) return SRLM_OK;
-        srlm_view full = own_shard(t, t->m.n_params_local);
-        return be->ops->copy(be, &t->m.params, &full);
-    }
-    if (t->master_v.data) return allgather_params_bf16(t);
-    srlm_view full;
-    SRLM_CHECK(gather_weights(t, &full));
-    if (be->ops->host_memory) {
-        memcpy(t->m.params.data, full.data, sizeof(float) * (size_t)t->m.n_params_local);
-        return SRLM_OK;
-    }
-    return be->ops->copy(be, &t->m.params, &full);
-}
-
 static srlm_status train_step(trainer *t, step_result *res) {
     const srlm_train_config *tc = t->tc;
     const int bs = tc->batch_size, per = t->job->kind == SRLM_TRAIN_SFT ? t->micro_seqs : t->micro_seqs / 2;
@@ -761,9 +466,9 @@ static srlm_status train_step(trainer *t, step_result *res) {
 
     /* ZeRO-1: sum the replicas' gradients, each rank keeping its 1/dp shard */
     SRLM_CHECK(srlm_llama_grads_reduce_replicas(&t->m, &t->g));
-    SRLM_CHECK(reduce_scatter_grads(t));
+    SRLM_CHECK(zero1_reduce_scatter(t));
     double sq;
-    SRLM_CHECK(shard_sum_squares(t, &sq));
+    SRLM_CHECK(zero1_sum_squares(t, &sq));
     SRLM_CHECK(srlm_comm_allreduce(t->world, &sq, 1, SRLM_COMM_F64, SRLM_REDUCE_SUM));
     res->grad_norm = sqrt(sq);
     res->lr = srlm_lr_at(tc, step, t->total_steps);
@@ -784,8 +489,8 @@ static srlm_status train_step(trainer *t, step_result *res) {
     double clip = srlm_clip_factor(res->grad_norm, tc->grad_clip);
     if (clip < 1.0) SRLM_CHECK(t->be->ops->scale(t->be, &t->gshard_v, (float)clip));
     srlm_adamw_hparams h = srlm_adamw_hparams_make(tc, res->lr);
-    SRLM_CHECK(adamw_shard(t, &h, step));
-    return allgather_params(t);
+    SRLM_CHECK(zero1_adamw(t, &h, step));
+    return zero1_allgather_params(t);
 }
 
 /* ---- progress and metrics ---- */
@@ -890,43 +595,6 @@ static void trainer_close(trainer *t) {
     free(t->logp);
 }
 
-/* This rank's optimizer shard from checkpoint folder `sd`. Written with the same
- * dp: its own file. With another dp: the moments are slices of one flat layout,
- * so the old shards of this tp rank are put back together and cut anew. */
-static srlm_status load_optimizer_state(trainer *t, const char *sd) {
-    srlm_train_state old;
-    size_t old_n;
-    SRLM_CHECK(srlm_train_state_peek(sd, 0, &old, &old_n));
-    t->st.tp = t->m.tp_size; /* this run's layout, checked against the saved one */
-    if (old.dp == t->dp)
-        return srlm_train_state_load(sd, t->rank, t->kind_name, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard);
-    const int64_t n = t->m.n_params_local;
-    float *full = calloc(2 * (size_t)(old_n * (size_t)old.dp > (size_t)n ? old_n * (size_t)old.dp : (size_t)n),
-                         sizeof(float));
-    if (!full) return SRLM_ERR(SRLM_FAILED, "out of memory resharding the optimizer state");
-    float *fm = full, *fv = full + old_n * (size_t)old.dp;
-    srlm_status st = SRLM_OK;
-    for (int d = 0; d < old.dp && st == SRLM_OK; d++) {
-        int file_rank = d * t->m.tp_size + t->m.tp_rank; /* consecutive ranks form a tp group */
-        srlm_train_state s = {.tp = t->m.tp_size};
-        st = srlm_train_state_load(sd, file_rank, t->kind_name, &s, fm + (size_t)d * old_n, fv + (size_t)d * old_n,
-                                   old_n);
-        if (st == SRLM_OK && d == 0) t->st = s;
-    }
-    if (st == SRLM_OK && (int64_t)(old_n * (size_t)old.dp) < n)
-        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %d optimizer shards of %zu cover fewer than the model's %lld parameters",
-                      sd, old.dp, old_n, (long long)n);
-    if (st == SRLM_OK) {
-        int64_t have = n - t->shard_off;
-        have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
-        memcpy(t->adam_m, fm + t->shard_off, sizeof(float) * (size_t)have);
-        memcpy(t->adam_v, fv + t->shard_off, sizeof(float) * (size_t)have);
-        SRLM_INFO("%s: optimizer state resharded from dp=%d to dp=%d", t->kind_name, old.dp, t->dp);
-    }
-    free(full);
-    return st;
-}
-
 static srlm_status trainer_open(trainer *t, long *resume_step) {
     const srlm_config *c = t->cfg;
     const srlm_train_config *tc = t->tc;
@@ -1021,8 +689,8 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->perm_epoch = -1;
     SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m, t->n_pad));
     t->opened |= 4;
-    SRLM_CHECK(optimizer_views_new(t));
-    SRLM_CHECK(master_shard_new(t));
+    SRLM_CHECK(zero1_views_new(t));
+    SRLM_CHECK(zero1_master_new(t));
     SRLM_CHECK(srlm_train_acts_new(&t->acts, &t->m, (int)N, tc->recompute));
     t->opened |= 8;
     SRLM_CHECK(srlm_llama_segments(&t->m, &t->segs, &t->n_segs));
@@ -1032,8 +700,8 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     if (*resume_step >= 0) {
         char sd[1100];
         step_dir(sd, sizeof sd, t->job->out_dir, *resume_step);
-        SRLM_CHECK(load_optimizer_state(t, sd));
-        SRLM_CHECK(sync_moments(t, 0));
+        SRLM_CHECK(zero1_load_state(t, sd));
+        SRLM_CHECK(zero1_sync_moments(t, 0));
         if (t->st.config_hash != srlm_config_hash(c))
             return SRLM_ERR(SRLM_BAD_INPUT, "%s was written with a different config (hash %016llx, now %016llx): "
                             "use another output folder, or restore the config", sd,
@@ -1138,9 +806,9 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
     /* the result: an HF checkpoint in the configured dtype */
     char final_dir[1100];
     snprintf(final_dir, sizeof final_dir, "%s/model", job->out_dir);
-    SRLM_CHECK_GOTO(master_lent(&t), st, done);
+    SRLM_CHECK_GOTO(zero1_master_lent(&t), st, done);
     if (t.dp_rank == 0) st = srlm_llama_save(&t.m, final_dir, cfg->model.dtype, t.tok_path, 0);
-    master_lent_end(&t);
+    zero1_master_lent_end(&t);
     SRLM_CHECK_GOTO(st, st, done);
     SRLM_CHECK_GOTO(srlm_comm_barrier(t.world), st, done);
     if (t.tc->loss_spike_factor > 0)

@@ -1,0 +1,291 @@
+/* ZeRO-1: each dp rank's shard of the optimizer (DESIGN.md "Parallel layout").
+ * Gradients are reduce-scattered so that a rank holds the summed gradient of
+ * its shard; AdamW updates that shard of the weights (a bf16 model: of its
+ * fp32 master weights, which exist only for the shard) with the shard's
+ * moments; the updated shards are all-gathered into every replica's weights.
+ * Device memory with NCCL does all of it on the backend's stream; otherwise the
+ * collectives go through the host with MPI. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "train/trainer_internal.h"
+
+/* The host gradient shard that MPI's reduce-scatter writes (dp > 1 without
+ * device collectives). */
+static srlm_status alloc_host_shard(trainer *t) {
+    t->gshard = malloc(sizeof(float) * (size_t)t->n_shard);
+    if (!t->gshard)
+        return SRLM_ERR(SRLM_FAILED, "out of memory for the gradient shard (%lld parameters)", (long long)t->n_shard);
+    return SRLM_OK;
+}
+
+/* The optimizer's views (see the trainer struct). A host-memory backend works
+ * on t->adam_m, adam_v and gshard directly; a device one gets its own. */
+srlm_status zero1_views_new(trainer *t) {
+    const srlm_backend_ops *op = t->be->ops;
+    const int64_t n = t->n_shard;
+    if (t->dp == 1) t->gshard_v = srlm_view_carve(t->g.flat, 0, 1, n);
+    if (op->host_memory) {
+        t->m_v = (srlm_view){t->adam_m, SRLM_F32, 1, n, n};
+        t->v_v = (srlm_view){t->adam_v, SRLM_F32, 1, n, n};
+        if (t->dp > 1) {
+            SRLM_CHECK(alloc_host_shard(t));
+            t->gshard_v = (srlm_view){t->gshard, SRLM_F32, 1, n, n};
+        }
+        return SRLM_OK;
+    }
+    t->own_views = 1;
+    SRLM_CHECK(op->alloc(t->be, &t->m_v, SRLM_F32, 1, n, "AdamW first moments"));
+    SRLM_CHECK(op->alloc(t->be, &t->v_v, SRLM_F32, 1, n, "AdamW second moments"));
+    SRLM_CHECK(op->fill(t->be, &t->m_v, 0.0f)); /* device memory comes uninitialised */
+    SRLM_CHECK(op->fill(t->be, &t->v_v, 0.0f));
+    if (t->dp > 1) {
+        SRLM_CHECK(op->alloc(t->be, &t->gshard_v, SRLM_F32, 1, n, "the gradient shard"));
+        if (op->device_comm) SRLM_CHECK(op->device_comm(t->be, t->dp_comm, &t->dp_dev));
+        if (t->dp_dev) return SRLM_OK; /* NCCL reduces into gshard_v itself */
+        SRLM_CHECK(alloc_host_shard(t));
+        t->host_flat = malloc(sizeof(float) * (size_t)t->n_pad);
+        if (!t->host_flat)
+            return SRLM_ERR(SRLM_FAILED, "out of memory staging %lld gradients on the host", (long long)t->n_pad);
+    }
+    return SRLM_OK;
+}
+
+/* The first `have` elements of this rank's updated shard of the F32 weights of
+ * record: the master shard, or the weights' own slice for an F32 model. */
+static srlm_view own_shard(const trainer *t, int64_t have) {
+    return t->master_v.data ? srlm_view_carve(t->master_v, 0, 1, have)
+                            : srlm_view_carve(t->m.params, t->shard_off, 1, have);
+}
+
+static int64_t shard_have(const trainer *t) {
+    int64_t have = t->m.n_params_local - t->shard_off;
+    return have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
+}
+
+/* A BF16 model: keep this rank's shard of the fp32 weights the load read into
+ * m.master, and give the rest back (ZeRO-1: 4/dp bytes per weight, not 4). */
+srlm_status zero1_master_new(trainer *t) {
+    if (!t->m.master.data) return SRLM_OK;
+    srlm_backend *be = t->be;
+    const int64_t have = shard_have(t);
+    SRLM_CHECK(be->ops->alloc(be, &t->master_v, SRLM_F32, 1, t->n_shard, "the master weights' shard (fp32)"));
+    SRLM_CHECK(be->ops->fill(be, &t->master_v, 0.0f));
+    if (have > 0) {
+        srlm_view src = srlm_view_carve(t->m.master, t->shard_off, 1, have), dst = own_shard(t, have);
+        SRLM_CHECK(be->ops->copy(be, &dst, &src));
+    }
+    be->ops->free(be, &t->m.master);
+    return SRLM_OK;
+}
+
+/* Every replica's updated shard of the F32 weights of record into the gradient
+ * buffer (free after the optimizer step), padded to n_shard; *full is its first
+ * n_params_local elements, in the backend's memory. dp > 1; collective over dp. */
+static srlm_status gather_weights(trainer *t, srlm_view *full) {
+    srlm_backend *be = t->be;
+    const int64_t have = shard_have(t);
+    srlm_view mine = own_shard(t, have);
+    *full = srlm_view_carve(t->g.flat, 0, 1, t->m.n_params_local);
+    if (t->dp_dev) { /* in place on the device: this rank's slot, then an in-place all-gather */
+        if (have > 0) {
+            srlm_view slot = srlm_view_carve(t->g.flat, t->shard_off, 1, have);
+            SRLM_CHECK(be->ops->copy(be, &slot, &mine));
+        }
+        if (have < t->n_shard) {
+            srlm_view pad = srlm_view_carve(t->g.flat, t->shard_off + have, 1, t->n_shard - have);
+            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
+        }
+        float *flat = t->g.flat.data;
+        return srlm_comm_allgather_f32(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard);
+    }
+    const int host = be->ops->host_memory;
+    float *gflat = host ? t->g.flat.data : t->host_flat; /* the gradients are free now */
+    if (host) memcpy(gflat + t->shard_off, mine.data, sizeof(float) * (size_t)have);
+    else if (have > 0) SRLM_CHECK(be->ops->download(be, gflat + t->shard_off, &mine));
+    memset(gflat + t->shard_off + have, 0, sizeof(float) * (size_t)(t->n_shard - have));
+    SRLM_CHECK(srlm_comm_allgather_f32(t->dp_comm, gflat + t->shard_off, gflat, (size_t)t->n_shard));
+    return host ? SRLM_OK : be->ops->upload(be, full, gflat);
+}
+
+/* Before a save: a BF16 model's checkpoints hold its fp32 master weights, so
+ * that a resumed run continues from their exact bits. The shards are gathered
+ * into the gradient buffer and lent to the model as its master (srlm_llama_save
+ * reads srlm_llama_record_view); zero1_master_lent_end takes them back. Collective over dp. */
+srlm_status zero1_master_lent(trainer *t) {
+    if (!t->master_v.data) return SRLM_OK;
+    if (t->dp == 1) {
+        t->m.master = own_shard(t, t->m.n_params_local);
+        return SRLM_OK;
+    }
+    return gather_weights(t, &t->m.master);
+}
+
+void zero1_master_lent_end(trainer *t) { memset(&t->m.master, 0, sizeof t->m.master); }
+
+/* Device memory: the moments between their views and the host arrays that
+ * checkpoints read and write (to_host = 1 before a save, 0 after a load). */
+srlm_status zero1_sync_moments(trainer *t, int to_host) {
+    if (!t->own_views) return SRLM_OK;
+    srlm_backend *be = t->be;
+    if (to_host) {
+        SRLM_CHECK(be->ops->download(be, t->adam_m, &t->m_v));
+        return be->ops->download(be, t->adam_v, &t->v_v);
+    }
+    SRLM_CHECK(be->ops->upload(be, &t->m_v, t->adam_m));
+    return be->ops->upload(be, &t->v_v, t->adam_v);
+}
+
+/* Slice [a, b) of the flat layout, restricted to this rank's shard, in the
+ * views of the weights, the gradient shard and the moments. */
+typedef struct { srlm_view p, g, m, v; } shard_slice;
+static shard_slice slice_of(const trainer *t, int64_t a, int64_t b) {
+    const int64_t lo = t->shard_off;
+    srlm_view p = t->master_v.data ? srlm_view_carve(t->master_v, a - lo, 1, b - a)
+                                   : srlm_view_carve(t->m.params, a, 1, b - a);
+    shard_slice s = {p, srlm_view_carve(t->gshard_v, a - lo, 1, b - a),
+                     srlm_view_carve(t->m_v, a - lo, 1, b - a), srlm_view_carve(t->v_v, a - lo, 1, b - a)};
+    return s;
+}
+
+/* The part [*a, *b) of segment i in this rank's shard; 0 when it has none. */
+static int segment_in_shard(const trainer *t, int i, int64_t *a, int64_t *b) {
+    const srlm_param_segment *sg = &t->segs[i];
+    const int64_t lo = t->shard_off, hi = t->shard_off + t->n_shard;
+    *a = sg->off > lo ? sg->off : lo;
+    *b = sg->off + sg->n < hi ? sg->off + sg->n : hi;
+    return *a < *b;
+}
+
+/* AdamW on the part of each tensor that falls in this rank's shard. */
+srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
+    for (int i = 0; i < t->n_segs; i++) {
+        int64_t a, b;
+        if (!segment_in_shard(t, i, &a, &b)) continue;
+        const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, t->segs[i].decay && t->tc->weight_decay > 0);
+        shard_slice s = slice_of(t, a, b);
+        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, &c));
+    }
+    return SRLM_OK;
+}
+
+/* Squared norm of this rank's gradient shard over the tensors it counts. */
+srlm_status zero1_sum_squares(trainer *t, double *sum) {
+    *sum = 0;
+    for (int i = 0; i < t->n_segs; i++) {
+        int64_t a, b;
+        if (!segment_in_shard(t, i, &a, &b) || !t->segs[i].counted) continue;
+        shard_slice s = slice_of(t, a, b);
+        double part;
+        SRLM_CHECK(t->be->ops->sum_squares(t->be, &s.g, &part));
+        *sum += part;
+    }
+    return SRLM_OK;
+}
+
+/* ZeRO-1: sum the replicas' gradients into this rank's shard (gshard_v). */
+srlm_status zero1_reduce_scatter(trainer *t) {
+    if (t->dp == 1) return SRLM_OK; /* gshard_v is the gradients themselves */
+    if (t->dp_dev) { /* device to device, on the backend's stream */
+        SRLM_CHECK(t->be->ops->fill_cols(t->be, &t->g.flat, t->m.n_params_local, 0.0f)); /* the padding */
+        return srlm_comm_reduce_scatter_f32(t->dp_dev, t->g.flat.data, t->gshard_v.data, (size_t)t->n_shard);
+    }
+    const int host = t->be->ops->host_memory;
+    float *gflat = host ? t->g.flat.data : t->host_flat;
+    if (!host) SRLM_CHECK(t->be->ops->download(t->be, gflat, &t->g.flat));
+    memset(gflat + t->m.n_params_local, 0, sizeof(float) * (size_t)(t->n_pad - t->m.n_params_local));
+    SRLM_CHECK(srlm_comm_reduce_scatter_f32(t->dp_comm, gflat, t->gshard, (size_t)t->n_shard));
+    return host ? SRLM_OK : t->be->ops->upload(t->be, &t->gshard_v, t->gshard);
+}
+
+/* A BF16 model over dp > 1: each rank rounds its master shard into its slot of
+ * a bf16 buffer and the slots are all-gathered, 2 bytes a weight on the wire
+ * instead of 4; the values are those of rounding the gathered fp32 master. */
+static srlm_status allgather_params_bf16(trainer *t) {
+    srlm_backend *be = t->be;
+    const int64_t have = shard_have(t);
+    srlm_view mine = own_shard(t, have);
+    if (t->dp_dev) { /* on the device: the free gradient buffer holds the bf16 slots */
+        srlm_view all = {t->g.flat.data, SRLM_BF16, 1, t->n_pad, t->n_pad};
+        if (have > 0) {
+            srlm_view slot = srlm_view_carve(all, t->shard_off, 1, have);
+            SRLM_CHECK(be->ops->copy(be, &slot, &mine));
+        }
+        if (have < t->n_shard) {
+            srlm_view pad = srlm_view_carve(all, t->shard_off + have, 1, t->n_shard - have);
+            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
+        }
+        uint16_t *flat = all.data;
+        SRLM_CHECK(srlm_comm_allgather(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
+        srlm_view gathered = srlm_view_carve(all, 0, 1, t->m.n_params_local);
+        return be->ops->copy(be, &t->m.params, &gathered);
+    }
+    if (be->ops->host_memory) { /* MPI on host memory: rounded on the host, in the gradient buffer */
+        uint16_t *flat = t->g.flat.data;
+        srlm_convert_from_f32(flat + t->shard_off, SRLM_BF16, mine.data, (size_t)have);
+        memset(flat + t->shard_off + have, 0, sizeof(uint16_t) * (size_t)(t->n_shard - have));
+        SRLM_CHECK(srlm_comm_allgather(t->dp_comm, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
+        memcpy(t->m.params.data, flat, sizeof(uint16_t) * (size_t)t->m.n_params_local);
+        return SRLM_OK;
+    }
+    /* device memory without device collectives (no NCCL; cpu_guarded): fp32 through the host */
+    srlm_view full;
+    SRLM_CHECK(gather_weights(t, &full));
+    return be->ops->copy(be, &t->m.params, &full);
+}
+
+/* Every replica gets every updated shard of the weights. */
+srlm_status zero1_allgather_params(trainer *t) {
+    srlm_backend *be = t->be;
+    if (t->dp == 1) { /* the shard is the whole model */
+        if (!t->master_v.data) return SRLM_OK;
+        srlm_view full = own_shard(t, t->m.n_params_local);
+        return be->ops->copy(be, &t->m.params, &full);
+    }
+    if (t->master_v.data) return allgather_params_bf16(t);
+    srlm_view full;
+    SRLM_CHECK(gather_weights(t, &full));
+    if (be->ops->host_memory) {
+        memcpy(t->m.params.data, full.data, sizeof(float) * (size_t)t->m.n_params_local);
+        return SRLM_OK;
+    }
+    return be->ops->copy(be, &t->m.params, &full);
+}
+
+/* This rank's optimizer shard from checkpoint folder `sd`. Written with the same
+ * dp: its own file. With another dp: the moments are slices of one flat layout,
+ * so the old shards of this tp rank are put back together and cut anew. */
+srlm_status zero1_load_state(trainer *t, const char *sd) {
+    srlm_train_state old;
+    size_t old_n;
+    SRLM_CHECK(srlm_train_state_peek(sd, 0, &old, &old_n));
+    t->st.tp = t->m.tp_size; /* this run's layout, checked against the saved one */
+    if (old.dp == t->dp)
+        return srlm_train_state_load(sd, t->rank, t->kind_name, &t->st, t->adam_m, t->adam_v, (size_t)t->n_shard);
+    const int64_t n = t->m.n_params_local;
+    float *full = calloc(2 * (size_t)(old_n * (size_t)old.dp > (size_t)n ? old_n * (size_t)old.dp : (size_t)n),
+                         sizeof(float));
+    if (!full) return SRLM_ERR(SRLM_FAILED, "out of memory resharding the optimizer state");
+    float *fm = full, *fv = full + old_n * (size_t)old.dp;
+    srlm_status st = SRLM_OK;
+    for (int d = 0; d < old.dp && st == SRLM_OK; d++) {
+        int file_rank = d * t->m.tp_size + t->m.tp_rank; /* consecutive ranks form a tp group */
+        srlm_train_state s = {.tp = t->m.tp_size};
+        st = srlm_train_state_load(sd, file_rank, t->kind_name, &s, fm + (size_t)d * old_n, fv + (size_t)d * old_n,
+                                   old_n);
+        if (st == SRLM_OK && d == 0) t->st = s;
+    }
+    if (st == SRLM_OK && (int64_t)(old_n * (size_t)old.dp) < n)
+        st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %d optimizer shards of %zu cover fewer than the model's %lld parameters",
+                      sd, old.dp, old_n, (long long)n);
+    if (st == SRLM_OK) {
+        int64_t have = n - t->shard_off;
+        have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
+        memcpy(t->adam_m, fm + t->shard_off, sizeof(float) * (size_t)have);
+        memcpy(t->adam_v, fv + t->shard_off, sizeof(float) * (size_t)have);
+        SRLM_INFO("%s: optimizer state resharded from dp=%d to dp=%d", t->kind_name, old.dp, t->dp);
+    }
+    free(full);
+    return st;
+}
