@@ -268,9 +268,9 @@ static void check_grads(const char *fx, const char *name, srlm_backend *be) {
         if (rel > worst) { worst = rel; worst_name = t->name; }
         if (rel / yard > worst_ratio) worst_ratio = rel / yard;
     }
-    srlm_st_close(&st);
     printf("%s: sft gradients: worst relative error %.3g (%s); torch bf16 worst %.3g; largest ratio to the "
            "yardstick %.2f\n", name, worst, worst_name, torch_max, worst_ratio);
+    srlm_st_close(&st); /* worst_name points into it */
 
     sft_step(&m, &ar, &bd, &g2);
     CHECK_MSG(!memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local),
