@@ -1,6 +1,7 @@
 /* The training fixture batch (tests/fixtures/train/<case>/batch.json, written
  * by make_train_fixtures.py): right-padded ids, lengths and prompt lengths;
- * and the gradient view of an HF parameter name. Shared by the gradient tests. */
+ * the gradient view of an HF parameter name; one SFT step. Shared by the
+ * gradient tests. */
 #ifndef SRLM_TEST_TRAIN_BATCH_H
 #define SRLM_TEST_TRAIN_BATCH_H
 
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/llama.h"
+#include "model/llama_train.h"
 #include "test.h"
 
 typedef struct {
@@ -62,6 +63,28 @@ static inline const srlm_view *grad_view(const srlm_llama_grads *g, const char *
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (!strcmp(rest, map[i].n)) return map[i].v;
     return NULL;
+}
+
+/* One SFT forward and backward on the batch: loss = -(sum of response-token
+ * log-probs) / (number of them), as transformers computes it; g is zeroed first. */
+static inline double train_sft_step(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *tb,
+                       const batch_data *bd, srlm_llama_grads *g) {
+    int N = bd->B * bd->T, count = 0;
+    float *logp = calloc((size_t)N, sizeof(float)), *dlogp = calloc((size_t)N, sizeof(float));
+    CHECK_OK(srlm_llama_train_forward(m, a, tb, logp));
+    for (int b = 0; b < bd->B; b++)
+        for (int t = bd->plen[b] - 1; t < bd->len[b] - 1; t++) count++;
+    double loss = 0;
+    for (int b = 0; b < bd->B; b++)
+        for (int t = bd->plen[b] - 1; t < bd->len[b] - 1; t++) {
+            loss -= logp[b * bd->T + t];
+            dlogp[b * bd->T + t] = -1.0f / (float)count;
+        }
+    CHECK_OK(srlm_llama_grads_zero(g, m));
+    CHECK_OK(srlm_llama_train_backward(m, a, tb, dlogp, g));
+    free(logp);
+    free(dlogp);
+    return loss / count;
 }
 
 #endif

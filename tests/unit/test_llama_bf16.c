@@ -155,27 +155,6 @@ static void check_forward(const char *fx, const char *name, srlm_backend *be) {
     cJSON_Delete(ref16);
 }
 
-/* SFT: loss = -(sum of response-token log-probs) / their count, as transformers. */
-static double sft_step(srlm_llama *m, srlm_train_acts *a, const batch_data *bd, srlm_llama_grads *g) {
-    const int N = bd->B * bd->T;
-    int count = 0;
-    float *logp = calloc((size_t)N, sizeof(float)), *dlogp = calloc((size_t)N, sizeof(float));
-    srlm_train_batch tb = {bd->B, bd->T, bd->ids, bd->len, 0.0f, 0};
-    CHECK_OK(srlm_llama_train_forward(m, a, &tb, logp));
-    for (int b = 0; b < bd->B; b++) count += bd->len[b] - bd->plen[b];
-    double loss = 0;
-    for (int b = 0; b < bd->B; b++)
-        for (int t = bd->plen[b] - 1; t < bd->len[b] - 1; t++) {
-            loss -= logp[b * bd->T + t];
-            dlogp[b * bd->T + t] = -1.0f / (float)count;
-        }
-    CHECK_OK(srlm_llama_grads_zero(g, m));
-    CHECK_OK(srlm_llama_train_backward(m, a, &tb, dlogp, g));
-    free(logp);
-    free(dlogp);
-    return loss / count;
-}
-
 /* master = the file's fp32 values, params = their rounding, bit for bit */
 static void check_master(const srlm_llama *m, const srlm_checkpoint *ck, const char *name) {
     const srlm_st_tensor *t = NULL;
@@ -226,7 +205,8 @@ static void check_grads(const char *fx, const char *name, srlm_backend *be) {
     CHECK_OK(srlm_llama_grads_new(&g2, &m, 0));
     CHECK_OK(srlm_train_acts_new(&a, &m, bd.B * bd.T, 0));
     CHECK_OK(srlm_train_acts_new(&ar, &m, bd.B * bd.T, 1));
-    const double loss = sft_step(&m, &a, &bd, &g);
+    srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0};
+    const double loss = train_sft_step(&m, &a, &tb, &bd, &g);
     const double want = cJSON_GetObjectItem(sft, "loss")->valuedouble;
     const double loss16 = cJSON_GetObjectItem(ref16, "sft_loss_bf16")->valuedouble;
     const double loss_bound = BF16_FACTOR * fabs(loss16 - want);
@@ -272,7 +252,7 @@ static void check_grads(const char *fx, const char *name, srlm_backend *be) {
            "yardstick %.2f\n", name, worst, worst_name, torch_max, worst_ratio);
     srlm_st_close(&st); /* worst_name points into it */
 
-    sft_step(&m, &ar, &bd, &g2);
+    train_sft_step(&m, &ar, &tb, &bd, &g2);
     CHECK_MSG(!memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local),
               "%s: bf16 gradients differ with activation recomputation", name);
 

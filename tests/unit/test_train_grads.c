@@ -60,27 +60,6 @@ static void compare_grads(const char *what, const srlm_llama_grads *g, const cha
 }
 
 
-/* SFT: loss = -(sum of response-token log-probs) / (number of them). */
-static double sft_step(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *tb,
-                       const batch_data *bd, srlm_llama_grads *g) {
-    int N = bd->B * bd->T, count = 0;
-    float *logp = calloc((size_t)N, sizeof(float)), *dlogp = calloc((size_t)N, sizeof(float));
-    CHECK_OK(srlm_llama_train_forward(m, a, tb, logp));
-    for (int b = 0; b < bd->B; b++)
-        for (int t = bd->plen[b] - 1; t < bd->len[b] - 1; t++) count++;
-    double loss = 0;
-    for (int b = 0; b < bd->B; b++)
-        for (int t = bd->plen[b] - 1; t < bd->len[b] - 1; t++) {
-            loss -= logp[b * bd->T + t];
-            dlogp[b * bd->T + t] = -1.0f / (float)count;
-        }
-    CHECK_OK(srlm_llama_grads_zero(g, m));
-    CHECK_OK(srlm_llama_train_backward(m, a, tb, dlogp, g));
-    free(logp);
-    free(dlogp);
-    return loss / count;
-}
-
 static void check_case(const char *fx, const char *name, srlm_backend *be) {
     char mdir[1024], tdir[1024], path[1200];
     snprintf(mdir, sizeof mdir, "%s/llama/%s", fx, name);
@@ -105,7 +84,7 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
 
     /* SFT vs transformers' loss with labels = -100 */
     cJSON *sft = load_json(tdir, "sft.json");
-    double loss = sft_step(&m, &a, &tb, &bd, &g);
+    double loss = train_sft_step(&m, &a, &tb, &bd, &g);
     double want = cJSON_GetObjectItem(sft, "loss")->valuedouble;
     CHECK_MSG(fabs(loss - want) <= 1e-5 * fabs(want), "sft loss %.8f vs %.8f", loss, want);
     printf("  sft loss %.6f (transformers %.6f)\n", loss, want);
@@ -114,7 +93,7 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     cJSON_Delete(sft);
 
     /* recomputation: identical bits */
-    sft_step(&m, &ar, &tb, &bd, &g2);
+    train_sft_step(&m, &ar, &tb, &bd, &g2);
     CHECK_MSG(!memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local),
               "gradients differ with activation recomputation");
 
@@ -122,12 +101,12 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     srlm_train_batch td = tb;
     td.dropout = 0.1f;
     td.dropout_key = 99;
-    sft_step(&m, &a, &td, &bd, &g);
-    sft_step(&m, &ar, &td, &bd, &g2);
+    train_sft_step(&m, &a, &td, &bd, &g);
+    train_sft_step(&m, &ar, &td, &bd, &g2);
     CHECK_MSG(!memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local),
               "dropout gradients differ between recompute on and off");
     td.dropout_key = 100;
-    sft_step(&m, &a, &td, &bd, &g2);
+    train_sft_step(&m, &a, &td, &bd, &g2);
     CHECK_MSG(memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local) != 0,
               "a different dropout key gave identical gradients");
 
