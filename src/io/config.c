@@ -58,6 +58,7 @@ static const char *const BAD_TREES[] = {"skip", "fail", NULL};
     DBL(S ".grad_clip",        M.grad_clip,        1.0,    0, NOMAX, 0,  "clip the global gradient norm to this; 0 = off"), \
     DBL(S ".dropout",          M.dropout,          0.1,    0, 1,     LT, "dropout on attention and MLP outputs before each residual add"), \
     BOOL(S ".recompute",       M.recompute,        false,                "recompute activations in the backward pass to save memory"), \
+    INT(S ".logits_chunk",     M.logits_chunk,     0,      0, NOMAX, 0,  "token rows whose logits are held at once: the LM head and the log-probs run in chunks of this many rows, and the backward pass recomputes each chunk's logits (vocab x rows memory instead of vocab x micro-batch tokens); 0 = the whole micro-batch"), \
     INT(S ".max_seq_len",      M.max_seq_len,      2048,   1, NOMAX, 0,  "longest example in tokens; longer ones follow the truncation policy and are counted"), \
     ENUM(S ".truncation",      M.truncation,       "skip", TRUNCATIONS,  "an example above max_seq_len: skip, or truncate_prompt (cut the prompt from the left, keeping BOS; skip if the response alone does not fit)"), \
     INT(S ".checkpoint_every", M.checkpoint_every, 200,    1, NOMAX, 0,  "optimizer steps between trainer checkpoints"), \

@@ -40,6 +40,7 @@ typedef struct {
     double           grad_clip;        /* global gradient-norm clip; 0 = off */
     double           dropout;
     bool             recompute;        /* activation recomputation in the backward pass */
+    int              logits_chunk;     /* token rows of logits held at once; 0 = the micro-batch */
     int              max_seq_len;
     srlm_truncation  truncation;       /* what to do with examples longer than max_seq_len */
     int              checkpoint_every; /* optimizer steps */

@@ -20,7 +20,13 @@ static uint64_t dropout_key(const srlm_train_batch *b, int layer, int site) {
 
 srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max_tokens,
                                 int recompute) {
+    return srlm_train_acts_new_chunked(a, m, max_tokens, recompute, max_tokens);
+}
+
+srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m, int max_tokens, int recompute,
+                                        int logits_rows) {
     memset(a, 0, sizeof *a);
+    if (logits_rows < 1 || logits_rows > max_tokens) logits_rows = max_tokens;
     const int64_t N = max_tokens, D = m->dim, L = m->n_layers;
     const int64_t qd = (int64_t)m->n_heads_local * m->head_dim;
     const int64_t kvd = (int64_t)m->n_kv_local * m->head_dim, F = m->ffn_local;
@@ -28,9 +34,10 @@ srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max
     const int64_t nh = m->n_heads_local;
     const int64_t per_layer = N * (4 * D + 2 * qd + 2 * kvd + 3 * F);
     int64_t total = sets * per_layer + (recompute ? L * N * D : 0) + N * (2 * D) +
-                    N * m->vocab_local + N * (3 * D + 2 * qd + 2 * kvd + 3 * F);
+                    (int64_t)logits_rows * m->vocab_local + N * (3 * D + 2 * qd + 2 * kvd + 3 * F);
     a->max_tokens = max_tokens;
     a->recompute = recompute;
+    a->logits_rows = logits_rows;
     a->layer = calloc((size_t)sets, sizeof *a->layer);
     a->x_in = calloc((size_t)L, sizeof *a->x_in);
     a->mx = malloc(sizeof(float) * (size_t)N * 2);
@@ -60,7 +67,8 @@ srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max
         else a->x_in[l] = a->layer[l].x_in;
     }
     CARVE(a->x_final, D); CARVE(a->xn_final, D);
-    CARVE(a->logits, m->vocab_local);
+    a->logits = srlm_view_carve(a->mem, off, logits_rows, m->vocab_local);
+    off += (int64_t)logits_rows * m->vocab_local;
     CARVE(a->dx, D); CARVE(a->dtmp, D); CARVE(a->dxn, D);
     CARVE(a->dq, qd); CARVE(a->datt, qd); CARVE(a->dk, kvd); CARVE(a->dv, kvd);
     CARVE(a->dh, F); CARVE(a->dgate, F); CARVE(a->dup, F);
@@ -155,6 +163,17 @@ static srlm_attn_shape batch_shape(const srlm_llama *m, srlm_train_acts *a, cons
     return as;
 }
 
+/* Rows [r0, r0 + logits->rows) of the logits: the LM head on the final norm's
+ * output, the padded vocab columns -inf. */
+static srlm_status head_logits(srlm_llama *m, srlm_view *logits, const srlm_view *xnf, int64_t r0) {
+    srlm_backend *be = m->be;
+    srlm_view in = srlm_view_rows(*xnf, r0, logits->rows);
+    SRLM_CHECK(be->ops->matmul(be, logits, &in, &m->lm_head, 0));
+    int64_t real = (int64_t)m->cfg.vocab_size - m->vocab_start;
+    if (real < m->vocab_local) SRLM_CHECK(be->ops->fill_cols(be, logits, real < 0 ? 0 : real, -INFINITY));
+    return SRLM_OK;
+}
+
 srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
                                      float *logp) {
     SRLM_CHECK(check_batch(m, a, b));
@@ -173,15 +192,18 @@ srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const sr
         SRLM_CHECK(layer_forward(m, l, &la, &x_out, &proj, &as, a->pos, b));
     }
     srlm_view xf = srlm_view_rows(a->x_final, 0, N), xnf = srlm_view_rows(a->xn_final, 0, N);
-    srlm_view logits = srlm_view_rows(a->logits, 0, N);
     SRLM_CHECK(op->rmsnorm(be, &xnf, &xf, &m->final_norm, (float)m->cfg.rms_norm_eps));
-    SRLM_CHECK(op->matmul(be, &logits, &xnf, &m->lm_head, 0));
-    int64_t real = (int64_t)m->cfg.vocab_size - m->vocab_start;
-    if (real < m->vocab_local) SRLM_CHECK(op->fill_cols(be, &logits, real < 0 ? 0 : real, -INFINITY));
     int *tg = malloc(sizeof(int) * (size_t)N);
     if (!tg) return SRLM_ERR(SRLM_FAILED, "out of memory");
     for (int64_t r = 0; r < N; r++) tg[r] = a->targets[r] < 0 ? 0 : a->targets[r];
-    srlm_status st = srlm_llama_logprobs_view(m, &logits, tg, (int)N, logp, a->mx, a->se);
+    srlm_status st = SRLM_OK;
+    for (int64_t r0 = 0; r0 < N && st == SRLM_OK; r0 += a->logits_rows) {
+        const int64_t n = N - r0 < a->logits_rows ? N - r0 : a->logits_rows;
+        srlm_view logits = srlm_view_rows(a->logits, 0, n);
+        st = head_logits(m, &logits, &xnf, r0);
+        if (st == SRLM_OK)
+            st = srlm_llama_logprobs_view(m, &logits, tg + r0, (int)n, logp + r0, a->mx + r0, a->se + r0);
+    }
     free(tg);
     SRLM_CHECK(st);
     for (int64_t r = 0; r < N; r++) if (a->targets[r] < 0) logp[r] = 0.0f;
@@ -251,17 +273,25 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
         dl[r] = a->targets[r] < 0 ? 0.0f : dlogp[r];
         tg[r] = a->targets[r] < 0 ? 0 : a->targets[r];
     }
-    srlm_view logits = srlm_view_rows(a->logits, 0, N);
-    srlm_status st = op->logprob_backward(be, &logits, a->mx, a->se, tg, m->vocab_start, dl);
+    /* LM head, chunk by chunk from the last (whose logits the forward pass left
+     * in the buffer; the others are recomputed), then the final norm */
+    srlm_view xnf = srlm_view_rows(a->xn_final, 0, N), xf = srlm_view_rows(a->x_final, 0, N);
+    srlm_view dxn = srlm_view_rows(a->dxn, 0, N), dx = srlm_view_rows(a->dx, 0, N);
+    const int64_t last = (N - 1) / a->logits_rows * a->logits_rows;
+    srlm_status st = SRLM_OK;
+    for (int64_t r0 = last; r0 >= 0 && st == SRLM_OK; r0 -= a->logits_rows) {
+        const int64_t n = N - r0 < a->logits_rows ? N - r0 : a->logits_rows;
+        srlm_view logits = srlm_view_rows(a->logits, 0, n), in = srlm_view_rows(xnf, r0, n);
+        srlm_view dxn_rows = srlm_view_rows(dxn, r0, n);
+        if (r0 != last) st = head_logits(m, &logits, &xnf, r0);
+        if (st == SRLM_OK)
+            st = op->logprob_backward(be, &logits, a->mx + r0, a->se + r0, tg + r0, m->vocab_start, dl + r0);
+        if (st == SRLM_OK) st = op->matmul_dx(be, &dxn_rows, &logits, &m->lm_head, 0);
+        if (st == SRLM_OK) st = op->matmul_dw(be, &g->lm_head, &logits, &in);
+    }
     free(dl);
     free(tg);
     SRLM_CHECK(st);
-
-    /* LM head and final norm */
-    srlm_view xnf = srlm_view_rows(a->xn_final, 0, N), xf = srlm_view_rows(a->x_final, 0, N);
-    srlm_view dxn = srlm_view_rows(a->dxn, 0, N), dx = srlm_view_rows(a->dx, 0, N);
-    SRLM_CHECK(op->matmul_dx(be, &dxn, &logits, &m->lm_head, 0));
-    SRLM_CHECK(op->matmul_dw(be, &g->lm_head, &logits, &xnf));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dx, &g->final_norm, &dxn, &xf, &m->final_norm,
                                     (float)m->cfg.rms_norm_eps));

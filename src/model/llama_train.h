@@ -23,7 +23,8 @@ typedef struct {
     srlm_layer_acts *layer;    /* n_layers of them, or 1 when recomputing */
     srlm_view       *x_in;     /* recompute: each layer's input, (n_layers) views of (N, D) */
     srlm_view        x_final, xn_final; /* (N, D) */
-    srlm_view        logits;   /* (N, vocab_local); turned into d logits by the backward pass */
+    int              logits_rows; /* rows of `logits`: max_tokens, or the chunk they are computed in */
+    srlm_view        logits;   /* (logits_rows, vocab_local); turned into d logits by the backward pass */
     srlm_view        dx, dtmp, dxn; /* (N, D) backward scratch */
     srlm_view        dq, datt; /* (N, qd) */
     srlm_view        dk, dv;   /* (N, kvd) */
@@ -34,6 +35,12 @@ typedef struct {
 
 srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max_tokens,
                                 int recompute);
+/* The same with the logits held for logits_rows token rows at a time (1 ..
+ * max_tokens; train.X.logits_chunk): the forward pass runs the LM head and the
+ * log-probs chunk by chunk, and the backward pass recomputes each chunk's
+ * logits but the last (still in the buffer), one extra LM-head GEMM per chunk. */
+srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m, int max_tokens, int recompute,
+                                        int logits_rows);
 void        srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m);
 
 /* B right-padded sequences of T rows; row b*T + t (t < len[b]) predicts

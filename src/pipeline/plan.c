@@ -115,8 +115,10 @@ static void plan_train(const srlm_plan *p, const srlm_train_config *tc, int is_d
                          4 * (int64_t)p->heads_local;
     /* final norm input and output (4D) and the fp32 gradient of the residual stream (4D) */
     t->act_outside_token = 8 * D;
-    /* vocab-parallel logits, fp32; their gradient is written in place */
-    t->act_logits = tokens * p->vocab_padded / p->tp * 4;
+    /* vocab-parallel logits, fp32; their gradient is written in place; with
+     * train.X.logits_chunk, only that many rows at a time */
+    const int64_t logit_rows = tc->logits_chunk > 0 && tc->logits_chunk < tokens ? tc->logits_chunk : tokens;
+    t->act_logits = logit_rows * p->vocab_padded / p->tp * 4;
     t->act_full = tokens * (L * t->act_layer_token + t->act_outside_token) + t->act_logits;
     /* recomputation keeps each layer's input (2D) and rebuilds one layer at a time */
     t->act_recompute = tokens * (L * 2 * D + t->act_layer_token + t->act_outside_token) + t->act_logits;
@@ -126,7 +128,9 @@ static void plan_train(const srlm_plan *p, const srlm_train_config *tc, int is_d
     t->micro_steps = (int)ceil_div(per_replica, tc->micro_batch_size);
     /* 2 FLOPs per weight per token forward, 4 backward, 2 more to recompute */
     t->flops_micro = (6.0 + 2.0 * t->recompute) * (double)p->params_matmul * (double)tokens / p->tp +
-                     (3.0 + t->recompute) * t->seqs_per_micro * attn_fwd_flops(p, seq_len);
+                     (3.0 + t->recompute) * t->seqs_per_micro * attn_fwd_flops(p, seq_len) +
+                     /* chunked logits: the LM head again for every chunk but the last */
+                     2.0 * (double)(tokens - logit_rows) * a->vocab * D / p->tp;
     t->t_compute = t->micro_steps * t->flops_micro / flop_rate(p);
     /* per layer: o and down allreduce their outputs forward, the inputs' gradients
      * of q/k/v and gate/up backward; recomputation reruns the forward ones */

@@ -691,7 +691,9 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->opened |= 4;
     SRLM_CHECK(zero1_views_new(t));
     SRLM_CHECK(zero1_master_new(t));
-    SRLM_CHECK(srlm_train_acts_new(&t->acts, &t->m, (int)N, tc->recompute));
+    SRLM_CHECK(srlm_train_acts_new_chunked(&t->acts, &t->m, (int)N, tc->recompute,
+                                           tc->logits_chunk > 0 && (size_t)tc->logits_chunk < N ? tc->logits_chunk
+                                                                                                : (int)N));
     t->opened |= 8;
     SRLM_CHECK(srlm_llama_segments(&t->m, &t->segs, &t->n_segs));
 

@@ -7,7 +7,9 @@
 # generation with tp = 2 under srlm run's machinery (srlm generate has no tp, so
 # the engine's tp path is the one test_engine_tp covers on host memory).
 # The tp and dp layouts run again with backend.dtype bfloat16 (bf16 activations
-# in the allreduces, fp32 master weights gathered over dp).
+# in the allreduces, fp32 master weights gathered over dp), and tp 2 once more
+# with the logits in chunks of 3 rows (train.sft.logits_chunk), compared below
+# with the unchunked tp 2 run.
 set -u
 bin="$SRLM_BIN"
 model="$SRLM_FIXTURES/llama/tiny-gqa"
@@ -24,7 +26,8 @@ train: {sft: {data: $work/sft.jsonl, lr: 0.002, batch_size: 4, micro_batch_size:
 Y
 mpi() { $MPIEXEC -np "$1" $MPIEXEC_FLAGS "$bin" "${@:2}"; }
 for layout in "tp 2 parallel.tp=2" "dp 2 parallel.dp=2" "tp4 4 parallel.tp=4" \
-              "tp_bf16 2 parallel.tp=2 backend.dtype=bfloat16" "dp_bf16 2 parallel.dp=2 backend.dtype=bfloat16"; do
+              "tp_bf16 2 parallel.tp=2 backend.dtype=bfloat16" "dp_bf16 2 parallel.dp=2 backend.dtype=bfloat16" \
+              "tp_chunk 2 parallel.tp=2 train.sft.logits_chunk=3"; do
   set -- $layout
   name=$1 np=$2
   shift 2
@@ -44,5 +47,10 @@ paste -d' ' <(lp runs/dp1_bf16/sft/model) <(lp runs/dp_bf16_cpu/sft/model) <(lp 
   awk '{ d = $1 - $2; if (d < 0) d = -d; m = $1 - $3; if (m < 0) m = -m; if (d > dmax) dmax = d; mv += m; n++ }
        END { printf "bf16: dp 2 vs dp 1: max |logp difference| %.2e, mean change from the start %.1f\n", dmax, mv / n;
              exit !(dmax < 1e-2 && mv / n > 1) }' || fail "bf16 training at dp 2 differs from dp 1"
+lp32() { "$bin" score --model "$1" --input sft.jsonl | sed 's/.*"logp": \([^,]*\),.*/\1/'; }
+paste -d' ' <(lp32 runs/tp_cpu/sft/model) <(lp32 runs/tp_chunk_cpu/sft/model) |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > dmax) dmax = d }
+       END { printf "tp 2, logits in chunks of 3: max |logp difference| %.2e from one chunk\n", dmax; exit !(dmax < 1e-3) }' \
+  || fail "chunked logits under tp 2 differ from unchunked"
 [ $fails = 0 ] && echo "device memory under mpirun: all checks passed"
 exit $((fails > 0))

@@ -4,8 +4,9 @@
  * loss on pairs sharing a prompt. Tolerance: per parameter tensor,
  * ||ours - ref|| / ||ref|| <= 1e-4 (fp32 on both sides; only summation order
  * differs, worth ~1e-6 relative); losses within 1e-5 relative.
- * Also: activation recomputation gives bit-identical gradients; dropout masks
- * are a pure function of the key. */
+ * Also: activation recomputation gives bit-identical gradients; logits in
+ * chunks give the same gradients up to summation order; dropout masks are a
+ * pure function of the key. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -96,6 +97,30 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     train_sft_step(&m, &ar, &tb, &bd, &g2);
     CHECK_MSG(!memcmp(g.flat.data, g2.flat.data, sizeof(float) * (size_t)m.n_params_local),
               "gradients differ with activation recomputation");
+
+    /* logits in chunks of 5 rows (train.X.logits_chunk), with and without
+     * recomputation: the same loss and log-probs, gradients against the reference
+     * as before, and close to the unchunked ones (only the LM head's weight
+     * gradient sums its chunks in another order) */
+    for (int rc = 0; rc < 2; rc++) {
+        srlm_train_acts ac;
+        CHECK_OK(srlm_train_acts_new_chunked(&ac, &m, bd.B * bd.T, rc, 5));
+        CHECK(ac.logits_rows == 5);
+        double closs = train_sft_step(&m, &ac, &tb, &bd, &g2);
+        CHECK_MSG(fabs(closs - loss) <= 1e-6 * fabs(loss), "chunked logits: loss %.9f vs %.9f", closs, loss);
+        double num = 0, den = 0;
+        const float *x = g.flat.data, *y = g2.flat.data;
+        for (int64_t k = 0; k < m.n_params_local; k++) {
+            num += ((double)x[k] - y[k]) * ((double)x[k] - y[k]);
+            den += (double)x[k] * x[k];
+        }
+        CHECK_MSG(sqrt(num / den) <= 1e-6, "chunked logits (recompute %d): gradients differ by %.3g relative", rc,
+                  sqrt(num / den));
+        printf("  logits in chunks of 5 rows (recompute %d): gradients within %.2e of one chunk\n", rc,
+               sqrt(num / den));
+        compare_grads(rc ? "sft gradients, chunked logits, recompute" : "sft gradients, chunked logits", &g2, path);
+        srlm_train_acts_free(&ac, &m);
+    }
 
     /* dropout: same key -> same gradients (with and without recompute); another key -> others */
     srlm_train_batch td = tb;
