@@ -6,12 +6,15 @@
  *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
  *     reading every weight once per token at a given memory bandwidth.
  *
- *   bench_model [--backend cuda|cpu] [--dtype float32|bfloat16] [--config 1b|tiny] [--batch B]
- *               [--seq T] [--steps N] [--decode N] [--peak-tflops P] [--mem-gbs G] [--dir DIR]
+ *   bench_model [--backend cuda|cpu] [--dtype float32|bfloat16] [--config 1b|wide-vocab|tiny] [--batch B]
+ *               [--seq T] [--steps N] [--decode N] [--logits-chunk R] [--peak-tflops P] [--mem-gbs G]
+ *               [--dir DIR]
  *
  * --dtype is backend.dtype: bfloat16 keeps weights and activations in bf16 with
  * fp32 master weights, as srlm sft does (AdamW on the master, then the bf16
- * copy refreshed from it: both inside the timed step).
+ * copy refreshed from it: both inside the timed step). --logits-chunk is
+ * train.X.logits_chunk (0: the whole batch); wide-vocab is a small model with
+ * Llama-2's 32000-token vocab, where the logits are most of the activations.
  *
  * The model is random (srlm_llama_write_random into DIR, default
  * /tmp/srlm-bench-model-CONFIG, reused when present). FLOPs per trained token:
@@ -51,7 +54,7 @@ static double now_s(void) {
 
 typedef struct {
     const char *backend, *dtype, *config, *dir;
-    int         batch, seq, steps, decode;
+    int         batch, seq, steps, decode, logits_chunk;
     double      peak_tflops, mem_gbs;
 } args;
 
@@ -60,11 +63,14 @@ static void config_of(const char *name, srlm_hf_config *hc) {
     if (strcmp(name, "1b") == 0) { /* TinyLlama-1.1B's shape: 1.1B parameters */
         hc->vocab_size = 32000, hc->hidden_size = 2048, hc->intermediate_size = 5632;
         hc->num_hidden_layers = 22, hc->num_attention_heads = 32, hc->num_key_value_heads = 4;
+    } else if (strcmp(name, "wide-vocab") == 0) { /* 18M parameters, 16M of them the embeddings */
+        hc->vocab_size = 32000, hc->hidden_size = 256, hc->intermediate_size = 688;
+        hc->num_hidden_layers = 4, hc->num_attention_heads = 8, hc->num_key_value_heads = 4;
     } else if (strcmp(name, "tiny") == 0) { /* runs anywhere in seconds: checks the program */
         hc->vocab_size = 512, hc->hidden_size = 128, hc->intermediate_size = 344;
         hc->num_hidden_layers = 2, hc->num_attention_heads = 4, hc->num_key_value_heads = 2;
     } else {
-        fprintf(stderr, "bench_model: --config %s: expected 1b or tiny\n", name);
+        fprintf(stderr, "bench_model: --config %s: expected 1b, wide-vocab or tiny\n", name);
         exit(2);
     }
     hc->head_dim = hc->hidden_size / hc->num_attention_heads;
@@ -77,7 +83,7 @@ static void config_of(const char *name, srlm_hf_config *hc) {
 }
 
 static void parse(int argc, char **argv, args *a) {
-    *a = (args){"cuda", "float32", "1b", NULL, 4, 1024, 10, 64, 0, 0};
+    *a = (args){"cuda", "float32", "1b", NULL, 4, 1024, 10, 64, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "bench_model: %s needs a value\n", k); exit(2); }
@@ -89,13 +95,14 @@ static void parse(int argc, char **argv, args *a) {
         else if (!strcmp(k, "--seq")) a->seq = atoi(v);
         else if (!strcmp(k, "--steps")) a->steps = atoi(v);
         else if (!strcmp(k, "--decode")) a->decode = atoi(v);
+        else if (!strcmp(k, "--logits-chunk")) a->logits_chunk = atoi(v);
         else if (!strcmp(k, "--peak-tflops")) a->peak_tflops = atof(v);
         else if (!strcmp(k, "--mem-gbs")) a->mem_gbs = atof(v);
         else { fprintf(stderr, "bench_model: unknown flag %s\n", k); exit(2); }
         i++;
     }
-    if (a->batch < 1 || a->seq < 2 || a->steps < 1 || a->decode < 0) {
-        fprintf(stderr, "bench_model: --batch >= 1, --seq >= 2, --steps >= 1, --decode >= 0\n");
+    if (a->batch < 1 || a->seq < 2 || a->steps < 1 || a->decode < 0 || a->logits_chunk < 0) {
+        fprintf(stderr, "bench_model: --batch >= 1, --seq >= 2, --steps >= 1, --decode >= 0, --logits-chunk >= 0\n");
         exit(2);
     }
 }
@@ -157,7 +164,7 @@ int main(int argc, char **argv) {
     /* ---- training step ---- */
     const int B = a.batch, T = a.seq, N = B * T;
     srlm_train_acts acts;
-    TRY(srlm_train_acts_new(&acts, &m, N, 0));
+    TRY(srlm_train_acts_new_chunked(&acts, &m, N, 0, a.logits_chunk > 0 ? a.logits_chunk : N));
     srlm_llama_grads g;
     TRY(srlm_llama_grads_new(&g, &m, m.n_params_local));
     srlm_view mom, vel;
@@ -180,8 +187,8 @@ int main(int argc, char **argv) {
     }
     const double mean = sum / a.steps;
     const double flops = (6.0 * n_flop_params + 6.0 * L * (double)T * D) * N;
-    printf("train_step: batch %d, seq %d, dtype %s, mean %.4f s, best %.4f s, %.0f tokens/s, %.2f TFLOP/s", B, T,
-           a.dtype, mean, best, N / mean, flops / mean / 1e12);
+    printf("train_step: batch %d, seq %d, dtype %s, logits rows %d, mean %.4f s, best %.4f s, %.0f tokens/s, "
+           "%.2f TFLOP/s", B, T, a.dtype, acts.logits_rows, mean, best, N / mean, flops / mean / 1e12);
     if (a.peak_tflops > 0) printf(", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops / mean / 1e12 / a.peak_tflops,
                                   a.peak_tflops);
     printf("\n");
