@@ -415,6 +415,11 @@ void srlm_plan_find_fixes(const srlm_plan *p, srlm_plan_fixes *f) {
     srlm_config cn = c;
     cn.parallel.dp = 0;
     f->nodes = min_nodes(&cn, a, o, o.nodes + 1);
+    if (c.backend.dtype != SRLM_BF16) {
+        srlm_config cb = c;
+        cb.backend.dtype = SRLM_BF16;
+        f->bf16 = fits_with(&cb, a, &o, FIT_ALL);
+    }
     if (!c.train.sft.recompute || !c.train.dpo.recompute) {
         srlm_config cr = c;
         cr.train.sft.recompute = cr.train.dpo.recompute = true;
@@ -428,7 +433,7 @@ void srlm_plan_find_fixes(const srlm_plan *p, srlm_plan_fixes *f) {
         if (cm.train.dpo.micro_batch_size > m) cm.train.dpo.micro_batch_size = m;
         if (fits_with(&cm, a, &o, FIT_ALL)) { f->micro_batch = m; break; }
     }
-    if (f->tp || f->nodes || f->recompute || f->micro_batch) return;
+    if (f->tp || f->nodes || f->bf16 || f->recompute || f->micro_batch) return;
 
     /* nothing alone: recomputation on, then the fewest GPUs, the largest
      * micro-batch cap and the current tp (else the smallest) that fit together */
@@ -508,7 +513,7 @@ srlm_status srlm_plan_check_fit(const srlm_plan *p) {
     srlm_plan_find_fixes(p, &f);
     const int G = p->opts.gpus_per_node;
     const int gen_fix = f.kv_cache_mb || f.gen_batch;
-    const int train_fix = f.nodes || f.tp || f.recompute || f.micro_batch || f.combo_nodes;
+    const int train_fix = f.nodes || f.tp || f.bf16 || f.recompute || f.micro_batch || f.combo_nodes;
     if (gen_fix || train_fix) APPEND(". Would fit:");
     if (f.kv_cache_mb) {
         /* a cache too small for one sequence needs at least this much */
@@ -528,11 +533,16 @@ srlm_status srlm_plan_check_fit(const srlm_plan *p) {
     if (f.nodes) {
         int dp = f.nodes * G / p->tp;
         APPEND("%s --nodes %d (dp=%d%s: optimizer state %.1f GiB per rank)", alts++ ? "; or" : "", f.nodes, dp,
-               c->parallel.dp > 0 ? ", parallel.dp=0" : "", gib(12 * ((p->params_held + dp - 1) / dp)));
+               c->parallel.dp > 0 ? ", parallel.dp=0" : "",
+               gib((int64_t)p->optimizer_bytes * ((p->params_held + dp - 1) / dp)));
     }
     if (f.tp)
         APPEND("%s parallel.tp=%d (dp=%d%s)", alts++ ? "; or" : "", f.tp, p->world / f.tp,
                c->parallel.dp > 0 ? ", parallel.dp=0" : "");
+    if (f.bf16)
+        APPEND("%s backend.dtype=bfloat16 (weights %.1f -> %.1f GiB, optimizer %.1f -> %.1f GiB)", alts++ ? "; or" : "",
+               gib(p->mem_weights), gib(p->mem_weights / 2), gib(p->mem_optimizer),
+               gib(p->mem_optimizer / 8 * 12));
     if (f.recompute)
         APPEND("%s train.sft.recompute=true train.dpo.recompute=true (activations %.1f -> %.1f GiB)",
                alts++ ? "; or" : "", gib(p->sft.act > p->dpo.act ? p->sft.act : p->dpo.act),

@@ -247,6 +247,22 @@ static void test_refusal_and_fixes(void) {
     CHECK(srlm_plan_check_fit(&p) == SRLM_BAD_INPUT && strstr(srlm_last_error(), "holds not one"));
     srlm_config_free(&c);
 
+    /* 7B at tp 1 on one node in float32: 4 B weights do not leave room for the
+     * activations; bfloat16 (2 B weights, 12 B optimizer over dp 8) does */
+    load_config(&c);
+    c.backend.dtype = SRLM_F32;
+    a = builtin("7b");
+    o.nodes = 1;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    CHECK(!p.fits && p.mem_weights == 4 * p.params_held);
+    srlm_plan_find_fixes(&p, &f);
+    CHECK(f.bf16 == 1);
+    CHECK(srlm_plan_check_fit(&p) == SRLM_BAD_INPUT && strstr(srlm_last_error(), "backend.dtype=bfloat16"));
+    c.backend.dtype = SRLM_BF16;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    CHECK(p.fits);
+    srlm_config_free(&c);
+
     /* 13B at tp 1: weights + gradients + activations do not fit; tp 2 does */
     load_config(&c);
     c.backend.dtype = SRLM_BF16;
