@@ -72,6 +72,15 @@ done
 same loop/cpu/models/M2/model.safetensors loop/cpu_guarded/models/M2/model.safetensors "srlm run's M2"
 same <(cat loop/cpu/iter-1/judgements/*.jsonl) <(cat loop/cpu_guarded/iter-1/judgements/*.jsonl) "srlm run's judgements"
 
+# the same loop with backend.dtype bfloat16 (generation, judging and DPO on a bf16 model)
+for be in cpu cpu_guarded; do
+  "$bin" run run.yaml --quiet run.name=${be}_bf16 backend.name=$be backend.dtype=bfloat16 > run_${be}_bf16.log 2>&1 \
+    || fail "bf16 srlm run on $be exited $? ($(tail -1 run_${be}_bf16.log))"
+done
+same loop/cpu_bf16/models/M2/model.safetensors loop/cpu_guarded_bf16/models/M2/model.safetensors "bf16 srlm run's M2"
+same <(cat loop/cpu_bf16/iter-1/candidates/*.jsonl) <(cat loop/cpu_guarded_bf16/iter-1/candidates/*.jsonl) \
+  "bf16 srlm run's candidates"
+
 "$bin" generate --backend gpu --model "$model" --prompt hi 2> bad.log; rc=$?
 [ $rc = 2 ] && grep -q 'backend "gpu": expected cpu, cuda or cpu_guarded' bad.log \
   || fail "an unknown --backend should exit 2 naming the choices (rc $rc: $(cat bad.log))"
