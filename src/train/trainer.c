@@ -676,6 +676,8 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->n_shard = (t->m.n_params_local + t->dp - 1) / t->dp;
     t->n_pad = t->n_shard * t->dp;
     t->shard_off = t->n_shard * t->dp_rank;
+    /* before the gradients: the load's whole fp32 master gives way to this rank's shard */
+    SRLM_CHECK(zero1_master_new(t));
     t->adam_m = calloc(2 * (size_t)t->n_shard, sizeof(float));
     t->perm = malloc(sizeof(int) * (size_t)t->n_examples);
     t->ids = malloc(sizeof(int) * (N + (size_t)t->micro_seqs));
@@ -690,7 +692,6 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m, t->n_pad));
     t->opened |= 4;
     SRLM_CHECK(zero1_views_new(t));
-    SRLM_CHECK(zero1_master_new(t));
     SRLM_CHECK(srlm_train_acts_new_chunked(&t->acts, &t->m, (int)N, tc->recompute,
                                            tc->logits_chunk > 0 && (size_t)tc->logits_chunk < N ? tc->logits_chunk
                                                                                                 : (int)N));
