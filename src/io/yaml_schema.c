@@ -737,21 +737,38 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
+/* The field's value as the hash sees it (strings as they are, the rest as
+ * format_scalar writes them); *is_default: it equals the field's default. */
+static const char *hash_text(const srlm_schema_field *f, const void *obj, char *buf, size_t cap, int *is_default) {
+    if (f->type == SRLM_FIELD_STRING) {
+        const char *v = *(char *const *)((const char *)obj + f->offset);
+        *is_default = !strcmp(v ? v : "", f->def);
+        return v ? v : "";
+    }
+    format_scalar(f, obj, buf, cap);
+    /* the default through the same parser and printer, in a scratch slot */
+    union { double d; long long i; int n; bool b; } slot;
+    memset(&slot, 0, sizeof slot);
+    srlm_schema_field at0 = *f;
+    at0.offset = 0;
+    char def[64];
+    *is_default = parse_value(&at0, f->def, strlen(f->def), false, &slot) == PARSE_OK &&
+                  (format_scalar(&at0, &slot, def, sizeof def), !strcmp(def, buf));
+    return buf;
+}
+
 uint64_t srlm_schema_hash(const srlm_schema *s, const void *obj) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (int i = 0; i < s->n_fields; i++) {
         const srlm_schema_field *f = &s->fields[i];
         if (f->flags & SRLM_FIELD_NO_HASH) continue;
+        char buf[64];
+        int is_default;
+        const char *v = hash_text(f, obj, buf, sizeof buf, &is_default);
+        if (is_default) continue;
         h = fnv1a(h, f->key, strlen(f->key));
         h = fnv1a(h, "=", 1);
-        if (f->type == SRLM_FIELD_STRING) {
-            const char *v = *(char *const *)((const char *)obj + f->offset);
-            if (v) h = fnv1a(h, v, strlen(v));
-        } else {
-            char buf[64];
-            format_scalar(f, obj, buf, sizeof buf);
-            h = fnv1a(h, buf, strlen(buf));
-        }
+        h = fnv1a(h, v, strlen(v));
         h = fnv1a(h, "\n", 1);
     }
     return h;

@@ -87,7 +87,9 @@ srlm_status srlm_schema_print(const srlm_schema *s, const void *obj, FILE *out, 
 /* One line per field: key, type and range, default, help. */
 void srlm_schema_print_reference(const srlm_schema *s, FILE *out);
 
-/* FNV-1a (64-bit) over "key=value\n" of every field without SRLM_FIELD_NO_HASH. */
+/* FNV-1a (64-bit) over "key=value\n" of every field without SRLM_FIELD_NO_HASH
+ * whose value is not its default: a key added later, at its default, leaves
+ * the hashes of existing configs as they were. */
 uint64_t srlm_schema_hash(const srlm_schema *s, const void *obj);
 
 int  srlm_schema_equal(const srlm_schema *s, const void *a, const void *b);

@@ -1,12 +1,14 @@
 /* The YAML config layer: defaults, file, overrides, every kind of error with
  * its FILE:LINE:COLUMN, print round-trip and the hash. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "io/config.h"
+#include "io/yaml_schema.h"
 #include "test.h"
 
 static char g_dir[1024];
@@ -364,6 +366,24 @@ static void test_hash(void) {
     CHECK(srlm_config_hash(&b) == h);
     srlm_config_free(&a);
     srlm_config_free(&b);
+
+    /* a key at its default is not hashed: a key added to the schema later leaves
+     * the hashes of existing configs alone (else runs could not resume across
+     * an upgrade), and takes part once it is set to something else */
+    typedef struct { int a; double b; } two;
+    const srlm_schema_field fa = {"x.a", SRLM_FIELD_INT, offsetof(two, a), "3", 0, 10, NULL, 0, "a"};
+    const srlm_schema_field fb = {"x.b", SRLM_FIELD_DOUBLE, offsetof(two, b), "0.5", 0, 1, NULL, 0, "b"};
+    const srlm_schema_field one_f[] = {fa}, both_f[] = {fa, fb};
+    const srlm_schema one = {one_f, 1}, both = {both_f, 2};
+    two t = {7, 0.5};
+    CHECK(srlm_schema_hash(&one, &t) == srlm_schema_hash(&both, &t));
+    t.b = 0.25;
+    CHECK(srlm_schema_hash(&one, &t) != srlm_schema_hash(&both, &t));
+    t.a = 3; /* the old key back at its default */
+    t.b = 0.5;
+    CHECK(srlm_schema_hash(&one, &t) == srlm_schema_hash(&both, &t));
+    t.a = 4;
+    CHECK(srlm_schema_hash(&one, &t) != srlm_schema_hash(&both, (&(two){3, 0.5})));
 }
 
 int main(void) {
