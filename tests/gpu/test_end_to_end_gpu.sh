@@ -15,13 +15,14 @@
 # the run must finish and produce M2.
 #
 # backend.dtype bfloat16 (the model on the GPU in bf16, fp32 master weights):
-# sft on the GPU against sft on the CPU backend in bf16 (its twin). The two
+# sft and dpo on the GPU against the same on the CPU backend in bf16 (its twin). The two
 # round at different places (the GPU's attention rounds its probabilities to
 # bf16; GEMMs sum in other orders) and training compounds that, so the bound is
 # bf16's: the trained models' log-probs (scored in fp32) within 0.05 nats per
 # token, while training moved them by > 1 nat per sequence. Scoring one fixed
 # model with --dtype bfloat16 on both: within 0.03 nats per token (bf16 logits
-# of magnitude 8..16 are 2^-4 apart).
+# of magnitude 8..16 are 2^-4 apart). Generation and one loop iteration in bf16
+# on the GPU must finish with their outputs.
 #
 # SRLM_E2E_BACKEND=cpu_guarded runs the same checks against the guarded CPU
 # backend instead, so that the script itself can be checked without a GPU.
@@ -92,6 +93,18 @@ paste -d' ' <(per_token runs/cpu_bf16/sft/model sft.jsonl cpu float32) <(per_tok
   awk '{ d = ($1 - $3) / $2; if (d < 0) d = -d; m = $1 - $5; if (m < 0) m = -m; if (d > dmax) dmax = d; mv += m; n++ }
        END { printf "bf16 sft: max |logp(cpu) - logp('"$gpu"')| %.2e nats per token, mean change from the start %.2f\n", dmax, mv / n;
              exit !(dmax < 5e-2 && mv / n > 1) }' || fail "bf16 sft: the $gpu model differs from the cpu one"
+for be in cpu $gpu; do
+  "$bin" dpo train.yaml --quiet run.name=${be}_bf16 backend.name=$be backend.dtype=bfloat16 \
+    model.path=runs/${be}_bf16/sft/model 2> dpo_${be}_bf16.log || fail "bf16 dpo on $be exited $? ($(tail -1 dpo_${be}_bf16.log))"
+done
+paste -d' ' <(per_token runs/cpu_bf16/dpo/model chosen.jsonl cpu float32) <(per_token runs/${gpu}_bf16/dpo/model chosen.jsonl cpu float32) \
+            <(per_token "$model" chosen.jsonl cpu float32) |
+  awk '{ d = ($1 - $3) / $2; if (d < 0) d = -d; m = $1 - $5; if (m < 0) m = -m; if (d > dmax) dmax = d; mv += m; n++ }
+       END { printf "bf16 dpo: max |logp(cpu) - logp('"$gpu"')| %.2e nats per token, mean change from the start %.2f\n", dmax, mv / n;
+             exit !(dmax < 5e-2 && mv / n > 1) }' || fail "bf16 dpo: the $gpu model differs from the cpu one"
+"$bin" generate --backend $gpu --dtype bfloat16 --model runs/cpu/sft/model --input sft.jsonl --output gen_${gpu}_bf16.jsonl \
+  --max-new-tokens 12 --seed 5 2> gen_${gpu}_bf16.log || fail "bf16 generate on $gpu exited $?"
+[ "$(wc -l < gen_${gpu}_bf16.jsonl)" = "$(wc -l < sft.jsonl)" ] || fail "bf16 generate on $gpu wrote $(wc -l < gen_${gpu}_bf16.jsonl) lines"
 paste -d' ' <(per_token runs/cpu/sft/model sft.jsonl cpu bfloat16) <(per_token runs/cpu/sft/model sft.jsonl $gpu bfloat16) |
   awk '{ d = ($1 - $3) / $2; if (d < 0) d = -d; if (d > m) m = d }
        END { printf "bf16 score: max |difference| %.2e nats per token\n", m; exit !(m < 3e-2) }' \
@@ -102,6 +115,9 @@ paste -d' ' <(per_token runs/cpu/sft/model sft.jsonl cpu bfloat16) <(per_token r
 loop_small_config run.yaml "$work/loop" "$model" "$gpu" 2
 "$bin" run run.yaml --quiet > run.log 2>&1 || fail "srlm run on $gpu exited $? ($(tail -1 run.log))"
 [ -f loop/r/models/M2/model.safetensors ] || fail "srlm run on $gpu did not write M2"
+"$bin" run run.yaml --quiet run.name=r16 backend.dtype=bfloat16 > run16.log 2>&1 \
+  || fail "bf16 srlm run on $gpu exited $? ($(tail -1 run16.log))"
+[ -f loop/r16/models/M2/model.safetensors ] || fail "bf16 srlm run on $gpu did not write M2"
 
 [ $fails = 0 ] && echo "end to end on the GPU: all checks passed"
 exit $((fails > 0))
