@@ -101,7 +101,10 @@ srlm_status cmd_score(int argc, char **argv) {
     srlm_backend_kind backend = SRLM_BACKEND_CPU;
     if (a.backend) SRLM_CHECK(srlm_backend_kind_parse(a.backend, &backend));
     srlm_dtype dtype = SRLM_F32;
-    if (a.dtype) SRLM_CHECK(srlm_backend_dtype_parse(a.dtype, &dtype));
+    if (a.dtype && srlm_backend_dtype_parse(a.dtype, &dtype) != SRLM_OK) {
+        srlm_error_context("--dtype");
+        return SRLM_BAD_INPUT;
+    }
 
     srlm_model_session s;
     SRLM_CHECK(srlm_model_session_open_on(&s, a.model, a.tokenizer, 0, backend, dtype, (int)a.threads, 0, NULL));

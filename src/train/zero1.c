@@ -80,6 +80,21 @@ srlm_status zero1_master_new(trainer *t) {
     return SRLM_OK;
 }
 
+/* This rank's slot of `all` (a view over the free gradient buffer, n_pad
+ * elements of F32 or BF16) = its updated shard, converted to all's dtype, and
+ * zeros to n_shard: ready for an in-place all-gather on the device. */
+static srlm_status put_slot(trainer *t, srlm_view all) {
+    srlm_backend *be = t->be;
+    const int64_t have = shard_have(t);
+    if (have > 0) {
+        srlm_view slot = srlm_view_carve(all, t->shard_off, 1, have), mine = own_shard(t, have);
+        SRLM_CHECK(be->ops->copy(be, &slot, &mine));
+    }
+    if (have == t->n_shard) return SRLM_OK;
+    srlm_view pad = srlm_view_carve(all, t->shard_off + have, 1, t->n_shard - have);
+    return be->ops->fill(be, &pad, 0.0f);
+}
+
 /* Every replica's updated shard of the F32 weights of record into the gradient
  * buffer (free after the optimizer step), padded to n_shard; *full is its first
  * n_params_local elements, in the backend's memory. dp > 1; collective over dp. */
@@ -89,14 +104,7 @@ static srlm_status gather_weights(trainer *t, srlm_view *full) {
     srlm_view mine = own_shard(t, have);
     *full = srlm_view_carve(t->g.flat, 0, 1, t->m.n_params_local);
     if (t->dp_dev) { /* in place on the device: this rank's slot, then an in-place all-gather */
-        if (have > 0) {
-            srlm_view slot = srlm_view_carve(t->g.flat, t->shard_off, 1, have);
-            SRLM_CHECK(be->ops->copy(be, &slot, &mine));
-        }
-        if (have < t->n_shard) {
-            srlm_view pad = srlm_view_carve(t->g.flat, t->shard_off + have, 1, t->n_shard - have);
-            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
-        }
+        SRLM_CHECK(put_slot(t, srlm_view_carve(t->g.flat, 0, 1, t->n_pad)));
         float *flat = t->g.flat.data;
         return srlm_comm_allgather_f32(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard);
     }
@@ -208,14 +216,7 @@ static srlm_status allgather_params_bf16(trainer *t) {
     srlm_view mine = own_shard(t, have);
     if (t->dp_dev) { /* on the device: the free gradient buffer holds the bf16 slots */
         srlm_view all = {t->g.flat.data, SRLM_BF16, 1, t->n_pad, t->n_pad};
-        if (have > 0) {
-            srlm_view slot = srlm_view_carve(all, t->shard_off, 1, have);
-            SRLM_CHECK(be->ops->copy(be, &slot, &mine));
-        }
-        if (have < t->n_shard) {
-            srlm_view pad = srlm_view_carve(all, t->shard_off + have, 1, t->n_shard - have);
-            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
-        }
+        SRLM_CHECK(put_slot(t, all));
         uint16_t *flat = all.data;
         SRLM_CHECK(srlm_comm_allgather(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
         srlm_view gathered = srlm_view_carve(all, 0, 1, t->m.n_params_local);
@@ -280,8 +281,7 @@ srlm_status zero1_load_state(trainer *t, const char *sd) {
         st = SRLM_ERR(SRLM_BAD_INPUT, "%s: %d optimizer shards of %zu cover fewer than the model's %lld parameters",
                       sd, old.dp, old_n, (long long)n);
     if (st == SRLM_OK) {
-        int64_t have = n - t->shard_off;
-        have = have < 0 ? 0 : have > t->n_shard ? t->n_shard : have;
+        const int64_t have = shard_have(t);
         memcpy(t->adam_m, fm + t->shard_off, sizeof(float) * (size_t)have);
         memcpy(t->adam_v, fv + t->shard_off, sizeof(float) * (size_t)have);
         SRLM_INFO("%s: optimizer state resharded from dp=%d to dp=%d", t->kind_name, old.dp, t->dp);

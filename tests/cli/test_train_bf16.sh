@@ -90,7 +90,7 @@ expect() { # expect CODE NEEDLE -- command...
   grep -qF -- "$needle" <<< "$out" || fail "$*: message lacks '$needle': $out"
 }
 expect 2 "backend.dtype" -- "$bin" sft sft.yaml backend.dtype=float16 run.name=bad1
-expect 2 "bfloat16" -- "$bin" score --model full/model --input sft.jsonl --dtype fp8
+expect 2 "--dtype: dtype \"fp8\": expected float32 or bfloat16" -- "$bin" score --model full/model --input sft.jsonl --dtype fp8
 
 [ $fails = 0 ] && echo "bf16 training: all checks passed"
 exit $((fails > 0))
