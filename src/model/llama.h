@@ -31,9 +31,11 @@ typedef struct {
     int tied;                     /* lm_head shares the embedding's memory */
 
     srlm_view         params;     /* one allocation holding every weight below, in be->dtype */
-    srlm_view         master;     /* training a BF16 model: the F32 weights of record in the same
-                                   * layout (the optimizer updates them, checkpoints save them,
-                                   * params are their rounding); else data == NULL */
+    srlm_view         master;     /* a BF16 model's F32 weights of record, in the same layout
+                                   * (params are their rounding): set by the training load, then
+                                   * the trainer keeps only its ZeRO-1 shard (train/zero1.c) and
+                                   * lends the gathered whole back here for saves, which read it;
+                                   * else data == NULL */
     srlm_view         embed;      /* (vocab_local, dim) */
     srlm_llama_layer *layers;     /* (n_layers) */
     srlm_view         final_norm; /* (1, dim) */
