@@ -80,6 +80,8 @@ done
 same loop/cpu_bf16/models/M2/model.safetensors loop/cpu_guarded_bf16/models/M2/model.safetensors "bf16 srlm run's M2"
 same <(cat loop/cpu_bf16/iter-1/candidates/*.jsonl) <(cat loop/cpu_guarded_bf16/iter-1/candidates/*.jsonl) \
   "bf16 srlm run's candidates"
+[ "$(cat loop/cpu_bf16/iter-1/candidates/*.jsonl 2>/dev/null | wc -l)" -gt 0 ] \
+  || fail "the bf16 srlm run wrote no candidates (nothing was compared)"
 
 "$bin" generate --backend gpu --model "$model" --prompt hi 2> bad.log; rc=$?
 [ $rc = 2 ] && grep -q 'backend "gpu": expected cpu, cuda or cpu_guarded' bad.log \
