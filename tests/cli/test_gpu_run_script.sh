@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# benchmarks/gpu/run.sh's own logic, without a GPU: stand-ins for nvidia-smi,
+# compute-sanitizer and the programs of a prebuilt build folder (a bundle with a
+# bundle-env.sh, as benchmarks/gpu/bundle.sh makes) let it run every step here.
+# Checked: the bundle's environment reaches the programs; the kernel and model
+# rows reach the table; SRLM_GPU_BUDGET_S skips what no longer fits and names it
+# while what ran is reported; SRLM_GPU_SANITIZE_TESTS sets the sanitizers' order;
+# a sanitizer hazard and a failing test make it exit 1; a bad budget exits 2.
+set -u
+src=${SRLM_SOURCE_DIR:?}
+work=$SRLM_TMP/gpu_run_script
+rm -rf "$work" && mkdir -p "$work/bin" "$work/build/tests" "$work/build/benchmarks/gpu" || exit 1
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+cat >"$work/bin/nvidia-smi" <<'EOF'
+#!/bin/sh
+# names a GPU for run.sh's check; lists none, so that real GPU tests would skip
+case "$*" in *--query-gpu*) echo "Stand-in GPU, 1 MiB, 0"; exit 0 ;; esac
+exit 9
+EOF
+cat >"$work/bin/compute-sanitizer" <<'EOF'
+#!/bin/sh
+# --help (run.sh asks for its options); a run sleeps, and finds a hazard in the
+# program named by SANITIZER_HAZARD
+[ "$1" = --help ] && { echo "--report-api-errors"; exit 0; }
+for last; do :; done
+sleep "${SANITIZER_SLEEP:-0}"
+case "$last" in *"/${SANITIZER_HAZARD:-none}") echo "planted hazard"; exit 86 ;; esac
+echo "clean"; exit 0
+EOF
+b=$work/build
+cat >"$b/srlm" <<'EOF'
+#!/bin/sh
+exit 0
+EOF
+cat >"$b/benchmarks/gpu/bench_kernels" <<'EOF'
+#!/bin/sh
+# run.sh's TSV: impl kernel dtype shape ms value unit ref ref_value pct_of_ref
+[ "${SRLM_FAKE_BUNDLE:-}" = yes ] || { echo "the bundle's environment did not arrive" >&2; exit 1; }
+printf 'impl\tkernel\tdtype\tshape\tms\tvalue\tunit\tref\tref_value\tpct_of_ref\n'
+printf 'srlm\tmemcpy_d2d\t-\t1GiB\t0.5\t2000.0\tGB/s\tmemcpy_GB/s\t2000.0\t100.0\n'
+printf 'srlm\tlogprob_fwd\tbf16\t8x8\t0.25\t1900.0\tGB/s\tmemcpy_GB/s\t2000.0\t95.0\n'
+EOF
+cat >"$b/benchmarks/gpu/bench_model" <<'EOF'
+#!/bin/sh
+dtype=float32
+while [ $# -gt 0 ]; do [ "$1" = --dtype ] && dtype=$2; shift; done
+echo "train_step: batch 4 x 1024, dtype $dtype, mean 0.100 s, 12.5 TFLOP/s, MFU 25.0%"
+echo "decode: dtype $dtype, 100.0 tokens/s (50.0% of the weight-read bound)"
+EOF
+cat >"$b/bundle-env.sh" <<'EOF'
+export SRLM_FAKE_BUNDLE=yes
+EOF
+echo "0123456789ab" >"$b/bundle-commit"
+# the tests/gpu programs the sanitizers run; two gpu tests for ctest, one of
+# which fails when FAKE_TEST_FAIL is set
+for c in "$src"/tests/gpu/test_*.c; do
+    printf '#!/bin/sh\nexit 0\n' >"$b/tests/$(basename "$c" .c)"
+done
+cat >"$b/tests/CTestTestfile.cmake" <<'EOF'
+add_test(fake_gpu_pass "sh" "-c" "exit 0")
+set_tests_properties(fake_gpu_pass PROPERTIES LABELS "gpu")
+add_test(fake_gpu_maybe "sh" "-c" "test -z \"$FAKE_TEST_FAIL\"")
+set_tests_properties(fake_gpu_maybe PROPERTIES LABELS "gpu")
+EOF
+printf 'subdirs("tests")\n' >"$b/CTestTestfile.cmake"
+chmod +x "$work/bin/"* "$b/srlm" "$b/benchmarks/gpu/"* "$b/tests/test_"*
+
+run() { # LOG [VAR=value ...]: run.sh on the stand-ins
+    local log=$1
+    shift
+    env PATH="$work/bin:$PATH" SRLM_GPU_BUILD="$b" SRLM_GPU_PREBUILT=1 SRLM_GPU_LOGS="$work/logs" \
+        SRLM_GPU_QUICK=1 SRLM_GPU_PYTHON=false "$@" bash "$src/benchmarks/gpu/run.sh" >"$work/$log" 2>&1
+}
+
+# 1. everything runs and passes
+run all.log
+rc=$?
+[ "$rc" = 0 ] || fail "a clean run exited $rc (expected 0)"
+grep -q "all GPU checks passed" "$work/all.log" || fail "a clean run did not say all checks passed"
+grep -q "bundle of commit 0123456789ab" "$work/all.log" || fail "the bundle's commit was not named"
+grep -E -q "logprob_fwd +bf16 +8x8 +0.25 +1900.0" "$work/all.log" || fail "the kernel row is not in the table"
+grep -q "train_step: batch 4 x 1024, dtype bfloat16" "$work/all.log" || fail "the bf16 model line is missing"
+grep -q "train_step (float32): 1.9% of the bf16 peak" "$work/all.log" && fail "a stand-in GPU got a peak"
+n=$(grep -c "memcheck   clean" "$work/all.log")
+[ "$n" = "$(ls "$src"/tests/gpu/test_*.c | wc -l)" ] || fail "memcheck ran on $n tests, not on every tests/gpu program"
+
+# 2. a budget: the sanitizer runs (2 s each) that no longer fit are skipped and named
+run budget.log SRLM_GPU_BUDGET_S=30 SANITIZER_SLEEP=2 \
+    SRLM_GPU_SANITIZE_TESTS="test_rope_gpu test_adamw_gpu test_swiglu_gpu test_rmsnorm_gpu test_embedding_gpu"
+rc=$?
+[ "$rc" = 0 ] || fail "a budgeted run exited $rc (expected 0: skipped is not failed)"
+grep -q "^SKIPPED (SRLM_GPU_BUDGET_S=30 spent):.*racecheck test_rmsnorm_gpu" "$work/budget.log" ||
+    fail "the runs past the budget were not named as skipped"
+grep -q "the GPU checks that ran passed (some were skipped" "$work/budget.log" ||
+    fail "a budgeted run did not say that some checks were skipped"
+first=$(grep -m1 -E "^test_[a-z_]+ +memcheck" "$work/budget.log" | cut -d' ' -f1)
+[ "$first" = test_rope_gpu ] || fail "the sanitizers began with '$first', not SRLM_GPU_SANITIZE_TESTS's first"
+grep -q "memcheck test_swiglu_gpu" "$work/budget.log" && grep -q "^test_swiglu_gpu" "$work/budget.log" &&
+    fail "test_swiglu_gpu was both run and skipped"
+grep -q "logprob_fwd" "$work/budget.log" || fail "the budget skipped the kernel benchmarks, which fit"
+
+# 3. failures: a hazard, a failing test, an unknown sanitizer test
+run fail.log SANITIZER_HAZARD=test_rope_gpu FAKE_TEST_FAIL=1 SRLM_GPU_SANITIZE_TESTS="test_rope_gpu test_nope"
+rc=$?
+[ "$rc" = 1 ] || fail "a run with a hazard and a failing test exited $rc (expected 1)"
+grep -q "test_rope_gpu *memcheck *HAZARDS FOUND" "$work/fail.log" || fail "the hazard was not reported"
+grep -q "FAILED: ctest -L gpu" "$work/fail.log" || fail "the failing gpu test was not reported"
+grep -q "test_nope, which is not a tests/gpu/test_\*.c program" "$work/fail.log" ||
+    fail "an unknown test in SRLM_GPU_SANITIZE_TESTS was not reported"
+
+# 4. a bad budget
+run bad.log SRLM_GPU_BUDGET_S=8m
+rc=$?
+[ "$rc" = 2 ] || fail "SRLM_GPU_BUDGET_S=8m exited $rc (expected 2)"
+grep -q "SRLM_GPU_BUDGET_S=8m: expected whole seconds" "$work/bad.log" || fail "the bad budget's message is missing"
+
+if [ "$fails" -gt 0 ]; then
+    echo "logs: $work"
+    exit 1
+fi
+echo "run.sh: clean run, budget, failures and a bad budget behave as documented"
