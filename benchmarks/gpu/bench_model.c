@@ -1,19 +1,24 @@
 /* Whole-model benchmarks through the backend ops table (the code srlm sft and
  * srlm generate run), on any backend:
- *   - a training step (forward, backward, AdamW on every weight) of B
- *     sequences of T tokens: tokens/s and model-FLOPs utilisation against a
- *     peak given on the command line;
+ *   - a training step (forward, backward, AdamW on every weight) of K
+ *     micro-batches of B sequences of T tokens (the gradients add up over
+ *     the micro-batches, AdamW runs once, as srlm sft does with batch_size =
+ *     K x micro_batch_size): tokens/s and model-FLOPs utilisation against a
+ *     peak given on the command line, for each K of --micro-batches;
  *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
  *     reading every weight once per token at a given memory bandwidth.
  *
  *   bench_model [--backend cuda|cpu] [--dtype float32|bfloat16] [--config 1b|wide-vocab|tiny] [--batch B]
- *               [--seq T] [--steps N] [--decode N] [--logits-chunk R] [--peak-tflops P] [--mem-gbs G]
- *               [--dir DIR]
+ *               [--seq T] [--micro-batches K[,K...]] [--steps N] [--decode N] [--logits-chunk R]
+ *               [--peak-tflops P] [--mem-gbs G] [--dir DIR]
  *
  * --dtype is backend.dtype: bfloat16 keeps weights and activations in bf16 with
  * fp32 master weights, as srlm sft does (AdamW on the master, then the bf16
  * copy refreshed from it: both inside the timed step). --logits-chunk is
- * train.X.logits_chunk (0: the whole batch); wide-vocab is a small model with
+ * train.X.logits_chunk (0: the whole batch). With one micro-batch the optimizer
+ * (which reads and writes ~30 bytes per weight in bf16) is a fixed share of
+ * every step; at the batch sizes models are trained with it is spread over
+ * several micro-batches, which --micro-batches 1,4 shows. wide-vocab is a small model with
  * Llama-2's 32000-token vocab, where the logits are most of the activations.
  *
  * The model is random (srlm_llama_write_random into DIR, default
@@ -56,7 +61,27 @@ typedef struct {
     const char *backend, *dtype, *config, *dir;
     int         batch, seq, steps, decode, logits_chunk;
     double      peak_tflops, mem_gbs;
+    int         micro[8], n_micro; /* --micro-batches: the step's micro-batch counts to time */
 } args;
+
+/* "1,4" -> {1, 4}; exits 2 on anything else */
+static void parse_micro(const char *v, args *a) {
+    a->n_micro = 0;
+    for (const char *c = v; *c;) {
+        char *end;
+        long k = strtol(c, &end, 10);
+        if (end == c || k < 1 || k > 64 || a->n_micro == 8 || (*end && *end != ',')) {
+            fprintf(stderr, "bench_model: --micro-batches %s: expected up to 8 counts 1..64 separated by commas\n", v);
+            exit(2);
+        }
+        a->micro[a->n_micro++] = (int)k;
+        c = *end ? end + 1 : end;
+    }
+    if (a->n_micro == 0) {
+        fprintf(stderr, "bench_model: --micro-batches: expected a count\n");
+        exit(2);
+    }
+}
 
 static void config_of(const char *name, srlm_hf_config *hc) {
     srlm_hf_config_defaults(hc);
@@ -83,7 +108,7 @@ static void config_of(const char *name, srlm_hf_config *hc) {
 }
 
 static void parse(int argc, char **argv, args *a) {
-    *a = (args){"cuda", "float32", "1b", NULL, 4, 1024, 10, 64, 0, 0, 0};
+    *a = (args){"cuda", "float32", "1b", NULL, 4, 1024, 10, 64, 0, 0, 0, {1}, 1};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "bench_model: %s needs a value\n", k); exit(2); }
@@ -98,6 +123,7 @@ static void parse(int argc, char **argv, args *a) {
         else if (!strcmp(k, "--logits-chunk")) a->logits_chunk = atoi(v);
         else if (!strcmp(k, "--peak-tflops")) a->peak_tflops = atof(v);
         else if (!strcmp(k, "--mem-gbs")) a->mem_gbs = atof(v);
+        else if (!strcmp(k, "--micro-batches")) parse_micro(v, a);
         else { fprintf(stderr, "bench_model: unknown flag %s\n", k); exit(2); }
         i++;
     }
@@ -107,16 +133,20 @@ static void parse(int argc, char **argv, args *a) {
     }
 }
 
-/* Forward, backward and AdamW on every weight; returns the step's seconds. */
+/* Forward and backward of `micro` micro-batches, then AdamW on every weight;
+ * returns the step's seconds. */
 static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, srlm_view *mom,
-                         srlm_view *vel, const srlm_train_batch *b, float *logp, float *dlogp, long step) {
+                         srlm_view *vel, const srlm_train_batch *b, int micro, float *logp, float *dlogp,
+                         long step) {
     srlm_backend *be = m->be;
     const double t0 = now_s();
     TRY(srlm_llama_grads_zero(g, m));
-    TRY(srlm_llama_train_forward(m, acts, b, logp));
     const int rows = b->B * b->T;
-    for (int r = 0; r < rows; r++) dlogp[r] = -1.0f / (float)rows; /* mean cross-entropy */
-    TRY(srlm_llama_train_backward(m, acts, b, dlogp, g));
+    for (int k = 0; k < micro; k++) {
+        TRY(srlm_llama_train_forward(m, acts, b, logp));
+        for (int r = 0; r < rows; r++) dlogp[r] = -1.0f / (float)(rows * micro); /* mean cross-entropy */
+        TRY(srlm_llama_train_backward(m, acts, b, dlogp, g)); /* adds into g */
+    }
     const srlm_adamw_hparams h = {1e-5, 0.9, 0.95, 1e-8, 0.1};
     const srlm_adamw_consts c = srlm_adamw_consts_make(&h, step, 1);
     srlm_view grad = srlm_view_carve(g->flat, 0, 1, m->n_params_local), w32 = srlm_llama_weights32(m);
@@ -178,20 +208,25 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++) ids[i] = 3 + (int)(srlm_rng_u64(7, (uint64_t)i) % (uint64_t)(hc.vocab_size - 3));
     for (int b = 0; b < B; b++) len[b] = T;
     const srlm_train_batch batch = {B, T, ids, len, 0.0f, 0};
-    train_step(&m, &acts, &g, &mom, &vel, &batch, logp, dlogp, 1); /* warm-up: workspaces, clocks */
-    double best = 1e30, sum = 0;
-    for (int s = 0; s < a.steps; s++) {
-        double dt = train_step(&m, &acts, &g, &mom, &vel, &batch, logp, dlogp, s + 2);
-        sum += dt;
-        if (dt < best) best = dt;
+    long step = 1;
+    train_step(&m, &acts, &g, &mom, &vel, &batch, 1, logp, dlogp, step++); /* warm-up: workspaces, clocks */
+    for (int i = 0; i < a.n_micro; i++) {
+        const int K = a.micro[i];
+        double best = 1e30, sum = 0;
+        for (int s = 0; s < a.steps; s++) {
+            double dt = train_step(&m, &acts, &g, &mom, &vel, &batch, K, logp, dlogp, step++);
+            sum += dt;
+            if (dt < best) best = dt;
+        }
+        const double mean = sum / a.steps, tokens = (double)K * N;
+        const double flops = (6.0 * n_flop_params + 6.0 * L * (double)T * D) * tokens;
+        printf("train_step: batch %d, seq %d, micro-batches %d, dtype %s, logits rows %d, mean %.4f s, best %.4f s, "
+               "%.0f tokens/s, %.2f TFLOP/s", B, T, K, a.dtype, acts.logits_rows, mean, best, tokens / mean,
+               flops / mean / 1e12);
+        if (a.peak_tflops > 0)
+            printf(", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops / mean / 1e12 / a.peak_tflops, a.peak_tflops);
+        printf("\n");
     }
-    const double mean = sum / a.steps;
-    const double flops = (6.0 * n_flop_params + 6.0 * L * (double)T * D) * N;
-    printf("train_step: batch %d, seq %d, dtype %s, logits rows %d, mean %.4f s, best %.4f s, %.0f tokens/s, "
-           "%.2f TFLOP/s", B, T, a.dtype, acts.logits_rows, mean, best, N / mean, flops / mean / 1e12);
-    if (a.peak_tflops > 0) printf(", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops / mean / 1e12 / a.peak_tflops,
-                                  a.peak_tflops);
-    printf("\n");
 
     /* ---- decoding at batch 1 ---- */
     if (a.decode > 0) {

@@ -3,7 +3,8 @@
 # compute-sanitizer and the programs of a prebuilt build folder (a bundle with a
 # bundle-env.sh, as benchmarks/gpu/bundle.sh makes) let it run every step here.
 # Checked: the bundle's environment reaches the programs; the kernel and model
-# rows reach the table; SRLM_GPU_BUDGET_S skips what no longer fits and names it
+# rows reach the table and RESULTS.md (a copy: SRLM_GPU_RESULTS), once with the
+# section made and once appended to it; SRLM_GPU_BUDGET_S skips what no longer fits and names it
 # while what ran is reported; SRLM_GPU_SANITIZE_TESTS sets the sanitizers' order;
 # a sanitizer hazard and a failing test make it exit 1; a bad budget exits 2.
 set -u
@@ -16,7 +17,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 cat >"$work/bin/nvidia-smi" <<'EOF'
 #!/bin/sh
 # names a GPU for run.sh's check; lists none, so that real GPU tests would skip
-case "$*" in *--query-gpu*) echo "Stand-in GPU, 1 MiB, 0"; exit 0 ;; esac
+case "$*" in *--query-gpu*) echo "NVIDIA H100 stand-in, 1 MiB, 0"; exit 0 ;; esac
 exit 9
 EOF
 cat >"$work/bin/compute-sanitizer" <<'EOF'
@@ -44,10 +45,17 @@ printf 'srlm\tlogprob_fwd\tbf16\t8x8\t0.25\t1900.0\tGB/s\tmemcpy_GB/s\t2000.0\t9
 EOF
 cat >"$b/benchmarks/gpu/bench_model" <<'EOF'
 #!/bin/sh
-dtype=float32
-while [ $# -gt 0 ]; do [ "$1" = --dtype ] && dtype=$2; shift; done
-echo "train_step: batch 4 x 1024, dtype $dtype, mean 0.100 s, 12.5 TFLOP/s, MFU 25.0%"
-echo "decode: dtype $dtype, 100.0 tokens/s (50.0% of the weight-read bound)"
+# bench_model's lines, one train_step per count of --micro-batches
+dtype=float32 micro=1
+while [ $# -gt 0 ]; do
+    [ "$1" = --dtype ] && dtype=$2
+    [ "$1" = --micro-batches ] && micro=$2
+    shift
+done
+for k in $(echo "$micro" | tr , ' '); do
+    echo "train_step: batch 4, seq 1024, micro-batches $k, dtype $dtype, logits rows 4096, mean 0.$((1 + k)) s, best 0.1 s, 40000 tokens/s, $((20 * k)).00 TFLOP/s, MFU 2.0% of 989 TFLOP/s"
+done
+echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, 100.0 tokens/s, 2.20 GB of weights, bound 1363.6 tokens/s at 3000 GB/s (7.3%)"
 EOF
 cat >"$b/bundle-env.sh" <<'EOF'
 export SRLM_FAKE_BUNDLE=yes
@@ -81,10 +89,31 @@ rc=$?
 grep -q "all GPU checks passed" "$work/all.log" || fail "a clean run did not say all checks passed"
 grep -q "bundle of commit 0123456789ab" "$work/all.log" || fail "the bundle's commit was not named"
 grep -E -q "logprob_fwd +bf16 +8x8 +0.25 +1900.0" "$work/all.log" || fail "the kernel row is not in the table"
-grep -q "train_step: batch 4 x 1024, dtype bfloat16" "$work/all.log" || fail "the bf16 model line is missing"
-grep -q "train_step (float32): 1.9% of the bf16 peak" "$work/all.log" && fail "a stand-in GPU got a peak"
+grep -q "train_step (bfloat16, 4 micro-batches): 8.1% of the bf16 peak" "$work/all.log" ||
+    fail "the bf16 model's share of the peak with 4 micro-batches is missing"
+grep -q "train_step (float32, 1 micro-batches): 2.0% of the bf16 peak" "$work/all.log" ||
+    fail "the fp32 model's share of the bf16 peak is missing"
+grep -q "micro-batches 4, dtype float32" "$work/all.log" && fail "the fp32 model ran 4 micro-batches"
 n=$(grep -c "memcheck   clean" "$work/all.log")
 [ "$n" = "$(ls "$src"/tests/gpu/test_*.c | wc -l)" ] || fail "memcheck ran on $n tests, not on every tests/gpu program"
+
+# 1b. the rows for RESULTS.md: a new section, then appended to it
+printf '# Results\n\n## Other\n\ntext\n' >"$work/results.md"
+for pass in 1 2; do
+    run results$pass.log SRLM_GPU_QUICK=0 SRLM_GPU_RESULTS="$work/results.md" SRLM_GPU_SANITIZE_TESTS=test_rope_gpu ||
+        fail "a clean run writing RESULTS.md (pass $pass) failed"
+done
+[ "$(grep -c '^## GPU kernels' "$work/results.md")" = 1 ] || fail "RESULTS.md: not exactly one GPU kernels section"
+grep -q "^| 20[0-9-]* | NVIDIA H100 stand-in | 0123456789ab | logprob_fwd | bf16 | 8x8 | 0.25 | 1900.0 | not measured | GB/s | 95.0% |" \
+    "$work/results.md" || fail "RESULTS.md: the kernel row is missing or malformed"
+grep -q "| model train step (fwd+bwd+AdamW) | bf16 | 1.1B, 4 micro-batches of 4 x 1024 | 500.0 | 80.00 | - | TFLOP/s | 2.0% of the bf16 peak |" \
+    "$work/results.md" || fail "RESULTS.md: the bf16 4-micro-batch model row is missing or malformed"
+grep -q "| model train step (fwd+bwd+AdamW) | fp32 | 1.1B, batch 4 x 1024 | 200.0 |" "$work/results.md" ||
+    fail "RESULTS.md: the fp32 model row is missing or malformed"
+grep -q "| model decode, batch 1 | bf16 | 1.1B, 128 tokens | - | 100.0 | - | tokens/s | 7.3% of the weight-read bound |" \
+    "$work/results.md" || fail "RESULTS.md: the decode row is missing or malformed"
+[ "$(grep -c '| logprob_fwd |' "$work/results.md")" = 2 ] || fail "RESULTS.md: the second run's rows were not appended"
+tail -n 1 "$work/results.md" | grep -q "model decode" || fail "RESULTS.md: the rows are not at the end of their section"
 
 # 2. a budget: the sanitizer runs (2 s each) that no longer fit are skipped and named
 run budget.log SRLM_GPU_BUDGET_S=30 SANITIZER_SLEEP=2 \
