@@ -7,7 +7,9 @@
  *    This is the bandwidth ceiling the memory-bound rows below are held to.
  * 2. attention forward / backward (kernels/attention.h), bf16, head_dim 128,
  *    causal, no GQA, B*S = 16384 tokens and 16 heads so the GPU is busy at every
- *    seq (512 .. 4096). Causal FLOPs as FlashAttention counts them:
+ *    seq (512 .. 4096); and the 1.1B model's shape (bench_model --config 1b:
+ *    B 4, S 1024, 32 heads of 64 sharing 4 KV heads). Causal FLOPs as
+ *    FlashAttention counts them (GQA does not change them):
  *    fwd = 4*B*H*S*S*D / 2, bwd = 2.5 * fwd, fwd_bwd = 3.5 * fwd.
  * 3. log-prob forward (srlm_cuda_row_logsumexp_target: one read of the logits)
  *    and backward (srlm_cuda_logprob_backward: read + write in place) on
@@ -174,8 +176,9 @@ static int run_attn_bwd_recompute(void *p, int i) {
                    "attention_bwd");
 }
 
-static void bench_attention(int S, int reps) {
-    const int tokens = 16384, H = 16, D = 128, B = tokens / S;
+/* B sequences of S tokens, H query heads sharing KV key/value heads of D */
+static void bench_attention(int B, int S, int H, int KV, int D, int reps) {
+    const int tokens = B * S;
     attn_ctx c;
     memset(&c, 0, sizeof c);
     int *host = malloc(3 * (size_t)B * sizeof(int)), *dev = dalloc(3 * (size_t)B * sizeof(int));
@@ -185,19 +188,22 @@ static void bench_attention(int S, int reps) {
         host[2 * B + b] = S;      /* n_new */
     }
     CUDA_OK(cudaMemcpy(dev, host, 3 * (size_t)B * sizeof(int), cudaMemcpyHostToDevice));
-    c.s = (srlm_cuda_attn_shape){.B = B, .T = S, .n_heads = H, .n_kv_heads = H, .head_dim = D, .max_seq = S,
+    c.s = (srlm_cuda_attn_shape){.B = B, .T = S, .n_heads = H, .n_kv_heads = KV, .head_dim = D, .max_seq = S,
                                  .slot = dev, .n_past = dev + B, .n_new = dev + 2 * B, .max_len = S};
     srlm_view *views[] = {&c.q, &c.k, &c.v, &c.out, &c.dout, &c.dq, &c.dk, &c.dv};
-    for (int j = 0; j < 8; j++) {
-        *views[j] = (srlm_view){dalloc((size_t)tokens * H * D * 2), SRLM_BF16, tokens, (int64_t)H * D, (int64_t)H * D};
-        fill_random(views[j]->data, (size_t)tokens * H * D, SRLM_BF16, 10 + (uint64_t)j, 1.0f);
+    for (int j = 0; j < 8; j++) { /* k, v, dk, dv: KV heads */
+        const int heads = (views[j] == &c.k || views[j] == &c.v || views[j] == &c.dk || views[j] == &c.dv) ? KV : H;
+        *views[j] = (srlm_view){dalloc((size_t)tokens * heads * D * 2), SRLM_BF16, tokens, (int64_t)heads * D,
+                                (int64_t)heads * D};
+        fill_random(views[j]->data, (size_t)tokens * heads * D, SRLM_BF16, 10 + (uint64_t)j, 1.0f);
     }
     c.lse = dalloc((size_t)tokens * H * sizeof(float));
     c.ws_bytes = srlm_cuda_attention_bwd_workspace(&c.s);
     c.ws = dalloc(c.ws_bytes ? c.ws_bytes : 1);
 
     char shape[96];
-    snprintf(shape, sizeof shape, "B%d_H%d_S%d_D%d_causal", B, H, S, D);
+    if (KV == H) snprintf(shape, sizeof shape, "B%d_H%d_S%d_D%d_causal", B, H, S, D);
+    else snprintf(shape, sizeof shape, "B%d_H%d_KV%d_S%d_D%d_causal", B, H, KV, S, D);
     const double fwd_flop = 4.0 * B * H * (double)S * S * D / 2.0;
     float f = time_median(run_attn_fwd, &c, 3, reps);
     float b = time_median(run_attn_bwd, &c, 3, reps); /* out and lse from the forward just timed */
@@ -346,7 +352,8 @@ int main(int argc, char **argv) {
     printf("impl\tkernel\tdtype\tshape\tms\tvalue\tunit\tref\tref_value\tpct_of_ref\n");
     const double copy_gbps = bench_copy(reps);
     const int seqs[] = {512, 1024, 2048, 4096};
-    for (int i = 0; i < 4; i++) bench_attention(seqs[i], reps);
+    for (int i = 0; i < 4; i++) bench_attention(16384 / seqs[i], seqs[i], 16, 16, 128, reps);
+    bench_attention(4, 1024, 32, 4, 64, reps); /* the 1.1B model's (bench_model --config 1b): GQA, head dim 64 */
     bench_logprob(SRLM_F32, 8192, 32000, copy_gbps, reps);
     bench_logprob(SRLM_BF16, 8192, 32000, copy_gbps, reps);
     const int ctxs[] = {2048, 4096, 8192, 16384, 32768};

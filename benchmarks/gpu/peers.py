@@ -5,7 +5,8 @@
 
 attention: torch.nn.functional.scaled_dot_product_attention restricted to the
 flash backend (torch.nn.attention.sdpa_kernel(SDPBackend.FLASH_ATTENTION)),
-bf16, (B, H, S, D) with B*S = 16384, H = 16, D = 128, causal: forward, and
+bf16, (B, H, S, D) with B*S = 16384, H = 16, D = 128, and the 1.1B model's
+B 4, S 1024, 32 heads of 64 (its 4 KV heads as 32: flash takes no GQA), causal: forward, and
 forward + backward (torch.autograd.grad, so no gradient accumulation), with
 FlashAttention's causal FLOP count (fwd 4*B*H*S*S*D/2, bwd 2.5x, both 3.5x);
 attn_bwd is the difference of the two medians.
@@ -68,10 +69,12 @@ def main():
     # attention, flash backend
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    tokens, H, D = 16384, 16, 128
-    for S in (512, 1024, 2048, 4096):
-        B = tokens // S
-        shape = f"B{B}_H{H}_S{S}_D{D}_causal"
+    # (B, S, H, KV, D): bench_kernels' shapes; the last is the 1.1B model's (GQA,
+    # head dim 64), whose K/V the peer gets expanded to H heads before timing
+    # (the flash backend takes no GQA; the FLOPs are the same)
+    shapes = [(16384 // S, S, 16, 16, 128) for S in (512, 1024, 2048, 4096)] + [(4, 1024, 32, 4, 64)]
+    for B, S, H, KV, D in shapes:
+        shape = f"B{B}_H{H}_S{S}_D{D}_causal" if KV == H else f"B{B}_H{H}_KV{KV}_S{S}_D{D}_causal"
         q, k, v, do = (torch.randn(B, H, S, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
         for t in (q, k, v):
             t.requires_grad_(True)
