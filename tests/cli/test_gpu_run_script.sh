@@ -88,7 +88,7 @@ rc=$?
 [ "$rc" = 0 ] || fail "a clean run exited $rc (expected 0)"
 grep -q "all GPU checks passed" "$work/all.log" || fail "a clean run did not say all checks passed"
 grep -q "bundle of commit 0123456789ab" "$work/all.log" || fail "the bundle's commit was not named"
-grep -E -q "logprob_fwd +bf16 +8x8 +0.25 +1900.0" "$work/all.log" || fail "the kernel row is not in the table"
+grep -E -q "logprob_fwd[[:space:]]+bf16[[:space:]]+8x8[[:space:]]+0.25[[:space:]]+1900.0" "$work/all.log" || fail "the kernel row is not in the table"
 grep -q "train_step (bfloat16, 4 micro-batches): 8.1% of the bf16 peak" "$work/all.log" ||
     fail "the bf16 model's share of the peak with 4 micro-batches is missing"
 grep -q "train_step (float32, 1 micro-batches): 2.0% of the bf16 peak" "$work/all.log" ||
