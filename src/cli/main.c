@@ -1,5 +1,6 @@
 /* srlm: the command-line entry point. The only place that turns a status into
  * an exit code. */
+#include <cblas.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,13 +40,35 @@ static void usage(FILE *out) {
         fprintf(out, "  %-14s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
 }
 
+/* What this binary was built from and with: on a cluster, which MPI and BLAS
+ * a job picked up, and whether its build has the GPU backend. */
+static void print_version(void) {
+    printf("srlm %s (commit %s)\n", SRLM_VERSION, SRLM_GIT_SHA);
+#ifdef SRLM_CUDA_BUILD
+    printf("backends: cpu, cpu_guarded, cuda (%s", SRLM_CUDA_BUILD);
+#ifdef SRLM_HAVE_NCCL
+    printf("; NCCL for device collectives)\n");
+#else
+    printf("; no NCCL: device collectives go through the host)\n");
+#endif
+#else
+    printf("backends: cpu, cpu_guarded (built without CUDA)\n");
+#endif
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(mpi, &len); /* may be called before MPI_Init */
+    mpi[strcspn(mpi, ",\n")] = '\0';    /* its first part: name and version */
+    printf("MPI: %s\n", mpi);
+    printf("BLAS: %s\n", openblas_get_config()); /* names the CPU kernels it picked */
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? SRLM_BAD_INPUT : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("srlm %s\n", SRLM_VERSION);
+        print_version();
         return 0;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {

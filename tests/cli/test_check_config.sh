@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # srlm check-config: the shipped configs load, the output is a config that loads
-# again unchanged, errors exit 2 with FILE:LINE:COLUMN on stderr, --help exits 0.
+# again unchanged, errors exit 2 with FILE:LINE:COLUMN on stderr, --help exits 0;
+# srlm --version names the commit, the backends, MPI and BLAS.
 set -u
 
 : "${SRLM_BIN:?SRLM_BIN must name the srlm binary}"
@@ -96,6 +97,10 @@ run_srlm 2 check-config --no-such-flag
 run_srlm 0 check-config --help && expect_stdout "usage: srlm check-config"
 run_srlm 0 check-config --keys && expect_stdout "train.dpo.beta"
 run_srlm 0 check-config --comments model.path=/m && expect_stdout "# peak learning rate"
+
+# --- what the binary was built with (srlm --version: the first thing to ask on a cluster) ---
+run_srlm 0 --version && expect_stdout "srlm 0." && expect_stdout "(commit " && expect_stdout "backends: cpu, cpu_guarded" &&
+    expect_stdout "MPI: " && expect_stdout "BLAS: OpenBLAS"
 
 if [ "$failures" -ne 0 ]; then
     echo "$failures check(s) failed" >&2
