@@ -99,6 +99,8 @@ else
     echo "built"
 fi
 
+"$build/srlm" --version 2>&1 | sed 's/^/  /' # what the programs run with (MPI, BLAS, CUDA)
+
 # ---- 2. gpu-labelled tests ----
 step "2. ctest -L gpu"
 t=$(limit 3600)
