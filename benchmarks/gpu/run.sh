@@ -101,6 +101,20 @@ fi
 
 "$build/srlm" --version 2>&1 | sed 's/^/  /' # what the programs run with (MPI, BLAS, CUDA)
 
+# NCCL is opened at run time (core/dynlib.h). Where the loader finds none (no
+# system NCCL on its path), PyTorch's wheel often brings one (nvidia-nccl): put
+# its folder last on the loader's path.
+if ! $python -c "import ctypes; ctypes.CDLL('libnccl.so.2')" >/dev/null 2>&1; then
+    nccl_dir=$($python -c "import os, nvidia.nccl; print(os.path.join(list(nvidia.nccl.__path__)[0], 'lib'))" \
+               2>/dev/null)
+    if [ -n "$nccl_dir" ] && [ -e "$nccl_dir/libnccl.so.2" ]; then
+        export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$nccl_dir"
+        echo "NCCL: $nccl_dir/libnccl.so.2 (from Python's nvidia-nccl; the loader found none)"
+    else
+        echo "NCCL: none found (test_comm_nccl_gpu will say so)"
+    fi
+fi
+
 # ---- 2. gpu-labelled tests ----
 step "2. ctest -L gpu"
 t=$(limit 3600)
@@ -108,6 +122,20 @@ if [ "$t" = 0 ]; then
     skipped+=("ctest -L gpu")
 elif ! timeout "$t" ctest --test-dir "$build" -L gpu --no-tests=error --output-on-failure 2>&1 | tee "$logs/ctest.log"; then
     failed+=("ctest -L gpu")
+fi
+# ctest ran the NCCL test as one rank; with several GPUs, one rank on each
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [ "$ngpu" -gt 1 ]; then
+    launcher=$(command -v mpirun || command -v mpiexec)
+    t=$(limit 600)
+    if [ -z "$launcher" ]; then
+        echo "NCCL across $ngpu GPUs not checked: no mpirun here (a bundle runs single ranks only)"
+    elif [ "$t" = 0 ]; then
+        skipped+=("test_comm_nccl_gpu on $ngpu GPUs")
+    elif ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout "$t" "$launcher" -np "$ngpu" \
+            "$build/tests/test_comm_nccl_gpu" 2>&1 | tee "$logs/comm_nccl_${ngpu}gpus.log"; then
+        failed+=("test_comm_nccl_gpu on $ngpu GPUs")
+    fi
 fi
 
 # ---- 3. benchmarks ----
@@ -290,8 +318,12 @@ else
         echo "sanitizers on ${names[*]:-no test} (SRLM_GPU_SANITIZE_TESTS)"
     else
         for src in tests/gpu/test_*.c; do
+            # its kernels are NCCL's, not srlm's (and NCCL's own use of the
+            # driver is not what these tools are here for)
+            [ "$(basename "$src" .c)" = test_comm_nccl_gpu ] && continue
             names+=("$(basename "$src" .c)")
         done
+        echo "sanitizers on every kernel test (test_comm_nccl_gpu left out: no srlm kernels in it)"
     fi
     runs_left=$((2 * ${#names[@]}))
     for name in "${names[@]}"; do

@@ -6,7 +6,9 @@
 # rows reach the table and RESULTS.md (a copy: SRLM_GPU_RESULTS), once with the
 # section made and once appended to it; SRLM_GPU_BUDGET_S skips what no longer fits and names it
 # while what ran is reported; SRLM_GPU_SANITIZE_TESTS sets the sanitizers' order;
-# a sanitizer hazard and a failing test make it exit 1; a bad budget exits 2.
+# a sanitizer hazard and a failing test make it exit 1; with several GPUs the
+# NCCL test runs under mpirun, one rank each; NCCL from Python's wheel is put on
+# the loader's path where none is found; a bad budget exits 2.
 set -u
 src=${SRLM_SOURCE_DIR:?}
 work=$SRLM_TMP/gpu_run_script
@@ -18,6 +20,8 @@ cat >"$work/bin/nvidia-smi" <<'EOF'
 #!/bin/sh
 # names a GPU for run.sh's check; lists none, so that real GPU tests would skip
 case "$*" in *--query-gpu*) echo "NVIDIA H100 stand-in, 1 MiB, 0"; exit 0 ;; esac
+# -L: FAKE_GPUS lines (run.sh runs the NCCL test on each GPU when there are several)
+[ "$1" = -L ] && [ -n "${FAKE_GPUS:-}" ] && { seq "$FAKE_GPUS" | sed 's/^/GPU /'; exit 0; }
 exit 9
 EOF
 cat >"$work/bin/compute-sanitizer" <<'EOF'
@@ -30,6 +34,21 @@ sleep "${SANITIZER_SLEEP:-0}"
 case "$last" in *"/${SANITIZER_HAZARD:-none}") echo "planted hazard"; exit 86 ;; esac
 echo "clean"; exit 0
 EOF
+cat >"$work/bin/mpirun" <<'EOF'
+#!/bin/sh
+# says how it was called, then runs the program once
+echo "stand-in mpirun $*"
+for last; do :; done
+exec "$last"
+EOF
+cat >"$work/bin/fakepy" <<'EOF'
+#!/bin/sh
+# a python without NCCL on the loader's path, whose nvidia-nccl wheel is in
+# FAKE_NCCL_DIR (its lib folder); no torch
+case "$2" in *nvidia.nccl*) echo "$FAKE_NCCL_DIR"; exit 0 ;; esac
+exit 1
+EOF
+mkdir -p "$work/wheel/lib" && : >"$work/wheel/lib/libnccl.so.2"
 b=$work/build
 cat >"$b/srlm" <<'EOF'
 #!/bin/sh
@@ -66,6 +85,7 @@ echo "0123456789ab" >"$b/bundle-commit"
 for c in "$src"/tests/gpu/test_*.c; do
     printf '#!/bin/sh\nexit 0\n' >"$b/tests/$(basename "$c" .c)"
 done
+printf '#!/bin/sh\necho "NCCL test sees LD_LIBRARY_PATH=$LD_LIBRARY_PATH"\n' >"$b/tests/test_comm_nccl_gpu"
 cat >"$b/tests/CTestTestfile.cmake" <<'EOF'
 add_test(fake_gpu_pass "sh" "-c" "exit 0")
 set_tests_properties(fake_gpu_pass PROPERTIES LABELS "gpu")
@@ -95,7 +115,9 @@ grep -q "train_step (float32, 1 micro-batches): 2.0% of the bf16 peak" "$work/al
     fail "the fp32 model's share of the bf16 peak is missing"
 grep -q "micro-batches 4, dtype float32" "$work/all.log" && fail "the fp32 model ran 4 micro-batches"
 n=$(grep -c "memcheck   clean" "$work/all.log")
-[ "$n" = "$(ls "$src"/tests/gpu/test_*.c | wc -l)" ] || fail "memcheck ran on $n tests, not on every tests/gpu program"
+[ "$n" = "$(ls "$src"/tests/gpu/test_*.c | grep -v -c test_comm_nccl_gpu)" ] ||
+    fail "memcheck ran on $n tests, not on every tests/gpu program but the NCCL one"
+grep -q "test_comm_nccl_gpu *memcheck" "$work/all.log" && fail "the sanitizers ran on the NCCL test"
 
 # 1b. the rows for RESULTS.md: a new section, then appended to it
 printf '# Results\n\n## Other\n\ntext\n' >"$work/results.md"
@@ -139,7 +161,19 @@ grep -q "FAILED: ctest -L gpu" "$work/fail.log" || fail "the failing gpu test wa
 grep -q "test_nope, which is not a tests/gpu/test_\*.c program" "$work/fail.log" ||
     fail "an unknown test in SRLM_GPU_SANITIZE_TESTS was not reported"
 
-# 4. a bad budget
+# 4. two GPUs: the NCCL test once on each under mpirun; NCCL found through Python's wheel
+run nccl.log FAKE_GPUS=2 SRLM_GPU_PYTHON="$work/bin/fakepy" FAKE_NCCL_DIR="$work/wheel/lib" SRLM_GPU_MODEL=0
+rc=$?
+[ "$rc" = 0 ] || fail "a two-GPU run exited $rc (expected 0)"
+grep -q "^stand-in mpirun -np 2 .*/tests/test_comm_nccl_gpu$" "$work/nccl.log" ||
+    fail "the NCCL test was not run under mpirun -np 2"
+grep -q "^NCCL: $work/wheel/lib/libnccl.so.2 (from Python's nvidia-nccl" "$work/nccl.log" ||
+    fail "NCCL from Python's wheel was not named"
+grep -E -q "^NCCL test sees LD_LIBRARY_PATH=(.*:)?$work/wheel/lib$" "$work/nccl.log" ||
+    fail "the wheel's NCCL folder did not reach the programs' LD_LIBRARY_PATH"
+grep -q "stand-in mpirun" "$work/all.log" && fail "one GPU, yet the NCCL test ran under mpirun"
+
+# 5. a bad budget
 run bad.log SRLM_GPU_BUDGET_S=8m
 rc=$?
 [ "$rc" = 2 ] || fail "SRLM_GPU_BUDGET_S=8m exited $rc (expected 2)"

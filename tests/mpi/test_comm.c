@@ -6,64 +6,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "comm_values.h"
 #include "core/dtype.h"
 #include "dist/comm_mpi.h"
 #include "dist/topology.h"
 #include "test.h"
 
 static int g_rank, g_size;
-
-/* A small signed integer that depends on rank and index; never all zeros. */
-static int gen(int r, size_t i) { return (int)((r * 131 + (int)(i % 1009) * 17) % 61) - 20; }
-
-/* Values per type, all exact in every type (bf16 included) and in double. */
-static double value(srlm_comm_dtype t, int r, size_t i) {
-    double g = gen(r, i);
-    switch (t) {
-    case SRLM_COMM_F32: return g * 0.5;
-    case SRLM_COMM_F64: return g * 0.25;
-    case SRLM_COMM_I32: return g * 1000.0;
-    case SRLM_COMM_I64: return g * 1e10; /* beyond int32 */
-    case SRLM_COMM_BYTE: return g + 40;  /* 20..100: sums wrap mod 256 */
-    case SRLM_COMM_BF16: return g * 0.5;
-    }
-    return 0;
-}
-
-static void store(srlm_comm_dtype t, void *buf, size_t i, double v) {
-    switch (t) {
-    case SRLM_COMM_F32: ((float *)buf)[i] = (float)v; break;
-    case SRLM_COMM_F64: ((double *)buf)[i] = v; break;
-    case SRLM_COMM_I32: ((int32_t *)buf)[i] = (int32_t)v; break;
-    case SRLM_COMM_I64: ((int64_t *)buf)[i] = (int64_t)v; break;
-    case SRLM_COMM_BYTE: ((uint8_t *)buf)[i] = (uint8_t)(int)v; break;
-    case SRLM_COMM_BF16: ((uint16_t *)buf)[i] = srlm_f32_to_bf16((float)v); break;
-    }
-}
-
-static double load(srlm_comm_dtype t, const void *buf, size_t i) {
-    switch (t) {
-    case SRLM_COMM_F32: return ((const float *)buf)[i];
-    case SRLM_COMM_F64: return ((const double *)buf)[i];
-    case SRLM_COMM_I32: return ((const int32_t *)buf)[i];
-    case SRLM_COMM_I64: return (double)((const int64_t *)buf)[i];
-    case SRLM_COMM_BYTE: return ((const uint8_t *)buf)[i];
-    case SRLM_COMM_BF16: return srlm_bf16_to_f32(((const uint16_t *)buf)[i]);
-    }
-    return 0;
-}
-
-static double expected(srlm_comm_dtype t, srlm_reduce_op op, size_t i) {
-    double acc = value(t, 0, i);
-    for (int r = 1; r < g_size; r++) {
-        double v = value(t, r, i);
-        acc = op == SRLM_REDUCE_SUM ? acc + v : op == SRLM_REDUCE_MAX ? (v > acc ? v : acc) : (v < acc ? v : acc);
-    }
-    if (t == SRLM_COMM_BYTE) acc = (double)((unsigned)acc % 256u);
-    return acc;
-}
-
-static float fval(int r, size_t i) { return (float)value(SRLM_COMM_F32, r, i); }
 
 static const size_t SIZES[] = {0, 1, 7, 1000, 12345};
 enum { N_SIZES = sizeof SIZES / sizeof SIZES[0] };
@@ -78,37 +27,34 @@ static void test_allreduce(srlm_comm *c) {
                 size_t n = SIZES[s];
                 srlm_comm_dtype t = types[ti];
                 char *buf = malloc(n * srlm_comm_dtype_size(t) + 1);
-                for (size_t i = 0; i < n; i++) store(t, buf, i, value(t, g_rank, i));
+                for (size_t i = 0; i < n; i++) comm_store(t, buf, i, comm_value(t, g_rank, i));
                 CHECK_OK(srlm_comm_allreduce(c, buf, n, t, ops[oi]));
                 size_t bad = 0;
                 for (size_t i = 0; i < n; i++)
-                    if (load(t, buf, i) != expected(t, ops[oi], i)) bad++;
+                    if (comm_load(t, buf, i) != comm_expected(t, ops[oi], g_size, i)) bad++;
                 CHECK_MSG(bad == 0, "allreduce %s %s n=%zu: %zu wrong", srlm_comm_dtype_name(t),
                           srlm_reduce_op_name(ops[oi]), n, bad);
                 free(buf);
             }
     /* the kept f32 entry point */
-    float v[3] = {fval(g_rank, 0), fval(g_rank, 1), fval(g_rank, 2)};
+    float v[3] = {comm_fval(g_rank, 0), comm_fval(g_rank, 1), comm_fval(g_rank, 2)};
     CHECK_OK(srlm_comm_allreduce_f32(c, v, 3, SRLM_REDUCE_SUM));
-    for (int i = 0; i < 3; i++) CHECK(v[i] == (float)expected(SRLM_COMM_F32, SRLM_REDUCE_SUM, (size_t)i));
+    for (int i = 0; i < 3; i++) CHECK(v[i] == (float)comm_expected(SRLM_COMM_F32, SRLM_REDUCE_SUM, g_size, (size_t)i));
 }
-
-/* every 16-bit pattern turns up, NaN and infinity payloads among them */
-static uint16_t bits16(int rank, size_t i) { return (uint16_t)(((unsigned)rank * 40503u + i * 2654435761u) >> 7); }
 
 static void test_reduce_scatter_allgather(srlm_comm *c) {
     for (size_t s = 0; s < N_SIZES; s++) {
         size_t n = SIZES[s], total = n * (size_t)g_size;
         float *send = malloc(total * sizeof(float) + 4), *part = malloc(n * sizeof(float) + 4);
         float *full = malloc(total * sizeof(float) + 4), *ref = malloc(total * sizeof(float) + 4);
-        for (size_t j = 0; j < total; j++) send[j] = ref[j] = fval(g_rank, j);
+        for (size_t j = 0; j < total; j++) send[j] = ref[j] = comm_fval(g_rank, j);
         for (size_t i = 0; i < n; i++) part[i] = -999.0f;
 
         CHECK_OK(srlm_comm_reduce_scatter_f32(c, send, part, n));
         size_t bad = 0;
         for (size_t i = 0; i < n; i++) {
             float want = 0;
-            for (int r = 0; r < g_size; r++) want += fval(r, (size_t)g_rank * n + i);
+            for (int r = 0; r < g_size; r++) want += comm_fval(r, (size_t)g_rank * n + i);
             if (part[i] != want) bad++;
         }
         CHECK_MSG(bad == 0, "reduce-scatter n=%zu: %zu wrong", n, bad);
@@ -121,7 +67,7 @@ static void test_reduce_scatter_allgather(srlm_comm *c) {
                   "reduce-scatter + allgather != allreduce, n=%zu", n);
 
         /* allgather of rank-dependent blocks, out of place and in place */
-        for (size_t i = 0; i < n; i++) part[i] = fval(g_rank, i) + 0.25f;
+        for (size_t i = 0; i < n; i++) part[i] = comm_fval(g_rank, i) + 0.25f;
         for (int inplace = 0; inplace < 2; inplace++) {
             for (size_t j = 0; j < total; j++) full[j] = -999.0f;
             float *mine = full + (size_t)g_rank * n;
@@ -130,7 +76,7 @@ static void test_reduce_scatter_allgather(srlm_comm *c) {
             bad = 0;
             for (int r = 0; r < g_size; r++)
                 for (size_t i = 0; i < n; i++)
-                    if (full[(size_t)r * n + i] != fval(r, i) + 0.25f) bad++;
+                    if (full[(size_t)r * n + i] != comm_fval(r, i) + 0.25f) bad++;
             CHECK_MSG(bad == 0, "allgather n=%zu inplace=%d: %zu wrong", n, inplace, bad);
         }
         /* 16-bit payloads (a bf16 model's weights) are moved, never touched: every
@@ -139,12 +85,12 @@ static void test_reduce_scatter_allgather(srlm_comm *c) {
         for (int inplace = 0; inplace < 2; inplace++) {
             for (size_t j = 0; j < total; j++) h[j] = 0x7fc1; /* a NaN nobody sends */
             uint16_t *mine = h + (size_t)g_rank * n, *src = inplace ? mine : (uint16_t *)part;
-            for (size_t i = 0; i < n; i++) src[i] = bits16(g_rank, i);
+            for (size_t i = 0; i < n; i++) src[i] = comm_bits16(g_rank, i);
             CHECK_OK(srlm_comm_allgather(c, src, h, n, SRLM_COMM_BF16));
             bad = 0;
             for (int r = 0; r < g_size; r++)
                 for (size_t i = 0; i < n; i++)
-                    if (h[(size_t)r * n + i] != bits16(r, i)) bad++;
+                    if (h[(size_t)r * n + i] != comm_bits16(r, i)) bad++;
             CHECK_MSG(bad == 0, "allgather bf16 n=%zu inplace=%d: %zu wrong", n, inplace, bad);
         }
         free(h);
@@ -155,19 +101,14 @@ static void test_reduce_scatter_allgather(srlm_comm *c) {
     }
 }
 
-static uint8_t pattern(int r, size_t j) { return (uint8_t)(r * 31 + (int)(j % 251) + 1); }
-
 static void test_gatherv(srlm_comm *c) {
     const size_t bases[] = {0, 1, 500, 5000};
     for (int root = 0; root < 2; root++)
         for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
-            size_t *counts = malloc((size_t)g_size * sizeof *counts), total = 0;
-            for (int r = 0; r < g_size; r++) {
-                counts[r] = r == 2 ? 0 : bases[b] * (size_t)(r + 1) + (bases[b] ? (size_t)r : 0);
-                total += counts[r];
-            }
+            size_t *counts = malloc((size_t)g_size * sizeof *counts);
+            size_t  total = comm_gatherv_counts(counts, g_size, bases[b]);
             uint8_t *send = counts[g_rank] ? malloc(counts[g_rank]) : NULL, *recv = NULL; /* NULL: 0 bytes */
-            for (size_t j = 0; j < counts[g_rank]; j++) send[j] = pattern(g_rank, j);
+            for (size_t j = 0; j < counts[g_rank]; j++) send[j] = comm_pattern(g_rank, j);
             if (g_rank == root) {
                 recv = malloc(total + 1);
                 memset(recv, 0xEE, total + 1);
@@ -177,7 +118,7 @@ static void test_gatherv(srlm_comm *c) {
                 size_t bad = 0, off = 0;
                 for (int r = 0; r < g_size; r++)
                     for (size_t j = 0; j < counts[r]; j++)
-                        if (recv[off++] != pattern(r, j)) bad++;
+                        if (recv[off++] != comm_pattern(r, j)) bad++;
                 CHECK_MSG(bad == 0 && recv[total] == 0xEE, "gatherv base=%zu root=%d: %zu wrong", bases[b], root, bad);
             }
             free(counts);
@@ -192,11 +133,11 @@ static void test_broadcast(srlm_comm *c) {
         for (size_t s = 0; s < N_SIZES; s++) {
             size_t   n = SIZES[s] * 3 + (SIZES[s] ? 1 : 0); /* bytes, odd */
             uint8_t *buf = malloc(n + 1);
-            for (size_t j = 0; j < n; j++) buf[j] = g_rank == roots[ri] ? pattern(roots[ri], j) : 0xEE;
+            for (size_t j = 0; j < n; j++) buf[j] = g_rank == roots[ri] ? comm_pattern(roots[ri], j) : 0xEE;
             CHECK_OK(srlm_comm_broadcast(c, buf, n, roots[ri]));
             size_t bad = 0;
             for (size_t j = 0; j < n; j++)
-                if (buf[j] != pattern(roots[ri], j)) bad++;
+                if (buf[j] != comm_pattern(roots[ri], j)) bad++;
             CHECK_MSG(bad == 0, "broadcast of %zu bytes from %d: %zu wrong", n, roots[ri], bad);
             free(buf);
         }
@@ -208,7 +149,7 @@ static void test_send_recv_ring(srlm_comm *c) {
         size_t   n = SIZES[s] * 5;
         uint8_t *out = malloc(n + 1), *in = malloc(n + 1);
         for (size_t j = 0; j < n; j++) {
-            out[j] = pattern(g_rank, j);
+            out[j] = comm_pattern(g_rank, j);
             in[j] = 0xEE;
         }
         /* even ranks send first, odd ones receive first: no cycle of blocked sends */
@@ -221,7 +162,7 @@ static void test_send_recv_ring(srlm_comm *c) {
         }
         size_t bad = 0;
         for (size_t j = 0; j < n; j++)
-            if (in[j] != pattern(prev, j)) bad++;
+            if (in[j] != comm_pattern(prev, j)) bad++;
         CHECK_MSG(bad == 0, "ring of %zu bytes: %zu wrong", n, bad);
         free(out);
         free(in);
