@@ -150,8 +150,8 @@ static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads 
     const srlm_adamw_hparams h = {1e-5, 0.9, 0.95, 1e-8, 0.1};
     const srlm_adamw_consts c = srlm_adamw_consts_make(&h, step, 1);
     srlm_view grad = srlm_view_carve(g->flat, 0, 1, m->n_params_local), w32 = srlm_llama_weights32(m);
-    TRY(be->ops->adamw(be, &w32, &grad, mom, vel, &c));
-    TRY(srlm_llama_refresh_params(m));
+    /* a bf16 model's working weights written by AdamW itself, as the trainer does with one replica */
+    TRY(be->ops->adamw(be, &w32, &grad, mom, vel, m->master.data ? &m->params : NULL, &c));
     double sq; /* the gradient norm, as the trainer does: also waits for the device */
     TRY(be->ops->sum_squares(be, &grad, &sq));
     return now_s() - t0;

@@ -203,9 +203,12 @@ typedef struct {
      * layout's slices); elementwise or in an order fixed by the size, so the
      * results do not depend on threads ---- */
     /* one AdamW step in place on param (the fp32 master weights), m and v,
-     * given grad: srlm_adamw_apply's operations (train/optimizer.h) */
+     * given grad: srlm_adamw_apply's operations (train/optimizer.h). work
+     * (NULL: none) is a contiguous F32 or BF16 view as large as param that
+     * also gets the updated param, rounded to its dtype: a bf16 model's working
+     * weights, written in the same pass instead of by a copy after it */
     srlm_status (*adamw)(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m,
-                         srlm_view *v, const srlm_adamw_consts *c);
+                         srlm_view *v, srlm_view *work, const srlm_adamw_consts *c);
     /* *out (host) = sum of x^2 in double (the gradient norm's pieces) */
     srlm_status (*sum_squares)(srlm_backend *be, const srlm_view *x, double *out);
     /* x *= s (gradient clipping) */

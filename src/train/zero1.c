@@ -166,6 +166,11 @@ static int segment_in_shard(const trainer *t, int i, int64_t *a, int64_t *b) {
     return *a < *b;
 }
 
+/* One replica of a BF16 model: the shard is the whole model, and AdamW writes
+ * the bf16 working weights as it updates the master (one pass over the master
+ * instead of two); zero1_allgather_params then has nothing left to do. */
+static int adamw_writes_params(const trainer *t) { return t->dp == 1 && t->master_v.data; }
+
 /* AdamW on the part of each tensor that falls in this rank's shard. */
 srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
     for (int i = 0; i < t->n_segs; i++) {
@@ -173,7 +178,8 @@ srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
         if (!segment_in_shard(t, i, &a, &b)) continue;
         const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, t->segs[i].decay && t->tc->weight_decay > 0);
         shard_slice s = slice_of(t, a, b);
-        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, &c));
+        srlm_view work = srlm_view_carve(t->m.params, a, 1, b - a); /* dp 1: shard offsets are the model's */
+        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, adamw_writes_params(t) ? &work : NULL, &c));
     }
     return SRLM_OK;
 }
@@ -239,11 +245,7 @@ static srlm_status allgather_params_bf16(trainer *t) {
 /* Every replica gets every updated shard of the weights. */
 srlm_status zero1_allgather_params(trainer *t) {
     srlm_backend *be = t->be;
-    if (t->dp == 1) { /* the shard is the whole model */
-        if (!t->master_v.data) return SRLM_OK;
-        srlm_view full = own_shard(t, t->m.n_params_local);
-        return be->ops->copy(be, &t->m.params, &full);
-    }
+    if (t->dp == 1) return SRLM_OK; /* the weights themselves, or written by AdamW (adamw_writes_params) */
     if (t->master_v.data) return allgather_params_bf16(t);
     srlm_view full;
     SRLM_CHECK(gather_weights(t, &full));

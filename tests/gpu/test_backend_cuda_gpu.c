@@ -330,12 +330,25 @@ static void test_optimizer(void) {
     /* step 3 with decay: the constants as the trainer makes them */
     const srlm_adamw_consts c = {(float)(1.0 - 1e-3 * 0.1), (float)(1.0 - 0.9), (float)(1.0 - 0.999), 0.999f,
                                  (float)sqrt(1.0 - pow(0.999, 3)), 1e-8f, (float)(-(1e-3 / (1.0 - pow(0.9, 3))))};
-    CHECK_OK(g_cpu->ops->adamw(g_cpu, &p.c, &g.c, &m.c, &v.c, &c));
-    CHECK_OK(g_gpu->ops->adamw(g_gpu, &p.g, &g.g, &m.g, &v.g, &c));
+    /* with a working copy: BF16 on the GPU (a bf16 model's weights), F32 on the
+     * CPU, which is then the master itself */
+    pair w = mk_as(SRLM_BF16, 1, n, 0);
+    CHECK_OK(g_cpu->ops->adamw(g_cpu, &p.c, &g.c, &m.c, &v.c, &w.c, &c));
+    CHECK_OK(g_gpu->ops->adamw(g_gpu, &p.g, &g.g, &m.g, &v.g, &w.g, &c));
     /* the kernel does the CPU twin's operations in its order (fmaf where it uses fmaf) */
     compare("adamw: weights", &p, 0.0);
     compare("adamw: first moments", &m, 0.0);
     compare("adamw: second moments", &v, 0.0);
+    float *wg = malloc(sizeof(float) * (size_t)n);
+    CHECK_OK(g_gpu->ops->download(g_gpu, wg, &w.g));
+    const float *wc = w.c.data;
+    int64_t wbad = 0;
+    for (int64_t i = 0; i < n; i++) wbad += memcmp(&wg[i], &(float){bf16_round(wc[i])}, sizeof(float)) != 0;
+    printf("%-30s %-4s %lld of %lld differ from the master rounded to bf16\n", "adamw: working copy", "BF16",
+           (long long)wbad, (long long)n);
+    CHECK_MSG(wbad == 0, "adamw: %lld of %lld bf16 working weights are not the master rounded to nearest even",
+              (long long)wbad, (long long)n);
+    free(wg);
     double sc = -1, sg = -2;
     CHECK_OK(g_cpu->ops->sum_squares(g_cpu, &g.c, &sc));
     CHECK_OK(g_gpu->ops->sum_squares(g_gpu, &g.g, &sg));
@@ -349,8 +362,9 @@ static void test_optimizer(void) {
     CHECK_OK(g_gpu->ops->scale(g_gpu, &g.g, 0.37f));
     compare("scale", &g, 0.0);
     pair half = mk(1, n / 2);
-    CHECK(g_gpu->ops->adamw(g_gpu, &p.g, &half.g, &m.g, &v.g, &c) == SRLM_BAD_INPUT);
-    drop(&p), drop(&g), drop(&m), drop(&v), drop(&half);
+    CHECK(g_gpu->ops->adamw(g_gpu, &p.g, &half.g, &m.g, &v.g, NULL, &c) == SRLM_BAD_INPUT);
+    CHECK(g_gpu->ops->adamw(g_gpu, &p.g, &g.g, &m.g, &v.g, &half.g, &c) == SRLM_BAD_INPUT);
+    drop(&p), drop(&g), drop(&m), drop(&v), drop(&half), drop(&w);
 }
 
 /* ---------------- backward ops; weight gradients stay F32 in the BF16 pass ---------------- */

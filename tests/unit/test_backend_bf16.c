@@ -505,6 +505,52 @@ static void test_embedding_backward(void) {
     pair_free(&dx), pair_free(&dx32), pair_free(&dt), pair_free(&dt32);
 }
 
+/* AdamW's working copy (work): the updated master rounded once to nearest
+ * even (BF16) or the master's own bits (F32), in the same call; the master and
+ * moments are the bits of the same step without it. */
+static void test_adamw_work(void) {
+    enum { N = 77 };
+    const srlm_adamw_consts c = {(float)(1.0 - 1e-3 * 0.1), 0.1f, 0.001f, 0.999f, (float)sqrt(1.0 - pow(0.999, 2)),
+                                 1e-8f, (float)(-(1e-3 / (1.0 - pow(0.9, 2))))};
+    float hp[N], hg[N], hm[N], hv[N];
+    for (int i = 0; i < N; i++) {
+        hp[i] = (float)srlm_rng_normal(41, (uint64_t)i) * 0.05f; /* not bf16 values: rounding matters */
+        hg[i] = (float)srlm_rng_normal(42, (uint64_t)i) * 1e-3f;
+        hm[i] = (float)srlm_rng_normal(43, (uint64_t)i) * 1e-4f;
+        hv[i] = fabsf((float)srlm_rng_normal(44, (uint64_t)i)) * 1e-6f;
+    }
+    float *got[3][3] = {{0}}, *work[3] = {0}; /* runs: no work, BF16 work, F32 work */
+    const srlm_dtype wdt[3] = {SRLM_F32, SRLM_BF16, SRLM_F32};
+    for (int k = 0; k < 3; k++) {
+        tview p = tv_new(SRLM_F32, 1, N, 0), g = tv_new(SRLM_F32, 1, N, 0), m = tv_new(SRLM_F32, 1, N, 0);
+        tview v = tv_new(SRLM_F32, 1, N, 0), w = tv_new(wdt[k], 1, N, 0);
+        CHECK_OK(op->upload(be, &p.v, hp));
+        CHECK_OK(op->upload(be, &g.v, hg));
+        CHECK_OK(op->upload(be, &m.v, hm));
+        CHECK_OK(op->upload(be, &v.v, hv));
+        CHECK_OK(op->adamw(be, &p.v, &g.v, &m.v, &v.v, k ? &w.v : NULL, &c));
+        got[k][0] = tv_get(&p), got[k][1] = tv_get(&m), got[k][2] = tv_get(&v), work[k] = tv_get(&w);
+        tv_free(&p), tv_free(&g), tv_free(&m), tv_free(&v), tv_free(&w);
+    }
+    int moved = 0, bad_bf16 = 0, bad_f32 = 0, untouched = 0;
+    for (int i = 0; i < N; i++) {
+        moved += got[0][0][i] != hp[i];
+        bad_bf16 += bits(work[1][i]) != bits(bf(got[0][0][i]));
+        bad_f32 += bits(work[2][i]) != bits(got[0][0][i]);
+        untouched += work[0][i] == SENTINEL; /* no work given: the view was left alone */
+    }
+    CHECK_MSG(moved == N, "%s: adamw moved %d of %d weights", be_name, moved, N);
+    CHECK_MSG(bad_bf16 == 0, "%s: adamw's BF16 working copy: %d of %d not the master rounded", be_name, bad_bf16, N);
+    CHECK_MSG(bad_f32 == 0, "%s: adamw's F32 working copy: %d of %d not the master", be_name, bad_f32, N);
+    CHECK(untouched == N);
+    for (int k = 1; k < 3; k++)
+        for (int j = 0; j < 3; j++)
+            CHECK_MSG(memcmp(got[k][j], got[0][j], sizeof(float) * N) == 0,
+                      "%s: adamw with a working copy changed the update (run %d, array %d)", be_name, k, j);
+    for (int k = 0; k < 3; k++) free(got[k][0]), free(got[k][1]), free(got[k][2]), free(work[k]);
+    printf("%s: adamw writes the working copy (BF16 rounded once, F32 exact)\n", be_name);
+}
+
 /* the status, and the message naming the op */
 static void refused(const char *what, srlm_status st, const char *op_name) {
     CHECK_MSG(st == SRLM_BAD_INPUT && strstr(srlm_last_error(), op_name),
@@ -523,8 +569,14 @@ static void test_refused(void) {
     refused("embedding BF16 out from F32 table", op->embedding(be, &b.v, &f.v, (const int[]){0}, 1, 0),
             "embedding");
     refused("swiglu_backward mixed", op->swiglu_backward(be, &b.v, &b.v, &b.v, &f.v, &b.v), "swiglu_backward");
-    refused("adamw on BF16", op->adamw(be, &b1.v, &f1.v, &f1.v, &f1.v, &(srlm_adamw_consts){1, 0.1f, 0.001f,
-                                                                                        0.999f, 1, 1e-8f, -1e-3f}),
+    refused("adamw on BF16", op->adamw(be, &b1.v, &f1.v, &f1.v, &f1.v, NULL, &(srlm_adamw_consts){1, 0.1f, 0.001f,
+                                                                                              0.999f, 1, 1e-8f, -1e-3f}),
+            "adamw");
+    const srlm_adamw_consts ac = {1, 0.1f, 0.001f, 0.999f, 1, 1e-8f, -1e-3f};
+    srlm_view w16 = b1.v;
+    w16.dtype = SRLM_F16;
+    refused("adamw with an F16 working copy", op->adamw(be, &f1.v, &f1.v, &f1.v, &f1.v, &w16, &ac), "adamw");
+    refused("adamw with a working copy of another size", op->adamw(be, &f1.v, &f1.v, &f1.v, &f1.v, &b.v, &ac),
             "adamw");
     refused("sum_squares of BF16", op->sum_squares(be, &b.v, &(double){0}), "sum_squares");
     refused("scale of BF16", op->scale(be, &b.v, 0.5f), "scale");
@@ -550,6 +602,7 @@ static void run_all(srlm_backend *backend, const char *name) {
     logits_case("no rows", 0, 64, 0);
     test_attention();
     test_embedding_backward();
+    test_adamw_work();
     test_refused();
 }
 

@@ -325,13 +325,20 @@ static srlm_status need_flat(const srlm_view *v, const srlm_view *like, const ch
 }
 
 srlm_status cpu_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m,
-                             srlm_view *v, const srlm_adamw_consts *c) {
+                      srlm_view *v, srlm_view *work, const srlm_adamw_consts *c) {
     (void)be;
     SRLM_CHECK(need_flat(param, NULL, "adamw", "param"));
     SRLM_CHECK(need_flat(grad, param, "adamw", "grad"));
     SRLM_CHECK(need_flat(m, param, "adamw", "m"));
     SRLM_CHECK(need_flat(v, param, "adamw", "v"));
-    srlm_adamw_apply(param->data, grad->data, m->data, v->data, (size_t)(param->rows * param->cols), c);
+    if (work && work->dtype != SRLM_F32 && work->dtype != SRLM_BF16)
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: adamw: work is %s; the working weights are F32 or BF16",
+                        srlm_dtype_name(work->dtype));
+    if (work && (work->stride != work->cols || work->rows * work->cols != param->rows * param->cols))
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: adamw: work must be contiguous and as large as param");
+    const size_t n = (size_t)(param->rows * param->cols);
+    srlm_adamw_apply(param->data, grad->data, m->data, v->data, n, c);
+    if (work) srlm_convert_from_f32(work->data, work->dtype, param->data, n); /* a second pass: cheap here */
     return SRLM_OK;
 }
 

@@ -20,11 +20,16 @@ static srlm_status check_flat(const char *op, const char *name, const srlm_view 
 }
 
 srlm_status cuda_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m, srlm_view *v,
-                       const srlm_adamw_consts *c) {
+                       srlm_view *work, const srlm_adamw_consts *c) {
     SRLM_CHECK(check_flat("adamw", "param", param, NULL));
     SRLM_CHECK(check_flat("adamw", "grad", grad, param));
     SRLM_CHECK(check_flat("adamw", "m", m, param));
     SRLM_CHECK(check_flat("adamw", "v", v, param));
+    if (work && work->dtype != SRLM_F32 && work->dtype != SRLM_BF16)
+        return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: adamw: work is %s; the working weights are F32 or BF16",
+                        srlm_dtype_name(work->dtype));
+    if (work && (work->stride != work->cols || work->rows * work->cols != param->rows * param->cols))
+        return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: adamw: work must be contiguous and as large as param");
     const size_t n = (size_t)(param->rows * param->cols);
     if (n == 0) return SRLM_OK;
     const srlm_cuda_adamw_args a = {
@@ -36,9 +41,10 @@ srlm_status cuda_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad
         .eps = c->eps,
         .neg_step_size = c->neg_step_size,
     };
-    /* the master weights are the model's weights here (fp32): no working copy */
-    return srlm_cuda_adamw_step(param->data, grad->data, m->data, v->data, n, &a, NULL, SRLM_F32,
-                                cuda_stream(be));
+    /* the working copy rounded from each updated value while it is in a
+     * register: no second pass over the master */
+    return srlm_cuda_adamw_step(param->data, grad->data, m->data, v->data, n, &a, work ? work->data : NULL,
+                                work ? work->dtype : SRLM_F32, cuda_stream(be));
 }
 
 srlm_status cuda_sum_squares(srlm_backend *be, const srlm_view *x, double *out) {
