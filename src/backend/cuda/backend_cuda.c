@@ -6,9 +6,11 @@
  * chunks, and convert fp32 <-> bf16 on the host there (srlm_convert_from_f32 /
  * srlm_convert_to_f32, the CPU's rounding), so no device scratch is needed and
  * a bf16 weight crosses PCIe at half size. The host index arrays of the ops
- * (ids, positions, targets, slots, ...) go the same way to a device mirror
- * (cuda_stage); results the ops table returns in host memory come back through
- * it too (cuda_fetch), the only places besides download where the host waits. */
+ * (ids, positions, targets, slots, ...) go through a ring of pinned slots to a
+ * device mirror (cuda_stage), so that the host can queue many ops ahead of
+ * the GPU; results the ops table returns in host memory come back through the
+ * staging buffer (cuda_fetch), the only places besides download where the host
+ * waits for the GPU. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,9 @@ static void cuda_destroy(srlm_backend *be) {
         cudaFree(c->dev);
         cudaFree(c->ws);
         if (c->host) cudaFreeHost(c->host);
+        if (c->ring) cudaFreeHost(c->ring);
+        for (int i = 0; i < CUDA_STAGING_SLOTS; i++)
+            if (c->ring_read[i]) cudaEventDestroy(c->ring_read[i]);
         if (c->staged) cudaEventDestroy(c->staged);
         if (c->stream) cudaStreamDestroy(c->stream);
         cudaGetLastError(); /* leave no error behind for the next caller */
@@ -60,6 +65,8 @@ static srlm_status cuda_init(cuda_impl *c) {
      * default stream (a cudaMemcpy elsewhere, a library using stream 0) */
     SRLM_CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamDefault));
     SRLM_CUDA_TRY(cudaEventCreateWithFlags(&c->staged, cudaEventDisableTiming));
+    for (int i = 0; i < CUDA_STAGING_SLOTS; i++) /* never recorded: waiting on one returns at once */
+        SRLM_CUDA_TRY(cudaEventCreateWithFlags(&c->ring_read[i], cudaEventDisableTiming));
     SRLM_CHECK(cuda_blas_load());
     CUDA_BLAS_TRY(cuda_blas.create(&c->blas));
     CUDA_BLAS_TRY(cuda_blas.set_stream(c->blas, c->stream));
@@ -88,6 +95,16 @@ static srlm_status staging_idle(cuda_impl *c) {
     return SRLM_OK;
 }
 
+/* Pinned host memory, or the message naming how much could not be pinned. */
+static srlm_status pin(void **p, size_t bytes, const char *what) {
+    cudaError_t e = cudaMallocHost(p, bytes);
+    if (e == cudaSuccess) return SRLM_OK;
+    cudaGetLastError();
+    *p = NULL;
+    return SRLM_ERR(SRLM_FAILED, "cuda backend: cannot pin %.1f MiB of host memory for %s: %s", bytes / 1048576.0,
+                    what, cudaGetErrorString(e));
+}
+
 /* Regrowing frees memory the stream may still read: wait for it first. */
 static srlm_status grow_host(cuda_impl *c, size_t need) {
     if (need <= c->host_cap) return SRLM_OK;
@@ -96,13 +113,23 @@ static srlm_status grow_host(cuda_impl *c, size_t need) {
     if (c->host) SRLM_CUDA_TRY(cudaFreeHost(c->host));
     c->host = NULL;
     c->host_cap = 0;
-    cudaError_t e = cudaMallocHost(&c->host, cap);
-    if (e != cudaSuccess) {
-        cudaGetLastError();
-        return SRLM_ERR(SRLM_FAILED, "cuda backend: cannot pin %.1f MiB of host memory for staging: %s",
-                        cap / 1048576.0, cudaGetErrorString(e));
-    }
+    SRLM_CHECK(pin(&c->host, cap, "staging"));
     c->host_cap = cap;
+    return SRLM_OK;
+}
+
+/* Every slot of the ring at least `need` bytes (the same regrowth rule). */
+static srlm_status grow_ring(cuda_impl *c, size_t need) {
+    enum { MIN_SLOT = 64 << 10 }; /* a training batch's token ids fit */
+    if (need <= c->ring_slot) return SRLM_OK;
+    SRLM_CUDA_TRY(cudaStreamSynchronize(c->stream));
+    size_t slot = c->ring_slot * 2 > need ? c->ring_slot * 2 : need;
+    if (slot < MIN_SLOT) slot = MIN_SLOT;
+    if (c->ring) SRLM_CUDA_TRY(cudaFreeHost(c->ring));
+    c->ring = NULL;
+    c->ring_slot = 0;
+    SRLM_CHECK(pin((void **)&c->ring, slot * CUDA_STAGING_SLOTS, "the staged op parameters"));
+    c->ring_slot = slot;
     return SRLM_OK;
 }
 
@@ -141,28 +168,33 @@ srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_by
     size_t in_bytes = 0;
     for (int i = 0; i < n; i++) in_bytes += align_up(in[i].bytes);
     size_t total = in_bytes + align_up(out_bytes);
-    SRLM_CHECK(staging_idle(c));
-    SRLM_CHECK(grow_host(c, total));
     SRLM_CHECK(grow_device(c, &c->dev, &c->dev_cap, total, "the staged op parameters"));
+    char *slot = NULL;
+    int   k = c->ring_next;
+    if (in_bytes) {
+        SRLM_CHECK(grow_ring(c, in_bytes));
+        SRLM_CUDA_TRY(cudaEventSynchronize(c->ring_read[k])); /* its last transfer has read it */
+        slot = c->ring + (size_t)k * c->ring_slot;
+        c->ring_next = (k + 1) % CUDA_STAGING_SLOTS;
+    }
     size_t off = 0;
     for (int i = 0; i < n; i++) {
-        if (in[i].bytes) memcpy((char *)c->host + off, in[i].src, in[i].bytes);
+        if (in[i].bytes) memcpy(slot + off, in[i].src, in[i].bytes);
         dev[i] = (char *)c->dev + off;
         off += align_up(in[i].bytes);
     }
     dev[n] = (char *)c->dev + off;
     if (in_bytes) {
-        SRLM_CUDA_TRY(cudaMemcpyAsync(c->dev, c->host, in_bytes, cudaMemcpyHostToDevice, c->stream));
-        SRLM_CUDA_TRY(cudaEventRecord(c->staged, c->stream));
+        SRLM_CUDA_TRY(cudaMemcpyAsync(c->dev, slot, in_bytes, cudaMemcpyHostToDevice, c->stream));
+        SRLM_CUDA_TRY(cudaEventRecord(c->ring_read[k], c->stream));
     }
     return SRLM_OK;
 }
 
 srlm_status cuda_fetch(srlm_backend *be, const void *dev_src, size_t bytes, const void **host) {
     cuda_impl *c = cuda_of(be);
-    /* cuda_stage sized staging for these results, so no regrowth (and no
-     * reallocation of dev_src) happens here; the copy is ordered after the
-     * transfer that still reads staging, on the same stream */
+    /* a regrowth waits for the stream and touches only the host buffer, not
+     * dev_src; the copy into it is ordered after any upload still reading it */
     SRLM_CHECK(grow_host(c, bytes));
     if (bytes)
         SRLM_CUDA_TRY(cudaMemcpyAsync(c->host, dev_src, bytes, cudaMemcpyDeviceToHost, c->stream));

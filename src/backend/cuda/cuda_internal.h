@@ -5,8 +5,8 @@
  * One stream carries everything, in order: parameter uploads, cuBLAS calls and
  * kernels. The host only waits where it must: in download, in the ops that
  * return host arrays (row_max, row_sumexp_target, row_argmax), before it
- * rewrites the pinned staging buffer, and before it frees or regrows device
- * memory the stream may still be using.
+ * rewrites a pinned staging buffer the stream has not read yet, and before it
+ * frees or regrows device memory the stream may still be using.
  *
  * The device is selected (cudaSetDevice) once, on the thread that creates the
  * backend, and the CUDA runtime keeps that per thread: call the ops from that
@@ -21,14 +21,23 @@
 #include "backend/backend.h"
 #include "cuda_check.h"
 
+/* Slots of the op parameters' pinned ring (cuda_stage): the host waits only
+ * for the copy it staged this many calls ago, so it can run that far ahead of
+ * the GPU (a decode step stages a few arrays per layer). */
+enum { CUDA_STAGING_SLOTS = 32 };
+
 typedef struct {
     int            device;
     cudaStream_t   stream;
     cublasHandle_t blas;
     void          *blas_ws;   /* cuBLAS workspace, set once (cublasSetWorkspace) */
     cudaEvent_t    staged;    /* recorded after the last copy that reads `host` */
-    void          *host;      /* pinned staging: op parameters, upload/download chunks */
+    void          *host;      /* pinned: upload/download chunks, host-bound results */
     size_t         host_cap;
+    char          *ring;      /* pinned: CUDA_STAGING_SLOTS slots of ring_slot bytes of op parameters */
+    size_t         ring_slot;
+    int            ring_next; /* the slot the next cuda_stage fills */
+    cudaEvent_t    ring_read[CUDA_STAGING_SLOTS]; /* recorded after the copy that reads each slot */
     void          *dev;       /* device mirror of the staged parameters, and host-bound results */
     size_t         dev_cap;
     void          *ws;        /* kernel workspaces (attention, rmsnorm backward) */
@@ -70,14 +79,18 @@ typedef struct {
     size_t      bytes;
 } cuda_in;
 
-/* Copy n host arrays into pinned staging and from there, in one transfer on the
- * stream, to the device mirror; dev[i] gets the device address of in[i], and
- * dev[n] that of an out_bytes area after them for results (device memory the
- * kernels may write; cuda_fetch brings it back). Safe to call again at once:
- * it waits until the previous transfer has read the staging buffer. */
+/* Copy n host arrays into the next slot of the pinned ring and from there, in
+ * one transfer on the stream, to the device mirror; dev[i] gets the device
+ * address of in[i], and dev[n] that of an out_bytes area after them for
+ * results (device memory the kernels may write; cuda_fetch brings it back).
+ * The mirror is valid for the kernels the op launches before its next
+ * cuda_stage call: the next transfer overwrites it, after them in stream
+ * order. The host waits only while the slot's previous transfer (a ring's
+ * length of calls ago) has not run yet. */
 srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_bytes, void **dev);
 /* Bring `bytes` of device results at `dev_src` into pinned staging and wait for
- * the stream; *host points at them until the next staging call. */
+ * the stream; *host points at them until the next cuda_fetch, upload or
+ * download. */
 srlm_status cuda_fetch(srlm_backend *be, const void *dev_src, size_t bytes, const void **host);
 /* A device workspace of at least `bytes` (grown geometrically, never shrunk). */
 srlm_status cuda_workspace(srlm_backend *be, size_t bytes, void **ws);
