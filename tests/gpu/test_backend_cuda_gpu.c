@@ -249,6 +249,26 @@ static void test_attention(void) {
     drop(&kc), drop(&vc), drop(&q), drop(&out), drop(&q1), drop(&out1);
 }
 
+/* Many staged ops queued back to back, the host never waiting: each copy_rows
+ * stages its own index array (the ring of pinned slots wraps several times),
+ * and a slot rewritten before its transfer ran would copy the wrong rows. The
+ * first calls stage after a slow GEMM, so the host is well ahead of the GPU. */
+static void test_staging_ring(void) {
+    enum { CALLS = 5 * 32 + 3, BIG = 4096 };
+    pair a = mk_rand(BIG, BIG, 1.0f, 0.0f), b = mk_rand(BIG, BIG, 1.0f, 0.0f), y = mk(BIG, BIG);
+    pair src = mk_rand(N, DIM, 1.0f, 0.0f), dst = mk(CALLS, DIM);
+    for (int i = 0; i < 3; i++) /* milliseconds of work for the GPU while the host queues */
+        CHECK_OK(g_gpu->ops->matmul(g_gpu, &y.g, &a.g, &b.g, 0));
+    for (int k = 0; k < CALLS; k++) {
+        const int row[1] = {(k * 7 + 3) % N};
+        srlm_view dc = srlm_view_rows(dst.c, k, 1), dg = srlm_view_rows(dst.g, k, 1);
+        CHECK_OK(g_cpu->ops->copy_rows(g_cpu, &dc, &src.c, row, 1));
+        CHECK_OK(g_gpu->ops->copy_rows(g_gpu, &dg, &src.g, row, 1));
+    }
+    compare("copy_rows, 163 staged back to back", &dst, 0.0);
+    drop(&a), drop(&b), drop(&y), drop(&src), drop(&dst);
+}
+
 static void test_swiglu(void) {
     pair g = mk_rand(N, FF, 2.0f, 0.0f), u = mk_rand(N, FF, 1.0f, 0.0f), o = mk(N, FF);
     CHECK_OK(g_cpu->ops->swiglu(g_cpu, &o.c, &g.c, &u.c));
@@ -514,6 +534,7 @@ int main(void) {
         test_attention();
         test_swiglu();
         test_copies();
+        test_staging_ring();
         test_row_ops();
         test_dropout();
         if (g_dt == SRLM_F32) test_optimizer(); /* fp32 master weights and moments only */
