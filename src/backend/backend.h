@@ -83,6 +83,7 @@ typedef struct {
 
 typedef struct srlm_backend srlm_backend;
 typedef struct srlm_comm srlm_comm; /* dist/comm.h */
+struct srlm_sampling;               /* generate/sampler.h */
 
 typedef struct {
     const char *name;
@@ -96,6 +97,14 @@ typedef struct {
      * ordered with the ops by the stream). NULL op, or *out = NULL: none, and
      * callers stage device buffers through the host for mpi. */
     srlm_status (*device_comm)(srlm_backend *be, srlm_comm *mpi, srlm_comm **out);
+    /* Token sampling where the logits are (NULL op: the caller downloads them
+     * and samples on the host): token[i] from row i of logits (rows x cols, the
+     * whole vocabulary; -inf is never picked) with the uniform draw u[i] under
+     * cfg, by srlm_sample's rules (generate/sampler.h), so it is the token the
+     * host would pick from the same logits. Host arrays of length rows. A row
+     * with a NaN or +inf, or nothing finite: SRLM_BAD_INPUT naming the row. */
+    srlm_status (*sample)(srlm_backend *be, const srlm_view *logits, const struct srlm_sampling *cfg,
+                          const float *u, int *token);
 
     /* memory */
     srlm_status (*alloc)(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,

@@ -36,6 +36,7 @@ typedef struct {
     srlm_sampler  **samplers;  /* one per thread: rows are sampled in parallel */
     int             n_samplers;
     int            *tokens;    /* (max_batch) this step's sampled tokens */
+    float          *u;         /* (max_batch) this step's draws, for a backend that samples */
     srlm_status    *row_st;
     slot_state     *slots;
     req_state      *rs;
@@ -172,11 +173,52 @@ static srlm_status append(engine *e, slot_state *s, int t, int *done) {
     return SRLM_OK;
 }
 
+static float draw(const engine *e, const slot_state *s) {
+    return srlm_sample_uniform(e->reqs[s->req].seed, (uint64_t)s->sample, (uint64_t)s->n_gen);
+}
+
 static srlm_status sample_row(engine *e, srlm_sampler *sampler, const slot_state *s, const float *row,
                               int *token) {
-    const srlm_gen_request *q = &e->reqs[s->req];
-    float u = srlm_sample_uniform(q->seed, (uint64_t)s->sample, (uint64_t)s->n_gen);
-    return srlm_sample(sampler, row, e->m->vocab_padded, &q->sampling, u, token, NULL);
+    return srlm_sample(sampler, row, e->m->vocab_padded, &e->reqs[s->req].sampling, draw(e, s), token, NULL);
+}
+
+/* The sampling settings every running row shares, when the backend samples
+ * where the logits are (the CUDA backend: no download of the logits, no
+ * sampling on the host); NULL: download and sample on the host. The rows
+ * are the step's first n, in step_slot order. */
+static const srlm_sampling *device_sampling(const engine *e, int n) {
+    if (!e->m->be->ops->sample || e->m->tp_size > 1) return NULL; /* tp: each rank holds a vocabulary shard */
+    const srlm_sampling *first = &e->reqs[e->slots[e->step_slot[0]].req].sampling;
+    for (int j = 1; j < n; j++) {
+        const srlm_sampling *q = &e->reqs[e->slots[e->step_slot[j]].req].sampling;
+        if (q->temperature != first->temperature || q->top_p != first->top_p || q->top_k != first->top_k)
+            return NULL;
+    }
+    return first;
+}
+
+/* This step's token for each of the first n rows of the logits. */
+static srlm_status sample_step(engine *e, int n) {
+    const srlm_sampling *common = device_sampling(e, n);
+    if (common) {
+        for (int j = 0; j < n; j++) e->u[j] = draw(e, &e->slots[e->step_slot[j]]);
+        srlm_view rows = srlm_view_rows(e->acts.logits, 0, n);
+        srlm_status st = e->m->be->ops->sample(e->m->be, &rows, common, e->u, e->tokens);
+        if (st != SRLM_OK) srlm_error_context("sampling the next token of %d running sequences", n);
+        return st;
+    }
+    SRLM_CHECK(gather_logits(e, n));
+    const int V = e->m->vocab_padded;
+    /* rows are independent (each its own draw), so sample them in parallel */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int j = 0; j < n; j++)
+        e->row_st[j] = sample_row(e, e->samplers[omp_get_thread_num()], &e->slots[e->step_slot[j]],
+                                  e->full + (size_t)j * V, &e->tokens[j]);
+    for (int j = 0; j < n; j++)
+        if (e->row_st[j] != SRLM_OK) /* again on this thread: messages are per thread */
+            SRLM_CHECK(sample_row(e, e->samplers[0], &e->slots[e->step_slot[j]], e->full + (size_t)j * V,
+                                  &e->tokens[j]));
+    return SRLM_OK;
 }
 
 /* Start sequence `seq` (request r, sample k) in a free slot. */
@@ -237,6 +279,7 @@ static void engine_free(engine *e) {
     if (e->samplers) for (int i = 0; i < e->n_samplers; i++) srlm_sampler_free(e->samplers[i]);
     free(e->samplers);
     free(e->tokens);
+    free(e->u);
     free(e->row_st);
     if (e->slots) for (int i = 0; i < e->cfg->max_batch; i++) free(e->slots[i].ids);
     if (e->rs) for (int r = 0; r < e->n_reqs; r++) free(e->rs[r].logits);
@@ -272,8 +315,9 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     e.n_samplers = omp_get_max_threads();
     e.samplers = calloc((size_t)e.n_samplers, sizeof *e.samplers);
     e.tokens = malloc(sizeof(int) * (size_t)B);
+    e.u = malloc(sizeof(float) * (size_t)B);
     e.row_st = malloc(sizeof(srlm_status) * (size_t)B);
-    if (!e.samplers || !e.tokens || !e.row_st) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
+    if (!e.samplers || !e.tokens || !e.u || !e.row_st) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
     for (int i = 0; i < e.n_samplers; i++) SRLM_CHECK_GOTO(srlm_sampler_new(&e.samplers[i], V), st, done);
     e.slots = calloc((size_t)B, sizeof *e.slots);
     e.rs = calloc((size_t)(n_reqs > 0 ? n_reqs : 1), sizeof *e.rs);
@@ -319,21 +363,13 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
         double t0 = now_s();
         srlm_batch b = {n, 1, e.step_ids, e.step_slot, e.step_past, e.step_new, 1};
         SRLM_CHECK_GOTO(srlm_llama_forward(m, &e.kv, &e.acts, &b), st, done);
-        SRLM_CHECK_GOTO(gather_logits(&e, n), st, done);
         e.stats->forwards++;
         e.stats->decode_s += now_s() - t0;
-        /* rows are independent (each its own draw), so sample them in parallel */
-        t0 = now_s();
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int j = 0; j < n; j++)
-            e.row_st[j] = sample_row(&e, e.samplers[omp_get_thread_num()], &e.slots[e.step_slot[j]],
-                                     e.full + (size_t)j * V, &e.tokens[j]);
+        t0 = now_s(); /* with the logits' download, where the host samples */
+        SRLM_CHECK_GOTO(sample_step(&e, n), st, done);
         e.stats->sample_s += now_s() - t0;
         for (int j = 0; j < n; j++) {
             int fin;
-            if (e.row_st[j] != SRLM_OK) /* again on this thread: messages are per thread */
-                SRLM_CHECK_GOTO(sample_row(&e, e.samplers[0], &e.slots[e.step_slot[j]], e.full + (size_t)j * V,
-                                           &e.tokens[j]), st, done);
             SRLM_CHECK_GOTO(append(&e, &e.slots[e.step_slot[j]], e.tokens[j], &fin), st, done);
         }
     }

@@ -60,6 +60,8 @@ typedef struct {
 
 typedef struct {
     long   prompt_tokens, prefilled_tokens, reused_tokens, generated_tokens, forwards;
+    /* decode_s: the decode steps' forward passes; sample_s: choosing their
+     * tokens, with the logits' download where the host samples */
     double prefill_s, decode_s, sample_s;
 } srlm_gen_stats;
 

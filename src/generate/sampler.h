@@ -9,7 +9,7 @@
 
 #include "core/status.h"
 
-typedef struct {
+typedef struct srlm_sampling {
     float temperature;  /* 0 = greedy */
     float top_p;        /* (0, 1]; 1 = off */
     int   top_k;        /* 0 = off */

@@ -3,9 +3,11 @@
 # backend's ops on memory the host cannot touch (a host read or write of a
 # weight, gradient, activation or logit dies with SIGSEGV) and says
 # host_memory = 0, as the CUDA backend does. So srlm sft, dpo, generate and
-# score and srlm run take exactly the paths a GPU run takes (the optimizer on host copies,
-# logits downloaded, checkpoints through download), and since the arithmetic is
-# the CPU backend's, every output must be bit-identical to backend cpu.
+# score and srlm run take exactly the paths a GPU run takes (the optimizer through
+# the ops, the next tokens sampled where the logits are by the backend's sample
+# op where cpu downloads them and samples on the host, checkpoints through
+# download), and since the arithmetic is the CPU backend's, every output must be
+# bit-identical to backend cpu.
 set -u
 bin="$SRLM_BIN"
 model="$SRLM_FIXTURES/llama/tiny-gqa"

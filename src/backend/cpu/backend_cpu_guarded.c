@@ -15,6 +15,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
+#include "generate/sampler.h"
 
 typedef struct {
     void  *base;
@@ -156,10 +157,38 @@ GUARDED(adamw,
 GUARDED(sum_squares, (srlm_backend *be, const srlm_view *x, double *out), (be, x, out))
 GUARDED(scale, (srlm_backend *be, srlm_view *x, float s), (be, x, s))
 
+/* Sampling where the logits are, as the CUDA backend does, so that the
+ * engine's path for a backend that samples runs here too: srlm_sample on each
+ * row, which is what the host does with the downloaded logits (the plain CPU
+ * backend has no sample op, so the two backends' runs compare the paths). */
+static srlm_status guarded_sample(srlm_backend *be, const srlm_view *logits, const struct srlm_sampling *cfg,
+                                  const float *u, int *token) {
+    if (logits->dtype != SRLM_F32 && logits->dtype != SRLM_BF16)
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu_guarded backend: sample: logits are %s; F32 or BF16",
+                        srlm_dtype_name(logits->dtype));
+    if (logits->rows == 0) return SRLM_OK;
+    const int vocab = (int)logits->cols;
+    srlm_sampler *s = NULL;
+    float *row = malloc(sizeof(float) * (size_t)vocab);
+    srlm_status st = row ? srlm_sampler_new(&s, vocab) : SRLM_ERR(SRLM_FAILED, "out of memory sampling");
+    if (st == SRLM_OK) st = protect_all(be, PROT_READ | PROT_WRITE);
+    for (int64_t i = 0; i < logits->rows && st == SRLM_OK; i++) {
+        const char *src = (const char *)logits->data + (size_t)(i * logits->stride) * srlm_dtype_size(logits->dtype);
+        srlm_convert_to_f32(row, src, logits->dtype, (size_t)vocab);
+        st = srlm_sample(s, row, vocab, cfg, u[i], &token[i], NULL);
+        if (st != SRLM_OK) srlm_error_context("sampling: row %lld of the logits", (long long)i);
+    }
+    srlm_status closed = protect_all(be, PROT_NONE);
+    srlm_sampler_free(s);
+    free(row);
+    return st != SRLM_OK ? st : closed;
+}
+
 static const srlm_backend_ops GUARDED_OPS = {
     .name = "cpu_guarded",
     .host_memory = 0,
     .destroy = guarded_destroy,
+    .sample = guarded_sample,
     .alloc = guarded_alloc,
     .free = guarded_free,
     .upload = guarded_upload,

@@ -351,6 +351,7 @@ static const srlm_backend_ops CUDA_OPS = {
     .host_memory = 0,
     .destroy = cuda_destroy,
     .device_comm = cuda_device_comm,
+    .sample = cuda_sample,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .upload = cuda_upload,

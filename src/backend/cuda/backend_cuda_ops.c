@@ -10,6 +10,7 @@
 #include "logprob.h"
 #include "rmsnorm.h"
 #include "rope.h"
+#include "sampling.h"
 #include "swiglu.h"
 #include "tensor_ops.h"
 
@@ -248,6 +249,31 @@ srlm_status cuda_row_argmax(srlm_backend *be, const srlm_view *logits, int *idx,
     SRLM_CHECK(cuda_fetch(be, idx_d, (sizeof(int) + sizeof(float)) * rows, (const void **)&host));
     memcpy(idx, host, sizeof(int) * rows);
     memcpy(val, host + rows, sizeof(float) * rows);
+    return SRLM_OK;
+}
+
+/* The draws go over with the op's parameters and the tokens come back with
+ * the one wait of the step: the logits never leave the device. */
+srlm_status cuda_sample(srlm_backend *be, const srlm_view *logits, const struct srlm_sampling *cfg, const float *u,
+                        int *token) {
+    SRLM_CHECK(cuda_check_dtype("sample", "logits", logits));
+    if (logits->rows == 0) return SRLM_OK;
+    if (logits->rows > INT_MAX || logits->cols > INT_MAX)
+        return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: sample: %lld x %lld logits is too many",
+                        (long long)logits->rows, (long long)logits->cols);
+    const int rows = (int)logits->rows;
+    cuda_in in[1] = {{u, sizeof(float) * (size_t)rows}};
+    void *dev[2], *ws;
+    SRLM_CHECK(cuda_stage(be, in, 1, sizeof(int) * (size_t)rows, dev));
+    SRLM_CHECK(cuda_workspace(be, srlm_cuda_sample_workspace(rows, (int)logits->cols), &ws));
+    SRLM_CHECK(srlm_cuda_sample(logits, cfg, dev[0], dev[1], NULL, ws, cuda_stream(be)));
+    const void *host;
+    SRLM_CHECK(cuda_fetch(be, dev[1], sizeof(int) * (size_t)rows, &host));
+    memcpy(token, host, sizeof(int) * (size_t)rows);
+    for (int i = 0; i < rows; i++)
+        if (token[i] < 0)
+            return SRLM_ERR(SRLM_BAD_INPUT, "sampling: row %d of the logits holds a NaN or +inf, or no finite value",
+                            i);
     return SRLM_OK;
 }
 

@@ -134,6 +134,8 @@ srlm_status cuda_row_max(srlm_backend *be, const srlm_view *logits, float *mx);
 srlm_status cuda_row_sumexp_target(srlm_backend *be, const srlm_view *logits, const float *mx,
                                    const int *targets, int64_t vocab_start, float *se, float *tl);
 srlm_status cuda_row_argmax(srlm_backend *be, const srlm_view *logits, int *idx, float *val);
+srlm_status cuda_sample(srlm_backend *be, const srlm_view *logits, const struct srlm_sampling *cfg, const float *u,
+                        int *token);
 srlm_status cuda_dropout(srlm_backend *be, srlm_view *x, float p, uint64_t key);
 
 /* backward ops (backend_cuda_backward.c) */
