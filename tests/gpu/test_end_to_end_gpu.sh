@@ -11,6 +11,9 @@
 # average (so a wrong update could not pass). Scores of one fixed model must
 # agree to 1e-3. Greedy generation: every candidate identical except where the
 # top two logits are within float noise (at most one of the 4 may differ).
+# Sampled generation (the GPU samples on the device, the CPU on the host, with
+# the same draws): identical except where a draw or the top-p cut falls within
+# float noise of a boundary (at most one of the 8 may differ).
 # The loop's judgements are sampled text and need not match token for token:
 # the run must finish and produce M2.
 #
@@ -25,7 +28,8 @@
 # on the GPU must finish with their outputs.
 #
 # SRLM_E2E_BACKEND=cpu_guarded runs the same checks against the guarded CPU
-# backend instead, so that the script itself can be checked without a GPU.
+# backend instead, so that the script itself is checked without a GPU (ctest's
+# cli_test_end_to_end_script does that in every build, CI's included).
 set -u
 gpu=${SRLM_E2E_BACKEND:-cuda}
 bin="$SRLM_BIN"
@@ -80,6 +84,18 @@ differ=$(paste -d'\n' <(sed 's/.*"response":\("[^"]*"\).*/\1/' gen_cpu.jsonl) <(
   paste - - | awk -F'\t' '$1 != $2' | wc -l)
 echo "generate (greedy): $differ of $(wc -l < gen_cpu.jsonl) responses differ"
 [ "$differ" -le 1 ] || fail "greedy generation differs between cpu and $gpu on $differ prompts"
+# sampled: the GPU draws its tokens where the logits are (the sampling kernel),
+# the CPU on the host (srlm_sample), with the same uniform draws, by the same rules
+for be in cpu $gpu; do
+  "$bin" generate --backend $be --model runs/cpu/sft/model --input sft.jsonl --output sampled_$be.jsonl \
+    --samples 2 --temperature 0.8 --top-p 0.9 --max-new-tokens 12 --seed 5 2> sampled_$be.log \
+    || fail "sampled generate on $be exited $?"
+done
+differ=$(paste -d'\n' <(sed 's/.*"response":\("[^"]*"\).*/\1/' sampled_cpu.jsonl) \
+  <(sed 's/.*"response":\("[^"]*"\).*/\1/' sampled_$gpu.jsonl) | paste - - | awk -F'\t' '$1 != $2' | wc -l)
+echo "generate (sampled, temperature 0.8, top-p 0.9): $differ of $(wc -l < sampled_cpu.jsonl) responses differ"
+[ "$(wc -l < sampled_cpu.jsonl)" -ge 2 ] || fail "sampled generate wrote $(wc -l < sampled_cpu.jsonl) lines"
+[ "$differ" -le 1 ] || fail "sampled generation differs between cpu and $gpu on $differ responses"
 
 # ---- backend.dtype bfloat16 ----
 for be in cpu $gpu; do
