@@ -6,15 +6,20 @@
  *     K x micro_batch_size): tokens/s and model-FLOPs utilisation against a
  *     peak given on the command line, for each K of --micro-batches;
  *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
- *     reading every weight once per token at a given memory bandwidth.
+ *     reading every weight once per token at a given memory bandwidth;
+ *   - sampled decoding of --decode-batch S sequences (temperature 0.8, top-p
+ *     0.9, as the loop's generation): the next tokens drawn on the host from
+ *     the downloaded logits, as srlm did before the ops table's sample op, and
+ *     then where the logits are (the backend's sample op, as srlm generate does
+ *     now; skipped on a backend without one), the same steps in the same run.
  *
  *   bench_model [--backend cuda|cpu] [--dtype float32|bfloat16] [--config 1b|wide-vocab|tiny] [--batch B]
- *               [--seq T] [--micro-batches K[,K...]] [--steps N] [--decode N] [--logits-chunk R]
- *               [--peak-tflops P] [--mem-gbs G] [--dir DIR]
+ *               [--seq T] [--micro-batches K[,K...]] [--steps N] [--decode N] [--decode-batch S]
+ *               [--logits-chunk R] [--peak-tflops P] [--mem-gbs G] [--dir DIR]
  *
  * --dtype is backend.dtype: bfloat16 keeps weights and activations in bf16 with
- * fp32 master weights, as srlm sft does (AdamW on the master, then the bf16
- * copy refreshed from it: both inside the timed step). --logits-chunk is
+ * fp32 master weights, as srlm sft does (AdamW on the master writing the bf16
+ * weights as it goes, inside the timed step). --logits-chunk is
  * train.X.logits_chunk (0: the whole batch). With one micro-batch the optimizer
  * (which reads and writes ~30 bytes per weight in bf16) is a fixed share of
  * every step; at the batch sizes models are trained with it is spread over
@@ -27,6 +32,8 @@
  * the 12 * L * T * D of full attention), as in the PaLM paper's MFU. One line
  * per measurement, "key: value" pairs, for run.sh to table. */
 #include <math.h>
+#include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +42,7 @@
 
 #include "backend/factory.h"
 #include "core/rng.h"
+#include "generate/sampler.h"
 #include "io/checkpoint.h"
 #include "io/fsutil.h"
 #include "io/hf_config.h"
@@ -59,7 +67,7 @@ static double now_s(void) {
 
 typedef struct {
     const char *backend, *dtype, *config, *dir;
-    int         batch, seq, steps, decode, logits_chunk;
+    int         batch, seq, steps, decode, decode_batch, logits_chunk;
     double      peak_tflops, mem_gbs;
     int         micro[8], n_micro; /* --micro-batches: the step's micro-batch counts to time */
 } args;
@@ -108,7 +116,8 @@ static void config_of(const char *name, srlm_hf_config *hc) {
 }
 
 static void parse(int argc, char **argv, args *a) {
-    *a = (args){"cuda", "float32", "1b", NULL, 4, 1024, 10, 64, 0, 0, 0, {1}, 1};
+    *a = (args){.backend = "cuda", .dtype = "float32", .config = "1b", .batch = 4, .seq = 1024, .steps = 10,
+                .decode = 64, .decode_batch = 32, .micro = {1}, .n_micro = 1};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "bench_model: %s needs a value\n", k); exit(2); }
@@ -120,6 +129,7 @@ static void parse(int argc, char **argv, args *a) {
         else if (!strcmp(k, "--seq")) a->seq = atoi(v);
         else if (!strcmp(k, "--steps")) a->steps = atoi(v);
         else if (!strcmp(k, "--decode")) a->decode = atoi(v);
+        else if (!strcmp(k, "--decode-batch")) a->decode_batch = atoi(v);
         else if (!strcmp(k, "--logits-chunk")) a->logits_chunk = atoi(v);
         else if (!strcmp(k, "--peak-tflops")) a->peak_tflops = atof(v);
         else if (!strcmp(k, "--mem-gbs")) a->mem_gbs = atof(v);
@@ -127,10 +137,43 @@ static void parse(int argc, char **argv, args *a) {
         else { fprintf(stderr, "bench_model: unknown flag %s\n", k); exit(2); }
         i++;
     }
-    if (a->batch < 1 || a->seq < 2 || a->steps < 1 || a->decode < 0 || a->logits_chunk < 0) {
-        fprintf(stderr, "bench_model: --batch >= 1, --seq >= 2, --steps >= 1, --decode >= 0, --logits-chunk >= 0\n");
+    if (a->batch < 1 || a->seq < 2 || a->steps < 1 || a->decode < 0 || a->decode_batch < 0 || a->logits_chunk < 0) {
+        fprintf(stderr, "bench_model: --batch >= 1, --seq >= 2, --steps >= 1, --decode >= 0, --decode-batch >= 0, "
+                        "--logits-chunk >= 0\n");
         exit(2);
     }
+}
+
+/* `steps` decode steps of S sequences (slots 0 .. S-1, prompts of `prompt`
+ * tokens already in the cache), the tokens drawn on the host from downloaded
+ * logits (host = 1) or by the backend's sample op; returns the seconds, and in
+ * *hash a hash of every token drawn (the two ways must draw the same). */
+static double sampled_decode(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *fa, int S, int prompt, int steps,
+                             int host, srlm_sampler **smp, float *logits, int *next, int *slot, int *past,
+                             int *n_new, float *u, uint64_t *hash) {
+    srlm_backend *be = m->be;
+    const srlm_sampling cfg = {0.8f, 0.9f, 0};
+    const int V = m->vocab_padded;
+    *hash = 14695981039346656037u;
+    for (int b = 0; b < S; b++) next[b] = 3 + b, past[b] = prompt, n_new[b] = 1;
+    const double t0 = now_s();
+    for (int i = 0; i < steps; i++) {
+        const srlm_batch db = {S, 1, next, slot, past, n_new, 1};
+        TRY(srlm_llama_forward(m, kv, fa, &db));
+        for (int b = 0; b < S; b++) u[b] = srlm_sample_uniform(11, (uint64_t)b, (uint64_t)i);
+        srlm_view rows = srlm_view_rows(fa->logits, 0, S);
+        if (host) {
+            TRY(be->ops->download(be, logits, &rows));
+            /* rows in parallel, one sampler each thread, as the engine does on the host */
+#pragma omp parallel for schedule(dynamic, 1)
+            for (int b = 0; b < S; b++)
+                TRY(srlm_sample(smp[omp_get_thread_num()], logits + (size_t)b * V, V, &cfg, u[b], &next[b], NULL));
+        } else {
+            TRY(be->ops->sample(be, &rows, &cfg, u, next));
+        }
+        for (int b = 0; b < S; b++) past[b]++, *hash = (*hash ^ (uint64_t)next[b]) * 1099511628211u;
+    }
+    return now_s() - t0;
 }
 
 /* Forward and backward of `micro` micro-batches, then AdamW on every weight;
@@ -257,6 +300,43 @@ int main(int argc, char **argv) {
             printf(", bound %.1f tokens/s at %.0f GB/s (%.1f%%)", bound, a.mem_gbs, 100.0 * tps / bound);
         }
         printf("\n");
+        srlm_llama_acts_free(&fa, be);
+        srlm_kv_cache_free(&kv, be);
+    }
+
+    /* ---- sampled decoding of a batch: host sampling, then the backend's ---- */
+    if (a.decode > 0 && a.decode_batch > 0) {
+        const int S = a.decode_batch, prompt = 16, max_seq = prompt + a.decode + 1, V = m.vocab_padded;
+        srlm_kv_cache kv;
+        TRY(srlm_kv_cache_new(&kv, &m, S, max_seq));
+        srlm_llama_acts fa;
+        TRY(srlm_llama_acts_new(&fa, &m, S * prompt, S));
+        int *pids = malloc(sizeof(int) * (size_t)S * prompt), *next = malloc(sizeof(int) * (size_t)S * 4);
+        float *logits = malloc(sizeof(float) * (size_t)S * V), *u = malloc(sizeof(float) * (size_t)S);
+        const int n_smp = omp_get_max_threads();
+        srlm_sampler **smp = calloc((size_t)n_smp, sizeof *smp);
+        if (!pids || !next || !logits || !u || !smp) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
+        for (int i = 0; i < n_smp; i++) TRY(srlm_sampler_new(&smp[i], V));
+        int *slot = next + S, *past = slot + S, *n_new = past + S;
+        for (int i = 0; i < S * prompt; i++) pids[i] = ids[i % N];
+        for (int b = 0; b < S; b++) slot[b] = b, past[b] = 0, n_new[b] = prompt;
+        const srlm_batch pb = {S, prompt, pids, slot, past, n_new, 1};
+        TRY(srlm_llama_forward(&m, &kv, &fa, &pb));
+        uint64_t h_host, h_dev;
+        sampled_decode(&m, &kv, &fa, S, prompt, 2, 1, smp, logits, next, slot, past, n_new, u, &h_host); /* warm-up */
+        const double t_host = sampled_decode(&m, &kv, &fa, S, prompt, a.decode, 1, smp, logits, next, slot, past,
+                                             n_new, u, &h_host);
+        printf("decode_sampled: batch %d, dtype %s, %d steps, temperature 0.8, top-p 0.9, host sampling %.1f tokens/s",
+               S, a.dtype, a.decode, (double)S * a.decode / t_host);
+        if (be->ops->sample) {
+            const double t_dev = sampled_decode(&m, &kv, &fa, S, prompt, a.decode, 0, smp, logits, next, slot, past,
+                                                n_new, u, &h_dev);
+            printf(", backend sampling %.1f tokens/s (%.2fx), %s tokens", (double)S * a.decode / t_dev, t_host / t_dev,
+                   h_dev == h_host ? "the same" : "DIFFERENT");
+        }
+        printf("\n");
+        for (int i = 0; i < n_smp; i++) srlm_sampler_free(smp[i]);
+        free(smp), free(pids), free(next), free(logits), free(u);
         srlm_llama_acts_free(&fa, be);
         srlm_kv_cache_free(&kv, be);
     }

@@ -200,6 +200,8 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
     elif timeout "$t" "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >>"$model_txt" \
             2>"$logs/bench_model_$dtype.err"; then
         grep "dtype $dtype" "$model_txt"
+        grep "^decode_sampled:.*dtype $dtype,.*DIFFERENT" "$model_txt" >/dev/null &&
+            failed+=("bench_model ($dtype): sampling on the device drew other tokens than on the host")
         [ "$bf16_peak" != 0 ] && grep "^train_step:.*dtype $dtype," "$model_txt" |
             awk -v p="$bf16_peak" -v d="$dtype" '{
                 match($0, /micro-batches [0-9]+/); k = substr($0, RSTART + 14, RLENGTH - 14)
@@ -257,6 +259,15 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && [ -s "$table" ] && [ ${#quick[@]} = 0
             pct = "-"; if (match($0, /\([0-9.]+%\)/)) pct = substr($0, RSTART + 1, RLENGTH - 2) " of the weight-read bound"
             dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
             printf "| %s | %s | %s | model decode, batch 1 | %s | 1.1B, 128 tokens | - | %s | - | tokens/s | %s |\n", d, g, s, dt, tps, pct
+        }
+        /^decode_sampled:/ && /backend sampling/ {
+            match($0, /batch [0-9]+/); bs = substr($0, RSTART + 6, RLENGTH - 6)
+            match($0, /[0-9]+ steps/); st = substr($0, RSTART, RLENGTH - 6)
+            match($0, /host sampling [0-9.]+/); host = substr($0, RSTART + 14, RLENGTH - 14)
+            match($0, /backend sampling [0-9.]+/); dev = substr($0, RSTART + 17, RLENGTH - 17)
+            match($0, /\([0-9.]+x\)/); x = substr($0, RSTART + 1, RLENGTH - 3)
+            dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
+            printf "| %s | %s | %s | model decode, batch %s, sampled on the device | %s | 1.1B, %s steps | - | %s | - | tokens/s | %sx sampling on the host (%s tokens/s) |\n", d, g, s, bs, dt, st, dev, x, host
         }' "$model_txt" >>"$rows"
     if ! grep -q '^## GPU kernels' "$results"; then
         {

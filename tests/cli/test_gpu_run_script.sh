@@ -6,7 +6,8 @@
 # rows reach the table and RESULTS.md (a copy: SRLM_GPU_RESULTS), once with the
 # section made and once appended to it; SRLM_GPU_BUDGET_S skips what no longer fits and names it
 # while what ran is reported; SRLM_GPU_SANITIZE_TESTS sets the sanitizers' order;
-# a sanitizer hazard and a failing test make it exit 1; with several GPUs the
+# a sanitizer hazard, a failing test and device sampling that draws other
+# tokens than the host make it exit 1; with several GPUs the
 # NCCL test runs under mpirun, one rank each; NCCL from Python's wheel is put on
 # the loader's path where none is found; a bad budget exits 2.
 set -u
@@ -75,6 +76,7 @@ for k in $(echo "$micro" | tr , ' '); do
     echo "train_step: batch 4, seq 1024, micro-batches $k, dtype $dtype, logits rows 4096, mean 0.$((1 + k)) s, best 0.1 s, 40000 tokens/s, $((20 * k)).00 TFLOP/s, MFU 2.0% of 989 TFLOP/s"
 done
 echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, 100.0 tokens/s, 2.20 GB of weights, bound 1363.6 tokens/s at 3000 GB/s (7.3%)"
+echo "decode_sampled: batch 32, dtype $dtype, 64 steps, temperature 0.8, top-p 0.9, host sampling 1000.0 tokens/s, backend sampling 1500.0 tokens/s (1.50x), ${FAKE_SAMPLED:-the same} tokens"
 EOF
 cat >"$b/bundle-env.sh" <<'EOF'
 export SRLM_FAKE_BUNDLE=yes
@@ -135,6 +137,8 @@ grep -q "| model train step (fwd+bwd+AdamW) | fp32 | 1.1B, batch 4 x 1024 | 200.
 grep -q "| model decode, batch 1 | bf16 | 1.1B, 128 tokens | - | 100.0 | - | tokens/s | 7.3% of the weight-read bound |" \
     "$work/results.md" || fail "RESULTS.md: the decode row is missing or malformed"
 [ "$(grep -c '| logprob_fwd |' "$work/results.md")" = 2 ] || fail "RESULTS.md: the second run's rows were not appended"
+grep -q "| model decode, batch 32, sampled on the device | bf16 | 1.1B, 64 steps | - | 1500.0 | - | tokens/s | 1.50x sampling on the host (1000.0 tokens/s) |" \
+    "$work/results.md" || fail "RESULTS.md: the sampled decode row is missing or malformed"
 tail -n 1 "$work/results.md" | grep -q "model decode" || fail "RESULTS.md: the rows are not at the end of their section"
 
 # 2. a budget: the sanitizer runs (2 s each) that no longer fit are skipped and named
@@ -153,13 +157,16 @@ grep -q "memcheck test_swiglu_gpu" "$work/budget.log" && grep -q "^test_swiglu_g
 grep -q "logprob_fwd" "$work/budget.log" || fail "the budget skipped the kernel benchmarks, which fit"
 
 # 3. failures: a hazard, a failing test, an unknown sanitizer test
-run fail.log SANITIZER_HAZARD=test_rope_gpu FAKE_TEST_FAIL=1 SRLM_GPU_SANITIZE_TESTS="test_rope_gpu test_nope"
+run fail.log SANITIZER_HAZARD=test_rope_gpu FAKE_TEST_FAIL=1 SRLM_GPU_SANITIZE_TESTS="test_rope_gpu test_nope" \
+    FAKE_SAMPLED=DIFFERENT
 rc=$?
 [ "$rc" = 1 ] || fail "a run with a hazard and a failing test exited $rc (expected 1)"
 grep -q "test_rope_gpu *memcheck *HAZARDS FOUND" "$work/fail.log" || fail "the hazard was not reported"
 grep -q "FAILED: ctest -L gpu" "$work/fail.log" || fail "the failing gpu test was not reported"
 grep -q "test_nope, which is not a tests/gpu/test_\*.c program" "$work/fail.log" ||
     fail "an unknown test in SRLM_GPU_SANITIZE_TESTS was not reported"
+grep -q "FAILED: bench_model (bfloat16): sampling on the device drew other tokens than on the host" "$work/fail.log" ||
+    fail "device sampling that drew other tokens was not reported"
 
 # 4. two GPUs: the NCCL test once on each under mpirun; NCCL found through Python's wheel
 run nccl.log FAKE_GPUS=2 SRLM_GPU_PYTHON="$work/bin/fakepy" FAKE_NCCL_DIR="$work/wheel/lib" SRLM_GPU_MODEL=0
