@@ -19,6 +19,7 @@
 #include "backend/factory.h"
 #include "comm_values.h"
 #include "dist/comm_mpi.h"
+#include "dist/comm_nccl.h"
 #include "dist/topology.h"
 #include "gpu_util.h"
 
@@ -258,6 +259,8 @@ int main(int argc, char **argv) {
     TEST_SKIP("this build has no NCCL (CMake found no nccl.h / libnccl): device collectives go through the host");
 #else
     gpu_skip_without_device("");
+    /* a machine without libnccl: srlm says so when tp or dp needs it; here a skip */
+    if (srlm_comm_nccl_load() != SRLM_OK) TEST_SKIP("%s", srlm_last_error());
     CHECK_OK(srlm_dist_init(&argc, &argv));
     MPI_Comm dup, node;
     MPI_Comm_dup(MPI_COMM_WORLD, &dup);
