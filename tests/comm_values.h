@@ -12,6 +12,12 @@
 #include "core/dtype.h"
 #include "dist/comm.h"
 
+/* Every element type and every reduction, for the loops over all of them. */
+static const srlm_comm_dtype COMM_DTYPES[] = {SRLM_COMM_F32, SRLM_COMM_F64,  SRLM_COMM_I32,
+                                              SRLM_COMM_I64, SRLM_COMM_BYTE, SRLM_COMM_BF16};
+static const srlm_reduce_op  COMM_OPS[] = {SRLM_REDUCE_SUM, SRLM_REDUCE_MAX, SRLM_REDUCE_MIN};
+enum { COMM_N_DTYPES = sizeof COMM_DTYPES / sizeof COMM_DTYPES[0], COMM_N_OPS = sizeof COMM_OPS / sizeof COMM_OPS[0] };
+
 /* A small signed integer that depends on rank and index; never all zeros. */
 static inline int comm_gen(int r, size_t i) { return (int)((r * 131 + (int)(i % 1009) * 17) % 61) - 20; }
 

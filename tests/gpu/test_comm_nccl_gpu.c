@@ -70,12 +70,11 @@ static srlm_status broadcast(srlm_comm *d, void *buf, size_t bytes, int root) {
 /* ---- the collectives ---- */
 
 static void test_allreduce(srlm_comm *d) {
-    const srlm_comm_dtype types[] = {SRLM_COMM_F32, SRLM_COMM_F64, SRLM_COMM_I32,
-                                     SRLM_COMM_I64, SRLM_COMM_BYTE, SRLM_COMM_BF16};
-    const srlm_reduce_op ops[] = {SRLM_REDUCE_SUM, SRLM_REDUCE_MAX, SRLM_REDUCE_MIN};
+    const srlm_comm_dtype *types = COMM_DTYPES;
+    const srlm_reduce_op  *ops = COMM_OPS;
     for (size_t s = 0; s < N_SIZES; s++)
-        for (int ti = 0; ti < 6; ti++)
-            for (int oi = 0; oi < 3; oi++) {
+        for (int ti = 0; ti < COMM_N_DTYPES; ti++)
+            for (int oi = 0; oi < COMM_N_OPS; oi++) {
                 const size_t n = SIZES[s], bytes = n * srlm_comm_dtype_size(types[ti]);
                 char *h = malloc(bytes);
                 for (size_t i = 0; i < n; i++) comm_store(types[ti], h, i, comm_value(types[ti], g_rank, i));

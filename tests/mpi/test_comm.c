@@ -18,12 +18,11 @@ static const size_t SIZES[] = {0, 1, 7, 1000, 12345};
 enum { N_SIZES = sizeof SIZES / sizeof SIZES[0] };
 
 static void test_allreduce(srlm_comm *c) {
-    const srlm_comm_dtype types[] = {SRLM_COMM_F32, SRLM_COMM_F64, SRLM_COMM_I32,
-                                     SRLM_COMM_I64, SRLM_COMM_BYTE, SRLM_COMM_BF16};
-    const srlm_reduce_op ops[] = {SRLM_REDUCE_SUM, SRLM_REDUCE_MAX, SRLM_REDUCE_MIN};
+    const srlm_comm_dtype *types = COMM_DTYPES;
+    const srlm_reduce_op  *ops = COMM_OPS;
     for (size_t s = 0; s < N_SIZES; s++)
-        for (int ti = 0; ti < 6; ti++)
-            for (int oi = 0; oi < 3; oi++) {
+        for (int ti = 0; ti < COMM_N_DTYPES; ti++)
+            for (int oi = 0; oi < COMM_N_OPS; oi++) {
                 size_t n = SIZES[s];
                 srlm_comm_dtype t = types[ti];
                 char *buf = malloc(n * srlm_comm_dtype_size(t) + 1);
