@@ -33,7 +33,6 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kBlocksPerSM = 8;        /* vector kernel: resident blocks per SM, ~64 KB in flight */
-constexpr int kTargetBlocks = kBlocksPerSM * 132; /* one such wave on an H100 */
 constexpr int kMinChunk = 64;          /* keys; shorter chunks cost more in the combine than they save */
 constexpr int kMaxChunk = 2048;        /* keys; bounds the scores kept in shared memory */
 constexpr int kChunkAlign = 64;        /* keys; whole steps of the vector loop (32 keys at hd 128 bf16) */
@@ -42,12 +41,33 @@ constexpr int kVecFloats = 8;          /* fp32 values per lane in the vector pat
 
 struct Split { int chunks, chunk_len; };
 
-/* A pure function of the shape, so the workspace size and the launch agree;
- * both partial kernels use it. */
+/* The current device's multiprocessor count (132 on an H100 SXM, 108 on an
+ * A100), read once per device; 132 if it cannot be read. */
+static int sm_count(void) {
+    static int cached[64];
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
+        cudaGetLastError();
+        return 132;
+    }
+    if (cached[dev] == 0) {
+        int n = 0;
+        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
+            cudaGetLastError();
+            n = 132;
+        }
+        cached[dev] = n;
+    }
+    return cached[dev];
+}
+
+/* A pure function of the shape and the device, so the workspace size and the
+ * launch agree; both partial kernels use it. One wave of kBlocksPerSM blocks
+ * on every multiprocessor (a second, partial wave cost ~15% on an H100). */
 static Split choose_split(const srlm_cuda_attn_shape *s) {
     const int len = s->max_len > 0 ? s->max_len : 1;
-    const long long rows = (long long)s->B * s->n_heads;
-    int want = rows > 0 ? (int)((kTargetBlocks + rows - 1) / rows) : 1;
+    const long long rows = (long long)s->B * s->n_heads, target = (long long)kBlocksPerSM * sm_count();
+    int want = rows > 0 ? (int)((target + rows - 1) / rows) : 1;
     int by_len = (len + kMinChunk - 1) / kMinChunk;
     int chunks = want < by_len ? want : by_len;
     int at_least = (len + kMaxChunk - 1) / kMaxChunk;
