@@ -60,10 +60,12 @@ static void test_copy_rows(srlm_backend *be, srlm_dtype t) {
 }
 
 /* copy between any pair of dtypes, compared as raw bits with core/dtype.h's
- * conversion of the source (special values in the first row) */
-static void test_copy(srlm_dtype dt, srlm_dtype st) {
-    enum { R = 9, COLS = 301, SSTRIDE = 304, DSTRIDE = 305 };
-    const size_t sn = (size_t)R * SSTRIDE, dn = (size_t)R * DSTRIDE;
+ * conversion of the source (special values in the first row); R rows of 301
+ * with the given strides (padded: the row-wise kernel; contiguous or one row:
+ * the flat one) */
+static void test_copy(srlm_dtype dt, srlm_dtype st, int rows, int sstride, int dstride) {
+    enum { COLS = 301 };
+    const size_t sn = (size_t)rows * sstride, dn = (size_t)rows * dstride;
     float *src = random_f32(sn, 920, 0.0f, 1.0f, st);
     const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1.0f + 0x1p-8f /* tie: down */,
                              1.0f + 0x3p-8f /* tie: up */, 1.0f + 0x1p-8f + 0x1p-20f, 0x1p-130f /* subnormal */,
@@ -76,18 +78,20 @@ static void test_copy(srlm_dtype dt, srlm_dtype st) {
     void *dsrc = gpu_from_host(hsrc, sb), *ddst = gpu_poisoned(db);
     /* the expected bits: poison (0xff) in the padding, the converted source in the rows */
     memset(want, 0xff, db);
-    for (int i = 0; i < R; i++)
-        srlm_convert_from_f32((char *)want + (size_t)i * DSTRIDE * srlm_dtype_size(dt), dt,
-                              src + (size_t)i * SSTRIDE, COLS);
-    srlm_view vs = {dsrc, st, R, COLS, SSTRIDE}, vd = {ddst, dt, R, COLS, DSTRIDE};
+    for (int i = 0; i < rows; i++)
+        srlm_convert_from_f32((char *)want + (size_t)i * dstride * srlm_dtype_size(dt), dt,
+                              src + (size_t)i * sstride, COLS);
+    srlm_view vs = {dsrc, st, rows, COLS, sstride}, vd = {ddst, dt, rows, COLS, dstride};
     CHECK_OK(srlm_cuda_copy(&vd, &vs, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     CHECK(cudaMemcpy(gotb, ddst, db, cudaMemcpyDeviceToHost) == cudaSuccess);
     size_t es = srlm_dtype_size(dt);
     int bad = 0;
     for (size_t k = 0; k < dn; k++) bad += memcmp((char *)gotb + k * es, (char *)want + k * es, es) != 0;
-    CHECK_MSG(bad == 0, "copy %s -> %s: %d elements differ", srlm_dtype_name(st), srlm_dtype_name(dt), bad);
-    printf("copy      %-4s -> %-4s: %d elements differ\n", srlm_dtype_name(st), srlm_dtype_name(dt), bad);
+    CHECK_MSG(bad == 0, "copy %s -> %s, %d rows, strides %d -> %d: %d elements differ", srlm_dtype_name(st),
+              srlm_dtype_name(dt), rows, sstride, dstride, bad);
+    printf("copy      %-4s -> %-4s, %d rows, strides %d -> %d: %d elements differ\n", srlm_dtype_name(st),
+           srlm_dtype_name(dt), rows, sstride, dstride, bad);
     cudaFree(dsrc); cudaFree(ddst);
     free(src); free(hsrc); free(want); free(gotb);
 }
@@ -181,7 +185,11 @@ int main(void) {
         test_add(be, ts[k]);
         test_fill(be, ts[k]);
         test_dropout(be, ts[k]);
-        for (int m = 0; m < 2; m++) test_copy(ts[k], ts[m]);
+        for (int m = 0; m < 2; m++) {
+            test_copy(ts[k], ts[m], 9, 304, 305); /* padded rows */
+            test_copy(ts[k], ts[m], 9, 301, 301); /* contiguous */
+            test_copy(ts[k], ts[m], 1, 304, 305); /* one row */
+        }
     }
 
     /* argument checks */
