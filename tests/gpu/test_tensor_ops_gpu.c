@@ -60,7 +60,7 @@ static void test_copy_rows(srlm_backend *be, srlm_dtype t) {
 }
 
 /* copy between any pair of dtypes, compared as raw bits with core/dtype.h's
- * conversion of the source (special values in the first row); R rows of 301
+ * conversion of the source (special values in the first row); `rows` rows of 301
  * with the given strides (padded: the row-wise kernel; contiguous or one row:
  * the flat one) */
 static void test_copy(srlm_dtype dt, srlm_dtype st, int rows, int sstride, int dstride) {
