@@ -178,8 +178,12 @@ srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
         if (!segment_in_shard(t, i, &a, &b)) continue;
         const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, t->segs[i].decay && t->tc->weight_decay > 0);
         shard_slice s = slice_of(t, a, b);
-        srlm_view work = srlm_view_carve(t->m.params, a, 1, b - a); /* dp 1: shard offsets are the model's */
-        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, adamw_writes_params(t) ? &work : NULL, &c));
+        srlm_view work, *w = NULL;
+        if (adamw_writes_params(t)) { /* dp 1: shard offsets are the model's */
+            work = srlm_view_carve(t->m.params, a, 1, b - a);
+            w = &work;
+        }
+        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, w, &c));
     }
     return SRLM_OK;
 }

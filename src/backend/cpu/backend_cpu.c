@@ -82,6 +82,8 @@ srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
                         (long long)x->cols, (long long)w->rows, (long long)w->cols);
     if (x->rows == 0) return SRLM_OK;
     if (x->rows == 1) { /* a decode step at batch 1: OpenBLAS's sgemm with one row is 2-10x slower than sgemv */
+        /* y zeroed first: some OpenBLAS releases scale y by beta = 0 and keep a stale NaN there */
+        if (!accumulate) memset(y->data, 0, sizeof(float) * (size_t)y->cols);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)w->rows, (int)w->cols, 1.0f, w->data, (int)w->stride,
                     x->data, 1, accumulate ? 1.0f : 0.0f, y->data, 1);
         return SRLM_OK;
