@@ -1,6 +1,5 @@
 #include "pipeline/workqueue.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -139,28 +138,10 @@ static srlm_status run_item(const srlm_workqueue *q, int item, int world_rank, i
     return st;
 }
 
-/* A writer killed in the middle of srlm_artifact_write (a fault, the watchdog,
- * mpirun ending a job) leaves its temporary file DIR/.NAME.tmp-XXXXXX (fsutil.c).
- * It is never taken for a part; nothing of this job writes into DIR before the
- * scan, so rank 0 removes such leftovers there, and reruns end with the same
- * files as an uninterrupted run. */
-static void remove_stale_temporaries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] != '.' || !strstr(e->d_name, ".tmp-")) continue;
-        char path[1400];
-        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (n > 0 && (size_t)n < sizeof path && unlink(path) == 0)
-            SRLM_WARN("%s: removed %s, left by a writer that was stopped in the middle", dir, e->d_name);
-    }
-    closedir(d);
-}
-
 /* The items without a complete, verified part, in order. */
 static srlm_status scan(const srlm_workqueue *q, int *todo, int *n_todo) {
     *n_todo = 0;
-    remove_stale_temporaries(q->dir);
+    srlm_parts_remove_temporaries(q->dir);
     for (int i = 0; i < q->n_items; i++) {
         char path[1200];
         SRLM_CHECK(srlm_part_path(path, sizeof path, q->dir, i));

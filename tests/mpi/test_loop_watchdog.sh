@@ -174,6 +174,10 @@ watchdog_msg='srlm: watchdog: no progress for [0-9]+ s \(run.watchdog_s = 5'
 run_stopped A 4 "iter-1/candidates:*:3:start:stop" "" ""
 # as a writer killed in the middle would leave it (the phase is incomplete: group 1's item)
 printf '{"half' > runs/A/iter-1/candidates/.part-00001.jsonl.tmp-Xy12Zq
+# and as rank 0 killed while writing the prompts' filtered list would leave it
+# (every part of the phase complete, so no work queue scans that folder)
+rm -f runs/A/iter-1/prompts/prompts.jsonl runs/A/iter-1/prompts/prompts.jsonl.done
+printf '{"half' > runs/A/iter-1/prompts/.prompts.jsonl.tmp-Ab34Cd
 check A "\[rank 2\] $watchdog_msg|\[rank 0\] srlm run: error: .*worker group 1" ref 4
 run_stopped B 4 "iter-1/judgements:*:2:start:stop" "" ""
 check B "\[rank 3\] $watchdog_msg|\[rank 0\] srlm run: error: .*worker group 1" ref 4
