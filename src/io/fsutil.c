@@ -197,6 +197,33 @@ srlm_status srlm_remove_tree(const char *path) {
     return SRLM_OK;
 }
 
+/* The temporary names srlm_atomic_open makes: ".NAME.tmp-" and mkstemp's six characters. */
+static int is_atomic_leftover(const char *name) {
+    size_t n = strlen(name);
+    return name[0] == '.' && n > 11 && !strncmp(name + n - 11, ".tmp-", 5);
+}
+
+int srlm_remove_atomic_leftovers(const char *dir, void (*removed)(void *ctx, const char *path), void *ctx) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char path[2048];
+        int k = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (k < 0 || (size_t)k >= sizeof path) continue; /* no writer could have made it */
+        struct stat sb;
+        if (lstat(path, &sb) != 0) continue;
+        if (S_ISDIR(sb.st_mode)) count += srlm_remove_atomic_leftovers(path, removed, ctx);
+        else if (S_ISREG(sb.st_mode) && is_atomic_leftover(e->d_name) && unlink(path) == 0) {
+            count++;
+            if (removed) removed(ctx, path);
+        }
+    }
+    closedir(d);
+    return count;
+}
+
 srlm_status srlm_copy_dir(const char *src, const char *dst) {
     char tmp[1100], from[1200], to[1200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) return SRLM_ERR(SRLM_BAD_INPUT, "%s: path too long", dst);

@@ -89,9 +89,6 @@ srlm_status loop_phase_complete(loop_ctx *L, const char *dir, int n_items, int *
             SRLM_CHECK(srlm_part_path(path, sizeof path, dir, i));
             all = srlm_artifact_done(path) && srlm_artifact_verify(path, NULL) == SRLM_OK;
         }
-        /* complete: no work queue scans this folder on this run, and a later
-         * file of the phase (the prompts' filtered list) may be written here */
-        if (all) srlm_parts_remove_temporaries(dir);
     }
     SRLM_CHECK(loop_bcast_int(L, &all));
     *complete = all;

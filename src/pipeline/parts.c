@@ -1,13 +1,11 @@
 #include "pipeline/parts.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "core/log.h"
 #include "core/sha256.h"
 #include "io/fsutil.h"
 #include "io/jsonl.h"
@@ -72,19 +70,6 @@ srlm_status srlm_artifact_remove(const char *path) {
     if (unlink(side) != 0 && errno != ENOENT) return SRLM_ERR(SRLM_FAILED, "%s: cannot remove: %s", side, strerror(errno));
     if (unlink(path) != 0 && errno != ENOENT) return SRLM_ERR(SRLM_FAILED, "%s: cannot remove: %s", path, strerror(errno));
     return SRLM_OK;
-}
-
-void srlm_parts_remove_temporaries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] != '.' || !strstr(e->d_name, ".tmp-")) continue; /* fsutil.c's names */
-        char path[1400];
-        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (n > 0 && (size_t)n < sizeof path && unlink(path) == 0)
-            SRLM_WARN("%s: removed %s, left by a writer that was stopped in the middle", dir, e->d_name);
-    }
-    closedir(d);
 }
 
 void srlm_records_free(cJSON **recs, int n) {

@@ -33,14 +33,6 @@ srlm_status srlm_artifact_verify(const char *path, long *count);
  * while half removed). */
 srlm_status srlm_artifact_remove(const char *path);
 
-/* A writer killed in the middle of srlm_artifact_write (a fault, the watchdog,
- * mpirun ending a job) leaves its temporary file DIR/.NAME.tmp-XXXXXX; it is
- * never taken for an artifact. A phase's rank 0 removes those of its folder
- * before anything of this job writes there (the work queue's scan, or the
- * check that finds every part complete), so a rerun ends with the files of
- * an uninterrupted run. Each removal is logged as a warning. */
-void srlm_parts_remove_temporaries(const char *dir);
-
 /* The JSON objects of the complete parts 0 .. n_items-1 of DIR, in item and line
  * order; *recs is malloc'd (free with srlm_records_free). A missing part or a
  * malformed line is SRLM_BAD_INPUT naming the file and line. */

@@ -141,7 +141,6 @@ static srlm_status run_item(const srlm_workqueue *q, int item, int world_rank, i
 /* The items without a complete, verified part, in order. */
 static srlm_status scan(const srlm_workqueue *q, int *todo, int *n_todo) {
     *n_todo = 0;
-    srlm_parts_remove_temporaries(q->dir);
     for (int i = 0; i < q->n_items; i++) {
         char path[1200];
         SRLM_CHECK(srlm_part_path(path, sizeof path, q->dir, i));

@@ -161,13 +161,10 @@ check() {
   grep -q '"stage": "done", "iteration": 2' runs/$name/state.json || fail "$name: rerun did not finish: $(cat runs/$name/state.json)"
   same_as_ref $name $ref
   # a writer killed in the middle leaves a temporary file (.NAME.tmp-XXXXXX), never
-  # taken for a part; the rerun's scan removes those of the part folders
-  local f stale=""
-  for f in $(find runs/$name -name '.*.tmp-*'); do
-    if ls "$(dirname "$f")"/part-*.jsonl > /dev/null 2>&1; then stale="$stale $f"
-    else echo "  $name: a temporary file left outside the part folders: $f"; fi
-  done
-  [ -z "$stale" ] || fail "$name: temporary files left in part folders after the rerun:$stale"
+  # taken for the file it was writing; the rerun removes every one under the run
+  local stale
+  stale=$(find runs/$name -name '.*.tmp-*' | tr '\n' ' ')
+  [ -z "$stale" ] || fail "$name: temporary files left after the rerun: $stale"
 }
 
 watchdog_msg='srlm: watchdog: no progress for [0-9]+ s \(run.watchdog_s = 5'
@@ -175,9 +172,11 @@ run_stopped A 4 "iter-1/candidates:*:3:start:stop" "" ""
 # as a writer killed in the middle would leave it (the phase is incomplete: group 1's item)
 printf '{"half' > runs/A/iter-1/candidates/.part-00001.jsonl.tmp-Xy12Zq
 # and as rank 0 killed while writing the prompts' filtered list would leave it
-# (every part of the phase complete, so no work queue scans that folder)
+# (every part of the phase complete: the phase is not run again)
 rm -f runs/A/iter-1/prompts/prompts.jsonl runs/A/iter-1/prompts/prompts.jsonl.done
 printf '{"half' > runs/A/iter-1/prompts/.prompts.jsonl.tmp-Ab34Cd
+# and the run's own files (state.json is rewritten at every stage)
+printf '{"half' > runs/A/.state.json.tmp-Qw56Er
 check A "\[rank 2\] $watchdog_msg|\[rank 0\] srlm run: error: .*worker group 1" ref 4
 run_stopped B 4 "iter-1/judgements:*:2:start:stop" "" ""
 check B "\[rank 3\] $watchdog_msg|\[rank 0\] srlm run: error: .*worker group 1" ref 4

@@ -133,11 +133,61 @@ static void check_parts(const char *tmp) {
     CHECK_MSG(strstr(srlm_last_error(), "2 records, but its sidecar says 3") != NULL, "message: %s", srlm_last_error());
 }
 
+static void count_removed(void *ctx, const char *path) {
+    (void)path;
+    ++*(int *)ctx;
+}
+
+/* A killed writer's temporary files go, in every subfolder; nothing else does,
+ * not even names that only look alike. */
+static void check_leftovers(const char *tmp) {
+    char dir[512], path[800];
+    snprintf(dir, sizeof dir, "%s/leftovers", tmp);
+    CHECK_OK(srlm_remove_tree(dir));
+    snprintf(path, sizeof path, "%s/iter-1/prompts", dir);
+    CHECK_OK(srlm_mkdir_p(path));
+    const char *stale[] = {".state.json.tmp-Ab12Cd", "iter-1/.summary.json.tmp-x0x0x0",
+                           "iter-1/prompts/.prompts.jsonl.tmp-Zz99Yy"};
+    const char *kept[] = {"state.json", "iter-1/prompts/prompts.jsonl", ".hidden", "notes.tmp-abcdef",
+                          ".a.tmp-short", "iter-1/.b.tmp-toolong1"};
+    for (size_t i = 0; i < sizeof stale / sizeof *stale; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, stale[i]);
+        CHECK_OK(srlm_write_file_atomic(path, "{\"half", 6));
+    }
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, kept[i]);
+        CHECK_OK(srlm_write_file_atomic(path, "{}\n", 3));
+    }
+    /* and one made by the writer itself, left open as a killed one would */
+    srlm_atomic_file f;
+    snprintf(path, sizeof path, "%s/iter-1/prompts/part-00000.jsonl", dir);
+    CHECK_OK(srlm_atomic_open(&f, path));
+    CHECK_OK(srlm_atomic_write(&f, "{", 1));
+    char made[1100];
+    snprintf(made, sizeof made, "%s", f.tmp);
+    close(f.fd);
+    int reported = 0;
+    CHECK_MSG(srlm_remove_atomic_leftovers(dir, count_removed, &reported) == 4, "count");
+    CHECK(reported == 4);
+    CHECK_MSG(!srlm_path_exists(made), "%s still there", made);
+    for (size_t i = 0; i < sizeof stale / sizeof *stale; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, stale[i]);
+        CHECK_MSG(!srlm_path_exists(path), "%s still there", stale[i]);
+    }
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, kept[i]);
+        CHECK_MSG(srlm_path_exists(path), "%s removed", kept[i]);
+    }
+    CHECK(srlm_remove_atomic_leftovers(dir, NULL, NULL) == 0);
+    CHECK_OK(srlm_remove_tree(dir));
+}
+
 int main(void) {
     const char *tmp = getenv("SRLM_TMP") ? getenv("SRLM_TMP") : "/tmp";
     CHECK_OK(srlm_mkdir_p(tmp));
     check_vectors();
     check_against_tool(tmp);
     check_parts(tmp);
+    check_leftovers(tmp);
     TEST_DONE();
 }
