@@ -144,9 +144,10 @@ static void plan_train(const srlm_plan *p, const srlm_train_config *tc, int is_d
     t->t_dp = t_gather(4 * held, p->dp, p->dp_busbw_gbs, p->dp_latency_us) +
               t_gather(p->weight_bytes * held, p->dp, p->dp_busbw_gbs, p->dp_latency_us);
     /* AdamW on the shard: read grad (4) + master or weight, m, v (12), write them
-     * (12); bf16 then rounds the master shard (4 + 2) and copies the gathered
-     * bf16 weights into place when dp > 1 (2 + 2 per held weight, dp x the shard) */
-    t->t_optimizer = (28.0 + (p->weight_bytes == 2 ? 6.0 + (p->dp > 1 ? 4.0 * p->dp : 0.0) : 0.0)) * (double)p->params_shard /
+     * (12); bf16: AdamW also writes each updated value rounded (2: the weight
+     * itself at dp 1, the all-gather's slot at dp > 1), and with dp > 1 the
+     * gathered bf16 weights are copied into place (2 + 2 per held weight) */
+    t->t_optimizer = (28.0 + (p->weight_bytes == 2 ? 2.0 + (p->dp > 1 ? 4.0 * p->dp : 0.0) : 0.0)) * (double)p->params_shard /
                      (p->cfg->cluster.hbm_gbps * 1e9);
     t->t_step = t->t_compute + t->t_tp + t->t_dp + t->t_optimizer; /* no overlap assumed */
     t->tokens_per_s = (double)tc->batch_size * (is_dpo ? 2 : 1) * seq_len / t->t_step;

@@ -166,10 +166,21 @@ static int segment_in_shard(const trainer *t, int i, int64_t *a, int64_t *b) {
     return *a < *b;
 }
 
-/* One replica of a BF16 model: the shard is the whole model, and AdamW writes
- * the bf16 working weights as it updates the master (one pass over the master
- * instead of two); zero1_allgather_params then has nothing left to do. */
+/* The bf16 all-gather slots of a BF16 model over dp > 1: the gradient buffer
+ * (free once reduce-scattered into the shard) seen as n_pad bf16 values; rank
+ * r's slot is [shard_off, shard_off + n_shard). */
+static srlm_view param_slots(const trainer *t) { return (srlm_view){t->g.flat.data, SRLM_BF16, 1, t->n_pad, t->n_pad}; }
+
+/* Where AdamW writes the bf16 working weights as it updates the fp32 master
+ * (one pass over the master instead of two), NULL where nothing can be written:
+ * one replica: the model's own weights, and zero1_allgather_params has nothing
+ * left to do; dp > 1 with collectives on the backend's memory (NCCL, or MPI on
+ * host memory): this rank's all-gather slot, which the gather then sends. The
+ * segments tile the flat layout, so every value of the slot is written. */
 static int adamw_writes_params(const trainer *t) { return t->dp == 1 && t->master_v.data; }
+static int adamw_writes_slots(const trainer *t) {
+    return t->dp > 1 && t->master_v.data && (t->dp_dev || t->be->ops->host_memory);
+}
 
 /* AdamW on the part of each tensor that falls in this rank's shard. */
 srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
@@ -178,12 +189,10 @@ srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
         if (!segment_in_shard(t, i, &a, &b)) continue;
         const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, t->segs[i].decay && t->tc->weight_decay > 0);
         shard_slice s = slice_of(t, a, b);
-        srlm_view work, *w = NULL;
-        if (adamw_writes_params(t)) { /* dp 1: shard offsets are the model's */
-            work = srlm_view_carve(t->m.params, a, 1, b - a);
-            w = &work;
-        }
-        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, w, &c));
+        const int into_params = adamw_writes_params(t), into_slots = adamw_writes_slots(t);
+        srlm_view work = {0};
+        if (into_params || into_slots) work = srlm_view_carve(into_params ? t->m.params : param_slots(t), a, 1, b - a);
+        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, work.data ? &work : NULL, &c));
     }
     return SRLM_OK;
 }
@@ -217,24 +226,26 @@ srlm_status zero1_reduce_scatter(trainer *t) {
     return host ? SRLM_OK : t->be->ops->upload(t->be, &t->gshard_v, t->gshard);
 }
 
-/* A BF16 model over dp > 1: each rank rounds its master shard into its slot of
- * a bf16 buffer and the slots are all-gathered, 2 bytes a weight on the wire
- * instead of 4; the values are those of rounding the gathered fp32 master. */
+/* A BF16 model over dp > 1: each rank's slot holds its master shard rounded
+ * to bf16 (written by AdamW, adamw_writes_slots) and the slots are
+ * all-gathered, 2 bytes a weight on the wire instead of 4; the values are
+ * those of rounding the gathered fp32 master. */
 static srlm_status allgather_params_bf16(trainer *t) {
     srlm_backend *be = t->be;
     const int64_t have = shard_have(t);
-    srlm_view mine = own_shard(t, have);
-    if (t->dp_dev) { /* on the device: the free gradient buffer holds the bf16 slots */
-        srlm_view all = {t->g.flat.data, SRLM_BF16, 1, t->n_pad, t->n_pad};
-        SRLM_CHECK(put_slot(t, all));
+    if (t->dp_dev) { /* on the device, in place */
+        srlm_view all = param_slots(t);
+        if (have < t->n_shard) {
+            srlm_view pad = srlm_view_carve(all, t->shard_off + have, 1, t->n_shard - have);
+            SRLM_CHECK(be->ops->fill(be, &pad, 0.0f));
+        }
         uint16_t *flat = all.data;
         SRLM_CHECK(srlm_comm_allgather(t->dp_dev, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
         srlm_view gathered = srlm_view_carve(all, 0, 1, t->m.n_params_local);
         return be->ops->copy(be, &t->m.params, &gathered);
     }
-    if (be->ops->host_memory) { /* MPI on host memory: rounded on the host, in the gradient buffer */
+    if (be->ops->host_memory) { /* MPI on host memory */
         uint16_t *flat = t->g.flat.data;
-        srlm_convert_from_f32(flat + t->shard_off, SRLM_BF16, mine.data, (size_t)have);
         memset(flat + t->shard_off + have, 0, sizeof(uint16_t) * (size_t)(t->n_shard - have));
         SRLM_CHECK(srlm_comm_allgather(t->dp_comm, flat + t->shard_off, flat, (size_t)t->n_shard, SRLM_COMM_BF16));
         memcpy(t->m.params.data, flat, sizeof(uint16_t) * (size_t)t->m.n_params_local);
