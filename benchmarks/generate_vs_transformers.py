@@ -8,7 +8,8 @@ ids, N = 4 samples each, 64 new tokens per sample (EOS ignored), temperature 0.7
       prefilled once for its 4 samples;
   (b) srlm generate, one sequence at a time (--batch 1 --no-share-prefix);
   (c) transformers' generate, one prompt at a time with num_return_sequences = 4 (KV cache,
-      default SDPA attention).
+      default SDPA attention);
+  (d) srlm generate the way (c) works: one prompt's 4 samples as one batch (--batch 4).
 Prints generated tokens/s of each and the ratios, one run, same machine and thread count.
 
     /tmp/ref/bin/python benchmarks/generate_vs_transformers.py [--threads N] [--prompts P]
@@ -60,7 +61,8 @@ def main():
         common = [a.srlm, "generate", "--model", d, "--input", inp, "--output", os.path.join(d, "out.jsonl"),
                   "--samples", str(N), "--temperature", "0.7", "--top-p", "0.9", "--max-new-tokens", str(new),
                   "--ignore-eos", "--threads", str(a.threads)]
-        for name, extra in [("a", ["--batch", "32"]), ("b", ["--batch", "1", "--no-share-prefix"])]:
+        for name, extra in [("a", ["--batch", "32"]), ("b", ["--batch", "1", "--no-share-prefix"]),
+                            ("d", ["--batch", "4"])]:
             t0 = time.perf_counter()
             subprocess.run(common + extra, check=True, capture_output=True)
             res[name] = total / (time.perf_counter() - t0)
@@ -76,7 +78,9 @@ def main():
     print(f"(a) srlm batched, shared prefixes: {res['a']:8.0f} tokens/s")
     print(f"(b) srlm one sequence at a time:   {res['b']:8.0f} tokens/s")
     print(f"(c) transformers generate:          {res['c']:8.0f} tokens/s")
-    print(f"ratios: a/c {res['a'] / res['c']:.2f}, b/c {res['b'] / res['c']:.2f}, a/b {res['a'] / res['b']:.2f}")
+    print(f"(d) srlm 4 samples of a prompt:     {res['d']:8.0f} tokens/s")
+    print(f"ratios: a/c {res['a'] / res['c']:.2f}, b/c {res['b'] / res['c']:.2f}, d/c {res['d'] / res['c']:.2f}, "
+          f"a/b {res['a'] / res['b']:.2f}")
 
 
 if __name__ == "__main__":

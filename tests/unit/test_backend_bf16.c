@@ -267,19 +267,32 @@ static void matmul_double(const char *what, const pair *y, const float *y0, cons
     free(gy), free(gx), free(gw), free(want);
 }
 
-static void test_matmul(void) {
-    enum { N = 9, IN = 37, OUT = 19 };
-    pair x = pair_bf(N, IN, 31), w = pair_bf(OUT, IN, 32), y = pair_bf(N, OUT, 0);
+/* y = x W^T and y += x W^T with n rows: the CPU backend takes one sgemv per
+ * row up to a few rows and sgemm above (backend_cpu.c), both against double. */
+static void test_matmul_rows(int n) {
+    enum { IN = 37, OUT = 19 };
+    char what[64];
+    pair x = pair_bf(n, IN, 31 + n), w = pair_bf(OUT, IN, 32), y = pair_bf(n, OUT, 0);
     CHECK_OK(op->matmul(be, &y.b.v, &x.b.v, &w.b.v, 0));
     CHECK_OK(op->matmul(be, &y.f.v, &x.f.v, &w.f.v, 0));
-    pair_check("matmul", &y, 0);
-    matmul_double("matmul", &y, NULL, &x, &w);
+    snprintf(what, sizeof what, "matmul, %d rows", n);
+    pair_check(what, &y, 0);
+    matmul_double(what, &y, NULL, &x, &w);
     float *y0 = tv_get(&y.b);
     CHECK_OK(op->matmul(be, &y.b.v, &x.b.v, &w.b.v, 1));
     CHECK_OK(op->matmul(be, &y.f.v, &x.f.v, &w.f.v, 1));
-    pair_check("matmul accumulate", &y, 0);
-    matmul_double("matmul accumulate", &y, y0, &x, &w);
+    snprintf(what, sizeof what, "matmul accumulate, %d rows", n);
+    pair_check(what, &y, 0);
+    matmul_double(what, &y, y0, &x, &w);
     free(y0);
+    pair_free(&x), pair_free(&w), pair_free(&y);
+}
+
+static void test_matmul(void) {
+    enum { N = 9, IN = 37, OUT = 19 };
+    const int rows[] = {1, 2, 4, 5, N};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) test_matmul_rows(rows[i]);
+    pair x = pair_bf(N, IN, 31), w = pair_bf(OUT, IN, 32);
     /* an F32 output of BF16 inputs: the fp32 op's bits */
     pair y32 = pair_new(SRLM_F32, N, OUT, 0);
     CHECK_OK(op->matmul(be, &y32.b.v, &x.b.v, &w.b.v, 0));
@@ -303,8 +316,8 @@ static void test_matmul(void) {
     CHECK_OK(op->matmul_dw(be, &dw32.b.v, &dy.b.v, &x.b.v)); /* fp32 gradients of a bf16 model */
     CHECK_OK(op->matmul_dw(be, &dw32.f.v, &dy.f.v, &x.f.v));
     pair_check("matmul_dw into F32", &dw32, 0);
-    pair_free(&x), pair_free(&w), pair_free(&y), pair_free(&y32), pair_free(&dy), pair_free(&dx),
-        pair_free(&dx32), pair_free(&dw), pair_free(&dw32);
+    pair_free(&x), pair_free(&w), pair_free(&y32), pair_free(&dy), pair_free(&dx), pair_free(&dx32),
+        pair_free(&dw), pair_free(&dw32);
 }
 
 static void test_rmsnorm(void) {

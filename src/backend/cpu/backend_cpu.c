@@ -72,6 +72,13 @@ srlm_status cpu_fill(srlm_backend *be, srlm_view *v, float value) {
     return SRLM_OK;
 }
 
+/* Up to this many rows, one sgemv per row beats one sgemm call: OpenBLAS's
+ * sgemm packs W on every call, which a few rows cannot repay. Measured with
+ * benchmarks/bench_cpu_matmul, W coming from memory (RESULTS.md): at 1 and 2
+ * threads one row is 1.8-4x faster, 2-3 rows 0.9-2.9x (the 24M model's LM head
+ * about even); at 4 rows sgemm's 4-row tile wins on large weights at one thread. */
+enum { SGEMV_MAX_ROWS = 3 };
+
 srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
                               const srlm_view *w, int accumulate) {
     (void)be;
@@ -81,11 +88,14 @@ srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
                         (long long)y->rows, (long long)y->cols, (long long)x->rows,
                         (long long)x->cols, (long long)w->rows, (long long)w->cols);
     if (x->rows == 0) return SRLM_OK;
-    if (x->rows == 1) { /* a decode step at batch 1: OpenBLAS's sgemm with one row is 2-10x slower than sgemv */
-        /* y zeroed first: some OpenBLAS releases scale y by beta = 0 and keep a stale NaN there */
-        if (!accumulate) memset(y->data, 0, sizeof(float) * (size_t)y->cols);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)w->rows, (int)w->cols, 1.0f, w->data, (int)w->stride,
-                    x->data, 1, accumulate ? 1.0f : 0.0f, y->data, 1);
+    if (x->rows <= SGEMV_MAX_ROWS) { /* decode steps of a few sequences */
+        for (int64_t r = 0; r < x->rows; r++) {
+            float *yr = ROW(y, r);
+            /* zeroed first: some OpenBLAS releases scale y by beta = 0 and keep a stale NaN there */
+            if (!accumulate) memset(yr, 0, sizeof(float) * (size_t)y->cols);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)w->rows, (int)w->cols, 1.0f, w->data, (int)w->stride,
+                        ROW(x, r), 1, accumulate ? 1.0f : 0.0f, yr, 1);
+        }
         return SRLM_OK;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)x->rows, (int)w->rows, (int)x->cols,

@@ -1,0 +1,102 @@
+/* Small-row matmuls on the CPU: y = x W^T with R rows of x, through one
+ * cblas_sgemm call vs one cblas_sgemv per row, on the weight shapes of the
+ * models the benchmarks use (the 24M model of the Python benchmarks, a ~1B Llama).
+ * This is where the CPU backend's matmul chooses between them (backend_cpu.c):
+ * OpenBLAS's sgemm packs W on every call, which a few rows cannot repay.
+ * Median of N timed calls after a warm-up; one line per shape and row count.
+ *
+ * With EVICT_MB > 0, that many MB are written between calls, so that W comes
+ * from memory as it does in a decode step (the other weights pass in between)
+ * rather than from a cache that the previous call warmed.
+ *
+ *     build/benchmarks/bench_cpu_matmul [THREADS] [MAX_ROWS] [EVICT_MB] */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/rng.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+enum { REPEATS = 31 };
+
+/* Between calls a model's other weights pass through the caches; writing this
+ * much (more than the L3 of most machines) leaves W to come from memory, as in a
+ * decode step. */
+static char *g_evict;
+static size_t g_evict_bytes;
+
+/* Median seconds of one call of y = x W^T, x R x k, W n x k. */
+static double time_matmul(int per_row, int R, int n, int k, const float *x, const float *w, float *y) {
+    double t[REPEATS];
+    for (int rep = -2; rep < REPEATS; rep++) { /* two warm-up calls */
+        if (g_evict) memset(g_evict, rep & 0xff, g_evict_bytes);
+        double t0 = now();
+        if (per_row)
+            for (int r = 0; r < R; r++)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, x + (size_t)r * k, 1, 0.0f,
+                            y + (size_t)r * n, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
+        if (rep >= 0) t[rep] = now() - t0;
+    }
+    qsort(t, REPEATS, sizeof *t, cmp_double);
+    return t[REPEATS / 2];
+}
+
+int main(int argc, char **argv) {
+    const int threads = argc > 1 ? atoi(argv[1]) : 2, max_rows = argc > 2 ? atoi(argv[2]) : 8;
+    const int evict_mb = argc > 3 ? atoi(argv[3]) : 0;
+    if (threads < 1 || max_rows < 1 || max_rows > 64 || evict_mb < 0 || evict_mb > 4096) {
+        fprintf(stderr, "usage: bench_cpu_matmul [THREADS >= 1] [MAX_ROWS 1..64] [EVICT_MB 0..4096]\n");
+        return 2;
+    }
+    g_evict_bytes = (size_t)evict_mb << 20;
+    if (g_evict_bytes && !(g_evict = malloc(g_evict_bytes))) {
+        fprintf(stderr, "bench_cpu_matmul: out of memory\n");
+        return 1;
+    }
+    openblas_set_num_threads(threads);
+    static const struct { const char *name; int n, k; } shapes[] = {
+        {"24M q/k/v/o 288x288", 288, 288},     {"24M gate/up 768x288", 768, 288},
+        {"24M down 288x768", 288, 768},        {"24M lm_head 32000x288", 32000, 288},
+        {"1B q/o 2048x2048", 2048, 2048},      {"1B gate/up 5632x2048", 5632, 2048},
+        {"1B down 2048x5632", 2048, 5632},     {"1B lm_head 32000x2048", 32000, 2048},
+    };
+    size_t most_w = 0, most_x = 0, most_y = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        size_t nw = (size_t)shapes[s].n * shapes[s].k, nx = (size_t)max_rows * shapes[s].k,
+               ny = (size_t)max_rows * shapes[s].n;
+        most_w = nw > most_w ? nw : most_w, most_x = nx > most_x ? nx : most_x, most_y = ny > most_y ? ny : most_y;
+    }
+    float *w = malloc(most_w * sizeof *w), *x = malloc(most_x * sizeof *x), *y = malloc(most_y * sizeof *y);
+    if (!w || !x || !y) {
+        fprintf(stderr, "bench_cpu_matmul: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < most_w; i++) w[i] = srlm_rng_uniform(7, i) - 0.5f;
+    for (size_t i = 0; i < most_x; i++) x[i] = srlm_rng_uniform(8, i) - 0.5f;
+    printf("%d thread(s); median of %d calls; us per call; %d MB written between calls\n", threads, REPEATS,
+           evict_mb);
+    printf("| weight | rows | sgemm | sgemv per row | sgemm / sgemv |\n| --- | --- | --- | --- | --- |\n");
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int R = 1; R <= max_rows; R = R < 4 ? R + 1 : 2 * R) {
+            double g = time_matmul(0, R, shapes[s].n, shapes[s].k, x, w, y);
+            double v = time_matmul(1, R, shapes[s].n, shapes[s].k, x, w, y);
+            printf("| %s | %d | %.1f | %.1f | %.2f |\n", shapes[s].name, R, 1e6 * g, 1e6 * v, g / v);
+            fflush(stdout);
+        }
+    free(w), free(x), free(y), free(g_evict);
+    return 0;
+}
