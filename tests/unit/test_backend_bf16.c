@@ -290,7 +290,7 @@ static void test_matmul_rows(int n) {
 
 static void test_matmul(void) {
     enum { N = 9, IN = 37, OUT = 19 };
-    const int rows[] = {1, 2, 4, 5, N};
+    const int rows[] = {1, 2, 3, 4, N};
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) test_matmul_rows(rows[i]);
     pair x = pair_bf(N, IN, 31), w = pair_bf(OUT, IN, 32);
     /* an F32 output of BF16 inputs: the fp32 op's bits */
