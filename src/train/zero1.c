@@ -172,11 +172,11 @@ static int segment_in_shard(const trainer *t, int i, int64_t *a, int64_t *b) {
 static srlm_view param_slots(const trainer *t) { return (srlm_view){t->g.flat.data, SRLM_BF16, 1, t->n_pad, t->n_pad}; }
 
 /* Where AdamW writes the bf16 working weights as it updates the fp32 master
- * (one pass over the master instead of two), NULL where nothing can be written:
- * one replica: the model's own weights, and zero1_allgather_params has nothing
- * left to do; dp > 1 with collectives on the backend's memory (NCCL, or MPI on
- * host memory): this rank's all-gather slot, which the gather then sends. The
- * segments tile the flat layout, so every value of the slot is written. */
+ * (one pass over the master instead of two), if anywhere: one replica: the
+ * model's own weights, and zero1_allgather_params has nothing left to do; dp > 1
+ * with collectives on the backend's memory (NCCL, or MPI on host memory): this
+ * rank's all-gather slot, which allgather_params_bf16 then sends. The segments
+ * tile the flat layout, so every value of the slot is written. */
 static int adamw_writes_params(const trainer *t) { return t->dp == 1 && t->master_v.data; }
 static int adamw_writes_slots(const trainer *t) {
     return t->dp > 1 && t->master_v.data && (t->dp_dev || t->be->ops->host_memory);
