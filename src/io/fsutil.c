@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/log.h"
+
 srlm_status srlm_mkdir_p(const char *path) {
     char buf[1024];
     size_t n = strlen(path);
@@ -203,7 +205,7 @@ static int is_atomic_leftover(const char *name) {
     return name[0] == '.' && n > 11 && !strncmp(name + n - 11, ".tmp-", 5);
 }
 
-int srlm_remove_atomic_leftovers(const char *dir, void (*removed)(void *ctx, const char *path), void *ctx) {
+int srlm_remove_atomic_leftovers(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return 0;
     int count = 0;
@@ -214,10 +216,10 @@ int srlm_remove_atomic_leftovers(const char *dir, void (*removed)(void *ctx, con
         if (k < 0 || (size_t)k >= sizeof path) continue; /* no writer could have made it */
         struct stat sb;
         if (lstat(path, &sb) != 0) continue;
-        if (S_ISDIR(sb.st_mode)) count += srlm_remove_atomic_leftovers(path, removed, ctx);
+        if (S_ISDIR(sb.st_mode)) count += srlm_remove_atomic_leftovers(path);
         else if (S_ISREG(sb.st_mode) && is_atomic_leftover(e->d_name) && unlink(path) == 0) {
             count++;
-            if (removed) removed(ctx, path);
+            SRLM_WARN("removed %s, left by a writer that was stopped in the middle", path);
         }
     }
     closedir(d);

@@ -61,8 +61,8 @@ int srlm_remove_tree_quiet(const char *path, char *failed, size_t cap);
 
 /* A writer stopped in the middle of an atomic write (killed, out of time) leaves
  * its temporary file DIR/.NAME.tmp-XXXXXX, which no reader takes for NAME.
- * Remove every such file under dir, in all its subfolders, calling removed(ctx,
- * path) for each; returns how many. Only safe while nothing writes under dir. */
-int srlm_remove_atomic_leftovers(const char *dir, void (*removed)(void *ctx, const char *path), void *ctx);
+ * Remove every such file under dir, in all its subfolders, each logged as a
+ * warning; returns how many. Only safe while nothing writes under dir. */
+int srlm_remove_atomic_leftovers(const char *dir);
 
 #endif

@@ -130,18 +130,13 @@ static srlm_status check_saved_config(loop_ctx *L, const srlm_loop_options *o) {
     return st;
 }
 
-static void report_leftover(void *ctx, const char *path) {
-    (void)ctx;
-    SRLM_WARN("removed %s, left by a writer that was stopped in the middle", path);
-}
-
 /* Rank 0, after every rank accepted the folder and before anything of this job
  * writes there: a killed run's temporary files go (so a rerun ends with the
  * files of an uninterrupted run), then config.yaml and provenance.json. */
 static srlm_status open_run_dir(loop_ctx *L) {
     char path[1200];
     SRLM_CHECK(srlm_mkdir_p(L->dir));
-    srlm_remove_atomic_leftovers(L->dir, report_leftover, NULL);
+    srlm_remove_atomic_leftovers(L->dir);
     SRLM_CHECK(loop_path(L, path, sizeof path, "config.yaml"));
     char *now = NULL;
     SRLM_CHECK(config_text(L->cfg, &now));

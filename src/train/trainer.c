@@ -608,7 +608,10 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     t->rank = srlm_comm_rank(t->world);
     t->dp = t->topo ? t->topo->dp : 1;
     t->dp_rank = t->topo ? t->topo->dp_rank : 0;
-    if (t->rank == 0) SRLM_CHECK(srlm_mkdir_p(t->job->out_dir));
+    if (t->rank == 0) { /* before anything of this job writes there: a killed run's temporary files go */
+        SRLM_CHECK(srlm_mkdir_p(t->job->out_dir));
+        srlm_remove_atomic_leftovers(t->job->out_dir);
+    }
     /* everyone resumes from the same verified checkpoint */
     SRLM_CHECK(find_latest(t, resume_step));
 

@@ -45,7 +45,12 @@ mv runs/t/sft full
 [ $rc = 75 ] || fail "--stop-after should exit 75, got $rc"
 "$bin" sft sft.yaml --quiet --stop-after 9 2>/dev/null; rc=$?
 [ $rc = 75 ] || fail "second --stop-after should exit 75, got $rc"
+# as a run killed while writing its metrics or a checkpoint's state would leave them
+printf '{"half' > runs/t/sft/.metrics.jsonl.tmp-Ab12Cd
+printf '{"half' > "$(ls -d runs/t/sft/train/step-* | tail -1)/.state.json.tmp-Zx98Yw"
 "$bin" sft sft.yaml --quiet 2>/dev/null || fail "resumed sft failed"
+left=$(find runs/t/sft -name '.*.tmp-*')
+[ -z "$left" ] && echo "resume: temporary files of killed writers removed" || fail "temporary files left: $left"
 cmp -s full/model/model.safetensors runs/t/sft/model/model.safetensors \
   && echo "resume: bitwise identical weights" || fail "resumed weights differ from an uninterrupted run"
 cmp -s full/metrics.jsonl runs/t/sft/metrics.jsonl || \
