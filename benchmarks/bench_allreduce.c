@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "dist/comm_mpi.h"
 #include "dist/topology.h"
 
@@ -37,13 +38,8 @@ static double time_loop(srlm_comm *c, float *buf, size_t n, int iters, int which
 
 enum { ROUNDS = 5 };
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v) {
-    qsort(v, ROUNDS, sizeof *v, cmp_double);
+    qsort(v, ROUNDS, sizeof *v, bench_cmp_double);
     return v[ROUNDS / 2];
 }
 

@@ -14,20 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "core/rng.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 enum { REPEATS = 31 };
 
@@ -42,16 +31,16 @@ static double time_matmul(int per_row, int R, int n, int k, const float *x, cons
     double t[REPEATS];
     for (int rep = -2; rep < REPEATS; rep++) { /* two warm-up calls */
         if (g_evict) memset(g_evict, rep & 0xff, g_evict_bytes);
-        double t0 = now();
+        double t0 = bench_now();
         if (per_row)
             for (int r = 0; r < R; r++)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, x + (size_t)r * k, 1, 0.0f,
                             y + (size_t)r * n, 1);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
-        if (rep >= 0) t[rep] = now() - t0;
+        if (rep >= 0) t[rep] = bench_now() - t0;
     }
-    qsort(t, REPEATS, sizeof *t, cmp_double);
+    qsort(t, REPEATS, sizeof *t, bench_cmp_double);
     return t[REPEATS / 2];
 }
 

@@ -6,19 +6,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "core/rng.h"
 #include "model/llama.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc < 6) {
@@ -45,14 +35,14 @@ int main(int argc, char **argv) {
     srlm_batch batch = {B, T, ids, slot, past, nnew, 0};
     double *times = malloc(sizeof(double) * (size_t)(R + 1));
     for (int r = 0; r <= R; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (srlm_llama_forward(&m, &kv, &a, &batch)) {
             fprintf(stderr, "bench_forward: %s\n", srlm_last_error());
             return 1;
         }
-        times[r] = now() - t0;
+        times[r] = bench_now() - t0;
     }
-    qsort(times + 1, (size_t)R, sizeof(double), cmp_double); /* times[0] is the warm-up */
+    qsort(times + 1, (size_t)R, sizeof(double), bench_cmp_double); /* times[0] is the warm-up */
     double med = times[1 + R / 2];
     printf("{\"impl\": \"srlm\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"params\": %lld, "
            "\"median_s\": %.6f, \"tokens_per_s\": %.1f}\n",

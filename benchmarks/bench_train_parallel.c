@@ -14,16 +14,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bench_util.h"
 #include "core/rng.h"
 #include "dist/topology.h"
 #include "io/fsutil.h"
 #include "model/llama_init.h"
 #include "train/trainer.h"
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv) {
     if (argc < 4) {
@@ -105,7 +101,7 @@ int main(int argc, char **argv) {
             prev = t;
         }
         if (f) fclose(f);
-        qsort(dt + 1, (size_t)(n > 1 ? n - 1 : 0), sizeof(double), cmp_double); /* step 1 is warm-up */
+        qsort(dt + 1, (size_t)(n > 1 ? n - 1 : 0), sizeof(double), bench_cmp_double); /* step 1 is warm-up */
         double med = n > 1 ? dt[1 + (n - 1) / 2] : dt[0];
         printf("{\"tp\": %d, \"dp\": %d, \"ranks\": %d, \"steps\": %d, \"median_step_s\": %.4f, "
                "\"tokens_per_s\": %.1f}\n", tp, dp, tp * dp, n, med, 8 * 256 / med);

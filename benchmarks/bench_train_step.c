@@ -7,14 +7,9 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "core/rng.h"
 #include "model/llama_train.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Peak resident memory of this process in MB: VmHWM belongs to this address
  * space (ru_maxrss would include a parent's peak from before exec). */
@@ -26,11 +21,6 @@ static double peak_rss_mb(void) {
         if (sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
     if (f) fclose(f);
     return kb / 1024.0;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {
@@ -60,15 +50,15 @@ int main(int argc, char **argv) {
     srlm_train_batch batch = {B, T, ids, len, 0.0f, 0};
     double *times = malloc(sizeof(double) * (size_t)(R + 1));
     for (int r = 0; r <= R; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (srlm_llama_grads_zero(&g, &m) || srlm_llama_train_forward(&m, &a, &batch, logp) ||
             srlm_llama_train_backward(&m, &a, &batch, dlogp, &g)) {
             fprintf(stderr, "bench_train_step: %s\n", srlm_last_error());
             return 1;
         }
-        times[r] = now() - t0;
+        times[r] = bench_now() - t0;
     }
-    qsort(times + 1, (size_t)R, sizeof(double), cmp_double);
+    qsort(times + 1, (size_t)R, sizeof(double), bench_cmp_double);
     double med = times[1 + R / 2];
     printf("{\"impl\": \"srlm\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"recompute\": %d, "
            "\"median_s\": %.6f, \"tokens_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",

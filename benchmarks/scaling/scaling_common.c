@@ -7,25 +7,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bench_util.h"
 #include "io/fsutil.h"
 #include "io/hf_config.h"
 #include "io/tokenizer.h"
 #include "model/llama_init.h"
 
-double scaling_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+double scaling_now(void) { return bench_now(); }
 
 double scaling_median(double *v, int n) {
     if (n <= 0) return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
