@@ -47,7 +47,8 @@ mv runs/t/sft full
 [ $rc = 75 ] || fail "second --stop-after should exit 75, got $rc"
 # as a run killed while writing its metrics or a checkpoint's state would leave them
 printf '{"half' > runs/t/sft/.metrics.jsonl.tmp-Ab12Cd
-printf '{"half' > "$(ls -d runs/t/sft/train/step-* | tail -1)/.state.json.tmp-Zx98Yw"
+step=$(ls -d runs/t/sft/train/step-* 2>/dev/null | tail -1)
+[ -n "$step" ] && printf '{"half' > "$step/.state.json.tmp-Zx98Yw" || fail "no checkpoint after --stop-after 9"
 "$bin" sft sft.yaml --quiet 2>/dev/null || fail "resumed sft failed"
 left=$(find runs/t/sft -name '.*.tmp-*')
 [ -z "$left" ] && echo "resume: temporary files of killed writers removed" || fail "temporary files left: $left"

@@ -161,7 +161,8 @@ static void check_leftovers(const char *tmp) {
     char made[1100];
     snprintf(made, sizeof made, "%s", f.tmp);
     close(f.fd);
-    CHECK_MSG(srlm_remove_atomic_leftovers(dir) == 4, "count");
+    const int removed = srlm_remove_atomic_leftovers(dir);
+    CHECK_MSG(removed == 4, "removed %d temporary files, expected 4", removed);
     CHECK_MSG(!srlm_path_exists(made), "%s still there", made);
     for (size_t i = 0; i < sizeof stale / sizeof *stale; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, stale[i]);
