@@ -184,15 +184,16 @@ static int adamw_writes_slots(const trainer *t) {
 
 /* AdamW on the part of each tensor that falls in this rank's shard. */
 srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
+    /* the bf16 values' destination, indexed by the flat layout's offsets */
+    const srlm_view slots = param_slots(t);
+    const srlm_view *dest = adamw_writes_params(t) ? &t->m.params : adamw_writes_slots(t) ? &slots : NULL;
     for (int i = 0; i < t->n_segs; i++) {
         int64_t a, b;
         if (!segment_in_shard(t, i, &a, &b)) continue;
         const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, t->segs[i].decay && t->tc->weight_decay > 0);
         shard_slice s = slice_of(t, a, b);
-        const int into_params = adamw_writes_params(t), into_slots = adamw_writes_slots(t);
-        srlm_view work = {0};
-        if (into_params || into_slots) work = srlm_view_carve(into_params ? t->m.params : param_slots(t), a, 1, b - a);
-        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, work.data ? &work : NULL, &c));
+        srlm_view work = dest ? srlm_view_carve(*dest, a, 1, b - a) : (srlm_view){0};
+        SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, dest ? &work : NULL, &c));
     }
     return SRLM_OK;
 }
