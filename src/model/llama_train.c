@@ -1,7 +1,13 @@
 /* Training forward and backward for Llama on the backend ops table.
  *
- * The batch is its own KV cache: sequence b is slot b of a cache with T rows
- * per slot, so the inference attention op serves training unchanged. With
+ * The batch's sequences are packed: their real tokens one after the other, no
+ * padding rows, so every GEMM and elementwise op runs on sum(len) rows instead
+ * of B x T (a right-padded batch of uneven lengths wastes a quarter or more).
+ * Callers still see the padded layout; only this file knows the packing. Each
+ * sequence is its own KV cache (one slot of len rows), so the inference
+ * attention op serves training unchanged: one call per sequence, or one call
+ * for the whole batch when nothing is padded (the packing is then the padded
+ * layout, and one launch keeps a GPU busy). With
  * recomputation on, only each layer's input is kept and the layer's forward is
  * run again just before its backward; the same ops on the same inputs give the
  * same bits, so gradients are identical with it on or off. */
@@ -40,16 +46,20 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
     a->logits_rows = logits_rows;
     a->layer = calloc((size_t)sets, sizeof *a->layer);
     a->x_in = calloc((size_t)L, sizeof *a->x_in);
-    a->mx = malloc(sizeof(float) * (size_t)N * 2);
-    a->pos = malloc(sizeof(int) * (size_t)N * 4);
+    a->mx = malloc(sizeof(float) * (size_t)N * 3);
+    a->pos = malloc(sizeof(int) * ((size_t)N * 7 + 1));
     if (!a->layer || !a->x_in || !a->mx || !a->pos) {
         srlm_train_acts_free(a, m);
         return SRLM_ERR(SRLM_FAILED, "out of memory for training activation tables");
     }
     a->se = a->mx + N;
+    a->logp = a->mx + 2 * N;
     a->targets = a->pos + N;
     a->slot = a->pos + 2 * N;
     a->zeros = a->pos + 3 * N;
+    a->ids = a->pos + 4 * N;
+    a->row = a->pos + 5 * N;
+    a->off = a->pos + 6 * N;
     srlm_status st = m->be->ops->alloc(m->be, &a->mem, m->be->dtype, 1, total, "training activations");
     if (st == SRLM_OK)
         st = m->be->ops->alloc(m->be, &a->lse_mem, SRLM_F32, 1, sets * N * nh, "attention log-sum-exps");
@@ -95,10 +105,59 @@ static srlm_layer_acts layer_rows(const srlm_layer_acts *la, int64_t N) {
     return r;
 }
 
+/* Attention runs once per sequence, each its own cache of len rows (slot 0),
+ * or once for the whole batch when nothing is padded (the packing is then the
+ * padded layout: sequence b in slot b of T rows). */
+static int attention_calls(const srlm_train_acts *a, const srlm_train_batch *b) {
+    return a->n_rows == b->B * b->T ? 1 : b->B;
+}
+
+/* Call c of `calls`: its shape and its rows [*r0, *r0 + *rows) of the packed batch. */
+static srlm_attn_shape attention_call(const srlm_llama *m, const srlm_train_acts *a, const srlm_train_batch *b,
+                                      int c, int calls, int64_t *r0, int64_t *rows) {
+    const int s0 = calls == 1 ? 0 : c, n = calls == 1 ? b->B : 1;
+    *r0 = a->off[s0];
+    *rows = (int64_t)a->off[s0 + n] - *r0;
+    srlm_attn_shape as = {n, b->len[s0], m->n_heads_local, m->n_kv_local, m->head_dim, b->len[s0],
+                          n > 1 ? a->slot : a->zeros, a->zeros, b->len + s0};
+    return as;
+}
+
+#define ROWS(v) srlm_view_rows((v), r0, rows)
+
+static srlm_status attention_forward(srlm_llama *m, const srlm_train_acts *a, srlm_layer_acts *la,
+                                     const srlm_train_batch *b) {
+    const int calls = attention_calls(a, b);
+    for (int c = 0; c < calls; c++) {
+        int64_t r0, rows;
+        const srlm_attn_shape as = attention_call(m, a, b, c, calls, &r0, &rows);
+        srlm_view att = ROWS(la->att), q = ROWS(la->q), k = ROWS(la->k), v = ROWS(la->v), lse = ROWS(la->lse);
+        SRLM_CHECK(m->be->ops->attention(m->be, &att, &q, &k, &v, &as, &lse));
+    }
+    return SRLM_OK;
+}
+
+static srlm_status attention_backward(srlm_llama *m, const srlm_train_acts *a, const srlm_layer_acts *la,
+                                      srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *datt,
+                                      const srlm_train_batch *b) {
+    const int calls = attention_calls(a, b);
+    for (int c = 0; c < calls; c++) {
+        int64_t r0, rows;
+        const srlm_attn_shape as = attention_call(m, a, b, c, calls, &r0, &rows);
+        srlm_view dq_c = ROWS(*dq), dk_c = ROWS(*dk), dv_c = ROWS(*dv), datt_c = ROWS(*datt);
+        srlm_view q = ROWS(la->q), k = ROWS(la->k), v = ROWS(la->v), att = ROWS(la->att), lse = ROWS(la->lse);
+        SRLM_CHECK(m->be->ops->attention_backward(m->be, &dq_c, &dk_c, &dv_c, &datt_c, &q, &k, &v, &as, &att,
+                                                  &lse));
+    }
+    return SRLM_OK;
+}
+
+#undef ROWS
+
 /* One layer forward from la->x_in into x_out; `proj` is (N, D) scratch. */
 static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm_view *x_out,
-                                 srlm_view *proj, const srlm_attn_shape *as, const int *pos,
-                                 const srlm_train_batch *b) {
+                                 srlm_view *proj, const srlm_train_acts *a, const srlm_train_batch *b) {
+    const int *pos = a->pos;
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
     const srlm_llama_layer *ly = &m->layers[l];
@@ -109,7 +168,7 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     SRLM_CHECK(op->matmul(be, &la->v, &la->xn1, &ly->wv, 0));
     SRLM_CHECK(op->rope(be, &la->q, pos, m->n_heads_local, m->head_dim, theta));
     SRLM_CHECK(op->rope(be, &la->k, pos, m->n_kv_local, m->head_dim, theta));
-    SRLM_CHECK(op->attention(be, &la->att, &la->q, &la->k, &la->v, as, &la->lse));
+    SRLM_CHECK(attention_forward(m, a, la, b));
     SRLM_CHECK(op->matmul(be, proj, &la->att, &ly->wo, 0));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, proj));
     SRLM_CHECK(op->dropout(be, proj, b->dropout, dropout_key(b, l, SITE_ATTN)));
@@ -146,21 +205,27 @@ static srlm_status check_batch(const srlm_llama *m, const srlm_train_acts *a, co
     return SRLM_OK;
 }
 
-/* Fill the host scratch that describes the batch as a cache: positions, slots,
- * targets (-1: none; the log-prob op gets 0 there and the result is ignored). */
-static srlm_attn_shape batch_shape(const srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b) {
+/* Pack the batch into the host scratch: each real token's row, position,
+ * token and target (-1: none; the log-prob op gets 0 there and the result is
+ * ignored), the sequences' first rows, and the attention shapes' slots
+ * (0 .. B-1) and zeros. Returns the packed row count. */
+static int64_t batch_layout(srlm_train_acts *a, const srlm_train_batch *b) {
+    int r = 0;
     for (int s = 0; s < b->B; s++) {
         a->slot[s] = s;
         a->zeros[s] = 0;
-        for (int t = 0; t < b->T; t++) {
-            int r = s * b->T + t;
+        a->off[s] = r;
+        for (int t = 0; t < b->len[s]; t++, r++) {
+            const int pr = s * b->T + t;
+            a->row[r] = pr;
             a->pos[r] = t;
-            a->targets[r] = t + 1 < b->len[s] ? b->ids[r + 1] : -1;
+            a->ids[r] = b->ids[pr];
+            a->targets[r] = t + 1 < b->len[s] ? b->ids[pr + 1] : -1;
         }
     }
-    srlm_attn_shape as = {b->B, b->T, m->n_heads_local, m->n_kv_local, m->head_dim, b->T,
-                          a->slot, a->zeros, b->len};
-    return as;
+    a->off[b->B] = r;
+    a->n_rows = r;
+    return r;
 }
 
 /* Rows [r0, r0 + logits->rows) of the logits: the LM head on the final norm's
@@ -179,17 +244,16 @@ srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const sr
     SRLM_CHECK(check_batch(m, a, b));
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
-    const int64_t N = (int64_t)b->B * b->T;
-    srlm_attn_shape as = batch_shape(m, a, b);
+    const int64_t N = batch_layout(a, b);
     srlm_view proj = srlm_view_rows(a->dtmp, 0, N); /* free until the backward pass */
     srlm_view x0 = srlm_view_rows(a->x_in[0], 0, N);
-    SRLM_CHECK(op->embedding(be, &x0, &m->embed, b->ids, (int)N, m->vocab_start));
+    SRLM_CHECK(op->embedding(be, &x0, &m->embed, a->ids, (int)N, m->vocab_start));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &x0));
     for (int l = 0; l < m->n_layers; l++) {
         srlm_layer_acts la = layer_rows(&a->layer[a->recompute ? 0 : l], N);
         la.x_in = srlm_view_rows(a->x_in[l], 0, N);
         srlm_view x_out = srlm_view_rows(l + 1 < m->n_layers ? a->x_in[l + 1] : a->x_final, 0, N);
-        SRLM_CHECK(layer_forward(m, l, &la, &x_out, &proj, &as, a->pos, b));
+        SRLM_CHECK(layer_forward(m, l, &la, &x_out, &proj, a, b));
     }
     srlm_view xf = srlm_view_rows(a->x_final, 0, N), xnf = srlm_view_rows(a->xn_final, 0, N);
     SRLM_CHECK(op->rmsnorm(be, &xnf, &xf, &m->final_norm, (float)m->cfg.rms_norm_eps));
@@ -202,19 +266,19 @@ srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const sr
         srlm_view logits = srlm_view_rows(a->logits, 0, n);
         st = head_logits(m, &logits, &xnf, r0);
         if (st == SRLM_OK)
-            st = srlm_llama_logprobs_view(m, &logits, tg + r0, (int)n, logp + r0, a->mx + r0, a->se + r0);
+            st = srlm_llama_logprobs_view(m, &logits, tg + r0, (int)n, a->logp + r0, a->mx + r0, a->se + r0);
     }
     free(tg);
     SRLM_CHECK(st);
-    for (int64_t r = 0; r < N; r++) if (a->targets[r] < 0) logp[r] = 0.0f;
+    memset(logp, 0, sizeof(float) * (size_t)b->B * (size_t)b->T);
+    for (int64_t r = 0; r < N; r++) if (a->targets[r] >= 0) logp[a->row[r]] = a->logp[r];
     return SRLM_OK;
 }
 
 /* Backward through one layer: a->dx holds d loss / d (layer output) on entry and
  * d loss / d (layer input) on exit. */
 static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, const srlm_layer_acts *la,
-                                  int64_t N, const srlm_attn_shape *as, const srlm_train_batch *b,
-                                  srlm_llama_layer *gl) {
+                                  int64_t N, const srlm_train_batch *b, srlm_llama_layer *gl) {
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
     const srlm_llama_layer *ly = &m->layers[l];
@@ -245,7 +309,7 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(op->dropout(be, &dtmp, b->dropout, dropout_key(b, l, SITE_ATTN)));
     SRLM_CHECK(op->matmul_dx(be, &datt, &dtmp, &ly->wo, 0));
     SRLM_CHECK(op->matmul_dw(be, &gl->wo, &dtmp, &la->att));
-    SRLM_CHECK(op->attention_backward(be, &dq, &dk, &dv, &datt, &la->q, &la->k, &la->v, as, &la->att, &la->lse));
+    SRLM_CHECK(attention_backward(m, a, la, &dq, &dk, &dv, &datt, b));
     SRLM_CHECK(op->rope_backward(be, &dq, a->pos, m->n_heads_local, m->head_dim, theta));
     SRLM_CHECK(op->rope_backward(be, &dk, a->pos, m->n_kv_local, m->head_dim, theta));
     SRLM_CHECK(op->matmul_dx(be, &dxn, &dq, &ly->wq, 0));
@@ -264,13 +328,12 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
                                       const float *dlogp, srlm_llama_grads *g) {
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
-    const int64_t N = (int64_t)b->B * b->T;
-    srlm_attn_shape as = batch_shape(m, a, b);
+    const int64_t N = batch_layout(a, b);
     float *dl = malloc(sizeof(float) * (size_t)N);
     int *tg = malloc(sizeof(int) * (size_t)N);
     if (!dl || !tg) { free(dl); free(tg); return SRLM_ERR(SRLM_FAILED, "out of memory"); }
     for (int64_t r = 0; r < N; r++) {
-        dl[r] = a->targets[r] < 0 ? 0.0f : dlogp[r];
+        dl[r] = a->targets[r] < 0 ? 0.0f : dlogp[a->row[r]];
         tg[r] = a->targets[r] < 0 ? 0 : a->targets[r];
     }
     /* LM head, chunk by chunk from the last (whose logits the forward pass left
@@ -302,11 +365,11 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
         la.x_in = srlm_view_rows(a->x_in[l], 0, N);
         if (a->recompute) {
             srlm_view proj = srlm_view_rows(a->dxn, 0, N);
-            SRLM_CHECK(layer_forward(m, l, &la, &scratch_out, &proj, &as, a->pos, b));
+            SRLM_CHECK(layer_forward(m, l, &la, &scratch_out, &proj, a, b));
         }
-        SRLM_CHECK(layer_backward(m, l, a, &la, N, &as, b, &g->layers[l]));
+        SRLM_CHECK(layer_backward(m, l, a, &la, N, b, &g->layers[l]));
     }
-    return op->embedding_backward(be, &g->embed, &dx, b->ids, (int)N, m->vocab_start);
+    return op->embedding_backward(be, &g->embed, &dx, a->ids, (int)N, m->vocab_start);
 }
 
 srlm_status srlm_llama_grads_reduce_replicas(srlm_llama *m, srlm_llama_grads *g) {

@@ -6,7 +6,7 @@
 
 #include "model/llama.h"
 
-/* One layer's saved activations (rows = B * T token rows). */
+/* One layer's saved activations (rows = the batch's real tokens, packed). */
 typedef struct {
     srlm_view x_in;            /* (N, D) residual stream entering the layer */
     srlm_view xn1, x_mid, xn2; /* (N, D) attention norm out, residual after attention, MLP norm out */
@@ -29,8 +29,15 @@ typedef struct {
     srlm_view        dq, datt; /* (N, qd) */
     srlm_view        dk, dv;   /* (N, kvd) */
     srlm_view        dh, dgate, dup; /* (N, F) */
-    float           *mx, *se;  /* (N) global row max and sum of exp of the logits */
-    int             *pos, *targets, *slot, *zeros; /* host scratch */
+    /* The activations hold the batch packed: n_rows = sum(len) rows, sequence b
+     * at rows off[b] .. off[b] + len[b] - 1 (llama_train.c) */
+    int              n_rows;
+    float           *mx, *se;  /* (n_rows) global row max and sum of exp of the logits */
+    float           *logp;     /* (n_rows) log-probs before they go to the caller's padded rows */
+    int             *pos, *targets, *ids; /* (n_rows) position, target (-1: none), token of each row */
+    int             *row;      /* (n_rows) the caller's padded row b * T + t of each row */
+    int             *off;      /* (B + 1) first row of each sequence, then n_rows */
+    int             *slot, *zeros; /* host scratch for the attention shapes */
 } srlm_train_acts;
 
 srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max_tokens,
@@ -46,7 +53,8 @@ void        srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m);
 /* B right-padded sequences of T rows; row b*T + t (t < len[b]) predicts
  * ids[b*T + t + 1] when t + 1 < len[b]. Dropout with probability `dropout` on
  * the attention and MLP outputs before each residual add, masks keyed by
- * dropout_key (the same key reproduces the same masks). */
+ * dropout_key and each token's place in the batch (the same key and lengths
+ * reproduce the same masks). */
 typedef struct {
     int        B, T;
     const int *ids;       /* (B * T) */
