@@ -41,7 +41,7 @@ void srlm_demo_recipe_default(srlm_demo_recipe *r) {
     r->lr_min = 2e-4;
     r->warmup_steps = 50;
     r->batch_size = 16;
-    r->micro_batch_size = 8;        /* less padding when a long lesson shares a micro-batch */
+    r->micro_batch_size = 8;        /* two a step; 16 measured no faster with packed batches */
     r->max_seq_len = 512;
     r->epochs = 1;
     r->weight_decay = 0.0;
