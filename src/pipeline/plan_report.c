@@ -35,6 +35,8 @@ static const struct { const char *key, *title; } SECTIONS[] = {
 /* Ordered assumptions that are not numbers. */
 static const char *const NOTES[] = {
     "every generated sequence runs to its max_new_tokens (an upper bound)",
+    ("every training sequence is max_seq_len tokens (an upper bound: micro-batches are packed, so a shorter "
+     "sequence costs only its own tokens)"),
     "compute and communication do not overlap (an upper bound)",
     ("decode step = max(HBM time to read the rank's weights and its batch's KV, FLOPs time)"
      " + 2 TP all-reduces per layer"),
