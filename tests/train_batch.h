@@ -1,7 +1,7 @@
 /* The training fixture batch (tests/fixtures/train/<case>/batch.json, written
  * by make_train_fixtures.py): right-padded ids, lengths and prompt lengths;
- * the gradient view of an HF parameter name; one SFT step. Shared by the
- * gradient tests. */
+ * a fixture model loaded; the gradient view of an HF parameter name; one SFT
+ * step. Shared by the gradient tests. */
 #ifndef SRLM_TEST_TRAIN_BATCH_H
 #define SRLM_TEST_TRAIN_BATCH_H
 
@@ -35,6 +35,19 @@ static inline int load_train_batch(const char *path, batch_data *bd) {
         bd->plen[b] = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "prompt_lengths"), b)->valueint;
     }
     cJSON_Delete(j);
+    return 1;
+}
+
+/* Open fixture model `name` (tests/fixtures/llama/<name>) and load it on be;
+ * 0 (with the failure counted) when either fails. */
+static inline int load_fixture_model(const char *name, srlm_backend *be, srlm_checkpoint *ck, srlm_llama *m) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/llama/%s", test_env("SRLM_FIXTURES", "tests/fixtures"), name);
+    int before = test_failures;
+    CHECK_OK(srlm_ckpt_open(ck, dir));
+    if (test_failures != before) return 0;
+    CHECK_OK(srlm_llama_load(m, ck, be, NULL));
+    if (test_failures != before) { srlm_ckpt_close(ck); return 0; }
     return 1;
 }
 

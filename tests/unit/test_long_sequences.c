@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "model/llama_train.h"
 #include "test.h"
+#include "train_batch.h"
 
 enum { T = 150 };
 
@@ -27,15 +28,11 @@ static double loss_of(srlm_llama *m, srlm_train_acts *a, srlm_train_batch *b, fl
 }
 
 int main(void) {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/llama/tiny-gqa", test_env("SRLM_FIXTURES", "tests/fixtures"));
     srlm_backend *be;
     srlm_checkpoint ck;
     srlm_llama m;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
-    CHECK_OK(srlm_ckpt_open(&ck, dir));
-    CHECK_OK(srlm_llama_load(&m, &ck, be, NULL));
-    if (test_failures) TEST_DONE();
+    if (test_failures || !load_fixture_model("tiny-gqa", be, &ck, &m)) TEST_DONE();
 
     /* forward: all at once vs one token at a time */
     static int ids[2 * T];

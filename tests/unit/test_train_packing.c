@@ -19,6 +19,7 @@
 #include "core/rng.h"
 #include "model/llama_train.h"
 #include "test.h"
+#include "train_batch.h"
 
 enum { T = 40, NSEQ = 3 };
 
@@ -40,15 +41,11 @@ static double rel_diff(const float *x, const float *y, int64_t n) {
 }
 
 int main(void) {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/llama/tiny-gqa", test_env("SRLM_FIXTURES", "tests/fixtures"));
     srlm_backend *be;
     srlm_checkpoint ck;
     srlm_llama m;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
-    CHECK_OK(srlm_ckpt_open(&ck, dir));
-    CHECK_OK(srlm_llama_load(&m, &ck, be, NULL));
-    if (test_failures) TEST_DONE();
+    if (test_failures || !load_fixture_model("tiny-gqa", be, &ck, &m)) TEST_DONE();
     const int V = m.cfg.vocab_size;
     const int64_t P = m.n_params_local;
 
