@@ -23,7 +23,7 @@ for s in "${seeds[@]}"; do
 done
 awk '
   { acc[$2, $1] = $2; a[$2] += $3; a2[$2] += $3 * $3; g[$2] += $4; g2[$2] += $4 * $4; n[$2]++;
-    A[$1, $2] = $3; models[$2] = 1; seeds[$1] = 1 }
+    A[$1, $2] = $3; models[$2] = 1; if (!($1 in seeds)) order[++ns] = $1; seeds[$1] = 1 }
   function sd(s, s2, k) { return k > 1 ? sqrt((s2 - s * s / k) / (k - 1)) : 0 }
   END {
     printf "%-6s %-26s %-26s\n", "model", "accuracy mean (sd)", "judge agreement mean (sd)";
@@ -31,8 +31,8 @@ awk '
       printf "%-6s %.3f (%.3f)%13s %.3f (%.3f)\n", k, a[k] / n[k], sd(a[k], a2[k], n[k]), "", g[k] / n[k], sd(g[k], g2[k], n[k]) }
     for (m = 2; m <= 16; m++) { k = "M" m; if (!(k in n)) continue;
       s = 0; s2 = 0; c = 0;
-      for (x in seeds) { d = A[x, k] - A[x, "M1"]; s += d; s2 += d * d; c++ }
-      printf "gain %s - M1: mean %+.3f, sd %.3f, per seed:", k, s / c, sd(s, s2, c);
-      for (x in seeds) printf " %+.3f", A[x, k] - A[x, "M1"]; printf "\n" }
+      for (i = 1; i <= ns; i++) { x = order[i]; d = A[x, k] - A[x, "M1"]; s += d; s2 += d * d; c++ }
+      printf "gain %s - M1: mean %+.3f, sd %.3f, per seed (in the order run):", k, s / c, sd(s, s2, c);
+      for (i = 1; i <= ns; i++) printf " %+.3f", A[order[i], k] - A[order[i], "M1"]; printf "\n" }
   }' "$out/table.$$"
 rm -f "$out/table.$$"
