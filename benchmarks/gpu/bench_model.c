@@ -69,6 +69,7 @@ typedef struct {
     const char *backend, *dtype, *config, *dir;
     int         batch, seq, steps, decode, decode_batch, logits_chunk;
     double      peak_tflops, mem_gbs;
+    double      fill;      /* --fill: also time a batch whose real tokens are this share of batch x seq */
     int         micro[8], n_micro; /* --micro-batches: the step's micro-batch counts to time */
 } args;
 
@@ -117,7 +118,7 @@ static void config_of(const char *name, srlm_hf_config *hc) {
 
 static void parse(int argc, char **argv, args *a) {
     *a = (args){.backend = "cuda", .dtype = "float32", .config = "1b", .batch = 4, .seq = 1024, .steps = 10,
-                .decode = 64, .decode_batch = 32, .micro = {1}, .n_micro = 1};
+                .decode = 64, .decode_batch = 32, .micro = {1}, .n_micro = 1, .fill = 1.0};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "bench_model: %s needs a value\n", k); exit(2); }
@@ -134,6 +135,14 @@ static void parse(int argc, char **argv, args *a) {
         else if (!strcmp(k, "--peak-tflops")) a->peak_tflops = atof(v);
         else if (!strcmp(k, "--mem-gbs")) a->mem_gbs = atof(v);
         else if (!strcmp(k, "--micro-batches")) parse_micro(v, a);
+        else if (!strcmp(k, "--fill")) {
+            char *end;
+            a->fill = strtod(v, &end);
+            if (end == v || *end || !(a->fill >= 0.5 && a->fill <= 1.0)) {
+                fprintf(stderr, "bench_model: --fill %s: expected a share of real tokens in [0.5, 1]\n", v);
+                exit(2);
+            }
+        }
         else { fprintf(stderr, "bench_model: unknown flag %s\n", k); exit(2); }
         i++;
     }
@@ -200,6 +209,33 @@ static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads 
     return now_s() - t0;
 }
 
+/* Time `steps` optimizer steps of `micro` micro-batches of b and print one
+ * train_step line: tokens and FLOPs count the real tokens only (attention per
+ * sequence: 6 x layers x len x width per token). */
+static void time_train(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, srlm_view *mom, srlm_view *vel,
+                       const srlm_train_batch *b, int micro, float *logp, float *dlogp, long *step, const args *a,
+                       double n_flop_params) {
+    double best = 1e30, sum = 0, real = 0, attn = 0;
+    for (int s = 0; s < a->steps; s++) {
+        double dt = train_step(m, acts, g, mom, vel, b, micro, logp, dlogp, (*step)++);
+        sum += dt;
+        if (dt < best) best = dt;
+    }
+    for (int i = 0; i < b->B; i++) {
+        real += b->len[i];
+        attn += (double)b->len[i] * b->len[i];
+    }
+    const double mean = sum / a->steps, tokens = micro * real;
+    const double flops = 6.0 * n_flop_params * tokens + 6.0 * m->n_layers * (double)m->dim * attn * micro;
+    printf("train_step: batch %d, seq %d, ", b->B, b->T);
+    if (real < (double)b->B * b->T) printf("fill %.2f (%.0f real tokens, packed), ", real / ((double)b->B * b->T), real);
+    printf("micro-batches %d, dtype %s, logits rows %d, mean %.4f s, best %.4f s, %.0f tokens/s, %.2f TFLOP/s", micro,
+           a->dtype, acts->logits_rows, mean, best, tokens / mean, flops / mean / 1e12);
+    if (a->peak_tflops > 0)
+        printf(", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops / mean / 1e12 / a->peak_tflops, a->peak_tflops);
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     args a;
     parse(argc, argv, &a);
@@ -227,7 +263,7 @@ int main(int argc, char **argv) {
     TRY(srlm_ckpt_open(&ck, dir));
     srlm_llama m;
     TRY(srlm_llama_load_for_training(&m, &ck, be, NULL));
-    const int D = m.dim, L = m.n_layers;
+    const int D = m.dim;
     const double n_embed = (double)m.vocab_local * D * (m.tied ? 1 : 2);
     const double n_body = (double)m.n_params_local - n_embed; /* the LM head counts: it is a GEMM */
     const double n_flop_params = n_body + (double)m.vocab_local * D;
@@ -253,22 +289,21 @@ int main(int argc, char **argv) {
     const srlm_train_batch batch = {B, T, ids, len, 0.0f, 0};
     long step = 1;
     train_step(&m, &acts, &g, &mom, &vel, &batch, 1, logp, dlogp, step++); /* warm-up: workspaces, clocks */
-    for (int i = 0; i < a.n_micro; i++) {
-        const int K = a.micro[i];
-        double best = 1e30, sum = 0;
-        for (int s = 0; s < a.steps; s++) {
-            double dt = train_step(&m, &acts, &g, &mom, &vel, &batch, K, logp, dlogp, step++);
-            sum += dt;
-            if (dt < best) best = dt;
+    for (int i = 0; i < a.n_micro; i++)
+        time_train(&m, &acts, &g, &mom, &vel, &batch, a.micro[i], logp, dlogp, &step, &a, n_flop_params);
+    if (a.fill < 1.0) {
+        /* lengths falling evenly from seq to seq x (2 fill - 1), so their mean is seq x fill: a
+         * right-padded batch as SFT and DPO make, which training packs (attention per sequence) */
+        int *flen = malloc(sizeof(int) * (size_t)B);
+        if (!flen) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
+        for (int b = 0; b < B; b++) {
+            const double share = B > 1 ? 1.0 - 2.0 * (1.0 - a.fill) * b / (B - 1) : a.fill;
+            flen[b] = (int)(T * share + 0.5) < 2 ? 2 : (int)(T * share + 0.5);
         }
-        const double mean = sum / a.steps, tokens = (double)K * N;
-        const double flops = (6.0 * n_flop_params + 6.0 * L * (double)T * D) * tokens;
-        printf("train_step: batch %d, seq %d, micro-batches %d, dtype %s, logits rows %d, mean %.4f s, best %.4f s, "
-               "%.0f tokens/s, %.2f TFLOP/s", B, T, K, a.dtype, acts.logits_rows, mean, best, tokens / mean,
-               flops / mean / 1e12);
-        if (a.peak_tflops > 0)
-            printf(", MFU %.1f%% of %.0f TFLOP/s", 100.0 * flops / mean / 1e12 / a.peak_tflops, a.peak_tflops);
-        printf("\n");
+        const srlm_train_batch fb = {B, T, ids, flen, 0.0f, 0};
+        train_step(&m, &acts, &g, &mom, &vel, &fb, 1, logp, dlogp, step++); /* warm-up: other shapes */
+        time_train(&m, &acts, &g, &mom, &vel, &fb, 1, logp, dlogp, &step, &a, n_flop_params);
+        free(flen);
     }
 
     /* ---- decoding at batch 1 ---- */

@@ -186,11 +186,14 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
     # bf16 also with 4 micro-batches a step: the optimizer's fixed cost spread
     # as at a real batch size (bench_model.c)
     micro=1; [ "$dtype" = bfloat16 ] && micro=1,4
+    # bf16 also with uneven lengths (mean 75% of 1024): the packed batches SFT and DPO
+    # train on, whose attention runs once per sequence
+    fill=1; [ "$dtype" = bfloat16 ] && fill=0.75
     model_args=(--backend cuda --dtype "$dtype" --config 1b --batch 4 --seq 1024 --micro-batches "$micro"
-                --steps 10 --decode 128 --peak-tflops "$peak")
+                --fill "$fill" --steps 10 --decode 128 --peak-tflops "$peak")
     [ -n "$copy_gbs" ] && model_args+=(--mem-gbs "$copy_gbs")
     [ ${#quick[@]} -gt 0 ] && model_args=(--backend cuda --dtype "$dtype" --config tiny --micro-batches "$micro"
-                                          --steps 3 --decode 16)
+                                          --fill "$fill" --steps 3 --decode 16)
     t=$(limit "$model_timeout")
     if [ "${SRLM_GPU_MODEL:-1}" = 0 ]; then
         echo "skipped (SRLM_GPU_MODEL=0)"
@@ -205,8 +208,9 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
         [ "$bf16_peak" != 0 ] && grep "^train_step:.*dtype $dtype," "$model_txt" |
             awk -v p="$bf16_peak" -v d="$dtype" '{
                 match($0, /micro-batches [0-9]+/); k = substr($0, RSTART + 14, RLENGTH - 14)
+                f = ""; if (match($0, /fill [0-9.]+/)) f = ", " substr($0, RSTART, RLENGTH) " packed"
                 match($0, /[0-9.]+ TFLOP\/s/); t = substr($0, RSTART, RLENGTH - 8)
-                printf "train_step (%s, %s micro-batches): %.1f%% of the bf16 peak (%s TFLOP/s; target >= 50%%)\n", d, k, 100 * t / p, p
+                printf "train_step (%s, %s micro-batches%s): %.1f%% of the bf16 peak (%s TFLOP/s; target >= 50%%)\n", d, k, f, 100 * t / p, p
             }'
     else
         cat "$logs/bench_model_$dtype.err" >&2
@@ -252,6 +256,8 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && [ -s "$table" ] && [ ${#quick[@]} = 0
             shape = "1.1B, batch 4 x 1024"
             if (match($0, /micro-batches [0-9]+/) && substr($0, RSTART + 14, RLENGTH - 14) + 0 > 1)
                 shape = "1.1B, " substr($0, RSTART + 14, RLENGTH - 14) " micro-batches of 4 x 1024"
+            if (match($0, /fill [0-9.]+/))
+                shape = shape ", lengths at " substr($0, RSTART + 5, RLENGTH - 5) " of it, packed"
             printf "| %s | %s | %s | model train step (fwd+bwd+AdamW) | %s | %s | %.1f | %s | - | TFLOP/s | %s |\n", d, g, s, dt, shape, ms, tf, mfu
         }
         /^decode:/ {

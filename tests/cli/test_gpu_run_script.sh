@@ -3,8 +3,9 @@
 # compute-sanitizer and the programs of a prebuilt build folder (a bundle with a
 # bundle-env.sh, as benchmarks/gpu/bundle.sh makes) let it run every step here.
 # Checked: the bundle's environment reaches the programs; the kernel and model
-# rows reach the table and RESULTS.md (a copy: SRLM_GPU_RESULTS), once with the
-# section made and once appended to it; SRLM_GPU_BUDGET_S skips what no longer fits and names it
+# rows (bf16 also on a packed uneven batch) reach the table and RESULTS.md (a
+# copy: SRLM_GPU_RESULTS), once with the section made and once appended to it;
+# SRLM_GPU_BUDGET_S skips what no longer fits and names it
 # while what ran is reported; SRLM_GPU_SANITIZE_TESTS sets the sanitizers' order;
 # a sanitizer hazard, a failing test and device sampling that draws other
 # tokens than the host make it exit 1; with several GPUs the
@@ -65,16 +66,19 @@ printf 'srlm\tlogprob_fwd\tbf16\t8x8\t0.25\t1900.0\tGB/s\tmemcpy_GB/s\t2000.0\t9
 EOF
 cat >"$b/benchmarks/gpu/bench_model" <<'EOF'
 #!/bin/sh
-# bench_model's lines, one train_step per count of --micro-batches
-dtype=float32 micro=1
+# bench_model's lines, one train_step per count of --micro-batches, one more for --fill below 1
+dtype=float32 micro=1 fill=1
 while [ $# -gt 0 ]; do
     [ "$1" = --dtype ] && dtype=$2
     [ "$1" = --micro-batches ] && micro=$2
+    [ "$1" = --fill ] && fill=$2
     shift
 done
 for k in $(echo "$micro" | tr , ' '); do
     echo "train_step: batch 4, seq 1024, micro-batches $k, dtype $dtype, logits rows 4096, mean 0.$((1 + k)) s, best 0.1 s, 40000 tokens/s, $((20 * k)).00 TFLOP/s, MFU 2.0% of 989 TFLOP/s"
 done
+[ "$fill" = 1 ] ||
+    echo "train_step: batch 4, seq 1024, fill $fill (3072 real tokens, packed), micro-batches 1, dtype $dtype, logits rows 4096, mean 0.15 s, best 0.1 s, 20480 tokens/s, 30.00 TFLOP/s, MFU 3.0% of 989 TFLOP/s"
 echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, 100.0 tokens/s, 2.20 GB of weights, bound 1363.6 tokens/s at 3000 GB/s (7.3%)"
 echo "decode_sampled: batch 32, dtype $dtype, 64 steps, temperature 0.8, top-p 0.9, host sampling 1000.0 tokens/s, backend sampling 1500.0 tokens/s (1.50x), ${FAKE_SAMPLED:-the same} tokens"
 EOF
@@ -116,6 +120,9 @@ grep -q "train_step (bfloat16, 4 micro-batches): 8.1% of the bf16 peak" "$work/a
 grep -q "train_step (float32, 1 micro-batches): 2.0% of the bf16 peak" "$work/all.log" ||
     fail "the fp32 model's share of the bf16 peak is missing"
 grep -q "micro-batches 4, dtype float32" "$work/all.log" && fail "the fp32 model ran 4 micro-batches"
+grep -q "train_step (bfloat16, 1 micro-batches, fill 0.75 packed): 3.0% of the bf16 peak" "$work/all.log" ||
+    fail "the bf16 model's packed uneven batch is missing"
+grep -q "fill .*dtype float32" "$work/all.log" && fail "the fp32 model ran an uneven batch"
 n=$(grep -c "memcheck   clean" "$work/all.log")
 [ "$n" = "$(ls "$src"/tests/gpu/test_*.c | grep -v -c test_comm_nccl_gpu)" ] ||
     fail "memcheck ran on $n tests, not on every tests/gpu program but the NCCL one"
@@ -132,6 +139,8 @@ grep -q "^| 20[0-9-]* | NVIDIA H100 stand-in | 0123456789ab | logprob_fwd | bf16
     "$work/results.md" || fail "RESULTS.md: the kernel row is missing or malformed"
 grep -q "| model train step (fwd+bwd+AdamW) | bf16 | 1.1B, 4 micro-batches of 4 x 1024 | 500.0 | 80.00 | - | TFLOP/s | 2.0% of the bf16 peak |" \
     "$work/results.md" || fail "RESULTS.md: the bf16 4-micro-batch model row is missing or malformed"
+grep -q "| model train step (fwd+bwd+AdamW) | bf16 | 1.1B, batch 4 x 1024, lengths at 0.75 of it, packed | 150.0 | 30.00 | - | TFLOP/s | 3.0% of the bf16 peak |" \
+    "$work/results.md" || fail "RESULTS.md: the bf16 packed uneven-batch row is missing or malformed"
 grep -q "| model train step (fwd+bwd+AdamW) | fp32 | 1.1B, batch 4 x 1024 | 200.0 |" "$work/results.md" ||
     fail "RESULTS.md: the fp32 model row is missing or malformed"
 grep -q "| model decode, batch 1 | bf16 | 1.1B, 128 tokens | - | 100.0 | - | tokens/s | 7.3% of the weight-read bound |" \
