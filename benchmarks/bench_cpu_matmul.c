@@ -45,9 +45,11 @@ static double time_matmul(int per_row, int R, int n, int k, const float *x, cons
 }
 
 int main(int argc, char **argv) {
-    const int threads = argc > 1 ? atoi(argv[1]) : 2, max_rows = argc > 2 ? atoi(argv[2]) : 8;
-    const int evict_mb = argc > 3 ? atoi(argv[3]) : 0;
-    if (threads < 1 || max_rows < 1 || max_rows > 64 || evict_mb < 0 || evict_mb > 4096) {
+    const char *prog = "bench_cpu_matmul";
+    int threads = 2, max_rows = 8, evict_mb = 0;
+    if ((argc > 1 && !bench_arg_int(prog, "THREADS", argv[1], 1, 1024, &threads)) ||
+        (argc > 2 && !bench_arg_int(prog, "MAX_ROWS", argv[2], 1, 64, &max_rows)) ||
+        (argc > 3 && !bench_arg_int(prog, "EVICT_MB", argv[3], 0, 4096, &evict_mb))) {
         fprintf(stderr, "usage: bench_cpu_matmul [THREADS >= 1] [MAX_ROWS 1..64] [EVICT_MB 0..4096]\n");
         return 2;
     }

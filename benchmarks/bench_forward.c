@@ -16,7 +16,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *dir = argv[1];
-    int B = atoi(argv[2]), T = atoi(argv[3]), R = atoi(argv[4]), threads = atoi(argv[5]);
+    const char *prog = "bench_forward";
+    int B, T, R, threads;
+    if (!bench_arg_int(prog, "BATCH", argv[2], 1, 1 << 16, &B) || !bench_arg_int(prog, "SEQ", argv[3], 1, 1 << 20, &T) ||
+        !bench_arg_int(prog, "REPEATS", argv[4], 1, 1 << 20, &R) ||
+        !bench_arg_int(prog, "THREADS", argv[5], 0, 1024, &threads))
+        return 2;
     srlm_checkpoint ck;
     srlm_backend *be;
     srlm_llama m;

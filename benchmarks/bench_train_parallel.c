@@ -27,7 +27,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *work = argv[1];
-    int tp = atoi(argv[2]), dp = atoi(argv[3]), steps = argc > 4 ? atoi(argv[4]) : 6;
+    const char *prog = "bench_train_parallel";
+    int tp, dp, steps = 6;
+    if (!bench_arg_int(prog, "TP", argv[2], 1, 1024, &tp) || !bench_arg_int(prog, "DP", argv[3], 1, 1024, &dp) ||
+        (argc > 4 && !bench_arg_int(prog, "STEPS", argv[4], 1, 1 << 20, &steps)))
+        return 2;
     if (srlm_dist_init(&argc, &argv) != SRLM_OK) { fprintf(stderr, "%s\n", srlm_last_error()); return 1; }
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

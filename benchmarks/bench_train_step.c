@@ -28,8 +28,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_train_step MODEL_DIR BATCH SEQ REPEATS THREADS RECOMPUTE\n");
         return 2;
     }
-    int B = atoi(argv[2]), T = atoi(argv[3]), R = atoi(argv[4]), threads = atoi(argv[5]);
-    int recompute = atoi(argv[6]);
+    const char *prog = "bench_train_step";
+    int B, T, R, threads, recompute;
+    if (!bench_arg_int(prog, "BATCH", argv[2], 1, 1 << 16, &B) || !bench_arg_int(prog, "SEQ", argv[3], 1, 1 << 20, &T) ||
+        !bench_arg_int(prog, "REPEATS", argv[4], 1, 1 << 20, &R) ||
+        !bench_arg_int(prog, "THREADS", argv[5], 0, 1024, &threads) ||
+        !bench_arg_int(prog, "RECOMPUTE", argv[6], 0, 1, &recompute))
+        return 2;
     srlm_checkpoint ck;
     srlm_backend *be;
     srlm_llama m;

@@ -2,6 +2,10 @@
 #ifndef SRLM_BENCH_UTIL_H
 #define SRLM_BENCH_UTIL_H
 
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 /* CLOCK_MONOTONIC seconds. */
@@ -15,6 +19,33 @@ static inline double bench_now(void) {
 static inline int bench_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* Argument s, the whole of it, as an integer in [lo, hi] into *out: 1, or 0
+ * after one line on stderr naming the program, the argument and what was found. */
+static inline int bench_arg_int(const char *prog, const char *what, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    const long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s: expected an integer in [%ld, %ld], found '%s'\n", prog, what, lo, hi, s);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+/* The same for a finite number in [lo, hi]. */
+static inline int bench_arg_double(const char *prog, const char *what, const char *s, double lo, double hi,
+                                   double *out) {
+    char *end;
+    const double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s: expected a number in [%g, %g], found '%s'\n", prog, what, lo, hi, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
 }
 
 #endif

@@ -24,6 +24,7 @@
 #include "demo/demo_recipe.h"
 #include "demo/task.h"
 #include "pipeline/parts.h"
+#include "../bench_util.h"
 
 static int count_parts(const char *dir) {
     DIR *d = opendir(dir);
@@ -50,8 +51,10 @@ static cJSON **load(const char *run, int t, const char *what, int *n) {
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: demo_pairs RUN_DIR ITERATION [SEED]\n"); return 2; }
     const char *run = argv[1];
-    int t = atoi(argv[2]);
-    uint64_t seed = argc > 3 ? strtoull(argv[3], NULL, 10) : 1234;
+    int t, seed = 1234;
+    if (!bench_arg_int("demo_pairs", "ITERATION", argv[2], 1, 1000, &t) ||
+        (argc > 3 && !bench_arg_int("demo_pairs", "SEED", argv[3], 0, 2147483647, &seed)))
+        return 2;
     srlm_demo_recipe r;
     srlm_demo_recipe_default(&r);
     srlm_lexicon lx;

@@ -50,6 +50,7 @@
 #include "model/llama_init.h"
 #include "model/llama_train.h"
 #include "train/optimizer.h"
+#include "../bench_util.h"
 
 static double now_s(void) {
     struct timespec t;
@@ -119,37 +120,29 @@ static void config_of(const char *name, srlm_hf_config *hc) {
 static void parse(int argc, char **argv, args *a) {
     *a = (args){.backend = "cuda", .dtype = "float32", .config = "1b", .batch = 4, .seq = 1024, .steps = 10,
                 .decode = 64, .decode_batch = 32, .micro = {1}, .n_micro = 1, .fill = 1.0};
+    static const char *P = "bench_model";
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
         if (!v) { fprintf(stderr, "bench_model: %s needs a value\n", k); exit(2); }
         if (!strcmp(k, "--backend")) a->backend = v;
         else if (!strcmp(k, "--dtype")) a->dtype = v;
         else if (!strcmp(k, "--config")) a->config = v;
         else if (!strcmp(k, "--dir")) a->dir = v;
-        else if (!strcmp(k, "--batch")) a->batch = atoi(v);
-        else if (!strcmp(k, "--seq")) a->seq = atoi(v);
-        else if (!strcmp(k, "--steps")) a->steps = atoi(v);
-        else if (!strcmp(k, "--decode")) a->decode = atoi(v);
-        else if (!strcmp(k, "--decode-batch")) a->decode_batch = atoi(v);
-        else if (!strcmp(k, "--logits-chunk")) a->logits_chunk = atoi(v);
-        else if (!strcmp(k, "--peak-tflops")) a->peak_tflops = atof(v);
-        else if (!strcmp(k, "--mem-gbs")) a->mem_gbs = atof(v);
         else if (!strcmp(k, "--micro-batches")) parse_micro(v, a);
-        else if (!strcmp(k, "--fill")) {
-            char *end;
-            a->fill = strtod(v, &end);
-            if (end == v || *end || !(a->fill >= 0.5 && a->fill <= 1.0)) {
-                fprintf(stderr, "bench_model: --fill %s: expected a share of real tokens in [0.5, 1]\n", v);
-                exit(2);
-            }
-        }
+        /* numeric flags: the whole value, within its range, or exit 2 */
+        else if (!strcmp(k, "--batch")) ok = bench_arg_int(P, k, v, 1, 1 << 16, &a->batch);
+        else if (!strcmp(k, "--seq")) ok = bench_arg_int(P, k, v, 2, 1 << 20, &a->seq);
+        else if (!strcmp(k, "--steps")) ok = bench_arg_int(P, k, v, 1, 1 << 20, &a->steps);
+        else if (!strcmp(k, "--decode")) ok = bench_arg_int(P, k, v, 0, 1 << 20, &a->decode);
+        else if (!strcmp(k, "--decode-batch")) ok = bench_arg_int(P, k, v, 0, 1 << 16, &a->decode_batch);
+        else if (!strcmp(k, "--logits-chunk")) ok = bench_arg_int(P, k, v, 0, 1 << 30, &a->logits_chunk);
+        else if (!strcmp(k, "--peak-tflops")) ok = bench_arg_double(P, k, v, 0, 1e6, &a->peak_tflops);
+        else if (!strcmp(k, "--mem-gbs")) ok = bench_arg_double(P, k, v, 0, 1e6, &a->mem_gbs);
+        else if (!strcmp(k, "--fill")) ok = bench_arg_double(P, k, v, 0.5, 1.0, &a->fill);
         else { fprintf(stderr, "bench_model: unknown flag %s\n", k); exit(2); }
+        if (!ok) exit(2);
         i++;
-    }
-    if (a->batch < 1 || a->seq < 2 || a->steps < 1 || a->decode < 0 || a->decode_batch < 0 || a->logits_chunk < 0) {
-        fprintf(stderr, "bench_model: --batch >= 1, --seq >= 2, --steps >= 1, --decode >= 0, --decode-batch >= 0, "
-                        "--logits-chunk >= 0\n");
-        exit(2);
     }
 }
 

@@ -29,6 +29,7 @@
 #include "model/model_session.h"
 #include "pipeline/parts.h"
 #include "pipeline/workqueue.h"
+#include "../bench_util.h"
 #include "scaling_common.h"
 
 typedef struct {
@@ -110,12 +111,16 @@ int main(int argc, char **argv) {
     }
     const char *work = argv[1], *tokenizer = argv[2], *mode = argv[3];
     gen_ctx g = {0};
-    g.n_prompts = atoi(argv[4]);
-    g.samples = atoi(argv[5]);
-    g.new_tokens = atoi(argv[6]);
-    g.per_item = atoi(argv[7]);
-    const int threads = atoi(argv[8]);
-    g.prompt_len = argc > 9 ? atoi(argv[9]) : 32;
+    const char *prog = "scaling_gen";
+    int threads;
+    g.prompt_len = 32;
+    if (!bench_arg_int(prog, "PROMPTS", argv[4], 1, 1 << 24, &g.n_prompts) ||
+        !bench_arg_int(prog, "SAMPLES", argv[5], 1, 1 << 16, &g.samples) ||
+        !bench_arg_int(prog, "NEW_TOKENS", argv[6], 1, 1 << 20, &g.new_tokens) ||
+        !bench_arg_int(prog, "PER_ITEM", argv[7], 1, 1 << 24, &g.per_item) ||
+        !bench_arg_int(prog, "THREADS", argv[8], 1, 1024, &threads) ||
+        (argc > 9 && !bench_arg_int(prog, "PROMPT_LEN", argv[9], 2, 1 << 20, &g.prompt_len)))
+        return 2;
     if (srlm_dist_init(&argc, &argv) != SRLM_OK) { fprintf(stderr, "%s\n", srlm_last_error()); return 1; }
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -32,6 +32,7 @@
 #include "core/rng.h"
 #include "dist/topology.h"
 #include "io/fsutil.h"
+#include "../bench_util.h"
 #include "scaling_common.h"
 #include "train/trainer.h"
 
@@ -118,7 +119,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *work = argv[1], *tokenizer = argv[2], *mode = argv[3];
-    const int batch = atoi(argv[4]), steps = atoi(argv[5]), threads = atoi(argv[6]);
+    int batch, steps, threads;
+    if (!bench_arg_int("scaling_train", "BATCH", argv[4], 1, 1 << 24, &batch) ||
+        !bench_arg_int("scaling_train", "STEPS", argv[5], 1, 1 << 20, &steps) ||
+        !bench_arg_int("scaling_train", "THREADS", argv[6], 1, 1024, &threads))
+        return 2;
     const int dpo = argc > 7 && !strcmp(argv[7], "dpo");
     if (srlm_dist_init(&argc, &argv) != SRLM_OK) { fprintf(stderr, "%s\n", srlm_last_error()); return 1; }
     int rank, size;
