@@ -1,6 +1,8 @@
 /* Times srlm's training step without the optimizer (forward + backward of the
  * SFT loss over every token, gradients accumulated into the flat buffer) on a
  * Hugging Face checkpoint: B x T random ids, a warm-up, then the median of R.
+ * FILL below 1: a right-padded batch whose real tokens are that share of B x T
+ * (bench_fill_lengths), which training packs; tokens/s counts real tokens.
  * Prints one JSON line with tokens/s and the process's peak resident memory.
  * Driven by benchmarks/train_vs_pytorch.py. */
 #include <stdio.h>
@@ -25,7 +27,7 @@ static double peak_rss_mb(void) {
 
 int main(int argc, char **argv) {
     if (argc < 7) {
-        fprintf(stderr, "usage: bench_train_step MODEL_DIR BATCH SEQ REPEATS THREADS RECOMPUTE\n");
+        fprintf(stderr, "usage: bench_train_step MODEL_DIR BATCH SEQ REPEATS THREADS RECOMPUTE [FILL]\n");
         return 2;
     }
     const char *prog = "bench_train_step";
@@ -35,6 +37,8 @@ int main(int argc, char **argv) {
         !bench_arg_int(prog, "THREADS", argv[5], 0, 1024, &threads) ||
         !bench_arg_int(prog, "RECOMPUTE", argv[6], 0, 1, &recompute))
         return 2;
+    double fill = 1.0;
+    if (argc > 7 && !bench_arg_double(prog, "FILL", argv[7], 0.5, 1.0, &fill)) return 2;
     srlm_checkpoint ck;
     srlm_backend *be;
     srlm_llama m;
@@ -49,9 +53,12 @@ int main(int argc, char **argv) {
     int N = B * T, *ids = malloc(sizeof(int) * (size_t)N), *len = malloc(sizeof(int) * (size_t)B);
     float *logp = malloc(sizeof(float) * (size_t)N), *dlogp = malloc(sizeof(float) * (size_t)N);
     for (int i = 0; i < N; i++) ids[i] = (int)(srlm_rng_u64(42, (uint64_t)i) % (uint64_t)m.cfg.vocab_size);
-    for (int b = 0; b < B; b++) len[b] = T;
-    /* mean cross-entropy over every predicted token, like transformers' loss with labels = ids */
-    for (int i = 0; i < N; i++) dlogp[i] = -1.0f / (float)(B * (T - 1));
+    bench_fill_lengths(B, T, fill, len);
+    /* mean cross-entropy over every predicted token, like transformers' loss with labels = ids
+     * (-100 on the padding) */
+    int real = 0;
+    for (int b = 0; b < B; b++) real += len[b];
+    for (int i = 0; i < N; i++) dlogp[i] = i % T < len[i / T] - 1 ? -1.0f / (float)(real - B) : 0.0f;
     srlm_train_batch batch = {B, T, ids, len, 0.0f, 0};
     double *times = malloc(sizeof(double) * (size_t)(R + 1));
     for (int r = 0; r <= R; r++) {
@@ -66,7 +73,7 @@ int main(int argc, char **argv) {
     qsort(times + 1, (size_t)R, sizeof(double), bench_cmp_double);
     double med = times[1 + R / 2];
     printf("{\"impl\": \"srlm\", \"threads\": %d, \"batch\": %d, \"seq\": %d, \"recompute\": %d, "
-           "\"median_s\": %.6f, \"tokens_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",
-           be->threads, B, T, recompute, med, N / med, peak_rss_mb());
+           "\"real_tokens\": %d, \"median_s\": %.6f, \"tokens_per_s\": %.1f, \"peak_rss_mb\": %.1f}\n",
+           be->threads, B, T, recompute, real, med, real / med, peak_rss_mb());
     return 0;
 }

@@ -48,4 +48,15 @@ static inline int bench_arg_double(const char *prog, const char *what, const cha
     return 1;
 }
 
+/* Lengths of a right-padded batch of B sequences of up to T tokens whose real
+ * tokens are `fill` (0.5 .. 1) of B x T: falling evenly from T to T (2 fill - 1),
+ * at least 2 (benchmarks/train_vs_pytorch.py makes the same). */
+static inline void bench_fill_lengths(int B, int T, double fill, int *len) {
+    for (int b = 0; b < B; b++) {
+        const double share = B > 1 ? 1.0 - 2.0 * (1.0 - fill) * b / (B - 1) : fill;
+        const int n = (int)(T * share + 0.5);
+        len[b] = n < 2 ? 2 : n;
+    }
+}
+
 #endif

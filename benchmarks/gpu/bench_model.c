@@ -285,14 +285,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < a.n_micro; i++)
         time_train(&m, &acts, &g, &mom, &vel, &batch, a.micro[i], logp, dlogp, &step, &a, n_flop_params);
     if (a.fill < 1.0) {
-        /* lengths falling evenly from seq to seq x (2 fill - 1), so their mean is seq x fill: a
-         * right-padded batch as SFT and DPO make, which training packs (attention per sequence) */
+        /* a right-padded batch as SFT and DPO make, which training packs (attention per sequence) */
         int *flen = malloc(sizeof(int) * (size_t)B);
         if (!flen) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
-        for (int b = 0; b < B; b++) {
-            const double share = B > 1 ? 1.0 - 2.0 * (1.0 - a.fill) * b / (B - 1) : a.fill;
-            flen[b] = (int)(T * share + 0.5) < 2 ? 2 : (int)(T * share + 0.5);
-        }
+        bench_fill_lengths(B, T, a.fill, flen);
         const srlm_train_batch fb = {B, T, ids, flen, 0.0f, 0};
         train_step(&m, &acts, &g, &mom, &vel, &fb, 1, logp, dlogp, step++); /* warm-up: other shapes */
         time_train(&m, &acts, &g, &mom, &vel, &fb, 1, logp, dlogp, &step, &a, n_flop_params);
