@@ -1,4 +1,4 @@
-/* Timing helpers shared by the benchmark programs. */
+/* Helpers shared by the benchmark programs: the clock, medians, arguments, batch lengths. */
 #ifndef SRLM_BENCH_UTIL_H
 #define SRLM_BENCH_UTIL_H
 
