@@ -18,7 +18,7 @@ int main(int argc, char **argv) {
     const char *dir = argv[1];
     const char *prog = "bench_forward";
     int B, T, R, threads;
-    if (!bench_arg_int(prog, "BATCH", argv[2], 1, 1 << 16, &B) || !bench_arg_int(prog, "SEQ", argv[3], 1, 1 << 20, &T) ||
+    if (!bench_arg_int(prog, "BATCH", argv[2], 1, 1 << 12, &B) || !bench_arg_int(prog, "SEQ", argv[3], 1, 1 << 18, &T) ||
         !bench_arg_int(prog, "REPEATS", argv[4], 1, 1 << 20, &R) ||
         !bench_arg_int(prog, "THREADS", argv[5], 0, 1024, &threads))
         return 2;

@@ -130,9 +130,9 @@ static void parse(int argc, char **argv, args *a) {
         else if (!strcmp(k, "--config")) a->config = v;
         else if (!strcmp(k, "--dir")) a->dir = v;
         else if (!strcmp(k, "--micro-batches")) parse_micro(v, a);
-        /* numeric flags: the whole value, within its range, or exit 2 */
-        else if (!strcmp(k, "--batch")) ok = bench_arg_int(P, k, v, 1, 1 << 16, &a->batch);
-        else if (!strcmp(k, "--seq")) ok = bench_arg_int(P, k, v, 2, 1 << 20, &a->seq);
+        /* numeric flags: the whole value, within its range (batch x seq fits an int), or exit 2 */
+        else if (!strcmp(k, "--batch")) ok = bench_arg_int(P, k, v, 1, 1 << 12, &a->batch);
+        else if (!strcmp(k, "--seq")) ok = bench_arg_int(P, k, v, 2, 1 << 18, &a->seq);
         else if (!strcmp(k, "--steps")) ok = bench_arg_int(P, k, v, 1, 1 << 20, &a->steps);
         else if (!strcmp(k, "--decode")) ok = bench_arg_int(P, k, v, 0, 1 << 20, &a->decode);
         else if (!strcmp(k, "--decode-batch")) ok = bench_arg_int(P, k, v, 0, 1 << 16, &a->decode_batch);

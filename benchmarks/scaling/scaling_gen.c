@@ -125,11 +125,6 @@ int main(int argc, char **argv) {
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (g.n_prompts < 1 || g.samples < 1 || g.new_tokens < 1 || g.per_item < 1 || threads < 1 || g.prompt_len < 2) {
-        if (rank == 0) fprintf(stderr, "scaling_gen: every count must be >= 1 (PROMPT_LEN >= 2)\n");
-        srlm_dist_finalize();
-        return 2;
-    }
     scaling_shape shape = SCALING_SHAPE_DEFAULT;
     int vocab;
     if (srlm_mkdir_p(work) != SRLM_OK || scaling_model_setup(work, tokenizer, &shape, &vocab) != SRLM_OK)
