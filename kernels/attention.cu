@@ -57,11 +57,12 @@ __global__ void __launch_bounds__(kGenWarps * 32) fwd_generic_kernel(Params p) {
     }
 
     float m[kGenRows], l[kGenRows], o[kGenRows][ND];
-    int lim[kGenRows]; /* row r sees keys j < lim[r]; 0 for padding rows */
+    int lim[kGenRows], lo[kGenRows]; /* row r sees keys lo[r] <= j < lim[r]; none for padding rows */
 #pragma unroll
     for (int r = 0; r < kGenRows; r++) {
         int t = t0 + warp * kGenRows + r;
         lim[r] = t < n_new ? n_past + t + 1 : 0;
+        lo[r] = t < n_new ? key_lo(p, t) : 0;
         m[r] = -INFINITY;
         l[r] = 0.0f;
 #pragma unroll
@@ -72,7 +73,9 @@ __global__ void __launch_bounds__(kGenWarps * 32) fwd_generic_kernel(Params p) {
     for (int r = 0; r < kGenRows; r++) warp_lim = max(warp_lim, lim[r]);
 
     const int64_t kbase = cache_row(p, b, 0);
-    for (int k0 = 0; k0 < kv_end; k0 += kGenBK) {
+    /* packed sequences: no row of the block sees keys before its first row's sequence */
+    const int k_begin = kv_end > 0 ? key_lo(p, t0) / kGenBK * kGenBK : 0;
+    for (int k0 = k_begin; k0 < kv_end; k0 += kGenBK) {
         __syncthreads(); /* the previous tile is no longer read */
         for (int i = threadIdx.x; i < kGenBK * hd; i += blockDim.x) {
             int j = i / hd, d = i % hd, key = k0 + j;
@@ -100,7 +103,7 @@ __global__ void __launch_bounds__(kGenWarps * 32) fwd_generic_kernel(Params p) {
         const int key = k0 + lane;
 #pragma unroll
         for (int r = 0; r < kGenRows; r++) {
-            float sr = key < lim[r] ? s[r] : -INFINITY;
+            float sr = key < lim[r] && key >= lo[r] ? s[r] : -INFINITY;
             float m_new = fmaxf(m[r], warp_max(sr));
             float m_use = m_new == -INFINITY ? 0.0f : m_new; /* no row seen yet: avoid inf - inf */
             float alpha = exp2f(m[r] - m_use);
@@ -175,19 +178,21 @@ template <int HD> static size_t mma_smem_bytes() {
  * scores scales to the max of scaled ones as scale_log2 > 0); m, l and the
  * output rows o are rescaled to the new running max. Accumulator element e
  * of n-tile nt is row (e < 2 ? g : g+8), key k0 + nt*8 + 2*tig + (e & 1);
- * keys >= lim of their row are masked, which only tiles on the causal
- * diagonal need. */
+ * keys >= lim or < lo of their row are masked, which only tiles on the
+ * causal diagonal (or, with packed sequences, on a sequence's start) need. */
 template <int HD>
 __device__ __forceinline__ void softmax_step(float (&s)[kMmaBK / 8][4], float (&m)[2], float (&l)[2],
-                                             float (&o)[HD / 8][4], const int (&lim)[2], int k0,
-                                             bool masked, float scale_log2) {
+                                             float (&o)[HD / 8][4], const int (&lim)[2], const int (&lo)[2],
+                                             int k0, bool masked, float scale_log2) {
     const int tig = threadIdx.x % 4;
     if (masked) {
 #pragma unroll
         for (int nt = 0; nt < kMmaBK / 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++)
-                if (k0 + nt * 8 + 2 * tig + (e & 1) >= lim[e / 2]) s[nt][e] = -INFINITY;
+            for (int e = 0; e < 4; e++) {
+                const int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                if (key >= lim[e / 2] || key < lo[e / 2]) s[nt][e] = -INFINITY;
+            }
     }
     float tmax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -254,18 +259,23 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
 
     /* this lane's rows: g and g + 8 of each m-tile; row t sees keys < lim */
     const int w0 = t0 + warp * kMmaWarpRows; /* the warp's first query row */
-    int lim[kMmaMT][2];
+    int lim[kMmaMT][2], lo[kMmaMT][2];
 #pragma unroll
     for (int mt = 0; mt < kMmaMT; mt++)
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             const int t = w0 + mt * 16 + g + 8 * r;
             lim[mt][r] = t < n_new ? n_past + t + 1 : 0;
+            lo[mt][r] = t < n_new ? key_lo(p, t) : 0;
         }
     /* keys any row of the warp sees, and keys every row of it sees (below
-     * that a tile needs no mask; 0 when the warp holds padding rows) */
+     * that a tile needs no mask; 0 when the warp holds padding rows); with
+     * packed sequences, the first key any row sees and the first all see
+     * (from it on no mask is needed at the low end) */
     const int warp_lim = w0 < n_new ? n_past + min(w0 + kMmaWarpRows, n_new) : 0;
     const int warp_full = w0 + kMmaWarpRows <= n_new ? n_past + w0 + 1 : 0;
+    const int warp_lo = w0 < n_new ? key_lo(p, w0) : 0;
+    const int warp_lo_all = w0 < n_new ? key_lo(p, min(w0 + kMmaWarpRows, n_new) - 1) : 0;
 
     float m[kMmaMT][2], l[kMmaMT][2], o[kMmaMT][HD / 8][4];
 #pragma unroll
@@ -283,9 +293,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
         load_async<HD>(kd, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, kMmaBK, nk);
         load_async<HD>(kd + kMmaBK * LDS, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, kMmaBK, nk);
     };
-    if (kv_end > 0) issue_tile(0, 0);
+    /* packed sequences: no row of the block sees keys before its first row's sequence */
+    const int k_begin = kv_end > 0 ? key_lo(p, t0) / kMmaBK * kMmaBK : 0;
+    if (kv_end > 0) issue_tile(k_begin, 0);
     cp_async_commit();
-    for (int k0 = 0, buf = 0; k0 < kv_end; k0 += kMmaBK, buf ^= 1) {
+    for (int k0 = k_begin, buf = 0; k0 < kv_end; k0 += kMmaBK, buf ^= 1) {
         /* the next tile into the other buffer (its last readers passed the
          * __syncthreads at the end of the previous step), then wait for this
          * one (and, on the first step, for Q) */
@@ -294,14 +306,14 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
         cp_async_wait_one();
         __syncthreads();
         const __nv_bfloat16 *ks = kv_buf + buf * 2 * kMmaBK * LDS, *vs = ks + kMmaBK * LDS;
-        if (k0 < warp_lim) { /* else this warp's rows see none of these keys */
+        if (k0 < warp_lim && k0 + kMmaBK > warp_lo) { /* else this warp's rows see none of these keys */
             /* S = Q K^T: 8 n-tiles of 8 keys per m-tile */
             float s[kMmaMT][kMmaBK / 8][4];
             mma_abt_tiles<HD, kMmaBK, kMmaMT>(s, qs + warp * kMmaWarpRows * LDS, ks);
-            const bool masked = k0 + kMmaBK > warp_full;
+            const bool masked = k0 + kMmaBK > warp_full || k0 < warp_lo_all;
 #pragma unroll
             for (int mt = 0; mt < kMmaMT; mt++)
-                softmax_step<HD>(s[mt], m[mt], l[mt], o[mt], lim[mt], k0, masked, p.scale_log2);
+                softmax_step<HD>(s[mt], m[mt], l[mt], o[mt], lim[mt], lo[mt], k0, masked, p.scale_log2);
             /* O += P V: P re-packed from the S accumulators to bf16 A fragments */
             mma_ab_tiles<HD, kMmaBK, kMmaMT>(o, s, vs);
         }
@@ -391,6 +403,16 @@ srlm_status attn::launch_fwd(const Params &p, srlm_dtype dt, cudaStream_t stream
     }
     if (dt == SRLM_BF16) return launch_generic_t<__nv_bfloat16>(p, stream);
     return launch_generic_t<float>(p, stream);
+}
+
+extern "C" void srlm_cuda_attn_seg_bounds(const int *seg_off, int n_seg, int T, int *lo, int *hi) {
+    int i = 0;
+    for (int t = 0; t < T; t++) {
+        while (i < n_seg && t >= seg_off[i + 1]) i++;
+        const bool packed = i < n_seg;
+        lo[t] = packed ? seg_off[i] : seg_off[n_seg];
+        hi[t] = packed ? seg_off[i + 1] : seg_off[n_seg];
+    }
 }
 
 extern "C" srlm_status srlm_cuda_attention_fwd(srlm_view *out, const srlm_view *q, const srlm_view *k_cache,

@@ -24,14 +24,26 @@
 extern "C" {
 #endif
 
-/* srlm_attn_shape with its per-sequence arrays in DEVICE memory. */
+/* srlm_attn_shape with its per-sequence arrays in DEVICE memory. Packed
+ * sequences (srlm_attn_shape's seg_off) come as per-row bounds, both NULL
+ * or both set, and only with B == 1 and n_past 0: row t attends to keys
+ * seg_lo[t] .. t and key j is seen by rows j .. seg_hi[j] - 1 (both
+ * non-decreasing; srlm_cuda_attn_seg_bounds makes them). The forward and
+ * backward honour them; decode (T == 1) has nothing to pack. */
 typedef struct {
     int        B, T;
     int        n_heads, n_kv_heads, head_dim;
     int        max_seq;
     const int *slot, *n_past, *n_new; /* (B) each, device memory */
     int        max_len;               /* max over b of n_past[b] + n_new[b] (host-known bound) */
+    const int *seg_lo, *seg_hi;       /* (T) each, device memory, or NULL */
 } srlm_cuda_attn_shape;
+
+/* Host: the per-row bounds of n_seg packed sequences over T rows (seg_off as
+ * srlm_attn_shape has it): row t of sequence i gets lo = seg_off[i] and
+ * hi = seg_off[i + 1]; rows past seg_off[n_seg] (padding) get seg_off[n_seg]
+ * for both, keeping the arrays non-decreasing. */
+void srlm_cuda_attn_seg_bounds(const int *seg_off, int n_seg, int T, int *lo, int *hi);
 
 /* out = softmax(scale q k^T, causal) v, scale = 1/sqrt(head_dim). lse (may be
  * NULL): (B*T) x n_heads fp32 row log-sum-exp of the scaled scores (natural log),

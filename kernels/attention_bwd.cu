@@ -83,10 +83,13 @@ __global__ void __launch_bounds__(kWarps * 32)
             vs[i] = vx;
         }
         const int wkey0 = k0 + warp * kKeysPerWarp; /* this warp's first key */
-        /* query row t sees key j when n_past + t >= j: start at the first row that sees k0 */
+        /* query row t sees key j when n_past + t >= j: start at the first row
+         * that sees k0; with packed sequences, stop after the last row of the
+         * block's last key's sequence */
         const int tq_first = max(0, k0 - n_past) / kQTile * kQTile;
+        const int tq_end = row_hi(p, min(k0 + kKeyTile, kv_end) - 1, n_new);
         for (int h = kvh * p.group; h < (kvh + 1) * p.group; h++) {
-            for (int tq0 = tq_first; tq0 < n_new; tq0 += kQTile) {
+            for (int tq0 = tq_first; tq0 < tq_end; tq0 += kQTile) {
                 __syncthreads(); /* previous step's tiles are no longer read */
                 for (int i = threadIdx.x; i < kQTile * hd; i += blockDim.x) {
                     int r = i / hd, d = i % hd, t = tq0 + r;
@@ -111,6 +114,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
                 const int t = tq0 + lane;
                 const int qpos = t < n_new ? n_past + t : -1; /* padding rows see no key */
+                const int qlo = t < n_new ? key_lo(p, t) : 0;
                 float *pw = ps + warp * kKeysPerWarp * kQTile, *dsw = dss + warp * kKeysPerWarp * kQTile;
 #pragma unroll
                 for (int kk = 0; kk < kKeysPerWarp; kk++) {
@@ -121,7 +125,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                         s += qs[lane * ldr + d] * kr[d];
                         dp += dos[lane * ldr + d] * vr[d];
                     }
-                    bool vis = wkey0 + kk <= qpos;
+                    bool vis = wkey0 + kk <= qpos && wkey0 + kk >= qlo;
                     float pr = vis ? exp2f(s * p.scale_log2 - ls[lane]) : 0.0f;
                     pw[kk * kQTile + lane] = pr;
                     dsw[kk * kQTile + lane] = vis ? pr * (dp - ds_[lane]) : 0.0f;
@@ -191,7 +195,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         qs[i] = qx;
         dos[i] = dox;
     }
-    int lim[kRows];
+    int lim[kRows], lo[kRows];
     float lr[kRows], dr[kRows], acc[kRows][ND];
     int warp_lim = 0;
 #pragma unroll
@@ -199,6 +203,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         int t = t0 + warp * kRows + r;
         int64_t row = (int64_t)b * p.T + t;
         lim[r] = t < n_new ? n_past + t + 1 : 0;
+        lo[r] = t < n_new ? key_lo(p, t) : 0;
         lr[r] = t < n_new ? lse[row * p.nh + h] * kLog2e : 0.0f;
         dr[r] = t < n_new ? dvec[row * p.nh + h] : 0.0f;
         warp_lim = max(warp_lim, lim[r]);
@@ -208,7 +213,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 
     const int64_t kbase = cache_row(p, b, 0);
     float *dsw = dss + warp * kRows * kKTile;
-    for (int k0 = 0; k0 < kv_end; k0 += kKTile) {
+    /* packed sequences: no row of the block sees keys before its first row's sequence */
+    const int k_begin = kv_end > 0 ? key_lo(p, t0) / kKTile * kKTile : 0;
+    for (int k0 = k_begin; k0 < kv_end; k0 += kKTile) {
         __syncthreads();
         for (int i = threadIdx.x; i < kKTile * hd; i += blockDim.x) {
             int j = i / hd, d = i % hd, key = k0 + j;
@@ -238,7 +245,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         const int key = k0 + lane;
 #pragma unroll
         for (int r = 0; r < kRows; r++) {
-            float pr = key < lim[r] ? exp2f(s[r] * p.scale_log2 - lr[r]) : 0.0f;
+            float pr = key < lim[r] && key >= lo[r] ? exp2f(s[r] * p.scale_log2 - lr[r]) : 0.0f;
             dsw[r * kKTile + lane] = pr * (dp[r] - dr[r]);
         }
         __syncwarp();

@@ -47,10 +47,11 @@ constexpr int kTile = 16 * kWarps; /* keys per dkdv block: 16 per warp */
  * memory stays under 99 KB (the opt-in limit of every sm_80+ part). */
 template <int HD> __host__ __device__ constexpr int step_rows() { return 4096 / HD; }
 
-/* dkdv: K, V (kTile rows), two buffers of (Q, dO) (step rows each), two of (lse2, D) */
+/* dkdv: K, V (kTile rows), two buffers of (Q, dO) (step rows each), two of
+ * (lse2, D), two of the rows' first keys (packed sequences) */
 template <int HD> size_t dkdv_smem_bytes() {
     return sizeof(__nv_bfloat16) * (size_t)(2 * kTile + 4 * step_rows<HD>()) * lds<HD>() +
-           sizeof(float) * 4 * step_rows<HD>();
+           sizeof(float) * 4 * step_rows<HD>() + sizeof(int) * 2 * step_rows<HD>();
 }
 /* A dq block owns 128 query rows: each warp two m16 tiles, so every K or V
  * fragment read from shared memory feeds both (as the forward's warps do). */
@@ -92,6 +93,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     __nv_bfloat16 *vs = ks + kTile * LDS;                             /* kTile x LDS */
     __nv_bfloat16 *qbuf = vs + kTile * LDS;      /* buffer i: Q at i * 2 * BQ * LDS, dO after it */
     float *stat = reinterpret_cast<float *>(qbuf + 4 * BQ * LDS); /* buffer i: lse2 at i * 2 * BQ, D after it */
+    int *first_key = reinterpret_cast<int *>(stat + 4 * BQ);       /* buffer i: at i * BQ */
 
     const int b = blockIdx.z, kvh = blockIdx.y, k0 = blockIdx.x * kTile;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
@@ -101,10 +103,12 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int64_t kbase = cache_row(p, b, 0);
 
     /* query row t sees key j when n_past + t >= j: rows before tq_first see no
-     * key of this block. Tiles past kv_end (and padding sequences) have no
-     * steps and write zeros. */
+     * key of this block; with packed sequences, rows from tq_end on (past the
+     * block's last key's sequence) neither. Tiles past kv_end (and padding
+     * sequences) have no steps and write zeros. */
     const int tq_first = max(0, k0 - n_past) / BQ * BQ;
-    const int nqt = k0 < kv_end && tq_first < n_new ? (n_new - tq_first + BQ - 1) / BQ : 0;
+    const int tq_end = k0 < kv_end ? row_hi(p, min(k0 + kTile, kv_end) - 1, n_new) : 0;
+    const int nqt = tq_first < tq_end ? (tq_end - tq_first + BQ - 1) / BQ : 0;
     const int nsteps = p.group * nqt; /* step i: head kvh*group + i / nqt, rows tq_first + (i % nqt) * BQ */
 
     auto issue = [&](int i, int buf) {
@@ -115,9 +119,11 @@ __global__ void __launch_bounds__(kWarps * 32)
         load_async<HD>(qd, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, BQ, nq);
         load_async<HD>(qd + BQ * LDS, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, BQ, nq);
         float *st = stat + buf * 2 * BQ;
+        int *fk = first_key + buf * BQ;
         for (int r = threadIdx.x; r < BQ; r += blockDim.x) {
             st[r] = r < nq ? p.lse[(row0 + r) * p.nh + h] * kLog2e : 0.0f;
             st[BQ + r] = r < nq ? p.dvec[(row0 + r) * p.nh + h] : 0.0f;
+            fk[r] = r < nq ? key_lo(p, tq0 + r) : 0;
         }
     };
 
@@ -146,20 +152,25 @@ __global__ void __launch_bounds__(kWarps * 32)
         const int tq0 = tq_first + (i % nqt) * BQ;
         const __nv_bfloat16 *qs = qbuf + buf * 2 * BQ * LDS, *dos = qs + BQ * LDS;
         const float *ls = stat + buf * 2 * BQ, *dd = ls + BQ;
-        /* else this warp's keys are all after the step's last real row */
-        if (wkey0 <= n_past + min(tq0 + BQ, n_new) - 1) {
-            /* P^T: element (key, query t); key <= n_past + t and t real, the
-             * scalar path's mask (keys past kv_end fail it for every real t) */
+        const int *fk = first_key + buf * BQ;
+        const int nq = min(BQ, n_new - tq0); /* real rows of the step */
+        /* else this warp's keys are all after the step's last real row, or
+         * (packed sequences) all before its first row's sequence */
+        if (wkey0 <= n_past + tq0 + nq - 1 && wkey0 + 15 >= fk[0]) {
+            /* P^T: element (key, query t); fk[t] <= key <= n_past + t and t
+             * real, the scalar path's mask (keys past kv_end fail it for every real t) */
             float pt[BQ / 8][4];
             mma_abt<HD, BQ>(pt, ks + warp * 16 * LDS, qs);
-            /* no mask when every row of the step is real and sees the warp's last key */
-            const bool masked = tq0 + BQ > n_new || wkey0 + 15 > n_past + tq0;
+            /* no mask when every row of the step is real, sees the warp's last
+             * key and (its first key at or after the last row's) its first */
+            const bool masked = tq0 + BQ > n_new || wkey0 + 15 > n_past + tq0 || wkey0 < fk[nq - 1];
 #pragma unroll
             for (int nt = 0; nt < BQ / 8; nt++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int col = nt * 8 + 2 * tig + (e & 1), t = tq0 + col;
-                    const bool vis = t < n_new && (e < 2 ? key_a : key_b) <= n_past + t;
+                    const int key = e < 2 ? key_a : key_b;
+                    const bool vis = t < n_new && key <= n_past + t && key >= fk[col];
                     const float x = exp2_ftz(fmaf(pt[nt][e], p.scale_log2, -ls[col]));
                     pt[nt][e] = masked && !vis ? 0.0f : x;
                 }
@@ -201,7 +212,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
 
     /* this lane's rows: g and g + 8 of each m-tile; padding rows see no key */
     const int w0 = t0 + warp * kDqWarpRows;
-    int lim[MT][2];
+    int lim[MT][2], lo[MT][2]; /* row sees keys lo <= key < lim */
     float lse2[MT][2], dd[MT][2]; /* log2-domain lse and D of each row */
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
@@ -210,12 +221,17 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
             const int t = w0 + mt * 16 + g + 8 * r;
             const int64_t row = (int64_t)b * p.T + t;
             lim[mt][r] = t < n_new ? n_past + t + 1 : 0;
+            lo[mt][r] = t < n_new ? key_lo(p, t) : 0;
             lse2[mt][r] = t < n_new ? p.lse[row * p.nh + h] * kLog2e : 0.0f;
             dd[mt][r] = t < n_new ? p.dvec[row * p.nh + h] : 0.0f;
         }
-    /* keys any row of the warp sees, and keys all of them see (no mask needed below) */
+    /* keys any row of the warp sees, and keys all of them see (no mask needed
+     * below); packed sequences: the first key any row sees, and from where on
+     * all rows see the keys (no mask needed at the low end) */
     const int warp_lim = w0 < n_new ? n_past + min(w0 + kDqWarpRows, n_new) : 0;
     const int warp_full = w0 + kDqWarpRows <= n_new ? n_past + w0 + 1 : 0;
+    const int warp_lo = w0 < n_new ? key_lo(p, w0) : 0;
+    const int warp_lo_all = w0 < n_new ? key_lo(p, min(w0 + kDqWarpRows, n_new) - 1) : 0;
 
     float acc[MT][HD / 8][4];
 #pragma unroll
@@ -230,24 +246,26 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
         load_async<HD>(kd, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, BK, nk);
         load_async<HD>(kd + BK * LDS, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, BK, nk);
     };
+    /* packed sequences: no row of the block sees keys before its first row's sequence */
+    const int k_begin = kv_end > 0 ? key_lo(p, t0) / BK * BK : 0;
     if (kv_end > 0) { /* Q and dO once, with the first key tile */
         const int64_t row0 = (int64_t)b * p.T + t0;
         const int nq = min(kDqRows, n_new - t0);
         load_async<HD>(qs, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, kDqRows, nq);
         load_async<HD>(dos, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, kDqRows, nq);
-        issue_tile(0, 0);
+        issue_tile(k_begin, 0);
     }
     cp_async_commit();
-    for (int k0 = 0, buf = 0; k0 < kv_end; k0 += BK, buf ^= 1) {
+    for (int k0 = k_begin, buf = 0; k0 < kv_end; k0 += BK, buf ^= 1) {
         if (k0 + BK < kv_end) issue_tile(k0 + BK, buf ^ 1);
         cp_async_commit();
         cp_async_wait_one();
         __syncthreads();
         const __nv_bfloat16 *ks = kv_buf + buf * 2 * BK * LDS, *vs = ks + BK * LDS;
-        if (k0 < warp_lim) { /* else this warp's rows see none of these keys */
+        if (k0 < warp_lim && k0 + BK > warp_lo) { /* else this warp's rows see none of these keys */
             float pr[MT][BK / 8][4];
             mma_abt_tiles<HD, BK, MT>(pr, qs + warp * kDqWarpRows * LDS, ks);
-            const bool masked = k0 + BK > warp_full;
+            const bool masked = k0 + BK > warp_full || k0 < warp_lo_all;
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -256,7 +274,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
                     for (int e = 0; e < 4; e++) {
                         const int key = k0 + nt * 8 + 2 * tig + (e & 1);
                         const float x = exp2_ftz(fmaf(pr[mt][nt][e], p.scale_log2, -lse2[mt][e / 2]));
-                        pr[mt][nt][e] = masked && key >= lim[mt][e / 2] ? 0.0f : x;
+                        pr[mt][nt][e] = masked && (key >= lim[mt][e / 2] || key < lo[mt][e / 2]) ? 0.0f : x;
                     }
             float ds[MT][BK / 8][4];
             mma_abt_tiles<HD, BK, MT>(ds, dos + warp * kDqWarpRows * LDS, vs);

@@ -31,6 +31,7 @@ struct Params {
     int64_t ldq, ldk, ldv, lddo, ldo; /* row strides in elements */
     int B, T, nh, nkv, hd, group, max_seq;
     const int *slot, *n_past, *n_new; /* device arrays (B) */
+    const int *seg_lo, *seg_hi;       /* packed sequences' per-row bounds (T), or NULL */
     float scale_log2;
     float *lse;  /* (B*T, nh) natural-log lse, or NULL */
     float *dvec; /* backward stats: D = rowsum(dO * O) written here instead of O */
@@ -52,6 +53,16 @@ __device__ __forceinline__ float exp2_ftz(float x) {
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
+}
+
+/* The first key row t of sequence b sees: 0, or its packed sequence's
+ * first row (seg_lo only comes with B == 1 and n_past 0). */
+__device__ __forceinline__ int key_lo(const Params &p, int t) { return p.seg_lo ? p.seg_lo[t] : 0; }
+
+/* One past the last query row that sees key j (of n_new rows): n_new, or
+ * the end of key j's packed sequence. */
+__device__ __forceinline__ int row_hi(const Params &p, int j, int n_new) {
+    return p.seg_hi ? min(n_new, p.seg_hi[j]) : n_new;
 }
 
 /* Rows of sequence b's cache slot start here (element offset of row 0). */
@@ -255,6 +266,10 @@ static inline srlm_status check_args(const char *op, const srlm_view *out, const
     if (s->B > 0 && (!s->slot || !s->n_past || !s->n_new))
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: slot, n_past and n_new must be device arrays of B = %d", op,
                         s->B);
+    if ((s->seg_lo || s->seg_hi) && (!s->seg_lo || !s->seg_hi || s->B != 1))
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: packed sequences need both seg_lo and seg_hi and B == 1 (got "
+                        "seg_lo %s, seg_hi %s, B %d)", op, s->seg_lo ? "set" : "NULL", s->seg_hi ? "set" : "NULL",
+                        s->B);
     if (!q) return SRLM_ERR(SRLM_BAD_INPUT, "%s: q is missing", op);
     const srlm_dtype dt = q->dtype;
     if (dt != SRLM_F32 && dt != SRLM_BF16)
@@ -292,6 +307,8 @@ static inline Params make_params(const srlm_view *out, const srlm_view *q, const
     p.slot = s->slot;
     p.n_past = s->n_past;
     p.n_new = s->n_new;
+    p.seg_lo = s->seg_lo;
+    p.seg_hi = s->seg_hi;
     p.scale_log2 = kLog2e / sqrtf((float)s->head_dim);
     p.lse = NULL;
     p.dvec = NULL;

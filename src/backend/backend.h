@@ -48,7 +48,32 @@ typedef struct {
     int        n_heads, n_kv_heads, head_dim; /* local to this rank */
     int        max_seq;                        /* cache rows per slot */
     const int *slot, *n_past, *n_new;          /* (B) each, host memory */
+    /* Packed sequences (n_seg 0: none), for the attention ops only. With
+     * B == 1 and n_past[0] == 0, the n_new[0] rows are n_seg sequences one
+     * after another: rows seg_off[i] .. seg_off[i+1] - 1 are sequence i
+     * (seg_off[0] == 0, increasing, seg_off[n_seg] == n_new[0]), and each row
+     * attends causally within its own sequence only. Training packs a batch
+     * of uneven lengths this way: one call, no padding rows. */
+    int        n_seg;
+    const int *seg_off;                        /* (n_seg + 1), host memory */
 } srlm_attn_shape;
+
+/* The packed-sequence fields of an attention shape, as every backend checks them. */
+static inline srlm_status srlm_attn_seg_check(const char *op, const srlm_attn_shape *s) {
+    if (s->n_seg == 0 && !s->seg_off) return SRLM_OK;
+    if (s->n_seg < 1 || !s->seg_off || s->B != 1 || s->n_past[0] != 0)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: packed sequences need n_seg >= 1 with seg_off, B == 1 and n_past 0 "
+                        "(got n_seg %d, seg_off %s, B %d, n_past %d)", op, s->n_seg, s->seg_off ? "set" : "NULL",
+                        s->B, s->B > 0 ? s->n_past[0] : -1);
+    if (s->seg_off[0] != 0 || s->seg_off[s->n_seg] != s->n_new[0])
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: seg_off runs from %d to %d, expected 0 to n_new %d", op,
+                        s->seg_off[0], s->seg_off[s->n_seg], s->n_new[0]);
+    for (int i = 0; i < s->n_seg; i++)
+        if (s->seg_off[i + 1] <= s->seg_off[i])
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s: sequence %d of the packed rows is empty or reversed "
+                            "(seg_off %d then %d)", op, i, s->seg_off[i], s->seg_off[i + 1]);
+    return SRLM_OK;
+}
 
 /* The attention ops' lse view (NULL passes): F32, (B*T, n_heads) with
  * contiguous rows (the CUDA kernels index it as row * n_heads + head). Every

@@ -470,7 +470,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
                             "the vocabulary [0, %d)", id, t, b, m->cfg.vocab_size);
     }
     const srlm_attn_shape as = {bt->B, bt->T, m->n_heads_local, m->n_kv_local, m->head_dim,
-                                kv->max_seq, bt->slot, bt->n_past, bt->n_new};
+                                kv->max_seq, bt->slot, bt->n_past, bt->n_new, 0, NULL};
     const float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
 
     srlm_view x = srlm_view_rows(a->x, 0, N), xn = srlm_view_rows(a->xn, 0, N);

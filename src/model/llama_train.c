@@ -4,10 +4,9 @@
  * padding rows, so every GEMM and elementwise op runs on sum(len) rows instead
  * of B x T (an estimated ~28% of the demo's padded SFT rows were padding).
  * Callers still see the padded layout; only this file knows the packing. Each
- * sequence is its own KV cache (one slot of len rows), so the inference
- * attention op serves training unchanged: one call per sequence, or one call
- * for the whole batch when nothing is padded (the packing is then the padded
- * layout, and one launch keeps a GPU busy). With
+ * layer's attention is one call of the inference op over the packed rows,
+ * the sequences given as its packed sequences (srlm_attn_shape's seg_off:
+ * each attends within itself), one launch on a GPU whatever the lengths. With
  * recomputation on, only each layer's input is kept and the layer's forward is
  * run again just before its backward; the same ops on the same inputs give the
  * same bits, so gradients are identical with it on or off. */
@@ -47,7 +46,7 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
     a->layer = calloc((size_t)sets, sizeof *a->layer);
     a->x_in = calloc((size_t)L, sizeof *a->x_in);
     a->mx = malloc(sizeof(float) * (size_t)N * 3);
-    a->pos = malloc(sizeof(int) * ((size_t)N * 7 + 1));
+    a->pos = malloc(sizeof(int) * ((size_t)N * 5 + 1));
     if (!a->layer || !a->x_in || !a->mx || !a->pos) {
         srlm_train_acts_free(a, m);
         return SRLM_ERR(SRLM_FAILED, "out of memory for training activation tables");
@@ -55,11 +54,9 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
     a->se = a->mx + N;
     a->logp = a->mx + 2 * N;
     a->targets = a->pos + N;
-    a->slot = a->pos + 2 * N;
-    a->zeros = a->pos + 3 * N;
-    a->ids = a->pos + 4 * N;
-    a->row = a->pos + 5 * N;
-    a->off = a->pos + 6 * N;
+    a->ids = a->pos + 2 * N;
+    a->row = a->pos + 3 * N;
+    a->off = a->pos + 4 * N;
     srlm_status st = m->be->ops->alloc(m->be, &a->mem, m->be->dtype, 1, total, "training activations");
     if (st == SRLM_OK)
         st = m->be->ops->alloc(m->be, &a->lse_mem, SRLM_F32, 1, sets * N * nh, "attention log-sum-exps");
@@ -105,54 +102,28 @@ static srlm_layer_acts layer_rows(const srlm_layer_acts *la, int64_t N) {
     return r;
 }
 
-/* Attention runs once per sequence, each its own cache of len rows (slot 0),
- * or once for the whole batch when nothing is padded (the packing is then the
- * padded layout: sequence b in slot b of T rows). */
-static int attention_calls(const srlm_train_acts *a, const srlm_train_batch *b) {
-    return a->n_rows == b->B * b->T ? 1 : b->B;
-}
-
-/* Call c of `calls`: its shape and its rows [*r0, *r0 + *rows) of the packed batch. */
-static srlm_attn_shape attention_call(const srlm_llama *m, const srlm_train_acts *a, const srlm_train_batch *b,
-                                      int c, int calls, int64_t *r0, int64_t *rows) {
-    const int s0 = calls == 1 ? 0 : c, n = calls == 1 ? b->B : 1;
-    *r0 = a->off[s0];
-    *rows = (int64_t)a->off[s0 + n] - *r0;
-    srlm_attn_shape as = {n, b->len[s0], m->n_heads_local, m->n_kv_local, m->head_dim, b->len[s0],
-                          n > 1 ? a->slot : a->zeros, a->zeros, b->len + s0};
+/* One attention call over the packed rows: a single cache of n_rows rows
+ * (slot 0), the sequences at rows off[b] .. off[b + 1] - 1 as the shape's
+ * packed sequences, each attending within itself. */
+static srlm_attn_shape attention_shape(const srlm_llama *m, const srlm_train_acts *a, const srlm_train_batch *b) {
+    srlm_attn_shape as = {1, a->n_rows, m->n_heads_local, m->n_kv_local, m->head_dim, a->n_rows,
+                          &a->zero, &a->zero, &a->n_rows, b->B, a->off};
     return as;
 }
 
-#define ROWS(v) srlm_view_rows((v), r0, rows)
-
 static srlm_status attention_forward(srlm_llama *m, const srlm_train_acts *a, srlm_layer_acts *la,
                                      const srlm_train_batch *b) {
-    const int calls = attention_calls(a, b);
-    for (int c = 0; c < calls; c++) {
-        int64_t r0, rows;
-        const srlm_attn_shape as = attention_call(m, a, b, c, calls, &r0, &rows);
-        srlm_view att = ROWS(la->att), q = ROWS(la->q), k = ROWS(la->k), v = ROWS(la->v), lse = ROWS(la->lse);
-        SRLM_CHECK(m->be->ops->attention(m->be, &att, &q, &k, &v, &as, &lse));
-    }
-    return SRLM_OK;
+    const srlm_attn_shape as = attention_shape(m, a, b);
+    return m->be->ops->attention(m->be, &la->att, &la->q, &la->k, &la->v, &as, &la->lse);
 }
 
 static srlm_status attention_backward(srlm_llama *m, const srlm_train_acts *a, const srlm_layer_acts *la,
                                       srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *datt,
                                       const srlm_train_batch *b) {
-    const int calls = attention_calls(a, b);
-    for (int c = 0; c < calls; c++) {
-        int64_t r0, rows;
-        const srlm_attn_shape as = attention_call(m, a, b, c, calls, &r0, &rows);
-        srlm_view dq_c = ROWS(*dq), dk_c = ROWS(*dk), dv_c = ROWS(*dv), datt_c = ROWS(*datt);
-        srlm_view q = ROWS(la->q), k = ROWS(la->k), v = ROWS(la->v), att = ROWS(la->att), lse = ROWS(la->lse);
-        SRLM_CHECK(m->be->ops->attention_backward(m->be, &dq_c, &dk_c, &dv_c, &datt_c, &q, &k, &v, &as, &att,
-                                                  &lse));
-    }
-    return SRLM_OK;
+    const srlm_attn_shape as = attention_shape(m, a, b);
+    return m->be->ops->attention_backward(m->be, dq, dk, dv, datt, &la->q, &la->k, &la->v, &as, &la->att,
+                                          &la->lse);
 }
-
-#undef ROWS
 
 /* One layer forward from la->x_in into x_out; `proj` is (N, D) scratch. */
 static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm_view *x_out,
@@ -207,13 +178,10 @@ static srlm_status check_batch(const srlm_llama *m, const srlm_train_acts *a, co
 
 /* Pack the batch into the host scratch: each real token's row, position,
  * token and target (-1: none; the log-prob op gets 0 there and the result is
- * ignored), the sequences' first rows, and the attention shapes' slots
- * (0 .. B-1) and zeros. Returns the packed row count. */
+ * ignored) and the sequences' first rows. Returns the packed row count. */
 static int64_t batch_layout(srlm_train_acts *a, const srlm_train_batch *b) {
     int r = 0;
     for (int s = 0; s < b->B; s++) {
-        a->slot[s] = s;
-        a->zeros[s] = 0;
         a->off[s] = r;
         for (int t = 0; t < b->len[s]; t++, r++) {
             const int pr = s * b->T + t;

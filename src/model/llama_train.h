@@ -37,7 +37,7 @@ typedef struct {
     int             *pos, *targets, *ids; /* (n_rows) position, target (-1: none), token of each row */
     int             *row;      /* (n_rows) the caller's padded row b * T + t of each row */
     int             *off;      /* (B + 1) first row of each sequence, then n_rows */
-    int             *slot, *zeros; /* host scratch for the attention shapes */
+    int              zero;     /* the attention shape's slot and n_past */
 } srlm_train_acts;
 
 srlm_status srlm_train_acts_new(srlm_train_acts *a, const srlm_llama *m, int max_tokens,

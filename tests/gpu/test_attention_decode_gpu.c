@@ -61,7 +61,7 @@ static void run_case(srlm_backend *be, const dec_case *c, uint64_t seed) {
     const size_t nq = (size_t)(B * qld), nkv = (size_t)(kvrows * kvld);
     float *q = random_f32(nq, seed, 0.0f, 1.0f, c->dt), *k = malloc(nkv * 4), *v = malloc(nkv * 4);
     float *ref = malloc(nq * 4);
-    srlm_attn_shape hs = {B, 1, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new};
+    srlm_attn_shape hs = {B, 1, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new, 0, NULL};
     /* the cache rows past each sequence's length are NaN: never read */
     const int max_len = random_kv_cache(k, v, nkv, &hs, kvld, seed + 1, seed + 2, c->dt);
     srlm_view hq = {q, SRLM_F32, B, qcols, qld}, ho = {ref, SRLM_F32, B, qcols, qld};
@@ -72,7 +72,7 @@ static void run_case(srlm_backend *be, const dec_case *c, uint64_t seed) {
     void *go = gpu_poisoned(nq * srlm_dtype_size(c->dt));
     const size_t ib = sizeof(int) * (size_t)B;
     int *dslot = gpu_from_host(c->slot, ib), *dpast = gpu_from_host(c->n_past, ib), *dnew = gpu_from_host(c->n_new, ib);
-    srlm_cuda_attn_shape s = {B, 1, c->nh, c->nkv, hd, c->max_seq, dslot, dpast, dnew, max_len};
+    srlm_cuda_attn_shape s = {B, 1, c->nh, c->nkv, hd, c->max_seq, dslot, dpast, dnew, max_len, NULL, NULL};
     size_t ws_bytes = srlm_cuda_attention_decode_workspace(&s);
     void *ws = gpu_poisoned(ws_bytes);
     srlm_view vq = {gq, c->dt, B, qcols, qld}, vo = {go, c->dt, B, qcols, qld};
@@ -107,7 +107,7 @@ static void run_case(srlm_backend *be, const dec_case *c, uint64_t seed) {
 static void check_bad_arguments(void) {
     static float dummy[16];
     static int idummy[4];
-    srlm_cuda_attn_shape s = {2, 1, 8, 2, 64, 1024, idummy, idummy, idummy, 1000};
+    srlm_cuda_attn_shape s = {2, 1, 8, 2, 64, 1024, idummy, idummy, idummy, 1000, NULL, NULL};
     srlm_view q = {dummy, SRLM_F32, 2, 512, 512}, o = q;
     srlm_view k = {dummy, SRLM_F32, 2048, 128, 128}, v = k;
     size_t ws = srlm_cuda_attention_decode_workspace(&s);

@@ -7,6 +7,9 @@
  * of the tile. bf16 with head_dim 64 or 128 and rows of a multiple of 8
  * elements runs the tensor-core forward and backward; fp32, head_dim 80 / 32 /
  * 200 and the bf16 case with a stride of 4 extra elements run the scalar path.
+ * Packed sequences (training's layout: B 1, n_seg sequences one after another,
+ * each attending within itself) on both paths: boundaries inside a tile and
+ * on tile edges, a one-row sequence, padding rows after the packed ones.
  * The argument checks run first, on the host; the rest is skipped without a
  * GPU.
  *
@@ -35,23 +38,28 @@ typedef struct {
     srlm_dtype  dt;
     int         B, T, nh, nkv, hd, max_seq, slots, pad; /* pad: extra elements per row (stride) */
     int         slot[4], n_past[4], n_new[4];
+    int         n_seg, seg_off[8]; /* packed sequences (B 1, n_past 0), or n_seg 0 */
 } attn_case;
 
 static const attn_case cases[] = {
-    {"gqa 8/2 hd64 B3 pad", SRLM_F32, 3, 37, 8, 2, 64, 128, 4, 8, {2, 0, 3}, {0, 20, 5}, {37, 10, 1}},
-    {"mha 4/4 hd128 B2", SRLM_F32, 2, 130, 4, 4, 128, 256, 2, 0, {1, 0}, {0, 7}, {130, 100}},
-    {"gqa 6/3 hd80 B2", SRLM_F32, 2, 50, 6, 3, 80, 64, 3, 4, {2, 1}, {3, 0}, {50, 17}},
-    {"gqa 4/2 hd32 T1 B4", SRLM_F32, 4, 1, 4, 2, 32, 96, 4, 0, {3, 1, 0, 2}, {0, 40, 95, 10}, {1, 1, 1, 0}},
-    {"gqa 8/2 hd128 T300", SRLM_F32, 1, 300, 8, 2, 128, 320, 1, 0, {0}, {0}, {300}},
-    {"gqa 8/2 hd64 B3 pad", SRLM_BF16, 3, 37, 8, 2, 64, 128, 4, 8, {2, 0, 3}, {0, 20, 5}, {37, 10, 1}},
-    {"mha 4/4 hd128 B2", SRLM_BF16, 2, 130, 4, 4, 128, 256, 2, 0, {1, 0}, {0, 7}, {130, 100}},
-    {"gqa 6/3 hd80 B2", SRLM_BF16, 2, 50, 6, 3, 80, 64, 3, 4, {2, 1}, {3, 0}, {50, 17}},
-    {"gqa 4/2 hd32 T1 B4", SRLM_BF16, 4, 1, 4, 2, 32, 96, 4, 0, {3, 1, 0, 2}, {0, 40, 95, 10}, {1, 1, 1, 0}},
-    {"gqa 8/2 hd128 T300", SRLM_BF16, 1, 300, 8, 2, 128, 320, 1, 0, {0}, {0}, {300}},
-    {"gqa 8/2 hd128 B2 n_past", SRLM_BF16, 2, 70, 8, 2, 128, 200, 3, 8, {2, 0}, {65, 0}, {70, 3}},
-    {"gqa 4/1 hd64 B3 n_new 0", SRLM_BF16, 3, 20, 4, 1, 64, 150, 4, 0, {3, 1, 0}, {100, 7, 0}, {20, 0, 13}},
-    {"gqa 8/2 hd128 pad4 scalar", SRLM_BF16, 2, 40, 8, 2, 128, 64, 2, 4, {1, 0}, {10, 0}, {30, 40}},
-    {"hd200 B2 (wide heads)", SRLM_F32, 2, 20, 2, 1, 200, 48, 2, 0, {1, 0}, {10, 0}, {20, 5}},
+    {"gqa 8/2 hd64 B3 pad", SRLM_F32, 3, 37, 8, 2, 64, 128, 4, 8, {2, 0, 3}, {0, 20, 5}, {37, 10, 1}, 0, {0}},
+    {"mha 4/4 hd128 B2", SRLM_F32, 2, 130, 4, 4, 128, 256, 2, 0, {1, 0}, {0, 7}, {130, 100}, 0, {0}},
+    {"gqa 6/3 hd80 B2", SRLM_F32, 2, 50, 6, 3, 80, 64, 3, 4, {2, 1}, {3, 0}, {50, 17}, 0, {0}},
+    {"gqa 4/2 hd32 T1 B4", SRLM_F32, 4, 1, 4, 2, 32, 96, 4, 0, {3, 1, 0, 2}, {0, 40, 95, 10}, {1, 1, 1, 0}, 0, {0}},
+    {"gqa 8/2 hd128 T300", SRLM_F32, 1, 300, 8, 2, 128, 320, 1, 0, {0}, {0}, {300}, 0, {0}},
+    {"gqa 8/2 hd64 B3 pad", SRLM_BF16, 3, 37, 8, 2, 64, 128, 4, 8, {2, 0, 3}, {0, 20, 5}, {37, 10, 1}, 0, {0}},
+    {"mha 4/4 hd128 B2", SRLM_BF16, 2, 130, 4, 4, 128, 256, 2, 0, {1, 0}, {0, 7}, {130, 100}, 0, {0}},
+    {"gqa 6/3 hd80 B2", SRLM_BF16, 2, 50, 6, 3, 80, 64, 3, 4, {2, 1}, {3, 0}, {50, 17}, 0, {0}},
+    {"gqa 4/2 hd32 T1 B4", SRLM_BF16, 4, 1, 4, 2, 32, 96, 4, 0, {3, 1, 0, 2}, {0, 40, 95, 10}, {1, 1, 1, 0}, 0, {0}},
+    {"gqa 8/2 hd128 T300", SRLM_BF16, 1, 300, 8, 2, 128, 320, 1, 0, {0}, {0}, {300}, 0, {0}},
+    {"gqa 8/2 hd128 B2 n_past", SRLM_BF16, 2, 70, 8, 2, 128, 200, 3, 8, {2, 0}, {65, 0}, {70, 3}, 0, {0}},
+    {"gqa 4/1 hd64 B3 n_new 0", SRLM_BF16, 3, 20, 4, 1, 64, 150, 4, 0, {3, 1, 0}, {100, 7, 0}, {20, 0, 13}, 0, {0}},
+    {"gqa 8/2 hd128 pad4 scalar", SRLM_BF16, 2, 40, 8, 2, 128, 64, 2, 4, {1, 0}, {10, 0}, {30, 40}, 0, {0}},
+    {"hd200 B2 (wide heads)", SRLM_F32, 2, 20, 2, 1, 200, 48, 2, 0, {1, 0}, {10, 0}, {20, 5}, 0, {0}},
+    {"packed 4 seqs hd128", SRLM_BF16, 1, 300, 8, 2, 128, 300, 1, 0, {0}, {0}, {300}, 4, {0, 70, 71, 200, 300}},
+    {"packed tile edges hd64", SRLM_BF16, 1, 256, 4, 2, 64, 256, 1, 8, {0}, {0}, {256}, 3, {0, 64, 128, 256}},
+    {"packed + padding pad4 scalar", SRLM_BF16, 1, 150, 8, 2, 128, 160, 1, 4, {0}, {0}, {140}, 3, {0, 33, 97, 140}},
+    {"packed 5 seqs hd64", SRLM_F32, 1, 200, 6, 3, 64, 200, 1, 0, {0}, {0}, {200}, 5, {0, 1, 40, 41, 130, 200}},
 };
 
 static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
@@ -62,7 +70,8 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     const size_t nq = (size_t)(qrows * qld), nkv = (size_t)(kvrows * kvld);
     const int bf = c->dt == SRLM_BF16;
     float *q = random_f32(nq, seed, 0.0f, 1.0f, c->dt), *dout = random_f32(nq, seed + 1, 0.0f, 1.0f, c->dt);
-    srlm_attn_shape hs = {B, T, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new};
+    srlm_attn_shape hs = {B, T, c->nh, c->nkv, hd, c->max_seq, c->slot, c->n_past, c->n_new, c->n_seg,
+                          c->n_seg ? c->seg_off : NULL};
     /* cache rows outside [0, n_past + n_new) of a used slot, and unused slots: NaN */
     float *k = malloc(nkv * 4), *v = malloc(nkv * 4);
     const int max_len = random_kv_cache(k, v, nkv, &hs, kvld, seed + 2, seed + 3, c->dt);
@@ -85,7 +94,15 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     float *dlse = gpu_poisoned((size_t)qrows * c->nh * sizeof(float));
     const size_t ib = sizeof(int) * (size_t)B;
     int *dslot = gpu_from_host(c->slot, ib), *dpast = gpu_from_host(c->n_past, ib), *dnew = gpu_from_host(c->n_new, ib);
-    srlm_cuda_attn_shape s = {B, T, c->nh, c->nkv, hd, c->max_seq, dslot, dpast, dnew, max_len};
+    /* packed sequences as the CUDA backend stages them: per-row bounds */
+    int *seg_rows = malloc(sizeof(int) * 2 * (size_t)T), *dseg = NULL;
+    const int *row_lo = seg_rows;
+    if (c->n_seg) {
+        srlm_cuda_attn_seg_bounds(c->seg_off, c->n_seg, T, seg_rows, seg_rows + T);
+        dseg = gpu_from_host(seg_rows, sizeof(int) * 2 * (size_t)T);
+    }
+    srlm_cuda_attn_shape s = {B, T, c->nh, c->nkv, hd, c->max_seq, dslot, dpast, dnew, max_len,
+                              dseg, dseg ? dseg + T : NULL};
     srlm_view gq = {dq_in, c->dt, qrows, qcols, qld}, gdo = {ddo, c->dt, qrows, qcols, qld};
     srlm_view gk = {dk_in, c->dt, kvrows, kvcols, kvld}, gv = {dv_in, c->dt, kvrows, kvcols, kvld};
     srlm_view go = {dout_, c->dt, qrows, qcols, qld}, gdq = {ddq, c->dt, qrows, qcols, qld};
@@ -119,17 +136,19 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
                 double want = 0;
                 if (t < c->n_new[b]) {
                     int kvh = h / (c->nh / c->nkv), len = c->n_past[b] + t + 1;
+                    const int j0 = c->n_seg ? row_lo[t] : 0; /* packed: keys of t's own sequence */
                     const float *qr = q + ((int64_t)b * T + t) * qld + (int64_t)h * hd;
                     double mx = -INFINITY, sum = 0;
                     double *sc = malloc(sizeof(double) * (size_t)len);
-                    for (int j = 0; j < len; j++) {
+                    for (int j = 0; j < j0; j++) sc[j] = -INFINITY;
+                    for (int j = j0; j < len; j++) {
                         const float *kr = k + ((int64_t)c->slot[b] * c->max_seq + j) * kvld + (int64_t)kvh * hd;
                         double dot = 0;
                         for (int d = 0; d < hd; d++) dot += (double)qr[d] * kr[d];
                         sc[j] = dot * scale;
                         if (sc[j] > mx) mx = sc[j];
                     }
-                    for (int j = 0; j < len; j++) sum += exp(sc[j] - mx);
+                    for (int j = j0; j < len; j++) sum += exp(sc[j] - mx);
                     free(sc);
                     want = mx + log(sum);
                 }
@@ -189,6 +208,7 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
     free(kv_ids); free(out); free(gdq_h); free(gdk_h); free(gdv_h); free(lse);
     cudaFree(dq_in); cudaFree(ddo); cudaFree(dk_in); cudaFree(dv_in); cudaFree(dout_); cudaFree(ddq);
     cudaFree(ddk); cudaFree(ddv); cudaFree(dlse); cudaFree(dslot); cudaFree(dpast); cudaFree(dnew); cudaFree(ws);
+    cudaFree(dseg); free(seg_rows);
     free(q); free(dout); free(k); free(v); free(ref_out); free(ref_dq); free(ref_dk); free(ref_dv);
 }
 
@@ -197,7 +217,7 @@ static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
 static void check_bad_arguments(void) {
     static float dummy[16];
     static int idummy[4];
-    srlm_cuda_attn_shape s = {2, 4, 8, 2, 64, 16, idummy, idummy, idummy, 8};
+    srlm_cuda_attn_shape s = {2, 4, 8, 2, 64, 16, idummy, idummy, idummy, 8, NULL, NULL};
     srlm_view q = {dummy, SRLM_BF16, 8, 512, 512}, o = q, dq = q, dout = q;
     srlm_view k = {dummy, SRLM_BF16, 32, 128, 128}, v = k, dk = k, dv = k;
     size_t ws = srlm_cuda_attention_bwd_workspace(&s);
@@ -239,6 +259,22 @@ static void check_bad_arguments(void) {
     printf("saved out without lse: %s\n", srlm_last_error());
     CHECK(srlm_cuda_attention_bwd(&dq, &dk, &dv, &dout, &q, &k, &v, &s, &short_out, dummy, ws, NULL) == SRLM_BAD_INPUT);
     printf("saved out of the wrong shape: %s\n", srlm_last_error());
+
+    /* packed sequences: both bounds, one sequence slot */
+    srlm_cuda_attn_shape half = s;
+    half.seg_lo = idummy;
+    CHECK(srlm_cuda_attention_fwd(&o, &q, &k, &v, &half, NULL, NULL) == SRLM_BAD_INPUT);
+    printf("seg_lo without seg_hi: %s\n", srlm_last_error());
+    half.seg_hi = idummy; /* B is 2 */
+    CHECK(srlm_cuda_attention_fwd(&o, &q, &k, &v, &half, NULL, NULL) == SRLM_BAD_INPUT);
+    printf("packed with B 2: %s\n", srlm_last_error());
+
+    /* the per-row bounds of packed sequences, padding rows after them */
+    const int off[4] = {0, 2, 3, 6};
+    int lo[8], hi[8];
+    srlm_cuda_attn_seg_bounds(off, 3, 8, lo, hi);
+    const int want_lo[8] = {0, 0, 2, 3, 3, 3, 6, 6}, want_hi[8] = {2, 2, 3, 6, 6, 6, 6, 6};
+    CHECK(memcmp(lo, want_lo, sizeof lo) == 0 && memcmp(hi, want_hi, sizeof hi) == 0);
 
     /* decode wants T == 1 and its own workspace */
     CHECK(srlm_cuda_attention_decode(&o, &q, &k, &v, &s, dummy, 1 << 20, NULL) == SRLM_BAD_INPUT);

@@ -116,10 +116,10 @@ static const int SLOT[B] = {2, 0, 3}, PAST[B] = {0, 5, 17}, NEW[B] = {T, 6, 3};
 static const int DSLOT[B] = {1, 3, 0}, DPAST[B] = {7, 40, 0}, DNEW[B] = {1, 1, 1}; /* decoding */
 
 static srlm_attn_shape prefill_shape(void) {
-    return (srlm_attn_shape){B, T, NH, NKV, HD, MAX_SEQ, SLOT, PAST, NEW};
+    return (srlm_attn_shape){B, T, NH, NKV, HD, MAX_SEQ, SLOT, PAST, NEW, 0, NULL};
 }
 static srlm_attn_shape decode_shape(void) {
-    return (srlm_attn_shape){B, 1, NH, NKV, HD, MAX_SEQ, DSLOT, DPAST, DNEW};
+    return (srlm_attn_shape){B, 1, NH, NKV, HD, MAX_SEQ, DSLOT, DPAST, DNEW, 0, NULL};
 }
 
 static void ids_for(int *ids, int n, uint64_t key) { /* about half in the shard, some repeated */

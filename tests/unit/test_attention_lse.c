@@ -22,7 +22,7 @@ static void run(srlm_backend_kind kind, const char *name) {
     if (!be) return;
     const srlm_backend_ops *op = be->ops;
     int slot[B] = {2, 0, 3}, n_past[B] = {0, 20, 7}, n_new[B] = {12, 5, 0};
-    srlm_attn_shape s = {B, T, NH, NKV, HD, MAX_SEQ, slot, n_past, n_new};
+    srlm_attn_shape s = {B, T, NH, NKV, HD, MAX_SEQ, slot, n_past, n_new, 0, NULL};
     const int64_t rows = (int64_t)B * T, kvrows = (int64_t)SLOTS * MAX_SEQ;
     float *hq = malloc(sizeof(float) * rows * NH * HD), *hk = malloc(sizeof(float) * kvrows * NKV * HD);
     float *hv = malloc(sizeof(float) * kvrows * NKV * HD), *hl = malloc(sizeof(float) * rows * NH);

@@ -234,7 +234,7 @@ static void test_gather(void) {
     pair_check("copy_rows", &rows, 1);
 
     int slot[B] = {2, 0}, n_past[B] = {1, 4}, n_new[B] = {3, 2};
-    srlm_attn_shape s = {B, T, 1, NKV, HD, MAX_SEQ, slot, n_past, n_new};
+    srlm_attn_shape s = {B, T, 1, NKV, HD, MAX_SEQ, slot, n_past, n_new, 0, NULL};
     pair kv = pair_bf(B * T, D, 22), cache = pair_bf(SLOTS * MAX_SEQ, D, 23);
     CHECK_OK(op->kv_store(be, &cache.b.v, &kv.b.v, &s));
     CHECK_OK(op->kv_store(be, &cache.f.v, &kv.f.v, &s));
@@ -428,7 +428,7 @@ enum { B = 3, T = 5, NH = 4, NKV = 2, HD = 8, MAX_SEQ = 16, SLOTS = 4 };
 
 static void test_attention(void) {
     int slot[B] = {2, 0, 3}, n_past[B] = {0, 6, 3}, n_new[B] = {5, 2, 0};
-    srlm_attn_shape s = {B, T, NH, NKV, HD, MAX_SEQ, slot, n_past, n_new};
+    srlm_attn_shape s = {B, T, NH, NKV, HD, MAX_SEQ, slot, n_past, n_new, 0, NULL};
     const int64_t R = B * T, KR = SLOTS * MAX_SEQ;
     pair q = pair_bf(R, NH * HD, 71), out = pair_bf(R, NH * HD, 0);
     pair k = pair_bf(KR, NKV * HD, 72), v = pair_bf(KR, NKV * HD, 73);

@@ -197,7 +197,18 @@ void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, in
     }
 }
 
-/* Per (sequence, head): scores S = scale * Q K^T and output O = P V as two small
+cpu_attn_piece *cpu_attn_pieces(const srlm_attn_shape *s, int *n) {
+    *n = s->n_seg > 0 ? s->n_seg : s->B;
+    cpu_attn_piece *pc = malloc(sizeof *pc * (size_t)(*n > 0 ? *n : 1));
+    if (!pc) return NULL;
+    for (int i = 0; i < *n; i++)
+        pc[i] = s->n_seg > 0 ? (cpu_attn_piece){s->seg_off[i], s->seg_off[i], 0, s->seg_off[i + 1] - s->seg_off[i]}
+                             : (cpu_attn_piece){(int64_t)i * s->T, (int64_t)s->slot[i] * s->max_seq, s->n_past[i],
+                                                s->n_new[i]};
+    return pc;
+}
+
+/* Per (piece, head): scores S = scale * Q K^T and output O = P V as two small
  * GEMMs over blocks of up to QBLOCK query rows, with the causal softmax in
  * between. BLAS called inside an OpenMP parallel region runs single-threaded.
  * Padding rows (t >= n_new) get zeros, so nothing stale flows into a backward pass. */
@@ -206,9 +217,18 @@ srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
                                  const srlm_attn_shape *s, srlm_view *lse) {
     (void)be;
     SRLM_CHECK(srlm_attn_lse_check("attention", lse, s));
+    SRLM_CHECK(srlm_attn_seg_check("attention", s));
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int64_t work = (int64_t)s->B * s->n_heads;
+    for (int b = 0; b < s->B; b++)
+        for (int t = s->n_new[b]; t < s->T; t++) {
+            memset(ROW(out, (int64_t)b * s->T + t), 0, sizeof(float) * (size_t)s->n_heads * hd);
+            if (lse) memset(ROW(lse, (int64_t)b * s->T + t), 0, sizeof(float) * (size_t)s->n_heads);
+        }
+    int n_pieces;
+    cpu_attn_piece *pc = cpu_attn_pieces(s, &n_pieces);
+    if (!pc) return SRLM_ERR(SRLM_FAILED, "out of memory for %d attention pieces", n_pieces);
+    const int64_t work = (int64_t)n_pieces * s->n_heads;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
@@ -217,29 +237,26 @@ srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
         if (!sc) failed = 1;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {
-            int h = (int)(w % s->n_heads), b = (int)(w / s->n_heads);
+            const int h = (int)(w % s->n_heads);
+            const cpu_attn_piece *p = &pc[w / s->n_heads];
             if (!sc) continue;
             int kvh = h / group;
-            const float *kb = ROW(k_cache, (int64_t)s->slot[b] * s->max_seq) + (size_t)kvh * hd;
-            const float *vb = ROW(v_cache, (int64_t)s->slot[b] * s->max_seq) + (size_t)kvh * hd;
-            for (int t = s->n_new[b]; t < s->T; t++) {
-                memset(ROW(out, (int64_t)b * s->T + t) + (size_t)h * hd, 0, sizeof(float) * (size_t)hd);
-                if (lse) ROW(lse, (int64_t)b * s->T + t)[h] = 0.0f;
-            }
-            for (int t0 = 0; t0 < s->n_new[b]; t0 += QBLOCK) {
-                int nq = s->n_new[b] - t0 < QBLOCK ? s->n_new[b] - t0 : QBLOCK;
-                int len = s->n_past[b] + t0 + nq; /* keys the last query of the block sees */
-                const float *qb = ROW(q, (int64_t)b * s->T + t0) + (size_t)h * hd;
-                float *ob = ROW(out, (int64_t)b * s->T + t0) + (size_t)h * hd;
-                cpu_attn_probs(sc, qb, q->stride, kb, k_cache->stride, nq, len, hd, scale,
-                               s->n_past[b] + t0 + 1, lse ? ROW(lse, (int64_t)b * s->T + t0) + h : NULL,
-                               lse ? lse->stride : 0);
+            const float *kb = ROW(k_cache, p->k0) + (size_t)kvh * hd;
+            const float *vb = ROW(v_cache, p->k0) + (size_t)kvh * hd;
+            for (int t0 = 0; t0 < p->n_new; t0 += QBLOCK) {
+                int nq = p->n_new - t0 < QBLOCK ? p->n_new - t0 : QBLOCK;
+                int len = p->n_past + t0 + nq; /* keys the last query of the block sees */
+                const float *qb = ROW(q, p->q0 + t0) + (size_t)h * hd;
+                float *ob = ROW(out, p->q0 + t0) + (size_t)h * hd;
+                cpu_attn_probs(sc, qb, q->stride, kb, k_cache->stride, nq, len, hd, scale, p->n_past + t0 + 1,
+                               lse ? ROW(lse, p->q0 + t0) + h : NULL, lse ? lse->stride : 0);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, len, 1.0f, sc, len,
                             vb, (int)v_cache->stride, 0.0f, ob, (int)out->stride);
             }
         }
         free(sc);
     }
+    free(pc);
     if (failed) return SRLM_ERR(SRLM_FAILED, "out of memory for attention scratch (%d x %d floats per thread)",
                                 QBLOCK, s->max_seq);
     return SRLM_OK;

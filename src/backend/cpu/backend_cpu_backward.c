@@ -105,10 +105,11 @@ srlm_status cpu_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, i
     return SRLM_OK;
 }
 
-/* For one (sequence, KV head): its query heads one after another, query blocks of
+/* For one (piece, KV head): its query heads one after another, query blocks of
  * QBLOCK rows; probabilities recomputed from q and k:
  *   P = softmax(scale Q K^T), dP = dO V^T, dS = P * (dP - rowsum(P * dP)),
- *   dQ = scale dS K, dK += scale dS^T Q, dV += P^T dO. */
+ *   dQ = scale dS K, dK += scale dS^T Q, dV += P^T dO.
+ * Pieces own disjoint rows of dq, dk and dv, so they run in parallel. */
 srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk,
                                    srlm_view *dv, const srlm_view *dout, const srlm_view *q,
                                    const srlm_view *k_cache, const srlm_view *v_cache,
@@ -118,9 +119,24 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
     /* D = rowsum(P * dP) per block below is exact here: the saved state is not
      * needed, but it is checked as every backend checks it */
     SRLM_CHECK(srlm_attn_saved_check(saved_out, saved_lse, s));
+    SRLM_CHECK(srlm_attn_seg_check("attention_backward", s));
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
-    const int64_t work = (int64_t)s->B * s->n_kv_heads;
+    /* dk, dv: every row of each used slot starts at 0 (rows no key reaches stay
+     * 0); dq: padding rows are 0 */
+    const size_t kv_bytes = sizeof(float) * (size_t)s->n_kv_heads * hd;
+    for (int b = 0; b < s->B; b++) {
+        for (int j = 0; j < s->max_seq; j++) {
+            memset(ROW(dk, (int64_t)s->slot[b] * s->max_seq + j), 0, kv_bytes);
+            memset(ROW(dv, (int64_t)s->slot[b] * s->max_seq + j), 0, kv_bytes);
+        }
+        for (int t = s->n_new[b]; t < s->T; t++)
+            memset(ROW(dq, (int64_t)b * s->T + t), 0, sizeof(float) * (size_t)s->n_heads * hd);
+    }
+    int n_pieces;
+    cpu_attn_piece *pc = cpu_attn_pieces(s, &n_pieces);
+    if (!pc) return SRLM_ERR(SRLM_FAILED, "out of memory for %d attention pieces", n_pieces);
+    const int64_t work = (int64_t)n_pieces * s->n_kv_heads;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
@@ -130,27 +146,21 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
         if (!p) failed = 1;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {
-            int kvh = (int)(w % s->n_kv_heads), b = (int)(w / s->n_kv_heads);
+            const int kvh = (int)(w % s->n_kv_heads);
+            const cpu_attn_piece *pe = &pc[w / s->n_kv_heads];
             if (!p) continue;
-            int64_t base = (int64_t)s->slot[b] * s->max_seq;
-            const float *kb = ROW(k_cache, base) + (size_t)kvh * hd;
-            const float *vb = ROW(v_cache, base) + (size_t)kvh * hd;
-            float *dkb = ROW(dk, base) + (size_t)kvh * hd, *dvb = ROW(dv, base) + (size_t)kvh * hd;
-            for (int j = 0; j < s->max_seq; j++) {
-                memset(dkb + (size_t)j * dk->stride, 0, sizeof(float) * (size_t)hd);
-                memset(dvb + (size_t)j * dv->stride, 0, sizeof(float) * (size_t)hd);
-            }
+            const float *kb = ROW(k_cache, pe->k0) + (size_t)kvh * hd;
+            const float *vb = ROW(v_cache, pe->k0) + (size_t)kvh * hd;
+            float *dkb = ROW(dk, pe->k0) + (size_t)kvh * hd, *dvb = ROW(dv, pe->k0) + (size_t)kvh * hd;
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                for (int t = s->n_new[b]; t < s->T; t++)
-                    memset(ROW(dq, (int64_t)b * s->T + t) + (size_t)h * hd, 0, sizeof(float) * (size_t)hd);
-                for (int t0 = 0; t0 < s->n_new[b]; t0 += QBLOCK) {
-                    int nq = s->n_new[b] - t0 < QBLOCK ? s->n_new[b] - t0 : QBLOCK;
-                    int len = s->n_past[b] + t0 + nq;
-                    const float *qb = ROW(q, (int64_t)b * s->T + t0) + (size_t)h * hd;
-                    const float *dob = ROW(dout, (int64_t)b * s->T + t0) + (size_t)h * hd;
-                    float *dqb = ROW(dq, (int64_t)b * s->T + t0) + (size_t)h * hd;
+                for (int t0 = 0; t0 < pe->n_new; t0 += QBLOCK) {
+                    int nq = pe->n_new - t0 < QBLOCK ? pe->n_new - t0 : QBLOCK;
+                    int len = pe->n_past + t0 + nq;
+                    const float *qb = ROW(q, pe->q0 + t0) + (size_t)h * hd;
+                    const float *dob = ROW(dout, pe->q0 + t0) + (size_t)h * hd;
+                    float *dqb = ROW(dq, pe->q0 + t0) + (size_t)h * hd;
                     cpu_attn_probs(p, qb, q->stride, kb, k_cache->stride, nq, len, hd, scale,
-                                   s->n_past[b] + t0 + 1, NULL, 0);
+                                   pe->n_past + t0 + 1, NULL, 0);
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, len, hd, 1.0f, dob,
                                 (int)dout->stride, vb, (int)v_cache->stride, 0.0f, dp, len);
                     /* dV += P^T dO before P is overwritten by dS */
@@ -171,6 +181,7 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
         }
         free(p);
     }
+    free(pc);
     if (failed) return SRLM_ERR(SRLM_FAILED, "out of memory for attention backward scratch");
     return SRLM_OK;
 }

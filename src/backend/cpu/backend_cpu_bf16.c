@@ -371,6 +371,7 @@ static srlm_status want_attn_shapes(const char *op, const srlm_view *q, const sr
                         "cache (%lld,%lld) for %d kv heads", op, (long long)q->rows, (long long)q->cols, s->B,
                         s->T, s->n_heads, s->head_dim, (long long)k_cache->rows, (long long)k_cache->cols,
                         s->n_kv_heads);
+    SRLM_CHECK(srlm_attn_seg_check(op, s));
     return want_seqs(op, k_cache, s);
 }
 

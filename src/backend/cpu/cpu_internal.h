@@ -83,6 +83,19 @@ srlm_status cpu_logprob_backward(srlm_backend *be, srlm_view *logits, const floa
 void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, int64_t ldk, int nq,
                     int len, int hd, float scale, int first_valid, float *lse, int64_t ld_lse);
 
+/* One causal attention problem inside an attention call: n_new query rows
+ * from row q0 of q, over the cache rows from k0, the first n_past of them
+ * cached before the first query. A call is one piece per sequence, or, with
+ * packed sequences (srlm_attn_shape's n_seg), one per packed sequence. */
+typedef struct {
+    int64_t q0, k0;
+    int     n_past, n_new;
+} cpu_attn_piece;
+
+/* The pieces of a checked shape into a malloc'd array (*n of them; NULL when
+ * out of memory). */
+cpu_attn_piece *cpu_attn_pieces(const srlm_attn_shape *s, int *n);
+
 /* rope with the angle's sign chosen by `sign` (+1 forward, -1 backward) */
 void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,
                      float sign);

@@ -240,12 +240,24 @@ srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_attn_sh
                             s->n_new[b], s->T, s->max_seq);
         if (len > max_len) max_len = len;
     }
-    size_t bytes = sizeof(int) * (size_t)s->B;
-    cuda_in in[3] = {{s->slot, bytes}, {s->n_past, bytes}, {s->n_new, bytes}};
-    void *dev[4];
-    SRLM_CHECK(cuda_stage(be, in, 3, 0, dev));
+    SRLM_CHECK(srlm_attn_seg_check(op, s));
+    /* packed sequences go to the kernels as per-row bounds (2 T ints) */
+    int *bounds = NULL;
+    const size_t bytes = sizeof(int) * (size_t)s->B, row_bytes = sizeof(int) * (size_t)s->T;
+    if (s->n_seg > 0) {
+        bounds = malloc(2 * row_bytes);
+        if (!bounds) return SRLM_ERR(SRLM_FAILED, "cuda backend: %s: out of memory for %d packed rows' bounds", op, s->T);
+        srlm_cuda_attn_seg_bounds(s->seg_off, s->n_seg, s->T, bounds, bounds + s->T);
+    }
+    cuda_in in[5] = {{s->slot, bytes}, {s->n_past, bytes}, {s->n_new, bytes}, {bounds, bounds ? row_bytes : 0},
+                     {bounds ? bounds + s->T : NULL, bounds ? row_bytes : 0}};
+    void *dev[6];
+    srlm_status st = cuda_stage(be, in, 5, 0, dev);
+    free(bounds);
+    SRLM_CHECK(st);
     *cs = (srlm_cuda_attn_shape){s->B, s->T, s->n_heads, s->n_kv_heads, s->head_dim, s->max_seq,
-                                 dev[0], dev[1], dev[2], max_len};
+                                 dev[0], dev[1], dev[2], max_len, s->n_seg > 0 ? dev[3] : NULL,
+                                 s->n_seg > 0 ? dev[4] : NULL};
     return SRLM_OK;
 }
 
