@@ -197,14 +197,17 @@ void cpu_attn_probs(float *sc, const float *qb, int64_t ldq, const float *kb, in
     }
 }
 
-cpu_attn_piece *cpu_attn_pieces(const srlm_attn_shape *s, int *n) {
+cpu_attn_piece *cpu_attn_pieces(const srlm_attn_shape *s, int *n, int *max_keys) {
     *n = s->n_seg > 0 ? s->n_seg : s->B;
+    *max_keys = 1;
     cpu_attn_piece *pc = malloc(sizeof *pc * (size_t)(*n > 0 ? *n : 1));
     if (!pc) return NULL;
-    for (int i = 0; i < *n; i++)
+    for (int i = 0; i < *n; i++) {
         pc[i] = s->n_seg > 0 ? (cpu_attn_piece){s->seg_off[i], s->seg_off[i], 0, s->seg_off[i + 1] - s->seg_off[i]}
                              : (cpu_attn_piece){(int64_t)i * s->T, (int64_t)s->slot[i] * s->max_seq, s->n_past[i],
                                                 s->n_new[i]};
+        if (pc[i].n_past + pc[i].n_new > *max_keys) *max_keys = pc[i].n_past + pc[i].n_new;
+    }
     return pc;
 }
 
@@ -225,15 +228,15 @@ srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
             memset(ROW(out, (int64_t)b * s->T + t), 0, sizeof(float) * (size_t)s->n_heads * hd);
             if (lse) memset(ROW(lse, (int64_t)b * s->T + t), 0, sizeof(float) * (size_t)s->n_heads);
         }
-    int n_pieces;
-    cpu_attn_piece *pc = cpu_attn_pieces(s, &n_pieces);
+    int n_pieces, max_keys;
+    cpu_attn_piece *pc = cpu_attn_pieces(s, &n_pieces, &max_keys);
     if (!pc) return SRLM_ERR(SRLM_FAILED, "out of memory for %d attention pieces", n_pieces);
     const int64_t work = (int64_t)n_pieces * s->n_heads;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
         /* decode steps (T = 1) need one row: a small block stays off mmap'd memory */
-        float *sc = malloc((size_t)(s->T < QBLOCK ? s->T : QBLOCK) * (size_t)s->max_seq * sizeof(float));
+        float *sc = malloc((size_t)(s->T < QBLOCK ? s->T : QBLOCK) * (size_t)max_keys * sizeof(float));
         if (!sc) failed = 1;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {
@@ -258,7 +261,7 @@ srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
     }
     free(pc);
     if (failed) return SRLM_ERR(SRLM_FAILED, "out of memory for attention scratch (%d x %d floats per thread)",
-                                QBLOCK, s->max_seq);
+                                QBLOCK, max_keys);
     return SRLM_OK;
 }
 

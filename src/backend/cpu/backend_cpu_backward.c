@@ -133,16 +133,16 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
         for (int t = s->n_new[b]; t < s->T; t++)
             memset(ROW(dq, (int64_t)b * s->T + t), 0, sizeof(float) * (size_t)s->n_heads * hd);
     }
-    int n_pieces;
-    cpu_attn_piece *pc = cpu_attn_pieces(s, &n_pieces);
+    int n_pieces, max_keys;
+    cpu_attn_piece *pc = cpu_attn_pieces(s, &n_pieces, &max_keys);
     if (!pc) return SRLM_ERR(SRLM_FAILED, "out of memory for %d attention pieces", n_pieces);
     const int64_t work = (int64_t)n_pieces * s->n_kv_heads;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
         const size_t rows = (size_t)(s->T < QBLOCK ? s->T : QBLOCK);
-        float *p = malloc(2 * rows * (size_t)s->max_seq * sizeof(float));
-        float *dp = p ? p + rows * (size_t)s->max_seq : NULL;
+        float *p = malloc(2 * rows * (size_t)max_keys * sizeof(float));
+        float *dp = p ? p + rows * (size_t)max_keys : NULL;
         if (!p) failed = 1;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t w = 0; w < work; w++) {

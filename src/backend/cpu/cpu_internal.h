@@ -10,7 +10,7 @@
 #define ROW(v, i) ((float *)(v)->data + (size_t)(i) * (size_t)(v)->stride)
 
 /* Query rows per attention block: bounds the per-thread score scratch to
- * QBLOCK x max_seq floats. */
+ * QBLOCK x (the most keys a sequence sees) floats. */
 enum { QBLOCK = 64 };
 
 /* the CPU backend's ops table (backend_cpu_bf16.c) */
@@ -92,9 +92,9 @@ typedef struct {
     int     n_past, n_new;
 } cpu_attn_piece;
 
-/* The pieces of a checked shape into a malloc'd array (*n of them; NULL when
- * out of memory). */
-cpu_attn_piece *cpu_attn_pieces(const srlm_attn_shape *s, int *n);
+/* The pieces of a checked shape into a malloc'd array (*n of them, the most
+ * keys one of them sees in *max_keys; NULL when out of memory). */
+cpu_attn_piece *cpu_attn_pieces(const srlm_attn_shape *s, int *n, int *max_keys);
 
 /* rope with the angle's sign chosen by `sign` (+1 forward, -1 backward) */
 void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,
