@@ -59,9 +59,11 @@ constexpr int kDqMT = 2;
 constexpr int kDqWarpRows = 16 * kDqMT;
 constexpr int kDqRows = kDqWarpRows * kWarps;
 
-/* dq: Q, dO (kDqRows rows), two buffers of (K, V) (step rows each) */
+/* dq: Q, dO (kDqRows rows), two buffers of (K, V) (step rows each), the
+ * rows' first keys (packed sequences; in shared memory, as registers for
+ * them made the kernel spill) */
 template <int HD> size_t dq_smem_bytes() {
-    return sizeof(__nv_bfloat16) * (size_t)(2 * kDqRows + 4 * step_rows<HD>()) * lds<HD>();
+    return sizeof(__nv_bfloat16) * (size_t)(2 * kDqRows + 4 * step_rows<HD>()) * lds<HD>() + sizeof(int) * kDqRows;
 }
 
 /* Writes this warp's 16 x HD accumulator (rows g and g+8 at row0 and row0 + 8
@@ -201,6 +203,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
     __nv_bfloat16 *qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw); /* kDqRows x LDS */
     __nv_bfloat16 *dos = qs + kDqRows * LDS;                          /* kDqRows x LDS */
     __nv_bfloat16 *kv_buf = dos + kDqRows * LDS; /* buffer i: K at i * 2 * BK * LDS, V after it */
+    int *first_key = reinterpret_cast<int *>(kv_buf + 4 * BK * LDS); /* kDqRows */
 
     /* the last query tiles see the most keys: start them first (as the forward) */
     const int b = blockIdx.z, h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * kDqRows;
@@ -212,7 +215,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
 
     /* this lane's rows: g and g + 8 of each m-tile; padding rows see no key */
     const int w0 = t0 + warp * kDqWarpRows;
-    int lim[MT][2], lo[MT][2]; /* row sees keys lo <= key < lim */
+    int lim[MT][2]; /* row t sees keys first_key[t - t0] <= key < lim */
     float lse2[MT][2], dd[MT][2]; /* log2-domain lse and D of each row */
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
@@ -221,17 +224,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
             const int t = w0 + mt * 16 + g + 8 * r;
             const int64_t row = (int64_t)b * p.T + t;
             lim[mt][r] = t < n_new ? n_past + t + 1 : 0;
-            lo[mt][r] = t < n_new ? key_lo(p, t) : 0;
             lse2[mt][r] = t < n_new ? p.lse[row * p.nh + h] * kLog2e : 0.0f;
             dd[mt][r] = t < n_new ? p.dvec[row * p.nh + h] : 0.0f;
         }
-    /* keys any row of the warp sees, and keys all of them see (no mask needed
-     * below); packed sequences: the first key any row sees, and from where on
-     * all rows see the keys (no mask needed at the low end) */
+    /* keys any row of the warp sees, and keys all of them see (no mask needed below) */
     const int warp_lim = w0 < n_new ? n_past + min(w0 + kDqWarpRows, n_new) : 0;
     const int warp_full = w0 + kDqWarpRows <= n_new ? n_past + w0 + 1 : 0;
-    const int warp_lo = w0 < n_new ? key_lo(p, w0) : 0;
-    const int warp_lo_all = w0 < n_new ? key_lo(p, min(w0 + kDqWarpRows, n_new) - 1) : 0;
+    /* packed sequences, in first_key: the first key any row of the warp sees
+     * (its first row's), and the first all of them see (its last real row's) */
+    const int wr0 = warp * kDqWarpRows, wr_last = wr0 + max(0, min(kDqWarpRows, n_new - w0) - 1);
 
     float acc[MT][HD / 8][4];
 #pragma unroll
@@ -248,6 +249,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
     };
     /* packed sequences: no row of the block sees keys before its first row's sequence */
     const int k_begin = kv_end > 0 ? key_lo(p, t0) / BK * BK : 0;
+    for (int r = threadIdx.x; r < kDqRows; r += blockDim.x) /* read after the first __syncthreads */
+        first_key[r] = t0 + r < n_new ? key_lo(p, t0 + r) : 0;
     if (kv_end > 0) { /* Q and dO once, with the first key tile */
         const int64_t row0 = (int64_t)b * p.T + t0;
         const int nq = min(kDqRows, n_new - t0);
@@ -262,10 +265,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
         cp_async_wait_one();
         __syncthreads();
         const __nv_bfloat16 *ks = kv_buf + buf * 2 * BK * LDS, *vs = ks + BK * LDS;
-        if (k0 < warp_lim && k0 + BK > warp_lo) { /* else this warp's rows see none of these keys */
+        if (k0 < warp_lim && k0 + BK > first_key[wr0]) { /* else this warp's rows see none of these keys */
             float pr[MT][BK / 8][4];
             mma_abt_tiles<HD, BK, MT>(pr, qs + warp * kDqWarpRows * LDS, ks);
-            const bool masked = k0 + BK > warp_full || k0 < warp_lo_all;
+            const bool masked = k0 + BK > warp_full || k0 < first_key[wr_last];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -274,7 +277,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
                     for (int e = 0; e < 4; e++) {
                         const int key = k0 + nt * 8 + 2 * tig + (e & 1);
                         const float x = exp2_ftz(fmaf(pr[mt][nt][e], p.scale_log2, -lse2[mt][e / 2]));
-                        pr[mt][nt][e] = masked && (key >= lim[mt][e / 2] || key < lo[mt][e / 2]) ? 0.0f : x;
+                        const int row = warp * kDqWarpRows + mt * 16 + g + 8 * (e / 2); /* of the block */
+                        pr[mt][nt][e] = masked && (key >= lim[mt][e / 2] || key < first_key[row]) ? 0.0f : x;
                     }
             float ds[MT][BK / 8][4];
             mma_abt_tiles<HD, BK, MT>(ds, dos + warp * kDqWarpRows * LDS, vs);

@@ -285,7 +285,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < a.n_micro; i++)
         time_train(&m, &acts, &g, &mom, &vel, &batch, a.micro[i], logp, dlogp, &step, &a, n_flop_params);
     if (a.fill < 1.0) {
-        /* a right-padded batch as SFT and DPO make, which training packs (attention per sequence) */
+        /* a right-padded batch as SFT and DPO make, which training packs (one attention call
+         * over the packed sequences) */
         int *flen = malloc(sizeof(int) * (size_t)B);
         if (!flen) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
         bench_fill_lengths(B, T, a.fill, flen);

@@ -187,7 +187,7 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
     # as at a real batch size (bench_model.c)
     micro=1; [ "$dtype" = bfloat16 ] && micro=1,4
     # bf16 also with uneven lengths (mean 75% of 1024): the packed batches SFT and DPO
-    # train on, whose attention runs once per sequence
+    # train on, attention masked to each packed sequence
     fill=1; [ "$dtype" = bfloat16 ] && fill=0.75
     model_args=(--backend cuda --dtype "$dtype" --config 1b --batch 4 --seq 1024 --micro-batches "$micro"
                 --fill "$fill" --steps 10 --decode 128 --peak-tflops "$peak")

@@ -476,6 +476,34 @@ static void test_attention_backward_mode(int saved) {
     drop(&kc), drop(&vc), drop(&q), drop(&dout), drop(&dq), drop(&dk), drop(&dv), drop(&out), drop(&lse);
 }
 
+/* Packed sequences (training's layout): the backend turns seg_off into the
+ * kernels' per-row bounds; forward, lse and backward against the CPU twin.
+ * N rows: 21 packed in four sequences (one of one row), 3 padding rows. */
+static void test_attention_packed(void) {
+    static const int zero = 0, packed = N - 3, off[5] = {0, 5, 6, 14, N - 3};
+    const srlm_attn_shape s = {1, N, NH, NKV, HD, N, &zero, &zero, &packed, 4, off};
+    pair kc = mk_rand(N, KVD, 1.0f, 0.0f), vc = mk_rand(N, KVD, 1.0f, 0.0f);
+    pair q = mk_rand(N, NH * HD, 1.0f, 0.0f), dout = mk_rand(N, NH * HD, 1.0f, 0.0f);
+    pair out = mk(N, NH * HD), lse = mk_as(SRLM_F32, N, NH, 0);
+    pair dq = mk(N, NH * HD), dk = mk(N, KVD), dv = mk(N, KVD);
+    CHECK_OK(g_cpu->ops->attention(g_cpu, &out.c, &q.c, &kc.c, &vc.c, &s, &lse.c));
+    CHECK_OK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &s, &lse.g));
+    compare("attention (packed sequences)", &out, tol(1e-5, 1e-2));
+    compare("attention lse (packed sequences)", &lse, tol(1e-5, 1e-3));
+    CHECK_OK(g_cpu->ops->attention_backward(g_cpu, &dq.c, &dk.c, &dv.c, &dout.c, &q.c, &kc.c, &vc.c, &s, &out.c,
+                                            &lse.c));
+    CHECK_OK(g_gpu->ops->attention_backward(g_gpu, &dq.g, &dk.g, &dv.g, &dout.g, &q.g, &kc.g, &vc.g, &s, &out.g,
+                                            &lse.g));
+    compare("attention_backward dq (packed sequences)", &dq, tol(1e-5, 1e-2));
+    compare("attention_backward dk (packed sequences)", &dk, tol(1e-5, 1e-2));
+    compare("attention_backward dv (packed sequences)", &dv, tol(1e-5, 1e-2));
+    const int bad_off[5] = {0, 5, 5, 14, N - 3};
+    const srlm_attn_shape bad = {1, N, NH, NKV, HD, N, &zero, &zero, &packed, 4, bad_off};
+    CHECK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &bad, NULL) == SRLM_BAD_INPUT);
+    printf("an empty packed sequence: %s\n", srlm_last_error());
+    drop(&kc), drop(&vc), drop(&q), drop(&dout), drop(&out), drop(&lse), drop(&dq), drop(&dk), drop(&dv);
+}
+
 static void test_attention_backward(void) {
     test_attention_backward_mode(0);
     test_attention_backward_mode(1);
@@ -543,6 +571,7 @@ int main(void) {
         test_rmsnorm_backward();
         test_rope_backward();
         test_attention_backward();
+        test_attention_packed();
         test_swiglu_backward();
         test_logprob_backward();
     }
