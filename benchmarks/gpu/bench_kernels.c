@@ -11,6 +11,11 @@
  *    B 4, S 1024, 32 heads of 64 sharing 4 KV heads). Causal FLOPs as
  *    FlashAttention counts them (GQA does not change them):
  *    fwd = 4*B*H*S*S*D / 2, bwd = 2.5 * fwd, fwd_bwd = 3.5 * fwd.
+ *    Packed sequences (training's layout: one call, each sequence attending
+ *    within itself; shapes named P<n>): the 1.1B shape's four 1024-token
+ *    sequences packed (against its B4 row: what the per-row bounds cost) and
+ *    16 uneven ones of 512 .. 1472 tokens at head_dim 128; FLOPs summed over
+ *    the sequences.
  * 3. log-prob forward (srlm_cuda_row_logsumexp_target: one read of the logits)
  *    and backward (srlm_cuda_logprob_backward: read + write in place) on
  *    (8192 x 32000) fp32 and bf16 logits; GB/s over those bytes vs memcpy.
@@ -176,20 +181,36 @@ static int run_attn_bwd_recompute(void *p, int i) {
                    "attention_bwd");
 }
 
-/* B sequences of S tokens, H query heads sharing KV key/value heads of D */
-static void bench_attention(int B, int S, int H, int KV, int D, int reps) {
-    const int tokens = B * S;
+/* n sequences of len[i] tokens, H query heads sharing KV key/value heads of D:
+ * B = n sequences of len[0] tokens each (all equal), or, packed, one call
+ * over their sum with each sequence's per-row bounds. */
+static void bench_attention_seqs(int n, const int *len, int packed, int H, int KV, int D, int reps) {
+    int tokens = 0, longest = 0;
+    double fwd_flop = 0; /* causal: 4 H S^2 D / 2 per sequence */
+    for (int i = 0; i < n; i++) {
+        tokens += len[i];
+        longest = len[i] > longest ? len[i] : longest;
+        fwd_flop += 4.0 * H * (double)len[i] * len[i] * D / 2.0;
+    }
+    const int B = packed ? 1 : n, S = packed ? tokens : len[0];
     attn_ctx c;
     memset(&c, 0, sizeof c);
-    int *host = malloc(3 * (size_t)B * sizeof(int)), *dev = dalloc(3 * (size_t)B * sizeof(int));
+    int *host = malloc((3 * (size_t)B + 2 * (size_t)tokens + (size_t)n + 1) * sizeof(int));
+    int *dev = dalloc((3 * (size_t)B + 2 * (size_t)tokens) * sizeof(int));
     for (int b = 0; b < B; b++) {
         host[b] = b;              /* slot */
         host[B + b] = 0;          /* n_past */
         host[2 * B + b] = S;      /* n_new */
     }
-    CUDA_OK(cudaMemcpy(dev, host, 3 * (size_t)B * sizeof(int), cudaMemcpyHostToDevice));
+    int *bounds = host + 3 * B, *off = bounds + 2 * tokens;
+    off[0] = 0;
+    for (int i = 0; i < n; i++) off[i + 1] = off[i] + len[i];
+    if (packed) srlm_cuda_attn_seg_bounds(off, n, tokens, bounds, bounds + tokens);
+    CUDA_OK(cudaMemcpy(dev, host, (3 * (size_t)B + (packed ? 2 * (size_t)tokens : 0)) * sizeof(int),
+                       cudaMemcpyHostToDevice));
     c.s = (srlm_cuda_attn_shape){.B = B, .T = S, .n_heads = H, .n_kv_heads = KV, .head_dim = D, .max_seq = S,
-                                 .slot = dev, .n_past = dev + B, .n_new = dev + 2 * B, .max_len = S};
+                                 .slot = dev, .n_past = dev + B, .n_new = dev + 2 * B, .max_len = S,
+                                 .seg_lo = packed ? dev + 3 * B : NULL, .seg_hi = packed ? dev + 3 * B + tokens : NULL};
     srlm_view *views[] = {&c.q, &c.k, &c.v, &c.out, &c.dout, &c.dq, &c.dk, &c.dv};
     for (int j = 0; j < 8; j++) { /* k, v, dk, dv: KV heads */
         const int heads = (views[j] == &c.k || views[j] == &c.v || views[j] == &c.dk || views[j] == &c.dv) ? KV : H;
@@ -201,10 +222,11 @@ static void bench_attention(int B, int S, int H, int KV, int D, int reps) {
     c.ws_bytes = srlm_cuda_attention_bwd_workspace(&c.s);
     c.ws = dalloc(c.ws_bytes ? c.ws_bytes : 1);
 
-    char shape[96];
-    if (KV == H) snprintf(shape, sizeof shape, "B%d_H%d_S%d_D%d_causal", B, H, S, D);
-    else snprintf(shape, sizeof shape, "B%d_H%d_KV%d_S%d_D%d_causal", B, H, KV, S, D);
-    const double fwd_flop = 4.0 * B * H * (double)S * S * D / 2.0;
+    char shape[96], kv[16] = "";
+    if (KV != H) snprintf(kv, sizeof kv, "_KV%d", KV);
+    if (!packed) snprintf(shape, sizeof shape, "B%d_H%d%s_S%d_D%d_causal", B, H, kv, S, D);
+    else if (longest * n == tokens) snprintf(shape, sizeof shape, "P%dx%d_H%d%s_D%d_causal", n, longest, H, kv, D);
+    else snprintf(shape, sizeof shape, "P%d_uneven_T%d_H%d%s_D%d_causal", n, tokens, H, kv, D);
     float f = time_median(run_attn_fwd, &c, 3, reps);
     float b = time_median(run_attn_bwd, &c, 3, reps); /* out and lse from the forward just timed */
     float br = time_median(run_attn_bwd_recompute, &c, 3, reps);
@@ -217,6 +239,14 @@ static void bench_attention(int B, int S, int H, int KV, int D, int reps) {
     cudaFree(c.ws);
     cudaFree(dev);
     free(host);
+}
+
+/* B sequences of S tokens each, one slot apiece */
+static void bench_attention(int B, int S, int H, int KV, int D, int reps) {
+    int *len = malloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) len[b] = S;
+    bench_attention_seqs(B, len, 0, H, KV, D, reps);
+    free(len);
 }
 
 /* ---- 3. log-prob forward and backward ---- */
@@ -354,6 +384,11 @@ int main(int argc, char **argv) {
     const int seqs[] = {512, 1024, 2048, 4096};
     for (int i = 0; i < 4; i++) bench_attention(16384 / seqs[i], seqs[i], 16, 16, 128, reps);
     bench_attention(4, 1024, 32, 4, 64, reps); /* the 1.1B model's (bench_model --config 1b): GQA, head dim 64 */
+    const int four[4] = {1024, 1024, 1024, 1024};
+    bench_attention_seqs(4, four, 1, 32, 4, 64, reps); /* the same packed: the bounds' cost */
+    int uneven[16];
+    for (int i = 0; i < 16; i++) uneven[i] = 512 + 64 * ((i * 7) % 16); /* 512 .. 1472, shuffled */
+    bench_attention_seqs(16, uneven, 1, 16, 16, 128, reps);
     bench_logprob(SRLM_F32, 8192, 32000, copy_gbps, reps);
     bench_logprob(SRLM_BF16, 8192, 32000, copy_gbps, reps);
     const int ctxs[] = {2048, 4096, 8192, 16384, 32768};
