@@ -1,6 +1,10 @@
 /* AdamW with fp32 master weights, the global gradient norm and its clipping, on
  * the GPU. CPU twins: srlm_adamw_step, srlm_sum_squares and srlm_scale_f32 in
- * src/train/optimizer.c (same operation order, fmaf where it uses fmaf). */
+ * src/train/optimizer.c. AdamW and scale do the CPU's operations in its order
+ * (fmaf where it uses fmaf): bit-identical. The sum of squares adds in another
+ * fixed order (the CPU keeps eight running sums), so the two agree to rounding,
+ * and a CUDA run's gradient norm, clip factor and hence weights may differ from
+ * a CPU run's in the last bits. */
 #ifndef SRLM_KERNEL_ADAMW_H
 #define SRLM_KERNEL_ADAMW_H
 
@@ -33,9 +37,10 @@ srlm_status srlm_cuda_adamw_step(float *master, const float *grad, float *m, flo
                                  void *stream);
 
 /* Sum of x[i]^2 over n fp32 values, in double, in an order fixed by n alone
- * (fixed-size chunks per block, a fixed tree in each, the block partials added
- * in order by a second kernel): equal inputs give equal bits. *out is a device
- * double. workspace: srlm_cuda_sum_squares_workspace(n) bytes. */
+ * (fixed-size chunks per block, a fixed tree in each; a second kernel's threads
+ * each add a strided subset of the block partials in order, then a fixed
+ * tree): equal inputs give equal bits. *out is a device double. workspace:
+ * srlm_cuda_sum_squares_workspace(n) bytes. */
 size_t srlm_cuda_sum_squares_workspace(size_t n);
 srlm_status srlm_cuda_sum_squares(const float *x, size_t n, double *out, void *workspace, void *stream);
 

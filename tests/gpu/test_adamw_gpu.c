@@ -19,18 +19,17 @@
 #include "gpu_util.h"
 #include "train/optimizer.h"
 
-/* The kernel's constants exactly as srlm_adamw_step computes them. */
+/* The kernel's constants: srlm_adamw_step's own (srlm_adamw_consts_make), field by field. */
 static srlm_cuda_adamw_args args_for(const srlm_adamw_hparams *h, long t, int decay) {
-    const double bc1 = 1.0 - pow(h->beta1, (double)t);
-    const double bc2 = 1.0 - pow(h->beta2, (double)t);
+    const srlm_adamw_consts c = srlm_adamw_consts_make(h, t, decay);
     srlm_cuda_adamw_args a = {
-        .one_minus_lr_wd = decay ? (float)(1.0 - h->lr * h->weight_decay) : 1.0f,
-        .one_minus_beta1 = (float)(1.0 - h->beta1),
-        .one_minus_beta2 = (float)(1.0 - h->beta2),
-        .beta2 = (float)h->beta2,
-        .sqrt_bc2 = (float)pow(bc2, 0.5),
-        .eps = (float)h->eps,
-        .neg_step_size = (float)(-(h->lr / bc1)),
+        .one_minus_lr_wd = c.decay_mul,
+        .one_minus_beta1 = c.w1,
+        .one_minus_beta2 = c.w2,
+        .beta2 = c.b2,
+        .sqrt_bc2 = c.bc2_sqrt,
+        .eps = c.eps,
+        .neg_step_size = c.neg_step_size,
     };
     return a;
 }
@@ -43,7 +42,7 @@ static long first_diff(const float *a, const float *b, size_t n) {
 }
 
 /* copy: also write the working copy of dtype wdtype (else param = NULL). */
-static void test_adamw(size_t n, int decay, int copy, srlm_dtype wdtype, uint64_t seed) {
+static void test_adamw(size_t n, int decay, int copy, srlm_dtype wdtype, uint64_t seed, long steps) {
     const srlm_adamw_hparams h = {.lr = 3e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
     float *p = malloc(n * 4), *g = malloc(n * 4), *m = calloc(n, 4), *v = calloc(n, 4);
     float *gp = malloc(n * 4), *gm = malloc(n * 4), *gv = malloc(n * 4), *wf = malloc(n * 4);
@@ -59,7 +58,7 @@ static void test_adamw(size_t n, int decay, int copy, srlm_dtype wdtype, uint64_
     CHECK(cudaMemset(dm, 0, n * 4) == cudaSuccess);
     CHECK(cudaMemset(dv, 0, n * 4) == cudaSuccess);
     const size_t wsize = n * srlm_dtype_size(wdtype);
-    for (long t = 1; t <= 4; t++) {
+    for (long t = 1; t <= steps; t++) {
         /* fresh gradients every step, spanning many magnitudes, some zero */
         for (size_t i = 0; i < n; i++) {
             double s = i % 3 == 0 ? 1e-6 : i % 3 == 1 ? 1e-2 : 3.0;
@@ -97,15 +96,17 @@ static void test_adamw(size_t n, int decay, int copy, srlm_dtype wdtype, uint64_
         CHECK_MSG(bad < 0, "n %zu decay %d step %ld: %s working copy [%ld] differs", n, decay, t,
                   srlm_dtype_name(wdtype), bad);
     }
-    printf("adamw n %8zu decay %d copy %-4s: 4 steps bit-identical\n", n, decay,
-           copy ? srlm_dtype_name(wdtype) : "none");
+    printf("adamw n %8zu decay %d copy %-4s: %ld steps bit-identical\n", n, decay,
+           copy ? srlm_dtype_name(wdtype) : "none", steps);
     cudaFree(dp); cudaFree(dg); cudaFree(dm); cudaFree(dv); cudaFree(dw);
     free(p); free(g); free(m); free(v); free(gp); free(gm); free(gv); free(wf); free(wb);
 }
 
 static void test_sum_squares_and_scale(size_t n, uint64_t seed) {
     float *x = malloc((n ? n : 1) * 4), *y = malloc((n ? n : 1) * 4);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(srlm_rng_normal(seed, i) * (i % 5 == 0 ? 100.0 : 1e-3));
+    /* a fifth large, and the last one: a dropped tail element must move the sum */
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(srlm_rng_normal(seed, i) * (i % 5 == 0 || i == n - 1 ? 100.0 : 1e-3));
     float *dx = gpu_alloc(n * 4);
     double *dout = gpu_alloc(2 * sizeof(double));
     void *ws = gpu_alloc(srlm_cuda_sum_squares_workspace(n));
@@ -143,12 +144,15 @@ int main(void) {
     gpu_skip_without_device("");
     const size_t sizes[] = {1, 1003, (1u << 20) + 17};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        test_adamw(sizes[s], 1, 1, SRLM_BF16, 11 + s);
-        test_adamw(sizes[s], 0, 1, SRLM_F32, 21 + s);
+        test_adamw(sizes[s], 1, 1, SRLM_BF16, 11 + s, 4);
+        test_adamw(sizes[s], 0, 1, SRLM_F32, 21 + s, 4);
     }
-    test_adamw(4096, 1, 1, SRLM_F32, 31);
-    test_adamw(4096, 0, 1, SRLM_BF16, 32);
-    test_adamw(4096, 1, 0, SRLM_F32, 33);
+    test_adamw(4096, 1, 1, SRLM_F32, 31, 4);
+    test_adamw(4096, 0, 1, SRLM_BF16, 32, 4);
+    test_adamw(4096, 1, 0, SRLM_F32, 33, 4);
+    /* past the largest grid (65536 blocks of 256): the grid-stride loop every
+     * 7B weight matrix takes */
+    test_adamw((1u << 24) + (1u << 20) + 3, 1, 1, SRLM_BF16, 34, 2);
     /* sum of squares: empty, under one chunk, chunk edges, many chunks */
     const size_t ss[] = {0, 1, 8191, 8192, 8193, 3000017, (1u << 24) + 5};
     for (size_t s = 0; s < sizeof ss / sizeof ss[0]; s++) test_sum_squares_and_scale(ss[s], 41 + s);

@@ -357,7 +357,7 @@ static srlm_status need_flat(const srlm_view *v, const srlm_view *like, const ch
         return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: %s: %s is %s; the optimizer works on F32", op, name,
                         srlm_dtype_name(v->dtype));
     if (v->stride != v->cols || (like && v->rows * v->cols != like->rows * like->cols))
-        return SRLM_ERR(SRLM_FAILED, "cpu backend: %s: %s must be contiguous and as large as param", op, name);
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: %s: %s must be contiguous and as large as param", op, name);
     return SRLM_OK;
 }
 
