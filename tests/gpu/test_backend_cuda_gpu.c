@@ -18,6 +18,7 @@
  * weight gradients of a bf16 model: matmul_dw, embedding_backward's table,
  * rmsnorm_backward's dw) keep the fp32 tolerance. */
 #include "backend/backend.h"
+#include "generate/sampler.h"
 #include "gpu_util.h"
 
 enum {
@@ -328,6 +329,47 @@ static void test_row_ops(void) {
     drop(&l);
 }
 
+/* sample through the ops table (draws staged, tokens fetched with the step's
+ * one wait) against the host sampler on the same logits: the same token for
+ * every row, greedy with no draws, and a bad draw or a NaN row refused */
+static void test_sample(void) {
+    pair l = mk_rand(N, VOCAB, 2.0f, 0.0f);
+    CHECK_OK(g_cpu->ops->fill_cols(g_cpu, &l.c, VOCAB - 7, -INFINITY)); /* padded vocab columns */
+    CHECK_OK(g_gpu->ops->fill_cols(g_gpu, &l.g, VOCAB - 7, -INFINITY));
+    float *host = malloc(sizeof(float) * N * VOCAB), u[N];
+    CHECK_OK(g_cpu->ops->download(g_cpu, host, &l.c));
+    for (int i = 0; i < N; i++) u[i] = srlm_sample_uniform(77, (uint64_t)i, 3);
+    srlm_sampler *sp;
+    CHECK_OK(srlm_sampler_new(&sp, VOCAB));
+    const srlm_sampling cfgs[3] = {{0.8f, 0.9f, 0}, {1.0f, 1.0f, 40}, {0.0f, 1.0f, 0}};
+    for (int c = 0; c < 3; c++) {
+        int want[N], got[N];
+        for (int i = 0; i < N; i++) {
+            got[i] = -7;
+            CHECK_OK(srlm_sample(sp, host + (size_t)i * VOCAB, VOCAB, &cfgs[c], u[i], &want[i], NULL));
+        }
+        /* greedy: no draws at all */
+        CHECK_OK(g_gpu->ops->sample(g_gpu, &l.g, &cfgs[c], cfgs[c].temperature == 0.0f ? NULL : u, got));
+        int same = 0;
+        for (int i = 0; i < N; i++) same += want[i] == got[i];
+        printf("%-30s %-4s T %.1f top_p %.1f top_k %d: %d of %d rows agree\n", "sample", srlm_dtype_name(g_dt),
+               (double)cfgs[c].temperature, (double)cfgs[c].top_p, cfgs[c].top_k, same, N);
+        CHECK_MSG(same == N, "sample: %d of %d rows differ from the host sampler", N - same, N);
+    }
+    int tok[N];
+    float bad_u[N];
+    memcpy(bad_u, u, sizeof u);
+    bad_u[3] = 1.5f;
+    CHECK(g_gpu->ops->sample(g_gpu, &l.g, &cfgs[0], bad_u, tok) == SRLM_BAD_INPUT);
+    printf("a draw outside [0, 1): %s\n", srlm_last_error());
+    CHECK_OK(g_gpu->ops->fill_cols(g_gpu, &l.g, 0, NAN));
+    CHECK(g_gpu->ops->sample(g_gpu, &l.g, &cfgs[0], u, tok) == SRLM_BAD_INPUT);
+    printf("NaN logits: %s\n", srlm_last_error());
+    srlm_sampler_free(sp);
+    free(host);
+    drop(&l);
+}
+
 static void test_dropout(void) {
     pair x = mk_rand(N, FF, 1.0f, 0.0f);
     CHECK_OK(g_cpu->ops->dropout(g_cpu, &x.c, 0.1f, 1234));
@@ -564,6 +606,7 @@ int main(void) {
         test_copies();
         test_staging_ring();
         test_row_ops();
+        test_sample();
         test_dropout();
         if (g_dt == SRLM_F32) test_optimizer(); /* fp32 master weights and moments only */
         test_matmul_backward();

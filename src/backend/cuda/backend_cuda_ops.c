@@ -261,12 +261,17 @@ srlm_status cuda_sample(srlm_backend *be, const srlm_view *logits, const struct 
     if (logits->rows > INT_MAX || logits->cols > INT_MAX)
         return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: sample: %lld x %lld logits is too many",
                         (long long)logits->rows, (long long)logits->cols);
-    const int rows = (int)logits->rows;
-    cuda_in in[1] = {{u, sizeof(float) * (size_t)rows}};
-    void *dev[2], *ws;
+    const int rows = (int)logits->rows, greedy = cfg->temperature == 0.0f;
+    /* greedy reads no draws and needs no workspace (rows x vocab doubles) */
+    if (!greedy && !u) return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: sample: no draws u for %d rows", rows);
+    for (int i = 0; !greedy && i < rows; i++)
+        if (!(u[i] >= 0.0f && u[i] < 1.0f))
+            return SRLM_ERR(SRLM_BAD_INPUT, "sample: draw %g of row %d is not in [0, 1)", (double)u[i], i);
+    cuda_in in[1] = {{greedy ? NULL : u, greedy ? 0 : sizeof(float) * (size_t)rows}};
+    void *dev[2], *ws = NULL;
     SRLM_CHECK(cuda_stage(be, in, 1, sizeof(int) * (size_t)rows, dev));
-    SRLM_CHECK(cuda_workspace(be, srlm_cuda_sample_workspace(rows, (int)logits->cols), &ws));
-    SRLM_CHECK(srlm_cuda_sample(logits, cfg, dev[0], dev[1], NULL, ws, cuda_stream(be)));
+    if (!greedy) SRLM_CHECK(cuda_workspace(be, srlm_cuda_sample_workspace(rows, (int)logits->cols), &ws));
+    SRLM_CHECK(srlm_cuda_sample(logits, cfg, greedy ? NULL : dev[0], dev[1], NULL, ws, cuda_stream(be)));
     const void *host;
     SRLM_CHECK(cuda_fetch(be, dev[1], sizeof(int) * (size_t)rows, &host));
     memcpy(token, host, sizeof(int) * (size_t)rows);
