@@ -151,6 +151,27 @@ static inline double rel_err_rows(const float *got, const float *ref, const int6
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* The largest error of one row (2-norm over its cols) relative to the RMS row
+ * norm of ref: a mistake confined to a few rows, which the whole-tensor error
+ * above dilutes, shows here at its own size; rows of small norm (whose own
+ * relative error can be large from rounding alone) do not blow it up. */
+static inline double row_err_max(const float *got, const float *ref, const int64_t *row_ids, int64_t rows,
+                                 int64_t cols, int64_t stride) {
+    double worst = 0, den = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t i = row_ids ? row_ids[r] : r;
+        double num = 0;
+        for (int64_t j = 0; j < cols; j++) {
+            const double d = (double)got[i * stride + j] - ref[i * stride + j];
+            num += d * d;
+            den += (double)ref[i * stride + j] * ref[i * stride + j];
+        }
+        if (!(num <= worst)) worst = isnan(num) ? INFINITY : num;
+    }
+    den /= rows > 0 ? (double)rows : 1.0;
+    return den > 0 ? sqrt(worst / den) : sqrt(worst);
+}
+
 static inline double rel_err(const float *got, const float *ref, int64_t rows, int64_t cols, int64_t stride) {
     return rel_err_rows(got, ref, NULL, rows, cols, stride);
 }

@@ -4,7 +4,8 @@
  * for bit, those of a call on that sequence alone in its own cache, so no row
  * sees another sequence's keys and none of its keys gets another's gradient;
  * padding rows after the packed ones get zeros, cache rows past them are never
- * read (NaN there) and their dk, dv are 0. On F32 views (the CPU backend and
+ * read (NaN there) and their dk, dv are 0. The packed call uses slot 1 of a
+ * two-slot cache (slot 0 NaN, never read). On F32 views (the CPU backend and
  * the guarded one) and BF16 views. Malformed packings are refused by both
  * ops with a message. */
 #include <math.h>
@@ -73,24 +74,26 @@ static void run(srlm_backend_kind kind, srlm_dtype dt, const char *name) {
     const srlm_backend_ops *op = be->ops;
     /* inputs: random rows; cache rows past the packed ones NaN (never read) */
     float *hq = malloc(sizeof(float) * T * NH * HD), *hdo = malloc(sizeof(float) * T * NH * HD);
-    float *hk = malloc(sizeof(float) * MAX_SEQ * NKV * HD), *hv = malloc(sizeof(float) * MAX_SEQ * NKV * HD);
+    /* two slots: the packed call uses slot 1, slot 0 is NaN */
+    float *hk = malloc(sizeof(float) * 2 * MAX_SEQ * NKV * HD), *hv = malloc(sizeof(float) * 2 * MAX_SEQ * NKV * HD);
     uint64_t c = 0;
     for (int i = 0; i < T * NH * HD; i++) hq[i] = (float)srlm_rng_normal(11, c++), hdo[i] = (float)srlm_rng_normal(11, c++);
-    for (int i = 0; i < MAX_SEQ * NKV * HD; i++) {
-        const int real = i < P * NKV * HD;
+    for (int i = 0; i < 2 * MAX_SEQ * NKV * HD; i++) {
+        const int real = i >= MAX_SEQ * NKV * HD && i < (MAX_SEQ + P) * NKV * HD;
         hk[i] = real ? (float)srlm_rng_normal(12, c++) : NAN;
         hv[i] = real ? (float)srlm_rng_normal(12, c++) : NAN;
     }
+    const float *k1 = hk + (size_t)MAX_SEQ * NKV * HD, *v1 = hv + (size_t)MAX_SEQ * NKV * HD; /* slot 1 */
 
     /* the packed call */
     bufs pk;
-    bufs_new(be, &pk, dt, T, MAX_SEQ);
+    bufs_new(be, &pk, dt, T, 2 * MAX_SEQ);
     CHECK_OK(op->upload(be, &pk.q, hq));
     CHECK_OK(op->upload(be, &pk.dout, hdo));
     CHECK_OK(op->upload(be, &pk.k, hk));
     CHECK_OK(op->upload(be, &pk.v, hv));
-    int zero = 0, n_new = P;
-    srlm_attn_shape s = {1, T, NH, NKV, HD, MAX_SEQ, &zero, &zero, &n_new, NSEG, seg_off};
+    int zero = 0, slot1 = 1, n_new = P;
+    srlm_attn_shape s = {1, T, NH, NKV, HD, MAX_SEQ, &slot1, &zero, &n_new, NSEG, seg_off};
     CHECK_OK(op->attention(be, &pk.out, &pk.q, &pk.k, &pk.v, &s, &pk.lse));
     CHECK_OK(op->attention_backward(be, &pk.dq, &pk.dk, &pk.dv, &pk.dout, &pk.q, &pk.k, &pk.v, &s, &pk.out,
                                     &pk.lse));
@@ -105,8 +108,8 @@ static void run(srlm_backend_kind kind, srlm_dtype dt, const char *name) {
         bufs_new(be, &one, dt, len, len);
         CHECK_OK(op->upload(be, &one.q, hq + (size_t)r0 * NH * HD));
         CHECK_OK(op->upload(be, &one.dout, hdo + (size_t)r0 * NH * HD));
-        CHECK_OK(op->upload(be, &one.k, hk + (size_t)r0 * NKV * HD));
-        CHECK_OK(op->upload(be, &one.v, hv + (size_t)r0 * NKV * HD));
+        CHECK_OK(op->upload(be, &one.k, k1 + (size_t)r0 * NKV * HD));
+        CHECK_OK(op->upload(be, &one.v, v1 + (size_t)r0 * NKV * HD));
         srlm_attn_shape s1 = {1, len, NH, NKV, HD, len, &zero, &zero, &len, 0, NULL};
         CHECK_OK(op->attention(be, &one.out, &one.q, &one.k, &one.v, &s1, &one.lse));
         CHECK_OK(op->attention_backward(be, &one.dq, &one.dk, &one.dv, &one.dout, &one.q, &one.k, &one.v, &s1,
@@ -114,14 +117,14 @@ static void run(srlm_backend_kind kind, srlm_dtype dt, const char *name) {
         float *o1 = download(be, &one.out), *l1 = download(be, &one.lse), *dq1 = download(be, &one.dq);
         float *dk1 = download(be, &one.dk), *dv1 = download(be, &one.dv);
         bad_fwd += row_diffs(out, r0, o1, 0, len, NH * HD) + row_diffs(lse, r0, l1, 0, len, NH);
-        bad_bwd += row_diffs(dq, r0, dq1, 0, len, NH * HD) + row_diffs(dk, r0, dk1, 0, len, NKV * HD) +
-                   row_diffs(dv, r0, dv1, 0, len, NKV * HD);
+        bad_bwd += row_diffs(dq, r0, dq1, 0, len, NH * HD) + row_diffs(dk, MAX_SEQ + r0, dk1, 0, len, NKV * HD) +
+                   row_diffs(dv, MAX_SEQ + r0, dv1, 0, len, NKV * HD);
         free(o1), free(l1), free(dq1), free(dk1), free(dv1);
         bufs_free(be, &one);
     }
     const int bad_pad = zeros_missing(out, P, T - P, NH * HD) + zeros_missing(lse, P, T - P, NH) +
-                        zeros_missing(dq, P, T - P, NH * HD) + zeros_missing(dk, P, MAX_SEQ - P, NKV * HD) +
-                        zeros_missing(dv, P, MAX_SEQ - P, NKV * HD);
+                        zeros_missing(dq, P, T - P, NH * HD) + zeros_missing(dk, MAX_SEQ + P, MAX_SEQ - P, NKV * HD) +
+                        zeros_missing(dv, MAX_SEQ + P, MAX_SEQ - P, NKV * HD);
     printf("%s: %d packed sequences vs each alone: %d forward and %d backward values differ, %d padding values "
            "not 0\n", name, NSEG, bad_fwd, bad_bwd, bad_pad);
     CHECK_MSG(bad_fwd == 0 && bad_bwd == 0, "%s: packed sequences differ from each alone", name);

@@ -203,7 +203,8 @@ cpu_attn_piece *cpu_attn_pieces(const srlm_attn_shape *s, int *n, int *max_keys)
     cpu_attn_piece *pc = malloc(sizeof *pc * (size_t)(*n > 0 ? *n : 1));
     if (!pc) return NULL;
     for (int i = 0; i < *n; i++) {
-        pc[i] = s->n_seg > 0 ? (cpu_attn_piece){s->seg_off[i], s->seg_off[i], 0, s->seg_off[i + 1] - s->seg_off[i]}
+        pc[i] = s->n_seg > 0 ? (cpu_attn_piece){s->seg_off[i], (int64_t)s->slot[0] * s->max_seq + s->seg_off[i], 0,
+                                                s->seg_off[i + 1] - s->seg_off[i]}
                              : (cpu_attn_piece){(int64_t)i * s->T, (int64_t)s->slot[i] * s->max_seq, s->n_past[i],
                                                 s->n_new[i]};
         if (pc[i].n_past + pc[i].n_new > *max_keys) *max_keys = pc[i].n_past + pc[i].n_new;
