@@ -115,17 +115,27 @@ __global__ void dropout_kernel(T *x, int64_t xs, int64_t n, int64_t cols, float 
 
 /* ---- host side ---- */
 
+/* The elementwise kernels index in int64: a model's flat (1, n_params) views
+ * of billions of elements pass (7B at tp 1: 6.7e9 columns). */
 srlm_status check_view(const srlm_view *v, const char *op, const char *name) {
     if (v->dtype != SRLM_F32 && v->dtype != SRLM_BF16)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: %s dtype %s, expected F32 or BF16", op, name,
                         srlm_dtype_name(v->dtype));
-    if (v->rows < 0 || v->cols < 0 || v->cols > INT_MAX || v->stride < v->cols)
-        return SRLM_ERR(SRLM_BAD_INPUT, "%s: %s is (%lld, %lld) stride %lld, expected a shape with at "
-                        "most %d columns and stride >= cols", op, name, (long long)v->rows,
-                        (long long)v->cols, (long long)v->stride, INT_MAX);
+    if (v->rows < 0 || v->cols < 0 || v->stride < v->cols)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: %s is (%lld, %lld) stride %lld, expected stride >= cols >= 0",
+                        op, name, (long long)v->rows, (long long)v->cols, (long long)v->stride);
     if ((v->rows * v->cols + kThreads - 1) / kThreads > INT_MAX)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: %s has %lld elements, expected at most %lld", op, name,
                         (long long)(v->rows * v->cols), (long long)INT_MAX * kThreads);
+    return SRLM_OK;
+}
+
+/* The row kernels (kv_store, copy_rows) walk a row's columns with an int. */
+srlm_status check_row_view(const srlm_view *v, const char *op, const char *name) {
+    SRLM_CHECK(check_view(v, op, name));
+    if (v->cols > INT_MAX)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: %s has %lld columns, expected at most %d", op, name,
+                        (long long)v->cols, INT_MAX);
     return SRLM_OK;
 }
 
@@ -153,8 +163,8 @@ unsigned blocks_for(int64_t n) { return (unsigned)((n + kThreads - 1) / kThreads
 extern "C" srlm_status srlm_cuda_kv_store(srlm_view *cache, const srlm_view *kv, int B, int T,
                                           int max_seq, const int *slot, const int *n_past,
                                           const int *n_new, void *stream) {
-    SRLM_CHECK(check_view(cache, "kv_store", "cache"));
-    SRLM_CHECK(check_view(kv, "kv_store", "kv"));
+    SRLM_CHECK(check_row_view(cache, "kv_store", "cache"));
+    SRLM_CHECK(check_row_view(kv, "kv_store", "kv"));
     SRLM_CHECK(check_same_dtype(kv, cache, "kv_store", "kv", "cache"));
     if (kv->cols != cache->cols)
         return SRLM_ERR(SRLM_BAD_INPUT, "kv_store: kv has %lld columns, expected %lld (the cache's)",
@@ -180,8 +190,8 @@ extern "C" srlm_status srlm_cuda_kv_store(srlm_view *cache, const srlm_view *kv,
 
 extern "C" srlm_status srlm_cuda_copy_rows(srlm_view *dst, const srlm_view *src, const int *src_rows,
                                            int n, void *stream) {
-    SRLM_CHECK(check_view(dst, "copy_rows", "dst"));
-    SRLM_CHECK(check_view(src, "copy_rows", "src"));
+    SRLM_CHECK(check_row_view(dst, "copy_rows", "dst"));
+    SRLM_CHECK(check_row_view(src, "copy_rows", "src"));
     SRLM_CHECK(check_same_dtype(dst, src, "copy_rows", "dst", "src"));
     if (dst->cols != src->cols)
         return SRLM_ERR(SRLM_BAD_INPUT, "copy_rows: dst has %lld columns, expected %lld (src's)",

@@ -174,8 +174,34 @@ static void test_dropout(srlm_backend *be, srlm_dtype t) {
     free(x); free(got);
 }
 
+/* A model's flat (1, n_params) views past 2^31 columns (7B at tp 1 holds
+ * 6.7e9): fill, the fp32 master copied into the bf16 weights (what each
+ * optimizer step's refresh does), add; the last elements checked, which an int
+ * index would never reach. 12.9 GB of device memory. */
+static void test_flat_billions(void) {
+    const int64_t n = ((int64_t)1 << 31) + 1001;
+    float *master = gpu_alloc((size_t)n * 4);
+    uint16_t *w = gpu_alloc((size_t)n * 2);
+    srlm_view vm = {master, SRLM_F32, 1, n, n}, vw = {w, SRLM_BF16, 1, n, n};
+    CHECK_OK(srlm_cuda_fill(&vm, 1.5f, NULL));
+    CHECK_OK(srlm_cuda_fill(&vw, NAN, NULL));
+    CHECK_OK(srlm_cuda_copy(&vw, &vm, NULL));  /* 1.5 -> bf16 0x3fc0 */
+    CHECK_OK(srlm_cuda_add(&vw, &vw, NULL));   /* 3.0 -> 0x4040 */
+    uint16_t tail[4];
+    CHECK(cudaMemcpy(tail, w + n - 4, sizeof tail, cudaMemcpyDeviceToHost) == cudaSuccess);
+    int bad = 0;
+    for (int i = 0; i < 4; i++) bad += tail[i] != 0x4040;
+    printf("flat view of %lld elements: fill, copy F32 -> BF16, add reach the end (%d of 4 tail values wrong)\n",
+           (long long)n, bad);
+    CHECK_MSG(bad == 0, "flat (1, %lld) view: tail values 0x%04x .. 0x%04x, expected 0x4040", (long long)n,
+              tail[0], tail[3]);
+    cudaFree(master);
+    cudaFree(w);
+}
+
 int main(void) {
     gpu_skip_without_device("");
+    test_flat_billions();
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     const srlm_dtype ts[2] = {SRLM_F32, SRLM_BF16};
