@@ -9,8 +9,10 @@
 
 /* cpu: srlm_backend_cpu_new(threads); cpu_guarded: the same ops on memory the
  * host cannot touch (a test of the device-memory paths); cuda: srlm_backend_cuda_new(device) in
- * CUDA builds, else SRLM_BAD_INPUT saying the build has no CUDA backend. Every
- * error message starts with "backend.name: NAME: ". */
+ * CUDA builds, else SRLM_BAD_INPUT saying the build has no CUDA backend. `device` is
+ * the rank's node-local index (the GPU of that number, or the only one a
+ * process sees when each rank is given its own). Every error message starts
+ * with "backend.name: NAME: ". */
 srlm_status srlm_backend_new(srlm_backend_kind kind, int threads, int device, srlm_backend **be);
 
 /* The name of a kind as the config spells it ("cpu", "cuda", "cpu_guarded"). */

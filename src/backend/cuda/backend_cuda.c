@@ -20,6 +20,7 @@
 #include "dist/comm_nccl.h"
 #endif
 #include "core/dtype.h"
+#include "core/log.h"
 
 enum {
     BLAS_WORKSPACE = 32 << 20, /* cuBLAS's recommendation for Hopper; plenty for Ampere */
@@ -406,9 +407,17 @@ srlm_status srlm_backend_cuda_new(srlm_backend **out, int device) {
         return SRLM_ERR(SRLM_BAD_INPUT, "no CUDA device available: cudaGetDeviceCount returned %s "
                         "(%s) and %d devices", cudaGetErrorName(e), cudaGetErrorString(e), count);
     }
+    if (device > 0 && count == 1) {
+        /* one GPU visible per process (Slurm's --gpus-per-task, or a per-rank
+         * CUDA_VISIBLE_DEVICES): the node-local rank's GPU is that one */
+        SRLM_INFO("cuda backend: local rank %d sees one GPU (CUDA_VISIBLE_DEVICES %s); using it", device,
+                  getenv("CUDA_VISIBLE_DEVICES") ? getenv("CUDA_VISIBLE_DEVICES") : "unset");
+        device = 0;
+    }
     if (device < 0 || device >= count)
-        return SRLM_ERR(SRLM_BAD_INPUT, "no CUDA device %d: cudaGetDeviceCount found %d (devices 0 .. %d)",
-                        device, count, count - 1);
+        return SRLM_ERR(SRLM_BAD_INPUT, "no CUDA device %d: cudaGetDeviceCount found %d (devices 0 .. %d); one "
+                        "rank per GPU: start at most %d ranks per node, or give each rank its own GPU",
+                        device, count, count - 1, count);
     srlm_backend *be = calloc(1, sizeof *be);
     cuda_impl *c = calloc(1, sizeof *c);
     if (!be || !c) {
