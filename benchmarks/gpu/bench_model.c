@@ -230,6 +230,7 @@ static void time_train(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g
 }
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* every result line reaches the log, also when a time limit kills the run */
     args a;
     parse(argc, argv, &a);
     srlm_backend_kind kind;

@@ -37,6 +37,8 @@ die() {
     echo "bundle.sh: $*" >&2
     exit 2
 }
+# a failed build below must not leave an older archive looking current
+rm -f "$dest/srlm-gpu.tar.xz"
 for tool in cmake ldd strip; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
 done

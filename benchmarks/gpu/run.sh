@@ -23,7 +23,7 @@
 # each benchmark program, default 1200), SRLM_GPU_COMMIT (the commit named in RESULTS.md
 # where the tree is not a git checkout), SRLM_GPU_SANITIZE_TESTS (space-separated
 # test names, e.g. "test_attention_gpu": run the sanitizers on these only, in
-# this order), SRLM_GPU_MODEL=0 (skip the whole-model benchmark of step 4),
+# this order; NAME:memcheck or NAME:racecheck runs that tool only), SRLM_GPU_MODEL=0 (skip the whole-model benchmark of step 4),
 # SRLM_GPU_BUDGET_S (seconds for the whole script, e.g. a lease's: every
 # program's time limit is cut to what is left, each sanitizer run gets an equal
 # share of what the steps before left but at least 60 s, and a step with under
@@ -117,12 +117,18 @@ fi
 
 # ---- 2. gpu-labelled tests ----
 step "2. ctest -L gpu"
-t=$(limit 3600)
+# under a budget the tests get at most half of it: a test that hangs must
+# leave time for the benchmarks
+want=3600
+[ "$budget" != 0 ] && want=$((budget / 2 > 60 ? budget / 2 : 60))
+t=$(limit "$want")
 if [ "$t" = 0 ]; then
     skipped+=("ctest -L gpu")
-elif ! timeout "$t" ctest --test-dir "$build" -L gpu --no-tests=error --output-on-failure 2>&1 | tee "$logs/ctest.log"; then
+elif ! timeout -k 10 "$t" ctest --test-dir "$build" -L gpu --no-tests=error --output-on-failure 2>&1 | tee "$logs/ctest.log"; then
     failed+=("ctest -L gpu")
 fi
+# the passing tests' own output (tolerances met, numbers) is only in ctest's log
+cp "$build/Testing/Temporary/LastTest.log" "$logs/ctest-full.log" 2>/dev/null
 # ctest ran the NCCL test as one rank; with several GPUs, one rank on each
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 if [ "$ngpu" -gt 1 ]; then
@@ -132,7 +138,7 @@ if [ "$ngpu" -gt 1 ]; then
         echo "NCCL across $ngpu GPUs not checked: no mpirun here (a bundle runs single ranks only)"
     elif [ "$t" = 0 ]; then
         skipped+=("test_comm_nccl_gpu on $ngpu GPUs")
-    elif ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout "$t" "$launcher" -np "$ngpu" \
+    elif ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 10 "$t" "$launcher" -np "$ngpu" \
             "$build/tests/test_comm_nccl_gpu" 2>&1 | tee "$logs/comm_nccl_${ngpu}gpus.log"; then
         failed+=("test_comm_nccl_gpu on $ngpu GPUs")
     fi
@@ -147,7 +153,7 @@ t=$(limit "$model_timeout")
 : >"$srlm_tsv"
 if [ "$t" = 0 ]; then
     skipped+=("bench_kernels")
-elif ! timeout "$t" "$build/benchmarks/gpu/bench_kernels" "${quick[@]}" >"$srlm_tsv" 2>"$logs/bench_kernels.err"; then
+elif ! timeout -k 10 "$t" "$build/benchmarks/gpu/bench_kernels" "${quick[@]}" >"$srlm_tsv" 2>"$logs/bench_kernels.err"; then
     cat "$logs/bench_kernels.err" >&2
     failed+=("bench_kernels")
 fi
@@ -157,7 +163,7 @@ if [ "$t" = 0 ]; then
     skipped+=("peers.py")
     peer_note="peer not measured: SRLM_GPU_BUDGET_S spent"
 elif $python -c "import torch" >/dev/null 2>&1; then
-    if ! timeout "$t" $python benchmarks/gpu/peers.py "${quick[@]}" >"$torch_tsv" 2>"$logs/peers.err"; then
+    if ! timeout -k 10 "$t" $python benchmarks/gpu/peers.py "${quick[@]}" >"$torch_tsv" 2>"$logs/peers.err"; then
         cat "$logs/peers.err" >&2
         peer_note="peer not measured: peers.py failed ($logs/peers.err)"
     fi
@@ -195,12 +201,15 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
     [ ${#quick[@]} -gt 0 ] && model_args=(--backend cuda --dtype "$dtype" --config tiny --micro-batches "$micro"
                                           --fill "$fill" --steps 3 --decode 16)
     t=$(limit "$model_timeout")
+    # the 1.1B run writes its random checkpoint (4.4 GB) first: under 90 s it
+    # cannot finish, so the time goes to the steps after it
+    [ ${#quick[@]} = 0 ] && [ "$t" -lt 90 ] && t=0
     if [ "${SRLM_GPU_MODEL:-1}" = 0 ]; then
         echo "skipped (SRLM_GPU_MODEL=0)"
         break
     elif [ "$t" = 0 ]; then
         skipped+=("bench_model ($dtype)")
-    elif timeout "$t" "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >>"$model_txt" \
+    elif timeout -k 10 "$t" "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >>"$model_txt" \
             2>"$logs/bench_model_$dtype.err"; then
         grep "dtype $dtype" "$model_txt"
         grep "^decode_sampled:.*dtype $dtype,.*DIFFERENT" "$model_txt" >/dev/null &&
@@ -238,7 +247,8 @@ awk -F'\t' -v OFS='\t' '
 } | if command -v column >/dev/null 2>&1; then column -t -s $'\t'; else cat; fi
 [ -n "$peer_note" ] && echo "($peer_note)"
 
-if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && [ -s "$table" ] && [ ${#quick[@]} = 0 ]; then
+# the model's rows go in even when the kernel table is empty (bench_kernels failed)
+if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && { [ -s "$table" ] || [ -s "$model_txt" ]; } && [ ${#quick[@]} = 0 ]; then
     day=$(date -u +%Y-%m-%d)
     sha=${SRLM_GPU_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
     rows=$logs/rows.md
@@ -321,12 +331,24 @@ if [ -z "$sanitizer" ]; then
 else
     api_errors=()
     "$sanitizer" --help 2>&1 | grep -q -- --report-api-errors && api_errors=(--report-api-errors no)
-    # every kernel test, or those of SRLM_GPU_SANITIZE_TESTS in its order
+    # every kernel test, or those of SRLM_GPU_SANITIZE_TESTS in its order (an
+    # entry NAME:TOOL runs that tool only, e.g. a heavy test's memcheck alone)
     names=()
+    declare -A tools_of=()
     if [ -n "${SRLM_GPU_SANITIZE_TESTS:-}" ]; then
-        for name in $SRLM_GPU_SANITIZE_TESTS; do
+        for entry in $SRLM_GPU_SANITIZE_TESTS; do
+            name=${entry%%:*}
+            tool=""
+            [ "$entry" != "$name" ] && tool=${entry#*:}
+            case "$tool" in
+                "" | memcheck | racecheck) ;;
+                *) echo "SRLM_GPU_SANITIZE_TESTS entry $entry: the tool is memcheck or racecheck"
+                   failed+=("sanitize $entry: no such tool")
+                   continue ;;
+            esac
             if [ -f "tests/gpu/$name.c" ]; then
                 names+=("$name")
+                tools_of[$name]=${tool:-memcheck racecheck}
             else
                 echo "SRLM_GPU_SANITIZE_TESTS names $name, which is not a tests/gpu/test_*.c program"
                 failed+=("sanitize $name: no such test")
@@ -342,15 +364,21 @@ else
         done
         echo "sanitizers on every kernel test (test_comm_nccl_gpu left out: no srlm kernels in it)"
     fi
-    runs_left=$((2 * ${#names[@]}))
+    runs_left=0
+    for name in "${names[@]}"; do
+        set -- ${tools_of[$name]:-memcheck racecheck}
+        runs_left=$((runs_left + $#))
+    done
     for name in "${names[@]}"; do
         bin=$build/tests/$name
+        tools=${tools_of[$name]:-memcheck racecheck}
         if [ ! -x "$bin" ]; then
             failed+=("$name: not built")
-            runs_left=$((runs_left - 2))
+            set -- $tools
+            runs_left=$((runs_left - $#))
             continue
         fi
-        for tool in memcheck racecheck; do
+        for tool in $tools; do
             # under a budget each run gets an equal share of what is left, but
             # at least 60 s (a heavy test under racecheck needs minutes): the
             # runs that then find too little left are skipped
@@ -371,7 +399,7 @@ else
             # API errors are left to the tests (srlm checks every CUDA call, and
             # test_backend_cuda_gpu provokes an out-of-memory error on purpose);
             # the sanitizer is here for device-side accesses and races
-            timeout "$t" "$sanitizer" --tool "$tool" "${api_errors[@]}" --error-exitcode 86 \
+            timeout -k 10 "$t" "$sanitizer" --tool "$tool" "${api_errors[@]}" --error-exitcode 86 \
                 "$bin" >"$log" 2>&1
             rc=$?
             case $rc in

@@ -60,6 +60,7 @@ cat >"$b/benchmarks/gpu/bench_kernels" <<'EOF'
 #!/bin/sh
 # run.sh's TSV: impl kernel dtype shape ms value unit ref ref_value pct_of_ref
 [ "${SRLM_FAKE_BUNDLE:-}" = yes ] || { echo "the bundle's environment did not arrive" >&2; exit 1; }
+[ -n "${FAKE_KERNELS_FAIL:-}" ] && { echo "stand-in bench_kernels: an illegal address" >&2; exit 1; }
 printf 'impl\tkernel\tdtype\tshape\tms\tvalue\tunit\tref\tref_value\tpct_of_ref\n'
 printf 'srlm\tmemcpy_d2d\t-\t1GiB\t0.5\t2000.0\tGB/s\tmemcpy_GB/s\t2000.0\t100.0\n'
 printf 'srlm\tlogprob_fwd\tbf16\t8x8\t0.25\t1900.0\tGB/s\tmemcpy_GB/s\t2000.0\t95.0\n'
@@ -150,6 +151,16 @@ grep -q "| model decode, batch 32, sampled on the device | bf16 | 1.1B, 64 steps
     "$work/results.md" || fail "RESULTS.md: the sampled decode row is missing or malformed"
 tail -n 1 "$work/results.md" | grep -q "model decode" || fail "RESULTS.md: the rows are not at the end of their section"
 
+# 1c. bench_kernels fails: the whole model's rows still reach RESULTS.md
+printf '# Results\n' >"$work/results-nokernels.md"
+run nokernels.log SRLM_GPU_QUICK=0 SRLM_GPU_RESULTS="$work/results-nokernels.md" SRLM_GPU_SANITIZE_TESTS=test_rope_gpu \
+    FAKE_KERNELS_FAIL=1
+rc=$?
+[ "$rc" = 1 ] || fail "a run whose bench_kernels failed exited $rc (expected 1)"
+grep -q "FAILED: bench_kernels" "$work/nokernels.log" || fail "the failed bench_kernels was not reported"
+grep -q "| model train step (fwd+bwd+AdamW) | bf16 |" "$work/results-nokernels.md" ||
+    fail "RESULTS.md: the model rows were dropped because bench_kernels failed"
+
 # 2. a budget: the sanitizer runs (2 s each) that no longer fit are skipped and named
 run budget.log SRLM_GPU_BUDGET_S=30 SANITIZER_SLEEP=2 \
     SRLM_GPU_SANITIZE_TESTS="test_rope_gpu test_adamw_gpu test_swiglu_gpu test_rmsnorm_gpu test_embedding_gpu"
@@ -164,6 +175,12 @@ first=$(grep -m1 -E "^test_[a-z_]+ +memcheck" "$work/budget.log" | cut -d' ' -f1
 grep -q "memcheck test_swiglu_gpu" "$work/budget.log" && grep -q "^test_swiglu_gpu" "$work/budget.log" &&
     fail "test_swiglu_gpu was both run and skipped"
 grep -q "logprob_fwd" "$work/budget.log" || fail "the budget skipped the kernel benchmarks, which fit"
+
+# 2b. NAME:TOOL runs that tool only
+run tools.log SRLM_GPU_SANITIZE_TESTS="test_rope_gpu:memcheck test_adamw_gpu"
+grep -q "^test_rope_gpu *memcheck *clean" "$work/tools.log" || fail "test_rope_gpu:memcheck did not run memcheck"
+grep -q "^test_rope_gpu *racecheck" "$work/tools.log" && fail "test_rope_gpu:memcheck ran racecheck too"
+grep -q "^test_adamw_gpu *racecheck *clean" "$work/tools.log" || fail "test_adamw_gpu (no tool named) did not run racecheck"
 
 # 3. failures: a hazard, a failing test, an unknown sanitizer test
 run fail.log SANITIZER_HAZARD=test_rope_gpu FAKE_TEST_FAIL=1 SRLM_GPU_SANITIZE_TESTS="test_rope_gpu test_nope" \
