@@ -9,7 +9,12 @@
 # The tp and dp layouts run again with backend.dtype bfloat16 (bf16 activations
 # in the allreduces, fp32 master weights gathered over dp), and tp 2 once more
 # with the logits in chunks of 3 rows (train.sft.logits_chunk), compared below
-# with the unchunked tp 2 run.
+# with the unchunked tp 2 run. Each layout runs a third time with
+# SRLM_GUARDED_DEVICE_COMM=1: cpu_guarded then offers a device communicator
+# (MPI on its guarded pages), so the model and trainer take the paths NCCL
+# takes on GPUs (allreduces on the views themselves, ZeRO-1's reduce-scatter
+# and in-place gathers on device buffers); the weights must again equal cpu's
+# (with tp 2 a bf16 allreduce adds two values once either way).
 set -u
 bin="$SRLM_BIN"
 model="$SRLM_FIXTURES/llama/tiny-gqa"
@@ -37,6 +42,12 @@ for layout in "tp 2 parallel.tp=2" "dp 2 parallel.dp=2" "tp4 4 parallel.tp=4" \
   done
   cmp -s runs/${name}_cpu/sft/model/model.safetensors runs/${name}_cpu_guarded/sft/model/model.safetensors \
     && echo "$name: weights identical on cpu and cpu_guarded" || fail "$name: weights differ between cpu and cpu_guarded"
+  $MPIEXEC -np "$np" $MPIEXEC_FLAGS env SRLM_GUARDED_DEVICE_COMM=1 "$bin" sft sft.yaml --quiet \
+    run.name=${name}_devcomm backend.name=cpu_guarded "$@" > ${name}_devcomm.log 2>&1 \
+    || fail "$name on cpu_guarded with device collectives exited $? ($(tail -1 ${name}_devcomm.log))"
+  cmp -s runs/${name}_cpu/sft/model/model.safetensors runs/${name}_devcomm/sft/model/model.safetensors \
+    && echo "$name: weights identical on cpu and with device collectives" \
+    || fail "$name: weights differ between cpu and cpu_guarded with device collectives"
 done
 # bf16 at dp 2 (fp32 master shards gathered each step) against dp 1: the
 # gradients are summed in another order, so compare through log-probs

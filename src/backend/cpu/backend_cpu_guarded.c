@@ -6,7 +6,13 @@
  * device-memory paths of the trainer, the engine and the model are tested on a
  * machine with no GPU; the arithmetic is the CPU backend's, so results must be
  * bit-identical to backend cpu. Slow (two mprotect calls per op and
- * allocation): for tests, not for runs. */
+ * allocation): for tests, not for runs.
+ *
+ * With SRLM_GUARDED_DEVICE_COMM=1 in the environment it also offers a device
+ * communicator (device_comm), as the CUDA backend offers NCCL: MPI on the
+ * guarded pages, opened around each call. The model and trainer then take
+ * their device-collective paths (collectives on the views themselves, ZeRO-1's
+ * in-place gathers), which otherwise only run with NCCL on GPUs. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +21,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
+#include "dist/comm.h"
 #include "generate/sampler.h"
 
 typedef struct {
@@ -184,10 +191,76 @@ static srlm_status guarded_sample(srlm_backend *be, const srlm_view *logits, con
     return st != SRLM_OK ? st : closed;
 }
 
+/* ---- the device communicator: MPI on the guarded pages ---- */
+
+typedef struct {
+    srlm_backend *be;
+    srlm_comm    *mpi; /* the caller's, not owned */
+} guarded_comm;
+
+static srlm_comm *inner_of(srlm_comm *c) { return ((guarded_comm *)c->impl)->mpi; }
+static srlm_backend *be_of(srlm_comm *c) { return ((guarded_comm *)c->impl)->be; }
+
+/* One wrapper per collective: open the pages, run MPI's, close them again. */
+#define GUARDED_COMM(name, params, args)                             \
+    static srlm_status gcomm_##name params {                         \
+        srlm_comm *in = inner_of(c);                                 \
+        SRLM_CHECK(protect_all(be_of(c), PROT_READ | PROT_WRITE));   \
+        srlm_status st = in->ops->name args;                         \
+        srlm_status closed = protect_all(be_of(c), PROT_NONE);       \
+        return st != SRLM_OK ? st : closed;                          \
+    }
+
+GUARDED_COMM(allreduce, (srlm_comm *c, void *buf, size_t n, srlm_comm_dtype t, srlm_reduce_op op),
+             (in, buf, n, t, op))
+GUARDED_COMM(reduce_scatter_f32, (srlm_comm *c, const float *send, float *recv, size_t n), (in, send, recv, n))
+GUARDED_COMM(allgather, (srlm_comm *c, const void *send, void *recv, size_t n, srlm_comm_dtype t),
+             (in, send, recv, n, t))
+GUARDED_COMM(gatherv_bytes, (srlm_comm *c, const void *send, size_t sb, void *recv, const size_t *rb, int root),
+             (in, send, sb, recv, rb, root))
+GUARDED_COMM(broadcast, (srlm_comm *c, void *buf, size_t bytes, int root), (in, buf, bytes, root))
+GUARDED_COMM(send, (srlm_comm *c, const void *buf, size_t bytes, int dest, int tag), (in, buf, bytes, dest, tag))
+GUARDED_COMM(recv, (srlm_comm *c, void *buf, size_t bytes, int src, int tag), (in, buf, bytes, src, tag))
+GUARDED_COMM(barrier, (srlm_comm *c), (in))
+
+static void gcomm_destroy(srlm_comm *c) { free(c->impl); }
+
+static const srlm_comm_ops GUARDED_COMM_OPS = {
+    .name = "MPI on guarded memory",
+    .allreduce = gcomm_allreduce,
+    .reduce_scatter_f32 = gcomm_reduce_scatter_f32,
+    .allgather = gcomm_allgather,
+    .gatherv_bytes = gcomm_gatherv_bytes,
+    .broadcast = gcomm_broadcast,
+    .send = gcomm_send,
+    .recv = gcomm_recv,
+    .barrier = gcomm_barrier,
+    .split = NULL,
+    .destroy = gcomm_destroy,
+};
+
+static srlm_status guarded_device_comm(srlm_backend *be, srlm_comm *mpi, srlm_comm **out) {
+    *out = NULL;
+    const char *on = getenv("SRLM_GUARDED_DEVICE_COMM");
+    if (!on || strcmp(on, "1") != 0 || !mpi) return SRLM_OK; /* none: callers stage through the host */
+    srlm_comm *c = calloc(1, sizeof *c);
+    guarded_comm *g = calloc(1, sizeof *g);
+    if (!c || !g) {
+        free(c);
+        free(g);
+        return SRLM_ERR(SRLM_FAILED, "cpu_guarded backend: out of memory for a device communicator");
+    }
+    *g = (guarded_comm){be, mpi};
+    *c = (srlm_comm){&GUARDED_COMM_OPS, srlm_comm_rank(mpi), srlm_comm_size(mpi), g};
+    *out = c;
+    return SRLM_OK;
+}
+
 static const srlm_backend_ops GUARDED_OPS = {
     .name = "cpu_guarded",
     .host_memory = 0,
     .destroy = guarded_destroy,
+    .device_comm = guarded_device_comm,
     .sample = guarded_sample,
     .alloc = guarded_alloc,
     .free = guarded_free,
