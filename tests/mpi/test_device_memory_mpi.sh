@@ -3,9 +3,9 @@
 # tests/cli/test_device_memory.sh for backend cpu_guarded): tensor parallelism
 # (the activations' allreduces and the kv group's gradient sums staged through
 # the host) and data parallelism (ZeRO-1 on host copies of the gradients and
-# weights) give bit-identical weights on cpu and cpu_guarded, as does
-# generation with tp = 2 under srlm run's machinery (srlm generate has no tp, so
-# the engine's tp path is the one test_engine_tp covers on host memory).
+# weights) give bit-identical weights on cpu and cpu_guarded, as does one
+# iteration of srlm run at tp 2 (generation, judging and DPO sharded over two
+# ranks; srlm generate has no tp).
 # The tp and dp layouts run again with backend.dtype bfloat16 (bf16 activations
 # in the allreduces, fp32 master weights gathered over dp), and tp 2 once more
 # with the logits in chunks of 3 rows (train.sft.logits_chunk), compared below
@@ -49,6 +49,24 @@ for layout in "tp 2 parallel.tp=2" "dp 2 parallel.dp=2" "tp4 4 parallel.tp=4" \
     && echo "$name: weights identical on cpu and with device collectives" \
     || fail "$name: weights differ between cpu and cpu_guarded with device collectives"
 done
+# one srlm run iteration at tp 2: candidates, judgements and M2 on all three
+. "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
+loop_small_config run.yaml "$work/loop" "$model"
+for be in cpu cpu_guarded devcomm; do
+  name=$be env=""
+  [ $be = devcomm ] && be=cpu_guarded env=SRLM_GUARDED_DEVICE_COMM=1
+  $MPIEXEC -np 2 $MPIEXEC_FLAGS env $env "$bin" run run.yaml --quiet run.name=$name backend.name=$be parallel.tp=2 \
+    > run_$name.log 2>&1 || fail "srlm run at tp 2 on $name exited $? ($(tail -1 run_$name.log))"
+done
+[ "$(cat loop/cpu/iter-1/candidates/*.jsonl 2>/dev/null | wc -l)" -gt 0 ] || fail "srlm run at tp 2 wrote no candidates"
+for name in cpu_guarded devcomm; do
+  cmp -s loop/cpu/models/M2/model.safetensors loop/$name/models/M2/model.safetensors &&
+    cmp -s <(cat loop/cpu/iter-1/candidates/*.jsonl loop/cpu/iter-1/judgements/*.jsonl) \
+           <(cat loop/$name/iter-1/candidates/*.jsonl loop/$name/iter-1/judgements/*.jsonl) &&
+    echo "srlm run at tp 2: candidates, judgements and M2 identical on cpu and $name" ||
+    fail "srlm run at tp 2: $name differs from cpu"
+done
+
 # bf16 at dp 2 (fp32 master shards gathered each step) against dp 1: the
 # gradients are summed in another order, so compare through log-probs
 "$bin" sft sft.yaml --quiet run.name=dp1_bf16 backend.dtype=bfloat16 > dp1_bf16.log 2>&1 \
