@@ -101,6 +101,30 @@ static void compare_arrays(const char *op, const float *ref, const float *got, s
               op, srlm_dtype_name(g_dt), rel, tl, bad);
 }
 
+/* BF16 outputs, one rounding: the fp32 reference rounded to bf16 is what the
+ * CPU twin gives (widen, fp32 op, round once). The GPU's fp32 math differs
+ * from the CPU's in the last bits only (summation order, libm ulps: ~1e-7
+ * relative), so its rounding differs on a small share of elements; an op that
+ * rounds an intermediate too differs on about a quarter, which the 1e-2 norm
+ * tolerance above cannot tell from one rounding. A numpy model of these
+ * shapes (2026-11-27): a 1e-7 relative perturbation or another summation
+ * order moves 1.6e-4 of the elements; rounding rmsnorm's normalized x or
+ * swiglu's silu(gate) first moves 0.24 and 0.28. Attention is left out: its
+ * tensor-core path rounds P to bf16 by design. */
+static void check_rounded_once(const char *op, const float *ref, const float *got, size_t n) {
+    size_t differ = 0, finite = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(ref[i])) continue;
+        finite++;
+        const float once = bf16_round(ref[i]);
+        differ += memcmp(&once, &got[i], sizeof once) != 0;
+    }
+    const double share = finite ? (double)differ / (double)finite : 0.0;
+    printf("%-30s %-4s rounded once: %.2e of the elements differ from the CPU twin's bf16\n", op, "bf16", share);
+    CHECK_MSG(share <= 2e-2, "%s (bf16 pass): %.3g of the elements differ from the CPU twin's bf16 (> 2e-2: an "
+              "extra rounding?)", op, share);
+}
+
 static void compare(const char *op, const pair *p, double tl) {
     size_t n = (size_t)(p->c.rows * p->c.cols);
     float *ref = malloc(sizeof(float) * (n ? n : 1)), *got = malloc(sizeof(float) * (n ? n : 1));
@@ -108,6 +132,7 @@ static void compare(const char *op, const pair *p, double tl) {
     CHECK_OK(g_cpu->ops->download(g_cpu, ref, &p->c));
     CHECK_OK(g_gpu->ops->download(g_gpu, got, &p->g));
     compare_arrays(op, ref, got, n, tl);
+    if (p->g.dtype == SRLM_BF16 && !strstr(op, "attention")) check_rounded_once(op, ref, got, n);
     free(ref);
     free(got);
 }
