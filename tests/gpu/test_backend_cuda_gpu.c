@@ -471,7 +471,22 @@ static void test_matmul_backward(void) {
     CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dw.g, &dy.g, &x.g));
     compare("matmul_dw (accumulates)", &dw, 1e-5);
     CHECK(g_gpu->ops->matmul_dw(g_gpu, &dx.g, &dy.g, &x.g) == SRLM_BAD_INPUT);
+    /* strided views (column slices of wider buffers), as test_matmul has them:
+     * each stride becomes a leading dimension of its own */
+    pair dys = mk_as(g_dt, N, FF, 8), ws = mk_as(g_dt, FF, DIM, 32), dxs = mk_as(g_dt, N, DIM, 4);
+    pair xs = mk_as(g_dt, N, DIM, 16), dws = mk_as(SRLM_F32, FF, DIM, 24);
+    randomize(&dys, 1.0f, 0.0f);
+    randomize(&ws, 0.0625f, 0.0f);
+    randomize(&xs, 1.0f, 0.0f);
+    randomize(&dws, 0.1f, 0.0f);
+    CHECK_OK(g_cpu->ops->matmul_dx(g_cpu, &dxs.c, &dys.c, &ws.c, 0));
+    CHECK_OK(g_gpu->ops->matmul_dx(g_gpu, &dxs.g, &dys.g, &ws.g, 0));
+    compare("matmul_dx strided", &dxs, tol(1e-5, 1e-2));
+    CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dws.c, &dys.c, &xs.c));
+    CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dws.g, &dys.g, &xs.g));
+    compare("matmul_dw strided (accumulates)", &dws, 1e-5);
     drop(&dy), drop(&w), drop(&dx), drop(&x), drop(&dw);
+    drop(&dys), drop(&ws), drop(&dxs), drop(&xs), drop(&dws);
 }
 
 static void test_embedding_backward(void) {
