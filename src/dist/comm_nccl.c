@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/dynlib.h"
 #include "dist/comm_nccl.h"
@@ -20,8 +21,7 @@
 static struct {
     __typeof__(&ncclGetUniqueId) get_unique_id;
     __typeof__(&ncclCommInitRank) comm_init_rank;
-    __typeof__(&ncclCommFinalize) comm_finalize;
-    __typeof__(&ncclCommDestroy) comm_destroy;
+    __typeof__(&ncclCommAbort) comm_abort;
     __typeof__(&ncclGetErrorString) get_error_string;
     __typeof__(&ncclGetLastError) get_last_error;
     __typeof__(&ncclAllReduce) all_reduce;
@@ -37,8 +37,7 @@ static struct {
 /* the call sites keep NCCL's names (and their error messages say them) */
 #define ncclGetUniqueId (nccl_fn.get_unique_id)
 #define ncclCommInitRank (nccl_fn.comm_init_rank)
-#define ncclCommFinalize (nccl_fn.comm_finalize)
-#define ncclCommDestroy (nccl_fn.comm_destroy)
+#define ncclCommAbort (nccl_fn.comm_abort)
 #define ncclGetErrorString (nccl_fn.get_error_string)
 #define ncclGetLastError (nccl_fn.get_last_error)
 #define ncclAllReduce (nccl_fn.all_reduce)
@@ -60,8 +59,7 @@ srlm_status srlm_comm_nccl_load(void) {
 #define LOAD(field, name) SRLM_CHECK(srlm_dynlib_sym(h, soname, name, (void **)&nccl_fn.field))
     LOAD(get_unique_id, "ncclGetUniqueId");
     LOAD(comm_init_rank, "ncclCommInitRank");
-    LOAD(comm_finalize, "ncclCommFinalize");
-    LOAD(comm_destroy, "ncclCommDestroy");
+    LOAD(comm_abort, "ncclCommAbort");
     LOAD(get_error_string, "ncclGetErrorString");
     LOAD(get_last_error, "ncclGetLastError");
     LOAD(all_reduce, "ncclAllReduce");
@@ -243,12 +241,24 @@ done:
     return st;
 }
 
+/* Teardown is local to this rank. ncclCommFinalize (and so ncclCommDestroy
+ * without it) waits until every rank of the communicator has finalized too:
+ * a rank that fails and cleans up before main's MPI_Abort would wait there for
+ * peers that wait for it elsewhere (a barrier, another communicator), and the
+ * job would hang until its watchdog. So this rank's own enqueued work gets up
+ * to 10 s to finish (on a clean exit it has: every collective's result was
+ * used), then ncclCommAbort frees the communicator without waiting for the
+ * others. */
 static void nc_destroy(srlm_comm *c) {
     nccl_impl *m = impl_of(c);
     if (!m) return;
     if (m->comm) {
-        ncclCommFinalize(m->comm); /* flush what is still enqueued */
-        ncclCommDestroy(m->comm);
+        for (int i = 0; i < 1000 && cudaStreamQuery(m->stream) == cudaErrorNotReady; i++) {
+            struct timespec ten_ms = {0, 10 * 1000 * 1000};
+            nanosleep(&ten_ms, NULL);
+        }
+        cudaGetLastError(); /* a stream error was reported by the call that met it */
+        ncclCommAbort(m->comm);
     }
     if (m->scratch) cudaFree(m->scratch);
     free(m);
