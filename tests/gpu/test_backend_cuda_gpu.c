@@ -120,7 +120,8 @@ static void check_rounded_once(const char *op, const float *ref, const float *go
         differ += memcmp(&once, &got[i], sizeof once) != 0;
     }
     const double share = finite ? (double)differ / (double)finite : 0.0;
-    printf("%-30s %-4s rounded once: %.2e of the elements differ from the CPU twin's bf16\n", op, "bf16", share);
+    printf("%-30s %-4s rounded once: %.2e of the elements differ from the CPU twin's bf16\n", op,
+           srlm_dtype_name(g_dt), share);
     CHECK_MSG(share <= 2e-2, "%s (bf16 pass): %.3g of the elements differ from the CPU twin's bf16 (> 2e-2: an "
               "extra rounding?)", op, share);
 }
