@@ -80,8 +80,11 @@ int main(int argc, char **argv) {
             MPI_Comm_size(MPI_COMM_WORLD, &size);
         }
         if (st != SRLM_OK) {
-            if (size > 1) fprintf(stderr, "[rank %d] ", rank);
-            fprintf(stderr, "srlm %s: %s: %s\n", argv[1], st == SRLM_INTERRUPTED ? "stopped" : "error",
+            /* one fprintf, so one write: the rank prefix written apart could be
+             * separated from its line by mpirun's forwarding (seen in CI) */
+            char prefix[32] = "";
+            if (size > 1) snprintf(prefix, sizeof prefix, "[rank %d] ", rank);
+            fprintf(stderr, "%ssrlm %s: %s: %s\n", prefix, argv[1], st == SRLM_INTERRUPTED ? "stopped" : "error",
                     srlm_last_error());
             if (getenv("SRLM_DEBUG")) fprintf(stderr, "  (raised at %s)\n", srlm_last_error_where());
         }
