@@ -58,11 +58,12 @@ extern "C" srlm_status srlm_cuda_rope(srlm_view *x, const int *pos, int n_heads,
     if (x->dtype != SRLM_F32 && x->dtype != SRLM_BF16)
         return SRLM_ERR(SRLM_BAD_INPUT, "rope: x dtype %s, expected F32 or BF16",
                         srlm_dtype_name(x->dtype));
-    /* the cos/sin table must fit the default 48 KiB of shared memory */
-    if (head_dim < 2 || head_dim % 2 || head_dim > 12288 || n_heads < 1)
+    /* up to 1024, the CPU twin's and the model's limit (the cos/sin table in
+     * shared memory would fit up to 12288) */
+    if (head_dim < 2 || head_dim % 2 || head_dim > 1024 || n_heads < 1)
         return SRLM_ERR(SRLM_BAD_INPUT,
                         "rope: n_heads %d, head_dim %d, expected n_heads >= 1 and an even head_dim "
-                        "in 2 .. 12288", n_heads, head_dim);
+                        "in 2 .. 1024", n_heads, head_dim);
     /* as the CPU twin: the heads are the first n_heads * head_dim columns, any
      * further columns are left alone */
     if (x->cols < (int64_t)n_heads * head_dim || x->stride < x->cols)

@@ -75,6 +75,20 @@ static inline srlm_status srlm_attn_seg_check(const char *op, const srlm_attn_sh
     return SRLM_OK;
 }
 
+/* The sequences of an attention call fit T and the cache: slot in range, n_past
+ * and n_new within a slot. Every backend checks this before indexing the cache
+ * by them (a slot past the cache made the CUDA kernels read and write beyond it). */
+static inline srlm_status srlm_attn_seq_check(const char *op, const srlm_view *cache, const srlm_attn_shape *s) {
+    const int64_t slots = s->max_seq > 0 ? cache->rows / s->max_seq : 0;
+    for (int b = 0; b < s->B; b++)
+        if (s->n_new[b] < 0 || s->n_new[b] > s->T || s->n_past[b] < 0 ||
+            s->n_past[b] + s->n_new[b] > s->max_seq || s->slot[b] < 0 || s->slot[b] >= slots)
+            return SRLM_ERR(SRLM_BAD_INPUT, "%s: sequence %d has slot %d, n_past %d and n_new %d, but T is %d and "
+                            "the cache holds %lld slots of %d rows", op, b, s->slot[b], s->n_past[b], s->n_new[b],
+                            s->T, (long long)slots, s->max_seq);
+    return SRLM_OK;
+}
+
 /* The attention ops' lse view (NULL passes): F32, (B*T, n_heads) with
  * contiguous rows (the CUDA kernels index it as row * n_heads + head). Every
  * backend checks it with this, so all refuse the same views. */

@@ -7,7 +7,8 @@
  * read (NaN there) and their dk, dv are 0. The packed call uses slot 1 of a
  * two-slot cache (slot 0 NaN, never read). On F32 views (the CPU backend and
  * the guarded one) and BF16 views. Malformed packings are refused by both
- * ops with a message. */
+ * ops with a message; a sequence outside the cache (slot or rows) by kv_store
+ * and both attention ops. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,6 +148,26 @@ static void run(srlm_backend_kind kind, srlm_dtype dt, const char *name) {
         CHECK_MSG(op->attention_backward(be, &pk.dq, &pk.dk, &pk.dv, &pk.dout, &pk.q, &pk.k, &pk.v, &bad[i].s,
                                          NULL, NULL) == SRLM_BAD_INPUT,
                   "%s: attention_backward accepted packed sequences with %s", name, bad[i].what);
+    }
+
+    /* sequences outside the cache (2 slots of MAX_SEQ rows), refused by the
+     * three ops that index the cache by them, before touching it */
+    const int two = 2, minus1 = -1, past = MAX_SEQ - P + 1;
+    struct { const char *what; srlm_attn_shape s; } outside[] = {
+        {"slot 2 of 2", {1, T, NH, NKV, HD, MAX_SEQ, &two, &zero, &n_new, 0, NULL}},
+        {"slot -1", {1, T, NH, NKV, HD, MAX_SEQ, &minus1, &zero, &n_new, 0, NULL}},
+        {"rows past the slot", {1, T, NH, NKV, HD, MAX_SEQ, &slot1, &past, &n_new, 0, NULL}},
+    };
+    srlm_view kv = srlm_view_rows(pk.dk, 0, T);
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+        CHECK_MSG(op->kv_store(be, &pk.k, &kv, &outside[i].s) == SRLM_BAD_INPUT, "%s: kv_store accepted %s", name,
+                  outside[i].what);
+        printf("%s: %s: %s\n", name, outside[i].what, srlm_last_error());
+        CHECK_MSG(op->attention(be, &pk.out, &pk.q, &pk.k, &pk.v, &outside[i].s, NULL) == SRLM_BAD_INPUT,
+                  "%s: attention accepted %s", name, outside[i].what);
+        CHECK_MSG(op->attention_backward(be, &pk.dq, &pk.dk, &pk.dv, &pk.dout, &pk.q, &pk.k, &pk.v, &outside[i].s,
+                                         NULL, NULL) == SRLM_BAD_INPUT,
+                  "%s: attention_backward accepted %s", name, outside[i].what);
     }
 
     bufs_free(be, &pk);

@@ -138,15 +138,21 @@ srlm_status cpu_rmsnorm(srlm_backend *be, srlm_view *y, const srlm_view *x,
  * pairs, and frequency j rotates elements j and j + d/2. The angles are computed in
  * fp32 the way transformers does (inv_freq = 1 / theta^(2j/d), angle = pos * inv_freq).
  * sign = -1 rotates back: the transpose, used by the backward pass. */
-void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,
-                     float sign) {
+srlm_status cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,
+                            float sign) {
+    /* the tables below hold half a head: 1024 is the model's limit too */
+    if (head_dim < 2 || head_dim % 2 || head_dim > 1024 || n_heads < 1 || x->cols < (int64_t)n_heads * head_dim)
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: rope: %d heads of %d on %lld columns; expected n_heads >= 1, "
+                        "an even head_dim in 2 .. 1024 and the heads within the columns", n_heads, head_dim,
+                        (long long)x->cols);
     int half = head_dim / 2;
+    float inv_freq[512]; /* per call, not per row: the same powf values, a third of the work */
+    for (int j = 0; j < half; j++) inv_freq[j] = 1.0f / powf(theta, (float)(2 * j) / (float)head_dim);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < x->rows; i++) {
         float c[512], s[512];
         for (int j = 0; j < half; j++) {
-            float inv_freq = 1.0f / powf(theta, (float)(2 * j) / (float)head_dim);
-            float angle = (float)pos[i] * inv_freq;
+            float angle = (float)pos[i] * inv_freq[j];
             c[j] = cosf(angle);
             s[j] = sign * sinf(angle);
         }
@@ -160,18 +166,19 @@ void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, fl
             }
         }
     }
+    return SRLM_OK;
 }
 
 srlm_status cpu_rope(srlm_backend *be, srlm_view *x, const int *pos, int n_heads,
                             int head_dim, float theta) {
     (void)be;
-    cpu_rope_rotate(x, pos, n_heads, head_dim, theta, 1.0f);
-    return SRLM_OK;
+    return cpu_rope_rotate(x, pos, n_heads, head_dim, theta, 1.0f);
 }
 
 srlm_status cpu_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *kv,
                                 const srlm_attn_shape *s) {
     (void)be;
+    SRLM_CHECK(srlm_attn_seq_check("kv_store", cache, s));
     for (int b = 0; b < s->B; b++)
         for (int t = 0; t < s->n_new[b]; t++) {
             int64_t dst = (int64_t)s->slot[b] * s->max_seq + s->n_past[b] + t;
@@ -222,6 +229,7 @@ srlm_status cpu_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
     (void)be;
     SRLM_CHECK(srlm_attn_lse_check("attention", lse, s));
     SRLM_CHECK(srlm_attn_seg_check("attention", s));
+    SRLM_CHECK(srlm_attn_seq_check("attention", k_cache, s));
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int b = 0; b < s->B; b++)

@@ -101,8 +101,7 @@ srlm_status cpu_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw,
 srlm_status cpu_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, int n_heads,
                               int head_dim, float theta) {
     (void)be;
-    cpu_rope_rotate(dx, pos, n_heads, head_dim, theta, -1.0f);
-    return SRLM_OK;
+    return cpu_rope_rotate(dx, pos, n_heads, head_dim, theta, -1.0f);
 }
 
 /* For one (piece, KV head): its query heads one after another, query blocks of
@@ -120,6 +119,7 @@ srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *d
      * needed, but it is checked as every backend checks it */
     SRLM_CHECK(srlm_attn_saved_check(saved_out, saved_lse, s));
     SRLM_CHECK(srlm_attn_seg_check("attention_backward", s));
+    SRLM_CHECK(srlm_attn_seq_check("attention_backward", k_cache, s));
     const int hd = s->head_dim, group = s->n_heads / s->n_kv_heads;
     const float scale = 1.0f / sqrtf((float)hd);
     /* dk, dv: every row of each used slot starts at 0 (rows no key reaches stay

@@ -66,19 +66,6 @@ static srlm_status want_gemm(const char *op, const char *cn, const srlm_view *c,
     return SRLM_OK;
 }
 
-/* The sequences of an attention call fit T and the cache (the copies below
- * index the cache by them). */
-static srlm_status want_seqs(const char *op, const srlm_view *cache, const srlm_attn_shape *s) {
-    const int64_t slots = s->max_seq > 0 ? cache->rows / s->max_seq : 0;
-    for (int b = 0; b < s->B; b++)
-        if (s->n_new[b] < 0 || s->n_new[b] > s->T || s->n_past[b] < 0 ||
-            s->n_past[b] + s->n_new[b] > s->max_seq || s->slot[b] < 0 || s->slot[b] >= slots)
-            return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: %s: sequence %d has slot %d, n_past %d and n_new %d, "
-                            "but T is %d and the cache holds %lld slots of %d rows", op, b, s->slot[b],
-                            s->n_past[b], s->n_new[b], s->T, (long long)slots, s->max_seq);
-    return SRLM_OK;
-}
-
 /* ---- conversion and staging ---- */
 
 /* (rows x cols) elements from src (dtype st, rows ss elements apart) to dst
@@ -301,7 +288,7 @@ static srlm_status op_kv_store(srlm_backend *be, srlm_view *cache, const srlm_vi
         return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: kv_store shapes: kv (%lld,%lld) for B %d x T %d into cache "
                         "(%lld,%lld)", (long long)kv->rows, (long long)kv->cols, s->B, s->T,
                         (long long)cache->rows, (long long)cache->cols);
-    SRLM_CHECK(want_seqs("kv_store", cache, s));
+    SRLM_CHECK(srlm_attn_seq_check("cpu backend: kv_store", cache, s));
     for (int b = 0; b < s->B; b++)
         for (int t = 0; t < s->n_new[b]; t++)
             memcpy(ROW16(cache, (int64_t)s->slot[b] * s->max_seq + s->n_past[b] + t),
@@ -372,7 +359,7 @@ static srlm_status want_attn_shapes(const char *op, const srlm_view *q, const sr
                         s->T, s->n_heads, s->head_dim, (long long)k_cache->rows, (long long)k_cache->cols,
                         s->n_kv_heads);
     SRLM_CHECK(srlm_attn_seg_check(op, s));
-    return want_seqs(op, k_cache, s);
+    return srlm_attn_seq_check(op, k_cache, s);
 }
 
 static srlm_status op_attention(srlm_backend *be, srlm_view *out, const srlm_view *q, const srlm_view *k_cache,

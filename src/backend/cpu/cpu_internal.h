@@ -97,7 +97,7 @@ typedef struct {
 cpu_attn_piece *cpu_attn_pieces(const srlm_attn_shape *s, int *n, int *max_keys);
 
 /* rope with the angle's sign chosen by `sign` (+1 forward, -1 backward) */
-void cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,
-                     float sign);
+srlm_status cpu_rope_rotate(srlm_view *x, const int *pos, int n_heads, int head_dim, float theta,
+                            float sign);
 
 #endif

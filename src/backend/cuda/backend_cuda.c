@@ -230,18 +230,13 @@ srlm_status cuda_check_same(const char *op, const char *an, const srlm_view *a, 
     return SRLM_OK;
 }
 
-srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_attn_shape *s,
+srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_view *cache, const srlm_attn_shape *s,
                             srlm_cuda_attn_shape *cs) {
-    int max_len = 0;
-    for (int b = 0; b < s->B; b++) {
-        int len = s->n_past[b] + s->n_new[b];
-        if (s->n_new[b] < 0 || s->n_new[b] > s->T || s->n_past[b] < 0 || len > s->max_seq)
-            return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: %s: sequence %d has n_past %d and n_new %d, "
-                            "but T is %d and the cache holds %d rows per slot", op, b, s->n_past[b],
-                            s->n_new[b], s->T, s->max_seq);
-        if (len > max_len) max_len = len;
-    }
+    SRLM_CHECK(srlm_attn_seq_check(op, cache, s));
     SRLM_CHECK(srlm_attn_seg_check(op, s));
+    int max_len = 0;
+    for (int b = 0; b < s->B; b++)
+        if (s->n_past[b] + s->n_new[b] > max_len) max_len = s->n_past[b] + s->n_new[b];
     /* packed sequences go to the kernels as per-row bounds (2 T ints) */
     int *bounds = NULL;
     const size_t bytes = sizeof(int) * (size_t)s->B, row_bytes = sizeof(int) * (size_t)s->T;

@@ -143,7 +143,7 @@ srlm_status cuda_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *
                         srlm_dtype_name(k_cache->dtype), s->n_kv_heads);
     if (s->B == 0 || s->T == 0) return SRLM_OK;
     srlm_cuda_attn_shape cs;
-    SRLM_CHECK(cuda_attn_stage(be, "attention_backward", s, &cs));
+    SRLM_CHECK(cuda_attn_stage(be, "attention_backward", k_cache, s, &cs));
     size_t bytes = srlm_cuda_attention_bwd_workspace(&cs);
     void *ws;
     SRLM_CHECK(cuda_workspace(be, bytes, &ws));

@@ -118,7 +118,7 @@ srlm_status cuda_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *k
                         srlm_dtype_name(cache->dtype));
     if (s->B == 0) return SRLM_OK;
     srlm_cuda_attn_shape cs;
-    SRLM_CHECK(cuda_attn_stage(be, "kv_store", s, &cs));
+    SRLM_CHECK(cuda_attn_stage(be, "kv_store", cache, s, &cs));
     return srlm_cuda_kv_store(cache, kv, s->B, s->T, s->max_seq, cs.slot, cs.n_past, cs.n_new,
                               cuda_stream(be));
 }
@@ -138,7 +138,7 @@ srlm_status cuda_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
     SRLM_CHECK(srlm_attn_lse_check("cuda backend: attention", lse, s));
     if (s->B == 0 || s->T == 0) return SRLM_OK;
     srlm_cuda_attn_shape cs;
-    SRLM_CHECK(cuda_attn_stage(be, "attention", s, &cs));
+    SRLM_CHECK(cuda_attn_stage(be, "attention", k_cache, s, &cs));
     if (s->T == 1 && !lse) { /* decoding: split the long key range over blocks */
         size_t bytes = srlm_cuda_attention_decode_workspace(&cs);
         void *ws;

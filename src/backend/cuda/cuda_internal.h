@@ -101,9 +101,9 @@ srlm_status cuda_check_same(const char *op, const char *an, const srlm_view *a, 
                             const srlm_view *b);
 
 /* The per-sequence arrays of an attention call staged on the device, plus
- * max_len computed on the host; checks that the new rows fit the cache. */
+ * max_len computed on the host; checks that the slots and new rows fit the cache. */
 #include "attention.h"
-srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_attn_shape *s,
+srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_view *cache, const srlm_attn_shape *s,
                             srlm_cuda_attn_shape *cs);
 
 /* forward ops (backend_cuda_ops.c) */
