@@ -100,7 +100,9 @@ __device__ __forceinline__ Chunk block_chunk(const Params &p, int chunk_len, int
     const int b = blockIdx.z, h = blockIdx.y, c = blockIdx.x;
     /* the single new row sits at position n_past and sees keys 0 .. n_past */
     int len = p.n_new[b] > 0 ? p.n_past[b] + 1 : 0;
-    len = min(len, n_chunks * chunk_len); /* max_len was too small: stay in bounds */
+    /* n_past inconsistent with max_len (the launch API does not read the device
+     * lengths back): stay within the chunks and the slot */
+    len = min(len, min(n_chunks * chunk_len, p.max_seq));
     Chunk ch;
     ch.j0 = c * chunk_len;
     ch.j1 = min(ch.j0 + chunk_len, len);

@@ -272,8 +272,10 @@ __global__ void __launch_bounds__(kThreads)
         int c; /* -1 when the target is outside this shard */
         __device__ void operator()(int j0, float *v, int n) {
             for (int k = 0; k < n; k++) {
-                float g = -d * (expf(v[k] - m) * inv); /* the CPU's expression and order */
-                if (j0 + k == c) g += d;
+                /* the CPU's expression and order; _rn: no fused multiply-add
+                 * (nvcc contracts by default, the CPU build does not) */
+                float g = __fmul_rn(-d, __fmul_rn(expf(v[k] - m), inv));
+                if (j0 + k == c) g = __fadd_rn(g, d);
                 v[k] = g;
             }
         }

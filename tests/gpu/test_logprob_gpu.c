@@ -21,7 +21,9 @@
  *    4e-3, the outputs are rounded to bf16 (2^-9 relative each, |output| <=
  *    |dlogp|). A wrong kernel (a missing -1 at the target, a wrong max or sum)
  *    errs by order 1. Rows with dlogp == 0 exactly 0; padding columns (stride >
- *    cols) untouched. */
+ *    cols) untouched.
+ * Then one vocabulary split over 2 and 4 shards (run_sharded): the shards'
+ * results, combined as a tp caller does, against the one-shard CPU result. */
 #include "backend/backend.h"
 #include "gpu_util.h"
 #include "logprob.h"
@@ -155,6 +157,113 @@ static void run_case(srlm_backend *be, const lp_case *c, uint64_t seed) {
     free(ref); free(got);
 }
 
+/* One vocabulary split over `shards` tp ranks, as the model calls the kernels:
+ * each shard a column range of the same rows (a view at column offset j * w,
+ * vocab_start j * w); the two-pass path takes the host max of the shards' maxima,
+ * the fused path merges (mx_r, se_r) as se = sum_r se_r exp(mx_r - mx); both
+ * must give the one-shard CPU result. Row 0's last shard is all -inf (a rank
+ * holding only padding); row 1's targets sit on the shard edges. Backward per
+ * shard with the global mx and se must equal the whole row's backward. */
+static void run_sharded(srlm_backend *be, srlm_dtype dt, int shards, uint64_t seed) {
+    const int rows = 6, w = 4000, cols = shards * w;
+    const size_t n = (size_t)rows * cols;
+    const char *dn = srlm_dtype_name(dt);
+    float *x = malloc(n * 4), *ref = malloc(n * 4), *got = malloc(n * 4);
+    int *tgt = malloc(sizeof(int) * rows);
+    float *dlogp = malloc(4 * (size_t)rows);
+    for (size_t i = 0; i < n; i++) x[i] = 3.0f * (float)srlm_rng_normal(seed, i);
+    const int edges[] = {0, w - 1, w, cols - 1};
+    for (int i = 0; i < rows; i++) {
+        tgt[i] = i < 4 ? edges[i] : (int)(srlm_rng_u64(seed + 1, (uint64_t)i) % (uint64_t)(cols - w));
+        x[(size_t)i * cols + tgt[i]] += 12.0f;
+        dlogp[i] = (float)srlm_rng_normal(seed + 2, (uint64_t)i);
+    }
+    tgt[0] = 17; /* row 0's last shard is padding: its target lies elsewhere */
+    for (int j = cols - w; j < cols; j++) x[j] = -INFINITY;
+    round_to_dtype(x, n, dt);
+
+    srlm_view hv = {x, SRLM_F32, rows, cols, cols};
+    float *rmx = malloc(4 * rows), *rse = malloc(4 * rows), *rtl = malloc(4 * rows);
+    CHECK_OK(be->ops->row_max(be, &hv, rmx));
+    CHECK_OK(be->ops->row_sumexp_target(be, &hv, rmx, tgt, 0, rse, rtl));
+    memcpy(ref, x, n * 4);
+    srlm_view rv = {ref, SRLM_F32, rows, cols, cols};
+    CHECK_OK(be->ops->logprob_backward(be, &rv, rmx, rse, tgt, 0, dlogp));
+
+    const size_t es = srlm_dtype_size(dt), fb = 4 * (size_t)rows;
+    void *dx = gpu_from_f32(x, n, dt);
+    int *dtgt = gpu_from_host(tgt, sizeof(int) * rows);
+    float *dmx = gpu_poisoned(fb), *dse = gpu_poisoned(fb), *dtl = gpu_poisoned(fb);
+    float *mx = calloc(rows, 4), *se = calloc(rows, 4), *tl = calloc(rows, 4);
+    float *fmx = malloc(fb), *fse = calloc(rows, 4), *ftl = calloc(rows, 4);
+    float *lmx = malloc(fb), *lse = malloc(fb), *ltl = malloc(fb);
+    for (int i = 0; i < rows; i++) mx[i] = fmx[i] = -INFINITY;
+    for (int pass = 0; pass < 3; pass++) /* 0: local maxima, 1: sums with the global max, 2: fused */
+        for (int r = 0; r < shards; r++) {
+            srlm_view sh = {(char *)dx + (size_t)r * w * es, dt, rows, w, cols};
+            const int64_t v0 = (int64_t)r * w;
+            if (pass == 0) CHECK_OK(srlm_cuda_row_max(&sh, dmx, NULL));
+            if (pass == 1) {
+                CHECK(cudaMemcpy(dmx, mx, fb, cudaMemcpyHostToDevice) == cudaSuccess);
+                CHECK_OK(srlm_cuda_row_sumexp_target(&sh, dmx, dtgt, v0, dse, dtl, NULL));
+            }
+            if (pass == 2) CHECK_OK(srlm_cuda_row_logsumexp_target(&sh, dtgt, v0, dmx, dse, dtl, NULL));
+            CHECK(cudaDeviceSynchronize() == cudaSuccess);
+            CHECK(cudaMemcpy(lmx, dmx, fb, cudaMemcpyDeviceToHost) == cudaSuccess);
+            CHECK(cudaMemcpy(lse, dse, fb, cudaMemcpyDeviceToHost) == cudaSuccess);
+            CHECK(cudaMemcpy(ltl, dtl, fb, cudaMemcpyDeviceToHost) == cudaSuccess);
+            for (int i = 0; i < rows; i++) {
+                if (pass == 0) mx[i] = fmaxf(mx[i], lmx[i]);
+                if (pass == 1) { se[i] += lse[i]; tl[i] += ltl[i]; }
+                if (pass == 2) {
+                    if (i == 0 && r == shards - 1)
+                        CHECK_MSG(lmx[0] == -INFINITY && lse[0] == 0.0f && ltl[0] == 0.0f,
+                                  "%s: a padding-only shard gave max %g, sum %g, target %g", dn, lmx[0], lse[0], ltl[0]);
+                    /* the merge a vocab-parallel caller does */
+                    float m = fmaxf(fmx[i], lmx[i]);
+                    fse[i] = (fmx[i] == -INFINITY ? 0.0f : fse[i] * expf(fmx[i] - m)) +
+                             (lmx[i] == -INFINITY ? 0.0f : lse[i] * expf(lmx[i] - m));
+                    fmx[i] = m;
+                    ftl[i] += ltl[i];
+                }
+            }
+        }
+    double se_err = 0, fused_err = 0;
+    for (int i = 0; i < rows; i++) {
+        CHECK_MSG(mx[i] == rmx[i] && fmx[i] == rmx[i], "%s x%d row %d: max %.9g / fused %.9g, cpu %.9g", dn,
+                  shards, i, mx[i], fmx[i], rmx[i]);
+        CHECK_MSG(tl[i] == rtl[i] && ftl[i] == rtl[i], "%s x%d row %d: target %.9g / fused %.9g, cpu %.9g", dn,
+                  shards, i, tl[i], ftl[i], rtl[i]);
+        double e = fabs((double)se[i] - rse[i]) / rse[i], f = fabs((double)fse[i] - rse[i]) / rse[i];
+        se_err = e > se_err || isnan(e) ? e : se_err;
+        fused_err = f > fused_err || isnan(f) ? f : fused_err;
+    }
+    CHECK_MSG(se_err <= 1e-5, "%s x%d shards: sum-exp relative error %.3g", dn, shards, se_err);
+    CHECK_MSG(fused_err <= 1e-5, "%s x%d shards: fused merged sum-exp relative error %.3g", dn, shards, fused_err);
+
+    /* backward shard by shard with the global (CPU) mx and se */
+    float *dgmx = gpu_from_host(rmx, fb), *dgse = gpu_from_host(rse, fb), *ddl = gpu_from_host(dlogp, fb);
+    for (int r = 0; r < shards; r++) {
+        srlm_view sh = {(char *)dx + (size_t)r * w * es, dt, rows, w, cols};
+        CHECK_OK(srlm_cuda_logprob_backward(&sh, dgmx, dgse, dtgt, (int64_t)r * w, ddl, NULL));
+    }
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    gpu_to_f32(got, dx, n, dt);
+    double bw_err = 0;
+    for (size_t k = 0; k < n; k++) {
+        double e = fabs((double)got[k] - ref[k]) / fabs((double)dlogp[k / cols]);
+        bw_err = e > bw_err || isnan(e) ? e : bw_err;
+    }
+    const double bw_tol = dt == SRLM_F32 ? 1e-6 : 4e-3;
+    CHECK_MSG(bw_err <= bw_tol, "%s x%d shards: backward error %.3g of |dlogp|", dn, shards, bw_err);
+    printf("%-4s %d x %5d in %d shards: sum-exp %.1e, fused merged %.1e, backward %.1e\n", dn, rows, cols, shards,
+           se_err, fused_err, bw_err);
+    cudaFree(dx); cudaFree(dtgt); cudaFree(dmx); cudaFree(dse); cudaFree(dtl); cudaFree(dgmx); cudaFree(dgse);
+    cudaFree(ddl);
+    free(x); free(ref); free(got); free(tgt); free(dlogp); free(rmx); free(rse); free(rtl); free(mx); free(se);
+    free(tl); free(fmx); free(fse); free(ftl); free(lmx); free(lse); free(ltl);
+}
+
 int main(void) {
     gpu_skip_without_device("");
     srlm_backend *be;
@@ -168,6 +277,8 @@ int main(void) {
         {1, 3, 3, 0, SRLM_F32},              /* fewer columns than a vector */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 100 + 10 * i);
+    run_sharded(be, SRLM_F32, 4, 500);
+    run_sharded(be, SRLM_BF16, 2, 510);
 
     /* argument checks: no launch, an SRLM_BAD_INPUT naming what was expected */
     float *d = gpu_poisoned(64);
