@@ -27,3 +27,9 @@ srlm_status srlm_dynlib_sym(void *handle, const char *soname, const char *name, 
     return SRLM_ERR(SRLM_FAILED, "%s has no function %s (%s): a library older than the one srlm was built with?",
                     soname, name, err ? err : "not found");
 }
+
+void *srlm_dynlib_sym_optional(void *handle, const char *name) {
+    void *fn = dlsym(handle, name);
+    dlerror(); /* a missing name is not an error here */
+    return fn;
+}

@@ -15,4 +15,8 @@ srlm_status srlm_dynlib_open(const char *soname, const char *dir, const char *wh
 /* The address of `name` in the library `soname` opened as `handle`. */
 srlm_status srlm_dynlib_sym(void *handle, const char *soname, const char *name, void **fn);
 
+/* The address of `name`, or NULL when this version of the library lacks it
+ * (for functions srlm can do without). */
+void *srlm_dynlib_sym_optional(void *handle, const char *name);
+
 #endif

@@ -23,7 +23,8 @@ static struct {
     __typeof__(&ncclCommInitRank) comm_init_rank;
     __typeof__(&ncclCommAbort) comm_abort;
     __typeof__(&ncclGetErrorString) get_error_string;
-    __typeof__(&ncclGetLastError) get_last_error;
+    __typeof__(&ncclGetLastError) get_last_error; /* NULL before NCCL 2.13 */
+    __typeof__(&ncclGetVersion) get_version;
     __typeof__(&ncclAllReduce) all_reduce;
     __typeof__(&ncclReduceScatter) reduce_scatter;
     __typeof__(&ncclAllGather) all_gather;
@@ -40,6 +41,7 @@ static struct {
 #define ncclCommAbort (nccl_fn.comm_abort)
 #define ncclGetErrorString (nccl_fn.get_error_string)
 #define ncclGetLastError (nccl_fn.get_last_error)
+#define ncclGetVersion (nccl_fn.get_version)
 #define ncclAllReduce (nccl_fn.all_reduce)
 #define ncclReduceScatter (nccl_fn.reduce_scatter)
 #define ncclAllGather (nccl_fn.all_gather)
@@ -61,7 +63,7 @@ srlm_status srlm_comm_nccl_load(void) {
     LOAD(comm_init_rank, "ncclCommInitRank");
     LOAD(comm_abort, "ncclCommAbort");
     LOAD(get_error_string, "ncclGetErrorString");
-    LOAD(get_last_error, "ncclGetLastError");
+    LOAD(get_version, "ncclGetVersion");
     LOAD(all_reduce, "ncclAllReduce");
     LOAD(reduce_scatter, "ncclReduceScatter");
     LOAD(all_gather, "ncclAllGather");
@@ -71,6 +73,15 @@ srlm_status srlm_comm_nccl_load(void) {
     LOAD(group_start, "ncclGroupStart");
     LOAD(group_end, "ncclGroupEnd");
 #undef LOAD
+    nccl_fn.get_last_error = (__typeof__(nccl_fn.get_last_error))srlm_dynlib_sym_optional(h, "ncclGetLastError");
+    /* bf16 collectives came with 2.10 (code major * 10000 + minor * 100 + patch since 2.9) */
+    int version = 0;
+    ncclResult_t rc = ncclGetVersion(&version);
+    if (rc != ncclSuccess)
+        return SRLM_ERR(SRLM_FAILED, "%s: ncclGetVersion failed: %s", soname, ncclGetErrorString(rc));
+    if (version < 21000)
+        return SRLM_ERR(SRLM_FAILED, "%s is NCCL version code %d; srlm needs NCCL 2.10 or newer (bf16 collectives): "
+                        "put a newer NCCL's lib folder on LD_LIBRARY_PATH", soname, version);
     loaded = 1;
     return SRLM_OK;
 }
@@ -96,7 +107,8 @@ __attribute__((format(printf, 5, 6))) static srlm_status lib_failed(const char *
 }
 
 static const char *nccl_error(ncclResult_t rc, ncclComm_t comm, char *buf, size_t cap) {
-    const char *last = ncclGetLastError(comm);
+    /* NCCL's last error may describe an earlier call: it is only added in brackets */
+    const char *last = ncclGetLastError ? ncclGetLastError(comm) : NULL;
     snprintf(buf, cap, "%s%s%s%s", ncclGetErrorString(rc), last && *last ? " (" : "", last ? last : "",
              last && *last ? ")" : "");
     return buf;

@@ -298,7 +298,9 @@ static srlm_status load_model(srlm_llama *m, const srlm_checkpoint *ck, srlm_bac
         SRLM_CHECK(srlm_comm_split(tp, kv_head_start(m), m->tp_rank, &m->kv_group));
     if (be->ops->device_comm && m->tp_size > 1) {
         srlm_status st = be->ops->device_comm(be, tp, &m->tp_dev);
-        if (st == SRLM_OK && srlm_comm_size(m->kv_group) > 1) st = be->ops->device_comm(be, m->kv_group, &m->kv_dev);
+        /* the KV replicas' group sums weight gradients only: no communicator to infer */
+        if (st == SRLM_OK && training && srlm_comm_size(m->kv_group) > 1)
+            st = be->ops->device_comm(be, m->kv_group, &m->kv_dev);
         if (st != SRLM_OK) {
             srlm_llama_free(m);
             return st;
@@ -313,9 +315,12 @@ static srlm_status load_model(srlm_llama *m, const srlm_checkpoint *ck, srlm_bac
     int64_t vocab_part = (int64_t)m->vocab_local * D;
     int64_t total = vocab_part * (m->tied ? 1 : 2) + per_layer * L + D;
     m->n_params_local = total;
-    m->layers = calloc((size_t)L, sizeof *m->layers);
-    if (!m->layers) return SRLM_ERR(SRLM_FAILED, "out of memory for the layer table");
     srlm_status st;
+    m->layers = calloc((size_t)L, sizeof *m->layers);
+    if (!m->layers) {
+        st = SRLM_ERR(SRLM_FAILED, "out of memory for the layer table");
+        goto fail; /* the device communicators above are freed there */
+    }
     SRLM_CHECK_GOTO(be->ops->alloc(be, &m->params, be->dtype, 1, total, "model weights"), st, fail);
     carve_weights(m, m->params, &m->embed, m->layers, &m->final_norm, &m->lm_head);
     if (training && be->dtype != SRLM_F32) {
@@ -345,11 +350,16 @@ srlm_status srlm_llama_refresh_params(srlm_llama *m) {
     return m->be->ops->copy(m->be, &m->params, &m->master);
 }
 
-void srlm_llama_free(srlm_llama *m) {
+void srlm_llama_free_device_comms(srlm_llama *m) {
     srlm_comm_free(m->kv_dev);
     srlm_comm_free(m->tp_dev);
+    m->kv_dev = m->tp_dev = NULL;
+}
+
+void srlm_llama_free(srlm_llama *m) {
+    srlm_llama_free_device_comms(m);
     srlm_comm_free(m->kv_group);
-    m->kv_dev = m->tp_dev = m->kv_group = NULL;
+    m->kv_group = NULL;
     if (m->params.data) m->be->ops->free(m->be, &m->params);
     if (m->master.data) m->be->ops->free(m->be, &m->master);
     free(m->layers);

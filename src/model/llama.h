@@ -113,6 +113,11 @@ static inline srlm_view srlm_llama_record_view(const srlm_llama *m, srlm_view v)
 /* params = master rounded to be->dtype, after an optimizer step (no-op without a master). */
 srlm_status srlm_llama_refresh_params(srlm_llama *m);
 void        srlm_llama_free(srlm_llama *m);
+/* Ends the device communicators alone (srlm_llama_free does it too). A teardown
+ * calls it first: freeing device memory waits for the stream, and after an error
+ * a collective whose peers never came would hold it; a communicator's end waits
+ * a bounded time for the stream, then aborts what it still runs. */
+void        srlm_llama_free_device_comms(srlm_llama *m);
 
 /* KV cache: `slots` sequences of up to `max_seq` positions, every layer, one allocation. */
 typedef struct {

@@ -573,9 +573,13 @@ static srlm_status write_metrics(trainer *t, FILE *f, const step_result *r, doub
 static void trainer_close(trainer *t) {
     srlm_sft_data_free(&t->sft);
     srlm_dpo_data_free(&t->dpo);
+    /* the device communicators first (before the backend, whose stream they
+     * use, and before any device free, which waits for that stream) */
+    srlm_comm_free(t->dp_dev);
+    t->dp_dev = NULL;
+    if (t->opened & 2) srlm_llama_free_device_comms(&t->m);
     if (t->opened & 8) srlm_train_acts_free(&t->acts, &t->m);
     if (t->opened & 4) srlm_llama_grads_free(&t->g, &t->m);
-    srlm_comm_free(t->dp_dev); /* before the backend, whose stream it uses */
     if (t->own_views) {
         if (t->m_v.data) t->be->ops->free(t->be, &t->m_v);
         if (t->v_v.data) t->be->ops->free(t->be, &t->v_v);
