@@ -4,12 +4,15 @@
  * arguments. libnccl is opened at the first communicator (core/dynlib.h), not
  * linked: the names below go through a table of its functions. */
 #include <cuda_runtime.h>
+#include <mpi.h>
 #include <nccl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/dynlib.h"
 #include "dist/comm_nccl.h"
@@ -22,6 +25,7 @@ static struct {
     __typeof__(&ncclGetUniqueId) get_unique_id;
     __typeof__(&ncclCommInitRank) comm_init_rank;
     __typeof__(&ncclCommAbort) comm_abort;
+    __typeof__(&ncclCommGetAsyncError) comm_get_async_error;
     __typeof__(&ncclGetErrorString) get_error_string;
     __typeof__(&ncclGetLastError) get_last_error; /* NULL before NCCL 2.13 */
     __typeof__(&ncclGetVersion) get_version;
@@ -39,6 +43,7 @@ static struct {
 #define ncclGetUniqueId (nccl_fn.get_unique_id)
 #define ncclCommInitRank (nccl_fn.comm_init_rank)
 #define ncclCommAbort (nccl_fn.comm_abort)
+#define ncclCommGetAsyncError (nccl_fn.comm_get_async_error)
 #define ncclGetErrorString (nccl_fn.get_error_string)
 #define ncclGetLastError (nccl_fn.get_last_error)
 #define ncclGetVersion (nccl_fn.get_version)
@@ -62,6 +67,7 @@ srlm_status srlm_comm_nccl_load(void) {
     LOAD(get_unique_id, "ncclGetUniqueId");
     LOAD(comm_init_rank, "ncclCommInitRank");
     LOAD(comm_abort, "ncclCommAbort");
+    LOAD(comm_get_async_error, "ncclCommGetAsyncError");
     LOAD(get_error_string, "ncclGetErrorString");
     LOAD(get_version, "ncclGetVersion");
     LOAD(all_reduce, "ncclAllReduce");
@@ -91,9 +97,101 @@ typedef struct {
     cudaStream_t stream;
     int          device;
     float       *scratch; /* one float on the device, for the barrier */
+    int          world_rank, rank, size; /* for the monitor's message */
 } nccl_impl;
 
 static nccl_impl *impl_of(const srlm_comm *c) { return c->impl; }
+
+/* ---- the asynchronous-error monitor ----
+ * A dead peer or a network failure reaches NCCL as an asynchronous error of
+ * the communicator (ncclCommGetAsyncError) while its kernels keep waiting: the
+ * stream never drains, and the rank would sit in a stream wait until its
+ * watchdog, with no word of why. So a thread polls every live communicator
+ * once a second, as PyTorch's and XLA's NCCL watchdogs do. On an error it
+ * writes which communicator and what NCCL reports, then ends the process with
+ * exit status 1, and mpirun ends the job: it may not call MPI (the library runs
+ * MPI_THREAD_FUNNELED), and going on past a collective that never completed
+ * would use results that never arrived. */
+enum { MONITOR_MAX = 64 };
+static pthread_mutex_t g_mon_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t  g_mon_wake = PTHREAD_COND_INITIALIZER;
+static nccl_impl      *g_live[MONITOR_MAX];
+static int             g_n_live, g_mon_running;
+static pthread_t       g_mon;
+
+static void monitor_fail(const nccl_impl *m, ncclResult_t e) {
+    char        msg[1024];
+    const char *last = ncclGetLastError ? ncclGetLastError(m->comm) : NULL;
+    int n = m->world_rank >= 0 ? snprintf(msg, sizeof msg, "[rank %d] ", m->world_rank) : 0;
+    snprintf(msg + n, sizeof msg - (size_t)n,
+             "srlm: NCCL reports %s on a %d-rank device communicator (this rank is %d of it)%s%s%s: a peer "
+             "process died or the network failed; ending this rank with exit status 1 (rerun the same command "
+             "to resume)\n", ncclGetErrorString(e), m->size, m->rank, last && *last ? " (" : "",
+             last && *last ? last : "", last && *last ? ")" : "");
+    /* write(2) and _exit: the main thread may hold stdio or CUDA locks */
+    ssize_t ignored = write(2, msg, strlen(msg));
+    (void)ignored;
+    _exit(SRLM_FAILED);
+}
+
+static void *monitor(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&g_mon_lock);
+    while (g_mon_running) {
+        for (int i = 0; i < g_n_live; i++) {
+            ncclResult_t e = ncclSuccess;
+            /* ncclInProgress: a non-blocking call still running, not a failure */
+            if (ncclCommGetAsyncError(g_live[i]->comm, &e) == ncclSuccess && e != ncclSuccess && e != ncclInProgress)
+                monitor_fail(g_live[i], e);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&g_mon_wake, &g_mon_lock, &until);
+    }
+    pthread_mutex_unlock(&g_mon_lock);
+    return NULL;
+}
+
+/* Adds m to the polled communicators (the first starts the thread). */
+static srlm_status monitor_add(nccl_impl *m) {
+    srlm_status st = SRLM_OK;
+    pthread_mutex_lock(&g_mon_lock);
+    if (g_n_live == MONITOR_MAX) {
+        st = SRLM_ERR(SRLM_FAILED, "setting up NCCL: more than %d device communicators in one process", MONITOR_MAX);
+    } else {
+        g_live[g_n_live++] = m;
+        if (!g_mon_running) {
+            g_mon_running = 1;
+            if (pthread_create(&g_mon, NULL, monitor, NULL) != 0) {
+                g_mon_running = 0;
+                g_n_live--;
+                st = SRLM_ERR(SRLM_FAILED, "setting up NCCL: cannot start the thread that watches for its "
+                              "asynchronous errors");
+            }
+        }
+    }
+    pthread_mutex_unlock(&g_mon_lock);
+    return st;
+}
+
+/* Removes m before it is aborted (the last one stops the thread). */
+static void monitor_remove(const nccl_impl *m) {
+    int stop = 0;
+    pthread_mutex_lock(&g_mon_lock);
+    for (int i = 0; i < g_n_live; i++)
+        if (g_live[i] == m) {
+            g_live[i] = g_live[--g_n_live];
+            break;
+        }
+    if (g_n_live == 0 && g_mon_running) {
+        g_mon_running = 0;
+        stop = 1;
+        pthread_cond_signal(&g_mon_wake);
+    }
+    pthread_mutex_unlock(&g_mon_lock);
+    if (stop) pthread_join(g_mon, NULL);
+}
 
 /* "<what>: <call> failed: <library's error string>[ (NCCL's last error)]". */
 __attribute__((format(printf, 5, 6))) static srlm_status lib_failed(const char *file, int line, const char *call,
@@ -265,6 +363,7 @@ static void nc_destroy(srlm_comm *c) {
     nccl_impl *m = impl_of(c);
     if (!m) return;
     if (m->comm) {
+        monitor_remove(m);
         for (int i = 0; i < 1000 && cudaStreamQuery(m->stream) == cudaErrorNotReady; i++) {
             struct timespec ten_ms = {0, 10 * 1000 * 1000};
             nanosleep(&ten_ms, NULL);
@@ -342,6 +441,16 @@ local_done:
     m->stream = (cudaStream_t)cuda_stream;
     NCCL_TRY_GOTO(st, fail, NULL, ncclCommInitRank, (&m->comm, size, hello.id, rank),
                   "setting up NCCL: rank %d of %d joining on device %d", rank, size, device);
+    int mpi_up = 0;
+    MPI_Initialized(&mpi_up);
+    m->world_rank = -1;
+    if (mpi_up) MPI_Comm_rank(MPI_COMM_WORLD, &m->world_rank);
+    m->rank = rank;
+    m->size = size;
+    if ((st = monitor_add(m)) != SRLM_OK) {
+        ncclCommAbort(m->comm);
+        goto fail;
+    }
     c->ops = &NCCL_OPS;
     c->rank = rank;
     c->size = size;

@@ -8,7 +8,10 @@
  *   - dtypes map to NCCL's (BF16 -> ncclBfloat16, BYTE -> ncclUint8);
  *   - send/recv are ncclSend/ncclRecv: tags are ignored, order is stream order,
  *     and both sides must be enqueued before either completes;
- *   - gatherv is a group of send/recv (the root copies its own part on the stream).
+ *   - gatherv is a group of send/recv (the root copies its own part on the stream);
+ *   - a thread polls every live communicator's asynchronous error once a second
+ *     and ends the process (exit status 1, with NCCL's words) on one: a dead
+ *     peer would otherwise hold the stream until the watchdog.
  *
  * Compiled with -Werror in the CUDA build, but not run in this repository's CI
  * (no GPU there): the first run on GPUs is its first test. */
