@@ -3,7 +3,8 @@
  * inputs, output poisoned (NaN) before the kernel and cache rows that must not
  * be read filled with NaN. Shapes: contexts from 1 to 20000 keys (one chunk,
  * many chunks, over 128 chunks, chunks forced by the 2048-key cap), B > 1
- * with slots permuted, a padding sequence (n_new = 0 -> zero row), GQA and
+ * with slots permuted, a padding sequence (n_new = 0 -> zero row; all of them
+ * in one call), GQA and
  * MHA, head_dim 36, 64, 80, 128 and 256, padded row strides. Both partial
  * kernels run: the 16-byte vector path (rows of whole 16-byte vectors on
  * 16-byte boundaries: every case without "scalar" in its name) and the scalar
@@ -51,6 +52,9 @@ static const dec_case cases[] = {
      {3000, 2047, 2048, 10, 3099, 1, 2500, 7}, {1, 1, 1, 1, 1, 1, 1, 1}},
     {"scalar gqa 6/3 hd80 pad 1", SRLM_BF16, 2, 6, 3, 80, 2048, 2, 1, {1, 0}, {0, 2047}, {1, 1}},
     {"scalar gqa 4/2 hd36", SRLM_BF16, 2, 4, 2, 36, 600, 2, 0, {1, 0}, {511, 70}, {1, 1}},
+    /* every sequence padding: zero rows, every chunk empty */
+    {"all padding gqa 4/2 hd64", SRLM_F32, 2, 4, 2, 64, 256, 2, 0, {1, 0}, {10, 200}, {0, 0}},
+    {"all padding gqa 4/2 hd64", SRLM_BF16, 2, 4, 2, 64, 256, 2, 0, {1, 0}, {10, 200}, {0, 0}},
 };
 
 static void run_case(srlm_backend *be, const dec_case *c, uint64_t seed) {

@@ -201,6 +201,15 @@ static void test_matmul(void) {
         compare("matmul bf16 -> f32", &yf, 1e-5);
         drop(&yf);
     }
+    /* decoding's few rows (the CPU twin takes another path for 3 or fewer) */
+    for (int rows = 1; rows <= 3; rows += 2) {
+        pair yr = mk(rows, FF);
+        srlm_view xc = srlm_view_rows(x.c, 0, rows), xg = srlm_view_rows(x.g, 0, rows);
+        CHECK_OK(g_cpu->ops->matmul(g_cpu, &yr.c, &xc, &w.c, 0));
+        CHECK_OK(g_gpu->ops->matmul(g_gpu, &yr.g, &xg, &w.g, 0));
+        compare(rows == 1 ? "matmul, 1 row" : "matmul, 3 rows", &yr, tol(1e-5, 1e-2));
+        drop(&yr);
+    }
     /* a shape mismatch is refused with both shapes */
     CHECK(g_gpu->ops->matmul(g_gpu, &y.g, &w.g, &x.g, 0) == SRLM_BAD_INPUT);
     CHECK_MSG(strstr(srlm_last_error(), "matmul shapes") != NULL, "%s", srlm_last_error());
@@ -227,6 +236,10 @@ static void test_rmsnorm(void) {
     CHECK_OK(g_cpu->ops->rmsnorm(g_cpu, &y.c, &x.c, &w.c, 1e-5f));
     CHECK_OK(g_gpu->ops->rmsnorm(g_gpu, &y.g, &x.g, &w.g, 1e-5f));
     compare("rmsnorm", &y, tol(1e-5, 1e-2));
+    /* in place, as the model calls it (y == x) */
+    CHECK_OK(g_cpu->ops->rmsnorm(g_cpu, &x.c, &x.c, &w.c, 1e-5f));
+    CHECK_OK(g_gpu->ops->rmsnorm(g_gpu, &x.g, &x.g, &w.g, 1e-5f));
+    compare("rmsnorm in place", &x, tol(1e-5, 1e-2));
     drop(&x), drop(&w), drop(&y);
 }
 
@@ -253,6 +266,14 @@ static void test_kv_store(void) {
     CHECK_OK(g_cpu->ops->kv_store(g_cpu, &cache.c, &kv.c, &s));
     CHECK_OK(g_gpu->ops->kv_store(g_gpu, &cache.g, &kv.g, &s));
     compare("kv_store", &cache, 0.0);
+    /* a slot past the cache: refused by both backends, the cache untouched */
+    const int past_end[B] = {SLOTS, 0, 3};
+    srlm_attn_shape bad = s;
+    bad.slot = past_end;
+    CHECK(g_cpu->ops->kv_store(g_cpu, &cache.c, &kv.c, &bad) == SRLM_BAD_INPUT);
+    CHECK(g_gpu->ops->kv_store(g_gpu, &cache.g, &kv.g, &bad) == SRLM_BAD_INPUT);
+    printf("slot past the cache: %s\n", srlm_last_error());
+    compare("kv_store (after a refused call)", &cache, 0.0);
     drop(&cache), drop(&kv);
 }
 
@@ -267,6 +288,11 @@ static void test_attention(void) {
     srlm_view lse_short = srlm_view_rows(lse.g, 0, N - 1);
     CHECK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &s, &lse_short) == SRLM_BAD_INPUT);
     printf("lse of the wrong shape: %s\n", srlm_last_error());
+    const int past_end[B] = {2, SLOTS, 3};
+    srlm_attn_shape bad = s;
+    bad.slot = past_end;
+    CHECK(g_cpu->ops->attention(g_cpu, &out.c, &q.c, &kc.c, &vc.c, &bad, NULL) == SRLM_BAD_INPUT);
+    CHECK(g_gpu->ops->attention(g_gpu, &out.g, &q.g, &kc.g, &vc.g, &bad, NULL) == SRLM_BAD_INPUT);
     drop(&lse);
     srlm_attn_shape d = decode_shape();
     pair q1 = mk_rand(B, NH * HD, 1.0f, 0.0f), out1 = mk(B, NH * HD);
@@ -301,6 +327,10 @@ static void test_swiglu(void) {
     CHECK_OK(g_cpu->ops->swiglu(g_cpu, &o.c, &g.c, &u.c));
     CHECK_OK(g_gpu->ops->swiglu(g_gpu, &o.g, &g.g, &u.g));
     compare("swiglu", &o, tol(1e-5, 1e-2));
+    /* in place, as the model calls it (out == gate) */
+    CHECK_OK(g_cpu->ops->swiglu(g_cpu, &g.c, &g.c, &u.c));
+    CHECK_OK(g_gpu->ops->swiglu(g_gpu, &g.g, &g.g, &u.g));
+    compare("swiglu in place", &g, tol(1e-5, 1e-2));
     drop(&g), drop(&u), drop(&o);
 }
 
