@@ -107,90 +107,107 @@ static nccl_impl *impl_of(const srlm_comm *c) { return c->impl; }
  * the communicator (ncclCommGetAsyncError) while its kernels keep waiting: the
  * stream never drains, and the rank would sit in a stream wait until its
  * watchdog, with no word of why. So a thread polls every live communicator
- * once a second, as PyTorch's and XLA's NCCL watchdogs do. On an error it
- * writes which communicator and what NCCL reports, then ends the process with
- * exit status 1, and mpirun ends the job: it may not call MPI (the library runs
- * MPI_THREAD_FUNNELED), and going on past a collective that never completed
- * would use results that never arrived. */
-enum { MONITOR_MAX = 64 };
+ * once a second, as PyTorch's and XLA's NCCL watchdogs do. On an error it waits
+ * MONITOR_GRACE_S first (a peer that failed by itself is then printing its own
+ * message and calling MPI_Abort, which ends this rank too, and that message is
+ * the one that matters), then writes which communicator and what NCCL reports
+ * and ends the process with exit status 1, so mpirun ends the job. It may not
+ * call MPI (the library runs MPI_THREAD_FUNNELED), and going on past a
+ * collective that never completed would use results that never arrived.
+ * Communicators are made and ended by the main thread only; the thread, once
+ * started, idles with none left. */
+enum { MONITOR_MAX = 64, MONITOR_GRACE_S = 10 };
 static pthread_mutex_t g_mon_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t  g_mon_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t  g_mon_tick; /* never signalled: a monotonic one-second timer */
 static nccl_impl      *g_live[MONITOR_MAX];
-static int             g_n_live, g_mon_running;
-static pthread_t       g_mon;
+static int             g_n_live, g_mon_started;
 
-static void monitor_fail(const nccl_impl *m, ncclResult_t e) {
-    char        msg[1024];
-    const char *last = ncclGetLastError ? ncclGetLastError(m->comm) : NULL;
-    int n = m->world_rank >= 0 ? snprintf(msg, sizeof msg, "[rank %d] ", m->world_rank) : 0;
-    snprintf(msg + n, sizeof msg - (size_t)n,
-             "srlm: NCCL reports %s on a %d-rank device communicator (this rank is %d of it)%s%s%s: a peer "
-             "process died or the network failed; ending this rank with exit status 1 (rerun the same command "
-             "to resume)\n", ncclGetErrorString(e), m->size, m->rank, last && *last ? " (" : "",
-             last && *last ? last : "", last && *last ? ")" : "");
-    /* write(2) and _exit: the main thread may hold stdio or CUDA locks */
-    ssize_t ignored = write(2, msg, strlen(msg));
-    (void)ignored;
-    _exit(SRLM_FAILED);
+static const char *async_cause(ncclResult_t e) {
+    switch (e) {
+    case ncclRemoteError: return "a peer process ended or the network between the ranks failed";
+    case ncclSystemError: return "a system call failed (often the network: sockets, InfiniBand)";
+    case ncclUnhandledCudaError: return "a CUDA call inside NCCL failed on this rank";
+    default: return "NCCL failed on this rank";
+    }
 }
 
 static void *monitor(void *arg) {
     (void)arg;
     pthread_mutex_lock(&g_mon_lock);
-    while (g_mon_running) {
+    for (;;) {
         for (int i = 0; i < g_n_live; i++) {
-            ncclResult_t e = ncclSuccess;
+            const nccl_impl *m = g_live[i];
+            ncclResult_t     e = ncclSuccess;
             /* ncclInProgress: a non-blocking call still running, not a failure */
-            if (ncclCommGetAsyncError(g_live[i]->comm, &e) == ncclSuccess && e != ncclSuccess && e != ncclInProgress)
-                monitor_fail(g_live[i], e);
+            if (ncclCommGetAsyncError(m->comm, &e) != ncclSuccess || e == ncclSuccess || e == ncclInProgress)
+                continue;
+            char        msg[1024];
+            const char *last = ncclGetLastError ? ncclGetLastError(m->comm) : NULL;
+            int n = m->world_rank >= 0 ? snprintf(msg, sizeof msg, "[rank %d] ", m->world_rank) : 0;
+            snprintf(msg + n, sizeof msg - (size_t)n,
+                     "srlm: NCCL reports %s on a %d-rank device communicator (this rank is %d of it)%s%s%s: %s; "
+                     "ending this rank with exit status 1 (rerun the same command to resume)\n",
+                     ncclGetErrorString(e), m->size, m->rank, last && *last ? " (" : "", last && *last ? last : "",
+                     last && *last ? ")" : "", async_cause(e));
+            pthread_mutex_unlock(&g_mon_lock);
+            struct timespec grace = {MONITOR_GRACE_S, 0};
+            nanosleep(&grace, NULL);
+            /* write(2) and _exit: the main thread may hold stdio or CUDA locks */
+            ssize_t ignored = write(2, msg, strlen(msg));
+            (void)ignored;
+            _exit(SRLM_FAILED);
         }
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += 1;
-        pthread_cond_timedwait(&g_mon_wake, &g_mon_lock, &until);
+        pthread_cond_timedwait(&g_mon_tick, &g_mon_lock, &until);
     }
-    pthread_mutex_unlock(&g_mon_lock);
     return NULL;
 }
 
-/* Adds m to the polled communicators (the first starts the thread). */
-static srlm_status monitor_add(nccl_impl *m) {
+/* Before a communicator is made (its local set-up, whose failure every rank
+ * learns): the thread running and room for one more. */
+static srlm_status monitor_ready(void) {
     srlm_status st = SRLM_OK;
     pthread_mutex_lock(&g_mon_lock);
     if (g_n_live == MONITOR_MAX) {
         st = SRLM_ERR(SRLM_FAILED, "setting up NCCL: more than %d device communicators in one process", MONITOR_MAX);
-    } else {
-        g_live[g_n_live++] = m;
-        if (!g_mon_running) {
-            g_mon_running = 1;
-            if (pthread_create(&g_mon, NULL, monitor, NULL) != 0) {
-                g_mon_running = 0;
-                g_n_live--;
-                st = SRLM_ERR(SRLM_FAILED, "setting up NCCL: cannot start the thread that watches for its "
-                              "asynchronous errors");
-            }
+    } else if (!g_mon_started) {
+        pthread_condattr_t a;
+        pthread_t          t;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(&g_mon_tick, &a);
+        pthread_condattr_destroy(&a);
+        if (pthread_create(&t, NULL, monitor, NULL) != 0) {
+            pthread_cond_destroy(&g_mon_tick);
+            st = SRLM_ERR(SRLM_FAILED, "setting up NCCL: cannot start the thread that watches for its "
+                          "asynchronous errors");
+        } else {
+            pthread_detach(t);
+            g_mon_started = 1;
         }
     }
     pthread_mutex_unlock(&g_mon_lock);
     return st;
 }
 
-/* Removes m before it is aborted (the last one stops the thread). */
+/* After ncclCommInitRank; monitor_ready made room (one creating thread). */
+static void monitor_add(nccl_impl *m) {
+    pthread_mutex_lock(&g_mon_lock);
+    g_live[g_n_live++] = m;
+    pthread_mutex_unlock(&g_mon_lock);
+}
+
+/* Before the communicator is aborted. */
 static void monitor_remove(const nccl_impl *m) {
-    int stop = 0;
     pthread_mutex_lock(&g_mon_lock);
     for (int i = 0; i < g_n_live; i++)
         if (g_live[i] == m) {
             g_live[i] = g_live[--g_n_live];
             break;
         }
-    if (g_n_live == 0 && g_mon_running) {
-        g_mon_running = 0;
-        stop = 1;
-        pthread_cond_signal(&g_mon_wake);
-    }
     pthread_mutex_unlock(&g_mon_lock);
-    if (stop) pthread_join(g_mon, NULL);
 }
 
 /* "<what>: <call> failed: <library's error string>[ (NCCL's last error)]". */
@@ -409,6 +426,7 @@ srlm_status srlm_comm_nccl_new(srlm_comm *mpi_comm, int device, void *cuda_strea
         ok = 0;
     }
     if (ok && (st = srlm_comm_nccl_load()) != SRLM_OK) ok = 0;
+    if (ok && (st = monitor_ready()) != SRLM_OK) ok = 0;
     if (ok) {
         CUDA_TRY_GOTO(st, local_done, cudaSetDevice, (device), "setting up NCCL on rank %d: selecting CUDA device %d",
                       rank, device);
@@ -447,10 +465,7 @@ local_done:
     if (mpi_up) MPI_Comm_rank(MPI_COMM_WORLD, &m->world_rank);
     m->rank = rank;
     m->size = size;
-    if ((st = monitor_add(m)) != SRLM_OK) {
-        ncclCommAbort(m->comm);
-        goto fail;
-    }
+    monitor_add(m);
     c->ops = &NCCL_OPS;
     c->rank = rank;
     c->size = size;

@@ -10,8 +10,8 @@
  *     and both sides must be enqueued before either completes;
  *   - gatherv is a group of send/recv (the root copies its own part on the stream);
  *   - a thread polls every live communicator's asynchronous error once a second
- *     and ends the process (exit status 1, with NCCL's words) on one: a dead
- *     peer would otherwise hold the stream until the watchdog.
+ *     and, 10 s after one, ends the process (exit status 1, with NCCL's words):
+ *     a dead peer would otherwise hold the stream until the watchdog.
  *
  * Compiled with -Werror in the CUDA build, but not run in this repository's CI
  * (no GPU there): the first run on GPUs is its first test. */

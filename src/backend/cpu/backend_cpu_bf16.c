@@ -283,12 +283,13 @@ static srlm_status op_rope(srlm_backend *be, srlm_view *x, const int *pos, int n
 
 static srlm_status op_kv_store(srlm_backend *be, srlm_view *cache, const srlm_view *kv, const srlm_attn_shape *s) {
     SRLM_CHECK(want_dtype_of("kv_store", "kv", kv, "cache", cache));
-    if (cache->dtype == SRLM_F32) return cpu_kv_store(be, cache, kv, s);
+    /* the shapes are checked for both dtypes: the F32 op indexes by them unchecked */
     if (kv->cols != cache->cols || kv->rows != (int64_t)s->B * s->T)
         return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: kv_store shapes: kv (%lld,%lld) for B %d x T %d into cache "
                         "(%lld,%lld)", (long long)kv->rows, (long long)kv->cols, s->B, s->T,
                         (long long)cache->rows, (long long)cache->cols);
     SRLM_CHECK(srlm_attn_seq_check("cpu backend: kv_store", cache, s));
+    if (cache->dtype == SRLM_F32) return cpu_kv_store(be, cache, kv, s);
     for (int b = 0; b < s->B; b++)
         for (int t = 0; t < s->n_new[b]; t++)
             memcpy(ROW16(cache, (int64_t)s->slot[b] * s->max_seq + s->n_past[b] + t),
@@ -369,10 +370,10 @@ static srlm_status op_attention(srlm_backend *be, srlm_view *out, const srlm_vie
     SRLM_CHECK(want_dtype_of(op, "k_cache", k_cache, "q", q));
     SRLM_CHECK(want_dtype_of(op, "v_cache", v_cache, "q", q));
     SRLM_CHECK(srlm_attn_lse_check(op, lse, s)); /* F32 whatever q is */
-    if (q->dtype == SRLM_F32) return cpu_attention(be, out, q, k_cache, v_cache, s, lse);
     SRLM_CHECK(want_shape(op, "out", out, q->rows, q->cols));
     SRLM_CHECK(want_shape(op, "v_cache", v_cache, k_cache->rows, k_cache->cols));
     SRLM_CHECK(want_attn_shapes(op, q, k_cache, s));
+    if (q->dtype == SRLM_F32) return cpu_attention(be, out, q, k_cache, v_cache, s, lse);
     const int64_t qc = (int64_t)s->n_heads * s->head_dim;
     const srlm_view qh = cols_of(q, qc), oh = cols_of(out, qc);
     packed_shape p = {{0}, NULL};
@@ -636,8 +637,6 @@ static srlm_status op_attention_backward(srlm_backend *be, srlm_view *dq, srlm_v
     SRLM_CHECK(want_dtype_of(op, "dk", dk, "q", q));
     SRLM_CHECK(want_dtype_of(op, "dv", dv, "q", q));
     SRLM_CHECK(srlm_attn_saved_check(saved_out, saved_lse, s)); /* saved_lse F32 whatever q is */
-    if (q->dtype == SRLM_F32)
-        return cpu_attention_backward(be, dq, dk, dv, dout, q, k_cache, v_cache, s, saved_out, saved_lse);
     SRLM_CHECK(want_shape(op, "dq", dq, q->rows, q->cols));
     SRLM_CHECK(want_shape(op, "dout", dout, q->rows, q->cols));
     if (saved_out) SRLM_CHECK(want_shape(op, "saved_out", saved_out, q->rows, q->cols));
@@ -645,6 +644,8 @@ static srlm_status op_attention_backward(srlm_backend *be, srlm_view *dq, srlm_v
     SRLM_CHECK(want_shape(op, "dk", dk, k_cache->rows, k_cache->cols));
     SRLM_CHECK(want_shape(op, "dv", dv, k_cache->rows, k_cache->cols));
     SRLM_CHECK(want_attn_shapes(op, q, k_cache, s));
+    if (q->dtype == SRLM_F32)
+        return cpu_attention_backward(be, dq, dk, dv, dout, q, k_cache, v_cache, s, saved_out, saved_lse);
     const int64_t qc = (int64_t)s->n_heads * s->head_dim;
     const srlm_view qh = cols_of(q, qc), doh = cols_of(dout, qc), dqh = cols_of(dq, qc);
     packed_shape p = {{0}, NULL};
