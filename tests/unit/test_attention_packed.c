@@ -7,8 +7,8 @@
  * read (NaN there) and their dk, dv are 0. The packed call uses slot 1 of a
  * two-slot cache (slot 0 NaN, never read). On F32 views (the CPU backend and
  * the guarded one) and BF16 views. Malformed packings are refused by both
- * ops with a message; a sequence outside the cache (slot or rows) by kv_store
- * and both attention ops. */
+ * ops with a message; a sequence outside the cache (slot or rows), and views
+ * that disagree with the cache, by kv_store and both attention ops. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +169,19 @@ static void run(srlm_backend_kind kind, srlm_dtype dt, const char *name) {
                                          NULL, NULL) == SRLM_BAD_INPUT,
                   "%s: attention_backward accepted %s", name, outside[i].what);
     }
+
+    /* caches that disagree: a v_cache (or dk) of one slot beside a two-slot k_cache,
+     * kv rows short of B x T; refused on F32 views as on BF16 ones */
+    srlm_view v_short = srlm_view_rows(pk.v, 0, MAX_SEQ), dk_short = srlm_view_rows(pk.dk, 0, MAX_SEQ);
+    srlm_view kv_short = srlm_view_rows(pk.dk, 0, T - 1);
+    CHECK_MSG(op->attention(be, &pk.out, &pk.q, &pk.k, &v_short, &s, NULL) == SRLM_BAD_INPUT,
+              "%s: attention accepted a v_cache shorter than k_cache", name);
+    printf("%s: v_cache of one slot: %s\n", name, srlm_last_error());
+    CHECK_MSG(op->attention_backward(be, &pk.dq, &dk_short, &pk.dv, &pk.dout, &pk.q, &pk.k, &pk.v, &s, NULL,
+                                     NULL) == SRLM_BAD_INPUT,
+              "%s: attention_backward accepted a dk shorter than k_cache", name);
+    CHECK_MSG(op->kv_store(be, &pk.k, &kv_short, &s) == SRLM_BAD_INPUT, "%s: kv_store accepted %lld kv rows for %d",
+              name, (long long)kv_short.rows, T);
 
     bufs_free(be, &pk);
     srlm_backend_free(be);
