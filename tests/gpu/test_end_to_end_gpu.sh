@@ -27,6 +27,12 @@
 # of magnitude 8..16 are 2^-4 apart). Generation and one loop iteration in bf16
 # on the GPU must finish with their outputs.
 #
+# Two ranks on the one GPU (where mpirun is found): sft at tp 2 and at dp 2 in
+# fp32 and at tp 2 in bf16 against the CPU backend's at the same layout, with
+# the tolerances above, and one `srlm run` iteration at tp 2 that must finish;
+# SRLM_NCCL=0 sends their collectives through the host (NCCL refuses one GPU
+# twice in a communicator).
+#
 # SRLM_E2E_BACKEND=cpu_guarded runs the same checks against the guarded CPU
 # backend instead, so that the script itself is checked without a GPU (ctest's
 # cli_test_end_to_end_script does that in every build, CI's included).
@@ -126,6 +132,38 @@ paste -d' ' <(per_token runs/cpu/sft/model sft.jsonl cpu bfloat16) <(per_token r
        END { printf "bf16 score: max |difference| %.2e nats per token\n", m; exit !(m < 3e-2) }' \
   || fail "score --dtype bfloat16 differs between cpu and $gpu"
 
+# ---- two ranks on one GPU: tp 2 and dp 2, collectives through the host ----
+# NCCL refuses one device twice in a communicator, so SRLM_NCCL=0 makes the cuda
+# backend offer none and the ranks' collectives go through MPI (download, MPI,
+# upload), as in a build without NCCL. What this adds on a GPU: every kernel on
+# tp-sharded shapes (vocab-parallel log-probs at a vocab offset, the column- and
+# row-parallel GEMMs, the KV heads a rank owns) and ZeRO-1's shards in device
+# memory. Same tolerances as above. Skipped, visibly, where there is no mpirun.
+launcher=${MPIEXEC:-}
+[ -n "$launcher" ] && [ -x "$launcher" ] || launcher=$(command -v mpirun || command -v mpiexec || true)
+if [ -z "$launcher" ]; then
+  echo "SKIPPED (part): tp 2 and dp 2 on one GPU: no mpirun here"
+else
+  mpi2() { OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 SRLM_NCCL=0 "$launcher" -np 2 \
+             ${MPIEXEC_FLAGS:---oversubscribe} "$bin" "$@"; }
+  for layout in tp dp; do
+    for be in cpu $gpu; do
+      mpi2 sft train.yaml --quiet run.name=${be}_$layout backend.name=$be backend.threads=1 parallel.$layout=2 \
+        2> sft_${be}_$layout.log || fail "sft at $layout 2 on $be exited $? ($(tail -1 sft_${be}_$layout.log))"
+    done
+    compare_models "sft at $layout 2" runs/cpu_$layout/sft/model runs/${gpu}_$layout/sft/model sft.jsonl
+  done
+  for be in cpu $gpu; do
+    mpi2 sft train.yaml --quiet run.name=${be}_tp_bf16 backend.name=$be backend.threads=1 parallel.tp=2 \
+      backend.dtype=bfloat16 2> sft_${be}_tp_bf16.log || fail "bf16 sft at tp 2 on $be exited $? ($(tail -1 sft_${be}_tp_bf16.log))"
+  done
+  paste -d' ' <(per_token runs/cpu_tp_bf16/sft/model sft.jsonl cpu float32) \
+              <(per_token runs/${gpu}_tp_bf16/sft/model sft.jsonl cpu float32) <(per_token "$model" sft.jsonl cpu float32) |
+    awk '{ d = ($1 - $3) / $2; if (d < 0) d = -d; m = $1 - $5; if (m < 0) m = -m; if (d > dmax) dmax = d; mv += m; n++ }
+         END { printf "bf16 sft at tp 2: max |logp(cpu) - logp('"$gpu"')| %.2e nats per token, mean change from the start %.2f\n", dmax, mv / n;
+               exit !(dmax < 5e-2 && mv / n > 1) }' || fail "bf16 sft at tp 2: the $gpu model differs from the cpu one"
+fi
+
 # one iteration of the loop on the GPU
 . "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
 loop_small_config run.yaml "$work/loop" "$model" "$gpu" 2
@@ -134,6 +172,11 @@ loop_small_config run.yaml "$work/loop" "$model" "$gpu" 2
 "$bin" run run.yaml --quiet run.name=r16 backend.dtype=bfloat16 > run16.log 2>&1 \
   || fail "bf16 srlm run on $gpu exited $? ($(tail -1 run16.log))"
 [ -f loop/r16/models/M2/model.safetensors ] || fail "bf16 srlm run on $gpu did not write M2"
+if [ -n "$launcher" ]; then # generation, judging and training at tp 2 (one worker group of two ranks)
+  mpi2 run run.yaml --quiet run.name=rtp parallel.tp=2 backend.threads=1 > runtp.log 2>&1 \
+    || fail "srlm run at tp 2 on $gpu exited $? ($(tail -1 runtp.log))"
+  [ -f loop/rtp/models/M2/model.safetensors ] || fail "srlm run at tp 2 on $gpu did not write M2"
+fi
 
 [ $fails = 0 ] && echo "end to end on the GPU: all checks passed"
 exit $((fails > 0))
