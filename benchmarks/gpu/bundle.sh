@@ -12,9 +12,9 @@
 # with the source and build paths left as @SRLM_SOURCE_DIR@ / @SRLM_BUILD_DIR@
 # (bundle-env.sh fills them in where the folder lands), every shared library
 # they load except glibc's and the C++ runtime's (bundle-lib/), and Open MPI's
-# runtime (its components, PMIx's and the help texts; bundle-ompi/), relocated
-# through OPAL_PREFIX and run as an isolated singleton, which is how srlm starts
-# without mpirun. The NVIDIA libraries stay the target's: cuBLAS and NCCL are
+# runtime (its components, PMIx's and the help texts, and mpirun; bundle-ompi/),
+# relocated through OPAL_PREFIX: srlm alone runs as an isolated singleton, and
+# the bundle's mpirun starts a few ranks on the one machine. The NVIDIA libraries stay the target's: cuBLAS and NCCL are
 # opened at run time from its CUDA toolkit.
 #
 # Usage: bash benchmarks/gpu/bundle.sh [BUILD [DEST]]
@@ -101,9 +101,21 @@ mkdir -p "$ompi${pkglibdir#"$prefix"}" "$ompi${pkgdatadir#"$prefix"}" || die "ca
 cp -L "$pkglibdir"/*.so "$ompi${pkglibdir#"$prefix"}/" || die "cannot copy Open MPI's components from $pkglibdir"
 cp -L "$pkgdatadir"/* "$ompi${pkgdatadir#"$prefix"}/" 2>/dev/null
 copy_libs_of "$pkglibdir"/*.so || die "copying the libraries of Open MPI's components failed"
+# mpirun (orterun), for a few ranks on the one machine: the end-to-end test's
+# two ranks on one GPU; it launches them itself (no orted on a single node)
+bindir=$(ompi_path bindir)
+launcher=$(readlink -f "$bindir/mpirun" 2>/dev/null)
+if [ -x "$launcher" ]; then
+    mkdir -p "$ompi/bin" && cp -L "$launcher" "$ompi/bin/mpirun" && strip --strip-unneeded "$ompi/bin/mpirun" ||
+        die "cannot copy $launcher"
+    copy_libs_of "$ompi/bin/mpirun" || die "copying the libraries of $launcher failed"
+else
+    echo "bundle.sh: no mpirun in $bindir: the bundle runs single ranks only" >&2
+fi
 # PMIx (Open MPI 4 on Debian uses an external one) keeps its own few plugins
-pmix_lib=$(ldd "$out/srlm" | awk '$1 ~ /^libpmix\.so/ { print $3 }')
-[ -z "$pmix_lib" ] && pmix_lib=$(ldd "$out/bundle-lib/libopen-pal.so"* 2>/dev/null | awk '$1 ~ /^libpmix\.so/ { print $3 }')
+# (libpmix is loaded by srlm, by libopen-pal or, on Debian 12, by Open MPI's pmix component)
+pmix_lib=$(ldd "$out/srlm" "$out/bundle-lib/libopen-pal.so"* "$pkglibdir"/*.so 2>/dev/null |
+    awk '$1 ~ /^libpmix\.so/ && $3 ~ /^\// { print $3; exit }')
 pmix_plugins=""
 for d in "$(dirname "$(readlink -f "${pmix_lib:-/nonexistent}")")/pmix" "$(dirname "${pmix_lib:-/nonexistent}")/pmix"; do
     [ -d "$d" ] && { pmix_plugins=$d; break; }
@@ -124,8 +136,10 @@ srlm_bundle_src=$(cd "${1:?bundle-env.sh: give the srlm source folder}" && pwd)
 export LD_LIBRARY_PATH="$srlm_bundle_dir/bundle-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OPAL_PREFIX="$srlm_bundle_dir/bundle-ompi"
 export OMPI_MCA_mca_base_component_path="$srlm_bundle_dir/bundle-ompi@PKGLIBDIR@"
-# no mpirun here: a singleton that starts no orted daemon
+# srlm alone is a singleton that starts no orted daemon; the bundle's mpirun (where
+# bundle.sh found one) starts a few ranks on this machine
 export OMPI_MCA_ess_singleton_isolated=1
+[ -x "$srlm_bundle_dir/bundle-ompi/bin/mpirun" ] && export PATH="$srlm_bundle_dir/bundle-ompi/bin:$PATH"
 export PMIX_MCA_mca_base_component_path="$srlm_bundle_dir/bundle-pmix"
 for srlm_bundle_f in "$srlm_bundle_dir/CTestTestfile.cmake" "$srlm_bundle_dir/tests/CTestTestfile.cmake"; do
     sed -e "s|@SRLM_BUILD_DIR@|$srlm_bundle_dir|g" -e "s|@SRLM_SOURCE_DIR@|$srlm_bundle_src|g" \
