@@ -1,11 +1,10 @@
 /* The vocab-parallel log-prob on the GPU: row max, sum of exp and target logit
- * (two passes, or one fused pass with an online max), the in-place backward and
- * the row argmax. One block per row; each thread walks the row with a stride of
+ * in one pass with an online max, the in-place backward and the row argmax. One block per row; each thread walks the row with a stride of
  * the block size, using 16-byte loads over the 16-byte-aligned middle of the row
  * (any stride works: the unaligned head and the tail are read one by one). The
  * per-thread partials then meet in a fixed tree (warp shuffles, then shared
  * memory), so results are deterministic. Math in fp32 with the accurate expf,
- * like the CPU twins (cpu_row_max, ... in src/backend/cpu/). */
+ * like the CPU twins (cpu_row_logsumexp_target, ... in src/backend/cpu/). */
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <limits.h>
@@ -111,34 +110,6 @@ __device__ __forceinline__ void row_update(T *row, int cols, F &f) {
     }
 }
 
-/* ---- block reductions: a fixed tree. Within a warp, shuffles; lane 0 of each
- * warp puts its value in shared memory; then every warp reduces those kWarps
- * values the same way and takes lane 0's result, so all threads return the same
- * bits. The trailing barrier lets the caller reuse `sh`. ---- */
-
-template <typename Op>
-__device__ __forceinline__ float block_reduce(float v, float *sh, Op op) {
-    for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_down_sync(0xffffffffu, v, off));
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) sh[warp] = v;
-    __syncthreads();
-    v = sh[lane < kWarps ? lane : 0];
-    for (int off = 16; off > 0; off >>= 1) {
-        float o = __shfl_down_sync(0xffffffffu, v, off);
-        if (lane + off < kWarps) v = op(v, o); /* lanes past kWarps hold no partial */
-    }
-    v = __shfl_sync(0xffffffffu, v, 0);
-    __syncthreads();
-    return v;
-}
-
-struct SumOp {
-    __device__ float operator()(float a, float b) const { return a + b; }
-};
-struct MaxOp {
-    __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-
 /* (max m, sum s of exp(x - m)) of a set of values; m = -inf, s = 0 when empty
  * (or when every value is -inf, which contributes exp(-inf) = 0). */
 __device__ __forceinline__ void lse_merge(float &m, float &s, float m2, float s2) {
@@ -160,49 +131,12 @@ __device__ __forceinline__ void argmax_merge(float &bv, int &bj, float v, int j)
 
 /* ---- kernels: block b handles row b ---- */
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads) row_max_kernel(const T *x, int64_t stride, int cols,
-                                                           float *mx) {
-    const T *row = x + (int64_t)blockIdx.x * stride;
-    struct {
-        float m = -INFINITY;
-        __device__ void operator()(int, const float *v, int n) {
-            for (int k = 0; k < n; k++) m = fmaxf(m, v[k]); /* fmaxf skips NaN, as the CPU's > */
-        }
-    } f;
-    row_visit(row, cols, f);
-    __shared__ float sh[kWarps];
-    const float m = block_reduce(f.m, sh, MaxOp());
-    if (threadIdx.x == 0) mx[blockIdx.x] = m;
-}
-
 /* The target's logit when its column is in this shard, else 0. */
 template <typename T>
 __device__ __forceinline__ float target_logit(const T *row, int cols, int target,
                                               int64_t vocab_start) {
     const int64_t c = (int64_t)target - vocab_start;
     return (c >= 0 && c < cols) ? ld(row[c]) : 0.0f;
-}
-
-template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    row_sumexp_target_kernel(const T *x, int64_t stride, int cols, const float *mx,
-                             const int *targets, int64_t vocab_start, float *se, float *tl) {
-    const T *row = x + (int64_t)blockIdx.x * stride;
-    struct {
-        float m, s = 0.0f;
-        __device__ void operator()(int, const float *v, int n) {
-            for (int k = 0; k < n; k++) s += expf(v[k] - m);
-        }
-    } f;
-    f.m = mx[blockIdx.x];
-    row_visit(row, cols, f);
-    __shared__ float sh[kWarps];
-    const float s = block_reduce(f.s, sh, SumOp());
-    if (threadIdx.x == 0) {
-        se[blockIdx.x] = s;
-        tl[blockIdx.x] = target_logit(row, cols, targets[blockIdx.x], vocab_start);
-    }
 }
 
 template <typename T>
@@ -226,7 +160,8 @@ __global__ void __launch_bounds__(kThreads)
         }
     } f;
     row_visit(row, cols, f);
-    /* the (m, s) pairs through the same tree shape as block_reduce */
+    /* the (m, s) pairs through a fixed tree: shuffles within a warp, then the
+     * warps' results in shared memory through warp 0 (deterministic) */
     __shared__ float shm[kWarps], shs[kWarps];
     float m = f.m, s = f.s;
     for (int off = 16; off > 0; off >>= 1) {
@@ -360,22 +295,6 @@ srlm_status check_logits(const srlm_view *v, const char *op) {
                 (__nv_bfloat16 *)(v)->data, (v)->stride, (int)(v)->cols, __VA_ARGS__);       \
         SRLM_CUDA_TRY(cudaGetLastError());                                                   \
     } while (0)
-
-extern "C" srlm_status srlm_cuda_row_max(const srlm_view *logits, float *mx, void *stream) {
-    SRLM_CHECK(check_logits(logits, "row_max"));
-    if (logits->rows == 0) return SRLM_OK;
-    LAUNCH_BY_DTYPE(logits, row_max_kernel, stream, mx);
-    return SRLM_OK;
-}
-
-extern "C" srlm_status srlm_cuda_row_sumexp_target(const srlm_view *logits, const float *mx,
-                                                   const int *targets, int64_t vocab_start,
-                                                   float *se, float *tl, void *stream) {
-    SRLM_CHECK(check_logits(logits, "row_sumexp_target"));
-    if (logits->rows == 0) return SRLM_OK;
-    LAUNCH_BY_DTYPE(logits, row_sumexp_target_kernel, stream, mx, targets, vocab_start, se, tl);
-    return SRLM_OK;
-}
 
 extern "C" srlm_status srlm_cuda_row_logsumexp_target(const srlm_view *logits, const int *targets,
                                                       int64_t vocab_start, float *mx, float *se,

@@ -1,8 +1,8 @@
 /* The DPO / cross-entropy log-prob on the GPU, vocab-parallel: per row of this
  * rank's logits shard, the pieces that tp ranks combine with allreduces (max,
  * sum of exp, the target's logit), and the backward in place. CPU twins:
- * cpu_row_max, cpu_row_sumexp_target, cpu_logprob_backward and cpu_row_argmax in
- * src/backend/cpu/ (ops table: row_max, row_sumexp_target, logprob_backward,
+ * cpu_row_logsumexp_target, cpu_logprob_backward and cpu_row_argmax in
+ * src/backend/cpu/ (ops table: row_logsumexp_target, logprob_backward,
  * row_argmax).
  *
  * logits: a (rows, cols) view, dtype SRLM_F32 or SRLM_BF16, fp32 math. Every
@@ -19,17 +19,12 @@
 extern "C" {
 #endif
 
-/* mx[i] = max_j logits[i][j] */
-srlm_status srlm_cuda_row_max(const srlm_view *logits, float *mx, void *stream);
-
-/* se[i] = sum_j exp(logits[i][j] - mx[i]); tl[i] = logits[i][targets[i] - vocab_start]
- * when that column is in this shard, else 0. mx given (the tp-combined max). */
-srlm_status srlm_cuda_row_sumexp_target(const srlm_view *logits, const float *mx, const int *targets,
-                                        int64_t vocab_start, float *se, float *tl, void *stream);
-
-/* The fused single pass (one read of each logit): online max and sum of exp
- * (rescaled when the max grows) and the target's logit. For tp = 1, where no
- * allreduce sits between max and sum; logp = tl - mx - log(se). */
+/* One pass (one read of each logit): mx[i] = max_j logits[i][j] (NaN never
+ * wins), se[i] = sum_j exp(logits[i][j] - mx[i]) with an online max (the sum
+ * rescaled when the max grows), tl[i] = logits[i][targets[i] - vocab_start]
+ * when that column is in this shard, else 0. A row of -inf (a shard of padding
+ * only) gives mx -inf, se 0. At tp = 1, logp = tl - mx - log(se); tp shards
+ * merge as the ops table's row_logsumexp_target says. */
 srlm_status srlm_cuda_row_logsumexp_target(const srlm_view *logits, const int *targets,
                                            int64_t vocab_start, float *mx, float *se, float *tl,
                                            void *stream);

@@ -189,16 +189,18 @@ typedef struct {
     /* columns [c0, cols) of every row = value (masks padded vocab entries with -inf) */
     srlm_status (*fill_cols)(srlm_backend *be, srlm_view *v, int64_t c0, float value);
 
-    /* log-softmax pieces over this rank's vocab shard, so that tp ranks can combine
-     * them with allreduces without gathering full logits:
-     *   row_max:   mx[i] = max_j logits[i][j]
-     *   row_sumexp_target: se[i] = sum_j exp(logits[i][j] - mx[i]);
-     *              tl[i] = logits[i][targets[i] - vocab_start] if in shard, else 0.
-     * mx, se, tl and targets are host arrays of length rows. */
-    srlm_status (*row_max)(srlm_backend *be, const srlm_view *logits, float *mx);
-    srlm_status (*row_sumexp_target)(srlm_backend *be, const srlm_view *logits, const float *mx,
-                                     const int *targets, int64_t vocab_start, float *se,
-                                     float *tl);
+    /* log-softmax pieces over this rank's vocab shard, in one pass over the
+     * logits (the CUDA kernel reads each once), so that tp ranks combine them
+     * with allreduces without gathering full logits:
+     *   mx[i] = max_j logits[i][j] (NaN never wins; -inf for a row of -inf,
+     *           a shard that holds only vocab padding);
+     *   se[i] = sum_j exp(logits[i][j] - mx[i]) (0 for a row of -inf);
+     *   tl[i] = logits[i][targets[i] - vocab_start] if in shard, else 0.
+     * Shards r combine as mx = max_r mx_r, se = sum_r se_r exp(mx_r - mx),
+     * tl = sum_r tl_r (srlm_llama_logprobs_view). mx, se, tl and targets are
+     * host arrays of length rows. */
+    srlm_status (*row_logsumexp_target)(srlm_backend *be, const srlm_view *logits, const int *targets,
+                                        int64_t vocab_start, float *mx, float *se, float *tl);
     /* idx[i] = argmax_j logits[i][j] (first on ties), val[i] its value; host arrays */
     srlm_status (*row_argmax)(srlm_backend *be, const srlm_view *logits, int *idx, float *val);
 

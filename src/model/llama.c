@@ -534,17 +534,24 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
 
 srlm_status srlm_llama_logprobs_view(srlm_llama *m, const srlm_view *logits, const int *targets,
                                      int n_rows, float *logp, float *mx_out, float *se_out) {
-    float *buf = malloc((size_t)n_rows * 3 * sizeof(float) + 1);
+    float *buf = malloc((size_t)n_rows * 4 * sizeof(float) + 1);
     if (!buf) return SRLM_ERR(SRLM_FAILED, "out of memory for log-prob scratch");
-    float *mx = buf, *se = buf + n_rows, *tl = buf + 2 * n_rows;
+    float *mx = buf, *se = buf + n_rows, *tl = buf + 2 * n_rows, *gmx = buf + 3 * n_rows;
     srlm_view rows = srlm_view_rows(*logits, 0, n_rows);
     srlm_status st;
-    SRLM_CHECK_GOTO(m->be->ops->row_max(m->be, &rows, mx), st, done);
-    SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, mx, (size_t)n_rows, SRLM_REDUCE_MAX), st, done);
-    SRLM_CHECK_GOTO(m->be->ops->row_sumexp_target(m->be, &rows, mx, targets, m->vocab_start, se, tl),
-                    st, done);
-    /* se and tl are reduced in one call: they are adjacent */
-    SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, se, 2 * (size_t)n_rows, SRLM_REDUCE_SUM), st, done);
+    /* one pass over this shard's logits, then the shards' (max, sum) merged:
+     * each sum moves to the global max before the sums are added */
+    SRLM_CHECK_GOTO(m->be->ops->row_logsumexp_target(m->be, &rows, targets, m->vocab_start, mx, se, tl), st, done);
+    if (srlm_comm_size(m->tp) > 1) {
+        memcpy(gmx, mx, sizeof(float) * (size_t)n_rows);
+        SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, gmx, (size_t)n_rows, SRLM_REDUCE_MAX), st, done);
+        for (int i = 0; i < n_rows; i++) {
+            se[i] = mx[i] == -INFINITY ? 0.0f : se[i] * expf(mx[i] - gmx[i]);
+            mx[i] = gmx[i];
+        }
+        /* se and tl are reduced in one call: they are adjacent */
+        SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, se, 2 * (size_t)n_rows, SRLM_REDUCE_SUM), st, done);
+    }
     for (int i = 0; i < n_rows; i++) logp[i] = tl[i] - mx[i] - logf(se[i]);
     if (mx_out) memcpy(mx_out, mx, sizeof(float) * (size_t)n_rows);
     if (se_out) memcpy(se_out, se, sizeof(float) * (size_t)n_rows);

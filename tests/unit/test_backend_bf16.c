@@ -406,13 +406,12 @@ static void logits_case(const char *what, int64_t R, int64_t V, int64_t vs) {
         mx[k] = malloc(sizeof(float) * (size_t)R), se[k] = malloc(sizeof(float) * (size_t)R);
         tl[k] = malloc(sizeof(float) * (size_t)R), val[k] = malloc(sizeof(float) * (size_t)R);
         idx[k] = malloc(sizeof(int) * (size_t)R);
-        CHECK_OK(op->row_max(be, v, mx[k]));
-        CHECK_OK(op->row_sumexp_target(be, v, mx[k], tg, vs, se[k], tl[k]));
+        CHECK_OK(op->row_logsumexp_target(be, v, tg, vs, mx[k], se[k], tl[k]));
         CHECK_OK(op->row_argmax(be, v, idx[k], val[k]));
     }
     char name[96];
-    snprintf(name, sizeof name, "%s row_max", what), same_floats(name, mx[0], mx[1], R);
-    snprintf(name, sizeof name, "%s row_sumexp_target", what), same_floats(name, se[0], se[1], R);
+    snprintf(name, sizeof name, "%s row_logsumexp_target max", what), same_floats(name, mx[0], mx[1], R);
+    snprintf(name, sizeof name, "%s row_logsumexp_target sum", what), same_floats(name, se[0], se[1], R);
     same_floats(name, tl[0], tl[1], R);
     snprintf(name, sizeof name, "%s row_argmax", what), same_floats(name, val[0], val[1], R);
     CHECK_MSG(!memcmp(idx[0], idx[1], sizeof(int) * (size_t)R), "%s: %s: argmax indices differ", be_name, what);

@@ -320,27 +320,22 @@ srlm_status cpu_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float valu
     return SRLM_OK;
 }
 
-srlm_status cpu_row_max(srlm_backend *be, const srlm_view *logits, float *mx) {
+/* Two sweeps over a row that the cache holds (the max, then the sum with it):
+ * on the CPU that costs little, and it is the sum srlm has always formed. */
+srlm_status cpu_row_logsumexp_target(srlm_backend *be, const srlm_view *logits, const int *targets,
+                                     int64_t vocab_start, float *mx, float *se, float *tl) {
     (void)be;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < logits->rows; i++) {
         const float *r = ROW(logits, i);
         float m = -INFINITY;
         for (int64_t j = 0; j < logits->cols; j++) m = r[j] > m ? r[j] : m;
-        mx[i] = m;
-    }
-    return SRLM_OK;
-}
-
-srlm_status cpu_row_sumexp_target(srlm_backend *be, const srlm_view *logits,
-                                         const float *mx, const int *targets, int64_t vocab_start,
-                                         float *se, float *tl) {
-    (void)be;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < logits->rows; i++) {
-        const float *r = ROW(logits, i);
         double s = 0.0; /* fp32 terms (each exact to 1 ulp), summed in double over 32k of them */
-        for (int64_t j = 0; j < logits->cols; j++) s += expf(r[j] - mx[i]);
+        if (m != -INFINITY)
+            for (int64_t j = 0; j < logits->cols; j++) s += expf(r[j] - m);
+        else /* padding only (exp(-inf - -inf) would be NaN): no term, but a NaN still shows */
+            for (int64_t j = 0; j < logits->cols; j++) s = isnan(r[j]) ? NAN : s;
+        mx[i] = m;
         se[i] = (float)s;
         int64_t c = (int64_t)targets[i] - vocab_start;
         tl[i] = (c >= 0 && c < logits->cols) ? r[c] : 0.0f;

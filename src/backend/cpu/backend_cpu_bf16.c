@@ -430,32 +430,18 @@ static int64_t logits_rows(const srlm_view *v, int64_t r0) {
     return v->rows - r0 < per ? v->rows - r0 : per;
 }
 
-static srlm_status op_row_max(srlm_backend *be, const srlm_view *logits, float *mx) {
-    const char *op = "row_max";
+static srlm_status op_row_logsumexp_target(srlm_backend *be, const srlm_view *logits, const int *targets,
+                                           int64_t vocab_start, float *mx, float *se, float *tl) {
+    const char *op = "row_logsumexp_target";
     SRLM_CHECK(want_float(op, "logits", logits));
-    if (logits->dtype == SRLM_F32) return cpu_row_max(be, logits, mx);
-    for (int64_t r0 = 0, n; r0 < logits->rows; r0 += n) {
-        n = logits_rows(logits, r0);
-        const srlm_view part = srlm_view_rows(*logits, r0, n);
-        staged s;
-        SRLM_CHECK(stage_in(op, "logits", &part, 1, &s));
-        SRLM_CHECK(finish(&s, 1, 0, cpu_row_max(be, &s.f, mx + r0)));
-    }
-    return SRLM_OK;
-}
-
-static srlm_status op_row_sumexp_target(srlm_backend *be, const srlm_view *logits, const float *mx,
-                                        const int *targets, int64_t vocab_start, float *se, float *tl) {
-    const char *op = "row_sumexp_target";
-    SRLM_CHECK(want_float(op, "logits", logits));
-    if (logits->dtype == SRLM_F32) return cpu_row_sumexp_target(be, logits, mx, targets, vocab_start, se, tl);
+    if (logits->dtype == SRLM_F32) return cpu_row_logsumexp_target(be, logits, targets, vocab_start, mx, se, tl);
     for (int64_t r0 = 0, n; r0 < logits->rows; r0 += n) {
         n = logits_rows(logits, r0);
         const srlm_view part = srlm_view_rows(*logits, r0, n);
         staged s;
         SRLM_CHECK(stage_in(op, "logits", &part, 1, &s));
         SRLM_CHECK(finish(&s, 1, 0,
-                          cpu_row_sumexp_target(be, &s.f, mx + r0, targets + r0, vocab_start, se + r0, tl + r0)));
+                          cpu_row_logsumexp_target(be, &s.f, targets + r0, vocab_start, mx + r0, se + r0, tl + r0)));
     }
     return SRLM_OK;
 }
@@ -713,8 +699,7 @@ const srlm_backend_ops cpu_ops = {
     .copy = op_copy,
     .add = op_add,
     .fill_cols = op_fill_cols,
-    .row_max = op_row_max,
-    .row_sumexp_target = op_row_sumexp_target,
+    .row_logsumexp_target = op_row_logsumexp_target,
     .row_argmax = op_row_argmax,
     .dropout = op_dropout,
     .matmul_dx = op_matmul_dx,

@@ -124,11 +124,10 @@ GUARDED(copy_rows, (srlm_backend *be, srlm_view *dst, const srlm_view *src, cons
 GUARDED(copy, (srlm_backend *be, srlm_view *dst, const srlm_view *src), (be, dst, src))
 GUARDED(add, (srlm_backend *be, srlm_view *y, const srlm_view *x), (be, y, x))
 GUARDED(fill_cols, (srlm_backend *be, srlm_view *v, int64_t c0, float value), (be, v, c0, value))
-GUARDED(row_max, (srlm_backend *be, const srlm_view *logits, float *mx), (be, logits, mx))
-GUARDED(row_sumexp_target,
-        (srlm_backend *be, const srlm_view *logits, const float *mx, const int *targets, int64_t vs, float *se,
+GUARDED(row_logsumexp_target,
+        (srlm_backend *be, const srlm_view *logits, const int *targets, int64_t vs, float *mx, float *se,
          float *tl),
-        (be, logits, mx, targets, vs, se, tl))
+        (be, logits, targets, vs, mx, se, tl))
 GUARDED(row_argmax, (srlm_backend *be, const srlm_view *logits, int *idx, float *val), (be, logits, idx, val))
 GUARDED(dropout, (srlm_backend *be, srlm_view *x, float p, uint64_t key), (be, x, p, key))
 GUARDED(matmul_dx, (srlm_backend *be, srlm_view *dx, const srlm_view *dy, const srlm_view *w, int acc),
@@ -278,8 +277,7 @@ static const srlm_backend_ops GUARDED_OPS = {
     .copy = guarded_copy,
     .add = guarded_add,
     .fill_cols = guarded_fill_cols,
-    .row_max = guarded_row_max,
-    .row_sumexp_target = guarded_row_sumexp_target,
+    .row_logsumexp_target = guarded_row_logsumexp_target,
     .row_argmax = guarded_row_argmax,
     .dropout = guarded_dropout,
     .matmul_dx = guarded_matmul_dx,

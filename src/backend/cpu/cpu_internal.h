@@ -49,9 +49,8 @@ srlm_status cpu_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_view *src
 srlm_status cpu_copy(srlm_backend *be, srlm_view *dst, const srlm_view *src);
 srlm_status cpu_add(srlm_backend *be, srlm_view *y, const srlm_view *x);
 srlm_status cpu_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float value);
-srlm_status cpu_row_max(srlm_backend *be, const srlm_view *logits, float *mx);
-srlm_status cpu_row_sumexp_target(srlm_backend *be, const srlm_view *logits, const float *mx,
-                                  const int *targets, int64_t vocab_start, float *se, float *tl);
+srlm_status cpu_row_logsumexp_target(srlm_backend *be, const srlm_view *logits, const int *targets,
+                                     int64_t vocab_start, float *mx, float *se, float *tl);
 srlm_status cpu_row_argmax(srlm_backend *be, const srlm_view *logits, int *idx, float *val);
 srlm_status cpu_dropout(srlm_backend *be, srlm_view *x, float p, uint64_t key);
 srlm_status cpu_matmul_dx(srlm_backend *be, srlm_view *dx, const srlm_view *dy,

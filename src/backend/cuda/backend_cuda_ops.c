@@ -205,34 +205,22 @@ srlm_status cuda_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float val
     return srlm_cuda_fill_cols(v, c0, value, cuda_stream(be));
 }
 
-srlm_status cuda_row_max(srlm_backend *be, const srlm_view *logits, float *mx) {
-    SRLM_CHECK(cuda_check_dtype("row_max", "logits", logits));
-    if (logits->rows == 0) return SRLM_OK;
-    size_t bytes = sizeof(float) * (size_t)logits->rows;
-    void *dev[1];
-    SRLM_CHECK(cuda_stage(be, NULL, 0, bytes, dev));
-    SRLM_CHECK(srlm_cuda_row_max(logits, dev[0], cuda_stream(be)));
-    const void *host;
-    SRLM_CHECK(cuda_fetch(be, dev[0], bytes, &host));
-    memcpy(mx, host, bytes);
-    return SRLM_OK;
-}
-
-srlm_status cuda_row_sumexp_target(srlm_backend *be, const srlm_view *logits, const float *mx,
-                                   const int *targets, int64_t vocab_start, float *se, float *tl) {
-    SRLM_CHECK(cuda_check_dtype("row_sumexp_target", "logits", logits));
+srlm_status cuda_row_logsumexp_target(srlm_backend *be, const srlm_view *logits, const int *targets,
+                                      int64_t vocab_start, float *mx, float *se, float *tl) {
+    SRLM_CHECK(cuda_check_dtype("row_logsumexp_target", "logits", logits));
     const size_t rows = (size_t)logits->rows;
     if (rows == 0) return SRLM_OK;
-    cuda_in in[2] = {{mx, sizeof(float) * rows}, {targets, sizeof(int) * rows}};
-    void *dev[3];
-    SRLM_CHECK(cuda_stage(be, in, 2, 2 * sizeof(float) * rows, dev));
-    float *se_d = dev[2], *tl_d = se_d + rows;
-    SRLM_CHECK(srlm_cuda_row_sumexp_target(logits, dev[0], dev[1], vocab_start, se_d, tl_d,
-                                           cuda_stream(be)));
+    cuda_in in[1] = {{targets, sizeof(int) * rows}};
+    void *dev[2];
+    SRLM_CHECK(cuda_stage(be, in, 1, 3 * sizeof(float) * rows, dev));
+    float *mx_d = dev[1], *se_d = mx_d + rows, *tl_d = se_d + rows;
+    /* one read of the logits; the three results come back in one transfer */
+    SRLM_CHECK(srlm_cuda_row_logsumexp_target(logits, dev[0], vocab_start, mx_d, se_d, tl_d, cuda_stream(be)));
     const float *host;
-    SRLM_CHECK(cuda_fetch(be, se_d, 2 * sizeof(float) * rows, (const void **)&host));
-    memcpy(se, host, sizeof(float) * rows);
-    memcpy(tl, host + rows, sizeof(float) * rows);
+    SRLM_CHECK(cuda_fetch(be, mx_d, 3 * sizeof(float) * rows, (const void **)&host));
+    memcpy(mx, host, sizeof(float) * rows);
+    memcpy(se, host + rows, sizeof(float) * rows);
+    memcpy(tl, host + 2 * rows, sizeof(float) * rows);
     return SRLM_OK;
 }
 

@@ -4,7 +4,7 @@
  *
  * One stream carries everything, in order: parameter uploads, cuBLAS calls and
  * kernels. The host only waits where it must: in download, in the ops that
- * return host arrays (row_max, row_sumexp_target, row_argmax), before it
+ * return host arrays (row_logsumexp_target, row_argmax), before it
  * rewrites a pinned staging buffer the stream has not read yet, and before it
  * frees or regrows device memory the stream may still be using.
  *
@@ -130,9 +130,8 @@ srlm_status cuda_copy(srlm_backend *be, srlm_view *dst, const srlm_view *src);
 srlm_status cuda_add(srlm_backend *be, srlm_view *y, const srlm_view *x);
 srlm_status cuda_fill(srlm_backend *be, srlm_view *v, float value);
 srlm_status cuda_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float value);
-srlm_status cuda_row_max(srlm_backend *be, const srlm_view *logits, float *mx);
-srlm_status cuda_row_sumexp_target(srlm_backend *be, const srlm_view *logits, const float *mx,
-                                   const int *targets, int64_t vocab_start, float *se, float *tl);
+srlm_status cuda_row_logsumexp_target(srlm_backend *be, const srlm_view *logits, const int *targets,
+                                      int64_t vocab_start, float *mx, float *se, float *tl);
 srlm_status cuda_row_argmax(srlm_backend *be, const srlm_view *logits, int *idx, float *val);
 srlm_status cuda_sample(srlm_backend *be, const srlm_view *logits, const struct srlm_sampling *cfg, const float *u,
                         int *token);
