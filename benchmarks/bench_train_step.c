@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
     int real = 0;
     for (int b = 0; b < B; b++) real += len[b];
     for (int i = 0; i < N; i++) dlogp[i] = i % T < len[i / T] - 1 ? -1.0f / (float)(real - B) : 0.0f;
-    srlm_train_batch batch = {B, T, ids, len, 0.0f, 0};
+    srlm_train_batch batch = {B, T, ids, len, 0.0f, 0, NULL};
     double *times = malloc(sizeof(double) * (size_t)(R + 1));
     for (int r = 0; r <= R; r++) {
         double t0 = bench_now();

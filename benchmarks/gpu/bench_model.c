@@ -280,7 +280,7 @@ int main(int argc, char **argv) {
     if (!ids || !len || !logp || !dlogp) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
     for (int i = 0; i < N; i++) ids[i] = 3 + (int)(srlm_rng_u64(7, (uint64_t)i) % (uint64_t)(hc.vocab_size - 3));
     for (int b = 0; b < B; b++) len[b] = T;
-    const srlm_train_batch batch = {B, T, ids, len, 0.0f, 0};
+    const srlm_train_batch batch = {B, T, ids, len, 0.0f, 0, NULL};
     long step = 1;
     train_step(&m, &acts, &g, &mom, &vel, &batch, 1, logp, dlogp, step++); /* warm-up: workspaces, clocks */
     for (int i = 0; i < a.n_micro; i++)
@@ -291,7 +291,7 @@ int main(int argc, char **argv) {
         int *flen = malloc(sizeof(int) * (size_t)B);
         if (!flen) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
         bench_fill_lengths(B, T, a.fill, flen);
-        const srlm_train_batch fb = {B, T, ids, flen, 0.0f, 0};
+        const srlm_train_batch fb = {B, T, ids, flen, 0.0f, 0, NULL};
         train_step(&m, &acts, &g, &mom, &vel, &fb, 1, logp, dlogp, step++); /* warm-up: other shapes */
         time_train(&m, &acts, &g, &mom, &vel, &fb, 1, logp, dlogp, &step, &a, n_flop_params);
         free(flen);

@@ -46,7 +46,7 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
     a->layer = calloc((size_t)sets, sizeof *a->layer);
     a->x_in = calloc((size_t)L, sizeof *a->x_in);
     a->mx = malloc(sizeof(float) * (size_t)N * 3);
-    a->pos = malloc(sizeof(int) * ((size_t)N * 5 + 1));
+    a->pos = malloc(sizeof(int) * ((size_t)N * 7 + 1));
     if (!a->layer || !a->x_in || !a->mx || !a->pos) {
         srlm_train_acts_free(a, m);
         return SRLM_ERR(SRLM_FAILED, "out of memory for training activation tables");
@@ -57,6 +57,8 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
     a->ids = a->pos + 2 * N;
     a->row = a->pos + 3 * N;
     a->off = a->pos + 4 * N;
+    a->sel = a->pos + 5 * N + 1;
+    a->inv = a->pos + 6 * N + 1;
     srlm_status st = m->be->ops->alloc(m->be, &a->mem, m->be->dtype, 1, total, "training activations");
     if (st == SRLM_OK)
         st = m->be->ops->alloc(m->be, &a->lse_mem, SRLM_F32, 1, sets * N * nh, "attention log-sum-exps");
@@ -177,22 +179,30 @@ static srlm_status check_batch(const srlm_llama *m, const srlm_train_acts *a, co
 }
 
 /* Pack the batch into the host scratch: each real token's row, position,
- * token and target (-1: none; the log-prob op gets 0 there and the result is
- * ignored) and the sequences' first rows. Returns the packed row count. */
+ * token and target (-1: none: the last token, and the rows before first[b])
+ * and the sequences' first rows, then the rows with a target (the LM head's).
+ * Returns the packed row count. */
 static int64_t batch_layout(srlm_train_acts *a, const srlm_train_batch *b) {
     int r = 0;
     for (int s = 0; s < b->B; s++) {
+        const int first = b->first ? b->first[s] : 0;
         a->off[s] = r;
         for (int t = 0; t < b->len[s]; t++, r++) {
             const int pr = s * b->T + t;
             a->row[r] = pr;
             a->pos[r] = t;
             a->ids[r] = b->ids[pr];
-            a->targets[r] = t + 1 < b->len[s] ? b->ids[pr + 1] : -1;
+            a->targets[r] = t + 1 < b->len[s] && t >= first ? b->ids[pr + 1] : -1;
         }
     }
     a->off[b->B] = r;
     a->n_rows = r;
+    int k = 0;
+    for (int i = 0; i < r; i++)
+        if (a->targets[i] >= 0) a->inv[i] = k, a->sel[k++] = i;
+    for (int i = 0; i < r; i++)
+        if (a->targets[i] < 0) a->inv[i] = k; /* a zero row after the selected ones */
+    a->n_sel = k;
     return r;
 }
 
@@ -225,21 +235,25 @@ srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const sr
     }
     srlm_view xf = srlm_view_rows(a->x_final, 0, N), xnf = srlm_view_rows(a->xn_final, 0, N);
     SRLM_CHECK(op->rmsnorm(be, &xnf, &xf, &m->final_norm, (float)m->cfg.rms_norm_eps));
-    int *tg = malloc(sizeof(int) * (size_t)N);
+    /* the LM head on the rows with a target only (a prompt's rows have none) */
+    const int64_t S = a->n_sel;
+    srlm_view xsel = srlm_view_rows(a->dx, 0, S); /* dx: free until the backward pass */
+    if (S > 0) SRLM_CHECK(op->copy_rows(be, &xsel, &xnf, a->sel, (int)S));
+    int *tg = malloc(sizeof(int) * (size_t)S + 1);
     if (!tg) return SRLM_ERR(SRLM_FAILED, "out of memory");
-    for (int64_t r = 0; r < N; r++) tg[r] = a->targets[r] < 0 ? 0 : a->targets[r];
+    for (int64_t k = 0; k < S; k++) tg[k] = a->targets[a->sel[k]];
     srlm_status st = SRLM_OK;
-    for (int64_t r0 = 0; r0 < N && st == SRLM_OK; r0 += a->logits_rows) {
-        const int64_t n = N - r0 < a->logits_rows ? N - r0 : a->logits_rows;
+    for (int64_t r0 = 0; r0 < S && st == SRLM_OK; r0 += a->logits_rows) {
+        const int64_t n = S - r0 < a->logits_rows ? S - r0 : a->logits_rows;
         srlm_view logits = srlm_view_rows(a->logits, 0, n);
-        st = head_logits(m, &logits, &xnf, r0);
+        st = head_logits(m, &logits, &xsel, r0);
         if (st == SRLM_OK)
             st = srlm_llama_logprobs_view(m, &logits, tg + r0, (int)n, a->logp + r0, a->mx + r0, a->se + r0);
     }
     free(tg);
     SRLM_CHECK(st);
     memset(logp, 0, sizeof(float) * (size_t)b->B * (size_t)b->T);
-    for (int64_t r = 0; r < N; r++) if (a->targets[r] >= 0) logp[a->row[r]] = a->logp[r];
+    for (int64_t k = 0; k < S; k++) logp[a->row[a->sel[k]]] = a->logp[k];
     return SRLM_OK;
 }
 
@@ -296,32 +310,39 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
                                       const float *dlogp, srlm_llama_grads *g) {
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
-    const int64_t N = batch_layout(a, b);
-    float *dl = malloc(sizeof(float) * (size_t)N);
-    int *tg = malloc(sizeof(int) * (size_t)N);
+    const int64_t N = batch_layout(a, b), S = a->n_sel;
+    float *dl = malloc(sizeof(float) * (size_t)S + 1);
+    int *tg = malloc(sizeof(int) * (size_t)S + 1);
     if (!dl || !tg) { free(dl); free(tg); return SRLM_ERR(SRLM_FAILED, "out of memory"); }
-    for (int64_t r = 0; r < N; r++) {
-        dl[r] = a->targets[r] < 0 ? 0.0f : dlogp[a->row[r]];
-        tg[r] = a->targets[r] < 0 ? 0 : a->targets[r];
+    for (int64_t k = 0; k < S; k++) {
+        dl[k] = dlogp[a->row[a->sel[k]]];
+        tg[k] = a->targets[a->sel[k]];
     }
-    /* LM head, chunk by chunk from the last (whose logits the forward pass left
-     * in the buffer; the others are recomputed), then the final norm */
+    /* LM head on the rows with a target (gathered into dx again, as the forward
+     * did; dx is free until the final norm's backward writes it), chunk by chunk
+     * from the last (whose logits the forward pass left in the buffer; the
+     * others are recomputed); their d input in dtmp's first S rows, row S zero,
+     * spread to every row of dxn; then the final norm */
     srlm_view xnf = srlm_view_rows(a->xn_final, 0, N), xf = srlm_view_rows(a->x_final, 0, N);
     srlm_view dxn = srlm_view_rows(a->dxn, 0, N), dx = srlm_view_rows(a->dx, 0, N);
-    const int64_t last = (N - 1) / a->logits_rows * a->logits_rows;
-    srlm_status st = SRLM_OK;
+    srlm_view xsel = srlm_view_rows(a->dx, 0, S), dsel = srlm_view_rows(a->dtmp, 0, S + 1);
+    srlm_view zero_row = srlm_view_rows(a->dtmp, S, 1); /* S < N: a sequence's last row has no target */
+    srlm_status st = S > 0 ? op->copy_rows(be, &xsel, &xnf, a->sel, (int)S) : SRLM_OK;
+    const int64_t last = S > 0 ? (S - 1) / a->logits_rows * a->logits_rows : -1;
     for (int64_t r0 = last; r0 >= 0 && st == SRLM_OK; r0 -= a->logits_rows) {
-        const int64_t n = N - r0 < a->logits_rows ? N - r0 : a->logits_rows;
-        srlm_view logits = srlm_view_rows(a->logits, 0, n), in = srlm_view_rows(xnf, r0, n);
-        srlm_view dxn_rows = srlm_view_rows(dxn, r0, n);
-        if (r0 != last) st = head_logits(m, &logits, &xnf, r0);
+        const int64_t n = S - r0 < a->logits_rows ? S - r0 : a->logits_rows;
+        srlm_view logits = srlm_view_rows(a->logits, 0, n), in = srlm_view_rows(xsel, r0, n);
+        srlm_view d_rows = srlm_view_rows(dsel, r0, n);
+        if (r0 != last) st = head_logits(m, &logits, &xsel, r0);
         if (st == SRLM_OK)
             st = op->logprob_backward(be, &logits, a->mx + r0, a->se + r0, tg + r0, m->vocab_start, dl + r0);
-        if (st == SRLM_OK) st = op->matmul_dx(be, &dxn_rows, &logits, &m->lm_head, 0);
+        if (st == SRLM_OK) st = op->matmul_dx(be, &d_rows, &logits, &m->lm_head, 0);
         if (st == SRLM_OK) st = op->matmul_dw(be, &g->lm_head, &logits, &in);
     }
     free(dl);
     free(tg);
+    if (st == SRLM_OK) st = op->fill(be, &zero_row, 0.0f);
+    if (st == SRLM_OK) st = op->copy_rows(be, &dxn, &dsel, a->inv, (int)N);
     SRLM_CHECK(st);
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dx, &g->final_norm, &dxn, &xf, &m->final_norm,

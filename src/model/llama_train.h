@@ -32,11 +32,15 @@ typedef struct {
     /* The activations hold the batch packed: n_rows = sum(len) rows, sequence b
      * at rows off[b] .. off[b] + len[b] - 1 (llama_train.c) */
     int              n_rows;
-    float           *mx, *se;  /* (n_rows) global row max and sum of exp of the logits */
-    float           *logp;     /* (n_rows) log-probs before they go to the caller's padded rows */
     int             *pos, *targets, *ids; /* (n_rows) position, target (-1: none), token of each row */
     int             *row;      /* (n_rows) the caller's padded row b * T + t of each row */
     int             *off;      /* (B + 1) first row of each sequence, then n_rows */
+    /* The LM head runs on the n_sel rows with a target only (sel: their rows,
+     * in order; inv: each row's place among them, n_sel for the others) */
+    int              n_sel;
+    int             *sel, *inv;
+    float           *mx, *se;  /* (n_sel) global row max and sum of exp of the logits */
+    float           *logp;     /* (n_sel) log-probs before they go to the caller's padded rows */
     int              zero;     /* the attention shape's slot and n_past */
 } srlm_train_acts;
 
@@ -61,10 +65,13 @@ typedef struct {
     const int *len;       /* (B) real tokens per sequence, >= 1 */
     float      dropout;
     uint64_t   dropout_key;
+    /* (B) or NULL: sequence b's rows t < first[b] (its prompt) need no log-prob
+     * (0, and no gradient), so the LM head skips them; NULL = every row */
+    const int *first;
 } srlm_train_batch;
 
 /* Forward over the batch: logp[r] = log p(ids[r + 1] | ids[..r]) for every row r
- * that has a target, 0 elsewhere (B * T values). */
+ * that has a target (t + 1 < len and t >= first), 0 elsewhere (B * T values). */
 srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
                                      float *logp);
 

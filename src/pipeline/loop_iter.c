@@ -471,7 +471,7 @@ static srlm_status ref_item(void *ctx, int item, srlm_text *out, long *work) {
     float *logp = NULL;
     if (st == SRLM_OK && B > 0) {
         ids = calloc((size_t)B * (size_t)T, sizeof *ids);
-        len = calloc((size_t)B, sizeof *len);
+        len = calloc(2 * (size_t)B, sizeof *len); /* then each sequence's first row with a log-prob */
         logp = calloc((size_t)B * (size_t)T, sizeof *logp);
         if (!ids || !len || !logp) st = SRLM_ERR(SRLM_FAILED, "out of memory");
         if (st == SRLM_OK && B * T > r->acts_tokens) {
@@ -490,9 +490,10 @@ static srlm_status ref_item(void *ctx, int item, srlm_text *out, long *work) {
                 memcpy(row + 1, pids[i] + np[i] - (keep[i] - 1), sizeof(int) * (size_t)(keep[i] - 1));
                 memcpy(row + keep[i], k ? rids[i] : cids[i], sizeof(int) * (size_t)nresp);
                 len[b] = keep[i] + nresp;
+                len[B + b] = keep[i] - 1;
             }
         }
-        srlm_train_batch tb = {B, T, ids, len, 0.0f, 0};
+        srlm_train_batch tb = {B, T, ids, len, 0.0f, 0, len + B};
         if (st == SRLM_OK) st = srlm_llama_train_forward(&r->s->model, &r->acts, &tb, logp);
         *work = (long)B * T;
     }

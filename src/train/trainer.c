@@ -243,6 +243,7 @@ static int sft_sequences(trainer *t, const int *ex, int n) {
         memcpy(row, e->ids, sizeof(int) * (size_t)len);
         memset(row + len, 0, sizeof(int) * (size_t)(T - len));
         t->len[i] = len;
+        t->first[i] = e->n_prompt - 1; /* the prompt's rows predict no response token */
     }
     return T;
 }
@@ -274,6 +275,7 @@ static int dpo_sequences(trainer *t, const int *pairs, int n) {
             memcpy(row + e->n_prompt, k ? e->rejected : e->chosen, sizeof(int) * (size_t)nr);
             memset(row + e->n_prompt + nr, 0, sizeof(int) * (size_t)(T - e->n_prompt - nr));
             t->len[2 * i + k] = e->n_prompt + nr;
+            t->first[2 * i + k] = e->n_prompt - 1;
         }
     }
     return T;
@@ -320,7 +322,7 @@ static srlm_status reference_logps(trainer *t) {
         int n = t->dpo.n - p0 < per ? t->dpo.n - p0 : per;
         for (int i = 0; i < n; i++) pairs[i] = p0 + i;
         int T = dpo_sequences(t, pairs, n);
-        srlm_train_batch b = {2 * n, T, t->ids, t->len, 0.0f, 0};
+        srlm_train_batch b = {2 * n, T, t->ids, t->len, 0.0f, 0, t->first};
         st = srlm_llama_train_forward(&t->m, &t->acts, &b, t->logp);
         for (int i = 0; i < n && st == SRLM_OK; i++) {
             srlm_dpo_example *e = &t->dpo.ex[p0 + i];
@@ -415,7 +417,8 @@ static srlm_status train_step(trainer *t, step_result *res) {
         if (t->job->kind == SRLM_TRAIN_SFT) { T = sft_sequences(t, ex + i0, n); B = n; }
         else { T = dpo_sequences(t, ex + i0, n); B = 2 * n; }
         /* masks keyed by the batch position of the micro-batch's first example */
-        srlm_train_batch b = {B, T, t->ids, t->len, (float)tc->dropout, srlm_rng_key(step_key, (uint64_t)i0)};
+        srlm_train_batch b = {B, T, t->ids, t->len, (float)tc->dropout, srlm_rng_key(step_key, (uint64_t)i0),
+                              t->first};
         SRLM_CHECK(srlm_llama_train_forward(&t->m, &t->acts, &b, t->logp));
         memset(t->dlogp, 0, sizeof(float) * (size_t)B * T);
         for (int k = 0; k < B; k++) part[5] += t->len[k];
@@ -687,13 +690,14 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     SRLM_CHECK(zero1_master_new(t));
     t->adam_m = calloc(2 * (size_t)t->n_shard, sizeof(float));
     t->perm = malloc(sizeof(int) * (size_t)t->n_examples);
-    t->ids = malloc(sizeof(int) * (N + (size_t)t->micro_seqs));
+    t->ids = malloc(sizeof(int) * (N + 2 * (size_t)t->micro_seqs));
     t->logp = malloc(sizeof(float) * 2 * N);
     if (!t->adam_m || !t->perm || !t->ids || !t->logp)
         return SRLM_ERR(SRLM_FAILED, "out of memory for optimizer state (%lld parameters in this shard)",
                         (long long)t->n_shard);
     t->adam_v = t->adam_m + t->n_shard;
     t->len = t->ids + N;
+    t->first = t->len + t->micro_seqs;
     t->dlogp = t->logp + N;
     t->perm_epoch = -1;
     SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m, t->n_pad));

@@ -57,7 +57,7 @@ typedef struct {
     int          *perm;
     long          perm_epoch;
 
-    int   *ids, *len;                  /* micro-batch scratch */
+    int   *ids, *len, *first;            /* micro-batch scratch (first: a sequence's first row with a log-prob) */
     float *logp, *dlogp;
     int    micro_seqs;                 /* sequences per micro-batch */
 

@@ -26,7 +26,7 @@ static void grads_of(srlm_llama *m, const batch_data *bd, int s0, int s1, const 
     srlm_train_acts a;
     CHECK_OK(srlm_train_acts_new(&a, m, N, 0));
     float *logp = calloc((size_t)N, sizeof(float)), *dlogp = calloc((size_t)N, sizeof(float));
-    srlm_train_batch tb = {B, T, bd->ids + s0 * T, bd->len + s0, 0.0f, 0};
+    srlm_train_batch tb = {B, T, bd->ids + s0 * T, bd->len + s0, 0.0f, 0, NULL};
     CHECK_OK(srlm_llama_train_forward(m, &a, &tb, logp));
     for (int b = 0; b < B; b++)
         for (int t = bd->plen[s0 + b] - 1; t < bd->len[s0 + b] - 1; t++) dlogp[b * T + t] = (float)w[s0 + b];

@@ -205,7 +205,7 @@ static void check_grads(const char *fx, const char *name, srlm_backend *be) {
     CHECK_OK(srlm_llama_grads_new(&g2, &m, 0));
     CHECK_OK(srlm_train_acts_new(&a, &m, bd.B * bd.T, 0));
     CHECK_OK(srlm_train_acts_new(&ar, &m, bd.B * bd.T, 1));
-    srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0};
+    srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0, NULL};
     const double loss = train_sft_step(&m, &a, &tb, &bd, &g);
     const double want = cJSON_GetObjectItem(sft, "loss")->valuedouble;
     const double loss16 = cJSON_GetObjectItem(ref16, "sft_loss_bf16")->valuedouble;

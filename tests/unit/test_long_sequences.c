@@ -72,7 +72,7 @@ int main(void) {
     srlm_llama_grads g;
     CHECK_OK(srlm_train_acts_new(&ta, &m, N, 0));
     CHECK_OK(srlm_llama_grads_new(&g, &m, 0));
-    srlm_train_batch tb = {B, T, ids, len, 0.0f, 0};
+    srlm_train_batch tb = {B, T, ids, len, 0.0f, 0, NULL};
     static float lp[N], dl[N];
     for (int i = 0; i < N; i++) dl[i] = 1.0f;
     CHECK_OK(srlm_llama_train_forward(&m, &ta, &tb, lp));

@@ -81,7 +81,7 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     CHECK_OK(srlm_llama_grads_new(&g2, &m, 0));
     CHECK_OK(srlm_train_acts_new(&a, &m, bd.B * bd.T, 0));
     CHECK_OK(srlm_train_acts_new(&ar, &m, bd.B * bd.T, 1));
-    srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0};
+    srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0, NULL};
 
     /* SFT vs transformers' loss with labels = -100 */
     cJSON *sft = load_json(tdir, "sft.json");

@@ -10,7 +10,12 @@
  *    picks other kernels for other row counts, whose sums round differently;
  *    seen 6e-7 relative, while a sequence seeing another's keys moves its
  *    log-probs by O(1)), and its gradients are those of the two smaller
- *    batches added, relative norm error <= 1e-5 (seen 3e-6). */
+ *    batches added, relative norm error <= 1e-5 (seen 3e-6);
+ *  - prompts (srlm_train_batch's first): the LM head runs on the rows with a
+ *    target only; the prompt rows' log-probs are 0 and what dlogp holds there
+ *    (NaN) is never read; the other rows' log-probs and the gradients are those
+ *    of the whole batch with dlogp 0 on the prompts (same tolerances: the LM
+ *    head's GEMM has fewer rows). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +67,7 @@ int main(void) {
     CHECK_OK(srlm_train_acts_new(&a, &m, NSEQ * T, 0));
     CHECK_OK(srlm_llama_grads_new(&g, &m, 0));
     CHECK_OK(srlm_llama_grads_new(&g2, &m, 0));
-    srlm_train_batch tb = {NSEQ, T, ids, len, 0.0f, 0};
+    srlm_train_batch tb = {NSEQ, T, ids, len, 0.0f, 0, NULL};
     run(&m, &a, &tb, w, lp, &g);
     CHECK_MSG(a.n_rows == 2 * T + 17, "the activations hold %d rows, expected the %d real tokens", a.n_rows,
               2 * T + 17);
@@ -95,7 +100,7 @@ int main(void) {
     memcpy(w_ac, w, sizeof(float) * T);
     memcpy(w_ac + T, w + 2 * T, sizeof(float) * T);
     int len_ac[2] = {T, T}, len_b = 17;
-    srlm_train_batch tac = {2, T, ids_ac, len_ac, 0.0f, 0}, tbb = {1, 17, ids + T, &len_b, 0.0f, 0};
+    srlm_train_batch tac = {2, T, ids_ac, len_ac, 0.0f, 0, NULL}, tbb = {1, 17, ids + T, &len_b, 0.0f, 0, NULL};
     srlm_llama_grads gs;
     CHECK_OK(srlm_llama_grads_new(&gs, &m, 0));
     run(&m, &a, &tac, w_ac, lp_ac, &g2);
@@ -117,6 +122,38 @@ int main(void) {
     CHECK_MSG(rel <= 1e-5, "gradients of {A, B, C} vs {A, C} + {B}: relative error %.3g", rel);
     printf("{A, B, C} vs {A, C} and {B}: max |dlogp| %.2e (log-probs up to %.1f), gradients within %.2e relative\n",
            worst, biggest, rel);
+
+    /* prompts of 10, 5 and 0 rows: the LM head on the other rows only */
+    const int first[NSEQ] = {10, 5, 0};
+    static float w_mask[NSEQ * T], w_nan[NSEQ * T], lp_f[NSEQ * T];
+    int want_sel = 0;
+    for (int s = 0; s < NSEQ; s++)
+        for (int t = 0; t < T; t++) {
+            const int i = s * T + t, counted = t >= first[s] && t + 1 < len[s];
+            w_mask[i] = counted ? w[i] : 0.0f;
+            w_nan[i] = counted ? w[i] : NAN;
+            want_sel += counted;
+        }
+    srlm_train_batch tf = tb;
+    tf.first = first;
+    run(&m, &a, &tb, w_mask, lp, &g);
+    run(&m, &a, &tf, w_nan, lp_f, &g2);
+    CHECK_MSG(a.n_sel == want_sel, "the LM head ran on %d rows, expected the %d with a target", a.n_sel, want_sel);
+    double pworst = 0;
+    int prompt_nonzero = 0, same_bits = 0;
+    for (int s = 0; s < NSEQ; s++)
+        for (int t = 0; t + 1 < len[s]; t++) {
+            const int i = s * T + t;
+            if (t < first[s]) { prompt_nonzero += lp_f[i] != 0.0f; continue; }
+            same_bits += !memcmp(&lp_f[i], &lp[i], sizeof(float));
+            if (!(fabs(lp_f[i] - lp[i]) <= pworst)) pworst = fabs(lp_f[i] - lp[i]);
+        }
+    CHECK_MSG(prompt_nonzero == 0, "%d prompt rows have a nonzero log-prob", prompt_nonzero);
+    CHECK_MSG(pworst <= 1e-5 * biggest, "with prompts: max |dlogp| %.3g of %.3g", pworst, biggest);
+    rel = rel_diff(g2.flat.data, g.flat.data, P);
+    CHECK_MSG(rel <= 1e-5, "with prompts: gradients differ by %.3g relative", rel);
+    printf("prompts of 10, 5, 0 rows: LM head on %d of %d rows, log-probs within %.2e (%d of %d bit-identical), "
+           "gradients within %.2e relative\n", a.n_sel, a.n_rows, pworst, same_bits, want_sel, rel);
 
     srlm_llama_grads_free(&gs, &m);
     srlm_llama_grads_free(&g, &m);
