@@ -546,7 +546,8 @@ srlm_status srlm_llama_logprobs_view(srlm_llama *m, const srlm_view *logits, con
         memcpy(gmx, mx, sizeof(float) * (size_t)n_rows);
         SRLM_CHECK_GOTO(srlm_comm_allreduce_f32(m->tp, gmx, (size_t)n_rows, SRLM_REDUCE_MAX), st, done);
         for (int i = 0; i < n_rows; i++) {
-            se[i] = mx[i] == -INFINITY ? 0.0f : se[i] * expf(mx[i] - gmx[i]);
+            /* a shard of padding only has se 0 (or NaN, kept: a NaN logit must show) */
+            if (mx[i] != -INFINITY) se[i] *= expf(mx[i] - gmx[i]);
             mx[i] = gmx[i];
         }
         /* se and tl are reduced in one call: they are adjacent */

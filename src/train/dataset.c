@@ -11,6 +11,14 @@
 
 /* ---- pieces shared by SFT and DPO ---- */
 
+/* The first response token is predicted from the prompt's last token: a
+ * prompt needs one at least (text prompts always start with BOS). */
+static srlm_status want_prompt(const srlm_jsonl_reader *r, int np) {
+    if (np > 0) return SRLM_OK;
+    return SRLM_ERR(SRLM_BAD_INPUT, "%s:%ld: prompt_ids is empty: expected at least one token (BOS), from which "
+                    "the first response token is predicted", r->path, r->line);
+}
+
 /* How an example of n_prompt + n_resp tokens fits into max_seq_len. */
 typedef enum { FIT_AS_IS, FIT_TRUNCATED, FIT_NO } fit_kind;
 
@@ -122,6 +130,7 @@ srlm_status srlm_sft_data_load(srlm_sft_data *d, const char *path, const srlm_to
             SRLM_CHECK_GOTO(encode_text(&r, tok, system, user, answer, "response", vocab_size, &p, &np,
                                         &a, &na), st, done);
         }
+        SRLM_CHECK_GOTO(want_prompt(&r, np), st, done);
         int keep;
         fit_kind f = fit(np, na, max_seq_len, truncation, &keep);
         if (is_empty(a, na, eos)) {
@@ -233,6 +242,7 @@ srlm_status srlm_dpo_data_load(srlm_dpo_data *d, const char *path, const srlm_to
             SRLM_CHECK_GOTO(encode_text(&r, tok, system, user, rejected, "rejected", vocab_size, &p2, &np2,
                                         &rj, &nr), st, done);
         }
+        SRLM_CHECK_GOTO(want_prompt(&r, np), st, done);
         int keep;
         fit_kind f = fit(np, nc > nr ? nc : nr, max_seq_len, truncation, &keep);
         if (is_empty(c, nc, eos) || is_empty(rj, nr, eos)) {

@@ -139,7 +139,9 @@ paste -d' ' <(per_token runs/cpu/sft/model sft.jsonl cpu bfloat16) <(per_token r
 # tp-sharded shapes (vocab-parallel log-probs at a vocab offset, the column- and
 # row-parallel GEMMs, the KV heads a rank owns) and ZeRO-1's shards in device
 # memory. Same tolerances as above. Skipped, visibly, where there is no mpirun.
+# the GPU bundle's own mpirun (its Open MPI; the CTest file names the build machine's)
 launcher=${MPIEXEC:-}
+[ -n "${OPAL_PREFIX:-}" ] && [ -x "$OPAL_PREFIX/bin/mpirun" ] && launcher=$OPAL_PREFIX/bin/mpirun
 [ -n "$launcher" ] && [ -x "$launcher" ] || launcher=$(command -v mpirun || command -v mpiexec || true)
 if [ -z "$launcher" ]; then
   echo "SKIPPED (part): tp 2 and dp 2 on one GPU: no mpirun here"

@@ -199,7 +199,7 @@ static void run_sharded(srlm_backend *be, srlm_dtype dt, int shards, uint64_t se
         for (int r = 0; r < shards; r++) mx[i] = fmaxf(mx[i], lmx[r * rows + i]);
         for (int r = 0; r < shards; r++) {
             const float m = lmx[r * rows + i];
-            se[i] += m == -INFINITY ? 0.0f : lse[r * rows + i] * expf(m - mx[i]);
+            se[i] += m == -INFINITY ? lse[r * rows + i] : lse[r * rows + i] * expf(m - mx[i]);
             tl[i] += ltl[r * rows + i];
         }
     }

@@ -110,6 +110,10 @@ static void test_sft_errors(void) {
     CHECK_SFT_FAILS(write_file("bad5.jsonl", "{\"prompt_ids\": [1, 3], \"response_ids\": [3, -1]}\n"), "bad5.jsonl:1");
     CHECK_SFT_FAILS(write_file("bad6.jsonl", "{\"prompt_ids\": [1, 3]}\n"), "bad6.jsonl:1: missing key \"response_ids\"");
     CHECK_SFT_FAILS(write_file("bad7.jsonl", "[1, 2]\n"), "bad7.jsonl:1");
+    /* an empty prompt: nothing predicts the first response token */
+    CHECK_SFT_FAILS(write_file("bad_np.jsonl", "{\"prompt_ids\": [1], \"response_ids\": [3, 2]}\n"
+                                               "{\"prompt_ids\": [], \"response_ids\": [3, 2]}\n"),
+                    "bad_np.jsonl:2: prompt_ids is empty");
     /* one object per line: text after it was ignored (found by fuzz_jsonl_sft) */
     CHECK_SFT_FAILS(write_file("bad8.jsonl", "{\"prompt\": \"a\", \"response\": \"b\"} {\"x\": 1}\n"),
                     "bad8.jsonl:1:34: not valid JSON (text after the value)");
@@ -191,6 +195,8 @@ static void test_dpo(void) {
     }
     srlm_dpo_data_free(&d);
 
+    CHECK_DPO_FAILS(write_file("dbad_np.jsonl", "{\"prompt_ids\": [], \"chosen_ids\": [3, 2], \"rejected_ids\": [4, 2]}\n"),
+                    "dbad_np.jsonl:1: prompt_ids is empty");
     CHECK_DPO_FAILS(write_file("dbad1.jsonl", "{\"prompt_ids\": [1], \"chosen_ids\": [3, 2], \"rejected_ids\": [4, 2], "
                                               "\"ref_logp_chosen\": -1}\n"), "dbad1.jsonl:1");
     CHECK_DPO_FAILS(write_file("dbad2.jsonl", "{\"prompt_ids\": [1], \"chosen_ids\": [3, 2], \"rejected_ids\": [4, 2], "
