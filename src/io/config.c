@@ -50,6 +50,7 @@ static const char *const BAD_TREES[] = {"skip", "fail", NULL};
     INT(S ".warmup_steps",     M.warmup_steps,     0,      0, NOMAX, 0,  "optimizer steps of linear warmup from 0 to lr"), \
     INT(S ".batch_size",       M.batch_size,       16,     1, NOMAX, 0,  "examples per optimizer step over all ranks"), \
     INT(S ".micro_batch_size", M.micro_batch_size, 1,      1, NOMAX, 0,  "examples per forward pass per rank; accumulation makes up the batch"), \
+    INT(S ".micro_batch_tokens", M.micro_batch_tokens, 0,  0, NOMAX, 0,  "tokens per forward pass per rank (a DPO pair's two sequences count together): a micro-batch takes the next examples while both this and micro_batch_size hold, and the activations are sized for this many tokens instead of micro_batch_size x max_seq_len; at least max_seq_len (DPO: 2 x max_seq_len), so any example fits alone; 0 = no token cap"), \
     DBL(S ".epochs",           M.epochs,           1,      0, NOMAX, GT, "passes over the data (fractions allowed)"), \
     DBL(S ".weight_decay",     M.weight_decay,     0.0,    0, NOMAX, 0,  "AdamW decoupled weight decay"), \
     DBL(S ".adam_beta1",       M.adam_beta1,       0.9,    0, 1,     LT, "AdamW beta1 (torch.optim.AdamW default)"), \
@@ -174,6 +175,13 @@ static srlm_status check_train(const char *where, const char *phase, const srlm_
     if (t->micro_batch_size > t->batch_size)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: train.%s.micro_batch_size (%d) is above train.%s.batch_size (%d)",
                         where, phase, t->micro_batch_size, phase, t->batch_size);
+    const int dpo = strcmp(phase, "dpo") == 0; /* a pair holds two sequences */
+    const long long per_example = (dpo ? 2LL : 1LL) * t->max_seq_len;
+    if (t->micro_batch_tokens > 0 && t->micro_batch_tokens < per_example)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: train.%s.micro_batch_tokens (%d) is below %strain.%s.max_seq_len (%d): "
+                        "the longest %s would not fit in a micro-batch; raise it to at least %lld or set 0 (no token cap)",
+                        where, phase, t->micro_batch_tokens, dpo ? "2 x " : "", phase, t->max_seq_len,
+                        dpo ? "pair" : "example", per_example);
     return SRLM_OK;
 }
 

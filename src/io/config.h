@@ -32,6 +32,7 @@ typedef struct {
     int              warmup_steps;
     int              batch_size;       /* sequences (SFT) or pairs (DPO) per optimizer step, global */
     int              micro_batch_size; /* per rank per forward pass */
+    int              micro_batch_tokens; /* tokens per forward pass, a pair's two sequences together; 0 = no cap */
     double           epochs;
     double           weight_decay;
     double           adam_beta1;

@@ -160,12 +160,13 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
 }
 
 static srlm_status check_batch(const srlm_llama *m, const srlm_train_acts *a, const srlm_train_batch *b) {
-    if (b->B < 1 || b->T < 1 || (int64_t)b->B * b->T > a->max_tokens)
-        return SRLM_ERR(SRLM_FAILED, "training batch %d x %d exceeds the activation buffers (%d rows)",
-                        b->B, b->T, a->max_tokens);
+    if (b->B < 1 || b->T < 1)
+        return SRLM_ERR(SRLM_FAILED, "training batch %d x %d: expected at least one sequence and row", b->B, b->T);
+    int64_t rows = 0; /* the activations hold the real tokens only, packed */
     for (int s = 0; s < b->B; s++) {
         if (b->len[s] < 1 || b->len[s] > b->T)
             return SRLM_ERR(SRLM_FAILED, "training batch: sequence %d has length %d (T = %d)", s, b->len[s], b->T);
+        rows += b->len[s];
         for (int t = 0; t < b->len[s]; t++) {
             int id = b->ids[s * b->T + t];
             if (id < 0 || id >= m->cfg.vocab_size)
@@ -173,6 +174,9 @@ static srlm_status check_batch(const srlm_llama *m, const srlm_train_acts *a, co
                                 "vocabulary [0, %d)", id, t, s, m->cfg.vocab_size);
         }
     }
+    if (rows > a->max_tokens)
+        return SRLM_ERR(SRLM_FAILED, "training batch of %d sequences holds %lld tokens, more than the activation "
+                        "buffers' %d rows", b->B, (long long)rows, a->max_tokens);
     if (!(b->dropout >= 0.0f && b->dropout < 1.0f))
         return SRLM_ERR(SRLM_BAD_INPUT, "dropout %g: expected 0 <= p < 1", (double)b->dropout);
     return SRLM_OK;

@@ -95,15 +95,32 @@ static double attn_fwd_flops(const srlm_plan *p, double s) {
 
 /* ---- training ----------------------------------------------------------- */
 
+/* Examples per micro-batch when every one is seq_len tokens a sequence:
+ * micro_batch_size, or fewer where micro_batch_tokens caps the tokens (a DPO
+ * pair counts its two sequences); at least one, as in the trainer. */
+static int examples_per_micro(const srlm_train_config *tc, int is_dpo, int seq_len) {
+    const int64_t per_example = (int64_t)(is_dpo ? 2 : 1) * seq_len;
+    int64_t n = tc->micro_batch_size;
+    if (tc->micro_batch_tokens > 0 && per_example > 0 && tc->micro_batch_tokens / per_example < n)
+        n = tc->micro_batch_tokens / per_example;
+    return n < 1 ? 1 : (int)n;
+}
+
 static void plan_train(const srlm_plan *p, const srlm_train_config *tc, int is_dpo, int seq_len,
                        srlm_plan_train *t) {
     const srlm_plan_arch *a = &p->arch;
     const int64_t D = a->dim, L = a->n_layers, hd = a->head_dim;
     memset(t, 0, sizeof *t);
-    t->seqs_per_micro = tc->micro_batch_size * (is_dpo ? 2 : 1);
+    t->examples_per_micro = examples_per_micro(tc, is_dpo, seq_len);
+    t->seqs_per_micro = t->examples_per_micro * (is_dpo ? 2 : 1);
     t->seq_len = seq_len;
     t->recompute = tc->recompute;
     const int64_t tokens = (int64_t)t->seqs_per_micro * seq_len;
+    /* the trainer sizes its activations for micro_batch_size examples of the
+     * longest length, or micro_batch_tokens when that is less */
+    int64_t act_tokens = (int64_t)tc->micro_batch_size * (is_dpo ? 2 : 1) * seq_len;
+    if (tc->micro_batch_tokens > 0 && tc->micro_batch_tokens < act_tokens) act_tokens = tc->micro_batch_tokens;
+    t->act_tokens = act_tokens;
 
     /* Bytes per token per layer (bf16 unless noted). Replicated over tp: both
      * norm inputs (the residual stream) and outputs (the inputs of q/k/v and
@@ -117,20 +134,20 @@ static void plan_train(const srlm_plan *p, const srlm_train_config *tc, int is_d
     t->act_outside_token = 8 * D;
     /* vocab-parallel logits, fp32; their gradient is written in place; with
      * train.X.logits_chunk, only that many rows at a time */
-    const int64_t logit_rows = tc->logits_chunk > 0 && tc->logits_chunk < tokens ? tc->logits_chunk : tokens;
+    const int64_t logit_rows = tc->logits_chunk > 0 && tc->logits_chunk < act_tokens ? tc->logits_chunk : act_tokens;
     t->act_logits = logit_rows * p->vocab_padded / p->tp * 4;
-    t->act_full = tokens * (L * t->act_layer_token + t->act_outside_token) + t->act_logits;
+    t->act_full = act_tokens * (L * t->act_layer_token + t->act_outside_token) + t->act_logits;
     /* recomputation keeps each layer's input (2D) and rebuilds one layer at a time */
-    t->act_recompute = tokens * (L * 2 * D + t->act_layer_token + t->act_outside_token) + t->act_logits;
+    t->act_recompute = act_tokens * (L * 2 * D + t->act_layer_token + t->act_outside_token) + t->act_logits;
     t->act = t->recompute ? t->act_recompute : t->act_full;
 
     const int64_t per_replica = ceil_div(tc->batch_size, p->dp);
-    t->micro_steps = (int)ceil_div(per_replica, tc->micro_batch_size);
+    t->micro_steps = (int)ceil_div(per_replica, t->examples_per_micro);
     /* 2 FLOPs per weight per token forward, 4 backward, 2 more to recompute */
     t->flops_micro = (6.0 + 2.0 * t->recompute) * (double)p->params_matmul * (double)tokens / p->tp +
                      (3.0 + t->recompute) * t->seqs_per_micro * attn_fwd_flops(p, seq_len) +
                      /* chunked logits: the LM head again for every chunk but the last */
-                     2.0 * (double)(tokens - logit_rows) * a->vocab * D / p->tp;
+                     2.0 * (double)(tokens > logit_rows ? tokens - logit_rows : 0) * a->vocab * D / p->tp;
     t->t_compute = t->micro_steps * t->flops_micro / flop_rate(p);
     /* per layer: o and down allreduce their outputs forward, the inputs' gradients
      * of q/k/v and gate/up backward; recomputation reruns the forward ones */
@@ -325,7 +342,7 @@ srlm_status srlm_plan_compute(const srlm_config *c, const srlm_plan_arch *a, con
     p->pairs = llround(o->pair_rate * (double)n_prompts);
     p->pair_len = P + c->generate.max_new_tokens;
     if (p->pair_len > c->train.dpo.max_seq_len) p->pair_len = c->train.dpo.max_seq_len;
-    const int mb = c->train.dpo.micro_batch_size;
+    const int mb = examples_per_micro(&c->train.dpo, 1, p->pair_len);
     const double fwd_tokens = 2.0 * mb * p->pair_len;
     const double fwd_flops =
         2.0 * (double)p->params_matmul / p->tp * fwd_tokens + 2.0 * mb * attn_fwd_flops(p, p->pair_len);

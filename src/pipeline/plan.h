@@ -46,7 +46,9 @@ void srlm_plan_opts_defaults(srlm_plan_opts *o); /* 1 x 8 x 80 GiB, 128, 512, 0.
 
 /* One training phase (train.sft or train.dpo) at one sequence length. */
 typedef struct {
-    int     seqs_per_micro;   /* micro_batch_size, x2 for DPO (chosen + rejected) */
+    int     examples_per_micro; /* micro_batch_size, or fewer under micro_batch_tokens */
+    int     seqs_per_micro;   /* examples_per_micro, x2 for DPO (chosen + rejected) */
+    int64_t act_tokens;       /* token rows the activations are sized for */
     int     seq_len;
     int     recompute;        /* as configured */
     int64_t act_layer_token;  /* bytes per token per layer, everything kept */

@@ -99,12 +99,18 @@ static void train_rows(rows *r, const srlm_plan *p, const char *sec, const char 
     const srlm_plan_arch *a = &p->arch;
     const srlm_config *c = p->cfg;
     const int dpo = !strcmp(phase, "dpo");
-    add(r, sec, "tokens_per_micro_batch", V_COUNT, (double)t->seqs_per_micro * t->seq_len,
-        "micro_batch_size %d%s x max_seq_len %d", tc->micro_batch_size, dpo ? " pairs x 2 sequences" : "",
-        t->seq_len);
+    if (tc->micro_batch_tokens > 0)
+        add(r, sec, "tokens_per_micro_batch", V_COUNT, (double)t->seqs_per_micro * t->seq_len,
+            "%d%s x max_seq_len %d (micro_batch_size %d, at most micro_batch_tokens %d; activations sized for %s)",
+            t->examples_per_micro, dpo ? " pairs x 2 sequences" : "", t->seq_len, tc->micro_batch_size,
+            tc->micro_batch_tokens, commas((double)t->act_tokens));
+    else
+        add(r, sec, "tokens_per_micro_batch", V_COUNT, (double)t->seqs_per_micro * t->seq_len,
+            "micro_batch_size %d%s x max_seq_len %d", tc->micro_batch_size, dpo ? " pairs x 2 sequences" : "",
+            t->seq_len);
     add(r, sec, "micro_batches", V_COUNT, t->micro_steps,
-        "per rank per step: ceil(ceil(batch_size %d / dp %d) / micro_batch_size %d)", tc->batch_size, p->dp,
-        tc->micro_batch_size);
+        "per rank per step: ceil(ceil(batch_size %d / dp %d) / %d examples per micro-batch)", tc->batch_size, p->dp,
+        t->examples_per_micro);
     add(r, sec, "flops_per_micro_batch", V_NUMBER, t->flops_micro,
         "per rank: %d x Pm %s x %s tokens / tp %d + %d x %d seqs x 2 x L %d x s^2 x %d heads x hd %d (causal "
         "attention)", 6 + 2 * t->recompute, commas((double)p->params_matmul),
@@ -137,7 +143,7 @@ static void train_rows(rows *r, const srlm_plan *p, const char *sec, const char 
 
 static void act_rows(rows *r, const srlm_plan *p, const char *phase, const srlm_plan_train *t, const char *k_cfg,
                      const char *k_full, const char *k_rc) {
-    const double tokens = (double)t->seqs_per_micro * t->seq_len;
+    const double tokens = (double)t->act_tokens;
     const int L = p->arch.n_layers;
     add(r, "memory", k_cfg, V_BYTES, (double)t->act, "train.%s, recompute %s (configured; one of the two below)",
         phase, t->recompute ? "on" : "off");
@@ -243,9 +249,9 @@ static void build(rows *r, const srlm_plan *p) {
     add(r, "iteration", "pairs", V_COUNT, (double)p->pairs, "--pair-rate %g x %d prompts", o->pair_rate,
         c->self_instruct.prompts_per_iteration);
     add(r, "iteration", "ref_logp_s", V_SECONDS, p->t_ref_logp,
-        "ceil(ceil(pairs / dp %d) / micro_batch_size %d) forwards of 2 x %d x %d tokens: (2 Pm tokens / tp + "
-        "attention) / (peak x MFU) + 2 L all-reduces", p->dp, c->train.dpo.micro_batch_size,
-        c->train.dpo.micro_batch_size, p->pair_len);
+        "ceil(ceil(pairs / dp %d) / %d pairs per micro-batch) forwards of 2 x %d x %d tokens: (2 Pm tokens / tp + "
+        "attention) / (peak x MFU) + 2 L all-reduces", p->dp, p->dpo_iter.examples_per_micro,
+        p->dpo_iter.examples_per_micro, p->pair_len);
     add(r, "iteration", "dpo_steps", V_COUNT, (double)p->dpo_steps, "ceil(pairs x epochs %g / batch_size %d)",
         c->train.dpo.epochs, c->train.dpo.batch_size);
     add(r, "iteration", "dpo_s", V_SECONDS, p->t_dpo,

@@ -300,3 +300,10 @@ void srlm_dpo_data_free(srlm_dpo_data *d) {
     free(d->ex);
     memset(d, 0, sizeof *d);
 }
+
+int srlm_micro_batch_take(const int *tokens, int n, int max_examples, long long max_tokens) {
+    long long sum = tokens[0];
+    int k = 1;
+    while (k < n && k < max_examples && (max_tokens <= 0 || sum + tokens[k] <= max_tokens)) sum += tokens[k++];
+    return k;
+}

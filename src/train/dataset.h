@@ -62,6 +62,18 @@ srlm_status srlm_sft_data_load(srlm_sft_data *d, const char *path, const srlm_to
 srlm_status srlm_dpo_data_load(srlm_dpo_data *d, const char *path, const srlm_tokenizer *tok,
                                int vocab_size, int max_seq_len, int truncation, const char *system);
 void        srlm_sft_data_free(srlm_sft_data *d);
+
+/* Tokens an example puts in a micro-batch: prompt + response, or for a DPO
+ * pair both sequences (the prompt twice). */
+static inline int srlm_sft_example_tokens(const srlm_sft_example *e) { return e->n_prompt + e->n_response; }
+static inline int srlm_dpo_example_tokens(const srlm_dpo_example *e) {
+    return 2 * e->n_prompt + e->n_chosen + e->n_rejected;
+}
+
+/* The next micro-batch from the front of n >= 1 examples of these token
+ * counts: at most max_examples of them, and no more than keep their sum at or
+ * under max_tokens (0: no token cap), but always at least one. */
+int srlm_micro_batch_take(const int *tokens, int n, int max_examples, long long max_tokens);
 void        srlm_dpo_data_free(srlm_dpo_data *d);
 
 #endif

@@ -281,6 +281,12 @@ static int dpo_sequences(trainer *t, const int *pairs, int n) {
     return T;
 }
 
+/* Tokens example i of the data puts in a micro-batch. */
+static int example_tokens(const trainer *t, int i) {
+    return t->job->kind == SRLM_TRAIN_SFT ? srlm_sft_example_tokens(&t->sft.ex[i])
+                                          : srlm_dpo_example_tokens(&t->dpo.ex[i]);
+}
+
 /* ---- reference log-probs (DPO): from the starting weights, once ---- */
 
 static srlm_status reference_logps(trainer *t) {
@@ -314,12 +320,13 @@ static srlm_status reference_logps(trainer *t) {
         return SRLM_ERR(SRLM_BAD_INPUT, "%s is missing but training already started: the reference "
                         "log-probs cannot be recomputed from trained weights", path);
     SRLM_INFO("%s: computing reference log-probs of %d pairs from the starting weights", t->kind_name, t->dpo.n);
-    int per = t->micro_seqs / 2;
-    int *pairs = malloc(sizeof(int) * (size_t)per);
+    const int per = t->micro_seqs / 2;
+    int *pairs = malloc(sizeof(int) * ((size_t)per + (size_t)t->dpo.n)), *tok = pairs + per;
     if (!pairs) return SRLM_ERR(SRLM_FAILED, "out of memory");
+    for (int i = 0; i < t->dpo.n; i++) tok[i] = example_tokens(t, i);
     srlm_status st = SRLM_OK;
-    for (int p0 = 0; p0 < t->dpo.n && st == SRLM_OK; p0 += per) {
-        int n = t->dpo.n - p0 < per ? t->dpo.n - p0 : per;
+    for (int p0 = 0, n; p0 < t->dpo.n && st == SRLM_OK; p0 += n) {
+        n = srlm_micro_batch_take(tok + p0, t->dpo.n - p0, per, t->tc->micro_batch_tokens);
         for (int i = 0; i < n; i++) pairs[i] = p0 + i;
         int T = dpo_sequences(t, pairs, n);
         srlm_train_batch b = {2 * n, T, t->ids, t->len, 0.0f, 0, t->first};
@@ -395,10 +402,13 @@ static srlm_status train_step(trainer *t, step_result *res) {
     const int bs = tc->batch_size, per = t->job->kind == SRLM_TRAIN_SFT ? t->micro_seqs : t->micro_seqs / 2;
     const long step = t->st.step;
     const uint64_t step_key = srlm_rng_key(srlm_rng_key((uint64_t)t->cfg->run.seed, 0x64726f70ull), (uint64_t)step);
-    int ex[4096];
+    int ex[4096], tok[4096]; /* the batch's examples and their token counts */
     if (bs > (int)(sizeof ex / sizeof ex[0]))
         return SRLM_ERR(SRLM_BAD_INPUT, "batch_size %d: at most %d", bs, (int)(sizeof ex / sizeof ex[0]));
-    for (int i = 0; i < bs; i++) ex[i] = example_at(t, step * (long)bs + i);
+    for (int i = 0; i < bs; i++) {
+        ex[i] = example_at(t, step * (long)bs + i);
+        tok[i] = example_tokens(t, ex[i]);
+    }
     memset(res, 0, sizeof *res);
     SRLM_CHECK(srlm_llama_grads_zero(&t->g, &t->m));
 
@@ -411,8 +421,8 @@ static srlm_status train_step(trainer *t, step_result *res) {
     /* this dp replica's share of the batch: examples [lo, hi) */
     const int lo = (int)((long)bs * t->dp_rank / t->dp), hi = (int)((long)bs * (t->dp_rank + 1) / t->dp);
     double part[7] = {0}; /* loss, 4 DPO metrics, tokens, skipped: summed over replicas */
-    for (int i0 = lo; i0 < hi; i0 += per) {
-        int n = hi - i0 < per ? hi - i0 : per;
+    for (int i0 = lo, n; i0 < hi; i0 += n) {
+        n = srlm_micro_batch_take(tok + i0, hi - i0, per, tc->micro_batch_tokens);
         int T, B;
         if (t->job->kind == SRLM_TRAIN_SFT) { T = sft_sequences(t, ex + i0, n); B = n; }
         else { T = dpo_sequences(t, ex + i0, n); B = 2 * n; }
@@ -703,9 +713,14 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     SRLM_CHECK(srlm_llama_grads_new(&t->g, &t->m, t->n_pad));
     t->opened |= 4;
     SRLM_CHECK(zero1_views_new(t));
-    SRLM_CHECK(srlm_train_acts_new_chunked(&t->acts, &t->m, (int)N, tc->recompute,
-                                           tc->logits_chunk > 0 && (size_t)tc->logits_chunk < N ? tc->logits_chunk
-                                                                                                : (int)N));
+    /* the activations hold a micro-batch's real tokens, packed: micro_batch_tokens
+     * of them when that caps the micro-batches below their sequences' worst case */
+    t->act_tokens = tc->micro_batch_tokens > 0 && (size_t)tc->micro_batch_tokens < N ? (size_t)tc->micro_batch_tokens
+                                                                                      : N;
+    SRLM_CHECK(srlm_train_acts_new_chunked(&t->acts, &t->m, (int)t->act_tokens, tc->recompute,
+                                           tc->logits_chunk > 0 && (size_t)tc->logits_chunk < t->act_tokens
+                                               ? tc->logits_chunk
+                                               : (int)t->act_tokens));
     t->opened |= 8;
     SRLM_CHECK(srlm_llama_segments(&t->m, &t->segs, &t->n_segs));
 
@@ -747,9 +762,14 @@ srlm_status srlm_train(const srlm_config *cfg, const srlm_train_job *job) {
     if (resume >= 0)
         SRLM_INFO("%s: resuming from step %ld of %ld (%s/train/step-%08ld)", t.kind_name, resume, t.total_steps,
                   job->out_dir, resume);
-    SRLM_INFO("%s: %d examples, %ld steps of %d (micro-batches of %d), %lld parameters, lr %g -> %g",
-              t.kind_name, t.n_examples, t.total_steps, t.tc->batch_size, t.tc->micro_batch_size,
-              (long long)t.m.n_params_local, t.tc->lr, t.tc->lr_min);
+    char micro[96];
+    if (t.tc->micro_batch_tokens > 0)
+        snprintf(micro, sizeof micro, "up to %d and %d tokens; activations for %zu tokens", t.tc->micro_batch_size,
+                 t.tc->micro_batch_tokens, t.act_tokens);
+    else snprintf(micro, sizeof micro, "%d; activations for %zu tokens", t.tc->micro_batch_size, t.act_tokens);
+    SRLM_INFO("%s: %d examples, %ld steps of %d (micro-batches of %s), %lld parameters, lr %g -> %g",
+              t.kind_name, t.n_examples, t.total_steps, t.tc->batch_size, micro, (long long)t.m.n_params_local,
+              t.tc->lr, t.tc->lr_min);
     if (t.rank == 0) SRLM_CHECK_GOTO(open_metrics(&t, &metrics), st, done);
 
     const double t0 = now_s();

@@ -54,6 +54,7 @@ typedef struct {
     srlm_sft_data sft;
     srlm_dpo_data dpo;
     int           n_examples, max_len; /* longest sequence of any example */
+    size_t        act_tokens;          /* token rows the activations hold (a micro-batch's, packed) */
     int          *perm;
     long          perm_epoch;
 

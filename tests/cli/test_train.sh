@@ -104,6 +104,39 @@ paste -d' ' <(logps runs/acc1/sft/model) <(logps runs/acc4/sft/model) <(logps "$
          if (d > dmax) dmax = d; mv += m; n++ }
        END { printf "accumulation: max |logp(mb=1) - logp(mb=4)| %.2e, mean change from start %.2f\n", dmax, mv / n;
              exit !(dmax < 1e-3 && mv / n > 1) }' || fail "micro-batch accumulation differs from one large batch"
+# micro_batch_tokens: up to 4 examples but at most 100 tokens a micro-batch
+# (the examples are 35-45 tokens: two each); the activations hold 100 rows
+# instead of 4 x the longest example, so a micro-batch over the cap would stop
+# the run ("more than the activation buffers' 100 rows"); the model must be the
+# one accumulation gives
+"$bin" sft sft.yaml run.name=acct train.sft.micro_batch_size=4 train.sft.micro_batch_tokens=100 \
+  train.sft.max_seq_len=64 train.sft.epochs=2 train.sft.dropout=0 --quiet 2> acct.log ||
+  fail "sft with micro_batch_tokens=100 failed: $(tail -1 acct.log)"
+grep -q "6 examples, .*micro-batches of up to 4 and 100 tokens; activations for 100 tokens" acct.log ||
+  fail "the token cap is not in the start line: $(grep examples acct.log)"
+paste -d' ' <(logps runs/acc4/sft/model) <(logps runs/acct/sft/model) |
+  awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > dmax) dmax = d; n++ }
+       END { printf "token cap: max |logp(mb=4) - logp(mb=4, 100 tokens)| %.2e over %d examples\n", dmax, n;
+             exit !(n == 6 && dmax < 1e-3) }' || fail "micro-batches under a token cap differ from one large batch"
+# DPO: 2 pairs a micro-batch vs at most 128 tokens (one pair of ~80 tokens):
+# the reference log-probs and the trained model agree
+"$bin" dpo dpo.yaml run.name=dpot train.dpo.micro_batch_tokens=128 train.dpo.max_seq_len=64 --quiet 2> dpot.log ||
+  fail "dpo with micro_batch_tokens=128 failed: $(tail -1 dpot.log)"
+grep -q "8 examples, .*micro-batches of up to 2 and 128 tokens; activations for 128 tokens" dpot.log ||
+  fail "the DPO token cap is not in the start line: $(grep examples dpot.log)"
+refs() { sed 's/.*chosen": \([^,]*\), .*rejected": \([^}]*\)}/\1 \2/' "$1"; }
+# (sums of ~20 fp32 log-probs near -100: rows in other GEMM shapes round apart by ~1e-5)
+paste -d' ' <(refs runs/t/dpo/reference_logps.jsonl) <(refs runs/dpot/dpo/reference_logps.jsonl) |
+  awk '{ for (i = 1; i <= 2; i++) { d = $i - $(i + 2); if (d < 0) d = -d; if (d > dmax) dmax = d } n++ }
+       END { printf "token cap: reference log-probs of %d pairs within %.2e\n", n, dmax; exit !(n == 8 && dmax < 1e-3) }' ||
+  fail "reference log-probs under a token cap differ"
+dm=$(margin runs/dpot/dpo/model)
+awk -v a="$after" -v b="$dm" 'BEGIN { d = a - b; if (d < 0) d = -d; printf "token cap: dpo margin %s vs %s\n", b, a; exit !(d < 1e-2) }' ||
+  fail "DPO under a token cap trained another model (margin $dm vs $after)"
+expect_cap() { out=$("$bin" sft sft.yaml run.name=capbad "$@" 2>&1); rc=$?
+  [ $rc = 2 ] && grep -q "micro_batch_tokens (63) is below train.sft.max_seq_len (64)" <<< "$out" ||
+    fail "a cap below max_seq_len: exit $rc, $out"; }
+expect_cap train.sft.micro_batch_tokens=63 train.sft.max_seq_len=64
 
 # ---- bad inputs ----
 expect() { # expect CODE NEEDLE -- command...

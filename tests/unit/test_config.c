@@ -262,6 +262,17 @@ static void test_override_errors(void) {
     /* rules between keys */
     expect_override_error("train.dpo.lr_min=1e-5", "train.dpo.lr_min (1e-05) is above train.dpo.lr (1e-06)");
     expect_override_error("train.sft.micro_batch_size=32", "train.sft.micro_batch_size (32) is above train.sft.batch_size (16)");
+    expect_override_error("train.sft.micro_batch_tokens=2047",
+                          "train.sft.micro_batch_tokens (2047) is below train.sft.max_seq_len (2048): the longest "
+                          "example would not fit in a micro-batch; raise it to at least 2048 or set 0");
+    expect_override_error("train.dpo.micro_batch_tokens=4000",
+                          "train.dpo.micro_batch_tokens (4000) is below 2 x train.dpo.max_seq_len (2048): the "
+                          "longest pair would not fit");
+    expect_override_error("train.dpo.micro_batch_tokens=-1", "found '-1'");
+    char *caps[] = {"model.path=/m", "train.sft.micro_batch_tokens=2048", "train.dpo.micro_batch_tokens=4096"};
+    CHECK_OK(srlm_config_load(&c, NULL, 3, caps));
+    CHECK(c.train.sft.micro_batch_tokens == 2048 && c.train.dpo.micro_batch_tokens == 4096);
+    srlm_config_free(&c);
     expect_override_error("train.dpo.loss_spike_factor=0.5",
                           "train.dpo.loss_spike_factor (0.5): expected 0 (off) or a number above 1");
     expect_override_error("train.sft.loss_spike_factor=1", "train.sft.loss_spike_factor (1): expected 0 (off)");

@@ -214,6 +214,31 @@ static void test_dpo(void) {
                     "response, 1 with chosen == rejected)");
 }
 
+/* The next micro-batch: at most max_examples, the tokens at or under the cap
+ * (0: none), never empty even when the first example alone is over it. */
+static void test_micro_batch_take(void) {
+    const int tok[] = {5, 3, 4, 9, 1, 1};
+    CHECK(srlm_micro_batch_take(tok, 6, 8, 0) == 6);
+    CHECK(srlm_micro_batch_take(tok, 6, 4, 0) == 4);
+    CHECK(srlm_micro_batch_take(tok, 6, 8, 12) == 3);  /* 5 + 3 + 4 = 12 fits; + 9 does not */
+    CHECK(srlm_micro_batch_take(tok, 6, 8, 11) == 2);
+    CHECK(srlm_micro_batch_take(tok, 6, 2, 12) == 2);  /* the example cap first */
+    CHECK(srlm_micro_batch_take(tok + 3, 3, 8, 9) == 1); /* 9 alone, then 1 would overflow */
+    CHECK(srlm_micro_batch_take(tok + 3, 3, 8, 11) == 3);
+    CHECK(srlm_micro_batch_take(tok, 6, 8, 4) == 1);   /* 5 > 4: alone all the same */
+    CHECK(srlm_micro_batch_take(tok, 1, 8, 100) == 1);
+    /* walking a batch covers every example once, each group within both caps */
+    int covered = 0, groups = 0;
+    for (int i = 0, n; i < 6; i += n, groups++) {
+        n = srlm_micro_batch_take(tok + i, 6 - i, 3, 10);
+        int sum = 0;
+        for (int k = 0; k < n; k++) sum += tok[i + k];
+        CHECK_MSG(n >= 1 && n <= 3 && (sum <= 10 || n == 1), "group at %d: %d examples, %d tokens", i, n, sum);
+        covered += n;
+    }
+    CHECK(covered == 6 && groups == 4); /* {5, 3} {4} {9, 1} {1} */
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "%s/test_dataset", test_env("SRLM_TMP", "/tmp"));
     CHECK_OK(srlm_mkdir_p(g_dir));
@@ -225,6 +250,7 @@ int main(void) {
     test_sft_length();
     test_sft_errors();
     test_dpo();
+    test_micro_batch_take();
     srlm_tokenizer_free(g_tok);
     TEST_DONE();
 }

@@ -146,6 +146,49 @@ static void test_small_case_by_hand(void) {
     srlm_config_free(&c);
 }
 
+/* train.X.micro_batch_tokens: tiny_config's SFT (2 examples of 8 tokens a
+ * micro-batch) capped at 12 tokens takes one example a micro-batch; the
+ * activations are sized for 12 tokens, not 16: logits 12 x 64 x 4 = 3072,
+ * full 12 x (2 x 1224 + 512) + 3072 = 38592; twice the micro-batches. */
+static void test_micro_batch_tokens(void) {
+    srlm_config c;
+    tiny_config(&c);
+    srlm_plan_arch a = tiny();
+    srlm_plan_opts o;
+    srlm_plan_opts_defaults(&o);
+    o.nodes = 1;
+    o.gpus_per_node = 4;
+    o.gpu_mem_gib = 4;
+    srlm_plan p;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    const int micro_before = p.sft.micro_steps;
+    const double ref_before = p.t_ref_logp;
+    CHECK(p.sft.examples_per_micro == 2 && p.sft.act_tokens == 16);
+    c.train.sft.micro_batch_tokens = 12;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    CHECK(p.sft.examples_per_micro == 1 && p.sft.seqs_per_micro == 1);
+    CHECK(p.sft.act_tokens == 12);
+    CHECK(p.sft.act_logits == 3072);
+    CHECK(p.sft.act_full == 38592);
+    CHECK(p.sft.micro_steps == 2 * micro_before);
+    /* a cap above the worst case changes nothing */
+    c.train.sft.micro_batch_tokens = 1000;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    CHECK(p.sft.examples_per_micro == 2 && p.sft.act_tokens == 16 && p.sft.act_full == 51456);
+    /* DPO: 8 pairs a micro-batch of 2 x 8 tokens each, capped at 48 tokens: 3 pairs */
+    c.train.dpo.micro_batch_size = 8;
+    c.train.dpo.batch_size = 16;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    const double ref8 = p.t_ref_logp;
+    c.train.dpo.micro_batch_tokens = 48;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    CHECK(p.dpo.examples_per_micro == 3 && p.dpo.seqs_per_micro == 6 && p.dpo.act_tokens == 48);
+    CHECK(p.dpo_iter.examples_per_micro == 3);
+    CHECK_MSG(p.t_ref_logp != ref8 && ref_before > 0, "reference pass %g s with the cap, %g s without", p.t_ref_logp,
+              ref8);
+    srlm_config_free(&c);
+}
+
 /* Layouts the model or the topology refuses. */
 static void test_bad_layouts(void) {
     srlm_config c;
@@ -324,6 +367,7 @@ int main(void) {
     test_llama2_counts();
     test_count_matches_checkpoint();
     test_small_case_by_hand();
+    test_micro_batch_tokens();
     test_bad_layouts();
     test_refusal_and_fixes();
     test_monotonic();
