@@ -148,13 +148,15 @@ static void plan_train(const srlm_plan *p, const srlm_train_config *tc, int is_d
                      (3.0 + t->recompute) * t->seqs_per_micro * attn_fwd_flops(p, seq_len) +
                      /* chunked logits: the LM head again for every chunk but the last */
                      2.0 * (double)(tokens > logit_rows ? tokens - logit_rows : 0) * a->vocab * D / p->tp;
-    t->t_compute = t->micro_steps * t->flops_micro / flop_rate(p);
+    /* the last micro-batch may hold fewer examples; packed, it costs only theirs */
+    t->micro_fill = (double)per_replica / ((double)t->micro_steps * t->examples_per_micro);
+    t->t_compute = t->micro_steps * t->micro_fill * t->flops_micro / flop_rate(p);
     /* per layer: o and down allreduce their outputs forward, the inputs' gradients
      * of q/k/v and gate/up backward; recomputation reruns the forward ones */
     t->tp_allreduces = p->tp > 1 ? (int)L * (4 + 2 * t->recompute) : 0;
     t->tp_bytes = tokens * D * 2;
     t->t_tp = t->micro_steps * t->tp_allreduces *
-              t_allreduce((double)t->tp_bytes, p->tp, p->tp_busbw_gbs, p->tp_latency_us);
+              t_allreduce((double)t->tp_bytes * t->micro_fill, p->tp, p->tp_busbw_gbs, p->tp_latency_us);
     /* ZeRO-1: reduce-scatter fp32 gradients, all-gather the updated weights
      * (a bf16 model: each rank's master shard rounded to bf16) */
     const double held = (double)p->params_shard * p->dp;

@@ -58,6 +58,7 @@ typedef struct {
     int64_t act_recompute;    /* with recomputation */
     int64_t act;              /* the configured one of the two */
     int     micro_steps;      /* micro-batches per rank per optimizer step */
+    double  micro_fill;       /* their mean share of a full micro-batch (the last may hold fewer examples) */
     double  flops_micro;      /* per rank per micro-batch */
     int     tp_allreduces;    /* per micro-batch */
     int64_t tp_bytes;         /* of each */

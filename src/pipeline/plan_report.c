@@ -116,13 +116,15 @@ static void train_rows(rows *r, const srlm_plan *p, const char *sec, const char 
         "attention)", 6 + 2 * t->recompute, commas((double)p->params_matmul),
         commas((double)t->seqs_per_micro * t->seq_len), p->tp, 3 + t->recompute, t->seqs_per_micro, a->n_layers,
         p->heads_local, a->head_dim);
-    add(r, sec, "compute_s", V_SECONDS, t->t_compute, "%d x FLOPs / (%g TFLOP/s x MFU %g)%s", t->micro_steps,
+    char fill[64] = ""; /* a last micro-batch that is not full costs its share */
+    if (t->micro_fill < 1) snprintf(fill, sizeof fill, " x %.3g full on average", t->micro_fill);
+    add(r, sec, "compute_s", V_SECONDS, t->t_compute, "%d%s x FLOPs / (%g TFLOP/s x MFU %g)%s", t->micro_steps, fill,
         c->cluster.gpu_tflops, c->cluster.mfu, t->recompute ? "; recompute adds a forward (2 x Pm x tokens)" : "");
     if (p->tp > 1)
         add(r, sec, "tp_comm_s", V_SECONDS, t->t_tp,
-            "%d x %d all-reduces (%s per layer) x (%g us + 2(tp-1)/tp x %s B / %g GB/s)", t->micro_steps,
+            "%d x %d all-reduces (%s per layer) x (%g us + 2(tp-1)/tp x %s B%s / %g GB/s)", t->micro_steps,
             t->tp_allreduces, t->recompute ? "2 fwd + 2 bwd + 2 recompute" : "2 fwd + 2 bwd",
-            p->tp_latency_us, commas((double)t->tp_bytes), p->tp_busbw_gbs);
+            p->tp_latency_us, commas((double)t->tp_bytes), fill, p->tp_busbw_gbs);
     else
         add(r, sec, "tp_comm_s", V_SECONDS, 0, "tp = 1: no tensor-parallel all-reduces");
     if (p->dp > 1)

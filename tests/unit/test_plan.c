@@ -179,10 +179,16 @@ static void test_micro_batch_tokens(void) {
     c.train.dpo.micro_batch_size = 8;
     c.train.dpo.batch_size = 16;
     CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
-    const double ref8 = p.t_ref_logp;
+    const double ref8 = p.t_ref_logp, compute8 = p.dpo.t_compute;
+    CHECK(p.dpo.micro_steps == 1 && p.dpo.micro_fill == 1); /* dp 2: 8 pairs a rank, one micro-batch */
     c.train.dpo.micro_batch_tokens = 48;
     CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
     CHECK(p.dpo.examples_per_micro == 3 && p.dpo.seqs_per_micro == 6 && p.dpo.act_tokens == 48);
+    /* 3 + 3 + 2 pairs: the same FLOPs as one micro-batch of 8 (packed, a short
+     * micro-batch costs its own tokens only) */
+    CHECK(p.dpo.micro_steps == 3 && fabs(p.dpo.micro_fill - 8.0 / 9.0) < 1e-12);
+    CHECK_MSG(fabs(p.dpo.t_compute - compute8) < 1e-9 * compute8, "compute %g s with the cap, %g s without",
+              p.dpo.t_compute, compute8);
     CHECK(p.dpo_iter.examples_per_micro == 3);
     CHECK_MSG(p.t_ref_logp != ref8 && ref_before > 0, "reference pass %g s with the cap, %g s without", p.t_ref_logp,
               ref8);
