@@ -15,7 +15,10 @@
  * 0.03 lr in one tensor (its first step moves every element by lr while many
  * gradients there are ~1e-9: the update's sign follows rounding).
  * Also: the tp = 2 x dp = 2 checkpoint reloads at tp = 1 and at tp = 2 with the
- * same log-probs (<= 1e-5). */
+ * same log-probs (<= 1e-5); (tp, dp) = (2, 2) with micro-batches capped by
+ * tokens (micro_batch_tokens: one example or pair of these at a time instead
+ * of 2 or 1; each replica runs its own count of micro-batches) trains the same
+ * model within the same tolerance. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -37,7 +40,15 @@ static void write_file(const char *path, const char *text) {
     if (f) { fputs(text, f); fclose(f); }
 }
 
-static void load_config(srlm_config *c, const char *tmp, const char *model, const char *name, int tp, int dp) {
+/* capped: micro_batch_tokens at max_seq_len (SFT) and 2 x max_seq_len (DPO,
+ * 2 pairs a micro-batch but for the cap), max_seq_len 64 (above every example
+ * here: 56 tokens at most, a pair 92) */
+static char *const k_capped[] = {"train.sft.max_seq_len=64", "train.sft.micro_batch_tokens=64",
+                                 "train.dpo.max_seq_len=64", "train.dpo.micro_batch_tokens=128",
+                                 "train.dpo.micro_batch_size=2"};
+
+static void load_config(srlm_config *c, const char *tmp, const char *model, const char *name, int tp, int dp,
+                        int capped) {
     char yaml[4096];
     snprintf(yaml, sizeof yaml,
              "run: {name: %s, out_dir: %s/runs, seed: 5}\n"
@@ -50,12 +61,13 @@ static void load_config(srlm_config *c, const char *tmp, const char *model, cons
              "  dpo: {data: %s/pairs.jsonl, lr: %g, lr_min: 0.0002, batch_size: 4, micro_batch_size: 1, epochs: 5,\n"
              "        dropout: 0.0, grad_clip: 1.0, beta: 0.1}\n",
              name, tmp, model, tp, dp, tmp, LR, tmp, LR);
-    CHECK_OK(srlm_config_load_text(c, "test config", yaml, 0, NULL));
+    CHECK_OK(srlm_config_load_text(c, "test config", yaml, capped ? 5 : 0, capped ? k_capped : NULL));
 }
 
-static void run(const char *tmp, const char *model, const char *name, int tp, int dp, const srlm_topology *topo) {
+static void run(const char *tmp, const char *model, const char *name, int tp, int dp, int capped,
+                const srlm_topology *topo) {
     srlm_config c;
-    load_config(&c, tmp, model, name, tp, dp);
+    load_config(&c, tmp, model, name, tp, dp, capped);
     for (int k = 0; k < 2; k++) {
         char out[1200];
         snprintf(out, sizeof out, "%s/runs/%s/%s", tmp, name, k ? "dpo" : "sft");
@@ -167,18 +179,18 @@ int main(int argc, char **argv) {
                    "{\"prompt\": \"Will you write?\", \"chosen\": \"yes, gladly\", \"rejected\": \"no\"}\n"
                    "{\"prompt\": \"Could you sort?\", \"chosen\": \"yes\", \"rejected\": \"no way at all\"}\n"
                    "{\"prompt\": \"Would you count?\", \"chosen\": \"yes, gladly\", \"rejected\": \"never\"}\n");
-        run(tmp, model, "ref", 1, 1, NULL); /* rank 0 alone */
+        run(tmp, model, "ref", 1, 1, 0, NULL); /* rank 0 alone */
     }
     MPI_Barrier(MPI_COMM_WORLD);
 
-    const int layouts[][2] = {{2, 2}, {1, 4}, {4, 1}};
-    for (int i = 0; i < 3; i++) {
-        int tp = layouts[i][0], dp = layouts[i][1];
+    const int layouts[][3] = {{2, 2, 0}, {1, 4, 0}, {4, 1, 0}, {2, 2, 1}}; /* tp, dp, capped */
+    for (int i = 0; i < 4; i++) {
+        int tp = layouts[i][0], dp = layouts[i][1], capped = layouts[i][2];
         srlm_topology topo;
         CHECK_OK(srlm_topology_new(&topo, tp, dp));
         char name[32];
-        snprintf(name, sizeof name, "tp%d-dp%d", tp, dp);
-        run(tmp, model, name, tp, dp, &topo);
+        snprintf(name, sizeof name, "tp%d-dp%d%s", tp, dp, capped ? "-capped" : "");
+        run(tmp, model, name, tp, dp, capped, &topo);
         srlm_topology_free(&topo);
         if (rank == 0) {
             for (int k = 0; k < 2; k++) {
