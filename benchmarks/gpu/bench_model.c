@@ -197,8 +197,9 @@ static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads 
     srlm_view grad = srlm_view_carve(g->flat, 0, 1, m->n_params_local), w32 = srlm_llama_weights32(m);
     /* a bf16 model's working weights written by AdamW itself, as the trainer does with one replica */
     TRY(be->ops->adamw(be, &w32, &grad, mom, vel, m->master.data ? &m->params : NULL, &c));
-    double sq; /* the gradient norm, as the trainer does: also waits for the device */
-    TRY(be->ops->sum_squares(be, &grad, &sq));
+    double sq; /* the gradient norm: one call that waits for the device, as the trainer's (which passes
+                * each tensor as a view of its own, one reduction kernel each) */
+    TRY(be->ops->sum_squares(be, &grad, 1, &sq));
     return now_s() - t0;
 }
 

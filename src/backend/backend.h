@@ -260,8 +260,10 @@ typedef struct {
      * weights, written in the same pass instead of by a copy after it */
     srlm_status (*adamw)(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m,
                          srlm_view *v, srlm_view *work, const srlm_adamw_consts *c);
-    /* *out (host) = sum of x^2 in double (the gradient norm's pieces) */
-    srlm_status (*sum_squares)(srlm_backend *be, const srlm_view *x, double *out);
+    /* out[i] (host) = sum of xs[i]^2 in double for each of the n flat F32
+     * views: the gradient norm's pieces, every tensor's in one call so that a
+     * device waits once for all of them, not once per tensor */
+    srlm_status (*sum_squares)(srlm_backend *be, const srlm_view *xs, int n, double *out);
     /* x *= s (gradient clipping) */
     srlm_status (*scale)(srlm_backend *be, srlm_view *x, float s);
 } srlm_backend_ops;

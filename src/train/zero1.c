@@ -198,18 +198,29 @@ srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
     return SRLM_OK;
 }
 
-/* Squared norm of this rank's gradient shard over the tensors it counts. */
+/* Squared norm of this rank's gradient shard over the tensors it counts: one
+ * call for all of them (a device waits once), the pieces added in order. */
 srlm_status zero1_sum_squares(trainer *t, double *sum) {
     *sum = 0;
+    const size_t cap = (size_t)(t->n_segs > 0 ? t->n_segs : 1);
+    srlm_view *views = calloc(cap, sizeof *views);
+    double *parts = calloc(cap, sizeof *parts);
+    if (!views || !parts) {
+        free(views);
+        free(parts);
+        return SRLM_ERR(SRLM_FAILED, "out of memory for the gradient norm's %d pieces", t->n_segs);
+    }
+    int n = 0;
     for (int i = 0; i < t->n_segs; i++) {
         int64_t a, b;
         if (!segment_in_shard(t, i, &a, &b) || !t->segs[i].counted) continue;
-        shard_slice s = slice_of(t, a, b);
-        double part;
-        SRLM_CHECK(t->be->ops->sum_squares(t->be, &s.g, &part));
-        *sum += part;
+        views[n++] = slice_of(t, a, b).g;
     }
-    return SRLM_OK;
+    srlm_status st = t->be->ops->sum_squares(t->be, views, n, parts);
+    for (int i = 0; i < n && st == SRLM_OK; i++) *sum += parts[i];
+    free(views);
+    free(parts);
+    return st;
 }
 
 /* ZeRO-1: sum the replicas' gradients into this rank's shard (gshard_v). */

@@ -473,15 +473,23 @@ static void test_optimizer(void) {
     CHECK_MSG(wbad == 0, "adamw: %lld of %lld bf16 working weights are not the master rounded to nearest even",
               (long long)wbad, (long long)n);
     free(wg);
-    double sc = -1, sg = -2;
-    CHECK_OK(g_cpu->ops->sum_squares(g_cpu, &g.c, &sc));
-    CHECK_OK(g_gpu->ops->sum_squares(g_gpu, &g.g, &sg));
-    /* both sum in double, in different fixed orders */
-    printf("%-30s %-4s cpu %.17g gpu %.17g\n", "sum_squares", "F32", sc, sg);
-    CHECK_MSG(sc > 0 && fabs(sg - sc) <= 1e-12 * sc, "sum_squares: cpu %.17g, gpu %.17g", sc, sg);
+    /* several views in one call (one fetch): the whole, a piece, an empty
+     * one, the rest; both sum in double, in different fixed orders */
+    const int64_t cut = n / 3;
+    const srlm_view xc[4] = {g.c, srlm_view_carve(g.c, 0, 1, cut), srlm_view_carve(g.c, cut, 1, 0),
+                             srlm_view_carve(g.c, cut, 1, n - cut)};
+    const srlm_view xg[4] = {g.g, srlm_view_carve(g.g, 0, 1, cut), srlm_view_carve(g.g, cut, 1, 0),
+                             srlm_view_carve(g.g, cut, 1, n - cut)};
+    double sc[4] = {-1, -1, -1, -1}, sg[4] = {-2, -2, -2, -2};
+    CHECK_OK(g_cpu->ops->sum_squares(g_cpu, xc, 4, sc));
+    CHECK_OK(g_gpu->ops->sum_squares(g_gpu, xg, 4, sg));
+    printf("%-30s %-4s cpu %.17g gpu %.17g (and 3 pieces)\n", "sum_squares", "F32", sc[0], sg[0]);
+    for (int i = 0; i < 4; i++)
+        CHECK_MSG(i == 2 ? sg[i] == 0 && sc[i] == 0 : sc[i] > 0 && fabs(sg[i] - sc[i]) <= 1e-12 * sc[i],
+                  "sum_squares view %d: cpu %.17g, gpu %.17g", i, sc[i], sg[i]);
     double again = -3;
-    CHECK_OK(g_gpu->ops->sum_squares(g_gpu, &g.g, &again));
-    CHECK_MSG(again == sg, "sum_squares is not repeatable: %.17g then %.17g", sg, again);
+    CHECK_OK(g_gpu->ops->sum_squares(g_gpu, &g.g, 1, &again));
+    CHECK_MSG(again == sg[0], "sum_squares is not repeatable: %.17g then %.17g", sg[0], again);
     CHECK_OK(g_cpu->ops->scale(g_cpu, &g.c, 0.37f));
     CHECK_OK(g_gpu->ops->scale(g_gpu, &g.g, 0.37f));
     compare("scale", &g, 0.0);

@@ -570,6 +570,24 @@ static void refused(const char *what, srlm_status st, const char *op_name) {
     printf("%s: %s: %s\n", be_name, what, srlm_last_error());
 }
 
+/* sum_squares over several views in one call, each its own result (the
+ * trainer's gradient norm hands it every tensor of its shard at once) */
+static void test_sum_squares_views(void) {
+    tview t = tv_new(SRLM_F32, 1, 5, 0), b = tv_new(SRLM_BF16, 1, 4, 0);
+    CHECK_OK(op->upload(be, &t.v, (const float[5]){1, 2, 3, 4, 5}));
+    const srlm_view xs[4] = {t.v, srlm_view_carve(t.v, 0, 1, 2), srlm_view_carve(t.v, 2, 1, 0),
+                             srlm_view_carve(t.v, 2, 1, 3)};
+    double out[4] = {-1, -1, -1, -1};
+    CHECK_OK(op->sum_squares(be, xs, 4, out));
+    CHECK_MSG(out[0] == 55 && out[1] == 5 && out[2] == 0 && out[3] == 50, "sum_squares: %g %g %g %g", out[0],
+              out[1], out[2], out[3]);
+    CHECK_OK(op->sum_squares(be, xs, 0, NULL));
+    const srlm_view mixed[2] = {t.v, b.v};
+    refused("sum_squares with a BF16 view among F32 ones", op->sum_squares(be, mixed, 2, out), "sum_squares");
+    refused("sum_squares of a negative count", op->sum_squares(be, xs, -1, out), "sum_squares");
+    tv_free(&t), tv_free(&b);
+}
+
 static void test_refused(void) {
     tview b = tv_new(SRLM_BF16, 4, 4, 0), f = tv_new(SRLM_F32, 4, 4, 0), b1 = tv_new(SRLM_BF16, 1, 4, 0);
     tview f1 = tv_new(SRLM_F32, 1, 4, 0);
@@ -588,7 +606,7 @@ static void test_refused(void) {
     refused("adamw with an F16 working copy", op->adamw(be, &f1.v, &f1.v, &f1.v, &f1.v, &w16, &ac), "adamw");
     refused("adamw with a working copy of another size", op->adamw(be, &f1.v, &f1.v, &f1.v, &f1.v, &b.v, &ac),
             "adamw");
-    refused("sum_squares of BF16", op->sum_squares(be, &b.v, &(double){0}), "sum_squares");
+    refused("sum_squares of BF16", op->sum_squares(be, &b.v, 1, &(double){0}), "sum_squares");
     refused("scale of BF16", op->scale(be, &b.v, 0.5f), "scale");
     srlm_view h;
     refused("alloc F16", op->alloc(be, &h, SRLM_F16, 2, 2, "an f16 view"), "F16");
@@ -614,6 +632,7 @@ static void run_all(srlm_backend *backend, const char *name) {
     test_embedding_backward();
     test_adamw_work();
     test_refused();
+    test_sum_squares_views();
 }
 
 /* The guarded backend's results equal the plain one's: upload, matmul into

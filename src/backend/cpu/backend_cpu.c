@@ -383,10 +383,13 @@ srlm_status cpu_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad,
     return SRLM_OK;
 }
 
-srlm_status cpu_sum_squares(srlm_backend *be, const srlm_view *x, double *out) {
+srlm_status cpu_sum_squares(srlm_backend *be, const srlm_view *xs, int n, double *out) {
     (void)be;
-    SRLM_CHECK(need_flat(x, NULL, "sum_squares", "x"));
-    *out = srlm_sum_squares(x->data, (size_t)(x->rows * x->cols));
+    if (n < 0 || (n > 0 && (!xs || !out)))
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: sum_squares: %d views%s; expected a count >= 0 and, above 0, the "
+                        "views and room for their results", n, n > 0 ? " and no array" : "");
+    for (int i = 0; i < n; i++) SRLM_CHECK(need_flat(&xs[i], NULL, "sum_squares", "x"));
+    for (int i = 0; i < n; i++) out[i] = srlm_sum_squares(xs[i].data, (size_t)(xs[i].rows * xs[i].cols));
     return SRLM_OK;
 }
 

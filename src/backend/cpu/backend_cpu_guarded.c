@@ -160,7 +160,7 @@ GUARDED(adamw,
         (srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m, srlm_view *v, srlm_view *work,
          const srlm_adamw_consts *c),
         (be, param, grad, m, v, work, c))
-GUARDED(sum_squares, (srlm_backend *be, const srlm_view *x, double *out), (be, x, out))
+GUARDED(sum_squares, (srlm_backend *be, const srlm_view *xs, int n, double *out), (be, xs, n, out))
 GUARDED(scale, (srlm_backend *be, srlm_view *x, float s), (be, x, s))
 
 /* Sampling where the logits are, as the CUDA backend does, so that the

@@ -23,7 +23,7 @@ srlm_status cpu_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t 
 void        cpu_free(srlm_backend *be, srlm_view *v);
 srlm_status cpu_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m,
                       srlm_view *v, srlm_view *work, const srlm_adamw_consts *c);
-srlm_status cpu_sum_squares(srlm_backend *be, const srlm_view *x, double *out);
+srlm_status cpu_sum_squares(srlm_backend *be, const srlm_view *xs, int n, double *out);
 srlm_status cpu_scale(srlm_backend *be, srlm_view *x, float s);
 
 /* the fp32 ops, each the table entry of its name for F32 views */

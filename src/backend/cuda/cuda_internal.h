@@ -161,7 +161,7 @@ srlm_status cuda_logprob_backward(srlm_backend *be, srlm_view *logits, const flo
 /* optimizer ops (backend_cuda_optim.c) */
 srlm_status cuda_adamw(srlm_backend *be, srlm_view *param, const srlm_view *grad, srlm_view *m, srlm_view *v,
                        srlm_view *work, const srlm_adamw_consts *c);
-srlm_status cuda_sum_squares(srlm_backend *be, const srlm_view *x, double *out);
+srlm_status cuda_sum_squares(srlm_backend *be, const srlm_view *xs, int n, double *out);
 srlm_status cuda_scale(srlm_backend *be, srlm_view *x, float s);
 
 /* The GEMM both matmul ops and matmul_dw share (backend_cuda_ops.c): column-major
