@@ -717,6 +717,8 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
      * of them when that caps the micro-batches below their sequences' worst case */
     t->act_tokens = tc->micro_batch_tokens > 0 && (size_t)tc->micro_batch_tokens < N ? (size_t)tc->micro_batch_tokens
                                                                                       : N;
+    for (int i = 0; i < t->n_examples; i++) /* an example over the cap goes alone (the config check forbids it) */
+        if ((size_t)example_tokens(t, i) > t->act_tokens) t->act_tokens = (size_t)example_tokens(t, i);
     SRLM_CHECK(srlm_train_acts_new_chunked(&t->acts, &t->m, (int)t->act_tokens, tc->recompute,
                                            tc->logits_chunk > 0 && (size_t)tc->logits_chunk < t->act_tokens
                                                ? tc->logits_chunk
