@@ -511,8 +511,8 @@ srlm_status srlm_plan_check_fit(const srlm_plan *p) {
                    p->optimizer_bytes == 12 ? "fp32 master, m, v" : "m, v", p->optimizer_bytes,
                    (double)p->params_held / 1e9, p->dp);
         } else {
-            APPEND("activations of train.%s %.1f GiB (%d x %d tokens, recompute %s)", phase, gib(t->act),
-                   t->seqs_per_micro, t->seq_len, t->recompute ? "on" : "off");
+            APPEND("activations of train.%s %.1f GiB (%lld tokens a micro-batch, recompute %s)", phase, gib(t->act),
+                   (long long)t->act_tokens, t->recompute ? "on" : "off");
         }
     }
     if (!gen_fits(p)) {
