@@ -15,6 +15,7 @@
 #include "pipeline/loop_internal.h"
 #include "pipeline/pairs.h"
 #include "pipeline/self_instruct.h"
+#include "train/dataset.h"
 
 static double now_s(void) {
     struct timespec t;
@@ -467,6 +468,16 @@ static srlm_status ref_item(void *ctx, int item, srlm_text *out, long *work) {
         if (keep[i] && keep[i] + longest > T) T = keep[i] + longest;
         if (keep[i]) B += 2;
     }
+    /* the kept pairs, forward in groups of at most the tokens the trainer's DPO
+     * micro-batches hold (micro_batch_size pairs of max_seq_len, or
+     * micro_batch_tokens), so this pass needs no more activation memory than
+     * training does (and keeps one layer's, recompute: it has no backward) */
+    long long budget = (long long)tc->micro_batch_size * 2 * tc->max_seq_len;
+    if (tc->micro_batch_tokens > 0 && tc->micro_batch_tokens < budget) budget = tc->micro_batch_tokens;
+    int kept[64], tok[64], nk = 0;
+    double ref_c[64] = {0}, ref_r[64] = {0};
+    for (int i = 0; i < n && st == SRLM_OK; i++)
+        if (keep[i]) kept[nk] = i, tok[nk++] = 2 * keep[i] + nc[i] + nr[i];
     int *ids = NULL, *len = NULL;
     float *logp = NULL;
     if (st == SRLM_OK && B > 0) {
@@ -474,30 +485,50 @@ static srlm_status ref_item(void *ctx, int item, srlm_text *out, long *work) {
         len = calloc(2 * (size_t)B, sizeof *len); /* then each sequence's first row with a log-prob */
         logp = calloc((size_t)B * (size_t)T, sizeof *logp);
         if (!ids || !len || !logp) st = SRLM_ERR(SRLM_FAILED, "out of memory");
-        if (st == SRLM_OK && B * T > r->acts_tokens) {
+        *work = 0;
+    }
+    for (int j0 = 0, m; j0 < nk && st == SRLM_OK; j0 += m) {
+        m = srlm_micro_batch_take(tok + j0, nk - j0, nk, budget);
+        int Tm = 1, rows = 0;
+        for (int q = 0; q < m; q++) {
+            const int i = kept[j0 + q], longest = nc[i] > nr[i] ? nc[i] : nr[i];
+            if (keep[i] + longest > Tm) Tm = keep[i] + longest;
+            rows += tok[j0 + q];
+        }
+        if (rows > r->acts_tokens) { /* grown to the largest group so far */
             if (r->acts_tokens) srlm_train_acts_free(&r->acts, &r->s->model);
             r->acts_tokens = 0;
-            st = srlm_train_acts_new(&r->acts, &r->s->model, B * T, 0);
-            if (st == SRLM_OK) r->acts_tokens = B * T;
+            st = srlm_train_acts_new(&r->acts, &r->s->model, rows, 1);
+            if (st != SRLM_OK) break;
+            r->acts_tokens = rows;
         }
-        int b = 0;
-        for (int i = 0; i < n && st == SRLM_OK; i++) {
-            if (!keep[i]) continue;
+        const int Bm = 2 * m;
+        for (int q = 0, b = 0; q < m; q++) {
+            const int i = kept[j0 + q];
             /* the first token (BOS) stays; the cut falls right after it */
             for (int k = 0; k < 2; k++, b++) {
-                int *row = ids + (size_t)b * T, nresp = k ? nr[i] : nc[i];
+                int *row = ids + (size_t)b * Tm, nresp = k ? nr[i] : nc[i];
                 row[0] = pids[i][0];
                 memcpy(row + 1, pids[i] + np[i] - (keep[i] - 1), sizeof(int) * (size_t)(keep[i] - 1));
                 memcpy(row + keep[i], k ? rids[i] : cids[i], sizeof(int) * (size_t)nresp);
+                memset(row + keep[i] + nresp, 0, sizeof(int) * (size_t)(Tm - keep[i] - nresp));
                 len[b] = keep[i] + nresp;
-                len[B + b] = keep[i] - 1;
+                len[Bm + b] = keep[i] - 1;
             }
         }
-        srlm_train_batch tb = {B, T, ids, len, 0.0f, 0, len + B};
-        if (st == SRLM_OK) st = srlm_llama_train_forward(&r->s->model, &r->acts, &tb, logp);
-        *work = (long)B * T;
+        srlm_train_batch tb = {Bm, Tm, ids, len, 0.0f, 0, len + Bm};
+        st = srlm_llama_train_forward(&r->s->model, &r->acts, &tb, logp);
+        for (int q = 0, b = 0; q < m && st == SRLM_OK; q++, b += 2) {
+            const int i = kept[j0 + q];
+            double lc = 0, lr = 0;
+            for (int k = keep[i] - 1; k < len[b] - 1; k++) lc += logp[(size_t)b * Tm + k];
+            for (int k = keep[i] - 1; k < len[b + 1] - 1; k++) lr += logp[(size_t)(b + 1) * Tm + k];
+            ref_c[i] = lc;
+            ref_r[i] = lr;
+            *work += len[b] + len[b + 1];
+        }
     }
-    for (int i = 0, b = 0; i < n && st == SRLM_OK; i++) {
+    for (int i = 0; i < n && st == SRLM_OK; i++) {
         const pair_pick *p = &r->pairs[first + i];
         const cJSON *cc = r->cands[p->cand_chosen], *cr = r->cands[p->cand_rejected];
         cJSON *rec = cJSON_CreateObject();
@@ -511,12 +542,8 @@ static srlm_status ref_item(void *ctx, int item, srlm_text *out, long *work) {
         cJSON_AddNumberToObject(rec, "score_chosen", p->score_chosen);
         cJSON_AddNumberToObject(rec, "score_rejected", p->score_rejected);
         if (keep[i]) {
-            double lc = 0, lr = 0;
-            for (int k = keep[i] - 1; k < len[b] - 1; k++) lc += logp[(size_t)b * T + k];
-            for (int k = keep[i] - 1; k < len[b + 1] - 1; k++) lr += logp[(size_t)(b + 1) * T + k];
-            b += 2;
-            cJSON_AddNumberToObject(rec, "ref_logp_chosen", lc);
-            cJSON_AddNumberToObject(rec, "ref_logp_rejected", lr);
+            cJSON_AddNumberToObject(rec, "ref_logp_chosen", ref_c[i]);
+            cJSON_AddNumberToObject(rec, "ref_logp_rejected", ref_r[i]);
         } else { /* longer than train.dpo.max_seq_len: the trainer skips it too */
             cJSON_AddNullToObject(rec, "ref_logp_chosen");
             cJSON_AddNullToObject(rec, "ref_logp_rejected");

@@ -320,25 +320,42 @@ static srlm_status reference_logps(trainer *t) {
         return SRLM_ERR(SRLM_BAD_INPUT, "%s is missing but training already started: the reference "
                         "log-probs cannot be recomputed from trained weights", path);
     SRLM_INFO("%s: computing reference log-probs of %d pairs from the starting weights", t->kind_name, t->dpo.n);
-    const int per = t->micro_seqs / 2;
-    int *pairs = malloc(sizeof(int) * ((size_t)per + (size_t)t->dpo.n)), *tok = pairs + per;
-    if (!pairs) return SRLM_ERR(SRLM_FAILED, "out of memory");
-    for (int i = 0; i < t->dpo.n; i++) tok[i] = example_tokens(t, i);
+    /* each dp replica computes its share of the pairs [lo, hi) (its tp ranks
+     * the same ones); a sum over the replicas, zeros elsewhere, gives everyone
+     * all of them */
+    const int per = t->micro_seqs / 2, n_pairs = t->dpo.n;
+    const int lo = (int)((long)n_pairs * t->dp_rank / t->dp), hi = (int)((long)n_pairs * (t->dp_rank + 1) / t->dp);
+    int *pairs = malloc(sizeof(int) * ((size_t)per + (size_t)n_pairs));
+    double *ref = calloc(2 * (size_t)n_pairs, sizeof(double));
+    if (!pairs || !ref) {
+        free(pairs);
+        free(ref);
+        return SRLM_ERR(SRLM_FAILED, "out of memory for the reference log-probs of %d pairs", n_pairs);
+    }
+    int *tok = pairs + per;
+    for (int i = 0; i < n_pairs; i++) tok[i] = example_tokens(t, i);
     srlm_status st = SRLM_OK;
-    for (int p0 = 0, n; p0 < t->dpo.n && st == SRLM_OK; p0 += n) {
-        n = srlm_micro_batch_take(tok + p0, t->dpo.n - p0, per, t->tc->micro_batch_tokens);
+    for (int p0 = lo, n; p0 < hi && st == SRLM_OK; p0 += n) {
+        n = srlm_micro_batch_take(tok + p0, hi - p0, per, t->tc->micro_batch_tokens);
         for (int i = 0; i < n; i++) pairs[i] = p0 + i;
         int T = dpo_sequences(t, pairs, n);
         srlm_train_batch b = {2 * n, T, t->ids, t->len, 0.0f, 0, t->first};
         st = srlm_llama_train_forward(&t->m, &t->acts, &b, t->logp);
         for (int i = 0; i < n && st == SRLM_OK; i++) {
-            srlm_dpo_example *e = &t->dpo.ex[p0 + i];
-            e->ref_c = response_logp(t, 2 * i, T, e->n_prompt);
-            e->ref_r = response_logp(t, 2 * i + 1, T, e->n_prompt);
-            e->has_ref = 1;
+            const int np = t->dpo.ex[p0 + i].n_prompt;
+            ref[2 * (p0 + i)] = response_logp(t, 2 * i, T, np);
+            ref[2 * (p0 + i) + 1] = response_logp(t, 2 * i + 1, T, np);
         }
     }
+    if (st == SRLM_OK) st = srlm_comm_allreduce(t->dp_comm, ref, 2 * (size_t)n_pairs, SRLM_COMM_F64, SRLM_REDUCE_SUM);
+    for (int i = 0; i < n_pairs && st == SRLM_OK; i++) {
+        srlm_dpo_example *e = &t->dpo.ex[i];
+        e->ref_c = ref[2 * i];
+        e->ref_r = ref[2 * i + 1];
+        e->has_ref = 1;
+    }
     free(pairs);
+    free(ref);
     SRLM_CHECK(st);
     if (t->rank != 0) return srlm_comm_barrier(t->world);
     /* one text file, written atomically: the truth for every later invocation */

@@ -53,9 +53,23 @@ ift=$(wc -l < $fx/loop/sft_m1.jsonl)
 top=$(cat runs/top/iter-1/judgements/part-*.jsonl | grep -c '"score":5')
 n=$(wc -l < runs/top/iter-1/train-data.jsonl)
 echo "sft_on_top_scores: $n training examples"
-XX
 [ -s runs/top/models/M2/model.safetensors ] || fail "the SFT variant made no M2"
 [ "$top" -ge "$n" ] || fail "$n SFT examples but only $top judgements scored 5"
+
+# ---- the reference log-probs in groups under train.dpo.micro_batch_tokens ----
+# (128 tokens: 2 x max_seq_len 64; an item's 4 pairs of 45-60 tokens go in
+# twos); the same pairs as without the cap, the same values up to rounding
+refs() { cat runs/$1/iter-1/pairs/part-*.jsonl | sed 's/.*"ref_logp_chosen":\([^,]*\),"ref_logp_rejected":\([^,]*\),.*/\1 \2/'; }
+for v in refa refb; do
+  cap=; [ $v = refb ] && cap=train.dpo.micro_batch_tokens=128
+  "$bin" run run.yaml run.name=$v model.path=$work/$r/models/M1 loop.skip_sft=true train.dpo.max_seq_len=64 $cap \
+    --quiet 2> $v.log ||
+    fail "$v run exited $? ($(grep error $v.log | head -1))"
+done
+paste -d' ' <(refs refa) <(refs refb) |
+  awk '{ for (i = 1; i <= 2; i++) { if ($i == "null") { nul++; continue } d = $i - $(i + 2); if (d < 0) d = -d; if (d > dmax) dmax = d; k++ } n++ }
+       END { printf "reference log-probs: %d pairs, %d values, capped vs not within %.2e\n", n, k, dmax; exit !(n >= 2 && k >= 2 && dmax < 1e-4) }' ||
+  fail "the loop's reference log-probs under train.dpo.micro_batch_tokens differ (or too few pairs)"
 
 # ---- bad configs ----
 "$bin" run run.yaml run.name=bad data.ift= --quiet > bad1.log 2>&1; rc=$?
