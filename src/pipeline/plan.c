@@ -339,18 +339,29 @@ srlm_status srlm_plan_compute(const srlm_config *c, const srlm_plan_arch *a, con
     p->fits = p->mem_peak <= p->mem_budget && p->self_instruct.batch >= 1 && p->candidates.batch >= 1 &&
               p->judge.batch >= 1;
 
-    /* reference log-probs: one forward of both sides of every pair, in
-     * train.dpo micro-batches, spread over the dp groups */
+    /* reference log-probs: one forward of both sides of every pair; work
+     * items of up to 32 pairs (loop.prompts_per_item) spread over the dp
+     * groups, each in forwards of at most the tokens a train.dpo micro-batch
+     * holds (loop_iter.c), a last, partly filled one at its share */
     p->pairs = llround(o->pair_rate * (double)n_prompts);
     p->pair_len = P + c->generate.max_new_tokens;
     if (p->pair_len > c->train.dpo.max_seq_len) p->pair_len = c->train.dpo.max_seq_len;
-    const int mb = examples_per_micro(&c->train.dpo, 1, p->pair_len);
-    const double fwd_tokens = 2.0 * mb * p->pair_len;
+    const srlm_train_config *td = &c->train.dpo;
+    int64_t budget = (int64_t)td->micro_batch_size * 2 * td->max_seq_len;
+    if (td->micro_batch_tokens > 0 && td->micro_batch_tokens < budget) budget = td->micro_batch_tokens;
+    const int per_item = c->loop.prompts_per_item < 32 ? c->loop.prompts_per_item : 32;
+    int64_t mb = budget / (2 * (int64_t)p->pair_len);
+    if (mb > per_item) mb = per_item;
+    if (mb < 1) mb = 1;
+    p->ref_pairs_per_fwd = (int)mb;
+    const double fwd_tokens = 2.0 * (double)mb * p->pair_len;
     const double fwd_flops =
-        2.0 * (double)p->params_matmul / p->tp * fwd_tokens + 2.0 * mb * attn_fwd_flops(p, p->pair_len);
-    const double fwd = fwd_flops / flop_rate(p) +
-                       2.0 * L * t_allreduce(fwd_tokens * D * 2, p->tp, p->tp_busbw_gbs, p->tp_latency_us);
-    p->t_ref_logp = (double)ceil_div(ceil_div(p->pairs, p->dp), mb) * fwd;
+        2.0 * (double)p->params_matmul / p->tp * fwd_tokens + 2.0 * (double)mb * attn_fwd_flops(p, p->pair_len);
+    const int64_t per_group = ceil_div(p->pairs, p->dp), n_fwd = ceil_div(per_group, mb);
+    const double fill = n_fwd > 0 ? (double)per_group / ((double)n_fwd * (double)mb) : 0;
+    p->t_ref_logp = (double)n_fwd * (fill * fwd_flops / flop_rate(p) +
+                                     2.0 * L * t_allreduce(fwd_tokens * fill * D * 2, p->tp, p->tp_busbw_gbs,
+                                                           p->tp_latency_us));
     /* DPO over the pairs */
     plan_train(p, &c->train.dpo, 1, p->pair_len, &p->dpo_iter);
     p->dpo_steps = (int64_t)ceil((double)p->pairs * c->train.dpo.epochs / c->train.dpo.batch_size);

@@ -109,6 +109,7 @@ typedef struct {
     srlm_plan_gen   self_instruct, candidates, judge;
     int64_t         pairs;
     int             pair_len;       /* tokens of one side of a pair, capped by train.dpo.max_seq_len */
+    int             ref_pairs_per_fwd; /* pairs in one forward of the loop's reference pass */
     double          t_ref_logp;
     srlm_plan_train dpo_iter;       /* train.dpo at pair_len */
     int64_t         dpo_steps;

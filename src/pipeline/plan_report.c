@@ -251,9 +251,9 @@ static void build(rows *r, const srlm_plan *p) {
     add(r, "iteration", "pairs", V_COUNT, (double)p->pairs, "--pair-rate %g x %d prompts", o->pair_rate,
         c->self_instruct.prompts_per_iteration);
     add(r, "iteration", "ref_logp_s", V_SECONDS, p->t_ref_logp,
-        "ceil(ceil(pairs / dp %d) / %d pairs per micro-batch) forwards of 2 x %d x %d tokens: (2 Pm tokens / tp + "
-        "attention) / (peak x MFU) + 2 L all-reduces", p->dp, p->dpo_iter.examples_per_micro,
-        p->dpo_iter.examples_per_micro, p->pair_len);
+        "ceil(ceil(pairs / dp %d) / %d pairs per forward) forwards of 2 x %d x %d tokens (the pairs a train.dpo "
+        "micro-batch's tokens hold, at most 32), a last one at its share: (2 Pm tokens / tp + attention) / "
+        "(peak x MFU) + 2 L all-reduces", p->dp, p->ref_pairs_per_fwd, p->ref_pairs_per_fwd, p->pair_len);
     add(r, "iteration", "dpo_steps", V_COUNT, (double)p->dpo_steps, "ceil(pairs x epochs %g / batch_size %d)",
         c->train.dpo.epochs, c->train.dpo.batch_size);
     add(r, "iteration", "dpo_s", V_SECONDS, p->t_dpo,

@@ -117,7 +117,7 @@ grep -q "6 examples, .*micro-batches of up to 4 and 100 tokens; activations for 
 paste -d' ' <(logps runs/acc4/sft/model) <(logps runs/acct/sft/model) |
   awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > dmax) dmax = d; n++ }
        END { printf "token cap: max |logp(mb=4) - logp(mb=4, 100 tokens)| %.2e over %d examples\n", dmax, n;
-             exit !(n == 6 && dmax < 1e-3) }' || fail "micro-batches under a token cap differ from one large batch"
+             exit !(n == 6 && dmax < 1e-4) }' || fail "micro-batches under a token cap differ from one large batch"
 # DPO: 2 pairs a micro-batch vs at most 128 tokens (one pair of ~80 tokens):
 # the reference log-probs and the trained model agree
 "$bin" dpo dpo.yaml run.name=dpot train.dpo.micro_batch_tokens=128 train.dpo.max_seq_len=64 --quiet 2> dpot.log ||
@@ -125,10 +125,10 @@ paste -d' ' <(logps runs/acc4/sft/model) <(logps runs/acct/sft/model) |
 grep -q "8 examples, .*micro-batches of up to 2 and 128 tokens; activations for 128 tokens" dpot.log ||
   fail "the DPO token cap is not in the start line: $(grep examples dpot.log)"
 refs() { sed 's/.*chosen": \([^,]*\), .*rejected": \([^}]*\)}/\1 \2/' "$1"; }
-# (sums of ~20 fp32 log-probs near -100: rows in other GEMM shapes round apart by ~1e-5)
+# (sums of ~20 fp32 log-probs near -100: rows in other GEMM shapes round apart by ~3e-5)
 paste -d' ' <(refs runs/t/dpo/reference_logps.jsonl) <(refs runs/dpot/dpo/reference_logps.jsonl) |
   awk '{ for (i = 1; i <= 2; i++) { d = $i - $(i + 2); if (d < 0) d = -d; if (d > dmax) dmax = d } n++ }
-       END { printf "token cap: reference log-probs of %d pairs within %.2e\n", n, dmax; exit !(n == 8 && dmax < 1e-3) }' ||
+       END { printf "token cap: reference log-probs of %d pairs within %.2e\n", n, dmax; exit !(n == 8 && dmax < 1e-4) }' ||
   fail "reference log-probs under a token cap differ"
 dm=$(margin runs/dpot/dpo/model)
 awk -v a="$after" -v b="$dm" 'BEGIN { d = a - b; if (d < 0) d = -d; printf "token cap: dpo margin %s vs %s\n", b, a; exit !(d < 1e-2) }' ||

@@ -17,8 +17,9 @@
  * Also: the tp = 2 x dp = 2 checkpoint reloads at tp = 1 and at tp = 2 with the
  * same log-probs (<= 1e-5); (tp, dp) = (2, 2) with micro-batches capped by
  * tokens (micro_batch_tokens: one example or pair of these at a time instead
- * of 2 or 1; each replica runs its own count of micro-batches) trains the same
- * model within the same tolerance. */
+ * of 2; the replicas' counts of micro-batches may differ, as nothing crosses
+ * replicas inside the loop over them) trains the same model within the same
+ * tolerance. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>

@@ -583,7 +583,7 @@ static void test_sum_squares_views(void) {
               out[1], out[2], out[3]);
     CHECK_OK(op->sum_squares(be, xs, 0, NULL));
     const srlm_view mixed[2] = {t.v, b.v};
-    refused("sum_squares with a BF16 view among F32 ones", op->sum_squares(be, mixed, 2, out), "sum_squares");
+    refused("sum_squares with a BF16 view among F32 ones", op->sum_squares(be, mixed, 2, out), "xs[1] is BF16");
     refused("sum_squares of a negative count", op->sum_squares(be, xs, -1, out), "sum_squares");
     tv_free(&t), tv_free(&b);
 }

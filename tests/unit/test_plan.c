@@ -180,6 +180,7 @@ static void test_micro_batch_tokens(void) {
     c.train.dpo.batch_size = 16;
     CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
     const double ref8 = p.t_ref_logp, compute8 = p.dpo.t_compute;
+    const int ref_pairs8 = p.ref_pairs_per_fwd;
     CHECK(p.dpo.micro_steps == 1 && p.dpo.micro_fill == 1); /* dp 2: 8 pairs a rank, one micro-batch */
     c.train.dpo.micro_batch_tokens = 48;
     CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
@@ -190,7 +191,12 @@ static void test_micro_batch_tokens(void) {
     CHECK_MSG(fabs(p.dpo.t_compute - compute8) < 1e-9 * compute8, "compute %g s with the cap, %g s without",
               p.dpo.t_compute, compute8);
     CHECK(p.dpo_iter.examples_per_micro == 3);
-    CHECK_MSG(p.t_ref_logp != ref8 && ref_before > 0, "reference pass %g s with the cap, %g s without", p.t_ref_logp,
+    /* the loop's reference pass: forwards of the pairs 48 tokens hold (3 of 2 x 8)
+     * instead of 8 (8 x 2 x 8 = 128 tokens): the same FLOPs, more forwards, so
+     * at tp 2 more all-reduce latency */
+    CHECK_MSG(p.ref_pairs_per_fwd == 3 && ref_pairs8 == 8, "reference pass: %d pairs a forward (%d without the cap)",
+              p.ref_pairs_per_fwd, ref_pairs8);
+    CHECK_MSG(p.t_ref_logp > ref8 && ref_before > 0, "reference pass %g s with the cap, %g s without", p.t_ref_logp,
               ref8);
     srlm_config_free(&c);
 }

@@ -5,6 +5,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -388,7 +389,11 @@ srlm_status cpu_sum_squares(srlm_backend *be, const srlm_view *xs, int n, double
     if (n < 0 || (n > 0 && (!xs || !out)))
         return SRLM_ERR(SRLM_BAD_INPUT, "cpu backend: sum_squares: %d views%s; expected a count >= 0 and, above 0, the "
                         "views and room for their results", n, n > 0 ? " and no array" : "");
-    for (int i = 0; i < n; i++) SRLM_CHECK(need_flat(&xs[i], NULL, "sum_squares", "x"));
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "xs[%d]", i);
+        SRLM_CHECK(need_flat(&xs[i], NULL, "sum_squares", name));
+    }
     for (int i = 0; i < n; i++) out[i] = srlm_sum_squares(xs[i].data, (size_t)(xs[i].rows * xs[i].cols));
     return SRLM_OK;
 }

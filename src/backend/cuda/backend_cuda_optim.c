@@ -1,6 +1,7 @@
 /* The CUDA backend's optimizer ops: AdamW on fp32 master weights, the sum of
  * squares of the gradient norm and the clipping scale (kernels/adamw.cu; the
  * CPU twins are in src/train/optimizer.c). */
+#include <stdio.h>
 #include <string.h>
 
 #include "adamw.h"
@@ -58,7 +59,9 @@ srlm_status cuda_sum_squares(srlm_backend *be, const srlm_view *xs, int n, doubl
     size_t ws_bytes = 0;
     int launched = 0;
     for (int i = 0; i < n; i++) {
-        SRLM_CHECK(check_flat("sum_squares", "x", &xs[i], NULL));
+        char name[32];
+        snprintf(name, sizeof name, "xs[%d]", i);
+        SRLM_CHECK(check_flat("sum_squares", name, &xs[i], NULL));
         const size_t len = (size_t)(xs[i].rows * xs[i].cols);
         const size_t need = len ? srlm_cuda_sum_squares_workspace(len) : 0;
         if (need > ws_bytes) ws_bytes = need;
