@@ -87,15 +87,21 @@ static void tiny_config(srlm_config *c) {
     c->generate.kv_cache_mb = 1;
 }
 
-static void test_small_case_by_hand(void) {
-    srlm_config c;
-    tiny_config(&c);
-    srlm_plan_arch a = tiny();
+/* One node of 4 GPUs of 4 GiB: tiny_config at tp 2 x dp 2. */
+static srlm_plan_opts tiny_opts(void) {
     srlm_plan_opts o;
     srlm_plan_opts_defaults(&o);
     o.nodes = 1;
     o.gpus_per_node = 4;
     o.gpu_mem_gib = 4;
+    return o;
+}
+
+static void test_small_case_by_hand(void) {
+    srlm_config c;
+    tiny_config(&c);
+    srlm_plan_arch a = tiny();
+    srlm_plan_opts o = tiny_opts();
     srlm_plan p;
     CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
     CHECK(p.world == 4 && p.tp == 2 && p.dp == 2 && !p.dp_spans_nodes);
@@ -154,11 +160,7 @@ static void test_micro_batch_tokens(void) {
     srlm_config c;
     tiny_config(&c);
     srlm_plan_arch a = tiny();
-    srlm_plan_opts o;
-    srlm_plan_opts_defaults(&o);
-    o.nodes = 1;
-    o.gpus_per_node = 4;
-    o.gpu_mem_gib = 4;
+    srlm_plan_opts o = tiny_opts();
     srlm_plan p;
     CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
     const int micro_before = p.sft.micro_steps;
