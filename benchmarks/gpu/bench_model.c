@@ -1,6 +1,7 @@
 /* Whole-model benchmarks through the backend ops table (the code srlm sft and
  * srlm generate run), on any backend:
- *   - a training step (forward, backward, AdamW on every weight) of K
+ *   - a training step (forward, backward, the gradient norm and AdamW tensor
+ *     by tensor, as the trainer runs them with one replica) of K
  *     micro-batches of B sequences of T tokens (the gradients add up over
  *     the micro-batches, AdamW runs once, as srlm sft does with batch_size =
  *     K x micro_batch_size): tokens/s and model-FLOPs utilisation against a
@@ -178,11 +179,23 @@ static double sampled_decode(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *
     return now_s() - t0;
 }
 
-/* Forward and backward of `micro` micro-batches, then AdamW on every weight;
- * returns the step's seconds. */
-static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, srlm_view *mom,
-                         srlm_view *vel, const srlm_train_batch *b, int micro, float *logp, float *dlogp,
-                         long step) {
+/* AdamW's moments and the model's tensors in the flat layout, with room for
+ * one view and one partial sum of squares per tensor. */
+typedef struct {
+    srlm_view           mom, vel;
+    srlm_param_segment *segs;
+    int                 n_segs;
+    srlm_view          *views;
+    double             *parts;
+} opt_state;
+
+/* Forward and backward of `micro` micro-batches, then the optimizer as the
+ * trainer runs it with one replica (zero1.c): the gradient norm over every
+ * tensor in one call (one wait), then AdamW tensor by tensor (no decay on the
+ * norms), a bf16 model's working weights written as it goes; returns the
+ * step's seconds. */
+static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, opt_state *o,
+                         const srlm_train_batch *b, int micro, float *logp, float *dlogp, long step) {
     srlm_backend *be = m->be;
     const double t0 = now_s();
     TRY(srlm_llama_grads_zero(g, m));
@@ -193,25 +206,28 @@ static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads 
         TRY(srlm_llama_train_backward(m, acts, b, dlogp, g)); /* adds into g */
     }
     const srlm_adamw_hparams h = {1e-5, 0.9, 0.95, 1e-8, 0.1};
-    const srlm_adamw_consts c = srlm_adamw_consts_make(&h, step, 1);
-    srlm_view grad = srlm_view_carve(g->flat, 0, 1, m->n_params_local), w32 = srlm_llama_weights32(m);
-    /* a bf16 model's working weights written by AdamW itself, as the trainer does with one replica */
-    TRY(be->ops->adamw(be, &w32, &grad, mom, vel, m->master.data ? &m->params : NULL, &c));
-    double sq; /* the gradient norm: one call that waits for the device, as the trainer's (which passes
-                * each tensor as a view of its own, one reduction kernel each) */
-    TRY(be->ops->sum_squares(be, &grad, 1, &sq));
+    srlm_view w32 = srlm_llama_weights32(m);
+    for (int i = 0; i < o->n_segs; i++) o->views[i] = srlm_view_carve(g->flat, o->segs[i].off, 1, o->segs[i].n);
+    TRY(be->ops->sum_squares(be, o->views, o->n_segs, o->parts));
+    for (int i = 0; i < o->n_segs; i++) {
+        const int64_t off = o->segs[i].off, n = o->segs[i].n;
+        const srlm_adamw_consts c = srlm_adamw_consts_make(&h, step, o->segs[i].decay);
+        srlm_view p = srlm_view_carve(w32, off, 1, n), mi = srlm_view_carve(o->mom, off, 1, n);
+        srlm_view vi = srlm_view_carve(o->vel, off, 1, n), work = srlm_view_carve(m->params, off, 1, n);
+        TRY(be->ops->adamw(be, &p, &o->views[i], &mi, &vi, m->master.data ? &work : NULL, &c));
+    }
     return now_s() - t0;
 }
 
 /* Time `steps` optimizer steps of `micro` micro-batches of b and print one
  * train_step line: tokens and FLOPs count the real tokens only (attention per
  * sequence: 6 x layers x len x width per token). */
-static void time_train(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, srlm_view *mom, srlm_view *vel,
+static void time_train(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, opt_state *o,
                        const srlm_train_batch *b, int micro, float *logp, float *dlogp, long *step, const args *a,
                        double n_flop_params) {
     double best = 1e30, sum = 0, real = 0, attn = 0;
     for (int s = 0; s < a->steps; s++) {
-        double dt = train_step(m, acts, g, mom, vel, b, micro, logp, dlogp, (*step)++);
+        double dt = train_step(m, acts, g, o, b, micro, logp, dlogp, (*step)++);
         sum += dt;
         if (dt < best) best = dt;
     }
@@ -271,11 +287,15 @@ int main(int argc, char **argv) {
     TRY(srlm_train_acts_new_chunked(&acts, &m, N, 0, a.logits_chunk > 0 ? a.logits_chunk : N));
     srlm_llama_grads g;
     TRY(srlm_llama_grads_new(&g, &m, m.n_params_local));
-    srlm_view mom, vel;
-    TRY(be->ops->alloc(be, &mom, SRLM_F32, 1, m.n_params_local, "AdamW m"));
-    TRY(be->ops->alloc(be, &vel, SRLM_F32, 1, m.n_params_local, "AdamW v"));
-    TRY(be->ops->fill(be, &mom, 0.0f));
-    TRY(be->ops->fill(be, &vel, 0.0f));
+    opt_state opt = {0};
+    TRY(be->ops->alloc(be, &opt.mom, SRLM_F32, 1, m.n_params_local, "AdamW m"));
+    TRY(be->ops->alloc(be, &opt.vel, SRLM_F32, 1, m.n_params_local, "AdamW v"));
+    TRY(be->ops->fill(be, &opt.mom, 0.0f));
+    TRY(be->ops->fill(be, &opt.vel, 0.0f));
+    TRY(srlm_llama_segments(&m, &opt.segs, &opt.n_segs));
+    opt.views = calloc((size_t)opt.n_segs, sizeof *opt.views);
+    opt.parts = calloc((size_t)opt.n_segs, sizeof *opt.parts);
+    if (!opt.views || !opt.parts) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
     int *ids = malloc(sizeof(int) * (size_t)N), *len = malloc(sizeof(int) * (size_t)B);
     float *logp = malloc(sizeof(float) * (size_t)N), *dlogp = malloc(sizeof(float) * (size_t)N);
     if (!ids || !len || !logp || !dlogp) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
@@ -283,9 +303,9 @@ int main(int argc, char **argv) {
     for (int b = 0; b < B; b++) len[b] = T;
     const srlm_train_batch batch = {B, T, ids, len, 0.0f, 0, NULL};
     long step = 1;
-    train_step(&m, &acts, &g, &mom, &vel, &batch, 1, logp, dlogp, step++); /* warm-up: workspaces, clocks */
+    train_step(&m, &acts, &g, &opt, &batch, 1, logp, dlogp, step++); /* warm-up: workspaces, clocks */
     for (int i = 0; i < a.n_micro; i++)
-        time_train(&m, &acts, &g, &mom, &vel, &batch, a.micro[i], logp, dlogp, &step, &a, n_flop_params);
+        time_train(&m, &acts, &g, &opt, &batch, a.micro[i], logp, dlogp, &step, &a, n_flop_params);
     if (a.fill < 1.0) {
         /* a right-padded batch as SFT and DPO make, which training packs (one attention call
          * over the packed sequences) */
@@ -293,8 +313,8 @@ int main(int argc, char **argv) {
         if (!flen) { fprintf(stderr, "bench_model: out of memory\n"); return 1; }
         bench_fill_lengths(B, T, a.fill, flen);
         const srlm_train_batch fb = {B, T, ids, flen, 0.0f, 0, NULL};
-        train_step(&m, &acts, &g, &mom, &vel, &fb, 1, logp, dlogp, step++); /* warm-up: other shapes */
-        time_train(&m, &acts, &g, &mom, &vel, &fb, 1, logp, dlogp, &step, &a, n_flop_params);
+        train_step(&m, &acts, &g, &opt, &fb, 1, logp, dlogp, step++); /* warm-up: other shapes */
+        time_train(&m, &acts, &g, &opt, &fb, 1, logp, dlogp, &step, &a, n_flop_params);
         free(flen);
     }
 
@@ -369,8 +389,11 @@ int main(int argc, char **argv) {
     }
 
     free(ids), free(len), free(logp), free(dlogp);
-    be->ops->free(be, &mom);
-    be->ops->free(be, &vel);
+    be->ops->free(be, &opt.mom);
+    be->ops->free(be, &opt.vel);
+    free(opt.segs);
+    free(opt.views);
+    free(opt.parts);
     srlm_llama_grads_free(&g, &m);
     srlm_train_acts_free(&acts, &m);
     srlm_llama_free(&m);
