@@ -55,6 +55,14 @@ typedef struct {
     srlm_dpo_loss    loss;             /* DPO */
 } srlm_train_config;
 
+/* The most tokens one micro-batch of a phase holds, which its activations are
+ * sized for: micro_batch_size examples of seq_len tokens a sequence (a DPO
+ * pair has two), or micro_batch_tokens when that is less. */
+static inline int64_t srlm_train_micro_tokens(const srlm_train_config *t, int dpo, int64_t seq_len) {
+    const int64_t all = (int64_t)t->micro_batch_size * (dpo ? 2 : 1) * seq_len;
+    return t->micro_batch_tokens > 0 && t->micro_batch_tokens < all ? t->micro_batch_tokens : all;
+}
+
 typedef struct {
     struct {
         char  *name;

@@ -472,8 +472,7 @@ static srlm_status ref_item(void *ctx, int item, srlm_text *out, long *work) {
      * micro-batches hold (micro_batch_size pairs of max_seq_len, or
      * micro_batch_tokens), so this pass needs no more activation memory than
      * training does (and keeps one layer's, recompute: it has no backward) */
-    long long budget = (long long)tc->micro_batch_size * 2 * tc->max_seq_len;
-    if (tc->micro_batch_tokens > 0 && tc->micro_batch_tokens < budget) budget = tc->micro_batch_tokens;
+    const long long budget = srlm_train_micro_tokens(tc, 1, tc->max_seq_len);
     int kept[64], tok[64], nk = 0;
     double ref_c[64] = {0}, ref_r[64] = {0};
     for (int i = 0; i < n && st == SRLM_OK; i++)

@@ -116,10 +116,8 @@ static void plan_train(const srlm_plan *p, const srlm_train_config *tc, int is_d
     t->seq_len = seq_len;
     t->recompute = tc->recompute;
     const int64_t tokens = (int64_t)t->seqs_per_micro * seq_len;
-    /* the trainer sizes its activations for micro_batch_size examples of the
-     * longest length, or micro_batch_tokens when that is less */
-    int64_t act_tokens = (int64_t)tc->micro_batch_size * (is_dpo ? 2 : 1) * seq_len;
-    if (tc->micro_batch_tokens > 0 && tc->micro_batch_tokens < act_tokens) act_tokens = tc->micro_batch_tokens;
+    /* the trainer's activations: sized for its longest sequences (here seq_len) */
+    const int64_t act_tokens = srlm_train_micro_tokens(tc, is_dpo, seq_len);
     t->act_tokens = act_tokens;
 
     /* Bytes per token per layer (bf16 unless noted). Replicated over tp: both
@@ -346,9 +344,7 @@ srlm_status srlm_plan_compute(const srlm_config *c, const srlm_plan_arch *a, con
     p->pairs = llround(o->pair_rate * (double)n_prompts);
     p->pair_len = P + c->generate.max_new_tokens;
     if (p->pair_len > c->train.dpo.max_seq_len) p->pair_len = c->train.dpo.max_seq_len;
-    const srlm_train_config *td = &c->train.dpo;
-    int64_t budget = (int64_t)td->micro_batch_size * 2 * td->max_seq_len;
-    if (td->micro_batch_tokens > 0 && td->micro_batch_tokens < budget) budget = td->micro_batch_tokens;
+    const int64_t budget = srlm_train_micro_tokens(&c->train.dpo, 1, c->train.dpo.max_seq_len);
     const int per_item = c->loop.prompts_per_item < 32 ? c->loop.prompts_per_item : 32;
     int64_t mb = budget / (2 * (int64_t)p->pair_len);
     if (mb > per_item) mb = per_item;

@@ -333,7 +333,7 @@ static srlm_status reference_logps(trainer *t) {
         return SRLM_ERR(SRLM_FAILED, "out of memory for the reference log-probs of %d pairs", n_pairs);
     }
     int *tok = pairs + per;
-    for (int i = 0; i < n_pairs; i++) tok[i] = example_tokens(t, i);
+    for (int i = lo; i < hi; i++) tok[i] = example_tokens(t, i);
     srlm_status st = SRLM_OK;
     for (int p0 = lo, n; p0 < hi && st == SRLM_OK; p0 += n) {
         n = srlm_micro_batch_take(tok + p0, hi - p0, per, t->tc->micro_batch_tokens);
@@ -732,8 +732,7 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     SRLM_CHECK(zero1_views_new(t));
     /* the activations hold a micro-batch's real tokens, packed: micro_batch_tokens
      * of them when that caps the micro-batches below their sequences' worst case */
-    t->act_tokens = tc->micro_batch_tokens > 0 && (size_t)tc->micro_batch_tokens < N ? (size_t)tc->micro_batch_tokens
-                                                                                      : N;
+    t->act_tokens = (size_t)srlm_train_micro_tokens(tc, t->job->kind == SRLM_TRAIN_DPO, t->max_len);
     for (int i = 0; i < t->n_examples; i++) /* an example over the cap goes alone (the config check forbids it) */
         if ((size_t)example_tokens(t, i) > t->act_tokens) t->act_tokens = (size_t)example_tokens(t, i);
     SRLM_CHECK(srlm_train_acts_new_chunked(&t->acts, &t->m, (int)t->act_tokens, tc->recompute,
