@@ -411,6 +411,46 @@ static int max_gen_knob(srlm_config *c, const srlm_plan_arch *a, srlm_plan_opts 
     return lo;
 }
 
+/* The most examples of max_seq_len one micro-batch holds, sft or dpo. */
+static int most_examples_per_micro(const srlm_plan *p) {
+    return p->sft.examples_per_micro > p->dpo.examples_per_micro ? p->sft.examples_per_micro
+                                                                 : p->dpo.examples_per_micro;
+}
+
+/* At most m examples of max_seq_len a micro-batch in both phases, through the
+ * key that binds: micro_batch_tokens where it is set (it sizes the
+ * activations then, so a lower micro_batch_size alone may change nothing),
+ * else micro_batch_size. A phase already at m or below is left alone. */
+static void cap_micro_batch(srlm_config *c, int m) {
+    srlm_train_config *tc[2] = {&c->train.sft, &c->train.dpo};
+    for (int i = 0; i < 2; i++) {
+        if (examples_per_micro(tc[i], i == 1, tc[i]->max_seq_len) <= m) continue;
+        if (tc[i]->micro_batch_tokens > 0)
+            tc[i]->micro_batch_tokens = m * (i == 1 ? 2 : 1) * tc[i]->max_seq_len;
+        else
+            tc[i]->micro_batch_size = m;
+    }
+}
+
+/* "train.sft.micro_batch_size at most 2, train.dpo.micro_batch_tokens at
+ * most 4096": the keys cap_micro_batch(m) changes, with their new values. */
+static void describe_micro_cap(const srlm_config *c, int m, char *buf, size_t size) {
+    srlm_config cm = *c;
+    cap_micro_batch(&cm, m);
+    const srlm_train_config *was[2] = {&c->train.sft, &c->train.dpo}, *now[2] = {&cm.train.sft, &cm.train.dpo};
+    const char *phase[2] = {"sft", "dpo"};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < 2; i++) {
+        if (now[i]->micro_batch_size != was[i]->micro_batch_size && n < size)
+            n += (size_t)snprintf(buf + n, size - n, "%strain.%s.micro_batch_size at most %d", n ? ", " : "",
+                                  phase[i], now[i]->micro_batch_size);
+        if (now[i]->micro_batch_tokens != was[i]->micro_batch_tokens && n < size)
+            n += (size_t)snprintf(buf + n, size - n, "%strain.%s.micro_batch_tokens at most %d", n ? ", " : "",
+                                  phase[i], now[i]->micro_batch_tokens);
+    }
+}
+
 void srlm_plan_find_fixes(const srlm_plan *p, srlm_plan_fixes *f) {
     memset(f, 0, sizeof *f);
     if (p->fits) return;
@@ -452,12 +492,10 @@ void srlm_plan_find_fixes(const srlm_plan *p, srlm_plan_fixes *f) {
         cr.train.sft.recompute = cr.train.dpo.recompute = true;
         f->recompute = fits_with(&cr, a, &o, FIT_ALL);
     }
-    int mb_max = c.train.sft.micro_batch_size > c.train.dpo.micro_batch_size ? c.train.sft.micro_batch_size
-                                                                             : c.train.dpo.micro_batch_size;
+    const int mb_max = most_examples_per_micro(p);
     for (int m = mb_max - 1; m >= 1; m--) {
         srlm_config cm = c;
-        if (cm.train.sft.micro_batch_size > m) cm.train.sft.micro_batch_size = m;
-        if (cm.train.dpo.micro_batch_size > m) cm.train.dpo.micro_batch_size = m;
+        cap_micro_batch(&cm, m);
         if (fits_with(&cm, a, &o, FIT_ALL)) { f->micro_batch = m; break; }
     }
     if (f->tp || f->nodes || f->bf16 || f->recompute || f->micro_batch) return;
@@ -468,8 +506,7 @@ void srlm_plan_find_fixes(const srlm_plan *p, srlm_plan_fixes *f) {
     cc.train.sft.recompute = cc.train.dpo.recompute = true;
     cc.parallel.dp = 0;
     for (int m = mb_max; m >= 1; m--) {
-        if (cc.train.sft.micro_batch_size > m) cc.train.sft.micro_batch_size = m;
-        if (cc.train.dpo.micro_batch_size > m) cc.train.dpo.micro_batch_size = m;
+        cap_micro_batch(&cc, m);
         for (int k = 0; k <= G; k++) {
             int t = k == 0 ? p->tp : k; /* the current tp first */
             if ((k > 0 && t == p->tp) || !tp_valid(a, t) || G % t) continue;
@@ -574,20 +611,20 @@ srlm_status srlm_plan_check_fit(const srlm_plan *p) {
         APPEND("%s train.sft.recompute=true train.dpo.recompute=true (activations %.1f -> %.1f GiB)",
                alts++ ? "; or" : "", gib(p->sft.act > p->dpo.act ? p->sft.act : p->dpo.act),
                gib(p->sft.act_recompute > p->dpo.act_recompute ? p->sft.act_recompute : p->dpo.act_recompute));
-    if (f.micro_batch)
-        APPEND("%s train.sft.micro_batch_size and train.dpo.micro_batch_size at most %d", alts++ ? "; or" : "",
-               f.micro_batch);
+    char cap[200];
+    if (f.micro_batch) {
+        describe_micro_cap(c, f.micro_batch, cap, sizeof cap);
+        APPEND("%s %s (%d examples a micro-batch)", alts++ ? "; or" : "", cap, f.micro_batch);
+    }
     if (f.combo_nodes) {
         /* name only what changes: "A, B and C together" */
-        int mb_max = c->train.sft.micro_batch_size > c->train.dpo.micro_batch_size ? c->train.sft.micro_batch_size
-                                                                                   : c->train.dpo.micro_batch_size;
-        char items[4][64];
+        char items[4][200];
         int k = 0;
-        if (!c->train.sft.recompute || !c->train.dpo.recompute) snprintf(items[k++], 64, "recomputation on");
-        if (f.combo_micro_batch < mb_max)
-            snprintf(items[k++], 64, "micro_batch_size at most %d", f.combo_micro_batch);
-        if (f.combo_tp != p->tp) snprintf(items[k++], 64, "parallel.tp=%d", f.combo_tp);
-        if (f.combo_nodes != p->opts.nodes) snprintf(items[k++], 64, "--nodes %d", f.combo_nodes);
+        if (!c->train.sft.recompute || !c->train.dpo.recompute) snprintf(items[k++], 200, "recomputation on");
+        describe_micro_cap(c, f.combo_micro_batch, cap, sizeof cap);
+        if (cap[0]) snprintf(items[k++], 200, "%s", cap);
+        if (f.combo_tp != p->tp) snprintf(items[k++], 200, "parallel.tp=%d", f.combo_tp);
+        if (f.combo_nodes != p->opts.nodes) snprintf(items[k++], 200, "--nodes %d", f.combo_nodes);
         APPEND("%s", alts++ ? "; or" : "");
         for (int i = 0; i < k; i++) APPEND("%s%s", i == 0 ? " " : i == k - 1 ? " and " : ", ", items[i]);
         APPEND("%s (dp=%d)", k > 1 ? " together" : "", f.combo_nodes * G / f.combo_tp);

@@ -131,7 +131,8 @@ typedef struct {
     int nodes;          /* fewest nodes that fit with the same tp (dp derived) */
     int recompute;      /* 1: recomputation on in both phases fits */
     int bf16;           /* 1: backend.dtype bfloat16 fits (the plan was float32) */
-    int micro_batch;    /* largest micro_batch_size cap (both phases) that fits */
+    int micro_batch;    /* most examples a micro-batch (both phases, through micro_batch_tokens
+                         * where set, else micro_batch_size) that fits */
     int kv_cache_mb;    /* largest generate.kv_cache_mb that fits (generation) */
     int gen_batch;      /* the same for --gen-batch, when that sizes the KV cache */
     /* when no single change fits: recomputation on with the largest micro-batch

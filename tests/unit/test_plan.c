@@ -282,7 +282,28 @@ static void test_refusal_and_fixes(void) {
     CHECK(!p.fits);
     srlm_plan_find_fixes(&p, &f);
     CHECK(f.micro_batch == 2);
+    CHECK(srlm_plan_check_fit(&p) == SRLM_BAD_INPUT);
+    CHECK_MSG(strstr(srlm_last_error(), "train.dpo.micro_batch_size at most 2 (2 examples") &&
+                  !strstr(srlm_last_error(), "train.sft.micro_batch"),
+              "%s", srlm_last_error());
+    /* the same 8 pairs through a token cap: lowering micro_batch_size alone
+     * would change nothing, so the cap is what the fix names */
+    c.train.dpo.micro_batch_size = 64;
+    c.train.dpo.micro_batch_tokens = 8 * 2 * c.train.dpo.max_seq_len;
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    CHECK(!p.fits && p.dpo.examples_per_micro == 8);
+    srlm_plan_find_fixes(&p, &f);
+    CHECK(f.micro_batch == 2);
+    CHECK(srlm_plan_check_fit(&p) == SRLM_BAD_INPUT);
+    char want[96];
+    snprintf(want, sizeof want, "train.dpo.micro_batch_tokens at most %d", 2 * 2 * c.train.dpo.max_seq_len);
+    CHECK_MSG(strstr(srlm_last_error(), want) && !strstr(srlm_last_error(), "micro_batch_size"), "%s",
+              srlm_last_error());
+    c.train.dpo.micro_batch_tokens = 2 * 2 * c.train.dpo.max_seq_len; /* as suggested: fits */
+    CHECK_OK(srlm_plan_compute(&c, &a, &o, &p));
+    CHECK(p.fits);
     c.train.dpo.micro_batch_size = 1;
+    c.train.dpo.micro_batch_tokens = 0;
 
     /* a KV cache larger than what is left: the largest that fits, exactly */
     c.generate.kv_cache_mb = 70000;
