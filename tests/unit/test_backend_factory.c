@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "backend/factory.h"
+#include "generate/sampler.h"
 #include "test.h"
 
 static int starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
@@ -66,6 +67,17 @@ static void test_cpu_guarded(void) {
     /* SIGSEGV; under ASan or valgrind their report, then a non-zero exit or the signal */
     CHECK_MSG(WIFSIGNALED(status) ? WTERMSIG(status) == SIGSEGV : WEXITSTATUS(status) != 0,
               "child status %d: expected the host read to fault", status);
+    /* sampling where the logits are: greedy reads no draws (u may be NULL, as
+     * the ops table says); sampling at a temperature without draws is refused.
+     * y = {1 2 3; 3 4 7}: the argmax of each row is its last column. */
+    srlm_sampling greedy = {0}, warm = {0};
+    warm.temperature = 1.0f;
+    greedy.top_p = warm.top_p = 1.0f;
+    int tok[2] = {-1, -1};
+    CHECK_OK(be->ops->sample(be, &y, &greedy, NULL, tok));
+    CHECK_MSG(tok[0] == 2 && tok[1] == 2, "greedy tokens %d %d, expected 2 2", tok[0], tok[1]);
+    CHECK(be->ops->sample(be, &y, &warm, NULL, tok) == SRLM_BAD_INPUT);
+    CHECK_MSG(strstr(srlm_last_error(), "no uniform draws"), "message: %s", srlm_last_error());
     be->ops->free(be, &y);
     srlm_backend_free(be);
 }

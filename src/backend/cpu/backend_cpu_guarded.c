@@ -173,6 +173,10 @@ static srlm_status guarded_sample(srlm_backend *be, const srlm_view *logits, con
         return SRLM_ERR(SRLM_BAD_INPUT, "cpu_guarded backend: sample: logits are %s; F32 or BF16",
                         srlm_dtype_name(logits->dtype));
     if (logits->rows == 0) return SRLM_OK;
+    /* the draws are unread, and may be NULL, only when sampling is greedy */
+    if (!u && cfg->temperature != 0.0f)
+        return SRLM_ERR(SRLM_BAD_INPUT, "cpu_guarded backend: sample: no uniform draws for temperature %g",
+                        (double)cfg->temperature);
     const int vocab = (int)logits->cols;
     srlm_sampler *s = NULL;
     float *row = malloc(sizeof(float) * (size_t)vocab);
@@ -181,7 +185,7 @@ static srlm_status guarded_sample(srlm_backend *be, const srlm_view *logits, con
     for (int64_t i = 0; i < logits->rows && st == SRLM_OK; i++) {
         const char *src = (const char *)logits->data + (size_t)(i * logits->stride) * srlm_dtype_size(logits->dtype);
         srlm_convert_to_f32(row, src, logits->dtype, (size_t)vocab);
-        st = srlm_sample(s, row, vocab, cfg, u[i], &token[i], NULL);
+        st = srlm_sample(s, row, vocab, cfg, u ? u[i] : 0.0f, &token[i], NULL);
         if (st != SRLM_OK) srlm_error_context("sampling: row %lld of the logits", (long long)i);
     }
     srlm_status closed = protect_all(be, PROT_NONE);
