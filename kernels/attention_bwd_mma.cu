@@ -44,7 +44,8 @@ constexpr int kTile = 16 * kWarps; /* keys per dkdv block: 16 per warp */
 
 /* Rows per streamed tile (query rows for dkdv, keys for dq): 64 at hd 64, 32
  * at hd 128, so that the fp32 accumulators fit in registers and the shared
- * memory stays under 99 KB (the opt-in limit of every sm_80+ part). */
+ * memory stays near 100 KB (dq at hd 128: 102.5 KB, above the 99 KB of sm_86 and
+ * sm_89 parts, where bwd_mma_eligible sends the scalar kernels instead). */
 template <int HD> __host__ __device__ constexpr int step_rows() { return 4096 / HD; }
 
 /* dkdv: K, V (kTile rows), two buffers of (Q, dO) (step rows each), two of
@@ -324,6 +325,9 @@ srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv,
 bool attn::bwd_mma_eligible(const Params &p, srlm_dtype dt, const srlm_view *dq, const srlm_view *dk,
                             const srlm_view *dv) {
     if (dt != SRLM_BF16 || (p.hd != 64 && p.hd != 128)) return false;
+    const size_t smem_kv = p.hd == 64 ? dkdv_smem_bytes<64>() : dkdv_smem_bytes<128>();
+    const size_t smem_q = p.hd == 64 ? dq_smem_bytes<64>() : dq_smem_bytes<128>();
+    if (smem_kv > smem_optin() || smem_q > smem_optin()) return false; /* dq at hd 128 on sm_86/sm_89 */
     /* 16-byte copies of whole head rows (8 bf16) and 4-byte bf16x2 stores */
     return aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && aligned16(p.dout) && aligned16(dq->data) &&
            aligned16(dk->data) && aligned16(dv->data) && p.ldq % 8 == 0 && p.ldk % 8 == 0 && p.ldv % 8 == 0 &&

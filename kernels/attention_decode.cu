@@ -43,23 +43,7 @@ struct Split { int chunks, chunk_len; };
 
 /* The current device's multiprocessor count (132 on an H100 SXM, 108 on an
  * A100), read once per device; 132 if it cannot be read. */
-static int sm_count(void) {
-    static int cached[64];
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
-        cudaGetLastError();
-        return 132;
-    }
-    if (cached[dev] == 0) {
-        int n = 0;
-        if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
-            cudaGetLastError();
-            n = 132;
-        }
-        cached[dev] = n;
-    }
-    return cached[dev];
-}
+static int sm_count(void) { return device_attr<cudaDevAttrMultiProcessorCount>(132); }
 
 /* A pure function of the shape and the device, so the workspace size and the
  * launch agree; both partial kernels use it. One wave of kBlocksPerSM blocks
