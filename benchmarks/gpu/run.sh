@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for a machine with an NVIDIA GPU (benchmarks/gpu/README.md):
 #   1. configure and build srlm with CUDA (Release) into build-gpu
-#   2. run every gpu-labelled test (ctest -L gpu)
+#   2. run every gpu-labelled test (ctest -L gpu; the end-to-end script on its own, verbose)
 #   3. time the kernels (bench_kernels) and their PyTorch peers (peers.py)
 #   4. time the whole model (bench_model): training-step MFU, batch-1 decode
 #   5. print one table and append dated rows naming the GPU to
@@ -116,21 +116,38 @@ if ! $python -c "import ctypes; ctypes.CDLL('libnccl.so.2')" >/dev/null 2>&1; th
 fi
 
 # ---- 2. gpu-labelled tests ----
-step "2. ctest -L gpu"
-# under a budget the tests get at most half of it: a test that hangs must
-# leave time for the benchmarks
+# Under a budget the kernel tests and the end-to-end script get at most a third
+# of it each: a test that hangs must leave time for the benchmarks.
 want=3600
-[ "$budget" != 0 ] && want=$((budget / 2 > 60 ? budget / 2 : 60))
+[ "$budget" != 0 ] && want=$((budget / 3 > 60 ? budget / 3 : 60))
+e2e='^test_end_to_end_gpu$'
+step "2. ctest -L gpu (the end-to-end script next, on its own)"
 t=$(limit "$want")
 if [ "$t" = 0 ]; then
     skipped+=("ctest -L gpu")
-elif ! timeout -k 10 "$t" ctest --test-dir "$build" -L gpu --no-tests=error --output-on-failure 2>&1 | tee "$logs/ctest.log"; then
+elif ! timeout -k 10 "$t" ctest --test-dir "$build" -L gpu -E "$e2e" --no-tests=error --output-on-failure 2>&1 |
+        tee "$logs/ctest.log"; then
     failed+=("ctest -L gpu")
 fi
 # the passing tests' own output (tolerances met, numbers) is only in ctest's log
 cp "$build/Testing/Temporary/LastTest.log" "$logs/ctest-full.log" 2>/dev/null
-# ctest ran the NCCL test as one rank; with several GPUs, one rank on each
-ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+# The end-to-end commands (sft, dpo, score, generate, srlm run; fp32, bf16, two
+# ranks) print a line per check as they go: verbose, so a time limit that
+# stops them keeps what they printed and names where they were.
+step "2b. ctest -R end_to_end -V (tests/gpu/test_end_to_end_gpu.sh)"
+t=$(limit "$want")
+if [ "$t" = 0 ]; then
+    skipped+=("test_end_to_end_gpu")
+elif ! timeout -k 10 "$t" ctest --test-dir "$build" -R "$e2e" --no-tests=error -V 2>&1 | tee "$logs/end_to_end.log"; then
+    failed+=("test_end_to_end_gpu")
+fi
+# ctest ran the NCCL test as one rank; with several GPUs, one rank on each (the
+# GPUs this process may use: CUDA_VISIBLE_DEVICES where it is set)
+if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
+    ngpu=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .)
+else
+    ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+fi
 if [ "$ngpu" -gt 1 ]; then
     launcher=$(command -v mpirun || command -v mpiexec)
     t=$(limit 600)
@@ -138,9 +155,16 @@ if [ "$ngpu" -gt 1 ]; then
         echo "NCCL across $ngpu GPUs not checked: no mpirun here (a bundle runs single ranks only)"
     elif [ "$t" = 0 ]; then
         skipped+=("test_comm_nccl_gpu on $ngpu GPUs")
-    elif ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 10 "$t" "$launcher" -np "$ngpu" \
-            "$build/tests/test_comm_nccl_gpu" 2>&1 | tee "$logs/comm_nccl_${ngpu}gpus.log"; then
-        failed+=("test_comm_nccl_gpu on $ngpu GPUs")
+    else
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 10 "$t" "$launcher" -np "$ngpu" \
+            "$build/tests/test_comm_nccl_gpu" >"$logs/comm_nccl_${ngpu}gpus.log" 2>&1
+        rc=$?
+        cat "$logs/comm_nccl_${ngpu}gpus.log"
+        case $rc in
+            0) ;;
+            77) echo "NCCL across $ngpu GPUs not checked: the test skipped itself (above: no NCCL, or no GPU)" ;;
+            *) failed+=("test_comm_nccl_gpu on $ngpu GPUs (exit $rc)") ;;
+        esac
     fi
 fi
 
