@@ -7,9 +7,10 @@
 # copy: SRLM_GPU_RESULTS), once with the section made and once appended to it;
 # SRLM_GPU_BUDGET_S skips what no longer fits and names it
 # while what ran is reported; SRLM_GPU_SANITIZE_TESTS sets the sanitizers' order;
-# a sanitizer hazard, a failing test and device sampling that draws other
-# tokens than the host make it exit 1; with several GPUs the
-# NCCL test runs under mpirun, one rank each; NCCL from Python's wheel is put on
+# a sanitizer hazard, a failing test or end-to-end script and device sampling
+# that draws other tokens than the host make it exit 1; the end-to-end script
+# runs apart from the kernel tests, its lines shown and kept; with several GPUs
+# the NCCL test runs under mpirun, one rank each (all ranks skipping is a skip); NCCL from Python's wheel is put on
 # the loader's path where none is found; a bad budget exits 2.
 set -u
 src=${SRLM_SOURCE_DIR:?}
@@ -92,12 +93,14 @@ echo "0123456789ab" >"$b/bundle-commit"
 for c in "$src"/tests/gpu/test_*.c; do
     printf '#!/bin/sh\nexit 0\n' >"$b/tests/$(basename "$c" .c)"
 done
-printf '#!/bin/sh\necho "NCCL test sees LD_LIBRARY_PATH=$LD_LIBRARY_PATH"\n' >"$b/tests/test_comm_nccl_gpu"
+printf '#!/bin/sh\necho "NCCL test sees LD_LIBRARY_PATH=$LD_LIBRARY_PATH"\nexit ${FAKE_NCCL_RC:-0}\n' >"$b/tests/test_comm_nccl_gpu"
 cat >"$b/tests/CTestTestfile.cmake" <<'EOF'
 add_test(fake_gpu_pass "sh" "-c" "exit 0")
 set_tests_properties(fake_gpu_pass PROPERTIES LABELS "gpu")
 add_test(fake_gpu_maybe "sh" "-c" "test -z \"$FAKE_TEST_FAIL\"")
 set_tests_properties(fake_gpu_maybe PROPERTIES LABELS "gpu")
+add_test(test_end_to_end_gpu "sh" "-c" "echo stand-in end-to-end check line; test -z \"$FAKE_E2E_FAIL\"")
+set_tests_properties(test_end_to_end_gpu PROPERTIES LABELS "gpu")
 EOF
 printf 'subdirs("tests")\n' >"$b/CTestTestfile.cmake"
 chmod +x "$work/bin/"* "$b/srlm" "$b/benchmarks/gpu/"* "$b/tests/test_"*
@@ -128,6 +131,10 @@ n=$(grep -c "memcheck   clean" "$work/all.log")
 [ "$n" = "$(ls "$src"/tests/gpu/test_*.c | grep -v -c test_comm_nccl_gpu)" ] ||
     fail "memcheck ran on $n tests, not on every tests/gpu program but the NCCL one"
 grep -q "test_comm_nccl_gpu *memcheck" "$work/all.log" && fail "the sanitizers ran on the NCCL test"
+# the end-to-end script: not among the kernel tests, then on its own, its lines kept
+grep -q "test_end_to_end_gpu" "$work/logs/ctest.log" && fail "the end-to-end script ran with the kernel tests"
+grep -q "stand-in end-to-end check line" "$work/all.log" && grep -q "stand-in end-to-end check line" "$work/logs/end_to_end.log" ||
+    fail "the end-to-end script's own lines are not in the output and end_to_end.log"
 
 # 1b. the rows for RESULTS.md: a new section, then appended to it
 printf '# Results\n\n## Other\n\ntext\n' >"$work/results.md"
@@ -184,11 +191,12 @@ grep -q "^test_adamw_gpu *racecheck *clean" "$work/tools.log" || fail "test_adam
 
 # 3. failures: a hazard, a failing test, an unknown sanitizer test
 run fail.log SANITIZER_HAZARD=test_rope_gpu FAKE_TEST_FAIL=1 SRLM_GPU_SANITIZE_TESTS="test_rope_gpu test_nope" \
-    FAKE_SAMPLED=DIFFERENT
+    FAKE_SAMPLED=DIFFERENT FAKE_E2E_FAIL=1
 rc=$?
 [ "$rc" = 1 ] || fail "a run with a hazard and a failing test exited $rc (expected 1)"
 grep -q "test_rope_gpu *memcheck *HAZARDS FOUND" "$work/fail.log" || fail "the hazard was not reported"
 grep -q "FAILED: ctest -L gpu" "$work/fail.log" || fail "the failing gpu test was not reported"
+grep -q "FAILED: test_end_to_end_gpu" "$work/fail.log" || fail "the failing end-to-end script was not reported"
 grep -q "test_nope, which is not a tests/gpu/test_\*.c program" "$work/fail.log" ||
     fail "an unknown test in SRLM_GPU_SANITIZE_TESTS was not reported"
 grep -q "FAILED: bench_model (bfloat16): sampling on the device drew other tokens than on the host" "$work/fail.log" ||
@@ -205,6 +213,13 @@ grep -q "^NCCL: $work/wheel/lib/libnccl.so.2 (from Python's nvidia-nccl" "$work/
 grep -E -q "^NCCL test sees LD_LIBRARY_PATH=(.*:)?$work/wheel/lib$" "$work/nccl.log" ||
     fail "the wheel's NCCL folder did not reach the programs' LD_LIBRARY_PATH"
 grep -q "stand-in mpirun" "$work/all.log" && fail "one GPU, yet the NCCL test ran under mpirun"
+# every rank skipping (77: no NCCL) is a skip; CUDA_VISIBLE_DEVICES limits the GPUs counted
+run nccl_skip.log FAKE_GPUS=2 FAKE_NCCL_RC=77 SRLM_GPU_MODEL=0
+rc=$?
+[ "$rc" = 0 ] && grep -q "NCCL across 2 GPUs not checked: the test skipped itself" "$work/nccl_skip.log" ||
+    fail "ranks that all skipped: exit $rc, or not named as a skip"
+run nccl_visible.log FAKE_GPUS=2 CUDA_VISIBLE_DEVICES=1 SRLM_GPU_MODEL=0
+grep -q "stand-in mpirun" "$work/nccl_visible.log" && fail "one visible GPU of two, yet the NCCL test ran under mpirun"
 
 # 5. a bad budget
 run bad.log SRLM_GPU_BUDGET_S=8m
