@@ -37,6 +37,8 @@ static void with_commas(unsigned long long v, char *buf, size_t cap) {
 
 static void print_config(const srlm_hf_config *c) {
     printf("config:\n");
+    printf("  model_type: %s\n", c->model_type[0] ? c->model_type : "llama");
+    if (c->sliding_window > 0) printf("  sliding_window: %d\n", c->sliding_window);
     printf("  vocab_size: %d\n", c->vocab_size);
     printf("  hidden_size: %d\n", c->hidden_size);
     printf("  intermediate_size: %d\n", c->intermediate_size);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -168,7 +169,11 @@ static srlm_status append(engine *e, slot_state *s, int t, int *done) {
         free(text);
         if (hit) return finish(e, s, "stop");
     }
-    if (s->n_gen >= q->max_new_tokens) return finish(e, s, "length");
+    /* a sliding window (Mistral) is the model's context: the next token would
+     * come from a forward over more positions than it attends to */
+    const int window = e->m->cfg.sliding_window;
+    if (s->n_gen >= q->max_new_tokens || (window > 0 && q->n_prompt + s->n_gen > window))
+        return finish(e, s, "length");
     *done = 0;
     return SRLM_OK;
 }
@@ -265,6 +270,11 @@ static srlm_status check_requests(const engine *e) {
             return SRLM_ERR(SRLM_BAD_INPUT, "request %d: %d prompt tokens + %d new tokens do not fit the %d "
                             "positions per sequence of the KV cache (raise generate.kv_cache_mb or lower "
                             "max_new_tokens)", r, q->n_prompt, q->max_new_tokens, e->cfg->max_seq);
+        if (e->m->cfg.sliding_window > 0 && q->n_prompt > e->m->cfg.sliding_window) {
+            char what[40];
+            snprintf(what, sizeof what, "request %d: its prompt", r);
+            return srlm_hf_check_seq_len(&e->m->cfg, q->n_prompt, what);
+        }
         for (int i = 0; i < q->n_prompt; i++)
             if (q->prompt[i] < 0 || q->prompt[i] >= e->m->cfg.vocab_size)
                 return SRLM_ERR(SRLM_BAD_INPUT, "request %d: prompt token %d at position %d is outside the "

@@ -21,6 +21,17 @@ void srlm_hf_config_defaults(srlm_hf_config *cfg) {
     cfg->tie_word_embeddings = 0;
     cfg->bos_token_id = cfg->eos_token_id = cfg->pad_token_id = -1;
     snprintf(cfg->torch_dtype, sizeof cfg->torch_dtype, "float32");
+    snprintf(cfg->model_type, sizeof cfg->model_type, "llama");
+}
+
+static int is_mistral(const srlm_hf_config *c) { return !strcmp(c->model_type, "mistral"); }
+
+srlm_status srlm_hf_check_seq_len(const srlm_hf_config *c, int64_t len, const char *what) {
+    if (c->sliding_window <= 0 || len <= c->sliding_window) return SRLM_OK;
+    return SRLM_ERR(SRLM_BAD_INPUT, "%s: %lld tokens, longer than the model's sliding_window of %d (config.json): "
+                    "srlm attends to every earlier token, which is this model's attention only up to %d tokens; "
+                    "keep sequences within %d tokens",
+                    what, (long long)len, c->sliding_window, c->sliding_window, c->sliding_window);
 }
 
 int srlm_hf_dtype_from_name(const char *name, srlm_dtype *out) {
@@ -103,10 +114,10 @@ static srlm_status get_token_id(const char *path, const cJSON *root, const char 
 static srlm_status refuse_unsupported(const char *path, const cJSON *root) {
     char found[96];
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "model_type");
-    if (j && !(cJSON_IsString(j) && !strcmp(j->valuestring, "llama"))) {
+    if (j && !(cJSON_IsString(j) && (!strcmp(j->valuestring, "llama") || !strcmp(j->valuestring, "mistral")))) {
         describe(j, found, sizeof found);
-        return SRLM_ERR(SRLM_BAD_INPUT, "%s: \"model_type\": expected \"llama\", found %s "
-                        "(only Llama models are supported)", path, found);
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: \"model_type\": expected \"llama\" or \"mistral\", found %s "
+                        "(only Llama-architecture models are supported)", path, found);
     }
     j = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
     if (j && !cJSON_IsNull(j)) {
@@ -167,6 +178,9 @@ srlm_status srlm_hf_config_validate(const srlm_hf_config *c, const char *path) {
     if (!srlm_hf_dtype_from_name(c->torch_dtype, &dt))
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: \"torch_dtype\": expected \"float32\", \"bfloat16\" or "
                         "\"float16\", found \"%s\"", path, c->torch_dtype);
+    if (c->sliding_window < 0 || (c->sliding_window > 0 && !is_mistral(c)))
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s: \"sliding_window\" %d: expected null or a positive integer, and "
+                        "only with model_type \"mistral\" (found \"%s\")", path, c->sliding_window, c->model_type);
     return SRLM_OK;
 }
 
@@ -273,6 +287,10 @@ srlm_status srlm_hf_config_load(const char *path, srlm_hf_config *cfg) {
     srlm_hf_config_defaults(cfg);
     SRLM_CHECK(srlm_json_read_file(path, &root));
     SRLM_CHECK_GOTO(refuse_unsupported(path, root), s, done);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (cJSON_IsString(mt)) snprintf(cfg->model_type, sizeof cfg->model_type, "%s", mt->valuestring);
+    /* transformers' LlamaConfig has no window: the key means nothing there */
+    if (is_mistral(cfg)) SRLM_CHECK_GOTO(get_int(path, root, "sliding_window", 0, 1, &cfg->sliding_window), s, done);
 
     SRLM_CHECK_GOTO(get_int(path, root, "vocab_size", 1, 1, &cfg->vocab_size), s, done);
     SRLM_CHECK_GOTO(get_int(path, root, "hidden_size", 1, 1, &cfg->hidden_size), s, done);
@@ -344,10 +362,12 @@ srlm_status srlm_hf_config_save(const char *path, const srlm_hf_config *c) {
     SRLM_CHECK(srlm_hf_config_validate(c, path));
     cJSON *o = cJSON_CreateObject();
     if (!o) return SRLM_ERR(SRLM_FAILED, "out of memory writing %s", path);
+    const int mistral = is_mistral(c);
     cJSON *arch = cJSON_AddArrayToObject(o, "architectures");
-    if (arch) cJSON_AddItemToArray(arch, cJSON_CreateString("LlamaForCausalLM"));
-    /* Keys in transformers' order of writing (alphabetical). */
-    cJSON_AddFalseToObject(o, "attention_bias");
+    if (arch) cJSON_AddItemToArray(arch, cJSON_CreateString(mistral ? "MistralForCausalLM" : "LlamaForCausalLM"));
+    /* Keys in transformers' order of writing (alphabetical); MistralConfig
+     * has no attention_bias, mlp_bias, pretraining_tp or rope_scaling. */
+    if (!mistral) cJSON_AddFalseToObject(o, "attention_bias");
     cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
 #define ADD_ID(key, v) ((v) >= 0 ? (void)cJSON_AddNumberToObject(o, key, v) : (void)cJSON_AddNullToObject(o, key))
     ADD_ID("bos_token_id", c->bos_token_id);
@@ -358,17 +378,19 @@ srlm_status srlm_hf_config_save(const char *path, const srlm_hf_config *c) {
     cJSON_AddNumberToObject(o, "initializer_range", 0.02);
     cJSON_AddNumberToObject(o, "intermediate_size", c->intermediate_size);
     cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_position_embeddings);
-    cJSON_AddFalseToObject(o, "mlp_bias");
-    cJSON_AddStringToObject(o, "model_type", "llama");
+    if (!mistral) cJSON_AddFalseToObject(o, "mlp_bias");
+    cJSON_AddStringToObject(o, "model_type", mistral ? "mistral" : "llama");
     cJSON_AddNumberToObject(o, "num_attention_heads", c->num_attention_heads);
     cJSON_AddNumberToObject(o, "num_hidden_layers", c->num_hidden_layers);
     cJSON_AddNumberToObject(o, "num_key_value_heads", c->num_key_value_heads);
     ADD_ID("pad_token_id", c->pad_token_id);
 #undef ADD_ID
-    cJSON_AddNumberToObject(o, "pretraining_tp", 1);
+    if (!mistral) cJSON_AddNumberToObject(o, "pretraining_tp", 1);
     add_exact_number(o, "rms_norm_eps", c->rms_norm_eps);
-    cJSON_AddNullToObject(o, "rope_scaling");
+    if (!mistral) cJSON_AddNullToObject(o, "rope_scaling");
     add_exact_number(o, "rope_theta", c->rope_theta);
+    if (mistral && c->sliding_window > 0) cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+    else if (mistral) cJSON_AddNullToObject(o, "sliding_window");
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings != 0);
     cJSON_AddStringToObject(o, "torch_dtype", c->torch_dtype);
     cJSON_AddTrueToObject(o, "use_cache");

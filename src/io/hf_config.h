@@ -1,5 +1,11 @@
 /* A Hugging Face Llama config.json: the fields srlm's model needs.
  *
+ * Mistral checkpoints (model_type "mistral": Llama's layers with a sliding
+ * attention window) load too. Their math is Llama's while no sequence is
+ * longer than the window (transformers masks keys W or more positions back),
+ * so a longer sequence is refused (srlm_hf_check_seq_len) rather than computed
+ * with full attention; Mistral 7B v0.2 and later have no window (null).
+ *
  * Loading is strict about what changes the math: keys srlm does not implement
  * (rope_scaling, attention_bias, mlp_bias, hidden_act other than silu,
  * pretraining_tp other than 1) are refused when set to a non-default value;
@@ -12,6 +18,8 @@
 #include "core/dtype.h"
 #include "core/status.h"
 
+#include <stdint.h>
+
 typedef struct {
     int    vocab_size, hidden_size, intermediate_size, num_hidden_layers;
     int    num_attention_heads, num_key_value_heads, max_position_embeddings;
@@ -20,7 +28,14 @@ typedef struct {
     int    bos_token_id, eos_token_id, pad_token_id; /* -1 when absent/null; a list keeps its first id */
     char   torch_dtype[16];       /* "float32", "bfloat16", "float16" (default "float32") */
     int    head_dim;              /* hidden_size / num_attention_heads unless given */
+    char   model_type[16];        /* "llama" or "mistral" (written back as read) */
+    int    sliding_window;        /* mistral's; 0 = none (null, absent, or llama) */
 } srlm_hf_config;
+
+/* SRLM_OK unless a sequence of `len` tokens is longer than the model's
+ * sliding window; then SRLM_BAD_INPUT naming the window and `what` (the
+ * sequence, or the setting that allows it). */
+srlm_status srlm_hf_check_seq_len(const srlm_hf_config *cfg, int64_t len, const char *what);
 
 /* Defaults of transformers' LlamaConfig for the optional fields; the required
  * sizes are left 0. */
@@ -31,7 +46,8 @@ srlm_status srlm_hf_config_load(const char *path, srlm_hf_config *cfg);
 /* Check a filled-in config the same way load does (sizes, divisibility, dtype). */
 srlm_status srlm_hf_config_validate(const srlm_hf_config *cfg, const char *path);
 /* Write (atomically) a config.json that transformers' LlamaForCausalLM loads
- * (model_type "llama", architectures, hidden_act "silu", ...). */
+ * (model_type "llama", architectures, hidden_act "silu", ...), or for a
+ * mistral config MistralForCausalLM (its sliding_window kept). */
 srlm_status srlm_hf_config_save(const char *path, const srlm_hf_config *cfg);
 
 /* Parse a small JSON file (config, index) whose top level must be an object; a

@@ -12,6 +12,7 @@
  * same bits, so gradients are identical with it on or off. */
 #include "model/llama_train.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,6 +168,11 @@ static srlm_status check_batch(const srlm_llama *m, const srlm_train_acts *a, co
         if (b->len[s] < 1 || b->len[s] > b->T)
             return SRLM_ERR(SRLM_FAILED, "training batch: sequence %d has length %d (T = %d)", s, b->len[s], b->T);
         rows += b->len[s];
+        if (m->cfg.sliding_window > 0 && b->len[s] > m->cfg.sliding_window) {
+            char what[48];
+            snprintf(what, sizeof what, "training batch: sequence %d", s);
+            return srlm_hf_check_seq_len(&m->cfg, b->len[s], what);
+        }
         for (int t = 0; t < b->len[s]; t++) {
             int id = b->ids[s * b->T + t];
             if (id < 0 || id >= m->cfg.vocab_size)

@@ -676,6 +676,11 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
                         "(vocab_size): they do not belong together", t->tok_path,
                         srlm_tokenizer_vocab_size(t->tok), model_dir, t->m.cfg.vocab_size);
 
+    /* a sliding window (Mistral) bounds what the model computes as it was trained */
+    char key[40];
+    snprintf(key, sizeof key, "train.%s.max_seq_len", t->job->kind == SRLM_TRAIN_SFT ? "sft" : "dpo");
+    SRLM_CHECK(srlm_hf_check_seq_len(&t->m.cfg, tc->max_seq_len, key));
+
     /* data */
     const int max_len = tc->max_seq_len;
     if (t->job->kind == SRLM_TRAIN_SFT) {

@@ -170,6 +170,40 @@ static void test_config_round_trip(void) {
         CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "rope_scaling")));
         cJSON_Delete(j);
     }
+    /* A Mistral config goes back as one (MistralForCausalLM, its window, none
+     * of LlamaConfig's own keys); a window on a llama config is refused. */
+    srlm_hf_config mis = a;
+    snprintf(mis.model_type, sizeof mis.model_type, "mistral");
+    for (int w = 0; w <= 4096; w += 4096) {
+        mis.sliding_window = w;
+        CHECK_OK(srlm_hf_config_save(path, &mis));
+        CHECK_OK(srlm_hf_config_load(path, &b));
+        CHECK_MSG(!strcmp(b.model_type, "mistral") && b.sliding_window == w, "read back %s, window %d",
+                  b.model_type, b.sliding_window);
+        j = NULL;
+        CHECK_OK(srlm_json_read_file(path, &j));
+        if (j) {
+            const cJSON *arch = cJSON_GetObjectItem(j, "architectures");
+            CHECK(!strcmp(cJSON_GetArrayItem(arch, 0)->valuestring, "MistralForCausalLM"));
+            CHECK(w ? cJSON_GetObjectItem(j, "sliding_window")->valueint == w
+                    : cJSON_IsNull(cJSON_GetObjectItem(j, "sliding_window")));
+            CHECK(!cJSON_GetObjectItem(j, "rope_scaling") && !cJSON_GetObjectItem(j, "attention_bias") &&
+                  !cJSON_GetObjectItem(j, "pretraining_tp"));
+            cJSON_Delete(j);
+        }
+    }
+    mis = a;
+    mis.sliding_window = 64;
+    CHECK(srlm_hf_config_save(path, &mis) == SRLM_BAD_INPUT && strstr(srlm_last_error(), "only with model_type"));
+    /* sequences up to the window pass; one longer is refused, naming both */
+    mis.sliding_window = 0;
+    CHECK_OK(srlm_hf_check_seq_len(&mis, 100000, "x"));
+    snprintf(mis.model_type, sizeof mis.model_type, "mistral");
+    mis.sliding_window = 64;
+    CHECK_OK(srlm_hf_check_seq_len(&mis, 64, "x"));
+    CHECK(srlm_hf_check_seq_len(&mis, 65, "train.sft.max_seq_len") == SRLM_BAD_INPUT);
+    CHECK_MSG(strstr(srlm_last_error(), "train.sft.max_seq_len: 65 tokens") &&
+                  strstr(srlm_last_error(), "sliding_window of 64"), "%s", srlm_last_error());
 }
 
 /* Write the base config with `drop` removed and the members of `patch` (a JSON object) set. */
@@ -215,7 +249,9 @@ static void test_config_refusals(void) {
         {NULL, "{\"num_key_value_heads\":0}", "num_key_value_heads"},
         {NULL, "{\"hidden_size\":18}", "not divisible by num_attention_heads"},
         {NULL, "{\"num_key_value_heads\":3}", "not divisible by num_key_value_heads"},
-        {NULL, "{\"model_type\":\"mistral\"}", "\"model_type\": expected \"llama\", found \"mistral\""},
+        {NULL, "{\"model_type\":\"qwen2\"}", "\"model_type\": expected \"llama\" or \"mistral\", found \"qwen2\""},
+        {NULL, "{\"model_type\":\"mistral\",\"sliding_window\":0}", "\"sliding_window\": expected an integer >= 1"},
+        {NULL, "{\"model_type\":\"mistral\",\"sliding_window\":\"4k\"}", "\"sliding_window\""},
         {NULL, "{\"rope_scaling\":{\"type\":\"linear\",\"factor\":2.0}}", "\"rope_scaling\" is not supported"},
         {NULL, "{\"attention_bias\":true}", "\"attention_bias\" is not supported"},
         {NULL, "{\"mlp_bias\":true}", "\"mlp_bias\" is not supported"},
@@ -258,6 +294,14 @@ static void test_config_refusals(void) {
                           "\"head_dim\":null}", &c));
     CHECK(c.num_key_value_heads == 4 && c.eos_token_id == 7 && c.bos_token_id == -1 && c.tie_word_embeddings == 1 &&
           c.head_dim == 4);
+    /* model_type mistral: its window read (null: none); on a llama config the
+     * key means nothing to transformers and is ignored */
+    CHECK_OK(load_variant("ok_mistral.json", NULL, "{\"model_type\":\"mistral\",\"sliding_window\":4096}", &c));
+    CHECK(!strcmp(c.model_type, "mistral") && c.sliding_window == 4096);
+    CHECK_OK(load_variant("ok_mistral_null.json", NULL, "{\"model_type\":\"mistral\",\"sliding_window\":null}", &c));
+    CHECK(!strcmp(c.model_type, "mistral") && c.sliding_window == 0);
+    CHECK_OK(load_variant("ok_llama_window.json", NULL, "{\"sliding_window\":4096}", &c));
+    CHECK(!strcmp(c.model_type, "llama") && c.sliding_window == 0);
     CHECK_OK(load_variant("ok_dtype.json", "torch_dtype", "{\"dtype\":\"bfloat16\",\"head_dim\":8}", &c));
     CHECK(!strcmp(c.torch_dtype, "bfloat16") && c.head_dim == 8);
     CHECK_OK(load_variant("ok_nodtype.json", "torch_dtype", NULL, &c));

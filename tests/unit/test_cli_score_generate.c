@@ -118,9 +118,9 @@ int main(void) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tmp);
     CHECK(system(cmd) == 0);
-    const char *cases[] = {"tiny-gqa", "tiny-rope", "tiny-bf16"};
+    const char *cases[] = {"tiny-gqa", "tiny-rope", "tiny-bf16", "tiny-mistral"};
     char dir[1100];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(dir, sizeof dir, "%s/llama/%s", fx, cases[i]);
         check_model(bin, dir, tmp);
     }

@@ -216,8 +216,8 @@ int main(void) {
     const char *fx = test_env("SRLM_FIXTURES", "tests/fixtures");
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
-    const char *cases[] = {"tiny-gqa", "tiny-rope", "tiny-bf16"};
-    for (int i = 0; i < 3; i++) {
+    const char *cases[] = {"tiny-gqa", "tiny-rope", "tiny-bf16", "tiny-mistral"};
+    for (int i = 0; i < 4; i++) {
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/llama/%s", fx, cases[i]);
         check_case(dir, be);

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A Mistral checkpoint (model_type "mistral", transformers' MistralForCausalLM;
+# the tiny-mistral fixture has a sliding window of 21 positions). Its logits and
+# greedy ids against transformers are in test_llama_parity and
+# test_cli_score_generate; here the window's bounds, command by command:
+#  - inspect names the model type and the window;
+#  - generate stops a sequence at the window (finish_reason "length"), its ids
+#    the reference's as far as that has them; a prompt past the window is refused;
+#  - score refuses a record longer than the window, naming it;
+#  - sft refuses train.sft.max_seq_len past the window at start-up, trains
+#    within it, and writes the model back as a Mistral checkpoint (its window kept).
+set -u
+bin="$SRLM_BIN"
+model="$SRLM_FIXTURES/llama/tiny-mistral"
+work="$SRLM_TMP/mistral_sh"
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+"$bin" inspect "$model" > inspect.txt 2>&1 || fail "inspect exited $?"
+grep -q "model_type: mistral" inspect.txt && grep -q "sliding_window: 21" inspect.txt ||
+  fail "inspect does not name the model type and window: $(head -3 inspect.txt)"
+
+# "Score:" is 7 prompt ids; 30 new tokens asked, the window stops it at 15
+# (the last one sampled from the logits at position 20, which attend to 21)
+"$bin" generate --model "$model" --prompt "Score:" --max-new-tokens 30 --ignore-eos --print-ids --threads 1 \
+  > gen.txt 2> gen.log || fail "generate exited $? ($(tail -1 gen.log))"
+ids=$(tail -1 gen.txt)
+n=$(echo "$ids" | wc -w)
+[ "$n" = 15 ] || fail "generate: $n new tokens, expected 15 (the window of 21 less 7 prompt ids, plus one)"
+want=$(sed 's/.*"new_ids": \[\([^]]*\)\].*/\1/' "$model/reference.json" | tr -d ',')
+[ "$(echo "$ids" | cut -d' ' -f1-12)" = "$want" ] || fail "generate: ids $ids do not start with transformers' $want"
+echo "generate: $n tokens, stopped at the window; the first 12 are transformers'"
+printf '{"prompt": "Score:"}\n' > one.jsonl
+"$bin" generate --model "$model" --input one.jsonl --output one_out.jsonl --max-new-tokens 30 --threads 1 \
+  2> one.log || fail "generate --input exited $?"
+grep -q '"finish_reason": *"\(length\|eos\)"' one_out.jsonl || fail "generate: finish_reason: $(cat one_out.jsonl)"
+long=$(printf 'x%.0s' $(seq 1 30)) # 30 characters: more ids than the window
+"$bin" generate --model "$model" --prompt "$long" --max-new-tokens 2 > long.txt 2> long.log
+rc=$?
+[ "$rc" = 2 ] && grep -q "sliding_window of 21" long.log || fail "a prompt past the window: exit $rc ($(tail -1 long.log))"
+
+printf '{"prompt_ids": [1, 266, 283], "response_ids": [280, 274]}\n' > ok.jsonl
+"$bin" score --model "$model" --input ok.jsonl > ok_score.jsonl 2> ok_score.log || fail "score within the window exited $?"
+ids30=$(seq 10 39 | paste -sd, -)
+printf '{"prompt_ids": [1, 5], "response_ids": [%s]}\n' "$ids30" > long.jsonl
+"$bin" score --model "$model" --input long.jsonl > long_score.jsonl 2> long_score.log
+rc=$?
+[ "$rc" = 2 ] && grep -q "32 tokens, longer than the model's sliding_window of 21" long_score.log ||
+  fail "score past the window: exit $rc ($(tail -1 long_score.log))"
+
+cat > sft.jsonl <<'D'
+{"prompt_ids": [1, 266, 283, 280], "response_ids": [274, 265, 2]}
+{"prompt_ids": [1, 301, 83], "response_ids": [136, 150, 2]}
+D
+cat > sft.yaml <<Y
+run: {name: t, out_dir: $work/runs, seed: 3}
+model: {path: $model, dtype: float32}
+train:
+  sft: {data: $work/sft.jsonl, lr: 0.003, batch_size: 2, micro_batch_size: 2, epochs: 3, max_seq_len: 64}
+Y
+"$bin" sft sft.yaml --quiet 2> sft_long.log
+rc=$?
+[ "$rc" = 2 ] && grep -q "train.sft.max_seq_len: 64 tokens, longer than the model's sliding_window of 21" sft_long.log ||
+  fail "sft with max_seq_len past the window: exit $rc ($(tail -1 sft_long.log))"
+"$bin" sft sft.yaml --quiet train.sft.max_seq_len=21 2> sft.log || fail "sft within the window exited $? ($(tail -1 sft.log))"
+cfg=runs/t/sft/model/config.json
+grep -q '"model_type":[[:space:]]*"mistral"' "$cfg" && grep -q '"sliding_window":[[:space:]]*21' "$cfg" &&
+  grep -q 'MistralForCausalLM' "$cfg" || fail "the trained model's config.json is not Mistral's: $(cat "$cfg")"
+"$bin" score --model runs/t/sft/model --input ok.jsonl > /dev/null 2> trained_score.log ||
+  fail "the trained Mistral model does not load back ($(tail -1 trained_score.log))"
+
+[ $fails = 0 ] && echo "mistral: all checks passed"
+exit $((fails > 0))
