@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/sha256.h"
 #include "io/fsutil.h"
+#include "io/hf_config.h"
 #include "io/jsonl.h"
 #include "pipeline/loop_internal.h"
 #include "pipeline/oasst.h"
@@ -299,6 +300,19 @@ static srlm_status check_seed_files(const srlm_config *c) {
     return SRLM_OK;
 }
 
+/* A model with a sliding window (Mistral) bounds the training sequences:
+ * refused now rather than when the first trainer starts, after hours of
+ * generation. A missing config.json is left to the phase that loads it. */
+static srlm_status check_model_window(const srlm_config *c) {
+    char path[1100];
+    SRLM_CHECK(srlm_path_join(path, sizeof path, c->model.path, "config.json"));
+    if (!srlm_path_exists(path)) return SRLM_OK;
+    srlm_hf_config hf;
+    SRLM_CHECK(srlm_hf_config_load(path, &hf));
+    if (!c->loop.skip_sft) SRLM_CHECK(srlm_hf_check_seq_len(&hf, c->train.sft.max_seq_len, "train.sft.max_seq_len"));
+    return srlm_hf_check_seq_len(&hf, c->train.dpo.max_seq_len, "train.dpo.max_seq_len");
+}
+
 static void report_bad_tree(void *ctx, const char *message) {
     (void)ctx;
     SRLM_WARN("data: skipped %s", message);
@@ -408,6 +422,7 @@ srlm_status srlm_loop_run(srlm_config *cfg, const srlm_loop_options *o) {
     SRLM_CHECK_GOTO(file_sha256(L.tok_path, L.tok_sha256), st, done);
     SRLM_CHECK_GOTO(srlm_judge_template_load(&L.judge, cfg->judge.template_path), st, done);
     SRLM_CHECK_GOTO(check_seed_files(cfg), st, done); /* before anything is written */
+    SRLM_CHECK_GOTO(check_model_window(cfg), st, done);
     SRLM_CHECK_GOTO(check_saved_config(&L, o), st, done);
     SRLM_CHECK_GOTO(srlm_comm_barrier(o->topo ? o->topo->world : NULL), st, done); /* all checked before it is rewritten */
     if (L.rank == 0) st = open_run_dir(&L);

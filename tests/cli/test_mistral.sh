@@ -8,7 +8,8 @@
 #    the reference's as far as that has them; a prompt past the window is refused;
 #  - score refuses a record longer than the window, naming it;
 #  - sft refuses train.sft.max_seq_len past the window at start-up, trains
-#    within it, and writes the model back as a Mistral checkpoint (its window kept).
+#    within it, and writes the model back as a Mistral checkpoint (its window kept);
+#  - srlm run refuses a train.dpo.max_seq_len past the window before it starts.
 set -u
 bin="$SRLM_BIN"
 model="$SRLM_FIXTURES/llama/tiny-mistral"
@@ -69,6 +70,16 @@ grep -q '"model_type":[[:space:]]*"mistral"' "$cfg" && grep -q '"sliding_window"
   grep -q 'MistralForCausalLM' "$cfg" || fail "the trained model's config.json is not Mistral's: $(cat "$cfg")"
 "$bin" score --model runs/t/sft/model --input ok.jsonl > /dev/null 2> trained_score.log ||
   fail "the trained Mistral model does not load back ($(tail -1 trained_score.log))"
+
+# srlm run refuses a training length past the window at start-up (not after
+# generating and judging), before it writes anything
+. "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
+loop_small_config run.yaml "$work/loop" "$model"
+"$bin" run run.yaml --quiet train.dpo.max_seq_len=22 > run.log 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "train.dpo.max_seq_len: 22 tokens, longer than the model's sliding_window of 21" run.log ||
+  fail "srlm run with train.dpo.max_seq_len past the window: exit $rc ($(tail -1 run.log))"
+[ -e loop/r ] && fail "srlm run wrote its run folder before refusing the window"
 
 [ $fails = 0 ] && echo "mistral: all checks passed"
 exit $((fails > 0))
