@@ -1,6 +1,7 @@
-/* config.json of a Hugging Face Llama (srlm_hf_config_load). Invariants of a
- * config that loaded: it validates; sizes are positive, the head counts
- * divide; torch_dtype is one of the three; token ids are -1 or >= 0; and
+/* config.json of a Hugging Face Llama or Mistral (srlm_hf_config_load).
+ * Invariants of a config that loaded: it validates; sizes are positive, the
+ * head counts divide; torch_dtype is one of the three; token ids are -1 or
+ * >= 0; model_type is llama or mistral, a window only mistral's; and
  * srlm_hf_config_save writes a file that loads back to the same config. A
  * failure is SRLM_BAD_INPUT naming the file. */
 #include <math.h>
@@ -30,6 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(c.tie_word_embeddings == 0 || c.tie_word_embeddings == 1, "tie %d", c.tie_word_embeddings);
     srlm_dtype dt;
     FUZZ_CHECK(srlm_hf_dtype_from_name(c.torch_dtype, &dt), "torch_dtype '%s'", c.torch_dtype);
+    FUZZ_CHECK(!strcmp(c.model_type, "llama") || !strcmp(c.model_type, "mistral"), "model_type '%s'", c.model_type);
+    FUZZ_CHECK(c.sliding_window >= 0 && (c.sliding_window == 0 || !strcmp(c.model_type, "mistral")),
+               "sliding_window %d of a %s config", c.sliding_window, c.model_type);
 
     /* Round trip through the writer. */
     static char out[600];
@@ -45,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                    back.rms_norm_eps == c.rms_norm_eps && back.rope_theta == c.rope_theta &&
                    back.tie_word_embeddings == c.tie_word_embeddings && back.bos_token_id == c.bos_token_id &&
                    back.eos_token_id == c.eos_token_id && back.pad_token_id == c.pad_token_id &&
-                   !strcmp(back.torch_dtype, c.torch_dtype),
+                   !strcmp(back.torch_dtype, c.torch_dtype) && !strcmp(back.model_type, c.model_type) &&
+                   back.sliding_window == c.sliding_window,
                "the saved config reads back different (eps %.17g -> %.17g, theta %.17g -> %.17g)", c.rms_norm_eps,
                back.rms_norm_eps, c.rope_theta, back.rope_theta);
     return 0;

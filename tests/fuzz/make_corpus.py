@@ -180,6 +180,11 @@ def hf_config():
     c.add("dup-key", json.dumps(base)[:-1] + ',\n "num_hidden_layers": 4}')
     c.add("dup-nested", json.dumps(dict(base, rope_scaling=None))[:-1] + ', "x": {"a": 1, "a": 2}}')
     c.add("nul-escape", json.dumps(dict(base, model_type="llama\u0000x")))
+    # Mistral: its window read and written back; a zero or text window refused
+    c.add("fixture-tiny-mistral", read("tests/fixtures/llama/tiny-mistral/config.json"))
+    c.add("mistral-no-window", json.dumps(dict(base, model_type="mistral", sliding_window=None)))
+    c.add("mistral-window-zero", json.dumps(dict(base, model_type="mistral", sliding_window=0)))
+    c.add("llama-window", json.dumps(dict(base, sliding_window=4096)))
 
 
 def model_config():
