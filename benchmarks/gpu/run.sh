@@ -142,8 +142,8 @@ elif ! timeout -k 10 "$t" ctest --test-dir "$build" -R "$e2e" --no-tests=error -
     failed+=("test_end_to_end_gpu")
 fi
 # ctest ran the NCCL test as one rank; with several GPUs, one rank on each (the
-# GPUs this process may use: CUDA_VISIBLE_DEVICES where it is set)
-if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
+# GPUs this process may use: CUDA_VISIBLE_DEVICES where it is set, empty for none)
+if [ -n "${CUDA_VISIBLE_DEVICES+set}" ]; then
     ngpu=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .)
 else
     ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')

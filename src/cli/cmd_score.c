@@ -49,13 +49,15 @@ static srlm_status record_ids(srlm_model_session *s, const srlm_jsonl_reader *r,
 
 static srlm_status score_one(srlm_model_session *s, const int *p, int np, const int *q, int nq,
                              float *logp) {
-    int n = np + nq, slot = 0, zero = 0;
+    /* the last response token is only a target: its own row is never used */
+    int n = nq > 0 ? np + nq - 1 : np, slot = 0, zero = 0;
+    SRLM_CHECK(srlm_hf_check_seq_len(&s->model.cfg, (int64_t)np + nq, 1, "prompt and response"));
     srlm_kv_cache kv;
     srlm_llama_acts acts;
     int *seq = malloc(sizeof(int) * (size_t)n);
     if (!seq) return SRLM_ERR(SRLM_FAILED, "out of memory");
     memcpy(seq, p, sizeof(int) * (size_t)np);
-    memcpy(seq + np, q, sizeof(int) * (size_t)nq);
+    memcpy(seq + np, q, sizeof(int) * (size_t)(n - np));
     srlm_status st = srlm_kv_cache_new(&kv, &s->model, 1, n);
     if (st != SRLM_OK) { free(seq); return st; }
     st = srlm_llama_acts_new(&acts, &s->model, n, n);
@@ -63,7 +65,7 @@ static srlm_status score_one(srlm_model_session *s, const int *p, int np, const 
         srlm_batch b = {1, n, seq, &slot, &zero, &n, 0};
         st = srlm_llama_forward(&s->model, &kv, &acts, &b);
         if (st == SRLM_OK) {
-            /* logits row np-1+i predicts response token i */
+            /* logits row np-1+i predicts response token i (rows np-1 .. n-1) */
             acts.logits = srlm_view_rows(acts.logits, np - 1, nq);
             st = srlm_llama_logprobs(&s->model, &acts, q, nq, logp);
         }

@@ -4,10 +4,11 @@
 
 #include <math.h>
 #include <omp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "core/log.h"
 
 typedef struct {
     int   active;
@@ -226,6 +227,24 @@ static srlm_status sample_step(engine *e, int n) {
     return SRLM_OK;
 }
 
+/* A prompt longer than the model's sliding window (Mistral) cannot be
+ * continued within it. Its samples end at once, with no tokens, as "length"
+ * (and a warning), rather than failing the whole call: one long prompt in a
+ * work item must not stop the rest of the item. */
+static int past_window(const engine *e, int r) {
+    return e->m->cfg.sliding_window > 0 && e->reqs[r].n_prompt > e->m->cfg.sliding_window;
+}
+
+static srlm_status end_past_window(engine *e, int r, int k) {
+    if (k == 0)
+        SRLM_WARN("generation: request %d: %d prompt tokens, more than the model's sliding_window of %d: "
+                  "no tokens generated (finish_reason length)", r, e->reqs[r].n_prompt, e->m->cfg.sliding_window);
+    static const int no_ids[1];
+    char empty[1] = "";
+    srlm_gen_output out = {r, k, no_ids, 0, empty, 0, "length"};
+    return e->cb ? e->cb(&out, e->ctx) : SRLM_OK;
+}
+
 /* Start sequence `seq` (request r, sample k) in a free slot. */
 static srlm_status admit(engine *e, int slot, int r, int k, int seq) {
     const srlm_gen_request *q = &e->reqs[r];
@@ -266,15 +285,10 @@ static srlm_status check_requests(const engine *e) {
         if (q->n_prompt < 1 || q->n_samples < 1 || q->max_new_tokens < 1)
             return SRLM_ERR(SRLM_BAD_INPUT, "request %d: needs at least one prompt token, one sample and one "
                             "new token (found %d, %d, %d)", r, q->n_prompt, q->n_samples, q->max_new_tokens);
-        if (q->n_prompt + q->max_new_tokens > e->cfg->max_seq)
+        if (q->n_prompt + q->max_new_tokens > e->cfg->max_seq && !past_window(e, r))
             return SRLM_ERR(SRLM_BAD_INPUT, "request %d: %d prompt tokens + %d new tokens do not fit the %d "
                             "positions per sequence of the KV cache (raise generate.kv_cache_mb or lower "
                             "max_new_tokens)", r, q->n_prompt, q->max_new_tokens, e->cfg->max_seq);
-        if (e->m->cfg.sliding_window > 0 && q->n_prompt > e->m->cfg.sliding_window) {
-            char what[40];
-            snprintf(what, sizeof what, "request %d: its prompt", r);
-            return srlm_hf_check_seq_len(&e->m->cfg, q->n_prompt, what);
-        }
         for (int i = 0; i < q->n_prompt; i++)
             if (q->prompt[i] < 0 || q->prompt[i] >= e->m->cfg.vocab_size)
                 return SRLM_ERR(SRLM_BAD_INPUT, "request %d: prompt token %d at position %d is outside the "
@@ -314,7 +328,7 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     SRLM_CHECK(check_requests(&e));
     int max_new = 1;
     for (int r = 0; r < n_reqs; r++) {
-        if (reqs[r].n_prompt > e.max_prompt) e.max_prompt = reqs[r].n_prompt;
+        if (reqs[r].n_prompt > e.max_prompt && !past_window(&e, r)) e.max_prompt = reqs[r].n_prompt;
         if (reqs[r].max_new_tokens > max_new) max_new = reqs[r].max_new_tokens;
     }
     const int B = cfg->max_batch, V = m->vocab_padded;
@@ -353,7 +367,8 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
         /* fill every free slot from the queue, in (request, sample) order */
         for (int i = 0; i < B && next_req < n_reqs; i++) {
             while (!e.slots[i].active && next_req < n_reqs) {
-                SRLM_CHECK_GOTO(admit(&e, i, next_req, next_sample, seq++), st, done);
+                if (past_window(&e, next_req)) SRLM_CHECK_GOTO(end_past_window(&e, next_req, next_sample), st, done);
+                else SRLM_CHECK_GOTO(admit(&e, i, next_req, next_sample, seq++), st, done);
                 if (++next_sample == reqs[next_req].n_samples) { next_req++; next_sample = 0; }
             }
         }

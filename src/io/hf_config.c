@@ -26,12 +26,14 @@ void srlm_hf_config_defaults(srlm_hf_config *cfg) {
 
 static int is_mistral(const srlm_hf_config *c) { return !strcmp(c->model_type, "mistral"); }
 
-srlm_status srlm_hf_check_seq_len(const srlm_hf_config *c, int64_t len, const char *what) {
-    if (c->sliding_window <= 0 || len <= c->sliding_window) return SRLM_OK;
-    return SRLM_ERR(SRLM_BAD_INPUT, "%s: %lld tokens, longer than the model's sliding_window of %d (config.json): "
-                    "srlm attends to every earlier token, which is this model's attention only up to %d tokens; "
-                    "keep sequences within %d tokens",
-                    what, (long long)len, c->sliding_window, c->sliding_window, c->sliding_window);
+srlm_status srlm_hf_check_seq_len(const srlm_hf_config *c, int64_t len, int last_is_target, const char *what) {
+    const int64_t most = (int64_t)c->sliding_window + (last_is_target ? 1 : 0);
+    if (c->sliding_window <= 0 || len <= most) return SRLM_OK;
+    return SRLM_ERR(SRLM_BAD_INPUT, "%s: %lld tokens, more than the %lld that the model's sliding_window of %d allows "
+                    "(config.json%s): srlm attends to every earlier token, which is this model's attention only "
+                    "within the window; keep sequences within %lld tokens",
+                    what, (long long)len, (long long)most, c->sliding_window,
+                    last_is_target ? "; the last token is only a target" : "", (long long)most);
 }
 
 int srlm_hf_dtype_from_name(const char *name, srlm_dtype *out) {

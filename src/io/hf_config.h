@@ -32,10 +32,12 @@ typedef struct {
     int    sliding_window;        /* mistral's; 0 = none (null, absent, or llama) */
 } srlm_hf_config;
 
-/* SRLM_OK unless a sequence of `len` tokens is longer than the model's
- * sliding window; then SRLM_BAD_INPUT naming the window and `what` (the
- * sequence, or the setting that allows it). */
-srlm_status srlm_hf_check_seq_len(const srlm_hf_config *cfg, int64_t len, const char *what);
+/* SRLM_OK unless a sequence of `len` tokens is more than the model's sliding
+ * window allows; then SRLM_BAD_INPUT naming the window and `what` (the
+ * sequence, or the setting that allows it). A window of W allows W tokens, or
+ * W + 1 when the last one is only a target (training, scoring: its own output
+ * is never used, so every output used attends to at most W positions). */
+srlm_status srlm_hf_check_seq_len(const srlm_hf_config *cfg, int64_t len, int last_is_target, const char *what);
 
 /* Defaults of transformers' LlamaConfig for the optional fields; the required
  * sizes are left 0. */

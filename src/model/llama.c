@@ -473,7 +473,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         if (m->cfg.sliding_window > 0 && bt->n_past[b] + bt->n_new[b] > m->cfg.sliding_window) {
             char what[48];
             snprintf(what, sizeof what, "forward: sequence %d", b);
-            return srlm_hf_check_seq_len(&m->cfg, bt->n_past[b] + bt->n_new[b], what);
+            return srlm_hf_check_seq_len(&m->cfg, bt->n_past[b] + bt->n_new[b], 0, what);
         }
         for (int t = 0; t < bt->T; t++) a->pos[b * bt->T + t] = bt->n_past[b] + t;
     }

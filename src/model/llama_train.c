@@ -168,10 +168,10 @@ static srlm_status check_batch(const srlm_llama *m, const srlm_train_acts *a, co
         if (b->len[s] < 1 || b->len[s] > b->T)
             return SRLM_ERR(SRLM_FAILED, "training batch: sequence %d has length %d (T = %d)", s, b->len[s], b->T);
         rows += b->len[s];
-        if (m->cfg.sliding_window > 0 && b->len[s] > m->cfg.sliding_window) {
+        if (m->cfg.sliding_window > 0 && b->len[s] > m->cfg.sliding_window + 1) {
             char what[48];
             snprintf(what, sizeof what, "training batch: sequence %d", s);
-            return srlm_hf_check_seq_len(&m->cfg, b->len[s], what);
+            return srlm_hf_check_seq_len(&m->cfg, b->len[s], 1, what); /* the last token: a target only */
         }
         for (int t = 0; t < b->len[s]; t++) {
             int id = b->ids[s * b->T + t];

@@ -309,8 +309,8 @@ static srlm_status check_model_window(const srlm_config *c) {
     if (!srlm_path_exists(path)) return SRLM_OK;
     srlm_hf_config hf;
     SRLM_CHECK(srlm_hf_config_load(path, &hf));
-    if (!c->loop.skip_sft) SRLM_CHECK(srlm_hf_check_seq_len(&hf, c->train.sft.max_seq_len, "train.sft.max_seq_len"));
-    return srlm_hf_check_seq_len(&hf, c->train.dpo.max_seq_len, "train.dpo.max_seq_len");
+    if (!c->loop.skip_sft) SRLM_CHECK(srlm_hf_check_seq_len(&hf, c->train.sft.max_seq_len, 1, "train.sft.max_seq_len"));
+    return srlm_hf_check_seq_len(&hf, c->train.dpo.max_seq_len, 1, "train.dpo.max_seq_len");
 }
 
 static void report_bad_tree(void *ctx, const char *message) {

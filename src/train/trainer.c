@@ -679,7 +679,7 @@ static srlm_status trainer_open(trainer *t, long *resume_step) {
     /* a sliding window (Mistral) bounds what the model computes as it was trained */
     char key[40];
     snprintf(key, sizeof key, "train.%s.max_seq_len", t->job->kind == SRLM_TRAIN_SFT ? "sft" : "dpo");
-    SRLM_CHECK(srlm_hf_check_seq_len(&t->m.cfg, tc->max_seq_len, key));
+    SRLM_CHECK(srlm_hf_check_seq_len(&t->m.cfg, tc->max_seq_len, 1, key));
 
     /* data */
     const int max_len = tc->max_seq_len;

@@ -5,9 +5,11 @@
 # test_cli_score_generate; here the window's bounds, command by command:
 #  - inspect names the model type and the window;
 #  - generate stops a sequence at the window (finish_reason "length"), its ids
-#    the reference's as far as that has them; a prompt past the window is refused;
-#  - score refuses a record longer than the window, naming it;
-#  - sft refuses train.sft.max_seq_len past the window at start-up, trains
+#    the reference's as far as that has them; a prompt past the window gets no
+#    tokens and a warning while the call's other prompts are generated;
+#  - score takes W + 1 tokens (the last is only a target: what generation
+#    stops at) and refuses a longer record, naming it;
+#  - sft refuses train.sft.max_seq_len past W + 1 at start-up, trains
 #    within it, and writes the model back as a Mistral checkpoint (its window kept);
 #  - srlm run refuses a train.dpo.max_seq_len past the window before it starts.
 set -u
@@ -36,18 +38,29 @@ printf '{"prompt": "Score:"}\n' > one.jsonl
 "$bin" generate --model "$model" --input one.jsonl --output one_out.jsonl --max-new-tokens 30 --threads 1 \
   2> one.log || fail "generate --input exited $?"
 grep -q '"finish_reason": *"\(length\|eos\)"' one_out.jsonl || fail "generate: finish_reason: $(cat one_out.jsonl)"
-long=$(printf 'x%.0s' $(seq 1 30)) # 30 characters: more ids than the window
-"$bin" generate --model "$model" --prompt "$long" --max-new-tokens 2 > long.txt 2> long.log
-rc=$?
-[ "$rc" = 2 ] && grep -q "sliding_window of 21" long.log || fail "a prompt past the window: exit $rc ($(tail -1 long.log))"
-
-printf '{"prompt_ids": [1, 266, 283], "response_ids": [280, 274]}\n' > ok.jsonl
-"$bin" score --model "$model" --input ok.jsonl > ok_score.jsonl 2> ok_score.log || fail "score within the window exited $?"
+# a prompt past the window gets no tokens (finish_reason length) and a warning;
+# the other prompts of the same call are generated as usual
 ids30=$(seq 10 39 | paste -sd, -)
-printf '{"prompt_ids": [1, 5], "response_ids": [%s]}\n' "$ids30" > long.jsonl
+printf '{"prompt_ids": [%s]}\n{"prompt": "Score:"}\n' "$ids30" > mixed.jsonl
+"$bin" generate --model "$model" --input mixed.jsonl --output mixed_out.jsonl --max-new-tokens 4 --threads 1 \
+  2> mixed.log || fail "generate with one prompt past the window exited $? ($(tail -1 mixed.log))"
+grep -q "request 0: 30 prompt tokens, more than the model's sliding_window of 21: no tokens generated" mixed.log ||
+  fail "no warning for the prompt past the window: $(cat mixed.log)"
+head -1 mixed_out.jsonl | grep -q '"response":"".*"response_ids":\[\].*"finish_reason":"length"' ||
+  fail "the prompt past the window: $(head -1 mixed_out.jsonl)"
+[ "$(sed -n 2p mixed_out.jsonl | sed 's/.*"response_ids":\[\([^]]*\)\].*/\1/' | tr ',' ' ' | wc -w)" -ge 1 ] ||
+  fail "the prompt within the window got no tokens: $(sed -n 2p mixed_out.jsonl)"
+
+# score: the last token is only a target, so W + 1 = 22 tokens are scored (the
+# length generation stops at); 23 are refused
+gen_ids=$(echo "$ids" | tr ' ' ,)
+printf '{"prompt_ids": [1, 266, 283, 280, 274, 265, 301], "response_ids": [%s]}\n' "$gen_ids" > ok.jsonl
+"$bin" score --model "$model" --input ok.jsonl > ok_score.jsonl 2> ok_score.log ||
+  fail "score of the 22 tokens generation stopped at exited $? ($(tail -1 ok_score.log))"
+printf '{"prompt_ids": [1, 266, 283, 280, 274, 265, 301, 5], "response_ids": [%s]}\n' "$gen_ids" > long.jsonl
 "$bin" score --model "$model" --input long.jsonl > long_score.jsonl 2> long_score.log
 rc=$?
-[ "$rc" = 2 ] && grep -q "32 tokens, longer than the model's sliding_window of 21" long_score.log ||
+[ "$rc" = 2 ] && grep -q "long.jsonl:1: prompt and response: 23 tokens, more than the 22 that the model's sliding_window of 21 allows" long_score.log ||
   fail "score past the window: exit $rc ($(tail -1 long_score.log))"
 
 cat > sft.jsonl <<'D'
@@ -62,9 +75,9 @@ train:
 Y
 "$bin" sft sft.yaml --quiet 2> sft_long.log
 rc=$?
-[ "$rc" = 2 ] && grep -q "train.sft.max_seq_len: 64 tokens, longer than the model's sliding_window of 21" sft_long.log ||
+[ "$rc" = 2 ] && grep -q "train.sft.max_seq_len: 64 tokens, more than the 22 that the model's sliding_window of 21 allows" sft_long.log ||
   fail "sft with max_seq_len past the window: exit $rc ($(tail -1 sft_long.log))"
-"$bin" sft sft.yaml --quiet train.sft.max_seq_len=21 2> sft.log || fail "sft within the window exited $? ($(tail -1 sft.log))"
+"$bin" sft sft.yaml --quiet train.sft.max_seq_len=22 2> sft.log || fail "sft within the window exited $? ($(tail -1 sft.log))"
 cfg=runs/t/sft/model/config.json
 grep -q '"model_type":[[:space:]]*"mistral"' "$cfg" && grep -q '"sliding_window":[[:space:]]*21' "$cfg" &&
   grep -q 'MistralForCausalLM' "$cfg" || fail "the trained model's config.json is not Mistral's: $(cat "$cfg")"
@@ -75,9 +88,9 @@ grep -q '"model_type":[[:space:]]*"mistral"' "$cfg" && grep -q '"sliding_window"
 # generating and judging), before it writes anything
 . "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
 loop_small_config run.yaml "$work/loop" "$model"
-"$bin" run run.yaml --quiet train.dpo.max_seq_len=22 > run.log 2>&1
+"$bin" run run.yaml --quiet train.dpo.max_seq_len=23 > run.log 2>&1
 rc=$?
-[ "$rc" = 2 ] && grep -q "train.dpo.max_seq_len: 22 tokens, longer than the model's sliding_window of 21" run.log ||
+[ "$rc" = 2 ] && grep -q "train.dpo.max_seq_len: 23 tokens, more than the 22 that the model's sliding_window of 21 allows" run.log ||
   fail "srlm run with train.dpo.max_seq_len past the window: exit $rc ($(tail -1 run.log))"
 [ -e loop/r ] && fail "srlm run wrote its run folder before refusing the window"
 

@@ -197,13 +197,18 @@ static void test_config_round_trip(void) {
     CHECK(srlm_hf_config_save(path, &mis) == SRLM_BAD_INPUT && strstr(srlm_last_error(), "only with model_type"));
     /* sequences up to the window pass; one longer is refused, naming both */
     mis.sliding_window = 0;
-    CHECK_OK(srlm_hf_check_seq_len(&mis, 100000, "x"));
+    CHECK_OK(srlm_hf_check_seq_len(&mis, 100000, 0, "x"));
     snprintf(mis.model_type, sizeof mis.model_type, "mistral");
     mis.sliding_window = 64;
-    CHECK_OK(srlm_hf_check_seq_len(&mis, 64, "x"));
-    CHECK(srlm_hf_check_seq_len(&mis, 65, "train.sft.max_seq_len") == SRLM_BAD_INPUT);
-    CHECK_MSG(strstr(srlm_last_error(), "train.sft.max_seq_len: 65 tokens") &&
-                  strstr(srlm_last_error(), "sliding_window of 64"), "%s", srlm_last_error());
+    CHECK_OK(srlm_hf_check_seq_len(&mis, 64, 0, "x"));
+    CHECK(srlm_hf_check_seq_len(&mis, 65, 0, "a prompt") == SRLM_BAD_INPUT);
+    CHECK_MSG(strstr(srlm_last_error(), "a prompt: 65 tokens, more than the 64 that the model's sliding_window of 64"),
+              "%s", srlm_last_error());
+    /* one more where the last token is only a target (training, scoring) */
+    CHECK_OK(srlm_hf_check_seq_len(&mis, 65, 1, "x"));
+    CHECK(srlm_hf_check_seq_len(&mis, 66, 1, "train.sft.max_seq_len") == SRLM_BAD_INPUT);
+    CHECK_MSG(strstr(srlm_last_error(), "train.sft.max_seq_len: 66 tokens, more than the 65") &&
+                  strstr(srlm_last_error(), "the last token is only a target"), "%s", srlm_last_error());
 }
 
 /* Write the base config with `drop` removed and the members of `patch` (a JSON object) set. */
