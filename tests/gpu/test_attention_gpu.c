@@ -9,7 +9,8 @@
  * 200 and the bf16 case with a stride of 4 extra elements run the scalar path.
  * Packed sequences (training's layout: B 1, n_seg sequences one after another,
  * each attending within itself) on both paths: boundaries inside a tile and
- * on tile edges, a one-row sequence, padding rows after the packed ones.
+ * on tile edges, a one-row sequence (also the last one, and without GQA),
+ * padding rows after the packed ones.
  * The argument checks run first, on the host; the rest is skipped without a
  * GPU.
  *
@@ -67,6 +68,10 @@ static const attn_case cases[] = {
     {"packed 5 seqs hd64", SRLM_F32, 1, 200, 6, 3, 64, 200, 1, 0, {0}, {0}, {200}, 5, {0, 1, 40, 41, 130, 200}},
     {"packed + padding hd64 mma", SRLM_BF16, 1, 300, 4, 2, 64, 300, 1, 0, {0}, {0}, {280}, 3, {0, 100, 101, 280}},
     {"packed 16/32 edges scalar", SRLM_F32, 1, 128, 4, 2, 64, 128, 1, 0, {0}, {0}, {128}, 4, {0, 16, 32, 64, 128}},
+    /* no GQA (one query head a KV head), a one-row sequence last: alone in its
+     * query tile (row 128) and at the end of a tile (row 199) */
+    {"packed mha 4/4 hd64 one row last", SRLM_BF16, 1, 129, 4, 4, 64, 129, 1, 0, {0}, {0}, {129}, 2, {0, 128, 129}},
+    {"packed mha 4/4 hd128 one row last", SRLM_BF16, 1, 200, 4, 4, 128, 200, 1, 0, {0}, {0}, {200}, 3, {0, 130, 199, 200}},
 };
 
 static void run_case(srlm_backend *be, const attn_case *c, uint64_t seed) {
