@@ -49,8 +49,8 @@ static srlm_status record_ids(srlm_model_session *s, const srlm_jsonl_reader *r,
 
 static srlm_status score_one(srlm_model_session *s, const int *p, int np, const int *q, int nq,
                              float *logp) {
-    /* the last response token is only a target: its own row is never used */
-    int n = nq > 0 ? np + nq - 1 : np, slot = 0, zero = 0;
+    /* the last response token (nq >= 1) is only a target: its own row is never used */
+    int n = np + nq - 1, slot = 0, zero = 0;
     SRLM_CHECK(srlm_hf_check_seq_len(&s->model.cfg, (int64_t)np + nq, 1, "prompt and response"));
     srlm_kv_cache kv;
     srlm_llama_acts acts;

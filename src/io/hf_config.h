@@ -4,7 +4,8 @@
  * attention window) load too. Their math is Llama's while no sequence is
  * longer than the window (transformers masks keys W or more positions back),
  * so a longer sequence is refused (srlm_hf_check_seq_len) rather than computed
- * with full attention; Mistral 7B v0.2 and later have no window (null).
+ * with full attention, and generation ends a sequence there; Mistral 7B v0.2
+ * and later have no window (null).
  *
  * Loading is strict about what changes the math: keys srlm does not implement
  * (rope_scaling, attention_bias, mlp_bias, hidden_act other than silu,

@@ -35,9 +35,11 @@ want=$(sed 's/.*"new_ids": \[\([^]]*\)\].*/\1/' "$model/reference.json" | tr -d 
 [ "$(echo "$ids" | cut -d' ' -f1-12)" = "$want" ] || fail "generate: ids $ids do not start with transformers' $want"
 echo "generate: $n tokens, stopped at the window; the first 12 are transformers'"
 printf '{"prompt": "Score:"}\n' > one.jsonl
-"$bin" generate --model "$model" --input one.jsonl --output one_out.jsonl --max-new-tokens 30 --threads 1 \
-  2> one.log || fail "generate --input exited $?"
-grep -q '"finish_reason": *"\(length\|eos\)"' one_out.jsonl || fail "generate: finish_reason: $(cat one_out.jsonl)"
+"$bin" generate --model "$model" --input one.jsonl --output one_out.jsonl --max-new-tokens 30 --ignore-eos \
+  --threads 1 2> one.log || fail "generate --input exited $?"
+n=$(sed 's/.*"response_ids":\[\([^]]*\)\].*/\1/' one_out.jsonl | tr ',' ' ' | wc -w)
+grep -q '"finish_reason":"length"' one_out.jsonl && [ "$n" = 15 ] ||
+  fail "generate --input: $n tokens, expected 15 ending as length: $(cat one_out.jsonl)"
 # a prompt past the window gets no tokens (finish_reason length) and a warning;
 # the other prompts of the same call are generated as usual
 ids30=$(seq 10 39 | paste -sd, -)

@@ -120,7 +120,7 @@ int main(void) {
     CHECK(system(cmd) == 0);
     const char *cases[] = {"tiny-gqa", "tiny-rope", "tiny-bf16", "tiny-mistral"};
     char dir[1100];
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
         snprintf(dir, sizeof dir, "%s/llama/%s", fx, cases[i]);
         check_model(bin, dir, tmp);
     }

@@ -217,7 +217,7 @@ int main(void) {
     srlm_backend *be;
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     const char *cases[] = {"tiny-gqa", "tiny-rope", "tiny-bf16", "tiny-mistral"};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/llama/%s", fx, cases[i]);
         check_case(dir, be);
