@@ -3,7 +3,8 @@
 #   1. configure and build srlm with CUDA (Release) into build-gpu
 #   2. run every gpu-labelled test (ctest -L gpu; the end-to-end script on its own, verbose)
 #   3. time the kernels (bench_kernels) and their PyTorch peers (peers.py)
-#   4. time the whole model (bench_model): training-step MFU, batch-1 decode
+#   4. time the whole model (bench_model): training-step MFU, batch-1 decode;
+#      and the bf16 step's PyTorch peer (peer_model.py, transformers' Llama)
 #   5. print one table and append dated rows naming the GPU to
 #      benchmarks/RESULTS.md under "## GPU kernels"
 #   6. run compute-sanitizer memcheck and racecheck on each kernel test
@@ -251,6 +252,36 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
     fi
 done
 
+# ---- 4b. the PyTorch peer of the bf16 training step (same shape, card and run) ----
+peer_model_txt=$logs/peer_model.txt
+: >"$peer_model_txt"
+if [ ${#quick[@]} = 0 ] && grep -q "^train_step:.*dtype bfloat16" "$model_txt"; then
+    step "4b. the training step's PyTorch peer (peer_model.py: transformers' LlamaForCausalLM, same shape)"
+    t=$(limit "$model_timeout")
+    if [ "$t" = 0 ]; then
+        skipped+=("peer_model.py")
+    elif ! $python -c "import torch, transformers" >/dev/null 2>&1; then
+        echo "training-step peer not measured: no torch or transformers for $python"
+    elif timeout -k 10 "$t" $python benchmarks/gpu/peer_model.py --peak-tflops "$bf16_peak" >"$peer_model_txt" \
+            2>"$logs/peer_model.err"; then
+        cat "$peer_model_txt"
+        # srlm's bf16 step (whole batches) over each peer's, micro-batch count by count
+        awk '/^train_step_torch:/ {
+                 match($0, /micro-batches [0-9]+/); k = substr($0, RSTART + 14, RLENGTH - 14)
+                 match($0, /precision [a-z0-9]+/); p = substr($0, RSTART + 10, RLENGTH - 10)
+                 match($0, /[0-9.]+ TFLOP\/s/); peer[k, p] = substr($0, RSTART, RLENGTH - 8); next }
+             /^train_step:.*dtype bfloat16/ && !/fill/ {
+                 match($0, /micro-batches [0-9]+/); k = substr($0, RSTART + 14, RLENGTH - 14)
+                 match($0, /[0-9.]+ TFLOP\/s/); s = substr($0, RSTART, RLENGTH - 8)
+                 if ((k, "autocast") in peer && (k, "bf16") in peer)
+                     printf "train_step srlm/torch (bf16, %s micro-batches): %.2fx PyTorch autocast (fp32 master weights), %.2fx PyTorch bf16 parameters\n", k, s / peer[k, "autocast"], s / peer[k, "bf16"] }' \
+            "$peer_model_txt" "$model_txt"
+    else
+        tail -n 5 "$logs/peer_model.err" >&2
+        echo "training-step peer not measured: peer_model.py failed ($logs/peer_model.err)"
+    fi
+fi
+
 # ---- 5. one table, and RESULTS.md ----
 step "5. results ($gpu_name)"
 # srlm and torch rows joined on kernel, dtype and shape
@@ -282,6 +313,13 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && { [ -s "$table" ] || [ -s "$model_txt
     }' "$table" >"$rows"
     # the whole-model lines of bench_model as rows of the same table (no torch peer)
     awk -v d="$day" -v g="$gpu_name" -v s="$sha" '
+        FILENAME == ARGV[1] {
+            if (/^train_step_torch:.*precision autocast/) {
+                match($0, /micro-batches [0-9]+/); k = substr($0, RSTART + 14, RLENGTH - 14)
+                match($0, /[0-9.]+ TFLOP\/s/); peer[k] = substr($0, RSTART, RLENGTH - 8)
+            }
+            next
+        }
         /^train_step: batch/ {
             match($0, /mean [0-9.]+ s/); ms = substr($0, RSTART + 5, RLENGTH - 7) * 1000
             match($0, /[0-9.]+ TFLOP\/s/); tf = substr($0, RSTART, RLENGTH - 8)
@@ -292,7 +330,11 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && { [ -s "$table" ] || [ -s "$model_txt
                 shape = "1.1B, " substr($0, RSTART + 14, RLENGTH - 14) " micro-batches of 4 x 1024"
             if (match($0, /fill [0-9.]+/))
                 shape = shape ", lengths at " substr($0, RSTART + 5, RLENGTH - 5) " of it, packed"
-            printf "| %s | %s | %s | model train step (fwd+bwd+AdamW) | %s | %s | %.1f | %s | - | TFLOP/s | %s |\n", d, g, s, dt, shape, ms, tf, mfu
+            # the peer (PyTorch autocast, peer_model.py) for whole bf16 batches
+            k = 1; if (match($0, /micro-batches [0-9]+/)) k = substr($0, RSTART + 14, RLENGTH - 14)
+            tv = "-"; ratio = mfu
+            if (dt == "bf16" && $0 !~ /fill/ && (k in peer)) { tv = peer[k]; ratio = sprintf("%.2f (MFU %s)", tf / peer[k], mfu) }
+            printf "| %s | %s | %s | model train step (fwd+bwd+AdamW) | %s | %s | %.1f | %s | %s | TFLOP/s | %s |\n", d, g, s, dt, shape, ms, tf, tv, ratio
         }
         /^decode:/ {
             match($0, /[0-9.]+ tokens\/s/); tps = substr($0, RSTART, RLENGTH - 9)
@@ -308,7 +350,7 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && { [ -s "$table" ] || [ -s "$model_txt
             match($0, /\([0-9.]+x\)/); x = substr($0, RSTART + 1, RLENGTH - 3)
             dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
             printf "| %s | %s | %s | model decode, batch %s, sampled on the device | %s | 1.1B, %s steps | - | %s | - | tokens/s | %sx sampling on the host (%s tokens/s) |\n", d, g, s, bs, dt, st, dev, x, host
-        }' "$model_txt" >>"$rows"
+        }' "$peer_model_txt" "$model_txt" >>"$rows"
     if ! grep -q '^## GPU kernels' "$results"; then
         {
             cat <<'HEAD'

@@ -51,6 +51,22 @@ cat >"$work/bin/fakepy" <<'EOF'
 case "$2" in *nvidia.nccl*) echo "$FAKE_NCCL_DIR"; exit 0 ;; esac
 exit 1
 EOF
+cat >"$work/bin/torchpy" <<'EOF'
+#!/bin/sh
+# a python with torch and transformers: peers.py times nothing, peer_model.py
+# prints the training step's peer lines (FAKE_PEER_FAIL: it fails)
+case "$1" in
+    -c) exit 0 ;;
+    benchmarks/gpu/peers.py) printf 'impl\tkernel\tdtype\tshape\tms\tvalue\tunit\n'; exit 0 ;;
+    benchmarks/gpu/peer_model.py)
+        [ -n "${FAKE_PEER_FAIL:-}" ] && { echo "stand-in peer_model.py: out of memory" >&2; exit 1; }
+        for k in 1 4; do
+            echo "train_step_torch: batch 4, seq 1024, micro-batches $k, precision autocast, mean 0.1 s, best 0.1 s, 1 tokens/s, $((k * 20 + 20)).00 TFLOP/s"
+            echo "train_step_torch: batch 4, seq 1024, micro-batches $k, precision bf16, mean 0.1 s, best 0.1 s, 1 tokens/s, $((k * 40 + 10)).00 TFLOP/s"
+        done ;;
+esac
+exit 0
+EOF
 mkdir -p "$work/wheel/lib" && : >"$work/wheel/lib/libnccl.so.2"
 b=$work/build
 cat >"$b/srlm" <<'EOF'
@@ -167,6 +183,26 @@ rc=$?
 grep -q "FAILED: bench_kernels" "$work/nokernels.log" || fail "the failed bench_kernels was not reported"
 grep -q "| model train step (fwd+bwd+AdamW) | bf16 |" "$work/results-nokernels.md" ||
     fail "RESULTS.md: the model rows were dropped because bench_kernels failed"
+
+# 1d. the training step's PyTorch peer (peer_model.py): ratios in the log, the
+# autocast peer in the bf16 rows of whole batches; a failed peer fails nothing
+printf '# Results\n' >"$work/results-peer.md"
+run peer.log SRLM_GPU_QUICK=0 SRLM_GPU_RESULTS="$work/results-peer.md" SRLM_GPU_SANITIZE_TESTS=test_rope_gpu \
+    SRLM_GPU_PYTHON="$work/bin/torchpy" || fail "a clean run with the training step's peer failed"
+grep -q "train_step srlm/torch (bf16, 1 micro-batches): 0.50x PyTorch autocast (fp32 master weights), 0.40x PyTorch bf16 parameters" \
+    "$work/peer.log" || fail "the 1-micro-batch ratio to the peer is missing or wrong"
+grep -q "train_step srlm/torch (bf16, 4 micro-batches): 0.80x PyTorch autocast (fp32 master weights), 0.47x PyTorch bf16 parameters" \
+    "$work/peer.log" || fail "the 4-micro-batch ratio to the peer is missing or wrong"
+grep -q "| model train step (fwd+bwd+AdamW) | bf16 | 1.1B, 4 micro-batches of 4 x 1024 | 500.0 | 80.00 | 100.00 | TFLOP/s | 0.80 (MFU 2.0% of the bf16 peak) |" \
+    "$work/results-peer.md" || fail "RESULTS.md: the bf16 row does not carry its peer"
+grep -q "| bf16 | 1.1B, batch 4 x 1024, lengths at 0.75 of it, packed | 150.0 | 30.00 | - | TFLOP/s | 3.0% of the bf16 peak |" \
+    "$work/results-peer.md" || fail "RESULTS.md: the packed row (no peer for it) changed"
+grep -q "| fp32 | 1.1B, batch 4 x 1024 | 200.0 | 20.00 | - |" "$work/results-peer.md" ||
+    fail "RESULTS.md: the fp32 row got a bf16 peer"
+run peerfail.log SRLM_GPU_SANITIZE_TESTS=test_rope_gpu SRLM_GPU_QUICK=0 SRLM_GPU_NO_RESULTS=1 \
+    SRLM_GPU_PYTHON="$work/bin/torchpy" FAKE_PEER_FAIL=1 || fail "a failed peer_model.py failed the run"
+grep -q "training-step peer not measured: peer_model.py failed" "$work/peerfail.log" ||
+    fail "a failed peer_model.py was not reported"
 
 # 2. a budget: the sanitizer runs (2 s each) that no longer fit are skipped and named
 run budget.log SRLM_GPU_BUDGET_S=30 SANITIZER_SLEEP=2 \

@@ -22,7 +22,13 @@
 # round at different places (the GPU's attention rounds its probabilities to
 # bf16; GEMMs sum in other orders) and training compounds that, so the bound is
 # bf16's: the trained models' log-probs (scored in fp32) within 0.05 nats per
-# token, while training moved them by > 1 nat per sequence. Scoring one fixed
+# token for sft, while training moved them by > 1 nat per sequence. bf16 dpo on
+# this fixture amplifies rounding: on the CPU alone, tp 2 against tp 1 (other
+# summation orders) ended 0.22 nats per token apart, and rounding the backward's
+# accumulated products twice (as cuBLAS's bf16 epilogue does) 0.17, while dpo
+# moved every chosen response by 1.6 to 2.4 nats per token from its sft start
+# (measured 2026-11-27); so its bound is 0.5, and fp32 dpo above (2e-3) is what
+# checks the gradients closely. Scoring one fixed
 # model with --dtype bfloat16 on both: within 0.03 nats per token (bf16 logits
 # of magnitude 8..16 are 2^-4 apart). Generation and one loop iteration in bf16
 # on the GPU must finish with their outputs.
@@ -123,7 +129,7 @@ paste -d' ' <(per_token runs/cpu_bf16/dpo/model chosen.jsonl cpu float32) <(per_
             <(per_token "$model" chosen.jsonl cpu float32) |
   awk '{ d = ($1 - $3) / $2; if (d < 0) d = -d; m = $1 - $5; if (m < 0) m = -m; if (d > dmax) dmax = d; mv += m; n++ }
        END { printf "bf16 dpo: max |logp(cpu) - logp('"$gpu"')| %.2e nats per token, mean change from the start %.2f\n", dmax, mv / n;
-             exit !(dmax < 5e-2 && mv / n > 1) }' || fail "bf16 dpo: the $gpu model differs from the cpu one"
+             exit !(dmax < 0.5 && mv / n > 1) }' || fail "bf16 dpo: the $gpu model differs from the cpu one"
 "$bin" generate --backend $gpu --dtype bfloat16 --model runs/cpu/sft/model --input sft.jsonl --output gen_${gpu}_bf16.jsonl \
   --max-new-tokens 12 --seed 5 2> gen_${gpu}_bf16.log || fail "bf16 generate on $gpu exited $?"
 [ "$(wc -l < gen_${gpu}_bf16.jsonl)" = "$(wc -l < sft.jsonl)" ] || fail "bf16 generate on $gpu wrote $(wc -l < gen_${gpu}_bf16.jsonl) lines"
