@@ -151,11 +151,11 @@ static void round_product_then_add(pair *prod, const pair *c) {
 }
 
 /* C += A B into BF16 C through cuBLAS (beta 1). The CPU twin widens C, adds
- * the fp32 product and rounds once; cuBLAS's bf16 epilogue was seen on an H100
- * (2026-11-27) to differ from that on 29% of the elements, as rounding the
- * product to bf16 before adding C would. Both are accepted: on the CPU, bf16
- * DPO with the backward's accumulations rounded twice moved the trained model
- * by 0.17 nats per token, less than tp 2 against tp 1 did (0.22). `twice`
+ * the fp32 product and rounds once; cuBLAS's bf16 epilogue, on an H100
+ * (2026-11-27), rounds the product to bf16 before adding C: it matched that on
+ * every element and differed from one rounding on 29%. Both are accepted: bf16
+ * DPO on the CPU with the backward's accumulations rounded twice moved the
+ * trained model by 0.17 nats per token, less than tp 2 against tp 1 did (0.22). `twice`
  * holds the CPU's bf16(A B) + C before its last rounding; a wrong operand or a
  * lost accumulation matches neither. */
 static void compare_accumulated(const char *op, const pair *p, const pair *twice, double tl) {

@@ -25,7 +25,10 @@ static cudaDataType cuda_type(srlm_dtype t) { return t == SRLM_BF16 ? CUDA_R_16B
  * Precision: fp32 views use CUBLAS_COMPUTE_32F with the default math mode, which
  * never down-converts to TF32 (that needs CUBLAS_COMPUTE_32F_FAST_TF32 or the
  * TF32 math mode), so fp32 results stay within ~1e-6 of the CPU backend; bf16
- * views use CUBLAS_COMPUTE_32F too: tensor cores, fp32 accumulation. */
+ * views use CUBLAS_COMPUTE_32F too: tensor cores, fp32 accumulation. With a bf16
+ * C and beta 1 (accumulate), cuBLAS rounds the product to bf16 before adding C
+ * (seen on an H100 on every element: test_backend_cuda_gpu), one rounding more
+ * than the CPU twin; within what other summation orders give (RESULTS.md). */
 srlm_status cuda_gemm(srlm_backend *be, const char *op, cublasOperation_t ta, cublasOperation_t tb,
                       int64_t m, int64_t n, int64_t k, const srlm_view *a, const srlm_view *b,
                       float beta, srlm_view *c) {
