@@ -7,7 +7,10 @@
  *     K x micro_batch_size): tokens/s and model-FLOPs utilisation against a
  *     peak given on the command line, for each K of --micro-batches;
  *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
- *     reading every weight once per token at a given memory bandwidth;
+ *     reading every weight once per token at a given memory bandwidth, the
+ *     host's time per token split into issuing the forward and waiting for the
+ *     token, and each of the step's products alone (decode_gemm: time per call,
+ *     the host's share of it, weight bytes per second);
  *   - sampled decoding of --decode-batch S sequences (temperature 0.8, top-p
  *     0.9, as the loop's generation): the next tokens drawn on the host from
  *     the downloaded logits, as srlm did before the ops table's sample op, and
@@ -246,6 +249,32 @@ static void time_train(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g
     printf("\n");
 }
 
+/* One of a decode step's products (rows x in) W^T, W (out x in), issued `reps`
+ * times back to back, then one element downloaded (the wait for all of them).
+ * A GEMM call queues without waiting for the device (no staged parameters), so
+ * the issue time is the host's cost per call and the whole time per call is the
+ * larger of that and the device's: which of the two binds a decode step. */
+static void time_decode_gemm(srlm_backend *be, const char *name, int rows, srlm_view y, srlm_view x,
+                             const srlm_view *w, int reps, const args *a) {
+    y = srlm_view_rows(y, 0, rows), x = srlm_view_rows(x, 0, rows);
+    srlm_view one = srlm_view_rows(y, 0, 1);
+    one.cols = 1;
+    float probe;
+    TRY(be->ops->matmul(be, &y, &x, w, 0)); /* warm-up: cuBLAS's choice for this shape */
+    TRY(be->ops->download(be, &probe, &one));
+    const double t0 = now_s();
+    for (int i = 0; i < reps; i++) TRY(be->ops->matmul(be, &y, &x, w, 0));
+    const double t1 = now_s();
+    TRY(be->ops->download(be, &probe, &one));
+    const double per = (now_s() - t0) / reps, issue = (t1 - t0) / reps;
+    const double wbytes = (double)w->rows * (double)w->cols * srlm_dtype_size(w->dtype);
+    printf("decode_gemm: %s, rows %d, dtype %s, W %lld x %lld, %.1f us per call (issued in %.1f us), %.0f GB/s of "
+           "weights", name, rows, a->dtype, (long long)w->rows, (long long)w->cols, per * 1e6, issue * 1e6,
+           wbytes / per / 1e9);
+    if (a->mem_gbs > 0) printf(" (%.1f%% of %.0f GB/s)", 100.0 * wbytes / per / 1e9 / a->mem_gbs, a->mem_gbs);
+    printf("\n");
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* every result line reaches the log, also when a time limit kills the run */
     args a;
@@ -331,11 +360,19 @@ int main(int argc, char **argv) {
         TRY(srlm_llama_argmax(&m, &fa, 1, &next));
         past = prompt;
         n_new = 1;
+        /* the host's time split: issuing the step's ops, and waiting for the
+         * token. The ring of staged parameters lets the host run only ~32 staged
+         * ops (about 6 layers) ahead, so a device-bound step shows a wait of
+         * about 6/L of it; a host-bound one, a wait of a few kernels. */
+        double t_issue = 0, t_wait = 0;
         const double t0 = now_s();
         for (int i = 0; i < a.decode; i++) {
             srlm_batch db = {1, 1, &next, &slot, &past, &n_new, 1};
+            const double ta = now_s();
             TRY(srlm_llama_forward(&m, &kv, &fa, &db));
+            const double tb = now_s();
             TRY(srlm_llama_argmax(&m, &fa, 1, &next)); /* the host needs the token: waits for the device */
+            t_issue += tb - ta, t_wait += now_s() - tb;
             past++;
         }
         const double dt = now_s() - t0, tps = a.decode / dt;
@@ -346,7 +383,19 @@ int main(int argc, char **argv) {
             const double bound = a.mem_gbs * 1e9 / weight_bytes;
             printf(", bound %.1f tokens/s at %.0f GB/s (%.1f%%)", bound, a.mem_gbs, 100.0 * tps / bound);
         }
-        printf("\n");
+        printf(", per token %.3f ms issuing the forward and %.3f ms waiting for the token\n", 1e3 * t_issue / a.decode,
+               1e3 * t_wait / a.decode);
+        /* the step's products one by one, at batch 1 and at `prompt` rows */
+        const srlm_llama_layer *ly = &m.layers[0];
+        const int reps = 200, rows_of[2] = {1, prompt};
+        for (int i = 0; i < 2; i++) {
+            const int r = rows_of[i];
+            time_decode_gemm(be, "q/o", r, fa.q, fa.xn, &ly->wq, reps, &a);
+            time_decode_gemm(be, "k/v", r, fa.k, fa.xn, &ly->wk, reps, &a);
+            time_decode_gemm(be, "gate/up", r, fa.gate, fa.xn, &ly->w_gate, reps, &a);
+            time_decode_gemm(be, "down", r, fa.proj, fa.gate, &ly->w_down, reps, &a);
+            time_decode_gemm(be, "lm_head", r, fa.logits, fa.xn, &m.lm_head, reps / 4, &a);
+        }
         srlm_llama_acts_free(&fa, be);
         srlm_kv_cache_free(&kv, be);
     }

@@ -342,6 +342,17 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && { [ -s "$table" ] || [ -s "$model_txt
             dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
             printf "| %s | %s | %s | model decode, batch 1 | %s | 1.1B, 128 tokens | - | %s | - | tokens/s | %s |\n", d, g, s, dt, tps, pct
         }
+        /^decode_gemm:/ {
+            match($0, /decode_gemm: [a-z_\/]+/); nm = substr($0, RSTART + 13, RLENGTH - 13)
+            match($0, /rows [0-9]+/); r = substr($0, RSTART + 5, RLENGTH - 5)
+            match($0, /W [0-9]+ x [0-9]+/); w = substr($0, RSTART + 2, RLENGTH - 2)
+            match($0, /[0-9.]+ us per call/); us = substr($0, RSTART, RLENGTH - 12)
+            match($0, /issued in [0-9.]+ us/); is = substr($0, RSTART + 10, RLENGTH - 13)
+            match($0, /[0-9.]+ GB\/s of weights/); gb = substr($0, RSTART, RLENGTH - 16)
+            pct = "-"; if (match($0, /\([0-9.]+% of/)) pct = substr($0, RSTART + 1, RLENGTH - 5) "% of copy"
+            dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
+            printf "| %s | %s | %s | model decode GEMM (%s), issued in %s us | %s | %s rows x W %s | %.4f | %s | - | GB/s | %s |\n", d, g, s, nm, is, dt, r, w, us / 1000, gb, pct
+        }
         /^decode_sampled:/ && /backend sampling/ {
             match($0, /batch [0-9]+/); bs = substr($0, RSTART + 6, RLENGTH - 6)
             match($0, /[0-9]+ steps/); st = substr($0, RSTART, RLENGTH - 6)
