@@ -5,7 +5,9 @@
  *     micro-batches of B sequences of T tokens (the gradients add up over
  *     the micro-batches, AdamW runs once, as srlm sft does with batch_size =
  *     K x micro_batch_size): tokens/s and model-FLOPs utilisation against a
- *     peak given on the command line, for each K of --micro-batches;
+ *     peak given on the command line, for each K of --micro-batches; then
+ *     one micro-batch a step with the device waited for after each phase
+ *     (train_phases: forward and backward TFLOP/s, optimizer milliseconds);
  *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
  *     reading every weight once per token at a given memory bandwidth, the
  *     host's time per token split into issuing the forward and waiting for the
@@ -197,16 +199,29 @@ typedef struct {
  * tensor in one call (one wait), then AdamW tensor by tensor (no decay on the
  * norms), a bf16 model's working weights written as it goes; returns the
  * step's seconds. */
-static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, opt_state *o,
-                         const srlm_train_batch *b, int micro, float *logp, float *dlogp, long step) {
+/* Waits for the device: one gradient element downloaded. */
+static void sync_device(srlm_backend *be, const srlm_llama_grads *g) {
+    srlm_view one = srlm_view_carve(g->flat, 0, 1, 1);
+    float probe;
+    TRY(be->ops->download(be, &probe, &one));
+}
+
+/* With `phases` (seconds added to [0] forward, [1] backward, [2] optimizer),
+ * the device is waited for after each phase, which the plain step never does. */
+static double train_step_phased(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, opt_state *o,
+                                const srlm_train_batch *b, int micro, float *logp, float *dlogp, long step,
+                                double *phases) {
     srlm_backend *be = m->be;
     const double t0 = now_s();
+    double tp = t0;
     TRY(srlm_llama_grads_zero(g, m));
     const int rows = b->B * b->T;
     for (int k = 0; k < micro; k++) {
-        TRY(srlm_llama_train_forward(m, acts, b, logp));
+        TRY(srlm_llama_train_forward(m, acts, b, logp)); /* waits: the log-probs come back */
+        if (phases) phases[0] += now_s() - tp, tp = now_s();
         for (int r = 0; r < rows; r++) dlogp[r] = -1.0f / (float)(rows * micro); /* mean cross-entropy */
         TRY(srlm_llama_train_backward(m, acts, b, dlogp, g)); /* adds into g */
+        if (phases) sync_device(be, g), phases[1] += now_s() - tp, tp = now_s();
     }
     const srlm_adamw_hparams h = {1e-5, 0.9, 0.95, 1e-8, 0.1};
     srlm_view w32 = srlm_llama_weights32(m);
@@ -219,7 +234,29 @@ static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads 
         srlm_view vi = srlm_view_carve(o->vel, off, 1, n), work = srlm_view_carve(m->params, off, 1, n);
         TRY(be->ops->adamw(be, &p, &o->views[i], &mi, &vi, m->master.data ? &work : NULL, &c));
     }
+    if (phases) sync_device(be, g), phases[2] += now_s() - tp;
     return now_s() - t0;
+}
+
+static double train_step(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, opt_state *o,
+                         const srlm_train_batch *b, int micro, float *logp, float *dlogp, long step) {
+    return train_step_phased(m, acts, g, o, b, micro, logp, dlogp, step, NULL);
+}
+
+/* One micro-batch a step, `steps` steps, the device waited for after each
+ * phase: forward and backward TFLOP/s by the usual third and two thirds of the
+ * step's FLOPs, and the optimizer's milliseconds (norm, AdamW, bf16 weights). */
+static void time_phases(srlm_llama *m, srlm_train_acts *acts, srlm_llama_grads *g, opt_state *o,
+                        const srlm_train_batch *b, float *logp, float *dlogp, long *step, const args *a,
+                        double n_flop_params) {
+    double ph[3] = {0, 0, 0}, real = 0, attn = 0;
+    for (int s = 0; s < a->steps; s++) train_step_phased(m, acts, g, o, b, 1, logp, dlogp, (*step)++, ph);
+    for (int i = 0; i < b->B; i++) real += b->len[i], attn += (double)b->len[i] * b->len[i];
+    const double flops = 6.0 * n_flop_params * real + 6.0 * m->n_layers * (double)m->dim * attn;
+    const double f = ph[0] / a->steps, bw = ph[1] / a->steps, op = ph[2] / a->steps;
+    printf("train_phases: batch %d, seq %d, dtype %s, forward %.1f ms (%.2f TFLOP/s), backward %.1f ms "
+           "(%.2f TFLOP/s), optimizer %.1f ms\n", b->B, b->T, a->dtype, 1e3 * f, flops / 3 / f / 1e12, 1e3 * bw,
+           2 * flops / 3 / bw / 1e12, 1e3 * op);
 }
 
 /* Time `steps` optimizer steps of `micro` micro-batches of b and print one
@@ -335,6 +372,7 @@ int main(int argc, char **argv) {
     train_step(&m, &acts, &g, &opt, &batch, 1, logp, dlogp, step++); /* warm-up: workspaces, clocks */
     for (int i = 0; i < a.n_micro; i++)
         time_train(&m, &acts, &g, &opt, &batch, a.micro[i], logp, dlogp, &step, &a, n_flop_params);
+    time_phases(&m, &acts, &g, &opt, &batch, logp, dlogp, &step, &a, n_flop_params);
     if (a.fill < 1.0) {
         /* a right-padded batch as SFT and DPO make, which training packs (one attention call
          * over the packed sequences) */

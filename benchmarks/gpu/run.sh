@@ -342,6 +342,13 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && { [ -s "$table" ] || [ -s "$model_txt
             dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
             printf "| %s | %s | %s | model decode, batch 1 | %s | 1.1B, 128 tokens | - | %s | - | tokens/s | %s |\n", d, g, s, dt, tps, pct
         }
+        /^train_phases:/ {
+            match($0, /forward [0-9.]+ ms \([0-9.]+/); split(substr($0, RSTART, RLENGTH), fw, /[ (]+/)
+            match($0, /backward [0-9.]+ ms \([0-9.]+/); split(substr($0, RSTART, RLENGTH), bw, /[ (]+/)
+            match($0, /optimizer [0-9.]+/); op = substr($0, RSTART + 10, RLENGTH - 10)
+            dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
+            printf "| %s | %s | %s | model train step by phase (forward / backward TFLOP/s; optimizer %s ms), the device waited for after each | %s | 1.1B, batch 4 x 1024 | %.1f | %s / %s | - | TFLOP/s | - |\n", d, g, s, op, dt, fw[2] + bw[2] + op, fw[4], bw[4]
+        }
         /^decode_gemm:/ {
             match($0, /decode_gemm: [a-z_\/]+/); nm = substr($0, RSTART + 13, RLENGTH - 13)
             match($0, /rows [0-9]+/); r = substr($0, RSTART + 5, RLENGTH - 5)

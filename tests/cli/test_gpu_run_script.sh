@@ -98,6 +98,7 @@ done
 [ "$fill" = 1 ] ||
     echo "train_step: batch 4, seq 1024, fill $fill (3072 real tokens, packed), micro-batches 1, dtype $dtype, logits rows 4096, mean 0.15 s, best 0.1 s, 20480 tokens/s, 30.00 TFLOP/s, MFU 3.0% of 989 TFLOP/s"
 echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, 100.0 tokens/s, 2.20 GB of weights, bound 1363.6 tokens/s at 3000 GB/s (7.3%)"
+echo "train_phases: batch 4, seq 1024, dtype $dtype, forward 20.5 ms (400.00 TFLOP/s), backward 45.0 ms (350.00 TFLOP/s), optimizer 15.5 ms"
 echo "decode_gemm: gate/up, rows 1, dtype $dtype, W 5632 x 2048, 12.5 us per call (issued in 9.0 us), 1845 GB/s of weights (61.5% of 3000 GB/s)"
 echo "decode_sampled: batch 32, dtype $dtype, 64 steps, temperature 0.8, top-p 0.9, host sampling 1000.0 tokens/s, backend sampling 1500.0 tokens/s (1.50x), ${FAKE_SAMPLED:-the same} tokens"
 EOF
@@ -171,6 +172,8 @@ grep -q "| model train step (fwd+bwd+AdamW) | fp32 | 1.1B, batch 4 x 1024 | 200.
 grep -q "| model decode, batch 1 | bf16 | 1.1B, 128 tokens | - | 100.0 | - | tokens/s | 7.3% of the weight-read bound |" \
     "$work/results.md" || fail "RESULTS.md: the decode row is missing or malformed"
 [ "$(grep -c '| logprob_fwd |' "$work/results.md")" = 2 ] || fail "RESULTS.md: the second run's rows were not appended"
+grep -q "| model train step by phase (forward / backward TFLOP/s; optimizer 15.5 ms), the device waited for after each | bf16 | 1.1B, batch 4 x 1024 | 81.0 | 400.00 / 350.00 | - | TFLOP/s | - |" \
+    "$work/results.md" || fail "RESULTS.md: the phase row is missing or malformed"
 grep -q "| model decode GEMM (gate/up), issued in 9.0 us | bf16 | 1 rows x W 5632 x 2048 | 0.0125 | 1845 | - | GB/s | 61.5% of copy |" \
     "$work/results.md" || fail "RESULTS.md: the decode GEMM row is missing or malformed"
 grep -q "| model decode, batch 32, sampled on the device | bf16 | 1.1B, 64 steps | - | 1500.0 | - | tokens/s | 1.50x sampling on the host (1000.0 tokens/s) |" \
