@@ -252,6 +252,30 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
     fi
 done
 
+# ---- 4a. decode again with every op's parameters copied anew (SRLM_CUDA_STAGE_SHARE=0):
+# what sharing the staged parameters across a step's layers saves, same card and run ----
+noshare_txt=$logs/bench_model_noshare.txt
+: >"$noshare_txt"
+if [ ${#quick[@]} = 0 ] && [ "${SRLM_GPU_MODEL:-1}" != 0 ] && grep -q "^decode: .*dtype bfloat16" "$model_txt"; then
+    step "4a. decode without shared staging (SRLM_CUDA_STAGE_SHARE=0), for the ratio"
+    t=$(limit "$model_timeout")
+    if [ "$t" = 0 ]; then
+        skipped+=("bench_model (SRLM_CUDA_STAGE_SHARE=0)")
+    elif SRLM_CUDA_STAGE_SHARE=0 timeout -k 10 "$t" "$build/benchmarks/gpu/bench_model" --backend cuda \
+            --dtype bfloat16 --config 1b --batch 1 --seq 64 --micro-batches 1 --steps 1 --decode 128 \
+            >"$noshare_txt" 2>"$logs/bench_model_noshare.err"; then
+        grep "^decode" "$noshare_txt" | sed 's/^/without sharing: /'
+        awk '/^decode:.*dtype bfloat16/ { match($0, /[0-9.]+ tokens\/s/); v = substr($0, RSTART, RLENGTH - 9)
+                          if (FILENAME == ARGV[1]) without = v; else with = v }
+             END { if (with > 0 && without > 0)
+                       printf "decode (bf16, batch 1): %s tokens/s with shared staging, %s without: %.2fx\n", with, without, with / without }' \
+            "$noshare_txt" "$model_txt"
+    else
+        tail -n 5 "$logs/bench_model_noshare.err" >&2
+        failed+=("bench_model (SRLM_CUDA_STAGE_SHARE=0)")
+    fi
+fi
+
 # ---- 4b. the PyTorch peer of the bf16 training step (same shape, card and run) ----
 peer_model_txt=$logs/peer_model.txt
 : >"$peer_model_txt"

@@ -370,6 +370,18 @@ static void test_staging_ring(void) {
         CHECK_OK(g_gpu->ops->copy_rows(g_gpu, &dg, &src.g, row, 1));
     }
     compare("copy_rows, 163 staged back to back", &dst, 0.0);
+    /* The same index arrays again within a few calls (X, X, Y per triple, as a
+     * decode step stages its positions and shapes layer after layer): the
+     * second X uses the first's device copy (backend/stage_ring.h), the new
+     * arrays still wrap the ring three times, and every row must be right. */
+    for (int i = 0; i < 3; i++) CHECK_OK(g_gpu->ops->matmul(g_gpu, &y.g, &a.g, &b.g, 0));
+    for (int k = 0; k < CALLS; k++) {
+        const int row[1] = {((k / 3) * 5 + (k % 3 == 2 ? 11 : 0)) % N};
+        srlm_view dc = srlm_view_rows(dst.c, k, 1), dg = srlm_view_rows(dst.g, k, 1);
+        CHECK_OK(g_cpu->ops->copy_rows(g_cpu, &dc, &src.c, row, 1));
+        CHECK_OK(g_gpu->ops->copy_rows(g_gpu, &dg, &src.g, row, 1));
+    }
+    compare("copy_rows, repeated index arrays shared", &dst, 0.0);
     drop(&a), drop(&b), drop(&y), drop(&src), drop(&dst);
 }
 

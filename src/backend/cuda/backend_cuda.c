@@ -47,9 +47,10 @@ static void cuda_destroy(srlm_backend *be) {
         if (c->blas) cuda_blas.destroy(c->blas);
         cudaFree(c->blas_ws);
         cudaFree(c->dev);
+        cudaFree(c->dev_ring);
         cudaFree(c->ws);
         if (c->host) cudaFreeHost(c->host);
-        if (c->ring) cudaFreeHost(c->ring);
+        if (c->ring.host) cudaFreeHost(c->ring.host);
         for (int i = 0; i < CUDA_STAGING_SLOTS; i++)
             if (c->ring_read[i]) cudaEventDestroy(c->ring_read[i]);
         if (c->staged) cudaEventDestroy(c->staged);
@@ -61,6 +62,11 @@ static void cuda_destroy(srlm_backend *be) {
 }
 
 static srlm_status cuda_init(cuda_impl *c) {
+    srlm_stage_ring_init(&c->ring, NULL, 0);
+    /* SRLM_CUDA_STAGE_SHARE=0 copies every op's parameters anew (to measure
+     * what sharing saves; benchmarks/gpu/run.sh times decode both ways) */
+    const char *share = getenv("SRLM_CUDA_STAGE_SHARE");
+    c->share = !(share && strcmp(share, "0") == 0);
     SRLM_CUDA_TRY(cudaSetDevice(c->device));
     /* a blocking stream: ordered with work other code puts on the legacy
      * default stream (a cudaMemcpy elsewhere, a library using stream 0) */
@@ -119,18 +125,29 @@ static srlm_status grow_host(cuda_impl *c, size_t need) {
     return SRLM_OK;
 }
 
-/* Every slot of the ring at least `need` bytes (the same regrowth rule). */
+static srlm_status device_malloc(cuda_impl *c, void **p, size_t bytes, const char *what);
+
+/* Every slot of the ring, and of its device mirror, at least `need` bytes
+ * (the same regrowth rule); a new ring starts empty: nothing to share. */
 static srlm_status grow_ring(cuda_impl *c, size_t need) {
     enum { MIN_SLOT = 64 << 10 }; /* a training batch's token ids fit */
-    if (need <= c->ring_slot) return SRLM_OK;
+    if (need <= c->ring.slot_bytes) return SRLM_OK;
     SRLM_CUDA_TRY(cudaStreamSynchronize(c->stream));
-    size_t slot = c->ring_slot * 2 > need ? c->ring_slot * 2 : need;
+    size_t slot = c->ring.slot_bytes * 2 > need ? c->ring.slot_bytes * 2 : need;
     if (slot < MIN_SLOT) slot = MIN_SLOT;
-    if (c->ring) SRLM_CUDA_TRY(cudaFreeHost(c->ring));
-    c->ring = NULL;
-    c->ring_slot = 0;
-    SRLM_CHECK(pin((void **)&c->ring, slot * CUDA_STAGING_SLOTS, "the staged op parameters"));
-    c->ring_slot = slot;
+    if (c->ring.host) SRLM_CUDA_TRY(cudaFreeHost(c->ring.host));
+    SRLM_CUDA_TRY(cudaFree(c->dev_ring));
+    c->dev_ring = NULL;
+    srlm_stage_ring_init(&c->ring, NULL, 0);
+    char *host = NULL;
+    SRLM_CHECK(pin((void **)&host, slot * CUDA_STAGING_SLOTS, "the staged op parameters"));
+    srlm_status st = device_malloc(c, (void **)&c->dev_ring, slot * CUDA_STAGING_SLOTS,
+                                   "the staged op parameters' device mirror");
+    if (st != SRLM_OK) {
+        cudaFreeHost(host);
+        return st;
+    }
+    srlm_stage_ring_init(&c->ring, host, slot);
     return SRLM_OK;
 }
 
@@ -166,29 +183,31 @@ static srlm_status grow_device(cuda_impl *c, void **buf, size_t *cap, size_t nee
 
 srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_bytes, void **dev) {
     cuda_impl *c = cuda_of(be);
-    size_t in_bytes = 0;
-    for (int i = 0; i < n; i++) in_bytes += align_up(in[i].bytes);
-    size_t total = in_bytes + align_up(out_bytes);
-    SRLM_CHECK(grow_device(c, &c->dev, &c->dev_cap, total, "the staged op parameters"));
-    char *slot = NULL;
-    int   k = c->ring_next;
+    if (n < 0 || n > SRLM_STAGE_MAX_IN)
+        return SRLM_ERR(SRLM_FAILED, "cuda backend: %d staged arrays for one op (at most %d)", n, SRLM_STAGE_MAX_IN);
+    srlm_stage_in arr[SRLM_STAGE_MAX_IN];
+    for (int i = 0; i < n; i++) arr[i] = (srlm_stage_in){in[i].src, in[i].bytes};
+    size_t off[SRLM_STAGE_MAX_IN];
+    const size_t in_bytes = srlm_stage_layout(arr, n, off);
+    /* never empty: an op's empty arrays get this (valid, unread) address */
+    SRLM_CHECK(grow_device(c, &c->dev, &c->dev_cap, align_up(out_bytes ? out_bytes : 1), "op results"));
+    char *mirror = c->dev;
     if (in_bytes) {
         SRLM_CHECK(grow_ring(c, in_bytes));
-        SRLM_CUDA_TRY(cudaEventSynchronize(c->ring_read[k])); /* its last transfer has read it */
-        slot = c->ring + (size_t)k * c->ring_slot;
-        c->ring_next = (k + 1) % CUDA_STAGING_SLOTS;
+        int k = c->share ? srlm_stage_find(&c->ring, arr, n) : -1;
+        if (k < 0) {
+            k = c->ring.next;
+            SRLM_CUDA_TRY(cudaEventSynchronize(c->ring_read[k])); /* its last transfer has read it */
+            srlm_stage_fill(&c->ring, arr, n);
+            SRLM_CUDA_TRY(cudaMemcpyAsync(c->dev_ring + (size_t)k * c->ring.slot_bytes,
+                                          c->ring.host + (size_t)k * c->ring.slot_bytes, in_bytes,
+                                          cudaMemcpyHostToDevice, c->stream));
+            SRLM_CUDA_TRY(cudaEventRecord(c->ring_read[k], c->stream));
+        }
+        mirror = c->dev_ring + (size_t)k * c->ring.slot_bytes;
     }
-    size_t off = 0;
-    for (int i = 0; i < n; i++) {
-        if (in[i].bytes) memcpy(slot + off, in[i].src, in[i].bytes);
-        dev[i] = (char *)c->dev + off;
-        off += align_up(in[i].bytes);
-    }
-    dev[n] = (char *)c->dev + off;
-    if (in_bytes) {
-        SRLM_CUDA_TRY(cudaMemcpyAsync(c->dev, slot, in_bytes, cudaMemcpyHostToDevice, c->stream));
-        SRLM_CUDA_TRY(cudaEventRecord(c->ring_read[k], c->stream));
-    }
+    for (int i = 0; i < n; i++) dev[i] = mirror + off[i];
+    dev[n] = c->dev;
     return SRLM_OK;
 }
 

@@ -19,12 +19,14 @@
 #include <stddef.h>
 
 #include "backend/backend.h"
+#include "backend/stage_ring.h"
 #include "cuda_check.h"
 
 /* Slots of the op parameters' pinned ring (cuda_stage): the host waits only
- * for the copy it staged this many calls ago, so it can run that far ahead of
- * the GPU (a decode step stages a few arrays per layer). */
-enum { CUDA_STAGING_SLOTS = 32 };
+ * for the copy it staged this many fills ago, so it can run that far ahead of
+ * the GPU (a decode step stages a few arrays per layer, and shares them:
+ * backend/stage_ring.h). */
+enum { CUDA_STAGING_SLOTS = SRLM_STAGE_SLOTS };
 
 typedef struct {
     int            device;
@@ -34,11 +36,11 @@ typedef struct {
     cudaEvent_t    staged;    /* recorded after the last copy that reads `host` */
     void          *host;      /* pinned: upload/download chunks, host-bound results */
     size_t         host_cap;
-    char          *ring;      /* pinned: CUDA_STAGING_SLOTS slots of ring_slot bytes of op parameters */
-    size_t         ring_slot;
-    int            ring_next; /* the slot the next cuda_stage fills */
+    srlm_stage_ring ring;     /* op parameters: its host slots are pinned */
+    char          *dev_ring;  /* the device mirror of each slot (CUDA_STAGING_SLOTS x ring.slot_bytes) */
     cudaEvent_t    ring_read[CUDA_STAGING_SLOTS]; /* recorded after the copy that reads each slot */
-    void          *dev;       /* device mirror of the staged parameters, and host-bound results */
+    int            share;     /* a recent slot with the same parameters serves again (SRLM_CUDA_STAGE_SHARE) */
+    void          *dev;       /* device memory for the results an op brings back (cuda_fetch) */
     size_t         dev_cap;
     void          *ws;        /* kernel workspaces (attention, rmsnorm backward) */
     size_t         ws_cap;
@@ -79,14 +81,16 @@ typedef struct {
     size_t      bytes;
 } cuda_in;
 
-/* Copy n host arrays into the next slot of the pinned ring and from there, in
- * one transfer on the stream, to the device mirror; dev[i] gets the device
- * address of in[i], and dev[n] that of an out_bytes area after them for
- * results (device memory the kernels may write; cuda_fetch brings it back).
- * The mirror is valid for the kernels the op launches before its next
- * cuda_stage call: the next transfer overwrites it, after them in stream
- * order. The host waits only while the slot's previous transfer (a ring's
- * length of calls ago) has not run yet. */
+/* Copy n (<= SRLM_STAGE_MAX_IN) host arrays into the next slot of the pinned
+ * ring and from there, in one transfer on the stream, to that slot's device
+ * mirror; or, where one of the last few slots holds exactly these arrays,
+ * use its mirror without copying. dev[i] gets the device address of in[i]
+ * (read-only for the kernels: a later op may share it), and dev[n] that of an
+ * out_bytes area for results (device memory the kernels may write; cuda_fetch
+ * brings it back; the next op's kernels may overwrite it). A mirror is
+ * rewritten only by a transfer queued after every op that used it. The host
+ * waits only while the slot's previous transfer (a ring's length of fills
+ * ago) has not run yet. */
 srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_bytes, void **dev);
 /* Bring `bytes` of device results at `dev_src` into pinned staging and wait for
  * the stream; *host points at them until the next cuda_fetch, upload or
