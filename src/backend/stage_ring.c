@@ -42,6 +42,7 @@ int srlm_stage_find(const srlm_stage_ring *r, const srlm_stage_in *in, int n) {
 }
 
 int srlm_stage_fill(srlm_stage_ring *r, const srlm_stage_in *in, int n) {
+    if (n < 0 || n > SRLM_STAGE_MAX_IN) return -1;
     const int k = r->next;
     size_t off[SRLM_STAGE_MAX_IN];
     srlm_stage_layout(in, n, off);
@@ -53,4 +54,8 @@ int srlm_stage_fill(srlm_stage_ring *r, const srlm_stage_in *in, int n) {
     r->n_in[k] = n;
     r->next = (k + 1) % SRLM_STAGE_SLOTS;
     return k;
+}
+
+void srlm_stage_forget(srlm_stage_ring *r, int k) {
+    if (k >= 0 && k < SRLM_STAGE_SLOTS) r->n_in[k] = -1;
 }

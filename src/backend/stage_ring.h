@@ -38,15 +38,18 @@ typedef struct {
 /* An empty ring over `host` (may be NULL while slot_bytes is 0). */
 void srlm_stage_ring_init(srlm_stage_ring *r, char *host, size_t slot_bytes);
 /* Where each of n arrays goes in a slot (off[i], aligned); returns the bytes
- * the slot needs (0 when every array is empty). n <= SRLM_STAGE_MAX_IN. */
+ * the slot needs (0 when every array is empty). off holds n entries. */
 size_t srlm_stage_layout(const srlm_stage_in *in, int n, size_t *off);
 /* The most recent of the last SRLM_STAGE_WINDOW filled slots holding exactly
  * these arrays (the same count, sizes and bytes), or -1. */
 int srlm_stage_find(const srlm_stage_ring *r, const srlm_stage_in *in, int n);
 /* Copy the arrays into slot r->next at the offsets of srlm_stage_layout,
- * remember them, advance next; returns the slot. The caller first waits until
- * the device has copied that slot's previous contents, and has made the slots
- * at least srlm_stage_layout bytes. */
+ * remember them, advance next; returns the slot (-1, and nothing done, for n
+ * outside [0, SRLM_STAGE_MAX_IN]). The caller first waits until the device has
+ * copied that slot's previous contents, and has made the slots at least
+ * srlm_stage_layout bytes. */
 int srlm_stage_fill(srlm_stage_ring *r, const srlm_stage_in *in, int n);
+/* Slot k holds nothing to share (its copy to the device failed). */
+void srlm_stage_forget(srlm_stage_ring *r, int k);
 
 #endif

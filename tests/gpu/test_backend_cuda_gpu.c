@@ -18,6 +18,7 @@
  * weight gradients of a bf16 model: matmul_dw, embedding_backward's table,
  * rmsnorm_backward's dw) keep the fp32 tolerance. */
 #include "backend/backend.h"
+#include "backend/cuda/cuda_internal.h" /* the staging counters */
 #include "generate/sampler.h"
 #include "gpu_util.h"
 
@@ -361,27 +362,39 @@ static void test_staging_ring(void) {
     enum { CALLS = 5 * 32 + 3, BIG = 4096 };
     pair a = mk_rand(BIG, BIG, 1.0f, 0.0f), b = mk_rand(BIG, BIG, 1.0f, 0.0f), y = mk(BIG, BIG);
     pair src = mk_rand(N, DIM, 1.0f, 0.0f), dst = mk(CALLS, DIM);
+    const cuda_impl *c = cuda_of(g_gpu);
+    long fills = c->stage_fills, shares = c->stage_shares;
     for (int i = 0; i < 3; i++) /* milliseconds of work for the GPU while the host queues */
         CHECK_OK(g_gpu->ops->matmul(g_gpu, &y.g, &a.g, &b.g, 0));
     for (int k = 0; k < CALLS; k++) {
-        const int row[1] = {(k * 7 + 3) % N};
+        const int row[1] = {(k * 7 + 3) % N}; /* none equal within 8 calls: every call copies */
         srlm_view dc = srlm_view_rows(dst.c, k, 1), dg = srlm_view_rows(dst.g, k, 1);
         CHECK_OK(g_cpu->ops->copy_rows(g_cpu, &dc, &src.c, row, 1));
         CHECK_OK(g_gpu->ops->copy_rows(g_gpu, &dg, &src.g, row, 1));
     }
     compare("copy_rows, 163 staged back to back", &dst, 0.0);
+    CHECK_MSG(c->stage_fills - fills == CALLS && c->stage_shares == shares,
+              "163 different index arrays: %ld copied and %ld shared", c->stage_fills - fills, c->stage_shares - shares);
     /* The same index arrays again within a few calls (X, X, Y per triple, as a
      * decode step stages its positions and shapes layer after layer): the
      * second X uses the first's device copy (backend/stage_ring.h), the new
      * arrays still wrap the ring three times, and every row must be right. */
+    fills = c->stage_fills, shares = c->stage_shares;
     for (int i = 0; i < 3; i++) CHECK_OK(g_gpu->ops->matmul(g_gpu, &y.g, &a.g, &b.g, 0));
     for (int k = 0; k < CALLS; k++) {
+        /* X_j = 5j, Y_j = X_j + 11 (mod 24): no other pair equal within 8 fills */
         const int row[1] = {((k / 3) * 5 + (k % 3 == 2 ? 11 : 0)) % N};
         srlm_view dc = srlm_view_rows(dst.c, k, 1), dg = srlm_view_rows(dst.g, k, 1);
         CHECK_OK(g_cpu->ops->copy_rows(g_cpu, &dc, &src.c, row, 1));
         CHECK_OK(g_gpu->ops->copy_rows(g_gpu, &dg, &src.g, row, 1));
     }
     compare("copy_rows, repeated index arrays shared", &dst, 0.0);
+    const long want_shares = c->share ? CALLS / 3 : 0; /* the second X of each triple */
+    printf("staging: %ld of %d calls shared a slot (SRLM_CUDA_STAGE_SHARE %s)\n", c->stage_shares - shares, CALLS,
+           c->share ? "on" : "off");
+    CHECK_MSG(c->stage_shares - shares == want_shares && c->stage_fills - fills == CALLS - want_shares,
+              "X, X, Y triples: %ld copied and %ld shared, expected %d and %ld", c->stage_fills - fills,
+              c->stage_shares - shares, CALLS - (int)want_shares, want_shares);
     drop(&a), drop(&b), drop(&y), drop(&src), drop(&dst);
 }
 

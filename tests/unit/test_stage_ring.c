@@ -63,6 +63,17 @@ static void test_fill_and_find(void) {
     CHECK(srlm_stage_find(&r, e, 2) == 2);
     CHECK(srlm_stage_find(&r, e, 1) == -1);
     CHECK(srlm_stage_find(&r, p, SRLM_STAGE_MAX_IN + 1) == -1);
+    /* too many arrays: refused, the ring unchanged */
+    const int next = r.next;
+    CHECK(srlm_stage_fill(&r, p, SRLM_STAGE_MAX_IN + 1) == -1);
+    CHECK(srlm_stage_fill(&r, p, -1) == -1);
+    CHECK(r.next == next);
+    /* a slot whose copy to the device failed is forgotten: nothing to share */
+    CHECK(srlm_stage_find(&r, p, 1) == 0);
+    srlm_stage_forget(&r, 0);
+    CHECK(srlm_stage_find(&r, p, 1) == -1);
+    CHECK(srlm_stage_find(&r, sh, 3) == 1);
+    srlm_stage_forget(&r, SRLM_STAGE_SLOTS); /* out of range: ignored */
 }
 
 /* Only the last SRLM_STAGE_WINDOW fills are searched, the most recent first,
@@ -74,7 +85,8 @@ static void test_window_and_wrap(void) {
     for (int i = 0; i < 3 * SRLM_STAGE_SLOTS; i++) v[i] = 1000 + i;
     for (int i = 0; i < 3 * SRLM_STAGE_SLOTS; i++) {
         const srlm_stage_in in[1] = {{&v[i], sizeof v[i]}};
-        CHECK_MSG(srlm_stage_fill(&r, in, 1) == i % SRLM_STAGE_SLOTS, "fill %d took slot %d", i, r.next);
+        const int k = srlm_stage_fill(&r, in, 1);
+        CHECK_MSG(k == i % SRLM_STAGE_SLOTS, "fill %d took slot %d", i, k);
     }
     const int last = 3 * SRLM_STAGE_SLOTS - 1;
     for (int back = 0; back < SRLM_STAGE_SLOTS + 2; back++) {

@@ -30,6 +30,7 @@ enum {
 };
 
 static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+_Static_assert((int)ALIGN == (int)SRLM_STAGE_ALIGN, "staged arrays and views share one alignment");
 static size_t grown(size_t cap, size_t need) {
     size_t c = cap * 2 > need ? cap * 2 : need;
     return c > MIN_GROW ? c : MIN_GROW;
@@ -135,10 +136,14 @@ static srlm_status grow_ring(cuda_impl *c, size_t need) {
     SRLM_CUDA_TRY(cudaStreamSynchronize(c->stream));
     size_t slot = c->ring.slot_bytes * 2 > need ? c->ring.slot_bytes * 2 : need;
     if (slot < MIN_SLOT) slot = MIN_SLOT;
-    if (c->ring.host) SRLM_CUDA_TRY(cudaFreeHost(c->ring.host));
-    SRLM_CUDA_TRY(cudaFree(c->dev_ring));
+    /* forget the old ring before freeing it: a failed free leaves nothing dangling */
+    char *old_host = c->ring.host, *old_dev = c->dev_ring;
     c->dev_ring = NULL;
     srlm_stage_ring_init(&c->ring, NULL, 0);
+    const cudaError_t e_host = old_host ? cudaFreeHost(old_host) : cudaSuccess;
+    SRLM_CUDA_TRY(cudaFree(old_dev));
+    if (e_host != cudaSuccess)
+        return SRLM_ERR(SRLM_FAILED, "cudaFreeHost of the staged op parameters' ring: %s", cudaGetErrorString(e_host));
     char *host = NULL;
     SRLM_CHECK(pin((void **)&host, slot * CUDA_STAGING_SLOTS, "the staged op parameters"));
     srlm_status st = device_malloc(c, (void **)&c->dev_ring, slot * CUDA_STAGING_SLOTS,
@@ -181,6 +186,15 @@ static srlm_status grow_device(cuda_impl *c, void **buf, size_t *cap, size_t nee
     return SRLM_OK;
 }
 
+/* Slot k's first `bytes` to its device mirror, and the event the slot's next
+ * fill waits for. */
+static srlm_status copy_slot(cuda_impl *c, int k, size_t bytes) {
+    const size_t at = (size_t)k * c->ring.slot_bytes;
+    SRLM_CUDA_TRY(cudaMemcpyAsync(c->dev_ring + at, c->ring.host + at, bytes, cudaMemcpyHostToDevice, c->stream));
+    SRLM_CUDA_TRY(cudaEventRecord(c->ring_read[k], c->stream));
+    return SRLM_OK;
+}
+
 srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_bytes, void **dev) {
     cuda_impl *c = cuda_of(be);
     if (n < 0 || n > SRLM_STAGE_MAX_IN)
@@ -195,14 +209,18 @@ srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_by
     if (in_bytes) {
         SRLM_CHECK(grow_ring(c, in_bytes));
         int k = c->share ? srlm_stage_find(&c->ring, arr, n) : -1;
-        if (k < 0) {
+        if (k >= 0) {
+            c->stage_shares++;
+        } else {
             k = c->ring.next;
             SRLM_CUDA_TRY(cudaEventSynchronize(c->ring_read[k])); /* its last transfer has read it */
             srlm_stage_fill(&c->ring, arr, n);
-            SRLM_CUDA_TRY(cudaMemcpyAsync(c->dev_ring + (size_t)k * c->ring.slot_bytes,
-                                          c->ring.host + (size_t)k * c->ring.slot_bytes, in_bytes,
-                                          cudaMemcpyHostToDevice, c->stream));
-            SRLM_CUDA_TRY(cudaEventRecord(c->ring_read[k], c->stream));
+            srlm_status st = copy_slot(c, k, in_bytes);
+            if (st != SRLM_OK) {
+                srlm_stage_forget(&c->ring, k); /* its mirror never got these arrays */
+                return st;
+            }
+            c->stage_fills++;
         }
         mirror = c->dev_ring + (size_t)k * c->ring.slot_bytes;
     }

@@ -40,6 +40,7 @@ typedef struct {
     char          *dev_ring;  /* the device mirror of each slot (CUDA_STAGING_SLOTS x ring.slot_bytes) */
     cudaEvent_t    ring_read[CUDA_STAGING_SLOTS]; /* recorded after the copy that reads each slot */
     int            share;     /* a recent slot with the same parameters serves again (SRLM_CUDA_STAGE_SHARE) */
+    long           stage_fills, stage_shares; /* cuda_stage calls that copied, and that shared a slot */
     void          *dev;       /* device memory for the results an op brings back (cuda_fetch) */
     size_t         dev_cap;
     void          *ws;        /* kernel workspaces (attention, rmsnorm backward) */
