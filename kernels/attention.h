@@ -55,6 +55,13 @@ srlm_status srlm_cuda_attention_fwd(srlm_view *out, const srlm_view *q, const sr
 /* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape. */
 size_t srlm_cuda_attention_bwd_workspace(const srlm_cuda_attn_shape *s);
 
+/* The tensor-core backward splits a GQA group's query heads over several dk/dv
+ * blocks when one block per group leaves the GPU under-filled (its fp32
+ * partials then take workspace). 0 (the default): chosen from the shape and
+ * the device; n > 0: n blocks per group where n divides the group, else 1.
+ * For tests and benchmarks; set it before sizing the workspace. */
+void srlm_cuda_attention_bwd_force_split(int blocks_per_group);
+
 /* What a forward run kept for the backward: its output (the same view shape
  * as q) and its lse (srlm_cuda_attention_fwd's lse argument). */
 typedef struct {

@@ -334,8 +334,14 @@ srlm_status launch_dvec(const Params &p, const srlm_view *out, float *dvec, cuda
 
 }  // namespace
 
+/* Bytes for the tensor-core dkdv's split partials (attention_bwd_mma.cu), after lse and D. */
+static size_t ws_split(const srlm_cuda_attn_shape *s) {
+    if (s->n_kv_heads <= 0 || s->n_heads % s->n_kv_heads != 0) return 0; /* refused by check_args */
+    return bwd_mma_part_bytes(s->B, s->max_seq, s->n_kv_heads, s->n_heads / s->n_kv_heads, s->head_dim);
+}
+
 extern "C" size_t srlm_cuda_attention_bwd_workspace(const srlm_cuda_attn_shape *s) {
-    return s ? 2 * ws_part(s) : 0; /* lse, then D */
+    return s ? 2 * ws_part(s) + ws_split(s) : 0; /* lse, then D, then the split's partials */
 }
 
 extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *dout,
@@ -376,7 +382,8 @@ extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srl
         SRLM_CHECK(launch_fwd(p, q->dtype, st));
     }
 
-    if (bwd_mma_eligible(p, q->dtype, dq, dk, dv)) return launch_bwd_mma(p, dq, dk, dv, st);
+    if (bwd_mma_eligible(p, q->dtype, dq, dk, dv))
+        return launch_bwd_mma(p, dq, dk, dv, ws_split(s) ? (char *)workspace + 2 * ws_part(s) : NULL, st);
     if (q->dtype == SRLM_BF16) return launch_bwd_t<__nv_bfloat16>(p, dq, dk, dv, p.lse, dvec, st);
     return launch_bwd_t<float>(p, dq, dk, dv, p.lse, dvec, st);
 }

@@ -18,6 +18,19 @@
  * dK, dV, dQ stay in fp32 registers and are written once. No atomics and every
  * sum in a fixed order, so the result is the same on every run.
  *
+ * GQA: one dkdv block per (key tile, kv head, sequence) walks all `group`
+ * query heads, so the 1.1B shape (4 x 1024 tokens, 4 kv heads) has 256 blocks:
+ * one wave, where the causal tiles' work runs from 128 steps (the first key
+ * tile) down to 8, so the wave lasts about twice its average block (0.54x
+ * flash at hd 64 against 0.61-0.94x for MHA). Where one block per group gives
+ * under ~4 waves, the group's heads are split over `split` blocks (a divisor
+ * of group); each writes its fp32 partial dK, dV to the workspace, and
+ * dkdv_reduce_kernel adds the partials in a fixed order and rounds once
+ * (the sums' order differs from split 1's: rounding, not a different result).
+ * Expected, not yet run: the 1.1B shape's backward from 0.54x towards ~0.75x
+ * flash (dkdv is ~70% of it at half efficiency; the partials add ~67 MB of
+ * traffic, ~25 us).
+ *
  * Expected speed: the scalar kernels ran 5.6-6.7 TFLOP/s (H100, bf16, hd 128,
  * causal, bench_kernels' 2.5x-forward FLOP count): one fp32 FMA per shared
  * memory load, no tensor cores. Here the products run on mma.sync with the
@@ -87,9 +100,29 @@ __device__ __forceinline__ void store_rows(__nv_bfloat16 *out, int64_t ld, int64
     }
 }
 
+/* Writes this warp's 16 x HD fp32 accumulator unscaled to a partial buffer
+ * (rows of max_seq x ld floats per sequence): the rows r0 + g (+ 8) below nrows. */
+template <int HD>
+__device__ __forceinline__ void store_part(float *out, int64_t ld, int64_t row0, int col0, int r0, int nrows,
+                                           const float (&acc)[HD / 8][4]) {
+    const int lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (r0 + g + 8 * r >= nrows) continue;
+        float *o = out + (row0 + g + 8 * r) * ld + col0 + 2 * tig;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; nt++)
+            *reinterpret_cast<float2 *>(o + nt * 8) = make_float2(acc[nt][2 * r], acc[nt][2 * r + 1]);
+    }
+}
+
+/* split == 1: dk, dv written directly; split > 1: blockIdx.y is kv head *
+ * split + part, the block walks group / split query heads, and writes its fp32
+ * partials at part_k / part_v + ((part * B + b) * max_seq + key) * nkv * HD. */
 template <int HD>
 __global__ void __launch_bounds__(kWarps * 32)
-    dkdv_mma_kernel(Params p, __nv_bfloat16 *dk, int64_t lddk, __nv_bfloat16 *dv, int64_t lddv) {
+    dkdv_mma_kernel(Params p, int split, float *part_k, float *part_v, __nv_bfloat16 *dk, int64_t lddk,
+                    __nv_bfloat16 *dv, int64_t lddv) {
     constexpr int LDS = lds<HD>(), BQ = step_rows<HD>();
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *ks = reinterpret_cast<__nv_bfloat16 *>(smem_raw); /* kTile x LDS */
@@ -98,7 +131,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     float *stat = reinterpret_cast<float *>(qbuf + 4 * BQ * LDS); /* buffer i: lse2 at i * 2 * BQ, D after it */
     int *first_key = reinterpret_cast<int *>(stat + 4 * BQ);       /* buffer i: at i * BQ */
 
-    const int b = blockIdx.z, kvh = blockIdx.y, k0 = blockIdx.x * kTile;
+    const int b = blockIdx.z, kvh = blockIdx.y / split, part = blockIdx.y % split, k0 = blockIdx.x * kTile;
+    const int heads = p.group / split, h0 = kvh * p.group + part * heads; /* this block's query heads */
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
     const int n_past = p.n_past[b], n_new = p.n_new[b], kv_end = n_past + n_new;
     const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
@@ -112,10 +146,10 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int tq_first = max(0, k0 - n_past) / BQ * BQ;
     const int tq_end = k0 < kv_end ? row_hi(p, min(k0 + kTile, kv_end) - 1, n_new) : 0;
     const int nqt = tq_first < tq_end ? (tq_end - tq_first + BQ - 1) / BQ : 0;
-    const int nsteps = p.group * nqt; /* step i: head kvh*group + i / nqt, rows tq_first + (i % nqt) * BQ */
+    const int nsteps = heads * nqt; /* step i: head h0 + i / nqt, rows tq_first + (i % nqt) * BQ */
 
     auto issue = [&](int i, int buf) {
-        const int h = kvh * p.group + i / nqt, tq0 = tq_first + (i % nqt) * BQ;
+        const int h = h0 + i / nqt, tq0 = tq_first + (i % nqt) * BQ;
         const int nq = min(BQ, n_new - tq0);
         const int64_t row0 = (int64_t)b * p.T + tq0;
         __nv_bfloat16 *qd = qbuf + buf * 2 * BQ * LDS;
@@ -193,8 +227,40 @@ __global__ void __launch_bounds__(kWarps * 32)
     /* every row of the slot is written: rows past n_past + n_new get zeros */
     const float scale = p.scale_log2 / kLog2e;
     const int nrows = p.max_seq - k0; /* rows of this block inside the slot */
-    store_rows<HD>(dk, lddk, kbase + wkey0, kvh * HD, warp * 16, nrows, nrows, dka, scale);
-    store_rows<HD>(dv, lddv, kbase + wkey0, kvh * HD, warp * 16, nrows, nrows, dva, 1.0f);
+    if (split == 1) {
+        store_rows<HD>(dk, lddk, kbase + wkey0, kvh * HD, warp * 16, nrows, nrows, dka, scale);
+        store_rows<HD>(dv, lddv, kbase + wkey0, kvh * HD, warp * 16, nrows, nrows, dva, 1.0f);
+    } else {
+        const int64_t ld = (int64_t)p.nkv * HD, row0 = ((int64_t)part * p.B + b) * p.max_seq + wkey0;
+        store_part<HD>(part_k, ld, row0, kvh * HD, warp * 16, nrows, dka);
+        store_part<HD>(part_v, ld, row0, kvh * HD, warp * 16, nrows, dva);
+    }
+}
+
+/* dK, dV from the split dkdv blocks' partials: one thread per 4 columns of a
+ * (sequence, key) row, the parts added in order, dK scaled, each rounded once. */
+__global__ void dkdv_reduce_kernel(Params p, int split, const float *part_k, const float *part_v, __nv_bfloat16 *dk,
+                                   int64_t lddk, __nv_bfloat16 *dv, int64_t lddv) {
+    const int64_t ld = (int64_t)p.nkv * p.hd, quads = ld / 4, per_part = (int64_t)p.B * p.max_seq * ld;
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)p.B * p.max_seq * quads) return;
+    const int64_t row = i / quads, c = (i % quads) * 4; /* row: b * max_seq + key */
+    const int b = (int)(row / p.max_seq), key = (int)(row % p.max_seq);
+    float4 sk = make_float4(0.0f, 0.0f, 0.0f, 0.0f), sv = sk;
+    for (int part = 0; part < split; part++) {
+        const float4 a = *reinterpret_cast<const float4 *>(part_k + part * per_part + row * ld + c);
+        const float4 v = *reinterpret_cast<const float4 *>(part_v + part * per_part + row * ld + c);
+        sk.x += a.x, sk.y += a.y, sk.z += a.z, sk.w += a.w;
+        sv.x += v.x, sv.y += v.y, sv.z += v.z, sv.w += v.w;
+    }
+    const float scale = p.scale_log2 / kLog2e;
+    const int64_t crow = cache_row(p, b, key);
+    __nv_bfloat162 *ok = reinterpret_cast<__nv_bfloat162 *>(dk + crow * lddk + c);
+    __nv_bfloat162 *ov = reinterpret_cast<__nv_bfloat162 *>(dv + crow * lddv + c);
+    ok[0] = __floats2bfloat162_rn(sk.x * scale, sk.y * scale);
+    ok[1] = __floats2bfloat162_rn(sk.z * scale, sk.w * scale);
+    ov[0] = __floats2bfloat162_rn(sv.x, sv.y);
+    ov[1] = __floats2bfloat162_rn(sv.z, sv.w);
 }
 
 template <int HD>
@@ -303,16 +369,26 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
 }
 
 template <int HD>
-srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, cudaStream_t stream) {
+srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, void *part, cudaStream_t stream) {
     const size_t smem_kv = dkdv_smem_bytes<HD>(), smem_q = dq_smem_bytes<HD>();
     if (smem_kv > kDefaultSmem) /* opt in above the default 48 KB per block */
         SRLM_CUDA_TRY(cudaFuncSetAttribute(dkdv_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
     if (smem_q > kDefaultSmem)
         SRLM_CUDA_TRY(cudaFuncSetAttribute(dq_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
-    dim3 grid_kv((p.max_seq + kTile - 1) / kTile, p.nkv, p.B);
-    dkdv_mma_kernel<HD><<<grid_kv, kWarps * 32, smem_kv, stream>>>(p, (__nv_bfloat16 *)dk->data, dk->stride,
+    const int split = part ? bwd_head_split(p.B, p.max_seq, p.nkv, p.group) : 1;
+    const int64_t per_part = (int64_t)p.B * p.max_seq * p.nkv * HD; /* floats of one part's dK (or dV) */
+    float *part_k = split > 1 ? (float *)part : NULL, *part_v = split > 1 ? part_k + split * per_part : NULL;
+    dim3 grid_kv((p.max_seq + kTile - 1) / kTile, p.nkv * split, p.B);
+    dkdv_mma_kernel<HD><<<grid_kv, kWarps * 32, smem_kv, stream>>>(p, split, part_k, part_v,
+                                                                    (__nv_bfloat16 *)dk->data, dk->stride,
                                                                     (__nv_bfloat16 *)dv->data, dv->stride);
     SRLM_CUDA_TRY(cudaGetLastError());
+    if (split > 1) {
+        const int64_t threads = per_part / 4;
+        dkdv_reduce_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, stream>>>(
+            p, split, part_k, part_v, (__nv_bfloat16 *)dk->data, dk->stride, (__nv_bfloat16 *)dv->data, dv->stride);
+        SRLM_CUDA_TRY(cudaGetLastError());
+    }
     if (p.T == 0) return SRLM_OK; /* no query rows: dk, dv are all zeros */
     dim3 grid_q((p.T + kDqRows - 1) / kDqRows, p.nh, p.B);
     dq_mma_kernel<HD><<<grid_q, kWarps * 32, smem_q, stream>>>(p, (__nv_bfloat16 *)dq->data, dq->stride);
@@ -334,6 +410,30 @@ bool attn::bwd_mma_eligible(const Params &p, srlm_dtype dt, const srlm_view *dq,
            p.lddo % 8 == 0 && dq->stride % 8 == 0 && dk->stride % 8 == 0 && dv->stride % 8 == 0;
 }
 
-srlm_status attn::launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, cudaStream_t stream) {
-    return p.hd == 64 ? launch<64>(p, dq, dk, dv, stream) : launch<128>(p, dq, dk, dv, stream);
+static int g_forced_split = 0; /* srlm_cuda_attention_bwd_force_split */
+
+extern "C" void srlm_cuda_attention_bwd_force_split(int blocks_per_group) {
+    g_forced_split = blocks_per_group > 0 ? blocks_per_group : 0;
+}
+
+int attn::bwd_head_split(int B, int max_seq, int nkv, int group) {
+    if (group <= 1) return 1;
+    if (g_forced_split > 0) return group % g_forced_split == 0 ? g_forced_split : 1;
+    const int64_t blocks = (int64_t)((max_seq + kTile - 1) / kTile) * nkv * B;
+    const int64_t want = 8LL * device_attr<cudaDevAttrMultiProcessorCount>(132); /* ~4 waves of 2 blocks */
+    int split = 1;
+    for (int d = 2; d <= group && blocks * split < want; d++)
+        if (group % d == 0) split = d;
+    return split;
+}
+
+size_t attn::bwd_mma_part_bytes(int B, int max_seq, int nkv, int group, int hd) {
+    if (hd != 64 && hd != 128) return 0;
+    const int split = bwd_head_split(B, max_seq, nkv, group);
+    return split > 1 ? 2 * sizeof(float) * (size_t)split * (size_t)B * (size_t)max_seq * (size_t)nkv * (size_t)hd : 0;
+}
+
+srlm_status attn::launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, void *part,
+                                 cudaStream_t stream) {
+    return p.hd == 64 ? launch<64>(p, dq, dk, dv, part, stream) : launch<128>(p, dq, dk, dv, part, stream);
 }

@@ -12,10 +12,19 @@ namespace attn {
 bool bwd_mma_eligible(const Params &p, srlm_dtype dt, const srlm_view *dq, const srlm_view *dk,
                       const srlm_view *dv);
 
+/* Blocks each GQA group's query heads are split over in the dkdv kernel (1:
+ * one block per group, enough blocks already; else a divisor of group), from
+ * the shape and this device's multiprocessor count. */
+int bwd_head_split(int B, int max_seq, int nkv, int group);
+/* Bytes of workspace the split's fp32 partial dK and dV take (0 without one). */
+size_t bwd_mma_part_bytes(int B, int max_seq, int nkv, int group, int hd);
+
 /* The dk/dv and dq kernels on the tensor cores, given p with dout, lse and dvec
- * (the statistics pass already queued on the stream). Same outputs as the
+ * (the statistics pass already queued on the stream), and `part`, 16-byte
+ * aligned workspace of bwd_mma_part_bytes (NULL: no split). Same outputs as the
  * scalar kernels: dq padding rows 0, dk/dv every row of each used slot (0 past
  * n_past + n_new). Deterministic, no atomics. */
-srlm_status launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, cudaStream_t stream);
+srlm_status launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, void *part,
+                           cudaStream_t stream);
 
 }  // namespace attn
