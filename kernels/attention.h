@@ -52,7 +52,12 @@ srlm_status srlm_cuda_attention_fwd(srlm_view *out, const srlm_view *q, const sr
                                     const srlm_view *v_cache, const srlm_cuda_attn_shape *s,
                                     float *lse, void *stream);
 
-/* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape. */
+/* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape, on
+ * the current device: size it for each call (it depends on the device, and is
+ * not monotonic in the shape: a GQA shape with too few dk/dv blocks to fill
+ * the GPU takes partials that a larger one does not). 16-byte aligned
+ * workspace lets the tensor-core backward split its GQA groups; a less aligned
+ * one gets the unsplit kernel. */
 size_t srlm_cuda_attention_bwd_workspace(const srlm_cuda_attn_shape *s);
 
 /* The tensor-core backward splits a GQA group's query heads over several dk/dv

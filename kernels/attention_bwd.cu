@@ -334,14 +334,22 @@ srlm_status launch_dvec(const Params &p, const srlm_view *out, float *dvec, cuda
 
 }  // namespace
 
-/* Bytes for the tensor-core dkdv's split partials (attention_bwd_mma.cu), after lse and D. */
-static size_t ws_split(const srlm_cuda_attn_shape *s) {
-    if (s->n_kv_heads <= 0 || s->n_heads % s->n_kv_heads != 0) return 0; /* refused by check_args */
-    return bwd_mma_part_bytes(s->B, s->max_seq, s->n_kv_heads, s->n_heads / s->n_kv_heads, s->head_dim);
+/* The tensor-core dkdv's head split for this shape (attention_bwd_mma.cu; 1
+ * where that path cannot run), and the bytes of its fp32 partials, which the
+ * workspace holds after lse and D. */
+static int split_of(const srlm_cuda_attn_shape *s) {
+    if ((s->head_dim != 64 && s->head_dim != 128) || s->n_kv_heads <= 0 || s->n_heads % s->n_kv_heads != 0)
+        return 1;
+    return bwd_head_split(s->B, s->max_len > 0 ? s->max_len : s->max_seq, s->n_kv_heads, s->n_heads / s->n_kv_heads);
+}
+static size_t split_bytes(const srlm_cuda_attn_shape *s, int split) {
+    return split > 1 ? 2 * sizeof(float) * (size_t)split * (size_t)s->B * (size_t)s->max_seq *
+                           (size_t)s->n_kv_heads * (size_t)s->head_dim
+                     : 0;
 }
 
 extern "C" size_t srlm_cuda_attention_bwd_workspace(const srlm_cuda_attn_shape *s) {
-    return s ? 2 * ws_part(s) + ws_split(s) : 0; /* lse, then D, then the split's partials */
+    return s ? 2 * ws_part(s) + split_bytes(s, split_of(s)) : 0; /* lse, then D, then the split's partials */
 }
 
 extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srlm_view *dv, const srlm_view *dout,
@@ -361,7 +369,8 @@ extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srl
             return SRLM_ERR(SRLM_BAD_INPUT, "%s: saved state without lse (the forward's lse is required with its output)", op);
         SRLM_CHECK(check_view(op, "saved out", saved->out, q->dtype, rows, qcols, 0));
     }
-    const size_t need = srlm_cuda_attention_bwd_workspace(s);
+    const int split = split_of(s); /* once: the size checked is the size used */
+    const size_t need = 2 * ws_part(s) + split_bytes(s, split);
     if (workspace_bytes < need || (need > 0 && !workspace))
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: workspace of %zu bytes is too small (expected %zu bytes)", op,
                         workspace ? workspace_bytes : (size_t)0, need);
@@ -382,8 +391,11 @@ extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srl
         SRLM_CHECK(launch_fwd(p, q->dtype, st));
     }
 
-    if (bwd_mma_eligible(p, q->dtype, dq, dk, dv))
-        return launch_bwd_mma(p, dq, dk, dv, ws_split(s) ? (char *)workspace + 2 * ws_part(s) : NULL, st);
+    if (bwd_mma_eligible(p, q->dtype, dq, dk, dv)) {
+        /* the partials' float4 loads need a 16-byte aligned workspace (cudaMalloc's is) */
+        void *part = split > 1 && aligned16(workspace) ? (char *)workspace + 2 * ws_part(s) : NULL;
+        return launch_bwd_mma(p, dq, dk, dv, part ? split : 1, part, st);
+    }
     if (q->dtype == SRLM_BF16) return launch_bwd_t<__nv_bfloat16>(p, dq, dk, dv, p.lse, dvec, st);
     return launch_bwd_t<float>(p, dq, dk, dv, p.lse, dvec, st);
 }

@@ -4,7 +4,8 @@
  * or a statistics pass, then runs these two):
  *   dkdv_mma_kernel: a block owns 64 keys of one (sequence, kv head), K and V
  *     in shared memory for the whole run; it walks the query tiles of every
- *     query head of the GQA group in a fixed order (head, then rows):
+ *     query head of the GQA group (or of its share of them, below) in a fixed
+ *     order (head, then rows):
  *       S^T = K Q^T, P^T = exp2(S^T scale_log2 - lse2), dP^T = V dO^T,
  *       dS^T = P^T (dP^T - D), dV += P^T dO, dK += dS^T Q (scaled at the end)
  *   dq_mma_kernel: a block owns 128 query rows of one (sequence, head) and walks
@@ -26,10 +27,12 @@
  * under ~4 waves, the group's heads are split over `split` blocks (a divisor
  * of group); each writes its fp32 partial dK, dV to the workspace, and
  * dkdv_reduce_kernel adds the partials in a fixed order and rounds once
- * (the sums' order differs from split 1's: rounding, not a different result).
+ * (the sums' order differs from split 1's: rounding, not a different result;
+ * reruns on one device are bit-identical, but the split, hence the last bits,
+ * depends on the shape and the device's multiprocessor count).
  * Expected, not yet run: the 1.1B shape's backward from 0.54x towards ~0.75x
- * flash (dkdv is ~70% of it at half efficiency; the partials add ~67 MB of
- * traffic, ~25 us).
+ * flash (dkdv is ~70% of it at half efficiency; the partials add ~138 MB of
+ * traffic, written and read again, ~45 us).
  *
  * Expected speed: the scalar kernels ran 5.6-6.7 TFLOP/s (H100, bf16, hd 128,
  * causal, bench_kernels' 2.5x-forward FLOP count): one fp32 FMA per shared
@@ -255,12 +258,13 @@ __global__ void dkdv_reduce_kernel(Params p, int split, const float *part_k, con
     }
     const float scale = p.scale_log2 / kLog2e;
     const int64_t crow = cache_row(p, b, key);
-    __nv_bfloat162 *ok = reinterpret_cast<__nv_bfloat162 *>(dk + crow * lddk + c);
-    __nv_bfloat162 *ov = reinterpret_cast<__nv_bfloat162 *>(dv + crow * lddv + c);
-    ok[0] = __floats2bfloat162_rn(sk.x * scale, sk.y * scale);
-    ok[1] = __floats2bfloat162_rn(sk.z * scale, sk.w * scale);
-    ov[0] = __floats2bfloat162_rn(sv.x, sv.y);
-    ov[1] = __floats2bfloat162_rn(sv.z, sv.w);
+    union { __nv_bfloat162 h[2]; uint2 u; } ok, ov; /* 4 bf16 a store: 8-byte aligned (c % 4 == 0, ld % 8 == 0) */
+    ok.h[0] = __floats2bfloat162_rn(sk.x * scale, sk.y * scale);
+    ok.h[1] = __floats2bfloat162_rn(sk.z * scale, sk.w * scale);
+    ov.h[0] = __floats2bfloat162_rn(sv.x, sv.y);
+    ov.h[1] = __floats2bfloat162_rn(sv.z, sv.w);
+    *reinterpret_cast<uint2 *>(dk + crow * lddk + c) = ok.u;
+    *reinterpret_cast<uint2 *>(dv + crow * lddv + c) = ov.u;
 }
 
 template <int HD>
@@ -369,13 +373,14 @@ __global__ void __launch_bounds__(kWarps * 32, 2) dq_mma_kernel(Params p, __nv_b
 }
 
 template <int HD>
-srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, void *part, cudaStream_t stream) {
+srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, int split, void *part,
+                   cudaStream_t stream) {
     const size_t smem_kv = dkdv_smem_bytes<HD>(), smem_q = dq_smem_bytes<HD>();
     if (smem_kv > kDefaultSmem) /* opt in above the default 48 KB per block */
         SRLM_CUDA_TRY(cudaFuncSetAttribute(dkdv_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
     if (smem_q > kDefaultSmem)
         SRLM_CUDA_TRY(cudaFuncSetAttribute(dq_mma_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
-    const int split = part ? bwd_head_split(p.B, p.max_seq, p.nkv, p.group) : 1;
+    if (!part || split < 1 || p.group % split != 0) split = 1;
     const int64_t per_part = (int64_t)p.B * p.max_seq * p.nkv * HD; /* floats of one part's dK (or dV) */
     float *part_k = split > 1 ? (float *)part : NULL, *part_v = split > 1 ? part_k + split * per_part : NULL;
     dim3 grid_kv((p.max_seq + kTile - 1) / kTile, p.nkv * split, p.B);
@@ -416,10 +421,10 @@ extern "C" void srlm_cuda_attention_bwd_force_split(int blocks_per_group) {
     g_forced_split = blocks_per_group > 0 ? blocks_per_group : 0;
 }
 
-int attn::bwd_head_split(int B, int max_seq, int nkv, int group) {
+int attn::bwd_head_split(int B, int len, int nkv, int group) {
     if (group <= 1) return 1;
     if (g_forced_split > 0) return group % g_forced_split == 0 ? g_forced_split : 1;
-    const int64_t blocks = (int64_t)((max_seq + kTile - 1) / kTile) * nkv * B;
+    const int64_t blocks = (int64_t)((len + kTile - 1) / kTile) * nkv * B; /* those with work */
     const int64_t want = 8LL * device_attr<cudaDevAttrMultiProcessorCount>(132); /* ~4 waves of 2 blocks */
     int split = 1;
     for (int d = 2; d <= group && blocks * split < want; d++)
@@ -427,13 +432,8 @@ int attn::bwd_head_split(int B, int max_seq, int nkv, int group) {
     return split;
 }
 
-size_t attn::bwd_mma_part_bytes(int B, int max_seq, int nkv, int group, int hd) {
-    if (hd != 64 && hd != 128) return 0;
-    const int split = bwd_head_split(B, max_seq, nkv, group);
-    return split > 1 ? 2 * sizeof(float) * (size_t)split * (size_t)B * (size_t)max_seq * (size_t)nkv * (size_t)hd : 0;
-}
-
-srlm_status attn::launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, void *part,
-                                 cudaStream_t stream) {
-    return p.hd == 64 ? launch<64>(p, dq, dk, dv, part, stream) : launch<128>(p, dq, dk, dv, part, stream);
+srlm_status attn::launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, int split,
+                                 void *part, cudaStream_t stream) {
+    return p.hd == 64 ? launch<64>(p, dq, dk, dv, split, part, stream)
+                      : launch<128>(p, dq, dk, dv, split, part, stream);
 }

@@ -12,7 +12,8 @@
  * on tile edges, a one-row sequence (also the last one, and without GQA),
  * padding rows after the packed ones. The tensor-core backward's GQA split
  * (a group's query heads over several dk/dv blocks, fp32 partials added after)
- * at the split these shapes get (one block per head), none, and two heads a block.
+ * at the split these shapes get (one block per head), none, and two blocks a
+ * group of four heads.
  * The argument checks run first, on the host; the rest is skipped without a
  * GPU.
  *
@@ -313,16 +314,21 @@ int main(void) {
     CHECK_OK(srlm_backend_cpu_new(&be, 0));
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 1000 + 10 * i);
     /* The tensor-core backward's GQA split: these small shapes get one dk/dv
-     * block per query head (split = group) above; the bf16 GQA cases again with
-     * one block per group (no split) and with two heads a block (the split
-     * larger shapes take), fresh inputs each time. */
+     * block per query head (split = group) above. Its GQA cases again with one
+     * block per group (no split), and with two blocks per group where that
+     * leaves two or more heads a block (the split larger shapes take), fresh
+     * inputs each time. */
     const int forced[2] = {1, 2};
     for (int f = 0; f < 2; f++) {
         srlm_cuda_attention_bwd_force_split(forced[f]);
         printf("-- the tensor-core backward with %d dk/dv block(s) per GQA group\n", forced[f]);
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            if (cases[i].dt == SRLM_BF16 && cases[i].nh / cases[i].nkv >= 2 * forced[f])
-                run_case(be, &cases[i], 5000 + 100 * (uint64_t)f + 10 * i);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const attn_case *c = &cases[i];
+            const int group = c->nh / c->nkv, tensor_cores = c->dt == SRLM_BF16 && (c->hd == 64 || c->hd == 128) &&
+                                                                 c->pad % 8 == 0;
+            if (tensor_cores && group % forced[f] == 0 && group / forced[f] >= 2)
+                run_case(be, c, 5000 + 100 * (uint64_t)f + 10 * i);
+        }
     }
     srlm_cuda_attention_bwd_force_split(0);
     srlm_backend_free(be);
