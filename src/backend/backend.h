@@ -37,6 +37,26 @@ static inline srlm_view srlm_view_carve(srlm_view flat, int64_t off, int64_t row
     return s;
 }
 
+/* Columns [c0, c0+n) of a view, sharing its memory (its stride stays). */
+static inline srlm_view srlm_view_cols(srlm_view v, int64_t c0, int64_t n) {
+    srlm_view s = v;
+    s.data = (char *)v.data + (size_t)c0 * srlm_dtype_size(v.dtype);
+    s.cols = n;
+    return s;
+}
+
+/* a's rows followed by b's as one view, where b starts right after a in
+ * memory with the same dtype, width and contiguous rows (two weight matrices
+ * carved one after the other); 0 when they do not stack. */
+static inline int srlm_view_stack(const srlm_view *a, const srlm_view *b, srlm_view *out) {
+    if (a->dtype != b->dtype || a->cols != b->cols || a->stride != a->cols || b->stride != b->cols ||
+        (const char *)b->data != (const char *)a->data + (size_t)(a->rows * a->stride) * srlm_dtype_size(a->dtype))
+        return 0;
+    *out = *a;
+    out->rows = a->rows + b->rows;
+    return 1;
+}
+
 /* How a batch of sequences sits in the KV cache for one attention call.
  * Sequence b owns cache slot slot[b]; n_past[b] tokens of it are already cached;
  * this call brings T new token rows per sequence, of which the first n_new[b]

@@ -392,6 +392,14 @@ void srlm_kv_cache_free(srlm_kv_cache *kv, srlm_backend *be) {
     kv->k = kv->v = NULL;
 }
 
+srlm_status srlm_llama_gate_up(srlm_backend *be, srlm_view *gu, srlm_view *gate, srlm_view *up, const srlm_view *x,
+                               const srlm_view *w_gate, const srlm_view *w_up) {
+    srlm_view w;
+    if (srlm_view_stack(w_gate, w_up, &w)) return be->ops->matmul(be, gu, x, &w, 0);
+    SRLM_CHECK(be->ops->matmul(be, gate, x, w_gate, 0));
+    return be->ops->matmul(be, up, x, w_up, 0);
+}
+
 srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max_tokens,
                                 int max_logit_rows) {
     memset(a, 0, sizeof *a);
@@ -411,10 +419,11 @@ srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max
     CARVE(att, N, qd);
     CARVE(k, N, kvd);
     CARVE(v, N, kvd);
-    CARVE(gate, N, F);
-    CARVE(up, N, F);
+    CARVE(gu, N, 2 * F);
     CARVE(logits, max_logit_rows, V);
 #undef CARVE
+    a->gate = srlm_view_cols(a->gu, 0, F);
+    a->up = srlm_view_cols(a->gu, F, F);
     a->pos = malloc((size_t)N * 2 * sizeof(int));
     if (!a->pos) {
         m->be->ops->free(m->be, &a->mem);
@@ -492,7 +501,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
     srlm_view q = srlm_view_rows(a->q, 0, N), k = srlm_view_rows(a->k, 0, N);
     srlm_view v = srlm_view_rows(a->v, 0, N), att = srlm_view_rows(a->att, 0, N);
     srlm_view proj = srlm_view_rows(a->proj, 0, N), gate = srlm_view_rows(a->gate, 0, N);
-    srlm_view up = srlm_view_rows(a->up, 0, N);
+    srlm_view up = srlm_view_rows(a->up, 0, N), gu = srlm_view_rows(a->gu, 0, N);
 
     SRLM_CHECK(op->embedding(be, &x, &m->embed, bt->ids, N, m->vocab_start));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &x));
@@ -513,8 +522,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(op->add(be, &x, &proj));
         /* MLP block */
         SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->mlp_norm, eps));
-        SRLM_CHECK(op->matmul(be, &gate, &xn, &ly->w_gate, 0));
-        SRLM_CHECK(op->matmul(be, &up, &xn, &ly->w_up, 0));
+        SRLM_CHECK(srlm_llama_gate_up(be, &gu, &gate, &up, &xn, &ly->w_gate, &ly->w_up));
         SRLM_CHECK(op->swiglu(be, &gate, &gate, &up));
         SRLM_CHECK(op->matmul(be, &proj, &gate, &ly->w_down, 0));
         SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &proj));

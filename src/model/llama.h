@@ -129,11 +129,18 @@ typedef struct {
 srlm_status srlm_kv_cache_new(srlm_kv_cache *kv, const srlm_llama *m, int slots, int max_seq);
 void        srlm_kv_cache_free(srlm_kv_cache *kv, srlm_backend *be);
 
+/* y (N, 2F) = x [W_gate; W_up]^T, gate and up as y's column halves: one GEMM
+ * where the two weights sit one after the other (as the model carves them),
+ * else two. */
+srlm_status srlm_llama_gate_up(srlm_backend *be, srlm_view *gu, srlm_view *gate, srlm_view *up, const srlm_view *x,
+                               const srlm_view *w_gate, const srlm_view *w_up);
+
 /* Scratch activations for up to max_tokens token rows (B * T), one allocation. */
 typedef struct {
     int       max_tokens, max_logit_rows;
     srlm_view mem;
-    srlm_view x, xn, q, k, v, att, proj, gate, up, logits;
+    srlm_view x, xn, q, k, v, att, proj, logits;
+    srlm_view gu, gate, up;       /* gu (N, 2 ffn_local): gate and up are its column halves */
     int      *pos, *rows;         /* host scratch (max_tokens) */
 } srlm_llama_acts;
 

@@ -70,7 +70,9 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
         srlm_layer_acts *la = &a->layer[s];
         CARVE(la->x_in, D); CARVE(la->xn1, D); CARVE(la->x_mid, D); CARVE(la->xn2, D);
         CARVE(la->q, qd); CARVE(la->att, qd); CARVE(la->k, kvd); CARVE(la->v, kvd);
-        CARVE(la->gate, F); CARVE(la->up, F); CARVE(la->h, F);
+        CARVE(la->gu, 2 * F); CARVE(la->h, F);
+        la->gate = srlm_view_cols(la->gu, 0, F);
+        la->up = srlm_view_cols(la->gu, F, F);
     }
     for (int64_t l = 0; l < L; l++) {
         if (recompute) CARVE(a->x_in[l], D);
@@ -81,8 +83,10 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
     off += (int64_t)logits_rows * m->vocab_local;
     CARVE(a->dx, D); CARVE(a->dtmp, D); CARVE(a->dxn, D);
     CARVE(a->dq, qd); CARVE(a->datt, qd); CARVE(a->dk, kvd); CARVE(a->dv, kvd);
-    CARVE(a->dh, F); CARVE(a->dgate, F); CARVE(a->dup, F);
+    CARVE(a->dh, F); CARVE(a->dgu, 2 * F);
 #undef CARVE
+    a->dgate = srlm_view_cols(a->dgu, 0, F);
+    a->dup = srlm_view_cols(a->dgu, F, F);
     for (int64_t s = 0; s < sets; s++) a->layer[s].lse = srlm_view_carve(a->lse_mem, s * N * nh, N, nh);
     return SRLM_OK;
 }
@@ -100,7 +104,7 @@ void srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m) {
 /* Row views of the first N rows of every buffer of a layer set. */
 static srlm_layer_acts layer_rows(const srlm_layer_acts *la, int64_t N) {
     srlm_layer_acts r = *la;
-    srlm_view *v[] = {&r.x_in, &r.xn1, &r.x_mid, &r.xn2, &r.q, &r.att, &r.k, &r.v, &r.gate, &r.up, &r.h, &r.lse};
+    srlm_view *v[] = {&r.x_in, &r.xn1, &r.x_mid, &r.xn2, &r.q, &r.att, &r.k, &r.v, &r.gu, &r.gate, &r.up, &r.h, &r.lse};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = srlm_view_rows(*v[i], 0, N);
     return r;
 }
@@ -149,8 +153,7 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     SRLM_CHECK(op->copy(be, &la->x_mid, &la->x_in));
     SRLM_CHECK(op->add(be, &la->x_mid, proj));
     SRLM_CHECK(op->rmsnorm(be, &la->xn2, &la->x_mid, &ly->mlp_norm, eps));
-    SRLM_CHECK(op->matmul(be, &la->gate, &la->xn2, &ly->w_gate, 0));
-    SRLM_CHECK(op->matmul(be, &la->up, &la->xn2, &ly->w_up, 0));
+    SRLM_CHECK(srlm_llama_gate_up(be, &la->gu, &la->gate, &la->up, &la->xn2, &ly->w_gate, &ly->w_up));
     SRLM_CHECK(op->swiglu(be, &la->h, &la->gate, &la->up));
     SRLM_CHECK(op->matmul(be, proj, &la->h, &ly->w_down, 0));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, proj));
@@ -280,7 +283,7 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     srlm_view dq = srlm_view_rows(a->dq, 0, N), datt = srlm_view_rows(a->datt, 0, N);
     srlm_view dk = srlm_view_rows(a->dk, 0, N), dv = srlm_view_rows(a->dv, 0, N);
     srlm_view dh = srlm_view_rows(a->dh, 0, N), dgate = srlm_view_rows(a->dgate, 0, N);
-    srlm_view dup = srlm_view_rows(a->dup, 0, N);
+    srlm_view dup = srlm_view_rows(a->dup, 0, N), dgu = srlm_view_rows(a->dgu, 0, N);
 
     /* MLP block: x_out = x_mid + dropout(h W_down^T) */
     SRLM_CHECK(op->copy(be, &dtmp, &dx));
@@ -288,10 +291,16 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(op->matmul_dx(be, &dh, &dtmp, &ly->w_down, 0));
     SRLM_CHECK(op->matmul_dw(be, &gl->w_down, &dtmp, &la->h));
     SRLM_CHECK(op->swiglu_backward(be, &dgate, &dup, &dh, &la->gate, &la->up));
-    SRLM_CHECK(op->matmul_dx(be, &dxn, &dgate, &ly->w_gate, 0));
-    SRLM_CHECK(op->matmul_dx(be, &dxn, &dup, &ly->w_up, 1));
-    SRLM_CHECK(op->matmul_dw(be, &gl->w_gate, &dgate, &la->xn2));
-    SRLM_CHECK(op->matmul_dw(be, &gl->w_up, &dup, &la->xn2));
+    srlm_view w_gu, g_gu; /* gate and up stacked, as carved: one GEMM each way (dxn rounded once) */
+    if (srlm_view_stack(&ly->w_gate, &ly->w_up, &w_gu) && srlm_view_stack(&gl->w_gate, &gl->w_up, &g_gu)) {
+        SRLM_CHECK(op->matmul_dx(be, &dxn, &dgu, &w_gu, 0));
+        SRLM_CHECK(op->matmul_dw(be, &g_gu, &dgu, &la->xn2));
+    } else {
+        SRLM_CHECK(op->matmul_dx(be, &dxn, &dgate, &ly->w_gate, 0));
+        SRLM_CHECK(op->matmul_dx(be, &dxn, &dup, &ly->w_up, 1));
+        SRLM_CHECK(op->matmul_dw(be, &gl->w_gate, &dgate, &la->xn2));
+        SRLM_CHECK(op->matmul_dw(be, &gl->w_up, &dup, &la->xn2));
+    }
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->mlp_norm, &dxn, &la->x_mid, &ly->mlp_norm, eps));
     SRLM_CHECK(op->add(be, &dx, &dtmp));

@@ -12,6 +12,7 @@ typedef struct {
     srlm_view xn1, x_mid, xn2; /* (N, D) attention norm out, residual after attention, MLP norm out */
     srlm_view q, att;          /* (N, nh_local * hd) q after RoPE, attention output */
     srlm_view k, v;            /* (N, nkv_local * hd) k after RoPE, v; the "cache" of this batch */
+    srlm_view gu;              /* (N, 2 ffn_local): gate and up below are its column halves */
     srlm_view gate, up, h;     /* (N, ffn_local) MLP pre-activations and silu(gate) * up */
     srlm_view lse;             /* (N, n_heads_local) attention row log-sum-exp, for its backward */
 } srlm_layer_acts;
@@ -28,7 +29,8 @@ typedef struct {
     srlm_view        dx, dtmp, dxn; /* (N, D) backward scratch */
     srlm_view        dq, datt; /* (N, qd) */
     srlm_view        dk, dv;   /* (N, kvd) */
-    srlm_view        dh, dgate, dup; /* (N, F) */
+    srlm_view        dh, dgate, dup; /* (N, F); dgate and dup are dgu's column halves */
+    srlm_view        dgu;      /* (N, 2F) */
     /* The activations hold the batch packed: n_rows = sum(len) rows, sequence b
      * at rows off[b] .. off[b] + len[b] - 1 (llama_train.c) */
     int              n_rows;

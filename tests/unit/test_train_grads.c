@@ -82,6 +82,14 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     CHECK_OK(srlm_train_acts_new(&a, &m, bd.B * bd.T, 0));
     CHECK_OK(srlm_train_acts_new(&ar, &m, bd.B * bd.T, 1));
     srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0, NULL};
+    /* the gradients below are checked on the fused gate/up path: each layer's
+     * W_gate and W_up (and their gradients) stack into one GEMM operand */
+    for (int l = 0; l < m.n_layers; l++) {
+        srlm_view w, gw;
+        CHECK_MSG(srlm_view_stack(&m.layers[l].w_gate, &m.layers[l].w_up, &w) &&
+                      srlm_view_stack(&g.layers[l].w_gate, &g.layers[l].w_up, &gw) && w.rows == 2 * m.ffn_local,
+                  "layer %d: gate and up weights do not stack", l);
+    }
 
     /* SFT vs transformers' loss with labels = -100 */
     cJSON *sft = load_json(tdir, "sft.json");
