@@ -423,14 +423,21 @@ int main(int argc, char **argv) {
         }
         printf(", per token %.3f ms issuing the forward and %.3f ms waiting for the token\n", 1e3 * t_issue / a.decode,
                1e3 * t_wait / a.decode);
-        /* the step's products one by one, at batch 1 and at `prompt` rows */
+        /* the step's products one by one, as the forward makes them (q, k, v
+         * stacked into one, gate and up into one), at batch 1 and at `prompt` rows */
         const srlm_llama_layer *ly = &m.layers[0];
+        srlm_view wqk, w_qkv, w_gu;
+        if (!srlm_view_stack(&ly->wq, &ly->wk, &wqk) || !srlm_view_stack(&wqk, &ly->wv, &w_qkv) ||
+            !srlm_view_stack(&ly->w_gate, &ly->w_up, &w_gu)) {
+            fprintf(stderr, "bench_model: the layer's weights do not stack as the model carves them\n");
+            return 1;
+        }
         const int reps = 200, rows_of[2] = {1, prompt};
         for (int i = 0; i < 2; i++) {
             const int r = rows_of[i];
-            time_decode_gemm(be, "q/o", r, fa.q, fa.xn, &ly->wq, reps, &a);
-            time_decode_gemm(be, "k/v", r, fa.k, fa.xn, &ly->wk, reps, &a);
-            time_decode_gemm(be, "gate/up", r, fa.gate, fa.xn, &ly->w_gate, reps, &a);
+            time_decode_gemm(be, "qkv", r, fa.qkv, fa.xn, &w_qkv, reps, &a);
+            time_decode_gemm(be, "o", r, fa.proj, fa.att, &ly->wo, reps, &a);
+            time_decode_gemm(be, "gate_up", r, fa.gu, fa.xn, &w_gu, reps, &a);
             time_decode_gemm(be, "down", r, fa.proj, fa.gate, &ly->w_down, reps, &a);
             time_decode_gemm(be, "lm_head", r, fa.logits, fa.xn, &m.lm_head, reps / 4, &a);
         }

@@ -392,6 +392,15 @@ void srlm_kv_cache_free(srlm_kv_cache *kv, srlm_backend *be) {
     kv->k = kv->v = NULL;
 }
 
+srlm_status srlm_llama_qkv(srlm_backend *be, srlm_view *qkv, srlm_view *q, srlm_view *k, srlm_view *v,
+                           const srlm_view *x, const srlm_view *wq, const srlm_view *wk, const srlm_view *wv) {
+    srlm_view wqk, w;
+    if (srlm_view_stack(wq, wk, &wqk) && srlm_view_stack(&wqk, wv, &w)) return be->ops->matmul(be, qkv, x, &w, 0);
+    SRLM_CHECK(be->ops->matmul(be, q, x, wq, 0));
+    SRLM_CHECK(be->ops->matmul(be, k, x, wk, 0));
+    return be->ops->matmul(be, v, x, wv, 0);
+}
+
 srlm_status srlm_llama_gate_up(srlm_backend *be, srlm_view *gu, srlm_view *gate, srlm_view *up, const srlm_view *x,
                                const srlm_view *w_gate, const srlm_view *w_up) {
     srlm_view w;
@@ -415,13 +424,14 @@ srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max
     CARVE(x, N, D);
     CARVE(xn, N, D);
     CARVE(proj, N, D);
-    CARVE(q, N, qd);
+    CARVE(qkv, N, qd + 2 * kvd);
     CARVE(att, N, qd);
-    CARVE(k, N, kvd);
-    CARVE(v, N, kvd);
     CARVE(gu, N, 2 * F);
     CARVE(logits, max_logit_rows, V);
 #undef CARVE
+    a->q = srlm_view_cols(a->qkv, 0, qd);
+    a->k = srlm_view_cols(a->qkv, qd, kvd);
+    a->v = srlm_view_cols(a->qkv, qd + kvd, kvd);
     a->gate = srlm_view_cols(a->gu, 0, F);
     a->up = srlm_view_cols(a->gu, F, F);
     a->pos = malloc((size_t)N * 2 * sizeof(int));
@@ -500,6 +510,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
     srlm_view x = srlm_view_rows(a->x, 0, N), xn = srlm_view_rows(a->xn, 0, N);
     srlm_view q = srlm_view_rows(a->q, 0, N), k = srlm_view_rows(a->k, 0, N);
     srlm_view v = srlm_view_rows(a->v, 0, N), att = srlm_view_rows(a->att, 0, N);
+    srlm_view qkv = srlm_view_rows(a->qkv, 0, N);
     srlm_view proj = srlm_view_rows(a->proj, 0, N), gate = srlm_view_rows(a->gate, 0, N);
     srlm_view up = srlm_view_rows(a->up, 0, N), gu = srlm_view_rows(a->gu, 0, N);
 
@@ -509,9 +520,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         const srlm_llama_layer *ly = &m->layers[l];
         /* attention block */
         SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->attn_norm, eps));
-        SRLM_CHECK(op->matmul(be, &q, &xn, &ly->wq, 0));
-        SRLM_CHECK(op->matmul(be, &k, &xn, &ly->wk, 0));
-        SRLM_CHECK(op->matmul(be, &v, &xn, &ly->wv, 0));
+        SRLM_CHECK(srlm_llama_qkv(be, &qkv, &q, &k, &v, &xn, &ly->wq, &ly->wk, &ly->wv));
         SRLM_CHECK(op->rope(be, &q, a->pos, m->n_heads_local, m->head_dim, theta));
         SRLM_CHECK(op->rope(be, &k, a->pos, m->n_kv_local, m->head_dim, theta));
         SRLM_CHECK(op->kv_store(be, &kv->k[l], &k, &as));

@@ -129,6 +129,11 @@ typedef struct {
 srlm_status srlm_kv_cache_new(srlm_kv_cache *kv, const srlm_llama *m, int slots, int max_seq);
 void        srlm_kv_cache_free(srlm_kv_cache *kv, srlm_backend *be);
 
+/* q, k, v = x W_q^T, x W_k^T, x W_v^T as the column ranges of qkv: one GEMM
+ * where the three weights sit one after the other (as the model carves them),
+ * else three. */
+srlm_status srlm_llama_qkv(srlm_backend *be, srlm_view *qkv, srlm_view *q, srlm_view *k, srlm_view *v,
+                           const srlm_view *x, const srlm_view *wq, const srlm_view *wk, const srlm_view *wv);
 /* y (N, 2F) = x [W_gate; W_up]^T, gate and up as y's column halves: one GEMM
  * where the two weights sit one after the other (as the model carves them),
  * else two. */
@@ -139,7 +144,8 @@ srlm_status srlm_llama_gate_up(srlm_backend *be, srlm_view *gu, srlm_view *gate,
 typedef struct {
     int       max_tokens, max_logit_rows;
     srlm_view mem;
-    srlm_view x, xn, q, k, v, att, proj, logits;
+    srlm_view x, xn, att, proj, logits;
+    srlm_view qkv, q, k, v;       /* qkv (N, qd + 2 kvd): q, k and v are its column ranges */
     srlm_view gu, gate, up;       /* gu (N, 2 ffn_local): gate and up are its column halves */
     int      *pos, *rows;         /* host scratch (max_tokens) */
 } srlm_llama_acts;

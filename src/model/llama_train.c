@@ -69,7 +69,10 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
     for (int64_t s = 0; s < sets; s++) {
         srlm_layer_acts *la = &a->layer[s];
         CARVE(la->x_in, D); CARVE(la->xn1, D); CARVE(la->x_mid, D); CARVE(la->xn2, D);
-        CARVE(la->q, qd); CARVE(la->att, qd); CARVE(la->k, kvd); CARVE(la->v, kvd);
+        CARVE(la->qkv, qd + 2 * kvd); CARVE(la->att, qd);
+        la->q = srlm_view_cols(la->qkv, 0, qd);
+        la->k = srlm_view_cols(la->qkv, qd, kvd);
+        la->v = srlm_view_cols(la->qkv, qd + kvd, kvd);
         CARVE(la->gu, 2 * F); CARVE(la->h, F);
         la->gate = srlm_view_cols(la->gu, 0, F);
         la->up = srlm_view_cols(la->gu, F, F);
@@ -82,7 +85,10 @@ srlm_status srlm_train_acts_new_chunked(srlm_train_acts *a, const srlm_llama *m,
     a->logits = srlm_view_carve(a->mem, off, logits_rows, m->vocab_local);
     off += (int64_t)logits_rows * m->vocab_local;
     CARVE(a->dx, D); CARVE(a->dtmp, D); CARVE(a->dxn, D);
-    CARVE(a->dq, qd); CARVE(a->datt, qd); CARVE(a->dk, kvd); CARVE(a->dv, kvd);
+    CARVE(a->dqkv, qd + 2 * kvd); CARVE(a->datt, qd);
+    a->dq = srlm_view_cols(a->dqkv, 0, qd);
+    a->dk = srlm_view_cols(a->dqkv, qd, kvd);
+    a->dv = srlm_view_cols(a->dqkv, qd + kvd, kvd);
     CARVE(a->dh, F); CARVE(a->dgu, 2 * F);
 #undef CARVE
     a->dgate = srlm_view_cols(a->dgu, 0, F);
@@ -104,7 +110,8 @@ void srlm_train_acts_free(srlm_train_acts *a, const srlm_llama *m) {
 /* Row views of the first N rows of every buffer of a layer set. */
 static srlm_layer_acts layer_rows(const srlm_layer_acts *la, int64_t N) {
     srlm_layer_acts r = *la;
-    srlm_view *v[] = {&r.x_in, &r.xn1, &r.x_mid, &r.xn2, &r.q, &r.att, &r.k, &r.v, &r.gu, &r.gate, &r.up, &r.h, &r.lse};
+    srlm_view *v[] = {&r.x_in, &r.xn1, &r.x_mid, &r.xn2, &r.qkv, &r.q, &r.att, &r.k, &r.v, &r.gu, &r.gate, &r.up, &r.h,
+                      &r.lse};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = srlm_view_rows(*v[i], 0, N);
     return r;
 }
@@ -141,9 +148,7 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     const srlm_llama_layer *ly = &m->layers[l];
     const float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
     SRLM_CHECK(op->rmsnorm(be, &la->xn1, &la->x_in, &ly->attn_norm, eps));
-    SRLM_CHECK(op->matmul(be, &la->q, &la->xn1, &ly->wq, 0));
-    SRLM_CHECK(op->matmul(be, &la->k, &la->xn1, &ly->wk, 0));
-    SRLM_CHECK(op->matmul(be, &la->v, &la->xn1, &ly->wv, 0));
+    SRLM_CHECK(srlm_llama_qkv(be, &la->qkv, &la->q, &la->k, &la->v, &la->xn1, &ly->wq, &ly->wk, &ly->wv));
     SRLM_CHECK(op->rope(be, &la->q, pos, m->n_heads_local, m->head_dim, theta));
     SRLM_CHECK(op->rope(be, &la->k, pos, m->n_kv_local, m->head_dim, theta));
     SRLM_CHECK(attention_forward(m, a, la, b));
@@ -282,6 +287,7 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     srlm_view dxn = srlm_view_rows(a->dxn, 0, N);
     srlm_view dq = srlm_view_rows(a->dq, 0, N), datt = srlm_view_rows(a->datt, 0, N);
     srlm_view dk = srlm_view_rows(a->dk, 0, N), dv = srlm_view_rows(a->dv, 0, N);
+    srlm_view dqkv = srlm_view_rows(a->dqkv, 0, N);
     srlm_view dh = srlm_view_rows(a->dh, 0, N), dgate = srlm_view_rows(a->dgate, 0, N);
     srlm_view dup = srlm_view_rows(a->dup, 0, N), dgu = srlm_view_rows(a->dgu, 0, N);
 
@@ -313,12 +319,19 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(attention_backward(m, a, la, &dq, &dk, &dv, &datt, b));
     SRLM_CHECK(op->rope_backward(be, &dq, a->pos, m->n_heads_local, m->head_dim, theta));
     SRLM_CHECK(op->rope_backward(be, &dk, a->pos, m->n_kv_local, m->head_dim, theta));
-    SRLM_CHECK(op->matmul_dx(be, &dxn, &dq, &ly->wq, 0));
-    SRLM_CHECK(op->matmul_dx(be, &dxn, &dk, &ly->wk, 1));
-    SRLM_CHECK(op->matmul_dx(be, &dxn, &dv, &ly->wv, 1));
-    SRLM_CHECK(op->matmul_dw(be, &gl->wq, &dq, &la->xn1));
-    SRLM_CHECK(op->matmul_dw(be, &gl->wk, &dk, &la->xn1));
-    SRLM_CHECK(op->matmul_dw(be, &gl->wv, &dv, &la->xn1));
+    srlm_view wqk, w_qkv, gqk, g_qkv; /* q, k, v stacked, as carved: one GEMM each way (dxn rounded once) */
+    if (srlm_view_stack(&ly->wq, &ly->wk, &wqk) && srlm_view_stack(&wqk, &ly->wv, &w_qkv) &&
+        srlm_view_stack(&gl->wq, &gl->wk, &gqk) && srlm_view_stack(&gqk, &gl->wv, &g_qkv)) {
+        SRLM_CHECK(op->matmul_dx(be, &dxn, &dqkv, &w_qkv, 0));
+        SRLM_CHECK(op->matmul_dw(be, &g_qkv, &dqkv, &la->xn1));
+    } else {
+        SRLM_CHECK(op->matmul_dx(be, &dxn, &dq, &ly->wq, 0));
+        SRLM_CHECK(op->matmul_dx(be, &dxn, &dk, &ly->wk, 1));
+        SRLM_CHECK(op->matmul_dx(be, &dxn, &dv, &ly->wv, 1));
+        SRLM_CHECK(op->matmul_dw(be, &gl->wq, &dq, &la->xn1));
+        SRLM_CHECK(op->matmul_dw(be, &gl->wk, &dk, &la->xn1));
+        SRLM_CHECK(op->matmul_dw(be, &gl->wv, &dv, &la->xn1));
+    }
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->attn_norm, &dxn, &la->x_in, &ly->attn_norm, eps));
     SRLM_CHECK(op->add(be, &dx, &dtmp));

@@ -10,6 +10,7 @@
 typedef struct {
     srlm_view x_in;            /* (N, D) residual stream entering the layer */
     srlm_view xn1, x_mid, xn2; /* (N, D) attention norm out, residual after attention, MLP norm out */
+    srlm_view qkv;             /* (N, qd + 2 kvd): q, k and v below are its column ranges */
     srlm_view q, att;          /* (N, nh_local * hd) q after RoPE, attention output */
     srlm_view k, v;            /* (N, nkv_local * hd) k after RoPE, v; the "cache" of this batch */
     srlm_view gu;              /* (N, 2 ffn_local): gate and up below are its column halves */
@@ -29,6 +30,7 @@ typedef struct {
     srlm_view        dx, dtmp, dxn; /* (N, D) backward scratch */
     srlm_view        dq, datt; /* (N, qd) */
     srlm_view        dk, dv;   /* (N, kvd) */
+    srlm_view        dqkv;     /* (N, qd + 2 kvd): dq, dk and dv are its column ranges */
     srlm_view        dh, dgate, dup; /* (N, F); dgate and dup are dgu's column halves */
     srlm_view        dgu;      /* (N, 2F) */
     /* The activations hold the batch packed: n_rows = sum(len) rows, sequence b
