@@ -426,12 +426,9 @@ int main(int argc, char **argv) {
         /* the step's products one by one, as the forward makes them (q, k, v
          * stacked into one, gate and up into one), at batch 1 and at `prompt` rows */
         const srlm_llama_layer *ly = &m.layers[0];
-        srlm_view wqk, w_qkv, w_gu;
-        if (!srlm_view_stack(&ly->wq, &ly->wk, &wqk) || !srlm_view_stack(&wqk, &ly->wv, &w_qkv) ||
-            !srlm_view_stack(&ly->w_gate, &ly->w_up, &w_gu)) {
-            fprintf(stderr, "bench_model: the layer's weights do not stack as the model carves them\n");
-            return 1;
-        }
+        srlm_view w_qkv, w_gu;
+        TRY(srlm_llama_qkv_weight(ly, &w_qkv));
+        TRY(srlm_llama_gate_up_weight(ly, &w_gu));
         const int reps = 200, rows_of[2] = {1, prompt};
         for (int i = 0; i < 2; i++) {
             const int r = rows_of[i];

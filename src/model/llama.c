@@ -392,21 +392,15 @@ void srlm_kv_cache_free(srlm_kv_cache *kv, srlm_backend *be) {
     kv->k = kv->v = NULL;
 }
 
-srlm_status srlm_llama_qkv(srlm_backend *be, srlm_view *qkv, srlm_view *q, srlm_view *k, srlm_view *v,
-                           const srlm_view *x, const srlm_view *wq, const srlm_view *wk, const srlm_view *wv) {
-    srlm_view wqk, w;
-    if (srlm_view_stack(wq, wk, &wqk) && srlm_view_stack(&wqk, wv, &w)) return be->ops->matmul(be, qkv, x, &w, 0);
-    SRLM_CHECK(be->ops->matmul(be, q, x, wq, 0));
-    SRLM_CHECK(be->ops->matmul(be, k, x, wk, 0));
-    return be->ops->matmul(be, v, x, wv, 0);
+srlm_status srlm_llama_qkv_weight(const srlm_llama_layer *ly, srlm_view *w) {
+    srlm_view qk;
+    if (srlm_view_stack(&ly->wq, &ly->wk, &qk) && srlm_view_stack(&qk, &ly->wv, w)) return SRLM_OK;
+    return SRLM_ERR(SRLM_FAILED, "model layout: a layer's q, k and v weights are not carved one after the other");
 }
 
-srlm_status srlm_llama_gate_up(srlm_backend *be, srlm_view *gu, srlm_view *gate, srlm_view *up, const srlm_view *x,
-                               const srlm_view *w_gate, const srlm_view *w_up) {
-    srlm_view w;
-    if (srlm_view_stack(w_gate, w_up, &w)) return be->ops->matmul(be, gu, x, &w, 0);
-    SRLM_CHECK(be->ops->matmul(be, gate, x, w_gate, 0));
-    return be->ops->matmul(be, up, x, w_up, 0);
+srlm_status srlm_llama_gate_up_weight(const srlm_llama_layer *ly, srlm_view *w) {
+    if (srlm_view_stack(&ly->w_gate, &ly->w_up, w)) return SRLM_OK;
+    return SRLM_ERR(SRLM_FAILED, "model layout: a layer's gate and up weights are not carved one after the other");
 }
 
 srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max_tokens,
@@ -520,7 +514,10 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         const srlm_llama_layer *ly = &m->layers[l];
         /* attention block */
         SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->attn_norm, eps));
-        SRLM_CHECK(srlm_llama_qkv(be, &qkv, &q, &k, &v, &xn, &ly->wq, &ly->wk, &ly->wv));
+        srlm_view w_qkv, w_gu;
+        SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
+        SRLM_CHECK(srlm_llama_gate_up_weight(ly, &w_gu));
+        SRLM_CHECK(op->matmul(be, &qkv, &xn, &w_qkv, 0));
         SRLM_CHECK(op->rope(be, &q, a->pos, m->n_heads_local, m->head_dim, theta));
         SRLM_CHECK(op->rope(be, &k, a->pos, m->n_kv_local, m->head_dim, theta));
         SRLM_CHECK(op->kv_store(be, &kv->k[l], &k, &as));
@@ -531,7 +528,7 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(op->add(be, &x, &proj));
         /* MLP block */
         SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->mlp_norm, eps));
-        SRLM_CHECK(srlm_llama_gate_up(be, &gu, &gate, &up, &xn, &ly->w_gate, &ly->w_up));
+        SRLM_CHECK(op->matmul(be, &gu, &xn, &w_gu, 0));
         SRLM_CHECK(op->swiglu(be, &gate, &gate, &up));
         SRLM_CHECK(op->matmul(be, &proj, &gate, &ly->w_down, 0));
         SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &proj));

@@ -129,16 +129,12 @@ typedef struct {
 srlm_status srlm_kv_cache_new(srlm_kv_cache *kv, const srlm_llama *m, int slots, int max_seq);
 void        srlm_kv_cache_free(srlm_kv_cache *kv, srlm_backend *be);
 
-/* q, k, v = x W_q^T, x W_k^T, x W_v^T as the column ranges of qkv: one GEMM
- * where the three weights sit one after the other (as the model carves them),
- * else three. */
-srlm_status srlm_llama_qkv(srlm_backend *be, srlm_view *qkv, srlm_view *q, srlm_view *k, srlm_view *v,
-                           const srlm_view *x, const srlm_view *wq, const srlm_view *wk, const srlm_view *wv);
-/* y (N, 2F) = x [W_gate; W_up]^T, gate and up as y's column halves: one GEMM
- * where the two weights sit one after the other (as the model carves them),
- * else two. */
-srlm_status srlm_llama_gate_up(srlm_backend *be, srlm_view *gu, srlm_view *gate, srlm_view *up, const srlm_view *x,
-                               const srlm_view *w_gate, const srlm_view *w_up);
+/* A layer's W_q, W_k, W_v (and its W_gate, W_up) as one operand: the model
+ * carves them one after the other, so that q, k, v (gate, up) come from one
+ * GEMM as the column ranges of one activation. The same for a layer of
+ * gradients, carved alike. An error if the views do not stack. */
+srlm_status srlm_llama_qkv_weight(const srlm_llama_layer *ly, srlm_view *w);
+srlm_status srlm_llama_gate_up_weight(const srlm_llama_layer *ly, srlm_view *w);
 
 /* Scratch activations for up to max_tokens token rows (B * T), one allocation. */
 typedef struct {

@@ -148,7 +148,10 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     const srlm_llama_layer *ly = &m->layers[l];
     const float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
     SRLM_CHECK(op->rmsnorm(be, &la->xn1, &la->x_in, &ly->attn_norm, eps));
-    SRLM_CHECK(srlm_llama_qkv(be, &la->qkv, &la->q, &la->k, &la->v, &la->xn1, &ly->wq, &ly->wk, &ly->wv));
+    srlm_view w_qkv, w_gu;
+    SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
+    SRLM_CHECK(srlm_llama_gate_up_weight(ly, &w_gu));
+    SRLM_CHECK(op->matmul(be, &la->qkv, &la->xn1, &w_qkv, 0));
     SRLM_CHECK(op->rope(be, &la->q, pos, m->n_heads_local, m->head_dim, theta));
     SRLM_CHECK(op->rope(be, &la->k, pos, m->n_kv_local, m->head_dim, theta));
     SRLM_CHECK(attention_forward(m, a, la, b));
@@ -158,7 +161,7 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     SRLM_CHECK(op->copy(be, &la->x_mid, &la->x_in));
     SRLM_CHECK(op->add(be, &la->x_mid, proj));
     SRLM_CHECK(op->rmsnorm(be, &la->xn2, &la->x_mid, &ly->mlp_norm, eps));
-    SRLM_CHECK(srlm_llama_gate_up(be, &la->gu, &la->gate, &la->up, &la->xn2, &ly->w_gate, &ly->w_up));
+    SRLM_CHECK(op->matmul(be, &la->gu, &la->xn2, &w_gu, 0));
     SRLM_CHECK(op->swiglu(be, &la->h, &la->gate, &la->up));
     SRLM_CHECK(op->matmul(be, proj, &la->h, &ly->w_down, 0));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, proj));
@@ -297,16 +300,12 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(op->matmul_dx(be, &dh, &dtmp, &ly->w_down, 0));
     SRLM_CHECK(op->matmul_dw(be, &gl->w_down, &dtmp, &la->h));
     SRLM_CHECK(op->swiglu_backward(be, &dgate, &dup, &dh, &la->gate, &la->up));
-    srlm_view w_gu, g_gu; /* gate and up stacked, as carved: one GEMM each way (dxn rounded once) */
-    if (srlm_view_stack(&ly->w_gate, &ly->w_up, &w_gu) && srlm_view_stack(&gl->w_gate, &gl->w_up, &g_gu)) {
-        SRLM_CHECK(op->matmul_dx(be, &dxn, &dgu, &w_gu, 0));
-        SRLM_CHECK(op->matmul_dw(be, &g_gu, &dgu, &la->xn2));
-    } else {
-        SRLM_CHECK(op->matmul_dx(be, &dxn, &dgate, &ly->w_gate, 0));
-        SRLM_CHECK(op->matmul_dx(be, &dxn, &dup, &ly->w_up, 1));
-        SRLM_CHECK(op->matmul_dw(be, &gl->w_gate, &dgate, &la->xn2));
-        SRLM_CHECK(op->matmul_dw(be, &gl->w_up, &dup, &la->xn2));
-    }
+    /* gate and up stacked: one GEMM each way, dxn rounded once */
+    srlm_view w_gu, g_gu, w_qkv, g_qkv;
+    SRLM_CHECK(srlm_llama_gate_up_weight(ly, &w_gu));
+    SRLM_CHECK(srlm_llama_gate_up_weight(gl, &g_gu));
+    SRLM_CHECK(op->matmul_dx(be, &dxn, &dgu, &w_gu, 0));
+    SRLM_CHECK(op->matmul_dw(be, &g_gu, &dgu, &la->xn2));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->mlp_norm, &dxn, &la->x_mid, &ly->mlp_norm, eps));
     SRLM_CHECK(op->add(be, &dx, &dtmp));
@@ -319,19 +318,11 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(attention_backward(m, a, la, &dq, &dk, &dv, &datt, b));
     SRLM_CHECK(op->rope_backward(be, &dq, a->pos, m->n_heads_local, m->head_dim, theta));
     SRLM_CHECK(op->rope_backward(be, &dk, a->pos, m->n_kv_local, m->head_dim, theta));
-    srlm_view wqk, w_qkv, gqk, g_qkv; /* q, k, v stacked, as carved: one GEMM each way (dxn rounded once) */
-    if (srlm_view_stack(&ly->wq, &ly->wk, &wqk) && srlm_view_stack(&wqk, &ly->wv, &w_qkv) &&
-        srlm_view_stack(&gl->wq, &gl->wk, &gqk) && srlm_view_stack(&gqk, &gl->wv, &g_qkv)) {
-        SRLM_CHECK(op->matmul_dx(be, &dxn, &dqkv, &w_qkv, 0));
-        SRLM_CHECK(op->matmul_dw(be, &g_qkv, &dqkv, &la->xn1));
-    } else {
-        SRLM_CHECK(op->matmul_dx(be, &dxn, &dq, &ly->wq, 0));
-        SRLM_CHECK(op->matmul_dx(be, &dxn, &dk, &ly->wk, 1));
-        SRLM_CHECK(op->matmul_dx(be, &dxn, &dv, &ly->wv, 1));
-        SRLM_CHECK(op->matmul_dw(be, &gl->wq, &dq, &la->xn1));
-        SRLM_CHECK(op->matmul_dw(be, &gl->wk, &dk, &la->xn1));
-        SRLM_CHECK(op->matmul_dw(be, &gl->wv, &dv, &la->xn1));
-    }
+    /* q, k, v stacked: one GEMM each way, dxn rounded once */
+    SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
+    SRLM_CHECK(srlm_llama_qkv_weight(gl, &g_qkv));
+    SRLM_CHECK(op->matmul_dx(be, &dxn, &dqkv, &w_qkv, 0));
+    SRLM_CHECK(op->matmul_dw(be, &g_qkv, &dqkv, &la->xn1));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->attn_norm, &dxn, &la->x_in, &ly->attn_norm, eps));
     SRLM_CHECK(op->add(be, &dx, &dtmp));

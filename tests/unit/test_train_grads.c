@@ -82,19 +82,14 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
     CHECK_OK(srlm_train_acts_new(&a, &m, bd.B * bd.T, 0));
     CHECK_OK(srlm_train_acts_new(&ar, &m, bd.B * bd.T, 1));
     srlm_train_batch tb = {bd.B, bd.T, bd.ids, bd.len, 0.0f, 0, NULL};
-    /* the gradients below are checked on the fused paths: each layer's W_q,
-     * W_k, W_v and its W_gate, W_up (and their gradients) stack into one GEMM
-     * operand each */
+    /* the gradients below come from the stacked products: each layer's W_q,
+     * W_k, W_v and its W_gate, W_up (and their gradients) as one operand each */
     for (int l = 0; l < m.n_layers; l++) {
-        const srlm_llama_layer *ly = &m.layers[l], *gy = &g.layers[l];
-        srlm_view w, gw, wqk, gqk, w3, g3;
-        CHECK_MSG(srlm_view_stack(&ly->w_gate, &ly->w_up, &w) && srlm_view_stack(&gy->w_gate, &gy->w_up, &gw) &&
-                      w.rows == 2 * m.ffn_local,
-                  "layer %d: gate and up weights do not stack", l);
-        CHECK_MSG(srlm_view_stack(&ly->wq, &ly->wk, &wqk) && srlm_view_stack(&wqk, &ly->wv, &w3) &&
-                      srlm_view_stack(&gy->wq, &gy->wk, &gqk) && srlm_view_stack(&gqk, &gy->wv, &g3) &&
-                      w3.rows == ly->wq.rows + 2 * ly->wk.rows,
-                  "layer %d: q, k and v weights do not stack", l);
+        srlm_view w;
+        CHECK_OK(srlm_llama_qkv_weight(&m.layers[l], &w));
+        CHECK(w.rows == m.layers[l].wq.rows + 2 * m.layers[l].wk.rows && w.data == m.layers[l].wq.data);
+        CHECK_OK(srlm_llama_gate_up_weight(&g.layers[l], &w));
+        CHECK(w.rows == 2 * m.ffn_local && w.data == g.layers[l].w_gate.data);
     }
     /* views that do not sit one after the other, or differ in width, do not stack */
     {
@@ -102,6 +97,9 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
         CHECK(!srlm_view_stack(&m.layers[0].w_up, &m.layers[0].w_gate, &w));
         CHECK(!srlm_view_stack(&m.layers[0].wk, &m.layers[0].wq, &w)); /* wq sits before wk */
         CHECK(!srlm_view_stack(&m.layers[0].w_up, &m.layers[0].w_down, &w)); /* D vs F columns */
+        srlm_llama_layer moved = m.layers[0];
+        moved.wv = m.layers[1].wv; /* another layer's: the layout error, not a wrong product */
+        CHECK(srlm_llama_qkv_weight(&moved, &w) == SRLM_FAILED);
     }
 
     /* SFT vs transformers' loss with labels = -100 */
