@@ -3,8 +3,9 @@
 #   1. configure and build srlm with CUDA (Release) into build-gpu
 #   2. run every gpu-labelled test (ctest -L gpu; the end-to-end script on its own, verbose)
 #   3. time the kernels (bench_kernels) and their PyTorch peers (peers.py)
-#   4. time the whole model (bench_model): training-step MFU, batch-1 decode;
-#      and the bf16 step's PyTorch peer (peer_model.py, transformers' Llama)
+#   4. time the whole model (bench_model): training-step MFU and phases, batch-1
+#      decode and its products; decode again without shared staging
+#      (SRLM_CUDA_STAGE_SHARE=0); the bf16 step's PyTorch peer (peer_model.py)
 #   5. print one table and append dated rows naming the GPU to
 #      benchmarks/RESULTS.md under "## GPU kernels"
 #   6. run compute-sanitizer memcheck and racecheck on each kernel test
