@@ -11,7 +11,9 @@
  *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
  *     reading every weight once per token at a given memory bandwidth, the
  *     host's time per token split into issuing the forward and waiting for the
- *     token, and each of the step's products alone (decode_gemm: time per call,
+ *     token, with the backend's recorded steps (CUDA graphs) as srlm generate
+ *     runs it and op by op (decode_op_by_op: the ratio, and whether the tokens
+ *     agree), and each of the step's products alone (decode_gemm: time per call,
  *     the host's share of it, weight bytes per second);
  *   - sampled decoding of --decode-batch S sequences (temperature 0.8, top-p
  *     0.9, as the loop's generation): the next tokens drawn on the host from
@@ -182,6 +184,36 @@ static double sampled_decode(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *
         for (int b = 0; b < S; b++) past[b]++, *hash = (*hash ^ (uint64_t)next[b]) * 1099511628211u;
     }
     return now_s() - t0;
+}
+
+/* The host's time over a greedy decode: issuing each step's forward, and
+ * waiting for its token. The ring of staged parameters lets the host run
+ * only ~32 staged ops (about 6 layers) ahead, so a device-bound step run op by
+ * op shows a wait of about 6/L of it; a host-bound one, a wait of a few
+ * kernels. A replayed step is one launch: its wait is the device's time. */
+typedef struct {
+    double   issue, wait, total;
+    uint64_t hash; /* of the tokens */
+} decode_time;
+
+/* `steps` greedy decode steps of sequence 0 (slot 0) from the token `first`
+ * after `prompt` cached tokens (rewriting the cache rows past the prompt). */
+static void decode_greedy(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *fa, int first, int prompt, int steps,
+                          decode_time *t) {
+    int slot = 0, past = prompt, n_new = 1, next = first;
+    t->hash = 14695981039346656037u;
+    const double t0 = now_s();
+    for (int i = 0; i < steps; i++) {
+        const srlm_batch db = {1, 1, &next, &slot, &past, &n_new, 1};
+        const double ta = now_s();
+        TRY(srlm_llama_forward(m, kv, fa, &db));
+        const double tb = now_s();
+        TRY(srlm_llama_argmax(m, fa, 1, &next)); /* the host needs the token: waits for the device */
+        t->issue += tb - ta, t->wait += now_s() - tb;
+        t->hash = (t->hash ^ (uint64_t)next) * 1099511628211u;
+        past++;
+    }
+    t->total = now_s() - t0;
 }
 
 /* AdamW's moments and the model's tensors in the flat layout, with room for
@@ -392,28 +424,19 @@ int main(int argc, char **argv) {
         TRY(srlm_kv_cache_new(&kv, &m, 1, max_seq));
         srlm_llama_acts fa;
         TRY(srlm_llama_acts_new(&fa, &m, prompt, prompt));
-        int slot = 0, past = 0, n_new = prompt, next;
+        int slot = 0, past = 0, n_new = prompt, first;
         srlm_batch pb = {1, prompt, ids, &slot, &past, &n_new, 1};
         TRY(srlm_llama_forward(&m, &kv, &fa, &pb));
-        TRY(srlm_llama_argmax(&m, &fa, 1, &next));
-        past = prompt;
-        n_new = 1;
-        /* the host's time split: issuing the step's ops, and waiting for the
-         * token. The ring of staged parameters lets the host run only ~32 staged
-         * ops (about 6 layers) ahead, so a device-bound step shows a wait of
-         * about 6/L of it; a host-bound one, a wait of a few kernels. */
-        double t_issue = 0, t_wait = 0;
-        const double t0 = now_s();
-        for (int i = 0; i < a.decode; i++) {
-            srlm_batch db = {1, 1, &next, &slot, &past, &n_new, 1};
-            const double ta = now_s();
-            TRY(srlm_llama_forward(&m, &kv, &fa, &db));
-            const double tb = now_s();
-            TRY(srlm_llama_argmax(&m, &fa, 1, &next)); /* the host needs the token: waits for the device */
-            t_issue += tb - ta, t_wait += now_s() - tb;
-            past++;
-        }
-        const double dt = now_s() - t0, tps = a.decode / dt;
+        TRY(srlm_llama_argmax(&m, &fa, 1, &first));
+        /* op by op first (the engine's path on a backend without recorded
+         * steps, and before this one had them), then as srlm generate runs it:
+         * recorded steps, where the backend has them; the same tokens both ways */
+        decode_time op = {0}, rec = {0};
+        fa.step_off = 1;
+        decode_greedy(&m, &kv, &fa, first, prompt, a.decode, &op);
+        fa.step_off = 0;
+        decode_greedy(&m, &kv, &fa, first, prompt, a.decode, &rec);
+        const double tps = a.decode / rec.total, tps_op = a.decode / op.total;
         const double weight_bytes = (double)m.n_params_local * srlm_dtype_size(m.params.dtype);
         printf("decode: batch 1, dtype %s, %d tokens after a %d-token prompt, %.1f tokens/s, %.2f GB of weights",
                a.dtype, a.decode, prompt, tps, weight_bytes / 1e9);
@@ -421,8 +444,12 @@ int main(int argc, char **argv) {
             const double bound = a.mem_gbs * 1e9 / weight_bytes;
             printf(", bound %.1f tokens/s at %.0f GB/s (%.1f%%)", bound, a.mem_gbs, 100.0 * tps / bound);
         }
-        printf(", per token %.3f ms issuing the forward and %.3f ms waiting for the token\n", 1e3 * t_issue / a.decode,
-               1e3 * t_wait / a.decode);
+        printf(", per token %.3f ms issuing the forward and %.3f ms waiting for the token, %ld of %d steps replayed "
+               "as recorded\n", 1e3 * rec.issue / a.decode, 1e3 * rec.wait / a.decode, fa.steps_replayed, a.decode);
+        printf("decode_op_by_op: batch 1, dtype %s, %d tokens, %.1f tokens/s, per token %.3f ms issuing the forward and "
+               "%.3f ms waiting for the token; recorded steps %.2fx, %s tokens\n", a.dtype, a.decode, tps_op,
+               1e3 * op.issue / a.decode, 1e3 * op.wait / a.decode, tps / tps_op,
+               op.hash == rec.hash ? "the same" : "DIFFERENT");
         /* the step's products one by one, as the forward makes them (q, k, v
          * stacked into one, gate and up into one), at batch 1 and at `prompt` rows */
         const srlm_llama_layer *ly = &m.layers[0];

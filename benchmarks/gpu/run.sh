@@ -4,7 +4,8 @@
 #   2. run every gpu-labelled test (ctest -L gpu; the end-to-end script on its own, verbose)
 #   3. time the kernels (bench_kernels) and their PyTorch peers (peers.py)
 #   4. time the whole model (bench_model): training-step MFU and phases, batch-1
-#      decode and its products; decode again without shared staging
+#      decode (recorded steps, then op by op: the same tokens both ways) and its
+#      products; decode op by op again without shared staging
 #      (SRLM_CUDA_STAGE_SHARE=0); the bf16 step's PyTorch peer (peer_model.py)
 #   5. print one table and append dated rows naming the GPU to
 #      benchmarks/RESULTS.md under "## GPU kernels"
@@ -240,6 +241,8 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
         grep "dtype $dtype" "$model_txt"
         grep "^decode_sampled:.*dtype $dtype,.*DIFFERENT" "$model_txt" >/dev/null &&
             failed+=("bench_model ($dtype): sampling on the device drew other tokens than on the host")
+        grep "^decode_op_by_op:.*dtype $dtype,.*DIFFERENT" "$model_txt" >/dev/null &&
+            failed+=("bench_model ($dtype): recorded decode steps drew other tokens than the same steps op by op")
         [ "$bf16_peak" != 0 ] && grep "^train_step:.*dtype $dtype," "$model_txt" |
             awk -v p="$bf16_peak" -v d="$dtype" '{
                 match($0, /micro-batches [0-9]+/); k = substr($0, RSTART + 14, RLENGTH - 14)
@@ -266,11 +269,11 @@ if [ ${#quick[@]} = 0 ] && [ "${SRLM_GPU_MODEL:-1}" != 0 ] && grep -q "^decode: 
     elif SRLM_CUDA_STAGE_SHARE=0 timeout -k 10 "$t" "$build/benchmarks/gpu/bench_model" --backend cuda \
             --dtype bfloat16 --config 1b --batch 1 --seq 64 --micro-batches 1 --steps 1 --decode 128 \
             --decode-batch 0 >"$noshare_txt" 2>"$logs/bench_model_noshare.err"; then
-        grep "^decode:" "$noshare_txt" | sed 's/^/without sharing: /'
-        awk '/^decode:.*dtype bfloat16/ { match($0, /[0-9.]+ tokens\/s/); v = substr($0, RSTART, RLENGTH - 9) + 0
+        grep "^decode_op_by_op:" "$noshare_txt" | sed 's/^/without sharing: /'
+        awk '/^decode_op_by_op:.*dtype bfloat16/ { match($0, /[0-9.]+ tokens\/s/); v = substr($0, RSTART, RLENGTH - 9) + 0
                           if (FILENAME == ARGV[1]) without = v; else with = v }
              END { if (with > 0 && without > 0)
-                       printf "decode (bf16, batch 1): %.1f tokens/s with shared staging, %.1f without: %.2fx\n", with, without, with / without }' \
+                       printf "decode op by op (bf16, batch 1): %.1f tokens/s with shared staging, %.1f without: %.2fx\n", with, without, with / without }' \
             "$noshare_txt" "$model_txt"
     else
         tail -n 5 "$logs/bench_model_noshare.err" >&2
@@ -366,7 +369,14 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && { [ -s "$table" ] || [ -s "$model_txt
             match($0, /[0-9.]+ tokens\/s/); tps = substr($0, RSTART, RLENGTH - 9)
             pct = "-"; if (match($0, /\([0-9.]+%\)/)) pct = substr($0, RSTART + 1, RLENGTH - 2) " of the weight-read bound"
             dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
-            printf "| %s | %s | %s | model decode, batch 1 | %s | 1.1B, 128 tokens | - | %s | - | tokens/s | %s |\n", d, g, s, dt, tps, pct
+            printf "| %s | %s | %s | model decode, batch 1 (recorded steps) | %s | 1.1B, 128 tokens | - | %s | - | tokens/s | %s |\n", d, g, s, dt, tps, pct
+        }
+        /^decode_op_by_op:/ {
+            match($0, /[0-9.]+ tokens\/s/); tps = substr($0, RSTART, RLENGTH - 9)
+            match($0, /steps [0-9.]+x/); x = substr($0, RSTART + 6, RLENGTH - 7)
+            same = "the same tokens"; if ($0 ~ /DIFFERENT/) same = "DIFFERENT tokens"
+            dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
+            printf "| %s | %s | %s | model decode, batch 1, op by op | %s | 1.1B, 128 tokens | - | %s | - | tokens/s | recorded steps %sx this, %s |\n", d, g, s, dt, tps, x, same
         }
         /^train_phases:/ {
             match($0, /forward [0-9.]+ ms \([0-9.]+/); split(substr($0, RSTART, RLENGTH), fw, /[ (]+/)

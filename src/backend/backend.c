@@ -58,6 +58,12 @@ srlm_status srlm_backend_dtype_parse(const char *name, srlm_dtype *dtype) {
     return SRLM_OK;
 }
 
+int srlm_decode_len_bound(int len, int max_seq) {
+    const int step = len <= 4096 ? 256 : 1024;
+    int bound = len <= 0 ? step : (len + step - 1) / step * step;
+    return bound < max_seq ? bound : max_seq;
+}
+
 void srlm_backend_free(srlm_backend *be) {
     if (be) be->ops->destroy(be);
 }

@@ -166,6 +166,35 @@ typedef struct {
     srlm_status (*sample)(srlm_backend *be, const srlm_view *logits, const struct srlm_sampling *cfg,
                           const float *u, int *token);
 
+    /* ---- recorded steps (optional: all four NULL on a backend without them) ----
+     * A caller that issues the same ops again and again, with only the
+     * contents of a few host arrays changing (a decode step), records them once
+     * under a key and then replays them: on a GPU the host then issues one
+     * launch instead of hundreds of ops (the CUDA backend records a CUDA
+     * graph). The rules a recording holds to:
+     *   - every host array a recorded op reads lies in the area step_inputs
+     *     returned, and is read anew at each replay; an op that reads one
+     *     elsewhere, or brings results back to the host, fails while recording;
+     *   - every other argument (views, scalars, the arrays' lengths) is the
+     *     same at each replay under one key: the key stands for them;
+     *   - decode attention (T == 1) sizes its work by srlm_decode_len_bound of
+     *     the longest sequence, so one key serves every length under one bound.
+     * A recording is dropped when memory it used is freed or moved; replay
+     * then says it ran nothing, and the caller records again. */
+    /* A host area of at least `bytes` for the step's arrays, returned once no
+     * replay still reads it; NULL, with the error set, when it cannot be had.
+     * A larger request moves it (dropping every recording). */
+    void       *(*step_inputs)(srlm_backend *be, size_t bytes);
+    /* Record the ops called until step_end under key, instead of running them. */
+    srlm_status (*step_begin)(srlm_backend *be, uint64_t key);
+    /* Stop recording. keep 0 (an op failed while recording): drop it, SRLM_OK.
+     * keep 1: SRLM_OK when the recording is kept, else an error saying why
+     * it could not be (the caller then runs the ops as usual). */
+    srlm_status (*step_end)(srlm_backend *be, int keep);
+    /* Run the ops recorded under key on the area's current contents; *ran 0
+     * when none are (never recorded, or dropped since). */
+    srlm_status (*step_replay)(srlm_backend *be, uint64_t key, int *ran);
+
     /* memory */
     srlm_status (*alloc)(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,
                          int64_t cols, const char *what);
@@ -297,6 +326,13 @@ struct srlm_backend {
     srlm_dtype              dtype;
     void                   *impl;
 };
+
+/* Decode attention's length bound for a step whose longest sequence holds
+ * len positions (backend.h's recorded steps): len rounded up to a multiple of
+ * 256 (up to 4096) or of 1024 (past it), at most max_seq. A backend that
+ * splits decode attention by length splits by this bound, recorded or not, so
+ * that a replayed step computes the same bits as the same step run op by op. */
+int srlm_decode_len_bound(int len, int max_seq);
 
 /* threads <= 0: one per online CPU. Sets the BLAS's thread count too. */
 srlm_status srlm_backend_cpu_new(srlm_backend **be, int threads);

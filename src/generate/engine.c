@@ -400,6 +400,8 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     }
     st = SRLM_OK;
 done:
+    e.stats->steps_recorded = e.acts.steps_recorded;
+    e.stats->steps_replayed = e.acts.steps_replayed;
     engine_free(&e);
     return st;
 }

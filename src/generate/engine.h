@@ -63,6 +63,9 @@ typedef struct {
     /* decode_s: the decode steps' forward passes; sample_s: choosing their
      * tokens, with the logits' download where the host samples */
     double prefill_s, decode_s, sample_s;
+    /* decode steps recorded and replayed through the backend's recorded
+     * steps (backend.h; 0 where it has none) */
+    long   steps_recorded, steps_replayed;
 } srlm_gen_stats;
 
 /* Called as each sample finishes, in completion order. A non-OK status stops the engine. */

@@ -434,6 +434,8 @@ srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max
         return SRLM_ERR(SRLM_FAILED, "out of memory for position scratch");
     }
     a->rows = a->pos + N;
+    const char *rec = getenv("SRLM_RECORD_STEPS");
+    a->step_off = rec && !strcmp(rec, "0");
     return SRLM_OK;
 }
 
@@ -466,10 +468,95 @@ srlm_status srlm_llama_allreduce_view(srlm_llama *m, srlm_comm *comm, srlm_view 
     return st;
 }
 
-srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
-                               const srlm_batch *bt) {
+static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt,
+                               const int *pos, const int *rows);
+
+/* A recording that could not be made: the step runs op by op, and after
+ * three such failures every later one does (a backend that cannot record
+ * these ops would otherwise pay for a failed recording at every new key). */
+static void step_failed(srlm_llama_acts *a) {
+    if (++a->step_failures == 1 || a->step_failures == 3)
+        SRLM_WARN("decode step not recorded (%s)%s", srlm_last_error(),
+                  a->step_failures == 3 ? "; decode steps run op by op from now on" : "; it runs op by op");
+    if (a->step_failures >= 3) a->step_off = 1;
+    srlm_clear_error();
+}
+
+/* FNV-1a over the things a recorded decode step depends on besides the
+ * contents of its host arrays. */
+static uint64_t step_key(const srlm_llama *m, const srlm_kv_cache *kv, const srlm_llama_acts *a, int B, int bound) {
+    const uintptr_t parts[] = {(uintptr_t)m, (uintptr_t)m->params.data, (uintptr_t)kv->mem.data,
+                               (uintptr_t)kv->max_seq, (uintptr_t)a->mem.data, (uintptr_t)B, (uintptr_t)bound};
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        for (int k = 0; k < (int)sizeof(uintptr_t); k++) h = (h ^ ((parts[i] >> (8 * k)) & 0xff)) * 1099511628211ull;
+    return h;
+}
+
+/* A decode step through the backend's recorded steps (backend.h): the batch's
+ * host arrays are copied into the step area, and the ops recorded for this key
+ * replay on them. A key seen for the first time runs op by op (its kernels and
+ * library calls set up outside a recording), the second time it is recorded.
+ * *done 0: the caller runs the step op by op. */
+static srlm_status forward_step(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt,
+                                int *done) {
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
+    const int B = bt->B;
+    *done = 0;
+    int max_len = 0;
+    for (int b = 0; b < B; b++)
+        if (bt->n_past[b] + bt->n_new[b] > max_len) max_len = bt->n_past[b] + bt->n_new[b];
+    const uint64_t key = step_key(m, kv, a, B, srlm_decode_len_bound(max_len, kv->max_seq));
+    /* six arrays of B ints, each at a multiple of 256 bytes (a GPU kernel may
+     * read them with vector loads, as it reads the arrays it is handed) */
+    const size_t span = (sizeof(int) * (size_t)B + 255) / 256 * 256 / sizeof(int);
+    int *in = op->step_inputs(be, sizeof(int) * 6 * span);
+    if (!in) {
+        step_failed(a);
+        return SRLM_OK;
+    }
+    int *ids = in, *slot = in + span, *n_past = in + 2 * span, *n_new = in + 3 * span, *pos = in + 4 * span,
+        *rows = in + 5 * span;
+    memcpy(ids, bt->ids, sizeof(int) * (size_t)B);
+    memcpy(slot, bt->slot, sizeof(int) * (size_t)B);
+    memcpy(n_past, bt->n_past, sizeof(int) * (size_t)B);
+    memcpy(n_new, bt->n_new, sizeof(int) * (size_t)B);
+    memcpy(pos, a->pos, sizeof(int) * (size_t)B);
+    memcpy(rows, a->rows, sizeof(int) * (size_t)B);
+    int ran;
+    SRLM_CHECK(op->step_replay(be, key, &ran));
+    if (!ran && a->step_seen != key) {
+        a->step_seen = key;
+        return SRLM_OK;
+    }
+    if (!ran) {
+        const srlm_batch sb = {B, 1, ids, slot, n_past, n_new, 1};
+        srlm_status st = op->step_begin(be, key);
+        if (st == SRLM_OK) {
+            st = forward_ops(m, kv, a, &sb, pos, rows);
+            srlm_status end = op->step_end(be, st == SRLM_OK);
+            if (st == SRLM_OK) st = end;
+        }
+        if (st != SRLM_OK) {
+            step_failed(a);
+            return SRLM_OK;
+        }
+        a->steps_recorded++;
+        SRLM_CHECK(op->step_replay(be, key, &ran));
+        if (!ran) {
+            SRLM_ERR(SRLM_FAILED, "a step recorded just now did not replay");
+            step_failed(a);
+            return SRLM_OK;
+        }
+    }
+    a->steps_replayed++;
+    *done = 1;
+    return SRLM_OK;
+}
+
+srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
+                               const srlm_batch *bt) {
     const int N = bt->B * bt->T;
     const int n_logit_rows = bt->last_only ? bt->B : N;
     if (N > a->max_tokens || n_logit_rows > a->max_logit_rows)
@@ -497,6 +584,24 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
             return SRLM_ERR(SRLM_BAD_INPUT, "token id %d at position %d of sequence %d is outside "
                             "the vocabulary [0, %d)", id, t, b, m->cfg.vocab_size);
     }
+    if (bt->last_only)
+        for (int b = 0; b < bt->B; b++) a->rows[b] = b * bt->T + bt->n_new[b] - 1;
+    if (bt->T == 1 && bt->last_only && m->tp_size == 1 && m->be->ops->step_replay && !a->step_off) {
+        int done;
+        SRLM_CHECK(forward_step(m, kv, a, bt, &done));
+        if (done) return SRLM_OK;
+    }
+    return forward_ops(m, kv, a, bt, a->pos, a->rows);
+}
+
+/* The forward's ops, the batch checked: pos holds each row's position and,
+ * for last_only, rows each sequence's last real row (host arrays). */
+static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt,
+                               const int *pos, const int *rows) {
+    const srlm_backend_ops *op = m->be->ops;
+    srlm_backend *be = m->be;
+    const int N = bt->B * bt->T;
+    const int n_logit_rows = bt->last_only ? bt->B : N;
     const srlm_attn_shape as = {bt->B, bt->T, m->n_heads_local, m->n_kv_local, m->head_dim,
                                 kv->max_seq, bt->slot, bt->n_past, bt->n_new, 0, NULL};
     const float eps = (float)m->cfg.rms_norm_eps, theta = (float)m->cfg.rope_theta;
@@ -518,8 +623,8 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
         SRLM_CHECK(srlm_llama_gate_up_weight(ly, &w_gu));
         SRLM_CHECK(op->matmul(be, &qkv, &xn, &w_qkv, 0));
-        SRLM_CHECK(op->rope(be, &q, a->pos, m->n_heads_local, m->head_dim, theta));
-        SRLM_CHECK(op->rope(be, &k, a->pos, m->n_kv_local, m->head_dim, theta));
+        SRLM_CHECK(op->rope(be, &q, pos, m->n_heads_local, m->head_dim, theta));
+        SRLM_CHECK(op->rope(be, &k, pos, m->n_kv_local, m->head_dim, theta));
         SRLM_CHECK(op->kv_store(be, &kv->k[l], &k, &as));
         SRLM_CHECK(op->kv_store(be, &kv->v[l], &v, &as));
         SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as, NULL));
@@ -536,9 +641,8 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
     }
     srlm_view head_in = xn;
     if (bt->last_only) {
-        for (int b = 0; b < bt->B; b++) a->rows[b] = b * bt->T + bt->n_new[b] - 1;
         head_in = srlm_view_rows(a->proj, 0, bt->B);
-        SRLM_CHECK(op->copy_rows(be, &head_in, &x, a->rows, bt->B));
+        SRLM_CHECK(op->copy_rows(be, &head_in, &x, rows, bt->B));
         SRLM_CHECK(op->rmsnorm(be, &head_in, &head_in, &m->final_norm, eps));
     } else {
         SRLM_CHECK(op->rmsnorm(be, &xn, &x, &m->final_norm, eps));

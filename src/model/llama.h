@@ -144,6 +144,13 @@ typedef struct {
     srlm_view qkv, q, k, v;       /* qkv (N, qd + 2 kvd): q, k and v are its column ranges */
     srlm_view gu, gate, up;       /* gu (N, 2 ffn_local): gate and up are its column halves */
     int      *pos, *rows;         /* host scratch (max_tokens) */
+    /* Decode steps through the backend's recorded steps (backend.h), where it
+     * has them: the key last run op by op (a key runs so once before it is
+     * recorded), failed recordings (at 3 they stop: SRLM_RECORD_STEPS=0 stops
+     * them from the start), and how many steps were recorded and replayed. */
+    uint64_t  step_seen;
+    int       step_failures, step_off;
+    long      steps_recorded, steps_replayed;
 } srlm_llama_acts;
 
 srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max_tokens,
@@ -160,7 +167,10 @@ typedef struct {
 } srlm_batch;
 
 /* Runs the model and leaves this rank's vocab shard of the logits in a->logits:
- * rows = B * T (or B when last_only), cols = vocab_local; padded vocab = -inf. */
+ * rows = B * T (or B when last_only), cols = vocab_local; padded vocab = -inf.
+ * A decode step (T == 1, last_only, tp 1) on a backend that records steps is
+ * recorded once per (batch size, srlm_decode_len_bound, buffers) and replayed
+ * after that: the same ops on the same views, so the same logits. */
 srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
                                const srlm_batch *batch);
 

@@ -63,6 +63,11 @@ for be in cpu cpu_guarded; do
 done
 [ "$(wc -l < gen_cpu.jsonl)" = 6 ] || fail "generate should write 6 candidates, wrote $(wc -l < gen_cpu.jsonl)"
 same gen_cpu.jsonl gen_cpu_guarded.jsonl "generated candidates"
+# cpu_guarded records decode steps (a tape of its ops, as CUDA records graphs)
+# and replays them; the plain CPU backend runs every step op by op
+grep -Eq " [1-9][0-9]* decode steps replayed" gen_cpu_guarded.log ||
+  fail "generate on cpu_guarded replayed no recorded decode step ($(grep 'decode steps' gen_cpu_guarded.log))"
+grep -q " 0 decode steps replayed (0 recordings)" gen_cpu.log || fail "generate on cpu claims recorded steps"
 same score_cpu.jsonl score_cpu_guarded.jsonl "scores"
 
 # one iteration of the loop (generation, judging, DPO, evaluation) through srlm run

@@ -95,15 +95,17 @@ done
 for k in $(echo "$micro" | tr , ' '); do
     echo "train_step: batch 4, seq 1024, micro-batches $k, dtype $dtype, logits rows 4096, mean 0.$((1 + k)) s, best 0.1 s, 40000 tokens/s, $((20 * k)).00 TFLOP/s, MFU 2.0% of 989 TFLOP/s"
 done
-# without shared staging (SRLM_CUDA_STAGE_SHARE=0): slower decode
+# without shared staging (SRLM_CUDA_STAGE_SHARE=0): slower decode op by op
 if [ "${SRLM_CUDA_STAGE_SHARE:-1}" = 0 ]; then
-    echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, 80.0 tokens/s, 2.20 GB of weights"
+    echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, 190.0 tokens/s, 2.20 GB of weights"
+    echo "decode_op_by_op: batch 1, dtype $dtype, 128 tokens, 80.0 tokens/s, per token 3.0 ms issuing the forward and 0.5 ms waiting for the token; recorded steps 2.38x, the same tokens"
     exit 0
 fi
 [ "$fill" = 1 ] ||
     echo "train_step: batch 4, seq 1024, fill $fill (3072 real tokens, packed), micro-batches 1, dtype $dtype, logits rows 4096, mean 0.15 s, best 0.1 s, 20480 tokens/s, 30.00 TFLOP/s, MFU 3.0% of 989 TFLOP/s"
 tps=100.0; [ "$dtype" = float32 ] && tps=50.0 # the fp32 decode slower, so that a ratio taking it shows
-echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, $tps tokens/s, 2.20 GB of weights, bound 1363.6 tokens/s at 3000 GB/s (7.3%)"
+echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, $tps tokens/s, 2.20 GB of weights, bound 1363.6 tokens/s at 3000 GB/s (7.3%), per token 0.1 ms issuing the forward and 9.9 ms waiting for the token, 126 of 128 steps replayed as recorded"
+echo "decode_op_by_op: batch 1, dtype $dtype, 128 tokens, 40.0 tokens/s, per token 20.0 ms issuing the forward and 5.0 ms waiting for the token; recorded steps 2.50x, ${FAKE_RECORDED:-the same} tokens"
 echo "train_phases: batch 4, seq 1024, dtype $dtype, forward 20.5 ms (400.00 TFLOP/s), backward 45.0 ms (350.00 TFLOP/s), optimizer 15.5 ms"
 echo "decode_gemm: gate/up, rows 1, dtype $dtype, W 5632 x 2048, 12.5 us per call (issued in 9.0 us), 1845 GB/s of weights (61.5% of 3000 GB/s)"
 echo "decode_sampled: batch 32, dtype $dtype, 64 steps, temperature 0.8, top-p 0.9, host sampling 1000.0 tokens/s, backend sampling 1500.0 tokens/s (1.50x), ${FAKE_SAMPLED:-the same} tokens"
@@ -167,9 +169,10 @@ for pass in 1 2; do
         fail "a clean run writing RESULTS.md (pass $pass) failed"
 done
 [ "$(grep -c '^## GPU kernels' "$work/results.md")" = 1 ] || fail "RESULTS.md: not exactly one GPU kernels section"
-grep -q "decode (bf16, batch 1): 100.0 tokens/s with shared staging, 80.0 without: 1.25x" "$work/results1.log" ||
+grep -q "decode op by op (bf16, batch 1): 40.0 tokens/s with shared staging, 80.0 without: 0.50x" "$work/results1.log" ||
     fail "the decode ratio with and without shared staging is missing or wrong"
-grep -q "^without sharing: decode: batch 1, dtype bfloat16" "$work/results1.log" || fail "the decode without sharing is not shown"
+grep -q "^without sharing: decode_op_by_op: batch 1, dtype bfloat16" "$work/results1.log" ||
+    fail "the decode without sharing is not shown"
 grep -q "without sharing" "$work/all.log" && fail "a quick run timed decode without sharing"
 grep -q "^| 20[0-9-]* | NVIDIA H100 stand-in | 0123456789ab | logprob_fwd | bf16 | 8x8 | 0.25 | 1900.0 | not measured | GB/s | 95.0% |" \
     "$work/results.md" || fail "RESULTS.md: the kernel row is missing or malformed"
@@ -179,8 +182,10 @@ grep -q "| model train step (fwd+bwd+AdamW) | bf16 | 1.1B, batch 4 x 1024, lengt
     "$work/results.md" || fail "RESULTS.md: the bf16 packed uneven-batch row is missing or malformed"
 grep -q "| model train step (fwd+bwd+AdamW) | fp32 | 1.1B, batch 4 x 1024 | 200.0 |" "$work/results.md" ||
     fail "RESULTS.md: the fp32 model row is missing or malformed"
-grep -q "| model decode, batch 1 | bf16 | 1.1B, 128 tokens | - | 100.0 | - | tokens/s | 7.3% of the weight-read bound |" \
+grep -q "| model decode, batch 1 (recorded steps) | bf16 | 1.1B, 128 tokens | - | 100.0 | - | tokens/s | 7.3% of the weight-read bound |" \
     "$work/results.md" || fail "RESULTS.md: the decode row is missing or malformed"
+grep -q "| model decode, batch 1, op by op | bf16 | 1.1B, 128 tokens | - | 40.0 | - | tokens/s | recorded steps 2.50x this, the same tokens |" \
+    "$work/results.md" || fail "RESULTS.md: the op-by-op decode row is missing or malformed"
 [ "$(grep -c '| logprob_fwd |' "$work/results.md")" = 2 ] || fail "RESULTS.md: the second run's rows were not appended"
 grep -q "| model train step by phase (forward / backward TFLOP/s; optimizer 15.5 ms), the device waited for after each | bf16 | 1.1B, batch 4 x 1024 | 81.0 | 400.00 / 350.00 | - | TFLOP/s | - |" \
     "$work/results.md" || fail "RESULTS.md: the phase row is missing or malformed"
@@ -243,7 +248,7 @@ grep -q "^test_adamw_gpu *racecheck *clean" "$work/tools.log" || fail "test_adam
 
 # 3. failures: a hazard, a failing test, an unknown sanitizer test
 run fail.log SANITIZER_HAZARD=test_rope_gpu FAKE_TEST_FAIL=1 SRLM_GPU_SANITIZE_TESTS="test_rope_gpu test_nope" \
-    FAKE_SAMPLED=DIFFERENT FAKE_E2E_FAIL=1
+    FAKE_SAMPLED=DIFFERENT FAKE_RECORDED=DIFFERENT FAKE_E2E_FAIL=1
 rc=$?
 [ "$rc" = 1 ] || fail "a run with a hazard and a failing test exited $rc (expected 1)"
 grep -q "test_rope_gpu *memcheck *HAZARDS FOUND" "$work/fail.log" || fail "the hazard was not reported"
@@ -253,6 +258,8 @@ grep -q "test_nope, which is not a tests/gpu/test_\*.c program" "$work/fail.log"
     fail "an unknown test in SRLM_GPU_SANITIZE_TESTS was not reported"
 grep -q "FAILED: bench_model (bfloat16): sampling on the device drew other tokens than on the host" "$work/fail.log" ||
     fail "device sampling that drew other tokens was not reported"
+grep -q "FAILED: bench_model (bfloat16): recorded decode steps drew other tokens than the same steps op by op" "$work/fail.log" ||
+    fail "recorded decode steps that drew other tokens were not reported"
 
 # 4. two GPUs: the NCCL test once on each under mpirun; NCCL found through Python's wheel
 run nccl.log FAKE_GPUS=2 SRLM_GPU_PYTHON="$work/bin/fakepy" FAKE_NCCL_DIR="$work/wheel/lib" SRLM_GPU_MODEL=0

@@ -108,6 +108,18 @@ differ=$(paste -d'\n' <(sed 's/.*"response":\("[^"]*"\).*/\1/' sampled_cpu.jsonl
 echo "generate (sampled, temperature 0.8, top-p 0.9): $differ of $(wc -l < sampled_cpu.jsonl) responses differ"
 [ "$(wc -l < sampled_cpu.jsonl)" -ge 2 ] || fail "sampled generate wrote $(wc -l < sampled_cpu.jsonl) lines"
 [ "$differ" -le 1 ] || fail "sampled generation differs between cpu and $gpu on $differ responses"
+# decode steps recorded as CUDA graphs and replayed (the default) against the
+# same steps op by op (SRLM_RECORD_STEPS=0): the same kernels on the same
+# data, so the same bits
+SRLM_RECORD_STEPS=0 "$bin" generate --backend $gpu --model runs/cpu/sft/model --input sft.jsonl \
+  --output sampled_${gpu}_op.jsonl --samples 2 --temperature 0.8 --top-p 0.9 --max-new-tokens 12 --seed 5 \
+  2> sampled_${gpu}_op.log || fail "sampled generate on $gpu op by op exited $?"
+replayed=$(sed -n 's/.* \([0-9]*\) decode steps replayed.*/\1/p' sampled_$gpu.log)
+echo "generate on $gpu: ${replayed:-no} decode steps replayed as recorded; op by op: $(grep -o '[0-9]* decode steps replayed' sampled_${gpu}_op.log)"
+[ "${replayed:-0}" -gt 0 ] || fail "generate on $gpu replayed no recorded decode step ($(grep -i 'record' sampled_$gpu.log | head -2))"
+grep -q " 0 decode steps replayed" sampled_${gpu}_op.log || fail "SRLM_RECORD_STEPS=0 still replayed recorded steps"
+cmp -s sampled_$gpu.jsonl sampled_${gpu}_op.jsonl && echo "generate on $gpu: recorded steps and op by op write the same file" ||
+  fail "generate on $gpu: recorded decode steps and the same steps op by op wrote different responses"
 
 # ---- backend.dtype bfloat16 ----
 for be in cpu $gpu; do
@@ -132,6 +144,11 @@ paste -d' ' <(per_token runs/cpu_bf16/dpo/model chosen.jsonl cpu float32) <(per_
              exit !(dmax < 0.5 && mv / n > 1) }' || fail "bf16 dpo: the $gpu model differs from the cpu one"
 "$bin" generate --backend $gpu --dtype bfloat16 --model runs/cpu/sft/model --input sft.jsonl --output gen_${gpu}_bf16.jsonl \
   --max-new-tokens 12 --seed 5 2> gen_${gpu}_bf16.log || fail "bf16 generate on $gpu exited $?"
+SRLM_RECORD_STEPS=0 "$bin" generate --backend $gpu --dtype bfloat16 --model runs/cpu/sft/model --input sft.jsonl \
+  --output gen_${gpu}_bf16_op.jsonl --max-new-tokens 12 --seed 5 2> gen_${gpu}_bf16_op.log ||
+  fail "bf16 generate on $gpu op by op exited $?"
+cmp -s gen_${gpu}_bf16.jsonl gen_${gpu}_bf16_op.jsonl && echo "bf16 generate on $gpu: recorded steps and op by op write the same file" ||
+  fail "bf16 generate on $gpu: recorded decode steps and the same steps op by op wrote different responses"
 [ "$(wc -l < gen_${gpu}_bf16.jsonl)" = "$(wc -l < sft.jsonl)" ] || fail "bf16 generate on $gpu wrote $(wc -l < gen_${gpu}_bf16.jsonl) lines"
 paste -d' ' <(per_token runs/cpu/sft/model sft.jsonl cpu bfloat16) <(per_token runs/cpu/sft/model sft.jsonl $gpu bfloat16) |
   awk '{ d = ($1 - $3) / $2; if (d < 0) d = -d; if (d > m) m = d }

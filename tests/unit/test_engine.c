@@ -5,7 +5,9 @@
  *    previous prompt's prefix reused or not (these fixtures' logits are well
  *    separated, so float rounding of different GEMM shapes cannot flip a token);
  *  - stop strings cut the text exactly; EOS and length finish reasons;
- *  - bad requests get a clear error. */
+ *  - bad requests get a clear error;
+ *  - recorded decode steps (the guarded backend's tape) give the same tokens,
+ *    and a backend whose recordings fail falls back to running op by op. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,20 @@ static int same(const collected *a, const collected *b, int nreq) {
             if (a->n[r][s] != b->n[r][s] || memcmp(a->ids[r][s], b->ids[r][s], sizeof(int) * (size_t)a->n[r][s]))
                 return 0;
     return 1;
+}
+
+/* A backend whose recordings never keep (test 5): it counts the tries. */
+static srlm_status (*real_begin)(srlm_backend *, uint64_t);
+static srlm_status (*real_end)(srlm_backend *, int);
+static int begins;
+static srlm_status counting_begin(srlm_backend *be, uint64_t key) {
+    begins++;
+    return real_begin(be, key);
+}
+static srlm_status refusing_end(srlm_backend *be, int keep) {
+    (void)keep;
+    SRLM_CHECK(real_end(be, 0));
+    return SRLM_ERR(SRLM_FAILED, "test: this backend keeps no recording");
 }
 
 int main(void) {
@@ -142,6 +158,43 @@ int main(void) {
     srlm_gen_request br = {bad_ids, 2, 1, {0, 1, 0}, 4, -1, NULL, 0, 1};
     bad = srlm_generate(&m, tok, &one, &br, 1, collect, &b, NULL);
     CHECK_MSG(bad == SRLM_BAD_INPUT && strstr(srlm_last_error(), "outside the vocabulary"), "%s", srlm_last_error());
+
+    /* 5. recorded decode steps (backend.h): the guarded backend keeps a tape
+     * of the ops it would run, as the CUDA backend keeps a CUDA graph.
+     * Replayed steps give the CPU's tokens bit for bit; a backend whose
+     * recordings all fail gives them too, op by op, and stops trying after 3. */
+    srlm_backend *bg;
+    srlm_llama mg;
+    CHECK_OK(srlm_backend_cpu_guarded_new(&bg, 0));
+    CHECK_OK(srlm_llama_load(&mg, &ck, bg, NULL));
+    for (int v = 0; v < 3; v += 2) {
+        memset(&b, 0, sizeof b);
+        srlm_gen_stats sg;
+        CHECK_OK(srlm_generate(&mg, tok, &variants[v], reqs, NREQ, collect, &b, &sg));
+        CHECK_MSG(same(&a, &b, NREQ), "%s: recorded decode steps give other tokens than the CPU's", names[v]);
+        CHECK_MSG(sg.steps_replayed > 0 && sg.steps_recorded > 0 && sg.steps_replayed > sg.steps_recorded,
+                  "%s: %ld decode steps replayed of %ld recordings", names[v], sg.steps_replayed, sg.steps_recorded);
+        printf("%-24s identical with recorded steps: %ld replayed, %ld recordings, %ld forwards\n", names[v],
+               sg.steps_replayed, sg.steps_recorded, sg.forwards);
+    }
+    static srlm_backend_ops refusing;
+    const srlm_backend_ops *guarded_ops = bg->ops;
+    refusing = *guarded_ops;
+    refusing.step_begin = counting_begin;
+    refusing.step_end = refusing_end;
+    real_begin = guarded_ops->step_begin;
+    real_end = guarded_ops->step_end;
+    bg->ops = &refusing;
+    memset(&b, 0, sizeof b);
+    srlm_gen_stats sr;
+    CHECK_OK(srlm_generate(&mg, tok, &variants[0], reqs, NREQ, collect, &b, &sr));
+    CHECK_MSG(same(&a, &b, NREQ), "failed recordings: tokens differ from the CPU's");
+    CHECK_MSG(sr.steps_replayed == 0 && sr.steps_recorded == 0 && begins == 3,
+              "failed recordings: %ld replayed, %ld recorded, %d recordings tried (expected 0, 0, 3)", sr.steps_replayed,
+              sr.steps_recorded, begins);
+    bg->ops = guarded_ops;
+    srlm_llama_free(&mg);
+    srlm_backend_free(bg);
 
     srlm_tokenizer_free(tok);
     srlm_llama_free(&m);

@@ -45,6 +45,7 @@ static void cuda_destroy(srlm_backend *be) {
         /* teardown cannot report errors: release what exists, in reverse order */
         cudaSetDevice(c->device);
         if (c->stream) cudaStreamSynchronize(c->stream);
+        cuda_steps_destroy(c);
         if (c->blas) cuda_blas.destroy(c->blas);
         cudaFree(c->blas_ws);
         cudaFree(c->dev);
@@ -73,6 +74,7 @@ static srlm_status cuda_init(cuda_impl *c) {
      * default stream (a cudaMemcpy elsewhere, a library using stream 0) */
     SRLM_CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamDefault));
     SRLM_CUDA_TRY(cudaEventCreateWithFlags(&c->staged, cudaEventDisableTiming));
+    SRLM_CHECK(cuda_steps_init(c));
     for (int i = 0; i < CUDA_STAGING_SLOTS; i++) /* never recorded: waiting on one returns at once */
         SRLM_CUDA_TRY(cudaEventCreateWithFlags(&c->ring_read[i], cudaEventDisableTiming));
     SRLM_CHECK(cuda_blas_load());
@@ -139,6 +141,7 @@ static srlm_status grow_ring(cuda_impl *c, size_t need) {
     /* forget the old ring before freeing it: a failed free leaves nothing dangling */
     char *old_host = c->ring.host, *old_dev = c->dev_ring;
     c->dev_ring = NULL;
+    cuda_steps_moved(c);
     srlm_stage_ring_init(&c->ring, NULL, 0);
     const cudaError_t e_host = old_host ? cudaFreeHost(old_host) : cudaSuccess;
     SRLM_CUDA_TRY(cudaFree(old_dev));
@@ -177,6 +180,7 @@ static srlm_status device_malloc(cuda_impl *c, void **p, size_t bytes, const cha
 static srlm_status grow_device(cuda_impl *c, void **buf, size_t *cap, size_t need, const char *what) {
     if (need <= *cap) return SRLM_OK;
     SRLM_CUDA_TRY(cudaStreamSynchronize(c->stream));
+    cuda_steps_moved(c); /* a recorded step may hold the old address */
     SRLM_CUDA_TRY(cudaFree(*buf));
     *buf = NULL;
     size_t newcap = grown(*cap, need);
@@ -195,10 +199,25 @@ static srlm_status copy_slot(cuda_impl *c, int k, size_t bytes) {
     return SRLM_OK;
 }
 
+/* cuda_stage while a step is recorded: the arrays are read from the step
+ * area's device copy, which each replay refreshes. */
+static srlm_status stage_recorded(cuda_impl *c, const cuda_in *in, int n, size_t out_bytes, void **dev) {
+    if (out_bytes) return cuda_step_refuse(c, "an op brings results back to the host");
+    for (int i = 0; i < n; i++) {
+        dev[i] = in[i].bytes ? cuda_step_array(c, in[i].src, in[i].bytes) : c->steps.dev; /* empty: unread */
+        if (!dev[i])
+            return cuda_step_refuse(c, "an op's host array of %zu bytes is not in the step's inputs (or not at a "
+                                    "multiple of %d bytes in them)", in[i].bytes, (int)SRLM_STAGE_ALIGN);
+    }
+    dev[n] = c->dev;
+    return SRLM_OK;
+}
+
 srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_bytes, void **dev) {
     cuda_impl *c = cuda_of(be);
     if (n < 0 || n > SRLM_STAGE_MAX_IN)
         return SRLM_ERR(SRLM_FAILED, "cuda backend: %d staged arrays for one op (at most %d)", n, SRLM_STAGE_MAX_IN);
+    if (c->steps.recording) return stage_recorded(c, in, n, out_bytes, dev);
     srlm_stage_in arr[SRLM_STAGE_MAX_IN];
     for (int i = 0; i < n; i++) arr[i] = (srlm_stage_in){in[i].src, in[i].bytes};
     size_t off[SRLM_STAGE_MAX_IN];
@@ -231,6 +250,7 @@ srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_by
 
 srlm_status cuda_fetch(srlm_backend *be, const void *dev_src, size_t bytes, const void **host) {
     cuda_impl *c = cuda_of(be);
+    if (c->steps.recording) return cuda_step_refuse(c, "an op brings results back to the host");
     /* a regrowth waits for the stream and touches only the host buffer, not
      * dev_src; the copy into it is ordered after any upload still reading it */
     SRLM_CHECK(grow_host(c, bytes));
@@ -243,6 +263,10 @@ srlm_status cuda_fetch(srlm_backend *be, const void *dev_src, size_t bytes, cons
 
 srlm_status cuda_workspace(srlm_backend *be, size_t bytes, void **ws) {
     cuda_impl *c = cuda_of(be);
+    if (c->steps.recording && bytes > c->ws_cap) {
+        if (bytes > c->steps.ws_need) c->steps.ws_need = bytes;
+        return cuda_step_refuse(c, "the kernel workspace must first grow to %zu bytes", bytes);
+    }
     SRLM_CHECK(grow_device(c, &c->ws, &c->ws_cap, bytes ? bytes : 1, "a kernel workspace"));
     *ws = c->ws;
     return SRLM_OK;
@@ -299,6 +323,7 @@ srlm_status cuda_attn_stage(srlm_backend *be, const char *op, const srlm_view *c
 static srlm_status cuda_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows,
                               int64_t cols, const char *what) {
     cuda_impl *c = cuda_of(be);
+    if (c->steps.recording) return cuda_step_refuse(c, "allocating %s", what);
     if (dtype != SRLM_F32 && dtype != SRLM_BF16)
         return SRLM_ERR(SRLM_BAD_INPUT, "cuda backend: cannot allocate %s as %s: only F32 and BF16", what,
                         srlm_dtype_name(dtype));
@@ -322,6 +347,8 @@ static srlm_status cuda_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, 
 static void cuda_free(srlm_backend *be, srlm_view *v) {
     cuda_impl *c = cuda_of(be);
     if (!v->data) return;
+    if (c->steps.recording) cuda_step_refuse(c, "freeing memory"); /* the capture fails too: it waits */
+    cuda_steps_moved(c); /* a recorded step may hold its address */
     /* the stream may still use it; free cannot report an error */
     cudaStreamSynchronize(c->stream);
     cudaFree(v->data);
@@ -342,6 +369,7 @@ static srlm_status chunk_rows(cuda_impl *c, const srlm_view *v, int64_t *rows_pe
 
 static srlm_status cuda_upload(srlm_backend *be, srlm_view *dst, const float *src) {
     cuda_impl *c = cuda_of(be);
+    if (c->steps.recording) return cuda_step_refuse(c, "upload");
     SRLM_CHECK(cuda_check_dtype("upload", "dst", dst));
     if (dst->rows == 0 || dst->cols == 0) return SRLM_OK;
     const size_t es = srlm_dtype_size(dst->dtype), row = (size_t)dst->cols * es;
@@ -361,6 +389,7 @@ static srlm_status cuda_upload(srlm_backend *be, srlm_view *dst, const float *sr
 
 static srlm_status cuda_download(srlm_backend *be, float *dst, const srlm_view *src) {
     cuda_impl *c = cuda_of(be);
+    if (c->steps.recording) return cuda_step_refuse(c, "download");
     SRLM_CHECK(cuda_check_dtype("download", "src", src));
     if (src->rows == 0 || src->cols == 0) return SRLM_OK;
     const size_t es = srlm_dtype_size(src->dtype), row = (size_t)src->cols * es;
@@ -401,6 +430,10 @@ static const srlm_backend_ops CUDA_OPS = {
     .destroy = cuda_destroy,
     .device_comm = cuda_device_comm,
     .sample = cuda_sample,
+    .step_inputs = cuda_step_inputs,
+    .step_begin = cuda_step_begin,
+    .step_end = cuda_step_end,
+    .step_replay = cuda_step_replay,
     .alloc = cuda_alloc,
     .free = cuda_free,
     .upload = cuda_upload,

@@ -143,6 +143,9 @@ srlm_status cuda_attention(srlm_backend *be, srlm_view *out, const srlm_view *q,
     srlm_cuda_attn_shape cs;
     SRLM_CHECK(cuda_attn_stage(be, "attention", k_cache, s, &cs));
     if (s->T == 1 && !lse) { /* decoding: split the long key range over blocks */
+        /* by the length bound, recorded or not: a recorded step replays at
+         * every length under it, with the bits of the step run op by op */
+        cs.max_len = srlm_decode_len_bound(cs.max_len, s->max_seq);
         size_t bytes = srlm_cuda_attention_decode_workspace(&cs);
         void *ws;
         SRLM_CHECK(cuda_workspace(be, bytes, &ws));

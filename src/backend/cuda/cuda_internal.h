@@ -28,6 +28,30 @@
  * backend/stage_ring.h). */
 enum { CUDA_STAGING_SLOTS = SRLM_STAGE_SLOTS };
 
+/* Recorded steps (backend.h), kept as CUDA graphs: backend_cuda_steps.c. */
+enum { CUDA_STEPS_KEPT = 16 };
+
+typedef struct {
+    uint64_t        key;
+    unsigned long   epoch;  /* cuda_steps.epoch when recorded: memory since moved drops it */
+    unsigned long   used;   /* clock of its last replay: the least recent goes first */
+    cudaGraphExec_t exec;   /* NULL: an empty place */
+} cuda_step;
+
+typedef struct {
+    char          *host;      /* pinned: the step's host arrays, as the caller wrote them */
+    char          *dev;       /* their device copy, the first node of every recorded step */
+    size_t         cap, bytes; /* capacity, and the extent the last step_inputs asked for */
+    cudaEvent_t    read;      /* recorded after each replay: the area is free again once it ran */
+    int            recording; /* the stream is being captured ... */
+    uint64_t       key;       /* ... for this key */
+    char           why[200];  /* the first reason this recording cannot be kept ("" none) */
+    size_t         ws_need;   /* workspace a recording needed: grown once the capture ends */
+    unsigned long  epoch;     /* counts frees and moves of memory a recorded step may use */
+    unsigned long  clock;
+    cuda_step      kept[CUDA_STEPS_KEPT];
+} cuda_steps;
+
 typedef struct {
     int            device;
     cudaStream_t   stream;
@@ -45,6 +69,7 @@ typedef struct {
     size_t         dev_cap;
     void          *ws;        /* kernel workspaces (attention, rmsnorm backward) */
     size_t         ws_cap;
+    cuda_steps     steps;     /* recorded steps (backend_cuda_steps.c) */
 } cuda_impl;
 
 /* cuBLAS's functions, from libcublas opened at the first CUDA backend (not
@@ -99,6 +124,24 @@ srlm_status cuda_stage(srlm_backend *be, const cuda_in *in, int n, size_t out_by
 srlm_status cuda_fetch(srlm_backend *be, const void *dev_src, size_t bytes, const void **host);
 /* A device workspace of at least `bytes` (grown geometrically, never shrunk). */
 srlm_status cuda_workspace(srlm_backend *be, size_t bytes, void **ws);
+
+/* Recorded steps (backend_cuda_steps.c): the ops table's four step ops, the
+ * teardown, and what the rest of the backend asks while a step is recorded. */
+srlm_status cuda_steps_init(cuda_impl *c);
+void        cuda_steps_destroy(cuda_impl *c);
+void       *cuda_step_inputs(srlm_backend *be, size_t bytes);
+srlm_status cuda_step_begin(srlm_backend *be, uint64_t key);
+srlm_status cuda_step_end(srlm_backend *be, int keep);
+srlm_status cuda_step_replay(srlm_backend *be, uint64_t key, int *ran);
+/* While recording, an op may not wait for the stream, allocate, or bring
+ * results back: this notes why the recording cannot be kept and returns the
+ * error the op returns (SRLM_FAILED). */
+srlm_status cuda_step_refuse(cuda_impl *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Memory a recorded step may use was freed or moved: drop them all. */
+static inline void cuda_steps_moved(cuda_impl *c) { c->steps.epoch++; }
+/* A host array of `bytes` at src in the step area: its device copy's address,
+ * or NULL (not in the area, or not 256-byte aligned within it). */
+void       *cuda_step_array(cuda_impl *c, const void *src, size_t bytes);
 
 /* Argument checks; messages name the op and both shapes (SRLM_BAD_INPUT). */
 srlm_status cuda_check_dtype(const char *op, const char *name, const srlm_view *v);
