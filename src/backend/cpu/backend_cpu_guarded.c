@@ -12,7 +12,12 @@
  * communicator (device_comm), as the CUDA backend offers NCCL: MPI on the
  * guarded pages, opened around each call. The model and trainer then take
  * their device-collective paths (collectives on the views themselves, ZeRO-1's
- * in-place gathers), which otherwise only run with NCCL on GPUs. */
+ * in-place gathers), which otherwise only run with NCCL on GPUs.
+ *
+ * Recorded steps (backend.h) are a tape of op calls (guarded_steps.c), as
+ * strict as the CUDA backend's graphs, so the model's recorded decode path is
+ * tested here too: while recording, the decode forward's ops are stored
+ * instead of run, and every other op fails the recording. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +26,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/guarded_steps.h"
 #include "dist/comm.h"
 #include "generate/sampler.h"
 
@@ -33,6 +39,7 @@ typedef struct {
     srlm_backend   be; /* first: the ops receive &guard->be */
     guarded_block *blocks;
     int            n_blocks, cap_blocks;
+    guarded_steps  steps;
 } guard;
 
 static guard *guard_of(srlm_backend *be) { return (guard *)be; }
@@ -48,6 +55,7 @@ static srlm_status protect_all(srlm_backend *be, int prot) {
 static srlm_status guarded_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, int64_t rows, int64_t cols,
                                  const char *what) {
     guard *g = guard_of(be);
+    if (g->steps.recording) return guarded_steps_refuse(&g->steps, "alloc");
     if (dtype != SRLM_F32 && dtype != SRLM_BF16)
         return SRLM_ERR(SRLM_BAD_INPUT, "cpu_guarded backend: cannot allocate %s as %s: only F32 and BF16", what,
                         srlm_dtype_name(dtype));
@@ -75,6 +83,8 @@ static srlm_status guarded_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtyp
 
 static void guarded_free(srlm_backend *be, srlm_view *v) {
     guard *g = guard_of(be);
+    /* a later alloc may hand out the same address with another layout */
+    guarded_steps_drop(&g->steps, "a view was freed");
     for (int i = 0; i < g->n_blocks; i++)
         if (g->blocks[i].base == v->data) {
             munmap(g->blocks[i].base, g->blocks[i].bytes);
@@ -88,42 +98,62 @@ static void guarded_destroy(srlm_backend *be) {
     guard *g = guard_of(be);
     for (int i = 0; i < g->n_blocks; i++) munmap(g->blocks[i].base, g->blocks[i].bytes);
     free(g->blocks);
+    guarded_steps_free(&g->steps);
     free(g);
 }
 
 static const srlm_backend_ops *cpu;
 
 /* One wrapper per op: open the pages, run the CPU op, close them again. */
+#define GUARDED_RUN(name, args)                                      \
+    SRLM_CHECK(protect_all(be, PROT_READ | PROT_WRITE));             \
+    srlm_status st = cpu->name args;                                 \
+    srlm_status closed = protect_all(be, PROT_NONE);                 \
+    return st != SRLM_OK ? st : closed;
+
+/* An op a recorded step cannot hold (it brings results to the host, or a
+ * decode step does not use it): it fails a recording in progress. */
 #define GUARDED(name, params, args)                                  \
     static srlm_status guarded_##name params {                       \
-        SRLM_CHECK(protect_all(be, PROT_READ | PROT_WRITE));         \
-        srlm_status st = cpu->name args;                             \
-        srlm_status closed = protect_all(be, PROT_NONE);             \
-        return st != SRLM_OK ? st : closed;                          \
+        guarded_steps *steps = &guard_of(be)->steps;                 \
+        if (steps->recording) return guarded_steps_refuse(steps, #name); \
+        GUARDED_RUN(name, args)                                      \
+    }
+
+/* A decode step's op: recorded instead of run while recording (rec_args are
+ * guarded_record_<name>'s, steps first). */
+#define GUARDED_STEP(name, params, args, rec_args)                   \
+    static srlm_status guarded_##name params {                       \
+        guarded_steps *steps = &guard_of(be)->steps;                 \
+        if (steps->recording) return guarded_record_##name rec_args; \
+        GUARDED_RUN(name, args)                                      \
     }
 
 GUARDED(upload, (srlm_backend *be, srlm_view *dst, const float *src), (be, dst, src))
 GUARDED(download, (srlm_backend *be, float *dst, const srlm_view *src), (be, dst, src))
 GUARDED(fill, (srlm_backend *be, srlm_view *v, float value), (be, v, value))
-GUARDED(matmul, (srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w, int acc), (be, y, x, w, acc))
-GUARDED(embedding, (srlm_backend *be, srlm_view *out, const srlm_view *table, const int *ids, int n, int64_t vs),
-        (be, out, table, ids, n, vs))
-GUARDED(rmsnorm, (srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w, float eps),
-        (be, y, x, w, eps))
-GUARDED(rope, (srlm_backend *be, srlm_view *x, const int *pos, int nh, int hd, float theta),
-        (be, x, pos, nh, hd, theta))
-GUARDED(kv_store, (srlm_backend *be, srlm_view *cache, const srlm_view *kv, const srlm_attn_shape *s),
-        (be, cache, kv, s))
-GUARDED(attention,
-        (srlm_backend *be, srlm_view *out, const srlm_view *q, const srlm_view *k, const srlm_view *v,
-         const srlm_attn_shape *s, srlm_view *lse),
-        (be, out, q, k, v, s, lse))
-GUARDED(swiglu, (srlm_backend *be, srlm_view *out, const srlm_view *gate, const srlm_view *up), (be, out, gate, up))
-GUARDED(copy_rows, (srlm_backend *be, srlm_view *dst, const srlm_view *src, const int *rows, int n),
-        (be, dst, src, rows, n))
-GUARDED(copy, (srlm_backend *be, srlm_view *dst, const srlm_view *src), (be, dst, src))
-GUARDED(add, (srlm_backend *be, srlm_view *y, const srlm_view *x), (be, y, x))
-GUARDED(fill_cols, (srlm_backend *be, srlm_view *v, int64_t c0, float value), (be, v, c0, value))
+GUARDED_STEP(matmul, (srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w, int acc),
+             (be, y, x, w, acc), (steps, y, x, w, acc))
+GUARDED_STEP(embedding, (srlm_backend *be, srlm_view *out, const srlm_view *table, const int *ids, int n, int64_t vs),
+             (be, out, table, ids, n, vs), (steps, out, table, ids, n, vs))
+GUARDED_STEP(rmsnorm, (srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w, float eps),
+             (be, y, x, w, eps), (steps, y, x, w, eps))
+GUARDED_STEP(rope, (srlm_backend *be, srlm_view *x, const int *pos, int nh, int hd, float theta),
+             (be, x, pos, nh, hd, theta), (steps, x, pos, nh, hd, theta))
+GUARDED_STEP(kv_store, (srlm_backend *be, srlm_view *cache, const srlm_view *kv, const srlm_attn_shape *s),
+             (be, cache, kv, s), (steps, cache, kv, s))
+GUARDED_STEP(attention,
+             (srlm_backend *be, srlm_view *out, const srlm_view *q, const srlm_view *k, const srlm_view *v,
+              const srlm_attn_shape *s, srlm_view *lse),
+             (be, out, q, k, v, s, lse), (steps, out, q, k, v, s, lse))
+GUARDED_STEP(swiglu, (srlm_backend *be, srlm_view *out, const srlm_view *gate, const srlm_view *up),
+             (be, out, gate, up), (steps, out, gate, up))
+GUARDED_STEP(copy_rows, (srlm_backend *be, srlm_view *dst, const srlm_view *src, const int *rows, int n),
+             (be, dst, src, rows, n), (steps, dst, src, rows, n))
+GUARDED_STEP(copy, (srlm_backend *be, srlm_view *dst, const srlm_view *src), (be, dst, src), (steps, dst, src))
+GUARDED_STEP(add, (srlm_backend *be, srlm_view *y, const srlm_view *x), (be, y, x), (steps, y, x))
+GUARDED_STEP(fill_cols, (srlm_backend *be, srlm_view *v, int64_t c0, float value), (be, v, c0, value),
+             (steps, v, c0, value))
 GUARDED(row_logsumexp_target,
         (srlm_backend *be, const srlm_view *logits, const int *targets, int64_t vs, float *mx, float *se,
          float *tl),
@@ -169,6 +199,8 @@ GUARDED(scale, (srlm_backend *be, srlm_view *x, float s), (be, x, s))
  * backend has no sample op, so the two backends' runs compare the paths). */
 static srlm_status guarded_sample(srlm_backend *be, const srlm_view *logits, const struct srlm_sampling *cfg,
                                   const float *u, int *token) {
+    guarded_steps *steps = &guard_of(be)->steps;
+    if (steps->recording) return guarded_steps_refuse(steps, "sample");
     if (logits->dtype != SRLM_F32 && logits->dtype != SRLM_BF16)
         return SRLM_ERR(SRLM_BAD_INPUT, "cpu_guarded backend: sample: logits are %s; F32 or BF16",
                         srlm_dtype_name(logits->dtype));
@@ -205,9 +237,12 @@ static srlm_comm *inner_of(srlm_comm *c) { return ((guarded_comm *)c->impl)->mpi
 static srlm_backend *be_of(srlm_comm *c) { return ((guarded_comm *)c->impl)->be; }
 
 /* One wrapper per collective: open the pages, run MPI's, close them again. */
+/* A collective would run at once, not at replay: it fails a recording. */
 #define GUARDED_COMM(name, params, args)                             \
     static srlm_status gcomm_##name params {                         \
         srlm_comm *in = inner_of(c);                                 \
+        guarded_steps *steps = &guard_of(be_of(c))->steps;           \
+        if (steps->recording) return guarded_steps_refuse(steps, #name); \
         SRLM_CHECK(protect_all(be_of(c), PROT_READ | PROT_WRITE));   \
         srlm_status st = in->ops->name args;                         \
         srlm_status closed = protect_all(be_of(c), PROT_NONE);       \
@@ -244,6 +279,8 @@ static const srlm_comm_ops GUARDED_COMM_OPS = {
 
 static srlm_status guarded_device_comm(srlm_backend *be, srlm_comm *mpi, srlm_comm **out) {
     *out = NULL;
+    guarded_steps *steps = &guard_of(be)->steps;
+    if (steps->recording) return guarded_steps_refuse(steps, "device_comm");
     const char *on = getenv("SRLM_GUARDED_DEVICE_COMM");
     if (!on || strcmp(on, "1") != 0 || !mpi) return SRLM_OK; /* none: callers stage through the host */
     srlm_comm *c = calloc(1, sizeof *c);
@@ -259,12 +296,43 @@ static srlm_status guarded_device_comm(srlm_backend *be, srlm_comm *mpi, srlm_co
     return SRLM_OK;
 }
 
+/* ---- recorded steps: the tape's bookkeeping is guarded_steps.c's ---- */
+
+static void *guarded_step_inputs(srlm_backend *be, size_t bytes) {
+    return guarded_steps_inputs(&guard_of(be)->steps, bytes);
+}
+
+static srlm_status guarded_step_begin(srlm_backend *be, uint64_t key) {
+    return guarded_steps_begin(&guard_of(be)->steps, key);
+}
+
+static srlm_status guarded_step_end(srlm_backend *be, int keep) {
+    return guarded_steps_end(&guard_of(be)->steps, keep);
+}
+
+/* The pages open once around the whole replay, as they do around one op. */
+static srlm_status guarded_step_replay(srlm_backend *be, uint64_t key, int *ran) {
+    const guarded_tape *t;
+    *ran = 0;
+    SRLM_CHECK(guarded_steps_find(&guard_of(be)->steps, key, &t));
+    if (!t) return SRLM_OK;
+    *ran = 1;
+    SRLM_CHECK(protect_all(be, PROT_READ | PROT_WRITE));
+    srlm_status st = guarded_steps_run(t, be, cpu);
+    srlm_status closed = protect_all(be, PROT_NONE);
+    return st != SRLM_OK ? st : closed;
+}
+
 static const srlm_backend_ops GUARDED_OPS = {
     .name = "cpu_guarded",
     .host_memory = 0,
     .destroy = guarded_destroy,
     .device_comm = guarded_device_comm,
     .sample = guarded_sample,
+    .step_inputs = guarded_step_inputs,
+    .step_begin = guarded_step_begin,
+    .step_end = guarded_step_end,
+    .step_replay = guarded_step_replay,
     .alloc = guarded_alloc,
     .free = guarded_free,
     .upload = guarded_upload,
