@@ -623,8 +623,9 @@ static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
         SRLM_CHECK(srlm_llama_gate_up_weight(ly, &w_gu));
         SRLM_CHECK(op->matmul(be, &qkv, &xn, &w_qkv, 0));
-        SRLM_CHECK(op->rope(be, &q, pos, m->n_heads_local, m->head_dim, theta));
-        SRLM_CHECK(op->rope(be, &k, pos, m->n_kv_local, m->head_dim, theta));
+        /* q and k are adjacent columns of qkv: one rope call over both */
+        srlm_view qk = srlm_view_cols(qkv, 0, q.cols + k.cols);
+        SRLM_CHECK(op->rope(be, &qk, pos, m->n_heads_local + m->n_kv_local, m->head_dim, theta));
         SRLM_CHECK(op->kv_store(be, &kv->k[l], &k, &as));
         SRLM_CHECK(op->kv_store(be, &kv->v[l], &v, &as));
         SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as, NULL));

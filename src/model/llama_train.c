@@ -152,8 +152,9 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
     SRLM_CHECK(srlm_llama_gate_up_weight(ly, &w_gu));
     SRLM_CHECK(op->matmul(be, &la->qkv, &la->xn1, &w_qkv, 0));
-    SRLM_CHECK(op->rope(be, &la->q, pos, m->n_heads_local, m->head_dim, theta));
-    SRLM_CHECK(op->rope(be, &la->k, pos, m->n_kv_local, m->head_dim, theta));
+    /* q and k are adjacent columns of qkv: one rope call over both */
+    srlm_view qk = srlm_view_cols(la->qkv, 0, la->q.cols + la->k.cols);
+    SRLM_CHECK(op->rope(be, &qk, pos, m->n_heads_local + m->n_kv_local, m->head_dim, theta));
     SRLM_CHECK(attention_forward(m, a, la, b));
     SRLM_CHECK(op->matmul(be, proj, &la->att, &ly->wo, 0));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, proj));
@@ -316,8 +317,8 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(op->matmul_dx(be, &datt, &dtmp, &ly->wo, 0));
     SRLM_CHECK(op->matmul_dw(be, &gl->wo, &dtmp, &la->att));
     SRLM_CHECK(attention_backward(m, a, la, &dq, &dk, &dv, &datt, b));
-    SRLM_CHECK(op->rope_backward(be, &dq, a->pos, m->n_heads_local, m->head_dim, theta));
-    SRLM_CHECK(op->rope_backward(be, &dk, a->pos, m->n_kv_local, m->head_dim, theta));
+    srlm_view dqk = srlm_view_cols(dqkv, 0, dq.cols + dk.cols);
+    SRLM_CHECK(op->rope_backward(be, &dqk, a->pos, m->n_heads_local + m->n_kv_local, m->head_dim, theta));
     /* q, k, v stacked: one GEMM each way, dxn rounded once */
     SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
     SRLM_CHECK(srlm_llama_qkv_weight(gl, &g_qkv));
