@@ -77,6 +77,27 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(T *y, int64_t ys, con
     for (int j = threadIdx.x; j < cols; j += kThreads) st(yr + j, ld(w[j]) * (ld(xr[j]) * inv));
 }
 
+/* x += r and y = rmsnorm(x), per row: each thread stores its x elements
+ * rounded to T and reads them back (its own writes) for the sum of squares and
+ * the output, so the arithmetic is add_kernel's and then rmsnorm_kernel's. */
+template <typename T>
+__global__ void __launch_bounds__(kThreads) add_rmsnorm_kernel(T *x, int64_t xs, T *y, int64_t ys, const T *r,
+                                                               int64_t rs, const T *w, int cols, float eps) {
+    T *xr = x + (int64_t)blockIdx.x * xs;
+    T *yr = y + (int64_t)blockIdx.x * ys;
+    const T *rr = r + (int64_t)blockIdx.x * rs;
+    float ss = 0.0f, unused = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += kThreads) {
+        st(xr + j, ld(xr[j]) + ld(rr[j]));
+        const float v = ld(xr[j]);
+        ss += v * v;
+    }
+    __shared__ float sh[2 * kWarps];
+    block_sum2(ss, unused, sh);
+    const float inv = 1.0f / sqrtf(ss / (float)cols + eps); /* as rmsnorm_kernel */
+    for (int j = threadIdx.x; j < cols; j += kThreads) st(yr + j, ld(w[j]) * (ld(xr[j]) * inv));
+}
+
 /* Backward, per row (block = row):
  *   r = (mean(x^2) + eps)^-1/2, dot = sum_k w_k dy_k x_k, c = dot r^3 / n,
  *   dx_j = r w_j dy_j - x_j c; inv[row] = r for the dw pass. */
@@ -199,6 +220,28 @@ extern "C" srlm_status srlm_cuda_rmsnorm(srlm_view *y, const srlm_view *x, const
         rmsnorm_kernel<__nv_bfloat16><<<rows, kThreads, 0, st>>>(
             (__nv_bfloat16 *)y->data, y->stride, (const __nv_bfloat16 *)x->data, x->stride,
             (const __nv_bfloat16 *)w->data, cols, eps);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    return SRLM_OK;
+}
+
+extern "C" srlm_status srlm_cuda_add_rmsnorm(srlm_view *x, srlm_view *y, const srlm_view *r, const srlm_view *w,
+                                             float eps, void *stream) {
+    SRLM_CHECK(check_view(x, "add_rmsnorm", "x"));
+    SRLM_CHECK(check_like(y, x, "add_rmsnorm", "y", "x", x->rows));
+    SRLM_CHECK(check_like(r, x, "add_rmsnorm", "r", "x", x->rows));
+    SRLM_CHECK(check_like(w, x, "add_rmsnorm", "w", "x", -1));
+    if (x->rows == 0) return SRLM_OK;
+    const unsigned rows = (unsigned)x->rows;
+    const int cols = (int)x->cols;
+    cudaStream_t st = (cudaStream_t)stream;
+    if (x->dtype == SRLM_F32)
+        add_rmsnorm_kernel<float><<<rows, kThreads, 0, st>>>((float *)x->data, x->stride, (float *)y->data,
+                                                             y->stride, (const float *)r->data, r->stride,
+                                                             (const float *)w->data, cols, eps);
+    else
+        add_rmsnorm_kernel<__nv_bfloat16><<<rows, kThreads, 0, st>>>(
+            (__nv_bfloat16 *)x->data, x->stride, (__nv_bfloat16 *)y->data, y->stride,
+            (const __nv_bfloat16 *)r->data, r->stride, (const __nv_bfloat16 *)w->data, cols, eps);
     SRLM_CUDA_TRY(cudaGetLastError());
     return SRLM_OK;
 }

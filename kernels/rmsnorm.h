@@ -21,6 +21,14 @@ srlm_status srlm_cuda_rmsnorm_f32(float *y, const float *x, const float *w, int 
 srlm_status srlm_cuda_rmsnorm(srlm_view *y, const srlm_view *x, const srlm_view *w, float eps,
                               void *stream);
 
+/* x += r, then y = rmsnorm(x) with w, in one pass over the row (one block
+ * per row): the bits of srlm_cuda_add followed by srlm_cuda_rmsnorm, since
+ * each element is rounded to x's dtype when stored and the norm reads the
+ * stored values in the same order and tree. y must not overlap x or r. CPU
+ * twin: the ops table's add then rmsnorm (add_rmsnorm). */
+srlm_status srlm_cuda_add_rmsnorm(srlm_view *x, srlm_view *y, const srlm_view *r, const srlm_view *w,
+                                  float eps, void *stream);
+
 /* dx = d/dx given dy (=, not accumulated); dw (1, cols) += sum over rows of
  * dy * x_normalised, summed in a fixed order (per-block partials over row
  * ranges, then the blocks in order): deterministic, no atomics. workspace:

@@ -235,6 +235,11 @@ typedef struct {
     srlm_status (*copy)(srlm_backend *be, srlm_view *dst, const srlm_view *src);
     /* y += x */
     srlm_status (*add)(srlm_backend *be, srlm_view *y, const srlm_view *x);
+    /* x += r, then y = rmsnorm(x) with w: add then rmsnorm (the same bits), in
+     * one pass where the backend can (a residual and the next norm); y must
+     * not overlap x or r */
+    srlm_status (*add_rmsnorm)(srlm_backend *be, srlm_view *x, srlm_view *y, const srlm_view *r,
+                               const srlm_view *w, float eps);
     /* columns [c0, cols) of every row = value (masks padded vocab entries with -inf) */
     srlm_status (*fill_cols)(srlm_backend *be, srlm_view *v, int64_t c0, float value);
 

@@ -615,10 +615,12 @@ static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
 
     SRLM_CHECK(op->embedding(be, &x, &m->embed, bt->ids, N, m->vocab_start));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &x));
+    /* each residual add and the norm after it are one op (add_rmsnorm): xn
+     * holds the attention norm of x when a layer starts */
+    if (m->n_layers > 0) SRLM_CHECK(op->rmsnorm(be, &xn, &x, &m->layers[0].attn_norm, eps));
     for (int l = 0; l < m->n_layers; l++) {
         const srlm_llama_layer *ly = &m->layers[l];
         /* attention block */
-        SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->attn_norm, eps));
         srlm_view w_qkv, w_gu;
         SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
         SRLM_CHECK(srlm_llama_gate_up_weight(ly, &w_gu));
@@ -631,14 +633,14 @@ static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as, NULL));
         SRLM_CHECK(op->matmul(be, &proj, &att, &ly->wo, 0));
         SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &proj));
-        SRLM_CHECK(op->add(be, &x, &proj));
         /* MLP block */
-        SRLM_CHECK(op->rmsnorm(be, &xn, &x, &ly->mlp_norm, eps));
+        SRLM_CHECK(op->add_rmsnorm(be, &x, &xn, &proj, &ly->mlp_norm, eps));
         SRLM_CHECK(op->matmul(be, &gu, &xn, &w_gu, 0));
         SRLM_CHECK(op->swiglu(be, &gate, &gate, &up));
         SRLM_CHECK(op->matmul(be, &proj, &gate, &ly->w_down, 0));
         SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &proj));
-        SRLM_CHECK(op->add(be, &x, &proj));
+        if (l + 1 < m->n_layers) SRLM_CHECK(op->add_rmsnorm(be, &x, &xn, &proj, &m->layers[l + 1].attn_norm, eps));
+        else SRLM_CHECK(op->add(be, &x, &proj));
     }
     srlm_view head_in = xn;
     if (bt->last_only) {

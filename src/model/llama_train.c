@@ -160,8 +160,7 @@ static srlm_status layer_forward(srlm_llama *m, int l, srlm_layer_acts *la, srlm
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, proj));
     SRLM_CHECK(op->dropout(be, proj, b->dropout, dropout_key(b, l, SITE_ATTN)));
     SRLM_CHECK(op->copy(be, &la->x_mid, &la->x_in));
-    SRLM_CHECK(op->add(be, &la->x_mid, proj));
-    SRLM_CHECK(op->rmsnorm(be, &la->xn2, &la->x_mid, &ly->mlp_norm, eps));
+    SRLM_CHECK(op->add_rmsnorm(be, &la->x_mid, &la->xn2, proj, &ly->mlp_norm, eps));
     SRLM_CHECK(op->matmul(be, &la->gu, &la->xn2, &w_gu, 0));
     SRLM_CHECK(op->swiglu(be, &la->h, &la->gate, &la->up));
     SRLM_CHECK(op->matmul(be, proj, &la->h, &ly->w_down, 0));

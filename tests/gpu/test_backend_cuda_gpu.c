@@ -398,6 +398,154 @@ static void test_staging_ring(void) {
     drop(&a), drop(&b), drop(&y), drop(&src), drop(&dst);
 }
 
+/* The GPU's view as floats (malloc'd). */
+static float *gpu_floats(const srlm_view *v) {
+    float *h = malloc(sizeof(float) * (size_t)(v->rows * v->cols));
+    CHECK(h != NULL);
+    CHECK_OK(g_gpu->ops->download(g_gpu, h, v));
+    return h;
+}
+
+/* Two GPU views hold the same bits (as floats: bf16 widens exactly). */
+static void same_bits(const char *what, const srlm_view *a, const srlm_view *b) {
+    float *x = gpu_floats(a), *y = gpu_floats(b);
+    const size_t n = (size_t)(a->rows * a->cols);
+    size_t differ = 0;
+    for (size_t i = 0; i < n; i++) differ += memcmp(&x[i], &y[i], sizeof(float)) != 0;
+    printf("%-30s %-4s %zu of %zu elements differ (expected 0)\n", what, srlm_dtype_name(g_dt), differ, n);
+    CHECK_MSG(a->rows == b->rows && a->cols == b->cols && differ == 0, "%s (%s pass): %zu of %zu elements differ",
+              what, srlm_dtype_name(g_dt), differ, n);
+    free(x), free(y);
+}
+
+/* add_rmsnorm: against the CPU twin, and bit for bit against add then
+ * rmsnorm on the GPU (the model relies on it: a fused step is the same step) */
+static void test_add_rmsnorm(void) {
+    pair x = mk_rand(N, DIM, 1.5f, 0.2f), r = mk_rand(N, DIM, 0.7f, -0.1f), w = mk_rand(1, DIM, 0.1f, 1.0f);
+    pair y = mk(N, DIM), x2 = mk(N, DIM), y2 = mk(N, DIM);
+    CHECK_OK(g_gpu->ops->copy(g_gpu, &x2.g, &x.g));
+    CHECK_OK(g_cpu->ops->add_rmsnorm(g_cpu, &x.c, &y.c, &r.c, &w.c, 1e-5f));
+    CHECK_OK(g_gpu->ops->add_rmsnorm(g_gpu, &x.g, &y.g, &r.g, &w.g, 1e-5f));
+    compare("add_rmsnorm (x)", &x, tol(0.0, 1e-2));
+    compare("add_rmsnorm (y)", &y, tol(1e-5, 1e-2));
+    CHECK_OK(g_gpu->ops->add(g_gpu, &x2.g, &r.g));
+    CHECK_OK(g_gpu->ops->rmsnorm(g_gpu, &y2.g, &x2.g, &w.g, 1e-5f));
+    same_bits("add_rmsnorm = add, rmsnorm", &y.g, &y2.g);
+    same_bits("add_rmsnorm's x = add's", &x.g, &x2.g);
+    srlm_view narrow = srlm_view_cols(w.g, 0, DIM - 1);
+    srlm_status bad = g_gpu->ops->add_rmsnorm(g_gpu, &x.g, &y.g, &r.g, &narrow, 1e-5f);
+    CHECK_MSG(bad == SRLM_BAD_INPUT && strstr(srlm_last_error(), "add_rmsnorm"), "a narrow w: %s", srlm_last_error());
+    drop(&x), drop(&r), drop(&w), drop(&y), drop(&x2), drop(&y2);
+}
+
+/* ---- recorded steps (backend.h; CUDA graphs, backend_cuda_steps.c) ---- */
+
+/* A decode step's ops on B sequences of one token, every host array from `in`
+ * (ids, pos, slot, n_past, n_new, rows: each SPAN ints): embedding, a residual
+ * and its norm, the qkv product, rope, the KV store and decode attention. */
+enum { SPAN = 64 };
+typedef struct {
+    pair table, x, xn, r, w, wqkv, qkv, kc, vc, att, out;
+} step_views;
+
+static srlm_status step_ops(step_views *v, const int *in) {
+    srlm_backend *be = g_gpu;
+    const srlm_backend_ops *op = be->ops;
+    const int *ids = in, *pos = in + 4 * SPAN, *rows = in + 5 * SPAN;
+    const srlm_attn_shape as = {B, 1, NH, NKV, HD, MAX_SEQ, in + SPAN, in + 2 * SPAN, in + 3 * SPAN, 0, NULL};
+    srlm_view qk = srlm_view_cols(v->qkv.g, 0, NH * HD + KVD), q = srlm_view_cols(v->qkv.g, 0, NH * HD);
+    srlm_view k = srlm_view_cols(v->qkv.g, NH * HD, KVD), vv = srlm_view_cols(v->qkv.g, NH * HD + KVD, KVD);
+    SRLM_CHECK(op->embedding(be, &v->x.g, &v->table.g, ids, B, V0));
+    SRLM_CHECK(op->add_rmsnorm(be, &v->x.g, &v->xn.g, &v->r.g, &v->w.g, 1e-5f));
+    SRLM_CHECK(op->matmul(be, &v->qkv.g, &v->xn.g, &v->wqkv.g, 0));
+    SRLM_CHECK(op->rope(be, &qk, pos, NH + NKV, HD, 10000.0f));
+    SRLM_CHECK(op->kv_store(be, &v->kc.g, &k, &as));
+    SRLM_CHECK(op->kv_store(be, &v->vc.g, &vv, &as));
+    SRLM_CHECK(op->attention(be, &v->att.g, &q, &v->kc.g, &v->vc.g, &as, NULL));
+    return op->copy_rows(be, &v->out.g, &v->att.g, rows, B);
+}
+
+/* Step s's arrays: other ids, slots and lengths each step. */
+static void step_arrays(int *in, int s) {
+    for (int b = 0; b < B; b++) {
+        in[b] = V0 + (s * 37 + b * 101) % SHARD;
+        in[SPAN + b] = (b + s) % SLOTS;                  /* slot */
+        in[2 * SPAN + b] = 5 + (s * 7 + b * 3) % 40;     /* n_past < MAX_SEQ */
+        in[3 * SPAN + b] = 1;                            /* n_new */
+        in[4 * SPAN + b] = in[2 * SPAN + b];             /* position */
+        in[5 * SPAN + b] = B - 1 - b;                    /* rows, reversed */
+    }
+}
+
+static void test_recorded_steps(void) {
+    step_views v;
+    v.table = mk_rand(SHARD, DIM, 1.0f, 0.0f), v.x = mk(B, DIM), v.xn = mk(B, DIM);
+    v.r = mk_rand(B, DIM, 0.5f, 0.0f), v.w = mk_rand(1, DIM, 0.1f, 1.0f);
+    v.wqkv = mk_rand(NH * HD + 2 * KVD, DIM, 0.05f, 0.0f), v.qkv = mk(B, NH * HD + 2 * KVD);
+    v.kc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f), v.vc = mk_rand(SLOTS * MAX_SEQ, KVD, 1.0f, 0.0f);
+    v.att = mk(B, NH * HD), v.out = mk(B, NH * HD);
+    pair ref = mk(B, NH * HD);
+    const srlm_backend_ops *op = g_gpu->ops;
+    CHECK(op->step_inputs && op->step_begin && op->step_end && op->step_replay);
+    static int plain[6 * SPAN];
+    const uint64_t key = 77;
+    int *in = op->step_inputs(g_gpu, sizeof(int) * 6 * SPAN), ran;
+    CHECK_MSG(in != NULL, "step_inputs: %s", srlm_last_error());
+    /* once op by op (the workspace grows there), then recorded: nothing runs */
+    step_arrays(in, 0);
+    CHECK_OK(step_ops(&v, in));
+    poison(&v.out);
+    CHECK_OK(op->step_begin(g_gpu, key));
+    CHECK_OK(step_ops(&v, in));
+    CHECK_OK(op->step_end(g_gpu, 1));
+    float *untouched = gpu_floats(&v.out.g);
+    CHECK_MSG(isnan(untouched[0]) && isnan(untouched[B * NH * HD - 1]), "recording a step ran its ops");
+    free(untouched);
+    /* replays on new contents of the area against the same step op by op */
+    for (int s = 1; s <= 3; s++) {
+        step_arrays(in, s);
+        memcpy(plain, in, sizeof plain);
+        poison(&v.out);
+        CHECK_OK(op->step_replay(g_gpu, key, &ran));
+        CHECK_MSG(ran == 1, "step %d: the recorded step did not replay", s);
+        CHECK_OK(g_gpu->ops->copy(g_gpu, &ref.g, &v.out.g));
+        poison(&v.out);
+        CHECK_OK(step_ops(&v, plain)); /* op by op, arrays outside the area */
+        char what[48];
+        snprintf(what, sizeof what, "replayed step %d = op by op", s);
+        same_bits(what, &ref.g, &v.out.g);
+        in = op->step_inputs(g_gpu, sizeof(int) * 6 * SPAN); /* waits for the replay: same area */
+        CHECK(in != NULL);
+    }
+    /* a host array outside the area fails the recording, with its reason */
+    CHECK_OK(op->step_begin(g_gpu, key + 1));
+    srlm_status bad = step_ops(&v, plain);
+    CHECK_MSG(bad != SRLM_OK && strstr(srlm_last_error(), "not in the step's inputs"), "array outside: %s",
+              srlm_last_error());
+    bad = op->step_end(g_gpu, 1);
+    CHECK_MSG(bad != SRLM_OK && strstr(srlm_last_error(), "not in the step's inputs"), "step_end: %s",
+              srlm_last_error());
+    CHECK_OK(op->step_replay(g_gpu, key + 1, &ran));
+    CHECK_MSG(ran == 0, "a failed recording replayed");
+    /* results brought back to the host fail it too; dropping it leaves the stream usable */
+    CHECK_OK(op->step_begin(g_gpu, key + 2));
+    float host[4];
+    srlm_view one = srlm_view_cols(srlm_view_rows(v.x.g, 0, 1), 0, 4);
+    bad = op->download(g_gpu, host, &one);
+    CHECK_MSG(bad != SRLM_OK && strstr(srlm_last_error(), "download"), "download while recording: %s", srlm_last_error());
+    CHECK_OK(op->step_end(g_gpu, 0));
+    CHECK_OK(op->step_replay(g_gpu, key, &ran)); /* the kept step still replays */
+    CHECK(ran == 1);
+    CHECK_OK(op->download(g_gpu, host, &one));
+    /* freeing memory drops every recording: its address may come back as something else */
+    pair scratch = mk(1, DIM);
+    drop(&scratch);
+    CHECK_OK(op->step_replay(g_gpu, key, &ran));
+    CHECK_MSG(ran == 0, "a recording survived a free");
+    drop(&v.table), drop(&v.x), drop(&v.xn), drop(&v.r), drop(&v.w), drop(&v.wqkv), drop(&v.qkv);
+    drop(&v.kc), drop(&v.vc), drop(&v.att), drop(&v.out), drop(&ref);
+}
+
 static void test_swiglu(void) {
     pair g = mk_rand(N, FF, 2.0f, 0.0f), u = mk_rand(N, FF, 1.0f, 0.0f), o = mk(N, FF);
     CHECK_OK(g_cpu->ops->swiglu(g_cpu, &o.c, &g.c, &u.c));
@@ -761,6 +909,8 @@ int main(void) {
         test_attention();
         test_swiglu();
         test_copies();
+        test_add_rmsnorm();
+        test_recorded_steps();
         test_staging_ring();
         test_row_ops();
         test_sample();

@@ -421,6 +421,13 @@ done:
     return finish(s, 2, 1u << 1, st);
 }
 
+/* The CPU twin of the fused kernel: the two ops, so the same bits by definition. */
+static srlm_status op_add_rmsnorm(srlm_backend *be, srlm_view *x, srlm_view *y, const srlm_view *r,
+                                  const srlm_view *w, float eps) {
+    SRLM_CHECK(op_add(be, x, r));
+    return op_rmsnorm(be, y, x, w, eps);
+}
+
 /* ---- the row-wise logits ops: in blocks of rows, which give the same rows as
  * one call, so that a vocab-wide view is never copied whole ---- */
 
@@ -698,6 +705,7 @@ const srlm_backend_ops cpu_ops = {
     .copy_rows = op_copy_rows,
     .copy = op_copy,
     .add = op_add,
+    .add_rmsnorm = op_add_rmsnorm,
     .fill_cols = op_fill_cols,
     .row_logsumexp_target = op_row_logsumexp_target,
     .row_argmax = op_row_argmax,

@@ -152,6 +152,9 @@ GUARDED_STEP(copy_rows, (srlm_backend *be, srlm_view *dst, const srlm_view *src,
              (be, dst, src, rows, n), (steps, dst, src, rows, n))
 GUARDED_STEP(copy, (srlm_backend *be, srlm_view *dst, const srlm_view *src), (be, dst, src), (steps, dst, src))
 GUARDED_STEP(add, (srlm_backend *be, srlm_view *y, const srlm_view *x), (be, y, x), (steps, y, x))
+GUARDED_STEP(add_rmsnorm,
+             (srlm_backend *be, srlm_view *x, srlm_view *y, const srlm_view *r, const srlm_view *w, float eps),
+             (be, x, y, r, w, eps), (steps, x, y, r, w, eps))
 GUARDED_STEP(fill_cols, (srlm_backend *be, srlm_view *v, int64_t c0, float value), (be, v, c0, value),
              (steps, v, c0, value))
 GUARDED(row_logsumexp_target,
@@ -348,6 +351,7 @@ static const srlm_backend_ops GUARDED_OPS = {
     .copy_rows = guarded_copy_rows,
     .copy = guarded_copy,
     .add = guarded_add,
+    .add_rmsnorm = guarded_add_rmsnorm,
     .fill_cols = guarded_fill_cols,
     .row_logsumexp_target = guarded_row_logsumexp_target,
     .row_argmax = guarded_row_argmax,

@@ -12,7 +12,7 @@
 static const char *const OP_NAMES[] = {
     [STEP_EMBEDDING] = "embedding", [STEP_RMSNORM] = "rmsnorm", [STEP_MATMUL] = "matmul",
     [STEP_ROPE] = "rope",           [STEP_KV_STORE] = "kv_store", [STEP_ATTENTION] = "attention",
-    [STEP_ADD] = "add",             [STEP_SWIGLU] = "swiglu",   [STEP_COPY_ROWS] = "copy_rows",
+    [STEP_ADD] = "add",             [STEP_ADD_RMSNORM] = "add_rmsnorm", [STEP_SWIGLU] = "swiglu",   [STEP_COPY_ROWS] = "copy_rows",
     [STEP_COPY] = "copy",           [STEP_FILL_COLS] = "fill_cols",
 };
 
@@ -159,6 +159,7 @@ srlm_status guarded_steps_run(const guarded_tape *t, srlm_backend *be, const srl
             st = ops->attention(be, &r.v[0], &r.v[1], &r.v[2], &r.v[3], &r.shape, r.has_lse ? &r.lse : NULL);
             break;
         case STEP_ADD: st = ops->add(be, &r.v[0], &r.v[1]); break;
+        case STEP_ADD_RMSNORM: st = ops->add_rmsnorm(be, &r.v[0], &r.v[1], &r.v[2], &r.v[3], r.scalar); break;
         case STEP_SWIGLU: st = ops->swiglu(be, &r.v[0], &r.v[1], &r.v[2]); break;
         case STEP_COPY_ROWS: st = ops->copy_rows(be, &r.v[0], &r.v[1], r.arr, r.n); break;
         case STEP_COPY: st = ops->copy(be, &r.v[0], &r.v[1]); break;
@@ -253,6 +254,11 @@ srlm_status guarded_record_copy(guarded_steps *s, srlm_view *dst, const srlm_vie
 
 srlm_status guarded_record_add(guarded_steps *s, srlm_view *y, const srlm_view *x) {
     return push(s, &(guarded_step_rec){.op = STEP_ADD, .v = {*y, *x}});
+}
+
+srlm_status guarded_record_add_rmsnorm(guarded_steps *s, srlm_view *x, srlm_view *y, const srlm_view *r,
+                                       const srlm_view *w, float eps) {
+    return push(s, &(guarded_step_rec){.op = STEP_ADD_RMSNORM, .v = {*x, *y, *r, *w}, .scalar = eps});
 }
 
 srlm_status guarded_record_fill_cols(guarded_steps *s, srlm_view *v, int64_t c0, float value) {

@@ -24,6 +24,7 @@ typedef enum {
     STEP_KV_STORE,
     STEP_ATTENTION,
     STEP_ADD,
+    STEP_ADD_RMSNORM,
     STEP_SWIGLU,
     STEP_COPY_ROWS,
     STEP_COPY,
@@ -97,6 +98,8 @@ srlm_status guarded_record_copy_rows(guarded_steps *s, srlm_view *dst, const srl
                                      int n);
 srlm_status guarded_record_copy(guarded_steps *s, srlm_view *dst, const srlm_view *src);
 srlm_status guarded_record_add(guarded_steps *s, srlm_view *y, const srlm_view *x);
+srlm_status guarded_record_add_rmsnorm(guarded_steps *s, srlm_view *x, srlm_view *y, const srlm_view *r,
+                                       const srlm_view *w, float eps);
 srlm_status guarded_record_fill_cols(guarded_steps *s, srlm_view *v, int64_t c0, float value);
 
 #endif

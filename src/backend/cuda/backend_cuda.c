@@ -449,6 +449,7 @@ static const srlm_backend_ops CUDA_OPS = {
     .copy_rows = cuda_copy_rows,
     .copy = cuda_copy,
     .add = cuda_add,
+    .add_rmsnorm = cuda_add_rmsnorm,
     .fill_cols = cuda_fill_cols,
     .row_logsumexp_target = cuda_row_logsumexp_target,
     .row_argmax = cuda_row_argmax,

@@ -197,6 +197,19 @@ srlm_status cuda_add(srlm_backend *be, srlm_view *y, const srlm_view *x) {
     return srlm_cuda_add(y, x, cuda_stream(be));
 }
 
+srlm_status cuda_add_rmsnorm(srlm_backend *be, srlm_view *x, srlm_view *y, const srlm_view *r, const srlm_view *w,
+                             float eps) {
+    SRLM_CHECK(cuda_check_same("add_rmsnorm", "x", x, "r", r));
+    SRLM_CHECK(cuda_check_same("add_rmsnorm", "x", x, "y", y));
+    if (w->rows != 1 || w->cols != x->cols || w->dtype != x->dtype)
+        return SRLM_ERR(SRLM_BAD_INPUT, "add_rmsnorm shapes: x (%lld,%lld) %s, w (%lld,%lld) %s: w must be "
+                        "(1, %lld) of x's dtype", (long long)x->rows, (long long)x->cols,
+                        srlm_dtype_name(x->dtype), (long long)w->rows, (long long)w->cols,
+                        srlm_dtype_name(w->dtype), (long long)x->cols);
+    if (x->rows == 0) return SRLM_OK;
+    return srlm_cuda_add_rmsnorm(x, y, r, w, eps, cuda_stream(be));
+}
+
 srlm_status cuda_fill(srlm_backend *be, srlm_view *v, float value) {
     SRLM_CHECK(cuda_check_dtype("fill", "v", v));
     if (v->rows == 0) return SRLM_OK;

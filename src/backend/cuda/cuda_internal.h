@@ -176,6 +176,8 @@ srlm_status cuda_copy_rows(srlm_backend *be, srlm_view *dst, const srlm_view *sr
                            const int *src_rows, int n);
 srlm_status cuda_copy(srlm_backend *be, srlm_view *dst, const srlm_view *src);
 srlm_status cuda_add(srlm_backend *be, srlm_view *y, const srlm_view *x);
+srlm_status cuda_add_rmsnorm(srlm_backend *be, srlm_view *x, srlm_view *y, const srlm_view *r, const srlm_view *w,
+                             float eps);
 srlm_status cuda_fill(srlm_backend *be, srlm_view *v, float value);
 srlm_status cuda_fill_cols(srlm_backend *be, srlm_view *v, int64_t c0, float value);
 srlm_status cuda_row_logsumexp_target(srlm_backend *be, const srlm_view *logits, const int *targets,
