@@ -152,7 +152,7 @@ srlm_status cuda_step_end(srlm_backend *be, int keep) {
         grown = cuda_workspace(be, st->ws_need, &ws);
         st->ws_need = 0;
     }
-    if (!keep || e != cudaSuccess || !g || st->why[0]) {
+    if (!keep || e != cudaSuccess || !g || st->why[0] || grown != SRLM_OK) {
         if (g) cudaGraphDestroy(g);
         SRLM_CHECK(grown);
         if (!keep) return SRLM_OK;
@@ -166,7 +166,6 @@ srlm_status cuda_step_end(srlm_backend *be, int keep) {
         cudaGetLastError();
         return SRLM_ERR(SRLM_FAILED, "cuda backend: cudaGraphInstantiate of a recorded step: %s", cudaGetErrorString(e));
     }
-    SRLM_CHECK(grown);
     cuda_step *s = place_for(st, st->key);
     drop(s);
     *s = (cuda_step){st->key, st->epoch, ++st->clock, exec};
