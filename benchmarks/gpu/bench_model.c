@@ -498,6 +498,14 @@ int main(int argc, char **argv) {
                                                 n_new, u, &h_dev);
             printf(", backend sampling %.1f tokens/s (%.2fx), %s tokens", (double)S * a.decode / t_dev, t_host / t_dev,
                    h_dev == h_host ? "the same" : "DIFFERENT");
+            /* the recorded steps' share: the same, op by op */
+            uint64_t h_op;
+            fa.step_off = 1;
+            const double t_op = sampled_decode(&m, &kv, &fa, S, prompt, a.decode, 0, smp, logits, next, slot, past,
+                                               n_new, u, &h_op);
+            fa.step_off = 0;
+            printf("; op by op %.1f tokens/s (recorded steps %.2fx), %s tokens", (double)S * a.decode / t_op,
+                   t_op / t_dev, h_op == h_dev ? "the same" : "DIFFERENT");
         }
         printf("\n");
         for (int i = 0; i < n_smp; i++) srlm_sampler_free(smp[i]);

@@ -239,8 +239,10 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
     elif timeout -k 10 "$t" "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >>"$model_txt" \
             2>"$logs/bench_model_$dtype.err"; then
         grep "dtype $dtype" "$model_txt"
-        grep "^decode_sampled:.*dtype $dtype,.*DIFFERENT" "$model_txt" >/dev/null &&
+        grep "^decode_sampled:.*dtype $dtype,.*backend sampling [0-9.]* tokens/s ([0-9.]*x), DIFFERENT" "$model_txt" >/dev/null &&
             failed+=("bench_model ($dtype): sampling on the device drew other tokens than on the host")
+        grep "^decode_sampled:.*dtype $dtype,.*(recorded steps [0-9.]*x), DIFFERENT" "$model_txt" >/dev/null &&
+            failed+=("bench_model ($dtype): recorded decode steps of the sampled batch drew other tokens than op by op")
         grep "^decode_op_by_op:.*dtype $dtype,.*DIFFERENT" "$model_txt" >/dev/null &&
             failed+=("bench_model ($dtype): recorded decode steps drew other tokens than the same steps op by op")
         [ "$bf16_peak" != 0 ] && grep "^train_step:.*dtype $dtype," "$model_txt" |

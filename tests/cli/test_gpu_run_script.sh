@@ -108,7 +108,7 @@ echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, $tps to
 echo "decode_op_by_op: batch 1, dtype $dtype, 128 tokens, 40.0 tokens/s, per token 20.0 ms issuing the forward and 5.0 ms waiting for the token; recorded steps 2.50x, ${FAKE_RECORDED:-the same} tokens"
 echo "train_phases: batch 4, seq 1024, dtype $dtype, forward 20.5 ms (400.00 TFLOP/s), backward 45.0 ms (350.00 TFLOP/s), optimizer 15.5 ms"
 echo "decode_gemm: gate/up, rows 1, dtype $dtype, W 5632 x 2048, 12.5 us per call (issued in 9.0 us), 1845 GB/s of weights (61.5% of 3000 GB/s)"
-echo "decode_sampled: batch 32, dtype $dtype, 64 steps, temperature 0.8, top-p 0.9, host sampling 1000.0 tokens/s, backend sampling 1500.0 tokens/s (1.50x), ${FAKE_SAMPLED:-the same} tokens"
+echo "decode_sampled: batch 32, dtype $dtype, 64 steps, temperature 0.8, top-p 0.9, host sampling 1000.0 tokens/s, backend sampling 1500.0 tokens/s (1.50x), ${FAKE_SAMPLED:-the same} tokens; op by op 600.0 tokens/s (recorded steps 2.50x), ${FAKE_SAMPLED_OP:-the same} tokens"
 EOF
 cat >"$b/bundle-env.sh" <<'EOF'
 export SRLM_FAKE_BUNDLE=yes
@@ -260,6 +260,14 @@ grep -q "FAILED: bench_model (bfloat16): sampling on the device drew other token
     fail "device sampling that drew other tokens was not reported"
 grep -q "FAILED: bench_model (bfloat16): recorded decode steps drew other tokens than the same steps op by op" "$work/fail.log" ||
     fail "recorded decode steps that drew other tokens were not reported"
+grep -q "recorded decode steps of the sampled batch" "$work/fail.log" &&
+    fail "the sampled batch's recorded steps were reported though they drew the same tokens"
+# the sampled batch's recorded steps drawing other tokens than op by op: that alone is reported
+run sampled_op.log FAKE_SAMPLED_OP=DIFFERENT
+grep -q "FAILED: bench_model (bfloat16): recorded decode steps of the sampled batch drew other tokens than op by op" \
+    "$work/sampled_op.log" || fail "recorded steps of the sampled batch that drew other tokens were not reported"
+grep -q "sampling on the device drew other tokens" "$work/sampled_op.log" &&
+    fail "op-by-op tokens that differ were reported as device sampling that differs"
 
 # 4. two GPUs: the NCCL test once on each under mpirun; NCCL found through Python's wheel
 run nccl.log FAKE_GPUS=2 SRLM_GPU_PYTHON="$work/bin/fakepy" FAKE_NCCL_DIR="$work/wheel/lib" SRLM_GPU_MODEL=0
