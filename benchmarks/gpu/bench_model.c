@@ -7,13 +7,15 @@
  *     K x micro_batch_size): tokens/s and model-FLOPs utilisation against a
  *     peak given on the command line, for each K of --micro-batches; then
  *     one micro-batch a step with the device waited for after each phase
- *     (train_phases: forward and backward TFLOP/s, optimizer milliseconds);
+ *     (train_phases: forward and backward TFLOP/s, optimizer milliseconds),
+ *     and each op's device time in two more such steps (op_profile.h);
  *   - decoding at batch 1 with the KV cache: tokens/s against the bound of
  *     reading every weight once per token at a given memory bandwidth, the
  *     host's time per token split into issuing the forward and waiting for the
  *     token, with the backend's recorded steps (CUDA graphs) as srlm generate
  *     runs it and op by op (decode_op_by_op: the ratio, and whether the tokens
- *     agree), and each of the step's products alone (decode_gemm: time per call,
+ *     agree), each op's device time op by op (op_profile), and each of the
+ *     step's products alone (decode_gemm: time per call,
  *     the host's share of it, weight bytes per second);
  *   - sampled decoding of --decode-batch S sequences (temperature 0.8, top-p
  *     0.9, as the loop's generation): the next tokens drawn on the host from
@@ -59,6 +61,7 @@
 #include "model/llama_train.h"
 #include "train/optimizer.h"
 #include "../bench_util.h"
+#include "op_profile.h"
 
 static double now_s(void) {
     struct timespec t;
@@ -405,6 +408,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < a.n_micro; i++)
         time_train(&m, &acts, &g, &opt, &batch, a.micro[i], logp, dlogp, &step, &a, n_flop_params);
     time_phases(&m, &acts, &g, &opt, &batch, logp, dlogp, &step, &a, n_flop_params);
+    /* where the step's device time goes, op by op (op_profile.h) */
+    op_profile_on(be);
+    for (int s = 0; s < 2; s++) train_step(&m, &acts, &g, &opt, &batch, 1, logp, dlogp, step++);
+    char what[96];
+    snprintf(what, sizeof what, "train step of %d x %d tokens (1 micro-batch), dtype %s, per step", batch.B,
+             batch.T, a.dtype);
+    op_profile_report(be, what, 2);
     if (a.fill < 1.0) {
         /* a right-padded batch as SFT and DPO make, which training packs (one attention call
          * over the packed sequences) */
@@ -436,6 +446,13 @@ int main(int argc, char **argv) {
         decode_greedy(&m, &kv, &fa, first, prompt, a.decode, &op);
         fa.step_off = 0;
         decode_greedy(&m, &kv, &fa, first, prompt, a.decode, &rec);
+        decode_time prof = {0};
+        fa.step_off = 1; /* a recorded step cannot be timed op by op */
+        op_profile_on(be);
+        decode_greedy(&m, &kv, &fa, first, prompt, a.decode, &prof);
+        snprintf(what, sizeof what, "decode at batch 1 op by op, dtype %s, per token", a.dtype);
+        op_profile_report(be, what, a.decode);
+        fa.step_off = 0;
         const double tps = a.decode / rec.total, tps_op = a.decode / op.total;
         const double weight_bytes = (double)m.n_params_local * srlm_dtype_size(m.params.dtype);
         printf("decode: batch 1, dtype %s, %d tokens after a %d-token prompt, %.1f tokens/s, %.2f GB of weights",

@@ -3,7 +3,8 @@
 #   1. configure and build srlm with CUDA (Release) into build-gpu
 #   2. run every gpu-labelled test (ctest -L gpu; the end-to-end script on its own, verbose)
 #   3. time the kernels (bench_kernels) and their PyTorch peers (peers.py)
-#   4. time the whole model (bench_model): training-step MFU and phases, batch-1
+#   4. time the whole model (bench_model): training-step MFU, phases and device
+#      time op by op (op_profile), batch-1
 #      decode (recorded steps, then op by op: the same tokens both ways) and its
 #      products; decode op by op again without shared staging
 #      (SRLM_CUDA_STAGE_SHARE=0); the bf16 step's PyTorch peer (peer_model.py)
@@ -238,7 +239,10 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
         skipped+=("bench_model ($dtype)")
     elif timeout -k 10 "$t" "$build/benchmarks/gpu/bench_model" "${model_args[@]}" >>"$model_txt" \
             2>"$logs/bench_model_$dtype.err"; then
-        grep "dtype $dtype" "$model_txt"
+        grep "dtype $dtype" "$model_txt" | grep -v '^op_profile:'
+        # where the device time goes, op by op: the 12 largest of each profile
+        # here (all of them in bench_model.txt)
+        grep "^op_profile: .*dtype $dtype," "$model_txt" | awk -F', ' '{ k = $1 FS $2 FS $3; if (++n[k] <= 13) print }'
         grep "^decode_sampled:.*dtype $dtype,.*backend sampling [0-9.]* tokens/s ([0-9.]*x), DIFFERENT" "$model_txt" >/dev/null &&
             failed+=("bench_model ($dtype): sampling on the device drew other tokens than on the host")
         grep "^decode_sampled:.*dtype $dtype,.*(recorded steps [0-9.]*x), DIFFERENT" "$model_txt" >/dev/null &&
