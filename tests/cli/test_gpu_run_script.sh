@@ -106,6 +106,9 @@ fi
 tps=100.0; [ "$dtype" = float32 ] && tps=50.0 # the fp32 decode slower, so that a ratio taking it shows
 echo "decode: batch 1, dtype $dtype, 128 tokens after a 16-token prompt, $tps tokens/s, 2.20 GB of weights, bound 1363.6 tokens/s at 3000 GB/s (7.3%), per token 0.1 ms issuing the forward and 9.9 ms waiting for the token, 126 of 128 steps replayed as recorded"
 echo "decode_op_by_op: batch 1, dtype $dtype, 128 tokens, 40.0 tokens/s, per token 20.0 ms issuing the forward and 5.0 ms waiting for the token; recorded steps 2.50x, ${FAKE_RECORDED:-the same} tokens"
+for i in $(seq 1 20); do
+    echo "op_profile: train step of 4 x 1024 tokens (1 micro-batch), dtype $dtype, per step, matmul 4096x$i, 1.0 ms (5.0%), 22.0 calls, 0.0455 ms per call"
+done
 echo "train_phases: batch 4, seq 1024, dtype $dtype, forward 20.5 ms (400.00 TFLOP/s), backward 45.0 ms (350.00 TFLOP/s), optimizer 15.5 ms"
 echo "decode_gemm: gate/up, rows 1, dtype $dtype, W 5632 x 2048, 12.5 us per call (issued in 9.0 us), 1845 GB/s of weights (61.5% of 3000 GB/s)"
 echo "decode_sampled: batch 32, dtype $dtype, 64 steps, temperature 0.8, top-p 0.9, host sampling 1000.0 tokens/s, backend sampling 1500.0 tokens/s (1.50x), ${FAKE_SAMPLED:-the same} tokens; op by op 600.0 tokens/s (recorded steps 2.50x), ${FAKE_SAMPLED_OP:-the same} tokens"
@@ -150,6 +153,9 @@ grep -q "train_step (bfloat16, 4 micro-batches): 8.1% of the bf16 peak" "$work/a
 grep -q "train_step (float32, 1 micro-batches): 2.0% of the bf16 peak" "$work/all.log" ||
     fail "the fp32 model's share of the bf16 peak is missing"
 grep -q "micro-batches 4, dtype float32" "$work/all.log" && fail "the fp32 model ran 4 micro-batches"
+grep -q "^op_profile: train step of 4 x 1024 tokens (1 micro-batch), dtype bfloat16, per step, matmul 4096x13," "$work/all.log" ||
+    fail "the op profile's 13 largest rows are not shown"
+grep -q "^op_profile: .*dtype bfloat16, per step, matmul 4096x14," "$work/all.log" && fail "the op profile was not cut at 13 rows"
 grep -q "train_step (bfloat16, 1 micro-batches, fill 0.75 packed): 3.0% of the bf16 peak" "$work/all.log" ||
     fail "the bf16 model's packed uneven batch is missing"
 grep -q "fill .*dtype float32" "$work/all.log" && fail "the fp32 model ran an uneven batch"
