@@ -81,14 +81,20 @@ srlm_status cuda_embedding(srlm_backend *be, srlm_view *out, const srlm_view *ta
     return srlm_cuda_embedding(&o, table, dev[0], n, vocab_start, cuda_stream(be));
 }
 
+/* A norm's weight: (1, cols) of x's dtype. */
+static srlm_status check_norm_weight(const char *op, const srlm_view *x, const srlm_view *w) {
+    if (w->rows != 1 || w->cols != x->cols || w->dtype != x->dtype)
+        return SRLM_ERR(SRLM_BAD_INPUT, "%s shapes: x (%lld,%lld) %s, w (%lld,%lld) %s: w must be "
+                        "(1, %lld) of x's dtype", op, (long long)x->rows, (long long)x->cols,
+                        srlm_dtype_name(x->dtype), (long long)w->rows, (long long)w->cols,
+                        srlm_dtype_name(w->dtype), (long long)x->cols);
+    return SRLM_OK;
+}
+
 srlm_status cuda_rmsnorm(srlm_backend *be, srlm_view *y, const srlm_view *x, const srlm_view *w,
                          float eps) {
     SRLM_CHECK(cuda_check_same("rmsnorm", "y", y, "x", x));
-    if (w->rows != 1 || w->cols != x->cols || w->dtype != x->dtype)
-        return SRLM_ERR(SRLM_BAD_INPUT, "rmsnorm shapes: x (%lld,%lld) %s, w (%lld,%lld) %s: w must be "
-                        "(1, %lld) of x's dtype", (long long)x->rows, (long long)x->cols,
-                        srlm_dtype_name(x->dtype), (long long)w->rows, (long long)w->cols,
-                        srlm_dtype_name(w->dtype), (long long)x->cols);
+    SRLM_CHECK(check_norm_weight("rmsnorm", x, w));
     if (x->rows == 0) return SRLM_OK;
     return srlm_cuda_rmsnorm(y, x, w, eps, cuda_stream(be));
 }
@@ -201,11 +207,7 @@ srlm_status cuda_add_rmsnorm(srlm_backend *be, srlm_view *x, srlm_view *y, const
                              float eps) {
     SRLM_CHECK(cuda_check_same("add_rmsnorm", "x", x, "r", r));
     SRLM_CHECK(cuda_check_same("add_rmsnorm", "x", x, "y", y));
-    if (w->rows != 1 || w->cols != x->cols || w->dtype != x->dtype)
-        return SRLM_ERR(SRLM_BAD_INPUT, "add_rmsnorm shapes: x (%lld,%lld) %s, w (%lld,%lld) %s: w must be "
-                        "(1, %lld) of x's dtype", (long long)x->rows, (long long)x->cols,
-                        srlm_dtype_name(x->dtype), (long long)w->rows, (long long)w->cols,
-                        srlm_dtype_name(w->dtype), (long long)x->cols);
+    SRLM_CHECK(check_norm_weight("add_rmsnorm", x, w));
     if (x->rows == 0) return SRLM_OK;
     return srlm_cuda_add_rmsnorm(x, y, r, w, eps, cuda_stream(be));
 }
