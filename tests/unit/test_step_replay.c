@@ -110,7 +110,10 @@ static srlm_status decode(srlm_backend *be, srlm_view *v, const int *ids, const 
 
 /* A step's host arrays, 6 x B ints: ids, positions, slots, n_past, n_new,
  * rows for copy_rows. step -1: what the recording sees (read by no replay). */
-enum { A_IDS = 0, A_POS = B, A_SLOT = 2 * B, A_PAST = 3 * B, A_NEW = 4 * B, A_ROWS = 5 * B, A_INTS = 6 * B };
+/* each array of the area 256 bytes (SP ints) from the last, as the CUDA
+ * backend requires; the rows end the live extent */
+enum { SP = 64 };
+enum { A_IDS = 0, A_POS = SP, A_SLOT = 2 * SP, A_PAST = 3 * SP, A_NEW = 4 * SP, A_ROWS = 5 * SP, A_INTS = 5 * SP + B };
 
 static void step_arrays(int *a, int step) {
     for (int b = 0; b < B; b++) {
@@ -196,7 +199,7 @@ static void test_decode_replay(srlm_dtype dt) {
 typedef struct {
     srlm_backend *be;
     srlm_view     y, x, kc;
-    int          *area; /* 4 x B ints: slots, n_past, n_new, positions */
+    int          *area; /* B ints each SP apart: slots, n_past, n_new, positions (ending the live extent) */
 } small;
 
 static small small_new(void) {
@@ -207,9 +210,9 @@ static small small_new(void) {
     CHECK_OK(op->alloc(t.be, &t.x, SRLM_F32, B, KV, "x"));
     CHECK_OK(op->alloc(t.be, &t.kc, SRLM_F32, SLOTS * MAX_SEQ, KV, "k_cache"));
     CHECK_OK(op->fill(t.be, &t.x, 0.5f));
-    t.area = op->step_inputs(t.be, sizeof(int) * 4 * B);
+    t.area = op->step_inputs(t.be, sizeof(int) * (3 * SP + B));
     CHECK(t.area != NULL);
-    for (int b = 0; b < B; b++) t.area[b] = b, t.area[B + b] = 0, t.area[2 * B + b] = 1, t.area[3 * B + b] = b;
+    for (int b = 0; b < B; b++) t.area[b] = b, t.area[SP + b] = 0, t.area[2 * SP + b] = 1, t.area[3 * SP + b] = b;
     return t;
 }
 
@@ -234,26 +237,28 @@ static void test_outside_area(void) {
     int stack[B] = {0, 1};
     /* an array ending right at the live extent's end is inside */
     CHECK_OK(op->step_begin(be, 1));
-    CHECK_OK(op->rope(be, &t.y, t.area + 3 * B, NKV, HD, 10000.0f));
+    CHECK_OK(op->rope(be, &t.y, t.area + 3 * SP, NKV, HD, 10000.0f));
     CHECK_OK(op->step_end(be, 1));
     CHECK(replay(be, 1) == 1);
     /* a smaller request shrinks the live extent (the capacity stays): the
      * positions now straddle its end */
-    CHECK(op->step_inputs(be, sizeof(int) * (3 * B + 1)) == t.area);
+    CHECK(op->step_inputs(be, sizeof(int) * (3 * SP + 1)) == t.area);
     CHECK_OK(op->step_begin(be, 2));
-    CHECK_ERR(op->rope(be, &t.y, t.area + 3 * B, NKV, HD, 10000.0f), SRLM_FAILED,
+    CHECK_ERR(op->rope(be, &t.y, t.area + 3 * SP, NKV, HD, 10000.0f), SRLM_FAILED,
               "recording a step: rope's positions lie outside the step's inputs");
     CHECK_ERR(op->rope(be, &t.y, stack, NKV, HD, 10000.0f), SRLM_FAILED, "rope's positions lie outside");
     CHECK_ERR(op->embedding(be, &t.y, &t.kc, stack, B, 0), SRLM_FAILED, "embedding's ids lie outside");
     CHECK_ERR(op->copy_rows(be, &t.y, &t.x, stack, B), SRLM_FAILED, "copy_rows's rows lie outside");
-    srlm_attn_shape s = {B, 1, 1, 1, HD, MAX_SEQ, t.area, stack, t.area + 2 * B, 0, NULL};
+    /* inside the area, but not at a multiple of 256 bytes from its start */
+    CHECK_ERR(op->rope(be, &t.y, t.area + 1, NKV, HD, 10000.0f), SRLM_FAILED, "off their 256-byte alignment");
+    srlm_attn_shape s = {B, 1, 1, 1, HD, MAX_SEQ, t.area, stack, t.area + 2 * SP, 0, NULL};
     CHECK_ERR(op->kv_store(be, &t.kc, &t.y, &s), SRLM_FAILED, "kv_store's n_past lie outside");
-    s = (srlm_attn_shape){B, 1, 1, 1, HD, MAX_SEQ, stack, t.area + B, t.area + 2 * B, 0, NULL};
+    s = (srlm_attn_shape){B, 1, 1, 1, HD, MAX_SEQ, stack, t.area + SP, t.area + 2 * SP, 0, NULL};
     CHECK_ERR(op->attention(be, &t.y, &t.y, &t.kc, &t.kc, &s, NULL), SRLM_FAILED, "attention's slots lie outside");
-    s = (srlm_attn_shape){B, 1, 1, 1, HD, MAX_SEQ, t.area, t.area + B, stack, 0, NULL};
+    s = (srlm_attn_shape){B, 1, 1, 1, HD, MAX_SEQ, t.area, t.area + SP, stack, 0, NULL};
     CHECK_ERR(op->kv_store(be, &t.kc, &t.y, &s), SRLM_FAILED, "kv_store's n_new lie outside");
     const int seg[2] = {0, 1};
-    s = (srlm_attn_shape){B, 1, 1, 1, HD, MAX_SEQ, t.area, t.area + B, t.area + 2 * B, 1, seg};
+    s = (srlm_attn_shape){B, 1, 1, 1, HD, MAX_SEQ, t.area, t.area + SP, t.area + 2 * SP, 1, seg};
     CHECK_ERR(op->kv_store(be, &t.kc, &t.y, &s), SRLM_FAILED, "packed sequences");
     /* the first reason is the one step_end gives */
     CHECK_ERR(op->step_end(be, 1), SRLM_FAILED, "rope's positions lie outside the step's inputs");
@@ -327,11 +332,11 @@ static void test_misuse_and_drops(void) {
 
     /* the area: the same size keeps recordings, a larger one moves it and drops them */
     record_add(&t, 8);
-    CHECK(op->step_inputs(be, sizeof(int) * 4 * B) == t.area);
+    CHECK(op->step_inputs(be, sizeof(int) * (3 * SP + B)) == t.area);
     CHECK(replay(be, 8) == 1);
     int *moved = op->step_inputs(be, 4096);
     CHECK(moved != NULL && moved != t.area);
-    CHECK(moved && moved[3 * B + 1] == 1); /* the contents come along */
+    CHECK(moved && moved[3 * SP + 1] == 1); /* the contents come along */
     CHECK(replay(be, 8) == 0);
 
     /* the replays ran the ops for real, and only they: two of 7, one of 8 */
@@ -360,7 +365,7 @@ static void test_replay_error(void) {
     small t = small_new();
     srlm_backend *be = t.be;
     const srlm_backend_ops *op = be->ops;
-    const srlm_attn_shape s = {B, 1, 1, 1, HD, MAX_SEQ, t.area, t.area + B, t.area + 2 * B, 0, NULL};
+    const srlm_attn_shape s = {B, 1, 1, 1, HD, MAX_SEQ, t.area, t.area + SP, t.area + 2 * SP, 0, NULL};
     CHECK_OK(op->step_begin(be, 11));
     CHECK_OK(op->kv_store(be, &t.kc, &t.y, &s));
     CHECK_OK(op->step_end(be, 1));

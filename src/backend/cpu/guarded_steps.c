@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/cpu/guarded_steps.h"
+#include "backend/stage_ring.h"
 
 static const char *const OP_NAMES[] = {
     [STEP_EMBEDDING] = "embedding", [STEP_RMSNORM] = "rmsnorm", [STEP_MATMUL] = "matmul",
@@ -31,20 +32,22 @@ static void tape_clear(guarded_tape *t) {
     *t = (guarded_tape){0, NULL, 0, 0};
 }
 
-/* count ints at p lie inside the live extent of the area (an empty array is
- * read nowhere, so it may point anywhere) */
+/* count ints at p lie inside the live extent of the area, at a multiple of
+ * SRLM_STAGE_ALIGN bytes from its start as the CUDA backend requires (its
+ * kernels may read the device copy with vector loads); an empty array is read
+ * nowhere, so it may point anywhere */
 static int in_area(const guarded_steps *s, const int *p, int64_t count) {
     if (count <= 0) return 1;
     if (!s->area || !p) return 0;
     const uintptr_t a = (uintptr_t)s->area, q = (uintptr_t)p;
     const uint64_t bytes = (uint64_t)count * sizeof(int);
-    return q >= a && q - a <= s->area_bytes && bytes <= s->area_bytes - (q - a);
+    return q >= a && q - a <= s->area_bytes && bytes <= s->area_bytes - (q - a) && (q - a) % SRLM_STAGE_ALIGN == 0;
 }
 
 static srlm_status want_in_area(guarded_steps *s, const char *op, const char *what, const int *p, int64_t count) {
     if (in_area(s, p, count)) return SRLM_OK;
     return fail_recording(s, SRLM_ERR(SRLM_FAILED, "cpu_guarded backend: recording a step: %s's %s lie outside the "
-                                      "step's inputs (%lld ints)", op, what, (long long)count));
+                                      "step's inputs, or off their 256-byte alignment (%lld ints)", op, what, (long long)count));
 }
 
 static srlm_status want_shape_in_area(guarded_steps *s, const char *op, const srlm_attn_shape *shape) {
