@@ -378,7 +378,21 @@ static void test_replay_error(void) {
     small_free(&t);
 }
 
+/* The decode length bound a recorded step holds for: multiples of 256 up to
+ * 4096, of 1024 past it, never past the cache. */
+static void test_len_bound(void) {
+    const int cases[][3] = {{1, 8192, 256},     {256, 8192, 256},   {257, 8192, 512},   {4095, 8192, 4096},
+                            {4096, 8192, 4096}, {4097, 8192, 5120}, {6000, 8192, 6144}, {8192, 8192, 8192},
+                            {300, 300, 300},    {17, 48, 48},       {0, 4096, 256}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int got = srlm_decode_len_bound(cases[i][0], cases[i][1]);
+        CHECK_MSG(got == cases[i][2], "srlm_decode_len_bound(%d, %d) = %d, expected %d", cases[i][0], cases[i][1], got,
+                  cases[i][2]);
+    }
+}
+
 int main(void) {
+    test_len_bound();
     test_decode_replay(SRLM_F32);
     test_decode_replay(SRLM_BF16);
     test_outside_area();
