@@ -142,7 +142,7 @@ done:
 
 typedef struct {
     const char *model, *prompt, *input, *output, *tokenizer, *system, *stop, *backend, *dtype;
-    long        max_new, threads, samples, top_k, batch, seed, min_shared;
+    long        max_new, threads, samples, top_k, batch, seed, min_shared, prefill_tokens;
     double      temperature, top_p, kv_mb;
     int         chat, print_ids, ignore_eos, no_share;
 } gen_args;
@@ -178,6 +178,8 @@ srlm_status cmd_generate(int argc, char **argv) {
         {"kv-cache-mb", FLAG_DOUBLE, &a.kv_mb, "MB", "KV cache memory bound (default 1024)", 0},
         {"no-share-prefix", FLAG_BOOL, &a.no_share, NULL, "prefill every sample's prompt separately", 0},
         {"min-shared-prefix", FLAG_INT, &a.min_shared, "K", "reuse the previous prompt's first K+ tokens (default 16; 0 = off)", 0},
+        {"prefill-tokens", FLAG_INT, &a.prefill_tokens, "N",
+         "rows x padded length of one batched prefill forward, at most (default 4096; 1 = one prompt at a time)", 0},
         {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
         {"backend", FLAG_STRING, &a.backend, "NAME", "cpu, cuda or cpu_guarded (default: backend.name, else cpu)", 0},
         {"dtype", FLAG_STRING, &a.dtype, "NAME", "float32 or bfloat16 weights and activations (default: backend.dtype, else float32)", 0},
@@ -247,6 +249,9 @@ static srlm_status run_generate(const gen_args *a) {
     if (threads < 0) return SRLM_ERR(SRLM_BAD_INPUT, "--threads: expected >= 0 (0 = all cores), found %ld", threads);
     if (min_shared < 0)
         return SRLM_ERR(SRLM_BAD_INPUT, "--min-shared-prefix: expected >= 0 (0 = off), found %ld", min_shared);
+    if (a->prefill_tokens < 0 || a->prefill_tokens > 100000000)
+        return SRLM_ERR(SRLM_BAD_INPUT, "--prefill-tokens: expected 1 .. 100000000 (0 = default), found %ld",
+                        a->prefill_tokens);
     if (top_k > 1000000000) return SRLM_ERR(SRLM_BAD_INPUT, "--top-k: expected <= 1000000000, found %ld", top_k);
     if (system && !chat) return SRLM_ERR(SRLM_BAD_INPUT, "--system only applies with --chat");
     const srlm_sampling sampling = {(float)temperature, (float)top_p, (int)top_k};
@@ -293,7 +298,8 @@ static srlm_status run_generate(const gen_args *a) {
                                      srlm_rng_key((uint64_t)seed, (uint64_t)i)};
         if (prompts[i].n_ids > longest) longest = prompts[i].n_ids;
     }
-    srlm_gen_config gc = {(int)batch, longest + (int)max_new, !no_share, (int)min_shared, NULL, NULL};
+    srlm_gen_config gc = {(int)batch, longest + (int)max_new, !no_share, (int)min_shared, NULL, NULL,
+                          (int)a->prefill_tokens};
     int fit = srlm_gen_slots_for_memory(&s.model, gc.max_seq, kv_mb);
     if (fit < 1) {
         st = SRLM_ERR(SRLM_BAD_INPUT, "--kv-cache-mb %g holds no sequence of %d positions for this model "

@@ -1,5 +1,9 @@
 /* The generation engine (see engine.h). One KV slot per running sequence plus
- * one slot that keeps the last prefilled prompt for cross-request prefix reuse. */
+ * one slot that keeps the last prefilled prompt for cross-request prefix reuse.
+ * The sequences admitted together (every free slot, filled from the queue)
+ * have their prompts prefilled together: a few forwards of many rows rather
+ * than one forward per prompt, so a GPU reads the weights and launches its
+ * kernels once for the lot. */
 #include "generate/engine.h"
 
 #include <math.h>
@@ -12,16 +16,24 @@
 
 typedef struct {
     int   active;
-    int   req, sample, seq;
+    int   req, sample;
     int   n_gen;       /* tokens generated so far */
     int  *ids;         /* (max_new_tokens of its request) */
     int   last;        /* last token, fed at the next step */
 } slot_state;
 
 typedef struct {
-    int    started;    /* samples admitted */
+    int    started;    /* samples that have drawn their first token */
     float *logits;     /* last prompt position (full vocab), kept while samples wait */
 } req_state;
+
+/* A sequence taking a free slot in this round of admissions. */
+typedef struct {
+    int slot, req, sample;
+    int prefill;       /* 1: its prompt runs through the model; 0: copied from src_slot */
+    int src_slot;      /* !prefill: a slot that holds the same prompt's KV */
+    int past;          /* prefill: leading rows reused from the prefix slot */
+} admission;
 
 typedef struct {
     srlm_llama             *m;
@@ -48,6 +60,10 @@ typedef struct {
     float          *gather;    /* tp > 1: allgather buffer */
     int            *idx, *step_ids, *step_slot, *step_past, *step_new;
     int             max_prompt;
+    admission      *adm;       /* (max_batch) this round's admissions */
+    int            *pf_rows;   /* (2 * max_batch) admissions that prefill; their order by length */
+    int            *pf_ids;    /* (prefill_tokens) a prefill batch's ids, padded */
+    int             prefill_tokens; /* rows x padded length of one prefill forward, at most */
 } engine;
 
 static double now_s(void) {
@@ -88,36 +104,6 @@ static srlm_status copy_kv(engine *e, int src, int dst, int n) {
         SRLM_CHECK(m->be->ops->copy_rows(m->be, &dk, &e->kv.k[l], e->idx, n));
         SRLM_CHECK(m->be->ops->copy_rows(m->be, &dv, &e->kv.v[l], e->idx, n));
     }
-    return SRLM_OK;
-}
-
-/* Prefill request r's prompt into `slot`, leaving its last-position logits in full row 0. */
-static srlm_status prefill(engine *e, int r, int slot) {
-    const srlm_gen_request *q = &e->reqs[r];
-    double t0 = now_s();
-    int past = 0;
-    if (e->cfg->min_shared_prefix > 0 && e->prefix_len > 0) {
-        int k = 0;
-        while (k < e->prefix_len && k < q->n_prompt && e->prefix_ids[k] == q->prompt[k]) k++;
-        if (k > q->n_prompt - 1) k = q->n_prompt - 1; /* the last token must run: its logits */
-        if (k >= e->cfg->min_shared_prefix) {
-            SRLM_CHECK(copy_kv(e, e->prefix_slot, slot, k));
-            past = k;
-            e->stats->reused_tokens += k;
-        }
-    }
-    int n_new = q->n_prompt - past;
-    srlm_batch b = {1, n_new, q->prompt + past, &slot, &past, &n_new, 1};
-    SRLM_CHECK(srlm_llama_forward(e->m, &e->kv, &e->acts, &b));
-    e->stats->forwards++;
-    e->stats->prefilled_tokens += n_new;
-    SRLM_CHECK(gather_logits(e, 1));
-    if (e->cfg->min_shared_prefix > 0) { /* keep this prompt for the next request */
-        SRLM_CHECK(copy_kv(e, slot, e->prefix_slot, q->n_prompt));
-        memcpy(e->prefix_ids, q->prompt, sizeof(int) * (size_t)q->n_prompt);
-        e->prefix_len = q->n_prompt;
-    }
-    e->stats->prefill_s += now_s() - t0;
     return SRLM_OK;
 }
 
@@ -245,38 +231,178 @@ static srlm_status end_past_window(engine *e, int r, int k) {
     return e->cb ? e->cb(&out, e->ctx) : SRLM_OK;
 }
 
-/* Start sequence `seq` (request r, sample k) in a free slot. */
-static srlm_status admit(engine *e, int slot, int r, int k, int seq) {
+/* ---- admissions: free slots filled from the queue, prompts prefilled together ---- */
+
+/* Leading tokens of request r's prompt that the prefix slot holds, when at
+ * least min_shared_prefix (0 otherwise); the last prompt token always runs:
+ * its logits are the first token's. */
+static int prefix_reuse(const engine *e, int r) {
     const srlm_gen_request *q = &e->reqs[r];
-    req_state *rq = &e->rs[r];
-    slot_state *s = &e->slots[slot];
-    *s = (slot_state){1, r, k, seq, 0, s->ids, 0};
-    e->stats->prompt_tokens += q->n_prompt;
-    const float *row = NULL;
-    int sibling = -1;
-    if (e->cfg->share_prefix && rq->logits)
-        for (int i = 0; i < e->cfg->max_batch && sibling < 0; i++)
-            if (i != slot && e->slots[i].active && e->slots[i].req == r) sibling = i;
-    if (sibling >= 0) { /* the prompt's KV and last logits, computed once */
-        SRLM_CHECK(copy_kv(e, sibling, slot, q->n_prompt));
-        e->stats->reused_tokens += q->n_prompt;
-        row = rq->logits;
-    } else {
-        SRLM_CHECK(prefill(e, r, slot));
-        row = e->full;
-        if (e->cfg->share_prefix && q->n_samples > rq->started + 1) {
-            if (!rq->logits) rq->logits = malloc(sizeof(float) * (size_t)e->m->vocab_padded);
-            if (!rq->logits) return SRLM_ERR(SRLM_FAILED, "out of memory");
-            memcpy(rq->logits, e->full, sizeof(float) * (size_t)e->m->vocab_padded);
-        }
+    if (e->cfg->min_shared_prefix <= 0 || e->prefix_len == 0) return 0;
+    int k = 0;
+    while (k < e->prefix_len && k < q->n_prompt && e->prefix_ids[k] == q->prompt[k]) k++;
+    if (k > q->n_prompt - 1) k = q->n_prompt - 1;
+    return k >= e->cfg->min_shared_prefix ? k : 0;
+}
+
+/* Keep admission a's prompt in the prefix slot for the prompts after it. */
+static srlm_status keep_prefix(engine *e, const admission *a) {
+    const srlm_gen_request *q = &e->reqs[a->req];
+    SRLM_CHECK(copy_kv(e, a->slot, e->prefix_slot, q->n_prompt));
+    memcpy(e->prefix_ids, q->prompt, sizeof(int) * (size_t)q->n_prompt);
+    e->prefix_len = q->n_prompt;
+    return SRLM_OK;
+}
+
+/* Admission a's first token, drawn from `row` (its prompt's last logits). */
+static srlm_status first_token(engine *e, const admission *a, const float *row) {
+    const srlm_gen_request *q = &e->reqs[a->req];
+    req_state *rq = &e->rs[a->req];
+    slot_state *s = &e->slots[a->slot];
+    if (a->prefill && e->cfg->share_prefix && q->n_samples > rq->started + 1) { /* for its siblings */
+        if (!rq->logits) rq->logits = malloc(sizeof(float) * (size_t)e->m->vocab_padded);
+        if (!rq->logits) return SRLM_ERR(SRLM_FAILED, "out of memory for a prompt's logits");
+        memcpy(rq->logits, row, sizeof(float) * (size_t)e->m->vocab_padded);
     }
-    rq->started++;
     int t, done;
     double t0 = now_s();
     SRLM_CHECK(sample_row(e, e->samplers[0], s, row, &t));
     e->stats->sample_s += now_s() - t0;
-    if (rq->started == q->n_samples) { free(rq->logits); rq->logits = NULL; }
+    if (++rq->started == q->n_samples) { free(rq->logits); rq->logits = NULL; }
     return append(e, s, t, &done);
+}
+
+/* One prefill forward over admissions rows[0, n), padded to the longest,
+ * then each one's first token. */
+static srlm_status prefill_batch(engine *e, const int *rows, int n) {
+    int T = 0, real = 0;
+    for (int j = 0; j < n; j++) {
+        const admission *a = &e->adm[rows[j]];
+        int n_new = e->reqs[a->req].n_prompt - a->past;
+        if (n_new > T) T = n_new;
+    }
+    for (int j = 0; j < n; j++) {
+        const admission *a = &e->adm[rows[j]];
+        const srlm_gen_request *q = &e->reqs[a->req];
+        if (a->past > 0) {
+            SRLM_CHECK(copy_kv(e, e->prefix_slot, a->slot, a->past));
+            e->stats->reused_tokens += a->past;
+        }
+        int n_new = q->n_prompt - a->past, *ids = e->pf_ids + (size_t)j * T;
+        memcpy(ids, q->prompt + a->past, sizeof(int) * (size_t)n_new);
+        for (int t = n_new; t < T; t++) ids[t] = q->prompt[q->n_prompt - 1]; /* padding: any valid id */
+        e->step_slot[j] = a->slot;
+        e->step_past[j] = a->past;
+        e->step_new[j] = n_new;
+        real += n_new;
+    }
+    srlm_batch b = {n, T, e->pf_ids, e->step_slot, e->step_past, e->step_new, 1};
+    SRLM_CHECK(srlm_llama_forward(e->m, &e->kv, &e->acts, &b));
+    e->stats->forwards++;
+    e->stats->prefills++;
+    e->stats->prefilled_tokens += real;
+    e->stats->prefill_padding += (long)n * T - real;
+    SRLM_CHECK(gather_logits(e, n));
+    for (int j = 0; j < n; j++)
+        SRLM_CHECK(first_token(e, &e->adm[rows[j]], e->full + (size_t)j * e->m->vocab_padded));
+    return SRLM_OK;
+}
+
+static int new_rows(const engine *e, int i) {
+    const admission *a = &e->adm[i];
+    return e->reqs[a->req].n_prompt - a->past;
+}
+
+/* Prefill admissions rows[0, n) (in admission order) in as few forwards as
+ * fit prefill_tokens: longest first, a batch closed when its padding would
+ * pass a quarter of its real rows (a padded row costs a GEMM row, so mixing
+ * long and short prompts would waste what the batching saves). */
+static srlm_status prefill_all(engine *e, int *rows, int n) {
+    double t0 = now_s();
+    if (e->cfg->min_shared_prefix > 0) {
+        for (int j = 0; j < n; j++) e->adm[rows[j]].past = prefix_reuse(e, e->adm[rows[j]].req);
+        /* a first prompt that reuses nothing but starts like a later one (a
+         * judge template) runs alone first, so that the others reuse it */
+        const srlm_gen_request *q0 = &e->reqs[e->adm[rows[0]].req];
+        int lead = 0;
+        for (int j = 1; j < n && !lead && e->adm[rows[0]].past == 0; j++) {
+            const srlm_gen_request *q = &e->reqs[e->adm[rows[j]].req];
+            int k = 0;
+            while (k < q0->n_prompt && k < q->n_prompt && q0->prompt[k] == q->prompt[k]) k++;
+            lead = k >= e->cfg->min_shared_prefix;
+        }
+        if (lead) {
+            SRLM_CHECK(prefill_batch(e, rows, 1));
+            SRLM_CHECK(keep_prefix(e, &e->adm[rows[0]]));
+            rows++, n--;
+            for (int j = 0; j < n; j++) e->adm[rows[j]].past = prefix_reuse(e, e->adm[rows[j]].req);
+        }
+    }
+    int *order = rows + n; /* pf_rows has room for both */
+    for (int j = 0; j < n; j++) { /* insertion sort by new rows, longest first, stable */
+        int i = j;
+        while (i > 0 && new_rows(e, order[i - 1]) < new_rows(e, rows[j])) { order[i] = order[i - 1]; i--; }
+        order[i] = rows[j];
+    }
+    for (int j = 0; j < n;) {
+        int T = new_rows(e, order[j]), real = T, cnt = 1;
+        while (j + cnt < n) {
+            int next = new_rows(e, order[j + cnt]);
+            if ((cnt + 1) * T > e->prefill_tokens || 4 * (cnt + 1) * T > 5 * (real + next)) break;
+            real += next;
+            cnt++;
+        }
+        SRLM_CHECK(prefill_batch(e, order + j, cnt));
+        j += cnt;
+    }
+    if (e->cfg->min_shared_prefix > 0 && n > 0) SRLM_CHECK(keep_prefix(e, &e->adm[rows[n - 1]]));
+    e->stats->prefill_s += now_s() - t0;
+    return SRLM_OK;
+}
+
+/* Assign queued samples to the free slots, in (request, sample) order, and
+ * start them: prompts that must run through the model are prefilled
+ * together; a sample whose prompt another slot holds copies that KV
+ * (share_prefix). Sets *n_admitted. */
+static srlm_status admit_round(engine *e, int *next_req, int *next_sample, int *n_admitted) {
+    int na = 0, np = 0;
+    for (int i = 0; i < e->cfg->max_batch && *next_req < e->n_reqs; i++) {
+        if (e->slots[i].active) continue;
+        while (*next_req < e->n_reqs && past_window(e, *next_req)) {
+            SRLM_CHECK(end_past_window(e, *next_req, *next_sample));
+            if (++*next_sample == e->reqs[*next_req].n_samples) { ++*next_req; *next_sample = 0; }
+        }
+        if (*next_req == e->n_reqs) break;
+        const int r = *next_req;
+        admission *a = &e->adm[na];
+        *a = (admission){i, r, *next_sample, 1, -1, 0};
+        if (e->cfg->share_prefix) {
+            for (int j = 0; j < na && a->prefill; j++) /* an earlier admission of this round */
+                if (e->adm[j].req == r) {
+                    a->prefill = 0;
+                    a->src_slot = e->adm[j].prefill ? e->adm[j].slot : e->adm[j].src_slot;
+                }
+            for (int j = 0; j < e->cfg->max_batch && a->prefill && e->rs[r].logits; j++)
+                if (e->slots[j].active && e->slots[j].req == r) { a->prefill = 0; a->src_slot = j; }
+        }
+        slot_state *s = &e->slots[i];
+        *s = (slot_state){1, r, *next_sample, 0, s->ids, 0};
+        e->stats->prompt_tokens += e->reqs[r].n_prompt;
+        if (a->prefill) e->pf_rows[np++] = na;
+        na++;
+        if (++*next_sample == e->reqs[r].n_samples) { ++*next_req; *next_sample = 0; }
+    }
+    *n_admitted = na;
+    if (np > 0) SRLM_CHECK(prefill_all(e, e->pf_rows, np));
+    for (int j = 0; j < na; j++) { /* then the copies: their source's KV is in place */
+        const admission *a = &e->adm[j];
+        if (a->prefill) continue;
+        const srlm_gen_request *q = &e->reqs[a->req];
+        SRLM_CHECK(copy_kv(e, a->src_slot, a->slot, q->n_prompt));
+        e->stats->reused_tokens += q->n_prompt;
+        SRLM_CHECK(first_token(e, a, e->rs[a->req].logits));
+    }
+    return SRLM_OK;
 }
 
 static srlm_status check_requests(const engine *e) {
@@ -297,6 +423,16 @@ static srlm_status check_requests(const engine *e) {
     return SRLM_OK;
 }
 
+/* Rows x padded length of one prefill forward: the configured budget, no
+ * more than one round's prompts, no less than the longest prompt. */
+static int prefill_budget(const engine *e) {
+    int64_t want = e->cfg->prefill_tokens > 0 ? e->cfg->prefill_tokens : SRLM_GEN_PREFILL_TOKENS;
+    int64_t most = (int64_t)e->cfg->max_batch * e->max_prompt;
+    if (want > most) want = most;
+    if (want < e->max_prompt) want = e->max_prompt;
+    return (int)want;
+}
+
 static void engine_free(engine *e) {
     srlm_llama_acts_free(&e->acts, e->m->be);
     srlm_kv_cache_free(&e->kv, e->m->be);
@@ -313,6 +449,8 @@ static void engine_free(engine *e) {
     free(e->full);
     free(e->gather);
     free(e->idx);
+    free(e->adm);
+    free(e->pf_ids);
 }
 
 srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_gen_config *cfg,
@@ -335,7 +473,8 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     srlm_status st;
     e.prefix_slot = B;
     SRLM_CHECK_GOTO(srlm_kv_cache_new(&e.kv, m, B + 1, cfg->max_seq), st, done);
-    SRLM_CHECK_GOTO(srlm_llama_acts_new(&e.acts, m, e.max_prompt > B ? e.max_prompt : B, B), st, done);
+    e.prefill_tokens = prefill_budget(&e);
+    SRLM_CHECK_GOTO(srlm_llama_acts_new(&e.acts, m, e.prefill_tokens > B ? e.prefill_tokens : B, B), st, done);
     e.n_samplers = omp_get_max_threads();
     e.samplers = calloc((size_t)e.n_samplers, sizeof *e.samplers);
     e.tokens = malloc(sizeof(int) * (size_t)B);
@@ -348,8 +487,11 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     e.prefix_ids = malloc(sizeof(int) * (size_t)cfg->max_seq);
     e.full = malloc(sizeof(float) * (size_t)B * V);
     e.gather = m->tp_size > 1 ? malloc(sizeof(float) * (size_t)B * V) : NULL;
-    e.idx = malloc(sizeof(int) * ((size_t)cfg->max_seq + 5 * (size_t)B));
-    if (!e.slots || !e.rs || !e.prefix_ids || !e.full || (m->tp_size > 1 && !e.gather) || !e.idx) {
+    e.idx = malloc(sizeof(int) * ((size_t)cfg->max_seq + 6 * (size_t)B));
+    e.adm = malloc(sizeof *e.adm * (size_t)B);
+    e.pf_ids = malloc(sizeof(int) * (size_t)e.prefill_tokens);
+    if (!e.slots || !e.rs || !e.prefix_ids || !e.full || (m->tp_size > 1 && !e.gather) || !e.idx || !e.adm ||
+        !e.pf_ids) {
         st = SRLM_ERR(SRLM_FAILED, "out of memory for the generation engine (%d slots)", B);
         goto done;
     }
@@ -357,21 +499,18 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     e.step_slot = e.step_ids + B;
     e.step_past = e.step_slot + B;
     e.step_new = e.step_past + B;
+    e.pf_rows = e.step_new + B;
     for (int i = 0; i < B; i++) {
         e.slots[i].ids = malloc(sizeof(int) * (size_t)max_new);
         if (!e.slots[i].ids) { st = SRLM_ERR(SRLM_FAILED, "out of memory"); goto done; }
     }
 
-    int next_req = 0, next_sample = 0, seq = 0;
+    int next_req = 0, next_sample = 0;
     for (;;) {
-        /* fill every free slot from the queue, in (request, sample) order */
-        for (int i = 0; i < B && next_req < n_reqs; i++) {
-            while (!e.slots[i].active && next_req < n_reqs) {
-                if (past_window(&e, next_req)) SRLM_CHECK_GOTO(end_past_window(&e, next_req, next_sample), st, done);
-                else SRLM_CHECK_GOTO(admit(&e, i, next_req, next_sample, seq++), st, done);
-                if (++next_sample == reqs[next_req].n_samples) { next_req++; next_sample = 0; }
-            }
-        }
+        /* fill every free slot from the queue (again where a first token
+         * ended its sequence at once) */
+        for (int n_adm = 1; n_adm > 0 && next_req < n_reqs;)
+            SRLM_CHECK_GOTO(admit_round(&e, &next_req, &next_sample, &n_adm), st, done);
         /* one decode step over the running sequences, in slot order */
         int n = 0;
         for (int i = 0; i < B; i++) {

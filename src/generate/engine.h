@@ -10,6 +10,9 @@
  *   starts with the previous prompt's first k >= min_shared_prefix tokens (a
  *   judge template, a few-shot preamble) reuses those k rows too. Outputs are
  *   the same with sharing on or off (up to float rounding of GEMM shapes).
+ * - Batched prefill: the prompts that start together (the first max_batch,
+ *   then whoever takes a freed slot in the same step) run through the model in
+ *   as few forwards as fit prefill_tokens, padded to the longest in each.
  * - Tensor parallel: every rank of m->tp runs the same calls; the last-position
  *   logits are gathered over the vocab shards (B x vocab floats, never the
  *   prompt's) and every rank samples the same tokens.
@@ -47,6 +50,8 @@ typedef struct {
     const char *finish_reason;       /* "eos" | "stop" | "length" */
 } srlm_gen_output;
 
+enum { SRLM_GEN_PREFILL_TOKENS = 4096 };
+
 typedef struct {
     int max_batch;                   /* sequences decoded together (KV slots) */
     int max_seq;                     /* KV positions per slot: prompt + new tokens must fit */
@@ -56,10 +61,16 @@ typedef struct {
      * coordinator answers work requests there. A non-OK status stops the engine. */
     srlm_status (*poll)(void *ctx);
     void       *poll_ctx;
+    /* Rows x padded length of one prefill forward, at most (0: SRLM_GEN_PREFILL_TOKENS).
+     * The activation buffers are sized for it (or for the longest prompt, if longer). */
+    int         prefill_tokens;
 } srlm_gen_config;
 
 typedef struct {
     long   prompt_tokens, prefilled_tokens, reused_tokens, generated_tokens, forwards;
+    /* prefill forwards, and the padding rows they ran (prompts batched
+     * together are padded to the longest) */
+    long   prefills, prefill_padding;
     /* decode_s: the decode steps' forward passes; sample_s: choosing their
      * tokens, with the logits' download where the host samples */
     double prefill_s, decode_s, sample_s;

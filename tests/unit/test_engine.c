@@ -83,7 +83,7 @@ int main(void) {
     int pids[64], np = cJSON_GetArraySize(cJSON_GetObjectItem(gen, "prompt_ids"));
     for (int i = 0; i < np; i++) pids[i] = cJSON_GetArrayItem(cJSON_GetObjectItem(gen, "prompt_ids"), i)->valueint;
     srlm_gen_request g = {pids, np, 1, {0, 1, 0}, MAXNEW, -1, NULL, 0, 7};
-    srlm_gen_config gc = {4, np + MAXNEW, 1, 0, NULL, NULL};
+    srlm_gen_config gc = {4, np + MAXNEW, 1, 0, NULL, NULL, 0};
     memset(&a, 0, sizeof a);
     CHECK_OK(srlm_generate(&m, tok, &gc, &g, 1, collect, &a, NULL));
     int ok = a.n[0][0] == MAXNEW;
@@ -105,11 +105,15 @@ int main(void) {
         reqs[r] = (srlm_gen_request){prompts[r], lens[r], NS, {0.8f, 0.9f, 0}, MAXNEW, 2, NULL, 0,
                                      srlm_rng_key(42, (uint64_t)r)};
     const srlm_gen_config variants[] = {
-        {32, 40 + MAXNEW, 1, 0, NULL, NULL}, {1, 40 + MAXNEW, 1, 0, NULL, NULL}, {7, 40 + MAXNEW, 1, 0, NULL, NULL},
-        {7, 40 + MAXNEW, 0, 0, NULL, NULL}, {32, 40 + MAXNEW, 0, 0, NULL, NULL}, {7, 40 + MAXNEW, 1, 16, NULL, NULL}, {3, 40 + MAXNEW, 1, 16, NULL, NULL},
+        {32, 40 + MAXNEW, 1, 0, NULL, NULL, 0}, {1, 40 + MAXNEW, 1, 0, NULL, NULL, 0}, {7, 40 + MAXNEW, 1, 0, NULL, NULL, 0},
+        {7, 40 + MAXNEW, 0, 0, NULL, NULL, 0}, {32, 40 + MAXNEW, 0, 0, NULL, NULL, 0}, {7, 40 + MAXNEW, 1, 16, NULL, NULL, 0}, {3, 40 + MAXNEW, 1, 16, NULL, NULL, 0},
+        {32, 40 + MAXNEW, 0, 0, NULL, NULL, 1}, {32, 40 + MAXNEW, 1, 16, NULL, NULL, 0},
     };
     const char *names[] = {"batch 32, shared", "batch 1", "batch 7", "batch 7, no sharing", "batch 32, no sharing",
-                           "batch 7, prefix reuse", "batch 3, prefix reuse"};
+                           "batch 7, prefix reuse", "batch 3, prefix reuse", "batch 32, one prompt a forward",
+                           "batch 32, prefix reuse"};
+    enum { NV = sizeof variants / sizeof variants[0] };
+    srlm_gen_stats stv[NV];
     memset(&a, 0, sizeof a);
     srlm_gen_stats st0;
     CHECK_OK(srlm_generate(&m, tok, &variants[0], reqs, NREQ, collect, &a, &st0));
@@ -118,14 +122,29 @@ int main(void) {
     for (int r = 0; r < NREQ; r++)
         for (int s = 1; s < NS; s++) distinct += a.n[r][s] != a.n[r][0] || memcmp(a.ids[r][s], a.ids[r][0], sizeof(int) * (size_t)a.n[r][0]);
     CHECK_MSG(distinct > NREQ, "the samples of a prompt should differ at temperature 0.8 (%d differ)", distinct);
-    for (size_t v = 1; v < sizeof variants / sizeof variants[0]; v++) {
+    for (int v = 1; v < NV; v++) {
         memset(&b, 0, sizeof b);
-        srlm_gen_stats stv;
-        CHECK_OK(srlm_generate(&m, tok, &variants[v], reqs, NREQ, collect, &b, &stv));
+        CHECK_OK(srlm_generate(&m, tok, &variants[v], reqs, NREQ, collect, &b, &stv[v]));
         CHECK_MSG(same(&a, &b, NREQ), "%s: tokens differ from batch 32 with sharing", names[v]);
-        printf("%-24s identical; prefilled %4ld prompt tokens, reused %4ld, %ld forwards\n", names[v],
-               stv.prefilled_tokens, stv.reused_tokens, stv.forwards);
+        printf("%-30s identical; prefilled %4ld prompt tokens (+%3ld padding) in %2ld forwards, reused %4ld; "
+               "%ld forwards\n", names[v], stv[v].prefilled_tokens, stv[v].prefill_padding, stv[v].prefills,
+               stv[v].reused_tokens, stv[v].forwards);
     }
+    /* batched prefill: the 24 prompts of "no sharing" (20..35 tokens) in a
+     * few padded forwards, padding within a quarter of the real rows; one by
+     * one when the budget holds one prompt; with prefix reuse, the first
+     * prompt alone, then the other five on its 18-token preamble (their 5..17
+     * new rows in one or two forwards by the padding rule) */
+    CHECK_MSG(stv[4].prefills <= 3 && 4 * stv[4].prefill_padding <= stv[4].prefilled_tokens,
+              "batch 32, no sharing: %ld prefill forwards, %ld padding rows for %ld prompt tokens", stv[4].prefills,
+              stv[4].prefill_padding, stv[4].prefilled_tokens);
+    CHECK_MSG(stv[7].prefills == NREQ * NS && stv[7].prefill_padding == 0 &&
+              stv[7].prefilled_tokens == stv[4].prefilled_tokens,
+              "one prompt a forward: %ld prefill forwards, %ld padding rows", stv[7].prefills, stv[7].prefill_padding);
+    CHECK_MSG(stv[8].prefills >= 2 && stv[8].prefills <= 3 && stv[8].prefilled_tokens < stv[0].prefilled_tokens &&
+              stv[8].reused_tokens > st0.reused_tokens,
+              "batch 32, prefix reuse: %ld prefill forwards (expected 2 or 3), %ld tokens reused (sharing alone: %ld)",
+              stv[8].prefills, stv[8].reused_tokens, st0.reused_tokens);
     printf("%-24s prefilled %4ld prompt tokens, reused %4ld\n", names[0], st0.prefilled_tokens, st0.reused_tokens);
 
     /* 3. stop strings: cut exactly before the first occurrence */
@@ -139,7 +158,7 @@ int main(void) {
     rs.stop = stops;
     rs.n_stop = 1;
     memset(&b, 0, sizeof b);
-    srlm_gen_config one = {4, 40 + MAXNEW, 1, 0, NULL, NULL};
+    srlm_gen_config one = {4, 40 + MAXNEW, 1, 0, NULL, NULL, 0};
     CHECK_OK(srlm_generate(&m, tok, &one, &rs, 1, collect, &b, NULL));
     const char *at = strstr(t0, stop);
     CHECK_MSG(at && strlen(b.text[0][2]) == (size_t)(at - t0) && !strncmp(b.text[0][2], t0, (size_t)(at - t0)),
@@ -151,7 +170,7 @@ int main(void) {
     for (int r = 0; r < NREQ; r++)
         for (int s = 0; s < NS; s++)
             if (!strcmp(a.reason[r][s], "eos")) CHECK(a.ids[r][s][a.n[r][s] - 1] == 2);
-    srlm_gen_config tiny = {4, 10, 1, 0, NULL, NULL};
+    srlm_gen_config tiny = {4, 10, 1, 0, NULL, NULL, 0};
     srlm_status bad = srlm_generate(&m, tok, &tiny, reqs, 1, collect, &b, NULL);
     CHECK_MSG(bad == SRLM_BAD_INPUT && strstr(srlm_last_error(), "do not fit"), "%s", srlm_last_error());
     int bad_ids[2] = {1, 99999};
