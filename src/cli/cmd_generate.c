@@ -319,9 +319,10 @@ static srlm_status run_generate(const gen_args *a) {
     srlm_gen_stats stats;
     SRLM_CHECK_GOTO(srlm_generate(&s.model, s.tok, &gc, reqs, n, on_output, &w, &stats), st, done);
     if (!w.single)
-        SRLM_INFO("generate: %d prompts x %ld samples: %ld tokens generated; %ld prompt tokens prefilled, %ld reused; "
-                  "%ld decode steps replayed (%ld recordings)", n, samples, stats.generated_tokens,
-                  stats.prefilled_tokens, stats.reused_tokens, stats.steps_replayed, stats.steps_recorded);
+        SRLM_INFO("generate: %d prompts x %ld samples: %ld tokens generated; %ld prompt tokens prefilled in %ld "
+                  "forwards (+%ld padding), %ld reused; %ld decode steps replayed (%ld recordings)", n, samples,
+                  stats.generated_tokens, stats.prefilled_tokens, stats.prefills, stats.prefill_padding,
+                  stats.reused_tokens, stats.steps_replayed, stats.steps_recorded);
     st = fflush(w.out) == 0 ? SRLM_OK : SRLM_ERR(SRLM_FAILED, "%s: write failed", output);
 done:
     if (w.out && w.out != stdout && fclose(w.out) != 0 && st == SRLM_OK)

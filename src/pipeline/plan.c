@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "generate/engine.h"
+
 #define GIB      1073741824.0
 #define MIB      1048576
 #define MAX_NODES 100000 /* the search for "more nodes" stops here */
@@ -331,7 +333,21 @@ srlm_status srlm_plan_compute(const srlm_config *c, const srlm_plan_arch *a, con
     if (p->judge.batch > max_batch) max_batch = p->judge.batch;
     /* the engine gathers full (padded) logits of the batch for sampling */
     p->mem_decode_logits = (int64_t)max_batch * p->vocab_padded * 4;
-    p->mem_gen = p->mem_weights + p->mem_kv + p->mem_decode_logits + p->mem_reserve;
+    /* the generation forward's activations (engine.c): a batched prefill's rows
+     * (SRLM_GEN_PREFILL_TOKENS at most, no fewer than the longest prompt) and a
+     * batch of logit rows of this rank's vocabulary shard, in the model's dtype */
+    const srlm_plan_gen *phases[3] = {&p->self_instruct, &p->candidates, &p->judge};
+    p->gen_logit_rows = max_batch;
+    p->gen_act_tokens = max_batch;
+    for (int i = 0; i < 3; i++) {
+        int64_t t = (int64_t)phases[i]->batch * phases[i]->prompt_len;
+        if (t > SRLM_GEN_PREFILL_TOKENS) t = SRLM_GEN_PREFILL_TOKENS;
+        if (t < phases[i]->prompt_len) t = phases[i]->prompt_len;
+        if (t > p->gen_act_tokens) p->gen_act_tokens = t;
+    }
+    const int64_t row = 3 * D + 2 * (int64_t)p->heads_local * hd + 2 * (int64_t)p->kv_local * hd + 2 * (int64_t)p->ffn_local;
+    p->mem_gen_acts = p->weight_bytes * (p->gen_act_tokens * row + (int64_t)max_batch * (p->vocab_padded / p->tp));
+    p->mem_gen = p->mem_weights + p->mem_kv + p->mem_decode_logits + p->mem_gen_acts + p->mem_reserve;
 
     p->mem_peak = p->mem_train > p->mem_gen ? p->mem_train : p->mem_gen;
     p->fits = p->mem_peak <= p->mem_budget && p->self_instruct.batch >= 1 && p->candidates.batch >= 1 &&

@@ -98,6 +98,7 @@ typedef struct {
     int64_t kv_per_token;      /* K and V of every layer, this rank's heads, bf16 */
     int64_t mem_kv, kv_tokens;
     int64_t mem_decode_logits; /* fp32 logits of a decode batch, gathered for sampling */
+    int64_t gen_act_tokens, gen_logit_rows, mem_gen_acts; /* the generation forward's rows and activations */
     srlm_plan_train sft, dpo;  /* at max_seq_len */
     int64_t mem_train, mem_gen, mem_peak, mem_budget;
     int     fits;

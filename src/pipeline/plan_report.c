@@ -225,10 +225,13 @@ static void build(rows *r, const srlm_plan *p) {
             p->kv_local, a->head_dim);
     add(r, "memory", "decode_logits", V_BYTES, (double)p->mem_decode_logits,
         "largest decode batch x V_pad %d x 4 B (gathered for sampling)", p->vocab_padded);
+    add(r, "memory", "generation_activations", V_BYTES, (double)p->mem_gen_acts,
+        "%s prefill rows x (3 D + 2 q + 2 kv + 2 ffn widths) + %s logit rows x V_pad/tp, %d B each",
+        commas((double)p->gen_act_tokens), commas((double)p->gen_logit_rows), p->weight_bytes);
     add(r, "memory", "training_total", V_BYTES, (double)p->mem_train,
         "weights + gradients + optimizer + the larger configured activations + reserve");
     add(r, "memory", "generation_total", V_BYTES, (double)p->mem_gen,
-        "weights + KV cache + decode logits + reserve");
+        "weights + KV cache + decode logits + generation activations + reserve");
     add(r, "memory", "peak", V_BYTES, (double)p->mem_peak, "max(training, generation)");
     add(r, "memory", "budget", V_BYTES, (double)p->mem_budget, "--gpu-mem %g GiB", o->gpu_mem_gib);
     add(r, "memory", "fits", V_BOOL, p->fits, "peak <= budget and the KV cache holds a sequence of every phase");

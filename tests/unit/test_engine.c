@@ -141,7 +141,7 @@ int main(void) {
     CHECK_MSG(stv[7].prefills == NREQ * NS && stv[7].prefill_padding == 0 &&
               stv[7].prefilled_tokens == stv[4].prefilled_tokens,
               "one prompt a forward: %ld prefill forwards, %ld padding rows", stv[7].prefills, stv[7].prefill_padding);
-    CHECK_MSG(stv[8].prefills >= 2 && stv[8].prefills <= 3 && stv[8].prefilled_tokens < stv[0].prefilled_tokens &&
+    CHECK_MSG(stv[8].prefills >= 2 && stv[8].prefills <= 3 && stv[8].prefilled_tokens < st0.prefilled_tokens &&
               stv[8].reused_tokens > st0.reused_tokens,
               "batch 32, prefix reuse: %ld prefill forwards (expected 2 or 3), %ld tokens reused (sharing alone: %ld)",
               stv[8].prefills, stv[8].reused_tokens, st0.reused_tokens);
