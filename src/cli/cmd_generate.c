@@ -179,7 +179,7 @@ srlm_status cmd_generate(int argc, char **argv) {
         {"no-share-prefix", FLAG_BOOL, &a.no_share, NULL, "prefill every sample's prompt separately", 0},
         {"min-shared-prefix", FLAG_INT, &a.min_shared, "K", "reuse the previous prompt's first K+ tokens (default 16; 0 = off)", 0},
         {"prefill-tokens", FLAG_INT, &a.prefill_tokens, "N",
-         "rows x padded length of one batched prefill forward, at most (default 4096; 1 = one prompt at a time)", 0},
+         "prompts x longest prompt in one prefill forward, at most (default 4096; 1 = one prompt a forward)", 0},
         {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
         {"backend", FLAG_STRING, &a.backend, "NAME", "cpu, cuda or cpu_guarded (default: backend.name, else cpu)", 0},
         {"dtype", FLAG_STRING, &a.dtype, "NAME", "float32 or bfloat16 weights and activations (default: backend.dtype, else float32)", 0},
@@ -320,9 +320,9 @@ static srlm_status run_generate(const gen_args *a) {
     SRLM_CHECK_GOTO(srlm_generate(&s.model, s.tok, &gc, reqs, n, on_output, &w, &stats), st, done);
     if (!w.single)
         SRLM_INFO("generate: %d prompts x %ld samples: %ld tokens generated; %ld prompt tokens prefilled in %ld "
-                  "forwards (+%ld padding), %ld reused; %ld decode steps replayed (%ld recordings)", n, samples,
-                  stats.generated_tokens, stats.prefilled_tokens, stats.prefills, stats.prefill_padding,
-                  stats.reused_tokens, stats.steps_replayed, stats.steps_recorded);
+                  "forwards, %ld reused; %ld decode steps replayed (%ld recordings)", n, samples,
+                  stats.generated_tokens, stats.prefilled_tokens, stats.prefills, stats.reused_tokens,
+                  stats.steps_replayed, stats.steps_recorded);
     st = fflush(w.out) == 0 ? SRLM_OK : SRLM_ERR(SRLM_FAILED, "%s: write failed", output);
 done:
     if (w.out && w.out != stdout && fclose(w.out) != 0 && st == SRLM_OK)

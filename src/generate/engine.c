@@ -3,11 +3,13 @@
  * The sequences admitted together (every free slot, filled from the queue)
  * have their prompts prefilled together: a few forwards of many rows rather
  * than one forward per prompt, so a GPU reads the weights and launches its
- * kernels once for the lot. */
+ * kernels once for the lot, and the GEMMs see more rows. The rows are packed
+ * (no padding but in the attention's layout, srlm_llama_prefill). */
 #include "generate/engine.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -62,8 +64,9 @@ typedef struct {
     int             max_prompt;
     admission      *adm;       /* (max_batch) this round's admissions */
     int            *pf_rows;   /* (2 * max_batch) admissions that prefill; their order by length */
-    int            *pf_ids;    /* (prefill_tokens) a prefill batch's ids, padded */
-    int             prefill_tokens; /* rows x padded length of one prefill forward, at most */
+    int            *pf_ids;    /* (prefill_rows) a prefill batch's ids, one prompt after another */
+    int             prefill_tokens; /* prompts x longest new rows that share a prefill forward, at most */
+    int             prefill_rows;   /* what the buffers hold: that, or the longest prompt alone */
 } engine;
 
 static double now_s(void) {
@@ -272,15 +275,10 @@ static srlm_status first_token(engine *e, const admission *a, const float *row) 
     return append(e, s, t, &done);
 }
 
-/* One prefill forward over admissions rows[0, n), padded to the longest,
- * then each one's first token. */
+/* One prefill forward over admissions rows[0, n) (their prompts one after
+ * another, srlm_llama_prefill), then each one's first token. */
 static srlm_status prefill_batch(engine *e, const int *rows, int n) {
     int T = 0, real = 0;
-    for (int j = 0; j < n; j++) {
-        const admission *a = &e->adm[rows[j]];
-        int n_new = e->reqs[a->req].n_prompt - a->past;
-        if (n_new > T) T = n_new;
-    }
     for (int j = 0; j < n; j++) {
         const admission *a = &e->adm[rows[j]];
         const srlm_gen_request *q = &e->reqs[a->req];
@@ -288,20 +286,19 @@ static srlm_status prefill_batch(engine *e, const int *rows, int n) {
             SRLM_CHECK(copy_kv(e, e->prefix_slot, a->slot, a->past));
             e->stats->reused_tokens += a->past;
         }
-        int n_new = q->n_prompt - a->past, *ids = e->pf_ids + (size_t)j * T;
-        memcpy(ids, q->prompt + a->past, sizeof(int) * (size_t)n_new);
-        for (int t = n_new; t < T; t++) ids[t] = q->prompt[q->n_prompt - 1]; /* padding: any valid id */
+        int n_new = q->n_prompt - a->past;
+        memcpy(e->pf_ids + real, q->prompt + a->past, sizeof(int) * (size_t)n_new);
+        if (n_new > T) T = n_new;
         e->step_slot[j] = a->slot;
         e->step_past[j] = a->past;
         e->step_new[j] = n_new;
         real += n_new;
     }
     srlm_batch b = {n, T, e->pf_ids, e->step_slot, e->step_past, e->step_new, 1};
-    SRLM_CHECK(srlm_llama_forward(e->m, &e->kv, &e->acts, &b));
+    SRLM_CHECK(srlm_llama_prefill(e->m, &e->kv, &e->acts, &b));
     e->stats->forwards++;
     e->stats->prefills++;
     e->stats->prefilled_tokens += real;
-    e->stats->prefill_padding += (long)n * T - real;
     SRLM_CHECK(gather_logits(e, n));
     for (int j = 0; j < n; j++)
         SRLM_CHECK(first_token(e, &e->adm[rows[j]], e->full + (size_t)j * e->m->vocab_padded));
@@ -314,9 +311,8 @@ static int new_rows(const engine *e, int i) {
 }
 
 /* Prefill admissions rows[0, n) (in admission order) in as few forwards as
- * fit prefill_tokens: longest first, a batch closed when its padding would
- * pass a quarter of its real rows (a padded row costs a GEMM row, so mixing
- * long and short prompts would waste what the batching saves). */
+ * fit prefill_tokens rows padded (the attention's layout; a longer prompt
+ * runs alone): longest first, so that prompts of like length share one. */
 static srlm_status prefill_all(engine *e, int *rows, int n) {
     double t0 = now_s();
     if (e->cfg->min_shared_prefix > 0) {
@@ -345,13 +341,8 @@ static srlm_status prefill_all(engine *e, int *rows, int n) {
         order[i] = rows[j];
     }
     for (int j = 0; j < n;) {
-        int T = new_rows(e, order[j]), real = T, cnt = 1;
-        while (j + cnt < n) {
-            int next = new_rows(e, order[j + cnt]);
-            if ((cnt + 1) * T > e->prefill_tokens || 4 * (cnt + 1) * T > 5 * (real + next)) break;
-            real += next;
-            cnt++;
-        }
+        int T = new_rows(e, order[j]), cnt = 1;
+        while (j + cnt < n && (cnt + 1) * T <= e->prefill_tokens) cnt++;
         SRLM_CHECK(prefill_batch(e, order + j, cnt));
         j += cnt;
     }
@@ -423,14 +414,13 @@ static srlm_status check_requests(const engine *e) {
     return SRLM_OK;
 }
 
-/* Rows x padded length of one prefill forward: the configured budget, no
- * more than one round's prompts, no less than the longest prompt. */
+/* Prompts x longest new rows of one prefill forward: the configured budget,
+ * no more than one round's prompts could use. A prompt longer than it runs
+ * alone. */
 static int prefill_budget(const engine *e) {
     int64_t want = e->cfg->prefill_tokens > 0 ? e->cfg->prefill_tokens : SRLM_GEN_PREFILL_TOKENS;
     int64_t most = (int64_t)e->cfg->max_batch * e->max_prompt;
-    if (want > most) want = most;
-    if (want < e->max_prompt) want = e->max_prompt;
-    return (int)want;
+    return (int)(want < most ? want : most);
 }
 
 static void engine_free(engine *e) {
@@ -474,7 +464,10 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     e.prefix_slot = B;
     SRLM_CHECK_GOTO(srlm_kv_cache_new(&e.kv, m, B + 1, cfg->max_seq), st, done);
     e.prefill_tokens = prefill_budget(&e);
-    SRLM_CHECK_GOTO(srlm_llama_acts_new(&e.acts, m, e.prefill_tokens > B ? e.prefill_tokens : B, B), st, done);
+    e.prefill_rows = e.prefill_tokens > e.max_prompt ? e.prefill_tokens : e.max_prompt;
+    if (e.prefill_rows < 1) e.prefill_rows = 1; /* every prompt past the sliding window */
+    SRLM_CHECK_GOTO(srlm_llama_acts_new(&e.acts, m, e.prefill_rows > B ? e.prefill_rows : B, B), st, done);
+    SRLM_CHECK_GOTO(srlm_llama_acts_reserve_padded(&e.acts, m, e.prefill_rows), st, done);
     e.n_samplers = omp_get_max_threads();
     e.samplers = calloc((size_t)e.n_samplers, sizeof *e.samplers);
     e.tokens = malloc(sizeof(int) * (size_t)B);
@@ -489,7 +482,7 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     e.gather = m->tp_size > 1 ? malloc(sizeof(float) * (size_t)B * V) : NULL;
     e.idx = malloc(sizeof(int) * ((size_t)cfg->max_seq + 6 * (size_t)B));
     e.adm = malloc(sizeof *e.adm * (size_t)B);
-    e.pf_ids = malloc(sizeof(int) * (size_t)e.prefill_tokens);
+    e.pf_ids = malloc(sizeof(int) * (size_t)e.prefill_rows);
     if (!e.slots || !e.rs || !e.prefix_ids || !e.full || (m->tp_size > 1 && !e.gather) || !e.idx || !e.adm ||
         !e.pf_ids) {
         st = SRLM_ERR(SRLM_FAILED, "out of memory for the generation engine (%d slots)", B);
@@ -531,6 +524,7 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
         e.stats->decode_s += now_s() - t0;
         t0 = now_s(); /* with the logits' download, where the host samples */
         SRLM_CHECK_GOTO(sample_step(&e, n), st, done);
+        if (getenv("SRLM_DBG")) { for (int j = 0; j < n; j++) { double cs = 0; for (int c = 0; c < V; c++) cs += e.full[(size_t)j * V + c] * (c % 7 + 1); fprintf(stderr, "DBG step n=%d j=%d slot=%d past=%d id=%d tok=%d cs=%.9g\n", n, j, e.step_slot[j], e.step_past[j], e.step_ids[j], e.tokens[j], cs); } }
         e.stats->sample_s += now_s() - t0;
         for (int j = 0; j < n; j++) {
             int fin;

@@ -12,7 +12,8 @@
  *   the same with sharing on or off (up to float rounding of GEMM shapes).
  * - Batched prefill: the prompts that start together (the first max_batch,
  *   then whoever takes a freed slot in the same step) run through the model in
- *   as few forwards as fit prefill_tokens, padded to the longest in each.
+ *   as few forwards as fit prefill_tokens (rows x the longest prompt's new rows,
+ *   the attention's padded layout); the GEMMs see the real rows only.
  * - Tensor parallel: every rank of m->tp runs the same calls; the last-position
  *   logits are gathered over the vocab shards (B x vocab floats, never the
  *   prompt's) and every rank samples the same tokens.
@@ -61,16 +62,15 @@ typedef struct {
      * coordinator answers work requests there. A non-OK status stops the engine. */
     srlm_status (*poll)(void *ctx);
     void       *poll_ctx;
-    /* Rows x padded length of one prefill forward, at most (0: SRLM_GEN_PREFILL_TOKENS).
-     * The activation buffers are sized for it (or for the longest prompt, if longer). */
+    /* Prompts x the longest one's new rows in one prefill forward, at most
+     * (0: SRLM_GEN_PREFILL_TOKENS; 1: one prompt a forward). A longer prompt
+     * runs alone. The activations are sized for the larger of the two. */
     int         prefill_tokens;
 } srlm_gen_config;
 
 typedef struct {
     long   prompt_tokens, prefilled_tokens, reused_tokens, generated_tokens, forwards;
-    /* prefill forwards, and the padding rows they ran (prompts batched
-     * together are padded to the longest) */
-    long   prefills, prefill_padding;
+    long   prefills;                 /* prefill forwards */
     /* decode_s: the decode steps' forward passes; sample_s: choosing their
      * tokens, with the logits' download where the host samples */
     double prefill_s, decode_s, sample_s;

@@ -428,7 +428,7 @@ srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max
     a->v = srlm_view_cols(a->qkv, qd + kvd, kvd);
     a->gate = srlm_view_cols(a->gu, 0, F);
     a->up = srlm_view_cols(a->gu, F, F);
-    a->pos = malloc((size_t)N * 2 * sizeof(int));
+    a->pos = malloc((size_t)N * 4 * sizeof(int)); /* pos, rows, and a packed prefill's two row maps */
     if (!a->pos) {
         m->be->ops->free(m->be, &a->mem);
         return SRLM_ERR(SRLM_FAILED, "out of memory for position scratch");
@@ -439,8 +439,20 @@ srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max
     return SRLM_OK;
 }
 
+srlm_status srlm_llama_acts_reserve_padded(srlm_llama_acts *a, const srlm_llama *m, int rows) {
+    const int64_t hd = m->head_dim, qd = (int64_t)m->n_heads_local * hd, kvd = (int64_t)m->n_kv_local * hd;
+    if (a->pad_mem.data) m->be->ops->free(m->be, &a->pad_mem);
+    a->qkv_pad = a->att_pad = (srlm_view){0};
+    SRLM_CHECK(m->be->ops->alloc(m->be, &a->pad_mem, m->be->dtype, 1, (int64_t)rows * (2 * qd + 2 * kvd),
+                                 "padded attention scratch"));
+    a->qkv_pad = srlm_view_carve(a->pad_mem, 0, rows, qd + 2 * kvd);
+    a->att_pad = srlm_view_carve(a->pad_mem, (int64_t)rows * (qd + 2 * kvd), rows, qd);
+    return SRLM_OK;
+}
+
 void srlm_llama_acts_free(srlm_llama_acts *a, srlm_backend *be) {
     if (a->mem.data) be->ops->free(be, &a->mem);
+    if (a->pad_mem.data) be->ops->free(be, &a->pad_mem);
     free(a->pos);
     a->pos = a->rows = NULL;
 }
@@ -468,8 +480,15 @@ srlm_status srlm_llama_allreduce_view(srlm_llama *m, srlm_comm *comm, srlm_view 
     return st;
 }
 
-static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt,
-                               const int *pos, const int *rows);
+/* A packed prefill's row maps (srlm_llama_prefill): padded row p of the
+ * attention scratch holds packed row scatter[p]; packed row i is padded row
+ * gather[i]. */
+typedef struct {
+    const int *scatter, *gather;
+} packing;
+
+static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt, int N,
+                               const int *pos, const int *rows, const packing *pk);
 
 /* A recording that could not be made: the step runs op by op, and after
  * three such failures every later one does (a backend that cannot record
@@ -534,7 +553,7 @@ static srlm_status forward_step(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_act
         const srlm_batch sb = {B, 1, ids, slot, n_past, n_new, 1};
         srlm_status st = op->step_begin(be, key);
         if (st == SRLM_OK) {
-            st = forward_ops(m, kv, a, &sb, pos, rows);
+            st = forward_ops(m, kv, a, &sb, B, pos, rows, NULL);
             srlm_status end = op->step_end(be, st == SRLM_OK);
             if (st == SRLM_OK) st = end;
         }
@@ -555,13 +574,8 @@ static srlm_status forward_step(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_act
     return SRLM_OK;
 }
 
-srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
-                               const srlm_batch *bt) {
-    const int N = bt->B * bt->T;
-    const int n_logit_rows = bt->last_only ? bt->B : N;
-    if (N > a->max_tokens || n_logit_rows > a->max_logit_rows)
-        return SRLM_ERR(SRLM_FAILED, "forward: batch of %d rows (%d logit rows) exceeds the "
-                        "activation buffers (%d, %d)", N, n_logit_rows, a->max_tokens, a->max_logit_rows);
+/* Each sequence of a batch fits the cache (and the sliding window). */
+static srlm_status check_seqs(const srlm_llama *m, const srlm_kv_cache *kv, const srlm_batch *bt) {
     for (int b = 0; b < bt->B; b++) {
         if (bt->slot[b] < 0 || bt->slot[b] >= kv->slots || bt->n_new[b] < 0 || bt->n_new[b] > bt->T ||
             bt->n_past[b] < 0 || bt->n_past[b] + bt->n_new[b] > kv->max_seq)
@@ -575,15 +589,29 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
             snprintf(what, sizeof what, "forward: sequence %d", b);
             return srlm_hf_check_seq_len(&m->cfg, bt->n_past[b] + bt->n_new[b], 0, what);
         }
-        for (int t = 0; t < bt->T; t++) a->pos[b * bt->T + t] = bt->n_past[b] + t;
     }
-    for (int i = 0; i < N; i++) {
-        int id = bt->ids[i];
-        int t = i % bt->T, b = i / bt->T;
-        if (t < bt->n_new[b] && (id < 0 || id >= m->cfg.vocab_size))
-            return SRLM_ERR(SRLM_BAD_INPUT, "token id %d at position %d of sequence %d is outside "
-                            "the vocabulary [0, %d)", id, t, b, m->cfg.vocab_size);
-    }
+    return SRLM_OK;
+}
+
+static srlm_status check_id(const srlm_llama *m, int id, int t, int b) {
+    if (id >= 0 && id < m->cfg.vocab_size) return SRLM_OK;
+    return SRLM_ERR(SRLM_BAD_INPUT, "token id %d at position %d of sequence %d is outside the vocabulary [0, %d)",
+                    id, t, b, m->cfg.vocab_size);
+}
+
+srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
+                               const srlm_batch *bt) {
+    const int N = bt->B * bt->T;
+    const int n_logit_rows = bt->last_only ? bt->B : N;
+    if (N > a->max_tokens || n_logit_rows > a->max_logit_rows)
+        return SRLM_ERR(SRLM_FAILED, "forward: batch of %d rows (%d logit rows) exceeds the "
+                        "activation buffers (%d, %d)", N, n_logit_rows, a->max_tokens, a->max_logit_rows);
+    SRLM_CHECK(check_seqs(m, kv, bt));
+    for (int b = 0; b < bt->B; b++)
+        for (int t = 0; t < bt->T; t++) {
+            a->pos[b * bt->T + t] = bt->n_past[b] + t;
+            if (t < bt->n_new[b]) SRLM_CHECK(check_id(m, bt->ids[b * bt->T + t], t, b));
+        }
     if (bt->last_only)
         for (int b = 0; b < bt->B; b++) a->rows[b] = b * bt->T + bt->n_new[b] - 1;
     if (bt->T == 1 && bt->last_only && m->tp_size == 1 && m->be->ops->step_replay && !a->step_off) {
@@ -591,16 +619,44 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         SRLM_CHECK(forward_step(m, kv, a, bt, &done));
         if (done) return SRLM_OK;
     }
-    return forward_ops(m, kv, a, bt, a->pos, a->rows);
+    return forward_ops(m, kv, a, bt, N, a->pos, a->rows, NULL);
+}
+
+srlm_status srlm_llama_prefill(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt) {
+    const int P = bt->B * bt->T;
+    if (!bt->last_only) return SRLM_ERR(SRLM_FAILED, "prefill: gives the last rows' logits only (last_only)");
+    if (!a->qkv_pad.data || P > a->qkv_pad.rows)
+        return SRLM_ERR(SRLM_FAILED, "prefill: %d x %d padded rows, more than the %lld of the activations' padded "
+                        "scratch (srlm_llama_acts_reserve_padded)", bt->B, bt->T, (long long)a->qkv_pad.rows);
+    if (bt->B > a->max_logit_rows)
+        return SRLM_ERR(SRLM_FAILED, "prefill: %d sequences, more than the %d logit rows of the activations",
+                        bt->B, a->max_logit_rows);
+    SRLM_CHECK(check_seqs(m, kv, bt));
+    int N = 0;
+    for (int b = 0; b < bt->B; b++) N += bt->n_new[b];
+    if (N > a->max_tokens)
+        return SRLM_ERR(SRLM_FAILED, "prefill: %d rows exceed the activation buffers (%d)", N, a->max_tokens);
+    int *scatter = a->rows + a->max_tokens, *gather = scatter + a->max_tokens;
+    for (int b = 0, off = 0; b < bt->B; off += bt->n_new[b], b++) {
+        for (int t = 0; t < bt->n_new[b]; t++) {
+            SRLM_CHECK(check_id(m, bt->ids[off + t], t, b));
+            a->pos[off + t] = bt->n_past[b] + t;
+            gather[off + t] = b * bt->T + t;
+        }
+        for (int t = 0; t < bt->T; t++) /* padding rows repeat the last: never read */
+            scatter[b * bt->T + t] = off + (t < bt->n_new[b] ? t : bt->n_new[b] - 1);
+        a->rows[b] = off + bt->n_new[b] - 1;
+    }
+    const packing pk = {scatter, gather};
+    return forward_ops(m, kv, a, bt, N, a->pos, a->rows, &pk);
 }
 
 /* The forward's ops, the batch checked: pos holds each row's position and,
  * for last_only, rows each sequence's last real row (host arrays). */
-static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt,
-                               const int *pos, const int *rows) {
+static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt, int N,
+                               const int *pos, const int *rows, const packing *pk) {
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
-    const int N = bt->B * bt->T;
     const int n_logit_rows = bt->last_only ? bt->B : N;
     const srlm_attn_shape as = {bt->B, bt->T, m->n_heads_local, m->n_kv_local, m->head_dim,
                                 kv->max_seq, bt->slot, bt->n_past, bt->n_new, 0, NULL};
@@ -612,6 +668,15 @@ static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
     srlm_view qkv = srlm_view_rows(a->qkv, 0, N);
     srlm_view proj = srlm_view_rows(a->proj, 0, N), gate = srlm_view_rows(a->gate, 0, N);
     srlm_view up = srlm_view_rows(a->up, 0, N), gu = srlm_view_rows(a->gu, 0, N);
+    const int P = bt->B * bt->T; /* padded rows, where pk */
+    srlm_view qkv_pad = {0}, q_pad = {0}, k_pad = {0}, v_pad = {0}, att_pad = {0};
+    if (pk) {
+        qkv_pad = srlm_view_rows(a->qkv_pad, 0, P);
+        q_pad = srlm_view_cols(qkv_pad, 0, q.cols);
+        k_pad = srlm_view_cols(qkv_pad, q.cols, k.cols);
+        v_pad = srlm_view_cols(qkv_pad, q.cols + k.cols, v.cols);
+        att_pad = srlm_view_rows(a->att_pad, 0, P);
+    }
 
     SRLM_CHECK(op->embedding(be, &x, &m->embed, bt->ids, N, m->vocab_start));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &x));
@@ -628,9 +693,17 @@ static srlm_status forward_ops(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
         /* q and k are adjacent columns of qkv: one rope call over both */
         srlm_view qk = srlm_view_cols(qkv, 0, q.cols + k.cols);
         SRLM_CHECK(op->rope(be, &qk, pos, m->n_heads_local + m->n_kv_local, m->head_dim, theta));
-        SRLM_CHECK(op->kv_store(be, &kv->k[l], &k, &as));
-        SRLM_CHECK(op->kv_store(be, &kv->v[l], &v, &as));
-        SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as, NULL));
+        if (pk) { /* the cache and attention see the padded layout */
+            SRLM_CHECK(op->copy_rows(be, &qkv_pad, &qkv, pk->scatter, P));
+            SRLM_CHECK(op->kv_store(be, &kv->k[l], &k_pad, &as));
+            SRLM_CHECK(op->kv_store(be, &kv->v[l], &v_pad, &as));
+            SRLM_CHECK(op->attention(be, &att_pad, &q_pad, &kv->k[l], &kv->v[l], &as, NULL));
+            SRLM_CHECK(op->copy_rows(be, &att, &att_pad, pk->gather, N));
+        } else {
+            SRLM_CHECK(op->kv_store(be, &kv->k[l], &k, &as));
+            SRLM_CHECK(op->kv_store(be, &kv->v[l], &v, &as));
+            SRLM_CHECK(op->attention(be, &att, &q, &kv->k[l], &kv->v[l], &as, NULL));
+        }
         SRLM_CHECK(op->matmul(be, &proj, &att, &ly->wo, 0));
         SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &proj));
         /* MLP block */

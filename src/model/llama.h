@@ -144,6 +144,9 @@ typedef struct {
     srlm_view qkv, q, k, v;       /* qkv (N, qd + 2 kvd): q, k and v are its column ranges */
     srlm_view gu, gate, up;       /* gu (N, 2 ffn_local): gate and up are its column halves */
     int      *pos, *rows;         /* host scratch (max_tokens) */
+    /* srlm_llama_prefill's padded layout for the cache and attention
+     * (srlm_llama_acts_reserve_padded; none until then) */
+    srlm_view pad_mem, qkv_pad, att_pad;
     /* Decode steps through the backend's recorded steps (backend.h), where it
      * has them: the key last run op by op (a key runs so once before it is
      * recorded), failed recordings (at 3 they stop: SRLM_RECORD_STEPS=0 stops
@@ -156,6 +159,9 @@ typedef struct {
 srlm_status srlm_llama_acts_new(srlm_llama_acts *a, const srlm_llama *m, int max_tokens,
                                 int max_logit_rows);
 void        srlm_llama_acts_free(srlm_llama_acts *a, srlm_backend *be);
+/* Scratch for srlm_llama_prefill: q, k, v and the attention output of up to
+ * `rows` padded rows (B * T), (2 q + 2 kv widths) elements a row. */
+srlm_status srlm_llama_acts_reserve_padded(srlm_llama_acts *a, const srlm_llama *m, int rows);
 
 /* A forward call over B sequences of T token rows each (row b*T + t), placed in
  * the cache as srlm_attn_shape describes; rows past n_new[b] are padding. */
@@ -173,6 +179,14 @@ typedef struct {
  * after that: the same ops on the same views, so the same logits. */
 srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a,
                                const srlm_batch *batch);
+
+/* The same forward, logits of each sequence's last row only (last_only must
+ * be set), for prompts of uneven lengths: ids hold each sequence's n_new rows
+ * one after another, no padding, so the GEMMs, norms and activations run on
+ * the real rows alone; the KV cache and attention see them through the padded
+ * layout of a->qkv_pad (B * T rows, T the longest n_new). Logit row b is
+ * sequence b's. */
+srlm_status srlm_llama_prefill(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *batch);
 
 /* log p(targets[i] | row i) for the logits rows in a->logits, combined across the
  * tp group with allreduces (max, then sum of exp and target logit); full logits

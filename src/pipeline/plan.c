@@ -345,7 +345,9 @@ srlm_status srlm_plan_compute(const srlm_config *c, const srlm_plan_arch *a, con
         if (t < phases[i]->prompt_len) t = phases[i]->prompt_len;
         if (t > p->gen_act_tokens) p->gen_act_tokens = t;
     }
-    const int64_t row = 3 * D + 2 * (int64_t)p->heads_local * hd + 2 * (int64_t)p->kv_local * hd + 2 * (int64_t)p->ffn_local;
+    /* a row: x, xn, proj, qkv, att, gate/up; and q, k, v, att again in the
+     * attention's padded layout (srlm_llama_prefill) */
+    const int64_t row = 3 * D + 4 * (int64_t)p->heads_local * hd + 4 * (int64_t)p->kv_local * hd + 2 * (int64_t)p->ffn_local;
     p->mem_gen_acts = p->weight_bytes * (p->gen_act_tokens * row + (int64_t)max_batch * (p->vocab_padded / p->tp));
     p->mem_gen = p->mem_weights + p->mem_kv + p->mem_decode_logits + p->mem_gen_acts + p->mem_reserve;
 

@@ -226,7 +226,7 @@ static void build(rows *r, const srlm_plan *p) {
     add(r, "memory", "decode_logits", V_BYTES, (double)p->mem_decode_logits,
         "largest decode batch x V_pad %d x 4 B (gathered for sampling)", p->vocab_padded);
     add(r, "memory", "generation_activations", V_BYTES, (double)p->mem_gen_acts,
-        "%s prefill rows x (3 D + 2 q + 2 kv + 2 ffn widths) + %s logit rows x V_pad/tp, %d B each",
+        "%s prefill rows x (3 D + 4 q + 4 kv + 2 ffn widths) + %s logit rows x V_pad/tp, %d B each",
         commas((double)p->gen_act_tokens), commas((double)p->gen_logit_rows), p->weight_bytes);
     add(r, "memory", "training_total", V_BYTES, (double)p->mem_train,
         "weights + gradients + optimizer + the larger configured activations + reserve");

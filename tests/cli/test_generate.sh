@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # srlm generate --input: candidates JSONL with the fields of DESIGN.md, in
-# (prompt, sample) order; the same file for batch 1, 3 and 32 and with prefix
-# sharing off; greedy --prompt output; bad inputs exit 2 naming file and line.
+# (prompt, sample) order; the same file for batch 1, 3 and 32, with prefix
+# sharing off and with prompts prefilled one a forward or a few together;
+# greedy --prompt output; bad inputs exit 2 naming file and line.
 set -u
 bin="$SRLM_BIN"
 model="$SRLM_FIXTURES/llama/tiny-gqa"
@@ -25,7 +26,8 @@ done
 head -1 out32.jsonl | grep -q '"prompt_id":"p-count","prompt":"Count to three."' || fail "prompt_id/prompt not passed through"
 sed -n 4p out32.jsonl | grep -q '"prompt_id":"1"' || fail "default prompt_id should be the record index"
 [ "$(sed 's/.*"sample":\([0-9]*\).*/\1/' out32.jsonl | tr -d '\n')" = 012012012 ] || fail "lines not in (prompt, sample) order"
-for v in "--batch 1" "--batch 3" "--batch 32 --no-share-prefix" "--batch 2 --min-shared-prefix 2"; do
+for v in "--batch 1" "--batch 3" "--batch 32 --no-share-prefix" "--batch 2 --min-shared-prefix 2" \
+         "--prefill-tokens 1" "--batch 32 --no-share-prefix --prefill-tokens 8"; do
   gen --output other.jsonl $v || fail "generate $v exited $?"
   cmp -s out32.jsonl other.jsonl && echo "identical with $v" || fail "output with $v differs from batch 32"
 done
@@ -54,6 +56,13 @@ out=$("$bin" generate --model "$model" --input bad.jsonl 2>&1); rc=$?
 [ $rc = 2 ] && grep -q 'bad.jsonl:2: key "prompt": expected a string, found a number' <<< "$out" || fail "bad line: $rc $out"
 out=$("$bin" generate --model "$model" --input prompts.jsonl --max-new-tokens 100000 --kv-cache-mb 1 2>&1); rc=$?
 [ $rc = 2 ] && grep -q "kv-cache-mb" <<< "$out" || fail "KV cache too small: $rc $out"
+# the log says how the prompts were prefilled: 3 distinct prompts together, or one a forward
+"$bin" generate --model "$model" --input prompts.jsonl --samples 3 --output /dev/null 2> log.txt
+grep -q "prefilled in 1 forwards" log.txt || fail "3 prompts not prefilled in one forward: $(cat log.txt)"
+"$bin" generate --model "$model" --input prompts.jsonl --samples 3 --prefill-tokens 1 --output /dev/null 2> log.txt
+grep -q "prefilled in 3 forwards" log.txt || fail "--prefill-tokens 1: not one prompt a forward: $(cat log.txt)"
+out=$("$bin" generate --model "$model" --input prompts.jsonl --prefill-tokens -3 2>&1); rc=$?
+[ $rc = 2 ] && grep -q "prefill-tokens: expected" <<< "$out" || fail "--prefill-tokens -3: $rc $out"
 out=$("$bin" generate --model "$model" --prompt x --top-p 1.5 2>&1); rc=$?
 [ $rc = 2 ] || fail "top-p 1.5 accepted: $rc $out"
 out=$("$bin" generate --model "$model" 2>&1); rc=$?

@@ -126,24 +126,18 @@ int main(void) {
         memset(&b, 0, sizeof b);
         CHECK_OK(srlm_generate(&m, tok, &variants[v], reqs, NREQ, collect, &b, &stv[v]));
         CHECK_MSG(same(&a, &b, NREQ), "%s: tokens differ from batch 32 with sharing", names[v]);
-        printf("%-30s identical; prefilled %4ld prompt tokens (+%3ld padding) in %2ld forwards, reused %4ld; "
-               "%ld forwards\n", names[v], stv[v].prefilled_tokens, stv[v].prefill_padding, stv[v].prefills,
-               stv[v].reused_tokens, stv[v].forwards);
+        printf("%-30s identical; prefilled %4ld prompt tokens in %2ld forwards, reused %4ld; %ld forwards\n",
+               names[v], stv[v].prefilled_tokens, stv[v].prefills, stv[v].reused_tokens, stv[v].forwards);
     }
-    /* batched prefill: the 24 prompts of "no sharing" (20..35 tokens) in a
-     * few padded forwards, padding within a quarter of the real rows; one by
-     * one when the budget holds one prompt; with prefix reuse, the first
-     * prompt alone, then the other five on its 18-token preamble (their 5..17
-     * new rows in one or two forwards by the padding rule) */
-    CHECK_MSG(stv[4].prefills <= 3 && 4 * stv[4].prefill_padding <= stv[4].prefilled_tokens,
-              "batch 32, no sharing: %ld prefill forwards, %ld padding rows for %ld prompt tokens", stv[4].prefills,
-              stv[4].prefill_padding, stv[4].prefilled_tokens);
-    CHECK_MSG(stv[7].prefills == NREQ * NS && stv[7].prefill_padding == 0 &&
-              stv[7].prefilled_tokens == stv[4].prefilled_tokens,
-              "one prompt a forward: %ld prefill forwards, %ld padding rows", stv[7].prefills, stv[7].prefill_padding);
-    CHECK_MSG(stv[8].prefills >= 2 && stv[8].prefills <= 3 && stv[8].prefilled_tokens < st0.prefilled_tokens &&
-              stv[8].reused_tokens > st0.reused_tokens,
-              "batch 32, prefix reuse: %ld prefill forwards (expected 2 or 3), %ld tokens reused (sharing alone: %ld)",
+    /* batched prefill: the 24 prompts of "no sharing" (20..35 tokens) in one
+     * forward; one by one when the budget holds one prompt; with prefix reuse,
+     * the first prompt alone, then the other five on its 18-token preamble */
+    CHECK_MSG(stv[4].prefills == 1, "batch 32, no sharing: %ld prefill forwards", stv[4].prefills);
+    CHECK_MSG(stv[7].prefills == NREQ * NS && stv[7].prefilled_tokens == stv[4].prefilled_tokens,
+              "one prompt a forward: %ld prefill forwards, %ld tokens", stv[7].prefills, stv[7].prefilled_tokens);
+    CHECK_MSG(stv[8].prefills == 2 && stv[8].prefilled_tokens < st0.prefilled_tokens &&
+                  stv[8].reused_tokens > st0.reused_tokens,
+              "batch 32, prefix reuse: %ld prefill forwards (expected 2), %ld tokens reused (sharing alone: %ld)",
               stv[8].prefills, stv[8].reused_tokens, st0.reused_tokens);
     printf("%-24s prefilled %4ld prompt tokens, reused %4ld\n", names[0], st0.prefilled_tokens, st0.reused_tokens);
 

@@ -69,7 +69,8 @@ static void test_count_matches_checkpoint(void) {
  *   DPO 1 pair = 2 x 8 = 16 tokens, dropout 0: full 16 x (2 x 1096 + 512) + 4096 = 47360
  * KV per token 2 x L 2 x 1 KV head x 16 x 2 B = 128: 1 MiB holds 8192 tokens.
  * Generation activations: prefill rows capped at 4096 (self-instruct 4 x 1536 and judge 5 x 1152
- *   pass it) x (3D 192 + 2 q 64 + 2 kv 32 + 2 F 128 = 416) + 12 logit rows (the largest batch)
+ *   pass it) x (3D 192 + 4 q 128 + 4 kv 64 + 2 F 128 = 512: q, k, v, att twice, packed and
+ *   padded) + 12 logit rows (the largest batch)
  *   x 128/2, 2 B each.
  * Reserve at 4 GiB: 2 GiB + 4 GiB / 20. */
 static srlm_plan_arch tiny(void) {
@@ -131,7 +132,7 @@ static void test_small_case_by_hand(void) {
     CHECK(p.mem_train == 90752 + 181504 + 272256 + 51456 + p.mem_reserve);
     CHECK(p.self_instruct.batch == 4 && p.candidates.batch == 12 && p.judge.batch == 5);
     CHECK(p.gen_act_tokens == 4096 && p.gen_logit_rows == 12);
-    CHECK(p.mem_gen_acts == 2 * (p.gen_act_tokens * 416 + p.gen_logit_rows * 64));
+    CHECK(p.mem_gen_acts == 2 * (4096 * 512 + 12 * 64));
     CHECK(p.mem_gen == 90752 + 1048576 + p.mem_decode_logits + p.mem_gen_acts + p.mem_reserve);
     CHECK(p.fits);
     CHECK_OK(srlm_plan_check_fit(&p));
