@@ -9,7 +9,6 @@
 
 #include <math.h>
 #include <omp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -524,7 +523,6 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
         e.stats->decode_s += now_s() - t0;
         t0 = now_s(); /* with the logits' download, where the host samples */
         SRLM_CHECK_GOTO(sample_step(&e, n), st, done);
-        if (getenv("SRLM_DBG")) { for (int j = 0; j < n; j++) { double cs = 0; for (int c = 0; c < V; c++) cs += e.full[(size_t)j * V + c] * (c % 7 + 1); fprintf(stderr, "DBG step n=%d j=%d slot=%d past=%d id=%d tok=%d cs=%.9g\n", n, j, e.step_slot[j], e.step_past[j], e.step_ids[j], e.tokens[j], cs); } }
         e.stats->sample_s += now_s() - t0;
         for (int j = 0; j < n; j++) {
             int fin;
