@@ -17,6 +17,12 @@
  *     agree), each op's device time op by op (op_profile), and each of the
  *     step's products alone (decode_gemm: time per call,
  *     the host's share of it, weight bytes per second);
+ *   - prefilling --prefill P prompts of uneven lengths (64 .. 448 tokens) as
+ *     srlm generate starts a batch: one prompt a forward (srlm_llama_forward,
+ *     as before batched prefill) and packed together in forwards of up to
+ *     SRLM_GEN_PREFILL_TOKENS padded rows (srlm_llama_prefill, as the engine
+ *     does now): tokens/s of each, the ratio, and how far apart the two put
+ *     each prompt's last-row logits;
  *   - sampled decoding of --decode-batch S sequences (temperature 0.8, top-p
  *     0.9, as the loop's generation): the next tokens drawn on the host from
  *     the downloaded logits, as srlm did before the ops table's sample op, and
@@ -24,7 +30,7 @@
  *     now; skipped on a backend without one), the same steps in the same run.
  *
  *   bench_model [--backend cuda|cpu] [--dtype float32|bfloat16] [--config 1b|wide-vocab|tiny] [--batch B]
- *               [--seq T] [--micro-batches K[,K...]] [--steps N] [--decode N] [--decode-batch S]
+ *               [--seq T] [--micro-batches K[,K...]] [--steps N] [--decode N] [--decode-batch S] [--prefill P]
  *               [--logits-chunk R] [--peak-tflops P] [--mem-gbs G] [--dir DIR]
  *
  * --dtype is backend.dtype: bfloat16 keeps weights and activations in bf16 with
@@ -52,6 +58,7 @@
 
 #include "backend/factory.h"
 #include "core/rng.h"
+#include "generate/engine.h"
 #include "generate/sampler.h"
 #include "io/checkpoint.h"
 #include "io/fsutil.h"
@@ -79,7 +86,7 @@ static double now_s(void) {
 
 typedef struct {
     const char *backend, *dtype, *config, *dir;
-    int         batch, seq, steps, decode, decode_batch, logits_chunk;
+    int         batch, seq, steps, decode, decode_batch, logits_chunk, prefill;
     double      peak_tflops, mem_gbs;
     double      fill;      /* --fill: also time a batch whose real tokens are this share of batch x seq */
     int         micro[8], n_micro; /* --micro-batches: the step's micro-batch counts to time */
@@ -130,7 +137,7 @@ static void config_of(const char *name, srlm_hf_config *hc) {
 
 static void parse(int argc, char **argv, args *a) {
     *a = (args){.backend = "cuda", .dtype = "float32", .config = "1b", .batch = 4, .seq = 1024, .steps = 10,
-                .decode = 64, .decode_batch = 32, .micro = {1}, .n_micro = 1, .fill = 1.0};
+                .decode = 64, .decode_batch = 32, .prefill = 32, .micro = {1}, .n_micro = 1, .fill = 1.0};
     static const char *P = "bench_model";
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -147,6 +154,7 @@ static void parse(int argc, char **argv, args *a) {
         else if (!strcmp(k, "--steps")) ok = bench_arg_int(P, k, v, 1, 1 << 20, &a->steps);
         else if (!strcmp(k, "--decode")) ok = bench_arg_int(P, k, v, 0, 1 << 20, &a->decode);
         else if (!strcmp(k, "--decode-batch")) ok = bench_arg_int(P, k, v, 0, 1 << 16, &a->decode_batch);
+        else if (!strcmp(k, "--prefill")) ok = bench_arg_int(P, k, v, 0, 1024, &a->prefill);
         else if (!strcmp(k, "--logits-chunk")) ok = bench_arg_int(P, k, v, 0, 1 << 30, &a->logits_chunk);
         else if (!strcmp(k, "--peak-tflops")) ok = bench_arg_double(P, k, v, 0, 1e6, &a->peak_tflops);
         else if (!strcmp(k, "--mem-gbs")) ok = bench_arg_double(P, k, v, 0, 1e6, &a->mem_gbs);
@@ -347,6 +355,89 @@ static void time_decode_gemm(srlm_backend *be, const char *name, int rows, srlm_
     printf("\n");
 }
 
+/* One pass over the P prompts: one a forward (packed 0) or packed in
+ * forwards of up to SRLM_GEN_PREFILL_TOKENS padded rows, longest first (the
+ * engine's rule); each prompt's last-row logits into logits (P x V).
+ * Returns the seconds, the device waited for by the logits' download. */
+static double prefill_pass(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *fa, int P, const int *len,
+                           const int *order, const int *ids, int n_ids, int packed, float *logits, int *n_fwd) {
+    const int V = m->vocab_padded;
+    int slot[1024], past[1024], n_new[1024], who[1024];
+    double t0 = now_s();
+    *n_fwd = 0;
+    for (int j = 0; j < P;) {
+        int cnt = 1, T = len[order[j]], off = 0;
+        if (packed)
+            while (j + cnt < P && (cnt + 1) * T <= SRLM_GEN_PREFILL_TOKENS) cnt++;
+        int *pids = malloc(sizeof(int) * (size_t)cnt * T);
+        if (!pids) { fprintf(stderr, "bench_model: out of memory\n"); exit(1); }
+        for (int c = 0; c < cnt; c++) {
+            const int p = order[j + c];
+            who[c] = p, slot[c] = p, past[c] = 0, n_new[c] = len[p];
+            for (int t = 0; t < len[p]; t++) pids[off + t] = ids[(p * 977 + t) % n_ids];
+            off += len[p];
+        }
+        const srlm_batch b = {cnt, T, pids, slot, past, n_new, 1};
+        TRY(packed ? srlm_llama_prefill(m, kv, fa, &b) : srlm_llama_forward(m, kv, fa, &b));
+        float *host = malloc(sizeof(float) * (size_t)cnt * V);
+        if (!host) { fprintf(stderr, "bench_model: out of memory\n"); exit(1); }
+        srlm_view rows = srlm_view_rows(fa->logits, 0, cnt);
+        TRY(m->be->ops->download(m->be, host, &rows));
+        for (int c = 0; c < cnt; c++) memcpy(logits + (size_t)who[c] * V, host + (size_t)c * V, sizeof(float) * (size_t)V);
+        free(host);
+        free(pids);
+        (*n_fwd)++;
+        j += cnt;
+    }
+    return now_s() - t0;
+}
+
+static void time_prefill(srlm_llama *m, const int *ids, int n_ids, int P, const char *dtype) {
+    int len[1024], order[1024], tokens = 0, lo = 1 << 30, hi = 0;
+    for (int p = 0; p < P; p++) {
+        len[p] = 64 + (int)(srlm_rng_u64(11, (uint64_t)p) % 385);
+        tokens += len[p];
+        if (len[p] < lo) lo = len[p];
+        if (len[p] > hi) hi = len[p];
+        int i = p; /* longest first, as the engine orders them */
+        while (i > 0 && len[order[i - 1]] < len[p]) { order[i] = order[i - 1]; i--; }
+        order[i] = p;
+    }
+    srlm_kv_cache kv;
+    TRY(srlm_kv_cache_new(&kv, m, P, hi));
+    srlm_llama_acts fa;
+    const int rows = SRLM_GEN_PREFILL_TOKENS > hi ? SRLM_GEN_PREFILL_TOKENS : hi;
+    TRY(srlm_llama_acts_new(&fa, m, rows, P));
+    TRY(srlm_llama_acts_reserve_padded(&fa, m, rows));
+    const size_t n = (size_t)P * m->vocab_padded;
+    float *one = malloc(sizeof(float) * n), *packed = malloc(sizeof(float) * n);
+    if (!one || !packed) { fprintf(stderr, "bench_model: out of memory\n"); exit(1); }
+    int f1, fp;
+    prefill_pass(m, &kv, &fa, P, len, order, ids, n_ids, 0, one, &f1); /* warm-up: each shape's GEMM set-up */
+    prefill_pass(m, &kv, &fa, P, len, order, ids, n_ids, 1, packed, &fp);
+    double t1 = 1e30, tp = 1e30;
+    for (int r = 0; r < 3; r++) { /* best of 3 */
+        double t = prefill_pass(m, &kv, &fa, P, len, order, ids, n_ids, 0, one, &f1);
+        if (t < t1) t1 = t;
+        t = prefill_pass(m, &kv, &fa, P, len, order, ids, n_ids, 1, packed, &fp);
+        if (t < tp) tp = t;
+    }
+    double diff = 0, scale = 0;
+    for (int p = 0; p < P; p++)
+        for (int c = 0; c < m->cfg.vocab_size; c++) {
+            const size_t i = (size_t)p * m->vocab_padded + c;
+            if (!(fabs(one[i] - packed[i]) <= diff)) diff = fabs(one[i] - packed[i]); /* NaN sticks */
+            if (fabs(one[i]) > scale) scale = fabs(one[i]);
+        }
+    printf("prefill: %d prompts of %d .. %d tokens (%d in all), dtype %s, one a forward %.0f tokens/s (%d forwards), "
+           "packed %.0f tokens/s (%d forwards, %.2fx), last-row logits max diff %.3g of max |logit| %.3g\n", P, lo,
+           hi, tokens, dtype, tokens / t1, f1, tokens / tp, fp, t1 / tp, diff, scale);
+    free(one);
+    free(packed);
+    srlm_llama_acts_free(&fa, m->be);
+    srlm_kv_cache_free(&kv, m->be);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* every result line reaches the log, also when a time limit kills the run */
     args a;
@@ -485,6 +576,11 @@ int main(int argc, char **argv) {
         }
         srlm_llama_acts_free(&fa, be);
         srlm_kv_cache_free(&kv, be);
+    }
+
+    /* ---- prefilling a batch's prompts: one a forward, then packed ---- */
+    if (a.prefill > 0) {
+        time_prefill(&m, ids, N, a.prefill, a.dtype);
     }
 
     /* ---- sampled decoding of a batch: host sampling, then the backend's ---- */

@@ -249,6 +249,13 @@ for dtype in ${SRLM_GPU_MODEL_DTYPES:-bfloat16 float32}; do
             failed+=("bench_model ($dtype): recorded decode steps of the sampled batch drew other tokens than op by op")
         grep "^decode_op_by_op:.*dtype $dtype,.*DIFFERENT" "$model_txt" >/dev/null &&
             failed+=("bench_model ($dtype): recorded decode steps drew other tokens than the same steps op by op")
+        # packed prefill vs one prompt a forward: rounding of other GEMM shapes
+        # moves logits by a few bf16 ulps; a tenth of the largest is a layout error
+        grep "^prefill:.*dtype $dtype," "$model_txt" | awk '{
+                match($0, /max diff [^ ]+ of max \|logit\| [^ ]+/); split(substr($0, RSTART, RLENGTH), w, " ")
+                if (w[3] !~ /^[0-9.]+(e[-+]?[0-9]+)?$/ || !(w[3] + 0 <= 0.1 * (w[7] + 0))) bad = 1 # nan, inf
+            } END { exit bad ? 0 : 1 }' &&
+            failed+=("bench_model ($dtype): packed prefill gave other last-row logits than one prompt a forward")
         [ "$bf16_peak" != 0 ] && grep "^train_step:.*dtype $dtype," "$model_txt" |
             awk -v p="$bf16_peak" -v d="$dtype" '{
                 match($0, /micro-batches [0-9]+/); k = substr($0, RSTART + 14, RLENGTH - 14)
@@ -401,6 +408,15 @@ if [ "${SRLM_GPU_NO_RESULTS:-0}" != 1 ] && { [ -s "$table" ] || [ -s "$model_txt
             pct = "-"; if (match($0, /\([0-9.]+% of/)) pct = substr($0, RSTART + 1, RLENGTH - 5) "% of copy"
             dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
             printf "| %s | %s | %s | model decode GEMM (%s), issued in %s us | %s | %s rows x W %s | %.4f | %s | - | GB/s | %s |\n", d, g, s, nm, is, dt, r, w, us / 1000, gb, pct
+        }
+        /^prefill:/ {
+            match($0, /[0-9]+ prompts of [0-9]+ \.\. [0-9]+ tokens/); sh = substr($0, RSTART, RLENGTH)
+            match($0, /one a forward [0-9.]+/); one = substr($0, RSTART + 14, RLENGTH - 14)
+            match($0, /packed [0-9.]+/); pk = substr($0, RSTART + 7, RLENGTH - 7)
+            match($0, /forwards, [0-9.]+x/); x = substr($0, RSTART + 10, RLENGTH - 11)
+            match($0, /max diff [^ ]+ of max \|logit\| [^ ]+/); df = substr($0, RSTART, RLENGTH)
+            dt = "fp32"; if ($0 ~ /dtype bfloat16/) dt = "bf16"
+            printf "| %s | %s | %s | model prefill, prompts packed (srlm_llama_prefill) | %s | 1.1B, %s | - | %s | - | tokens/s | %sx one prompt a forward (%s tokens/s); logits %s |\n", d, g, s, dt, sh, pk, x, one, df
         }
         /^decode_sampled:/ && /backend sampling/ {
             match($0, /batch [0-9]+/); bs = substr($0, RSTART + 6, RLENGTH - 6)

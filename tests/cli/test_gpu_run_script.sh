@@ -111,6 +111,7 @@ for i in $(seq 1 20); do
 done
 echo "train_phases: batch 4, seq 1024, dtype $dtype, forward 20.5 ms (400.00 TFLOP/s), backward 45.0 ms (350.00 TFLOP/s), optimizer 15.5 ms"
 echo "decode_gemm: gate/up, rows 1, dtype $dtype, W 5632 x 2048, 12.5 us per call (issued in 9.0 us), 1845 GB/s of weights (61.5% of 3000 GB/s)"
+echo "prefill: 32 prompts of 66 .. 447 tokens (8123 in all), dtype $dtype, one a forward 20000 tokens/s (32 forwards), packed 50000 tokens/s (3 forwards, 2.50x), last-row logits max diff ${FAKE_PREFILL_DIFF:-0.0123} of max |logit| 2.5"
 echo "decode_sampled: batch 32, dtype $dtype, 64 steps, temperature 0.8, top-p 0.9, host sampling 1000.0 tokens/s, backend sampling 1500.0 tokens/s (1.50x), ${FAKE_SAMPLED:-the same} tokens; op by op 600.0 tokens/s (recorded steps 2.50x), ${FAKE_SAMPLED_OP:-the same} tokens"
 EOF
 cat >"$b/bundle-env.sh" <<'EOF'
@@ -199,6 +200,8 @@ grep -q "| model decode GEMM (gate/up), issued in 9.0 us | bf16 | 1 rows x W 563
     "$work/results.md" || fail "RESULTS.md: the decode GEMM row is missing or malformed"
 grep -q "| model decode, batch 32, sampled on the device | bf16 | 1.1B, 64 steps | - | 1500.0 | - | tokens/s | 1.50x sampling on the host (1000.0 tokens/s) |" \
     "$work/results.md" || fail "RESULTS.md: the sampled decode row is missing or malformed"
+grep -q "| model prefill, prompts packed (srlm_llama_prefill) | bf16 | 1.1B, 32 prompts of 66 .. 447 tokens | - | 50000 | - | tokens/s | 2.50x one prompt a forward (20000 tokens/s); logits max diff 0.0123 of max |logit| 2.5 |" \
+    "$work/results.md" || fail "RESULTS.md: the prefill row is missing or malformed"
 tail -n 1 "$work/results.md" | grep -q "model decode" || fail "RESULTS.md: the rows are not at the end of their section"
 
 # 1c. bench_kernels fails: the whole model's rows still reach RESULTS.md
@@ -268,6 +271,13 @@ grep -q "FAILED: bench_model (bfloat16): recorded decode steps drew other tokens
     fail "recorded decode steps that drew other tokens were not reported"
 grep -q "recorded decode steps of the sampled batch" "$work/fail.log" &&
     fail "the sampled batch's recorded steps were reported though they drew the same tokens"
+grep -q "packed prefill gave other" "$work/fail.log" && fail "a packed prefill within bounds was reported"
+# packed prefill's logits far from one prompt a forward (or NaN): reported
+for d in 0.5 nan; do
+    run prefill_$d.log FAKE_PREFILL_DIFF=$d
+    grep -q "FAILED: bench_model (bfloat16): packed prefill gave other last-row logits than one prompt a forward" \
+        "$work/prefill_$d.log" || fail "packed prefill logits $d away from one a forward were not reported"
+done
 # the sampled batch's recorded steps drawing other tokens than op by op: that alone is reported
 run sampled_op.log FAKE_SAMPLED_OP=DIFFERENT
 grep -q "FAILED: bench_model (bfloat16): recorded decode steps of the sampled batch drew other tokens than op by op" \
