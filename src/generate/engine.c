@@ -62,7 +62,8 @@ typedef struct {
     int            *idx, *step_ids, *step_slot, *step_past, *step_new;
     int             max_prompt;
     admission      *adm;       /* (max_batch) this round's admissions */
-    int            *pf_rows;   /* (2 * max_batch) admissions that prefill; their order by length */
+    int             n_adm;
+    int            *pf_rows;   /* (3 * max_batch) admissions that prefill; their stages; a stage by length */
     int            *pf_ids;    /* (prefill_rows) a prefill batch's ids, one prompt after another */
     int             prefill_tokens; /* prompts x longest new rows that share a prefill forward, at most */
     int             prefill_rows;   /* what the buffers hold: that, or the longest prompt alone */
@@ -235,16 +236,48 @@ static srlm_status end_past_window(engine *e, int r, int k) {
 
 /* ---- admissions: free slots filled from the queue, prompts prefilled together ---- */
 
-/* Leading tokens of request r's prompt that the prefix slot holds, when at
- * least min_shared_prefix (0 otherwise); the last prompt token always runs:
- * its logits are the first token's. */
-static int prefix_reuse(const engine *e, int r) {
-    const srlm_gen_request *q = &e->reqs[r];
-    if (e->cfg->min_shared_prefix <= 0 || e->prefix_len == 0) return 0;
+/* Tokens that prompt q and ids[0, n) share at the start. */
+static int shared_start(const srlm_gen_request *q, const int *ids, int n) {
     int k = 0;
-    while (k < e->prefix_len && k < q->n_prompt && e->prefix_ids[k] == q->prompt[k]) k++;
-    if (k > q->n_prompt - 1) k = q->n_prompt - 1;
-    return k >= e->cfg->min_shared_prefix ? k : 0;
+    while (k < n && k < q->n_prompt && ids[k] == q->prompt[k]) k++;
+    return k;
+}
+
+enum { MAX_STAGES = 3 }; /* prefill forwards in a chain of reuse, at most (bounds a round's forwards) */
+
+/* Where admission rows[j] reuses leading KV rows from, if anywhere
+ * (min_shared_prefix): the slot holding the longest start of its prompt
+ * among the prefix slot, the running sequences (their prompts' rows) and the
+ * prompts of this round before it, which then run in an earlier stage. Ties
+ * go to the earliest stage. Sets past, src_slot and stage[j]. */
+static void choose_source(engine *e, const int *rows, int j, int *stage) {
+    admission *a = &e->adm[rows[j]];
+    const srlm_gen_request *q = &e->reqs[a->req];
+    int best = 0, src = -1, st = 0;
+    if (e->cfg->min_shared_prefix > 0) {
+        if (e->prefix_len > 0) best = shared_start(q, e->prefix_ids, e->prefix_len), src = e->prefix_slot;
+        for (int s = 0; s < e->cfg->max_batch; s++) {
+            const slot_state *ss = &e->slots[s];
+            int mine = 0; /* slots of this round have no KV yet */
+            for (int i = 0; i < e->n_adm && !mine; i++) mine = e->adm[i].slot == s;
+            if (!ss->active || mine) continue;
+            const srlm_gen_request *o = &e->reqs[ss->req];
+            int k = shared_start(q, o->prompt, o->n_prompt);
+            if (k > best) best = k, src = s;
+        }
+        for (int i = 0; i < j; i++) {
+            if (stage[i] + 1 >= MAX_STAGES) continue;
+            const srlm_gen_request *o = &e->reqs[e->adm[rows[i]].req];
+            int k = shared_start(q, o->prompt, o->n_prompt);
+            if (k > best || (k == best && src >= 0 && stage[i] + 1 < st))
+                best = k, src = e->adm[rows[i]].slot, st = stage[i] + 1;
+        }
+    }
+    if (best > q->n_prompt - 1) best = q->n_prompt - 1; /* the last token runs: its logits are the first token's */
+    if (best < e->cfg->min_shared_prefix || best < 1) best = 0, src = -1, st = 0;
+    a->past = best;
+    a->src_slot = src;
+    stage[j] = st;
 }
 
 /* Keep admission a's prompt in the prefix slot for the prompts after it. */
@@ -282,7 +315,7 @@ static srlm_status prefill_batch(engine *e, const int *rows, int n) {
         const admission *a = &e->adm[rows[j]];
         const srlm_gen_request *q = &e->reqs[a->req];
         if (a->past > 0) {
-            SRLM_CHECK(copy_kv(e, e->prefix_slot, a->slot, a->past));
+            SRLM_CHECK(copy_kv(e, a->src_slot, a->slot, a->past));
             e->stats->reused_tokens += a->past;
         }
         int n_new = q->n_prompt - a->past;
@@ -309,41 +342,29 @@ static int new_rows(const engine *e, int i) {
     return e->reqs[a->req].n_prompt - a->past;
 }
 
-/* Prefill admissions rows[0, n) (in admission order) in as few forwards as
- * fit prefill_tokens rows padded (the attention's layout; a longer prompt
- * runs alone): longest first, so that prompts of like length share one. */
-static srlm_status prefill_all(engine *e, int *rows, int n) {
+/* Prefill admissions rows[0, n) (in admission order): stage by stage (a
+ * prompt that reuses another's rows runs after it), each stage in as few
+ * forwards as fit prefill_tokens rows padded (the attention's layout; a
+ * longer prompt runs alone), longest first, so that prompts of like length
+ * share one. */
+static srlm_status prefill_all(engine *e, const int *rows, int n) {
     double t0 = now_s();
-    if (e->cfg->min_shared_prefix > 0) {
-        for (int j = 0; j < n; j++) e->adm[rows[j]].past = prefix_reuse(e, e->adm[rows[j]].req);
-        /* a first prompt that reuses nothing but starts like a later one (a
-         * judge template) runs alone first, so that the others reuse it */
-        const srlm_gen_request *q0 = &e->reqs[e->adm[rows[0]].req];
-        int lead = 0;
-        for (int j = 1; j < n && !lead && e->adm[rows[0]].past == 0; j++) {
-            const srlm_gen_request *q = &e->reqs[e->adm[rows[j]].req];
-            int k = 0;
-            while (k < q0->n_prompt && k < q->n_prompt && q0->prompt[k] == q->prompt[k]) k++;
-            lead = k >= e->cfg->min_shared_prefix;
+    int *stage = e->pf_rows + n, *order = stage + n; /* pf_rows has room for 3 x max_batch */
+    for (int j = 0; j < n; j++) choose_source(e, rows, j, stage);
+    for (int st = 0; st < MAX_STAGES; st++) {
+        int m = 0;
+        for (int j = 0; j < n; j++) { /* insertion sort by new rows, longest first, stable */
+            if (stage[j] != st) continue;
+            int i = m++;
+            while (i > 0 && new_rows(e, order[i - 1]) < new_rows(e, rows[j])) { order[i] = order[i - 1]; i--; }
+            order[i] = rows[j];
         }
-        if (lead) {
-            SRLM_CHECK(prefill_batch(e, rows, 1));
-            SRLM_CHECK(keep_prefix(e, &e->adm[rows[0]]));
-            rows++, n--;
-            for (int j = 0; j < n; j++) e->adm[rows[j]].past = prefix_reuse(e, e->adm[rows[j]].req);
+        for (int j = 0; j < m;) {
+            int T = new_rows(e, order[j]), cnt = 1;
+            while (j + cnt < m && (cnt + 1) * T <= e->prefill_tokens) cnt++;
+            SRLM_CHECK(prefill_batch(e, order + j, cnt));
+            j += cnt;
         }
-    }
-    int *order = rows + n; /* pf_rows has room for both */
-    for (int j = 0; j < n; j++) { /* insertion sort by new rows, longest first, stable */
-        int i = j;
-        while (i > 0 && new_rows(e, order[i - 1]) < new_rows(e, rows[j])) { order[i] = order[i - 1]; i--; }
-        order[i] = rows[j];
-    }
-    for (int j = 0; j < n;) {
-        int T = new_rows(e, order[j]), cnt = 1;
-        while (j + cnt < n && (cnt + 1) * T <= e->prefill_tokens) cnt++;
-        SRLM_CHECK(prefill_batch(e, order + j, cnt));
-        j += cnt;
     }
     if (e->cfg->min_shared_prefix > 0 && n > 0) SRLM_CHECK(keep_prefix(e, &e->adm[rows[n - 1]]));
     e->stats->prefill_s += now_s() - t0;
@@ -382,7 +403,7 @@ static srlm_status admit_round(engine *e, int *next_req, int *next_sample, int *
         na++;
         if (++*next_sample == e->reqs[r].n_samples) { ++*next_req; *next_sample = 0; }
     }
-    *n_admitted = na;
+    *n_admitted = e->n_adm = na;
     if (np > 0) SRLM_CHECK(prefill_all(e, e->pf_rows, np));
     for (int j = 0; j < na; j++) { /* then the copies: their source's KV is in place */
         const admission *a = &e->adm[j];
@@ -479,7 +500,7 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     e.prefix_ids = malloc(sizeof(int) * (size_t)cfg->max_seq);
     e.full = malloc(sizeof(float) * (size_t)B * V);
     e.gather = m->tp_size > 1 ? malloc(sizeof(float) * (size_t)B * V) : NULL;
-    e.idx = malloc(sizeof(int) * ((size_t)cfg->max_seq + 6 * (size_t)B));
+    e.idx = malloc(sizeof(int) * ((size_t)cfg->max_seq + 7 * (size_t)B));
     e.adm = malloc(sizeof *e.adm * (size_t)B);
     e.pf_ids = malloc(sizeof(int) * (size_t)e.prefill_rows);
     if (!e.slots || !e.rs || !e.prefix_ids || !e.full || (m->tp_size > 1 && !e.gather) || !e.idx || !e.adm ||

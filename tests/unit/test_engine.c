@@ -141,6 +141,46 @@ int main(void) {
               stv[8].prefills, stv[8].reused_tokens, st0.reused_tokens);
     printf("%-24s prefilled %4ld prompt tokens, reused %4ld\n", names[0], st0.prefilled_tokens, st0.reused_tokens);
 
+    /* 2b. prefix reuse from any prompt: judge-like prompts (a 16-token template,
+     * an 8-token instruction A or B, a 4..8-token answer) A1 A2 B1 B2 A3, two
+     * samples each. A1 runs first; A2 and A3 reuse its template + A (24 rows),
+     * B1 its template (16), B2 then B1's template + B (24): three stages, 88 rows
+     * reused, and each second sample copies its prompt (150 rows). The tokens
+     * are those of the same prompts prefilled in full. */
+    {
+        enum { NJ = 5 };
+        int jp[NJ][32], jl[NJ];
+        const int instr[NJ] = {0, 0, 1, 1, 0};
+        srlm_gen_request jr[NJ];
+        for (int r = 0; r < NJ; r++) {
+            jl[r] = 24 + 4 + r;
+            for (int i = 0; i < jl[r]; i++)
+                jp[r][i] = i < 16 ? 3 + (int)(srlm_rng_u64(5, (uint64_t)i) % 290)
+                         : i < 24 ? 3 + (int)(srlm_rng_u64(6 + instr[r], (uint64_t)i) % 290)
+                                  : 3 + (int)(srlm_rng_u64(20 + r, (uint64_t)i) % 290);
+            jr[r] = (srlm_gen_request){jp[r], jl[r], 2, {0.8f, 0.9f, 0}, MAXNEW, 2, NULL, 0, srlm_rng_key(9, (uint64_t)r)};
+        }
+        static collected full, reuse;
+        const srlm_gen_config no_reuse = {32, 40 + MAXNEW, 1, 0, NULL, NULL, 0};
+        const srlm_gen_config with_reuse = {32, 40 + MAXNEW, 1, 16, NULL, NULL, 0};
+        const srlm_gen_config small = {3, 40 + MAXNEW, 1, 16, NULL, NULL, 0};
+        srlm_gen_stats sf, sr, ss;
+        memset(&full, 0, sizeof full);
+        memset(&reuse, 0, sizeof reuse);
+        CHECK_OK(srlm_generate(&m, tok, &no_reuse, jr, NJ, collect, &full, &sf));
+        CHECK_OK(srlm_generate(&m, tok, &with_reuse, jr, NJ, collect, &reuse, &sr));
+        CHECK_MSG(same(&full, &reuse, NJ), "judge-like prompts: tokens with prefix reuse differ from full prefills");
+        CHECK_MSG(sr.reused_tokens == 88 + 150 && sr.prefilled_tokens == 150 - 88 && sr.prefills == 3,
+                  "judge-like prompts: %ld rows reused, %ld prefilled in %ld forwards (expected 238, 62, 3)",
+                  sr.reused_tokens, sr.prefilled_tokens, sr.prefills);
+        memset(&reuse, 0, sizeof reuse);
+        CHECK_OK(srlm_generate(&m, tok, &small, jr, NJ, collect, &reuse, &ss));
+        CHECK_MSG(same(&full, &reuse, NJ), "judge-like prompts, batch 3: tokens with prefix reuse differ");
+        printf("judge-like prompts         identical; reuse from any prompt: %ld rows reused, %ld prefilled in %ld "
+               "forwards (batch 3: %ld, %ld in %ld)\n", sr.reused_tokens, sr.prefilled_tokens, sr.prefills,
+               ss.reused_tokens, ss.prefilled_tokens, ss.prefills);
+    }
+
     /* 3. stop strings: cut exactly before the first occurrence */
     const char *t0 = a.text[1][2];
     size_t L = strlen(t0);
