@@ -6,10 +6,12 @@
  * - Continuous batching: up to max_batch sequences decode together; when one
  *   finishes, the next waiting sequence takes its KV slot at once.
  * - Shared prefixes: a request's prompt is prefilled once; its other samples get
- *   a copy of that prompt's KV rows and its last-position logits. A prompt that
- *   starts with the previous prompt's first k >= min_shared_prefix tokens (a
- *   judge template, a few-shot preamble) reuses those k rows too. Outputs are
- *   the same with sharing on or off (up to float rounding of GEMM shapes).
+ *   a copy of that prompt's KV rows and its last-position logits. A prompt whose
+ *   first k >= min_shared_prefix tokens (a judge template, a few-shot preamble)
+ *   are the start of the last prompt prefilled, of a running sequence's prompt
+ *   or of a prompt admitted with it (prefilled in a forward before) reuses those
+ *   k rows, from whichever shares the most. Outputs are the same with sharing on
+ *   or off (up to float rounding of GEMM shapes).
  * - Batched prefill: the prompts that start together (the first max_batch,
  *   then whoever takes a freed slot in the same step) run through the model in
  *   as few forwards as fit prefill_tokens (rows x the longest prompt's new rows,
