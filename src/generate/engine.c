@@ -56,6 +56,7 @@ typedef struct {
     slot_state     *slots;
     req_state      *rs;
     int             prefix_slot, prefix_len;
+    int             pad_slot;  /* a decode step's padding rows write here (-1: none) */
     int            *prefix_ids;
     float          *full;      /* (max_batch, vocab_padded) gathered logits */
     float          *gather;    /* tp > 1: allgather buffer */
@@ -434,6 +435,17 @@ static srlm_status check_requests(const engine *e) {
     return SRLM_OK;
 }
 
+/* Where the backend replays recorded decode steps (tp 1), a step's batch is
+ * padded to one of a few sizes (1, 2, 4, then multiples of 8, at most
+ * max_batch), so that a batch that shrinks as its sequences end replays a few
+ * recordings rather than making one per size (each costs a step run op by op
+ * and a recording). The padding rows' logits are never read. */
+static int padded_batch(const engine *e, int n) {
+    if (e->pad_slot < 0 || e->acts.step_off) return n;
+    int b = n <= 2 ? n : n <= 4 ? 4 : (n + 7) / 8 * 8;
+    return b < e->cfg->max_batch ? b : e->cfg->max_batch;
+}
+
 /* Prompts x longest new rows of one prefill forward: the configured budget,
  * no more than one round's prompts could use. A prompt longer than it runs
  * alone. */
@@ -482,7 +494,8 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     const int B = cfg->max_batch, V = m->vocab_padded;
     srlm_status st;
     e.prefix_slot = B;
-    SRLM_CHECK_GOTO(srlm_kv_cache_new(&e.kv, m, B + 1, cfg->max_seq), st, done);
+    e.pad_slot = m->be->ops->step_replay && m->tp_size == 1 ? B + 1 : -1;
+    SRLM_CHECK_GOTO(srlm_kv_cache_new(&e.kv, m, e.pad_slot >= 0 ? B + 2 : B + 1, cfg->max_seq), st, done);
     e.prefill_tokens = prefill_budget(&e);
     e.prefill_rows = e.prefill_tokens > e.max_prompt ? e.prefill_tokens : e.max_prompt;
     if (e.prefill_rows < 1) e.prefill_rows = 1; /* every prompt past the sliding window */
@@ -538,7 +551,15 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
         if (n == 0) break;
         if (cfg->poll) SRLM_CHECK_GOTO(cfg->poll(cfg->poll_ctx), st, done);
         double t0 = now_s();
-        srlm_batch b = {n, 1, e.step_ids, e.step_slot, e.step_past, e.step_new, 1};
+        const int nb = padded_batch(&e, n);
+        for (int j = n; j < nb; j++) { /* token 0 at positions of their own in the spare slot */
+            e.step_ids[j] = 0;
+            e.step_slot[j] = e.pad_slot;
+            e.step_past[j] = (j - n) % cfg->max_seq;
+            e.step_new[j] = 1;
+        }
+        e.stats->decode_padding += nb - n;
+        srlm_batch b = {nb, 1, e.step_ids, e.step_slot, e.step_past, e.step_new, 1};
         SRLM_CHECK_GOTO(srlm_llama_forward(m, &e.kv, &e.acts, &b), st, done);
         e.stats->forwards++;
         e.stats->decode_s += now_s() - t0;

@@ -79,6 +79,8 @@ typedef struct {
     /* decode steps recorded and replayed through the backend's recorded
      * steps (backend.h; 0 where it has none) */
     long   steps_recorded, steps_replayed;
+    /* padding rows of the decode steps (batches padded to a recorded size) */
+    long   decode_padding;
 } srlm_gen_stats;
 
 /* Called as each sample finishes, in completion order. A non-OK status stops the engine. */

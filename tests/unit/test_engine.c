@@ -227,8 +227,36 @@ int main(void) {
         CHECK_MSG(same(&a, &b, NREQ), "%s: recorded decode steps give other tokens than the CPU's", names[v]);
         CHECK_MSG(sg.steps_replayed > 0 && sg.steps_recorded > 0 && sg.steps_replayed > sg.steps_recorded,
                   "%s: %ld decode steps replayed of %ld recordings", names[v], sg.steps_replayed, sg.steps_recorded);
-        printf("%-24s identical with recorded steps: %ld replayed, %ld recordings, %ld forwards\n", names[v],
-               sg.steps_replayed, sg.steps_recorded, sg.forwards);
+        printf("%-24s identical with recorded steps: %ld replayed, %ld recordings, %ld forwards, %ld padding rows\n",
+               names[v], sg.steps_replayed, sg.steps_recorded, sg.forwards, sg.decode_padding);
+    }
+    /* a batch that shrinks by one every two steps (6 requests, 2 + 2r new
+     * tokens, no EOS): its 6 .. 1 running sequences are padded to 6, 4, 2 or 1
+     * rows, so 4 recordings serve all 11 decode steps (7 replayed); unpadded,
+     * each size would run once op by op and be recorded at its second step */
+    {
+        srlm_gen_request sr8[NREQ];
+        for (int r = 0; r < NREQ; r++) {
+            sr8[r] = reqs[r];
+            sr8[r].n_samples = 1;
+            sr8[r].eos_id = -1;
+            sr8[r].max_new_tokens = 2 + 2 * r;
+        }
+        const srlm_gen_config g8 = {NREQ, 40 + MAXNEW, 1, 0, NULL, NULL, 0};
+        static collected c8, g8c;
+        memset(&c8, 0, sizeof c8);
+        memset(&g8c, 0, sizeof g8c);
+        srlm_gen_stats s8, sg8;
+        CHECK_OK(srlm_generate(&m, tok, &g8, sr8, NREQ, collect, &c8, &s8));
+        CHECK_OK(srlm_generate(&mg, tok, &g8, sr8, NREQ, collect, &g8c, &sg8));
+        const long steps = sg8.forwards - sg8.prefills;
+        CHECK_MSG(same(&c8, &g8c, NREQ) && c8.calls == NREQ, "shrinking batch: recorded steps with padded batches "
+                  "give other tokens than the CPU's");
+        CHECK_MSG(steps == 11 && sg8.steps_recorded == 4 && sg8.steps_replayed == 7 && sg8.decode_padding > 0,
+                  "shrinking batch: %ld decode steps, %ld recordings, %ld replayed, %ld padding rows (expected 11, 4, "
+                  "7, > 0)", steps, sg8.steps_recorded, sg8.steps_replayed, sg8.decode_padding);
+        printf("%-24s identical with recorded steps: %ld decode steps, %ld recordings, %ld replayed, %ld padding rows\n",
+               "shrinking batch of 6", steps, sg8.steps_recorded, sg8.steps_replayed, sg8.decode_padding);
     }
     static srlm_backend_ops refusing;
     const srlm_backend_ops *guarded_ops = bg->ops;
