@@ -68,7 +68,7 @@ static srlm_status run_item(void *ctx, int item, srlm_text *out, long *work) {
                                          NULL, 0, srlm_rng_key(0x5ca1e, (uint64_t)(first + i))};
     int total = n * g->samples;
     /* the loop's engine settings (loop_gen.c run_item) */
-    srlm_gen_config gc = {total < 64 ? total : 64, g->prompt_len + g->new_tokens, 1, 16, srlm_workqueue_poll, NULL, 0};
+    srlm_gen_config gc = {total < 64 ? total : 64, g->prompt_len + g->new_tokens, 1, 16, srlm_workqueue_poll, NULL, 0, 0};
     srlm_gen_stats st;
     out_ctx oc = {out, first};
     SRLM_CHECK(srlm_generate(&g->s->model, g->s->tok, &gc, g->greqs, n, on_output, &oc, &st));

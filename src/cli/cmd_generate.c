@@ -142,7 +142,7 @@ done:
 
 typedef struct {
     const char *model, *prompt, *input, *output, *tokenizer, *system, *stop, *backend, *dtype;
-    long        max_new, threads, samples, top_k, batch, seed, min_shared, prefill_tokens;
+    long        max_new, threads, samples, top_k, batch, seed, min_shared, prefill_tokens, min_admit;
     double      temperature, top_p, kv_mb;
     int         chat, print_ids, ignore_eos, no_share;
 } gen_args;
@@ -180,6 +180,8 @@ srlm_status cmd_generate(int argc, char **argv) {
         {"min-shared-prefix", FLAG_INT, &a.min_shared, "K", "reuse the previous prompt's first K+ tokens (default 16; 0 = off)", 0},
         {"prefill-tokens", FLAG_INT, &a.prefill_tokens, "N",
          "prompts x longest prompt in one prefill forward, at most (default 4096; 1 = one prompt a forward)", 0},
+        {"min-admit", FLAG_INT, &a.min_admit, "N",
+         "free slots to wait for before admitting queued samples (default 0: an eighth of --batch on a GPU, else 1)", 0},
         {"threads", FLAG_INT, &a.threads, "N", "CPU threads (default: all cores)", 0},
         {"backend", FLAG_STRING, &a.backend, "NAME", "cpu, cuda or cpu_guarded (default: backend.name, else cpu)", 0},
         {"dtype", FLAG_STRING, &a.dtype, "NAME", "float32 or bfloat16 weights and activations (default: backend.dtype, else float32)", 0},
@@ -249,6 +251,8 @@ static srlm_status run_generate(const gen_args *a) {
     if (threads < 0) return SRLM_ERR(SRLM_BAD_INPUT, "--threads: expected >= 0 (0 = all cores), found %ld", threads);
     if (min_shared < 0)
         return SRLM_ERR(SRLM_BAD_INPUT, "--min-shared-prefix: expected >= 0 (0 = off), found %ld", min_shared);
+    if (a->min_admit < 0 || a->min_admit > 65536)
+        return SRLM_ERR(SRLM_BAD_INPUT, "--min-admit: expected 1 .. 65536 (0 = default), found %ld", a->min_admit);
     if (a->prefill_tokens < 0 || a->prefill_tokens > 100000000)
         return SRLM_ERR(SRLM_BAD_INPUT, "--prefill-tokens: expected 1 .. 100000000 (0 = default), found %ld",
                         a->prefill_tokens);
@@ -299,7 +303,7 @@ static srlm_status run_generate(const gen_args *a) {
         if (prompts[i].n_ids > longest) longest = prompts[i].n_ids;
     }
     srlm_gen_config gc = {(int)batch, longest + (int)max_new, !no_share, (int)min_shared, NULL, NULL,
-                          (int)a->prefill_tokens};
+                          (int)a->prefill_tokens, (int)a->min_admit};
     int fit = srlm_gen_slots_for_memory(&s.model, gc.max_seq, kv_mb);
     if (fit < 1) {
         st = SRLM_ERR(SRLM_BAD_INPUT, "--kv-cache-mb %g holds no sequence of %d positions for this model "

@@ -1,6 +1,6 @@
 /* The generation engine (see engine.h). One KV slot per running sequence plus
  * one slot that keeps the last prefilled prompt for cross-request prefix reuse.
- * The sequences admitted together (every free slot, filled from the queue)
+ * The sequences admitted together (the free slots, filled from the queue)
  * have their prompts prefilled together: a few forwards of many rows rather
  * than one forward per prompt, so a GPU reads the weights and launches its
  * kernels once for the lot, and the GEMMs see more rows. The rows are packed
@@ -57,6 +57,7 @@ typedef struct {
     req_state      *rs;
     int             prefix_slot, prefix_len;
     int             pad_slot;  /* a decode step's padding rows write here (-1: none) */
+    long            queued;    /* samples not yet admitted (or ended past the window) */
     int            *prefix_ids;
     float          *full;      /* (max_batch, vocab_padded) gathered logits */
     float          *gather;    /* tp > 1: allgather buffer */
@@ -372,6 +373,21 @@ static srlm_status prefill_all(engine *e, const int *rows, int n) {
     return SRLM_OK;
 }
 
+/* Whether to admit queued samples now. A prefill forward costs a backend
+ * that replays recorded decode steps (a GPU) several decode steps of host
+ * time, so there admissions wait until an eighth of the batch is free
+ * (min_admit overrides): one forward for several prompts, at the price of a
+ * few idle slots. Never more than the queue holds; always when nothing runs. */
+static int admit_now(const engine *e) {
+    int free = 0;
+    for (int i = 0; i < e->cfg->max_batch; i++) free += !e->slots[i].active;
+    if (free == 0) return 0;
+    if (free == e->cfg->max_batch) return 1;
+    long want = e->cfg->min_admit > 0 ? e->cfg->min_admit : e->pad_slot >= 0 ? e->cfg->max_batch / 8 : 1;
+    if (want > e->queued) want = e->queued;
+    return free >= want;
+}
+
 /* Assign queued samples to the free slots, in (request, sample) order, and
  * start them: prompts that must run through the model are prefilled
  * together; a sample whose prompt another slot holds copies that KV
@@ -382,6 +398,7 @@ static srlm_status admit_round(engine *e, int *next_req, int *next_sample, int *
         if (e->slots[i].active) continue;
         while (*next_req < e->n_reqs && past_window(e, *next_req)) {
             SRLM_CHECK(end_past_window(e, *next_req, *next_sample));
+            e->queued--;
             if (++*next_sample == e->reqs[*next_req].n_samples) { ++*next_req; *next_sample = 0; }
         }
         if (*next_req == e->n_reqs) break;
@@ -402,6 +419,7 @@ static srlm_status admit_round(engine *e, int *next_req, int *next_sample, int *
         e->stats->prompt_tokens += e->reqs[r].n_prompt;
         if (a->prefill) e->pf_rows[np++] = na;
         na++;
+        e->queued--;
         if (++*next_sample == e->reqs[r].n_samples) { ++*next_req; *next_sample = 0; }
     }
     *n_admitted = e->n_adm = na;
@@ -488,6 +506,7 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     SRLM_CHECK(check_requests(&e));
     int max_new = 1;
     for (int r = 0; r < n_reqs; r++) {
+        e.queued += reqs[r].n_samples;
         if (reqs[r].n_prompt > e.max_prompt && !past_window(&e, r)) e.max_prompt = reqs[r].n_prompt;
         if (reqs[r].max_new_tokens > max_new) max_new = reqs[r].max_new_tokens;
     }
@@ -535,7 +554,7 @@ srlm_status srlm_generate(srlm_llama *m, const srlm_tokenizer *tok, const srlm_g
     for (;;) {
         /* fill every free slot from the queue (again where a first token
          * ended its sequence at once) */
-        for (int n_adm = 1; n_adm > 0 && next_req < n_reqs;)
+        for (int n_adm = 1; n_adm > 0 && next_req < n_reqs && admit_now(&e);)
             SRLM_CHECK_GOTO(admit_round(&e, &next_req, &next_sample, &n_adm), st, done);
         /* one decode step over the running sequences, in slot order */
         int n = 0;

@@ -4,7 +4,8 @@
  *   srlm_sample_uniform(request seed, s, t), so it does not depend on what else is
  *   in the batch, the batch size, the rank count or a restart.
  * - Continuous batching: up to max_batch sequences decode together; when one
- *   finishes, the next waiting sequence takes its KV slot at once.
+ *   finishes, the next waiting sequence takes its KV slot (at once, or once
+ *   min_admit slots are free, so that their prompts share a prefill forward).
  * - Shared prefixes: a request's prompt is prefilled once; its other samples get
  *   a copy of that prompt's KV rows and its last-position logits. A prompt whose
  *   first k >= min_shared_prefix tokens (a judge template, a few-shot preamble)
@@ -68,6 +69,10 @@ typedef struct {
      * (0: SRLM_GEN_PREFILL_TOKENS; 1: one prompt a forward). A longer prompt
      * runs alone. The activations are sized for the larger of the two. */
     int         prefill_tokens;
+    /* Free slots to wait for before admitting queued samples (0: an eighth of
+     * max_batch where the backend replays recorded decode steps, a GPU, where
+     * a prefill forward costs several decode steps; else 1). */
+    int         min_admit;
 } srlm_gen_config;
 
 typedef struct {

@@ -134,7 +134,7 @@ static srlm_status run_item(void *ctx, int item, srlm_text *out, long *work) {
     }
     g->recs = calloc((size_t)(total > 0 ? total : 1), sizeof *g->recs);
     if (!g->recs) return SRLM_ERR(SRLM_FAILED, "out of memory");
-    srlm_gen_config gc = {total < 64 ? total : 64, longest + p->max_new_tokens, 1, 16, srlm_workqueue_poll, NULL, 0};
+    srlm_gen_config gc = {total < 64 ? total : 64, longest + p->max_new_tokens, 1, 16, srlm_workqueue_poll, NULL, 0, 0};
     int fit = srlm_gen_slots_for_memory(&g->s->model, gc.max_seq, g->L->cfg->generate.kv_cache_mb);
     srlm_status st = SRLM_OK;
     if (fit < 1)

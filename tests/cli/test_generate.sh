@@ -27,7 +27,7 @@ head -1 out32.jsonl | grep -q '"prompt_id":"p-count","prompt":"Count to three."'
 sed -n 4p out32.jsonl | grep -q '"prompt_id":"1"' || fail "default prompt_id should be the record index"
 [ "$(sed 's/.*"sample":\([0-9]*\).*/\1/' out32.jsonl | tr -d '\n')" = 012012012 ] || fail "lines not in (prompt, sample) order"
 for v in "--batch 1" "--batch 3" "--batch 32 --no-share-prefix" "--batch 2 --min-shared-prefix 2" \
-         "--prefill-tokens 1" "--batch 32 --no-share-prefix --prefill-tokens 8"; do
+         "--prefill-tokens 1" "--batch 32 --no-share-prefix --prefill-tokens 8" "--batch 2 --min-admit 2"; do
   gen --output other.jsonl $v || fail "generate $v exited $?"
   cmp -s out32.jsonl other.jsonl && echo "identical with $v" || fail "output with $v differs from batch 32"
 done
@@ -61,6 +61,8 @@ out=$("$bin" generate --model "$model" --input prompts.jsonl --max-new-tokens 10
 grep -q "prefilled in 1 forwards" log.txt || fail "3 prompts not prefilled in one forward: $(cat log.txt)"
 "$bin" generate --model "$model" --input prompts.jsonl --samples 3 --prefill-tokens 1 --output /dev/null 2> log.txt
 grep -q "prefilled in 3 forwards" log.txt || fail "--prefill-tokens 1: not one prompt a forward: $(cat log.txt)"
+out=$("$bin" generate --model "$model" --input prompts.jsonl --min-admit -1 2>&1); rc=$?
+[ $rc = 2 ] && grep -q "min-admit: expected" <<< "$out" || fail "--min-admit -1: $rc $out"
 out=$("$bin" generate --model "$model" --input prompts.jsonl --prefill-tokens -3 2>&1); rc=$?
 [ $rc = 2 ] && grep -q "prefill-tokens: expected" <<< "$out" || fail "--prefill-tokens -3: $rc $out"
 out=$("$bin" generate --model "$model" --prompt x --top-p 1.5 2>&1); rc=$?

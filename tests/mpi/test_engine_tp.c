@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
             reqs[r] = (srlm_gen_request){prompts[r], 16 + 2 * r, NS, {0.8f, 0.9f, 0}, MAXNEW, 2, NULL, 0,
                                          srlm_rng_key(3, (uint64_t)r)};
         }
-        srlm_gen_config gc = {5, 24 + MAXNEW, 1, 0, NULL, NULL, 0};
+        srlm_gen_config gc = {5, 24 + MAXNEW, 1, 0, NULL, NULL, 0, 0};
         static collected one, two;
         memset(&one, 0, sizeof one);
         memset(&two, 0, sizeof two);

@@ -83,7 +83,7 @@ int main(void) {
     int pids[64], np = cJSON_GetArraySize(cJSON_GetObjectItem(gen, "prompt_ids"));
     for (int i = 0; i < np; i++) pids[i] = cJSON_GetArrayItem(cJSON_GetObjectItem(gen, "prompt_ids"), i)->valueint;
     srlm_gen_request g = {pids, np, 1, {0, 1, 0}, MAXNEW, -1, NULL, 0, 7};
-    srlm_gen_config gc = {4, np + MAXNEW, 1, 0, NULL, NULL, 0};
+    srlm_gen_config gc = {4, np + MAXNEW, 1, 0, NULL, NULL, 0, 0};
     memset(&a, 0, sizeof a);
     CHECK_OK(srlm_generate(&m, tok, &gc, &g, 1, collect, &a, NULL));
     int ok = a.n[0][0] == MAXNEW;
@@ -105,13 +105,14 @@ int main(void) {
         reqs[r] = (srlm_gen_request){prompts[r], lens[r], NS, {0.8f, 0.9f, 0}, MAXNEW, 2, NULL, 0,
                                      srlm_rng_key(42, (uint64_t)r)};
     const srlm_gen_config variants[] = {
-        {32, 40 + MAXNEW, 1, 0, NULL, NULL, 0}, {1, 40 + MAXNEW, 1, 0, NULL, NULL, 0}, {7, 40 + MAXNEW, 1, 0, NULL, NULL, 0},
-        {7, 40 + MAXNEW, 0, 0, NULL, NULL, 0}, {32, 40 + MAXNEW, 0, 0, NULL, NULL, 0}, {7, 40 + MAXNEW, 1, 16, NULL, NULL, 0}, {3, 40 + MAXNEW, 1, 16, NULL, NULL, 0},
-        {32, 40 + MAXNEW, 0, 0, NULL, NULL, 1}, {32, 40 + MAXNEW, 1, 16, NULL, NULL, 0},
+        {32, 40 + MAXNEW, 1, 0, NULL, NULL, 0, 0}, {1, 40 + MAXNEW, 1, 0, NULL, NULL, 0, 0}, {7, 40 + MAXNEW, 1, 0, NULL, NULL, 0, 0},
+        {7, 40 + MAXNEW, 0, 0, NULL, NULL, 0, 0}, {32, 40 + MAXNEW, 0, 0, NULL, NULL, 0, 0}, {7, 40 + MAXNEW, 1, 16, NULL, NULL, 0, 0}, {3, 40 + MAXNEW, 1, 16, NULL, NULL, 0, 0},
+        {32, 40 + MAXNEW, 0, 0, NULL, NULL, 1, 0}, {32, 40 + MAXNEW, 1, 16, NULL, NULL, 0, 0},
+        {7, 40 + MAXNEW, 0, 0, NULL, NULL, 0, 4},
     };
     const char *names[] = {"batch 32, shared", "batch 1", "batch 7", "batch 7, no sharing", "batch 32, no sharing",
                            "batch 7, prefix reuse", "batch 3, prefix reuse", "batch 32, one prompt a forward",
-                           "batch 32, prefix reuse"};
+                           "batch 32, prefix reuse", "batch 7, no sharing, admit by 4"};
     enum { NV = sizeof variants / sizeof variants[0] };
     srlm_gen_stats stv[NV];
     memset(&a, 0, sizeof a);
@@ -135,6 +136,9 @@ int main(void) {
     CHECK_MSG(stv[4].prefills == 1, "batch 32, no sharing: %ld prefill forwards", stv[4].prefills);
     CHECK_MSG(stv[7].prefills == NREQ * NS && stv[7].prefilled_tokens == stv[4].prefilled_tokens,
               "one prompt a forward: %ld prefill forwards, %ld tokens", stv[7].prefills, stv[7].prefilled_tokens);
+    /* admissions that wait for 4 free slots share fewer prefill forwards */
+    CHECK_MSG(stv[9].prefills < stv[3].prefills && stv[9].prefilled_tokens == stv[3].prefilled_tokens,
+              "admit by 4: %ld prefill forwards (one at a time: %ld)", stv[9].prefills, stv[3].prefills);
     CHECK_MSG(stv[8].prefills == 2 && stv[8].prefilled_tokens < st0.prefilled_tokens &&
                   stv[8].reused_tokens > st0.reused_tokens,
               "batch 32, prefix reuse: %ld prefill forwards (expected 2), %ld tokens reused (sharing alone: %ld)",
@@ -161,9 +165,9 @@ int main(void) {
             jr[r] = (srlm_gen_request){jp[r], jl[r], 2, {0.8f, 0.9f, 0}, MAXNEW, 2, NULL, 0, srlm_rng_key(9, (uint64_t)r)};
         }
         static collected full, reuse;
-        const srlm_gen_config no_reuse = {32, 40 + MAXNEW, 1, 0, NULL, NULL, 0};
-        const srlm_gen_config with_reuse = {32, 40 + MAXNEW, 1, 16, NULL, NULL, 0};
-        const srlm_gen_config small = {3, 40 + MAXNEW, 1, 16, NULL, NULL, 0};
+        const srlm_gen_config no_reuse = {32, 40 + MAXNEW, 1, 0, NULL, NULL, 0, 0};
+        const srlm_gen_config with_reuse = {32, 40 + MAXNEW, 1, 16, NULL, NULL, 0, 0};
+        const srlm_gen_config small = {3, 40 + MAXNEW, 1, 16, NULL, NULL, 0, 0};
         srlm_gen_stats sf, sr, ss;
         memset(&full, 0, sizeof full);
         memset(&reuse, 0, sizeof reuse);
@@ -192,7 +196,7 @@ int main(void) {
     rs.stop = stops;
     rs.n_stop = 1;
     memset(&b, 0, sizeof b);
-    srlm_gen_config one = {4, 40 + MAXNEW, 1, 0, NULL, NULL, 0};
+    srlm_gen_config one = {4, 40 + MAXNEW, 1, 0, NULL, NULL, 0, 0};
     CHECK_OK(srlm_generate(&m, tok, &one, &rs, 1, collect, &b, NULL));
     const char *at = strstr(t0, stop);
     CHECK_MSG(at && strlen(b.text[0][2]) == (size_t)(at - t0) && !strncmp(b.text[0][2], t0, (size_t)(at - t0)),
@@ -204,7 +208,7 @@ int main(void) {
     for (int r = 0; r < NREQ; r++)
         for (int s = 0; s < NS; s++)
             if (!strcmp(a.reason[r][s], "eos")) CHECK(a.ids[r][s][a.n[r][s] - 1] == 2);
-    srlm_gen_config tiny = {4, 10, 1, 0, NULL, NULL, 0};
+    srlm_gen_config tiny = {4, 10, 1, 0, NULL, NULL, 0, 0};
     srlm_status bad = srlm_generate(&m, tok, &tiny, reqs, 1, collect, &b, NULL);
     CHECK_MSG(bad == SRLM_BAD_INPUT && strstr(srlm_last_error(), "do not fit"), "%s", srlm_last_error());
     int bad_ids[2] = {1, 99999};
@@ -242,7 +246,7 @@ int main(void) {
             sr8[r].eos_id = -1;
             sr8[r].max_new_tokens = 2 + 2 * r;
         }
-        const srlm_gen_config g8 = {NREQ, 40 + MAXNEW, 1, 0, NULL, NULL, 0};
+        const srlm_gen_config g8 = {NREQ, 40 + MAXNEW, 1, 0, NULL, NULL, 0, 0};
         static collected c8, g8c;
         memset(&c8, 0, sizeof c8);
         memset(&g8c, 0, sizeof g8c);

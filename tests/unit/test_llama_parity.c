@@ -192,7 +192,7 @@ static void check_case(const char *dir, srlm_backend *be) {
         {pids, np_, 1, {0, 1, 0}, nw, -1, NULL, 0, 2},
         {ids[0], lens[0], 1, {0, 1, 0}, nw, -1, NULL, 0, 3},
     };
-    srlm_gen_config gc = {3, T + np_ + nw, 1, 0, NULL, NULL, 0};
+    srlm_gen_config gc = {3, T + np_ + nw, 1, 0, NULL, NULL, 0, 0};
     for (int batched = 0; batched < 2 && tok; batched++) {
         got_greedy g = {0};
         CHECK_OK(srlm_generate(&m, tok, &gc, batched ? reqs : reqs + 1, batched ? 3 : 1, keep_greedy, &g, NULL));
