@@ -625,9 +625,10 @@ srlm_status srlm_llama_forward(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts
 srlm_status srlm_llama_prefill(srlm_llama *m, srlm_kv_cache *kv, srlm_llama_acts *a, const srlm_batch *bt) {
     const int P = bt->B * bt->T;
     if (!bt->last_only) return SRLM_ERR(SRLM_FAILED, "prefill: gives the last rows' logits only (last_only)");
-    if (!a->qkv_pad.data || P > a->qkv_pad.rows)
-        return SRLM_ERR(SRLM_FAILED, "prefill: %d x %d padded rows, more than the %lld of the activations' padded "
-                        "scratch (srlm_llama_acts_reserve_padded)", bt->B, bt->T, (long long)a->qkv_pad.rows);
+    if (!a->qkv_pad.data || P > a->qkv_pad.rows || P > a->max_tokens)
+        return SRLM_ERR(SRLM_FAILED, "prefill: %d x %d padded rows, more than the activations hold (%d rows, %lld "
+                        "of padded scratch: srlm_llama_acts_reserve_padded)", bt->B, bt->T, a->max_tokens,
+                        (long long)a->qkv_pad.rows);
     if (bt->B > a->max_logit_rows)
         return SRLM_ERR(SRLM_FAILED, "prefill: %d sequences, more than the %d logit rows of the activations",
                         bt->B, a->max_logit_rows);

@@ -10,8 +10,8 @@
  *    of rounding one ulp apart, not an error budget);
  *  - cache rows past each prompt stay as they were (the padding rows of the
  *    attention's layout are never written);
- *  - no padded scratch, too many padded rows, not last_only, a token outside
- *    the vocabulary: refused with a message. */
+ *  - no padded scratch, more padded rows than it or the activations hold,
+ *    not last_only, a token outside the vocabulary: refused with a message. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +80,13 @@ static void compare(const char *name, srlm_backend *be, srlm_checkpoint *ck, dou
     st = srlm_llama_prefill(&m, &kv_p, &acts, &pb);
     CHECK_MSG(st != SRLM_OK && strstr(srlm_last_error(), "padded rows"), "%s: too small a scratch: %s", name,
               srlm_last_error());
+    CHECK_OK(srlm_llama_acts_reserve_padded(&acts, &m, 1000)); /* more padded rows than the activations' 128 */
+    CHECK_OK(srlm_llama_prefill(&m, &kv_p, &acts, &pb)); /* its rows are written again below */
+    srlm_batch wide = pb;
+    wide.T = 129 / NP + 1; /* B x T past the activations' rows, though within the scratch */
+    st = srlm_llama_prefill(&m, &kv_p, &acts, &wide);
+    CHECK_MSG(st != SRLM_OK && strstr(srlm_last_error(), "padded rows"), "%s: padded rows past the activations: %s",
+              name, srlm_last_error());
     CHECK_OK(srlm_llama_acts_reserve_padded(&acts, &m, NP * T));
     srlm_batch all_rows = pb;
     all_rows.last_only = 0;
