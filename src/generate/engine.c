@@ -30,7 +30,7 @@ typedef struct {
 
 /* A sequence taking a free slot in this round of admissions. */
 typedef struct {
-    int slot, req, sample;
+    int slot, req;
     int prefill;       /* 1: its prompt runs through the model; 0: copied from src_slot */
     int src_slot;      /* !prefill: a slot that holds the same prompt's KV */
     int past;          /* prefill: leading rows reused from the prefix slot */
@@ -404,7 +404,7 @@ static srlm_status admit_round(engine *e, int *next_req, int *next_sample, int *
         if (*next_req == e->n_reqs) break;
         const int r = *next_req;
         admission *a = &e->adm[na];
-        *a = (admission){i, r, *next_sample, 1, -1, 0};
+        *a = (admission){i, r, 1, -1, 0};
         if (e->cfg->share_prefix) {
             for (int j = 0; j < na && a->prefill; j++) /* an earlier admission of this round */
                 if (e->adm[j].req == r) {
