@@ -11,8 +11,9 @@
  * barriers 44-64 TFLOP/s (0.20-0.24x); streaming the next tile with cp.async
  * 97-157 (0.50-0.54x); two m16 tiles per warp, 128 rows per block 131-230
  * (0.70-0.75x); one FFMA and ex2.ftz per score 137-235 (0.73-0.76x); no
- * rescale when no row's max moved 140-241 (0.75-0.78x). Next:
- * wgmma with TMA on sm_90, where the softmax can overlap the products. */
+ * rescale when no row's max moved 140-241 (0.75-0.78x). On compute
+ * capability 9.0 the forward runs fwd_sm90_kernel (attention_sm90.cu, wgmma)
+ * instead; this one serves sm_80 and the comparisons. */
 #include "attention_tiles.cuh"
 
 using namespace attn;
@@ -171,65 +172,6 @@ template <int HD> static size_t mma_smem_bytes() {
     return sizeof(__nv_bfloat16) * (size_t)(kMmaBQ + 4 * kMmaBK) * lds<HD>();
 }
 
-/* One key tile's online-softmax step for one m-tile: s (16 x kMmaBK raw
- * scores q.k in accumulator layout; a row's values sit on the 4 lanes of one
- * lane quad) becomes P = exp2(s * scale_log2 - m) in place (one FFMA and one
- * ex2 per score: m is kept in the scaled log2 domain, and the max of raw
- * scores scales to the max of scaled ones as scale_log2 > 0); m, l and the
- * output rows o are rescaled to the new running max. Accumulator element e
- * of n-tile nt is row (e < 2 ? g : g+8), key k0 + nt*8 + 2*tig + (e & 1);
- * keys >= lim or < lo of their row are masked, which only tiles on the
- * causal diagonal (or, with packed sequences, on a sequence's start) need. */
-template <int HD>
-__device__ __forceinline__ void softmax_step(float (&s)[kMmaBK / 8][4], float (&m)[2], float (&l)[2],
-                                             float (&o)[HD / 8][4], const int (&lim)[2], const int (&lo)[2],
-                                             int k0, bool masked, float scale_log2) {
-    const int tig = threadIdx.x % 4;
-    if (masked) {
-#pragma unroll
-        for (int nt = 0; nt < kMmaBK / 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int key = k0 + nt * 8 + 2 * tig + (e & 1);
-                if (key >= lim[e / 2] || key < lo[e / 2]) s[nt][e] = -INFINITY;
-            }
-    }
-    float tmax[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nt = 0; nt < kMmaBK / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
-    float neg_m[2], alpha[2]; /* minus the running max used for this tile's weights */
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
-        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
-        const float m_new = fmaxf(m[r], tmax[r] * scale_log2);
-        neg_m[r] = m_new == -INFINITY ? 0.0f : -m_new; /* no key seen yet: avoid inf - inf */
-        alpha[r] = exp2_ftz(m[r] + neg_m[r]);
-        m[r] = m_new;
-        l[r] *= alpha[r];
-    }
-    /* past the first tiles a row's max rarely moves: when no row of the warp's
-     * tile moved, alpha is exactly 1 and the HD/2 multiplies per lane are skipped */
-    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
-#pragma unroll
-        for (int i = 0; i < HD / 8; i++) {
-            o[i][0] *= alpha[0];
-            o[i][1] *= alpha[0];
-            o[i][2] *= alpha[1];
-            o[i][3] *= alpha[1];
-        }
-    }
-#pragma unroll
-    for (int nt = 0; nt < kMmaBK / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            s[nt][e] = exp2_ftz(fmaf(s[nt][e], scale_log2, neg_m[e / 2]));
-            l[e / 2] += s[nt][e];
-        }
-}
-
 /* Each warp owns 32 query rows as two m16 tiles, so every K or V fragment
  * read from shared memory feeds four mma instead of two: S (16 x 64 per tile)
  * = Q K^T by mma, Q fragments re-read from shared memory per k-chunk (keeping
@@ -313,7 +255,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
             const bool masked = k0 + kMmaBK > warp_full || k0 < warp_lo_all;
 #pragma unroll
             for (int mt = 0; mt < kMmaMT; mt++)
-                softmax_step<HD>(s[mt], m[mt], l[mt], o[mt], lim[mt], lo[mt], k0, masked, p.scale_log2);
+                softmax_step<HD, kMmaBK>(s[mt], m[mt], l[mt], o[mt], lim[mt], lo[mt], k0, masked, p.scale_log2);
             /* O += P V: P re-packed from the S accumulators to bf16 A fragments */
             mma_ab_tiles<HD, kMmaBK, kMmaMT>(o, s, vs);
         }
@@ -400,6 +342,7 @@ srlm_status attn::launch_fwd(const Params &p, srlm_dtype dt, cudaStream_t stream
         if (p.dvec) ok = ok && ((uintptr_t)p.dout & 3u) == 0 && p.lddo % 2 == 0;
         else ok = ok && ((uintptr_t)p.out & 3u) == 0 && p.ldo % 2 == 0;
         ok = ok && (p.hd == 64 ? mma_smem_bytes<64>() : mma_smem_bytes<128>()) <= smem_optin();
+        if (ok && use_fwd_sm90(p)) return launch_fwd_sm90(p, stream);
         if (ok) return p.hd == 64 ? launch_mma<64>(p, stream) : launch_mma<128>(p, stream);
     }
     if (dt == SRLM_BF16) return launch_generic_t<__nv_bfloat16>(p, stream);

@@ -249,6 +249,67 @@ __device__ __forceinline__ void mma_ab(float (&acc)[HD / 8][4], const float (&x)
                            reinterpret_cast<const float(&)[1][K / 8][4]>(x), b);
 }
 
+/* ---- the forward kernels' online softmax (attention.cu, attention_sm90.cu) ---- */
+
+/* One key tile's online-softmax step for one m-tile: s (16 x BK raw
+ * scores q.k in the mma accumulator layout; a row's values sit on the 4 lanes of one
+ * lane quad) becomes P = exp2(s * scale_log2 - m) in place (one FFMA and one
+ * ex2 per score: m is kept in the scaled log2 domain, and the max of raw
+ * scores scales to the max of scaled ones as scale_log2 > 0); m, l and the
+ * output rows o are rescaled to the new running max. Accumulator element e
+ * of n-tile nt is row (e < 2 ? g : g+8), key k0 + nt*8 + 2*tig + (e & 1);
+ * keys >= lim or < lo of their row are masked, which only tiles on the
+ * causal diagonal (or, with packed sequences, on a sequence's start) need. */
+template <int HD, int BK>
+__device__ __forceinline__ void softmax_step(float (&s)[BK / 8][4], float (&m)[2], float (&l)[2],
+                                             float (&o)[HD / 8][4], const int (&lim)[2], const int (&lo)[2],
+                                             int k0, bool masked, float scale_log2) {
+    const int tig = threadIdx.x % 4;
+    if (masked) {
+#pragma unroll
+        for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                if (key >= lim[e / 2] || key < lo[e / 2]) s[nt][e] = -INFINITY;
+            }
+    }
+    float tmax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
+    float neg_m[2], alpha[2]; /* minus the running max used for this tile's weights */
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
+        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+        const float m_new = fmaxf(m[r], tmax[r] * scale_log2);
+        neg_m[r] = m_new == -INFINITY ? 0.0f : -m_new; /* no key seen yet: avoid inf - inf */
+        alpha[r] = exp2_ftz(m[r] + neg_m[r]);
+        m[r] = m_new;
+        l[r] *= alpha[r];
+    }
+    /* past the first tiles a row's max rarely moves: when no row of the warp's
+     * tile moved, alpha is exactly 1 and the HD/2 multiplies per lane are skipped */
+    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) {
+            o[i][0] *= alpha[0];
+            o[i][1] *= alpha[0];
+            o[i][2] *= alpha[1];
+            o[i][3] *= alpha[1];
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            s[nt][e] = exp2_ftz(fmaf(s[nt][e], scale_log2, neg_m[e / 2]));
+            l[e / 2] += s[nt][e];
+        }
+}
+
 /* ---- host side ---- */
 
 static inline const char *dtype_name(srlm_dtype t) { return srlm_dtype_name(t); }
@@ -352,5 +413,13 @@ static inline int lane_chunks(int hd) { return hd <= 64 ? 2 : hd <= 128 ? 4 : 8;
  * The backward runs it with p.dvec set for its statistics: lse and
  * D = rowsum(dO * O) per (row, head), O itself never stored. */
 srlm_status launch_fwd(const Params &p, srlm_dtype dt, cudaStream_t stream);
+
+/* The Hopper forward (attention_sm90.cu, built for sm_90a only): whether it
+ * takes these bf16 params on the current device (head_dim 64 or 128, a
+ * compute capability 9.0 device where its image loaded, not turned off by
+ * srlm_cuda_attention_fwd_force_path or SRLM_CUDA_ATTN_SM90=0), and its
+ * launch, under the same alignment as the mma kernel's. */
+bool use_fwd_sm90(const Params &p);
+srlm_status launch_fwd_sm90(const Params &p, cudaStream_t stream);
 
 }  // namespace attn
