@@ -342,7 +342,7 @@ srlm_status attn::launch_fwd(const Params &p, srlm_dtype dt, cudaStream_t stream
         if (p.dvec) ok = ok && ((uintptr_t)p.dout & 3u) == 0 && p.lddo % 2 == 0;
         else ok = ok && ((uintptr_t)p.out & 3u) == 0 && p.ldo % 2 == 0;
         ok = ok && (p.hd == 64 ? mma_smem_bytes<64>() : mma_smem_bytes<128>()) <= smem_optin();
-        if (ok && use_fwd_sm90(p)) return launch_fwd_sm90(p, stream);
+        if (ok && use_sm90(p.hd)) return launch_fwd_sm90(p, stream);
         if (ok) return p.hd == 64 ? launch_mma<64>(p, stream) : launch_mma<128>(p, stream);
     }
     if (dt == SRLM_BF16) return launch_generic_t<__nv_bfloat16>(p, stream);

@@ -10,8 +10,8 @@
  * positions 0 .. n_past[b] + t. Padding rows (t >= n_new[b]) get zeros.
  * All views of one call share a dtype, SRLM_F32 or SRLM_BF16; accumulation is
  * fp32 either way. With bf16, head_dim 64 or 128 and rows aligned to 16 bytes,
- * the forward and the backward run on the tensor cores (mma.sync; the forward
- * on wgmma on sm_90 devices); other inputs
+ * the forward and the backward run on the tensor cores (mma.sync; wgmma on
+ * sm_90 devices); other inputs
  * run a scalar tiled path with the same algorithm. Deterministic: no atomics,
  * every sum in a fixed order. */
 #ifndef SRLM_KERNEL_ATTENTION_H
@@ -53,16 +53,16 @@ srlm_status srlm_cuda_attention_fwd(srlm_view *out, const srlm_view *q, const sr
                                     const srlm_view *v_cache, const srlm_cuda_attn_shape *s,
                                     float *lse, void *stream);
 
-/* Which tensor-core forward bf16 head_dim 64/128 runs: AUTO (the default)
- * takes the wgmma kernel on compute capability 9.0 devices (H100, H200) and
- * mma.sync elsewhere; MMA keeps mma.sync everywhere (also set by the
- * environment variable SRLM_CUDA_ATTN_SM90=0, read at the first launch). For
- * tests and benchmarks. The backward's statistics pass follows the same choice. */
-enum { SRLM_CUDA_ATTN_FWD_AUTO = 0, SRLM_CUDA_ATTN_FWD_MMA = 1 };
-void srlm_cuda_attention_fwd_force_path(int path);
-/* 1 where the current device runs the wgmma forward: compute capability 9.0
+/* Which tensor-core kernels bf16 head_dim 64/128 run: AUTO (the default)
+ * takes the wgmma kernels on compute capability 9.0 devices (H100, H200) and
+ * mma.sync elsewhere; MMA keeps mma.sync everywhere (as does the environment
+ * variable SRLM_CUDA_ATTN_SM90=0, read at the first launch). Forward and
+ * backward alike. For tests and benchmarks. */
+enum { SRLM_CUDA_ATTN_PATH_AUTO = 0, SRLM_CUDA_ATTN_PATH_MMA = 1 };
+void srlm_cuda_attention_force_path(int path);
+/* 1 where the current device runs the wgmma kernels: compute capability 9.0
  * and the build's sm_90a image loaded. */
-int srlm_cuda_attention_fwd_sm90_available(void);
+int srlm_cuda_attention_sm90_available(void);
 
 /* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape, on
  * the current device: size it for each call (it depends on the device, and is

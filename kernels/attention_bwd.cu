@@ -394,6 +394,7 @@ extern "C" srlm_status srlm_cuda_attention_bwd(srlm_view *dq, srlm_view *dk, srl
     if (bwd_mma_eligible(p, q->dtype, dq, dk, dv)) {
         /* the partials' float4 loads need a 16-byte aligned workspace (cudaMalloc's is) */
         void *part = split > 1 && aligned16(workspace) ? (char *)workspace + 2 * ws_part(s) : NULL;
+        if (use_sm90(p.hd)) return launch_bwd_sm90(p, dq, dk, dv, part ? split : 1, part, st);
         return launch_bwd_mma(p, dq, dk, dv, part ? split : 1, part, st);
     }
     if (q->dtype == SRLM_BF16) return launch_bwd_t<__nv_bfloat16>(p, dq, dk, dv, p.lse, dvec, st);

@@ -83,42 +83,6 @@ template <int HD> size_t dq_smem_bytes() {
     return sizeof(__nv_bfloat16) * (size_t)(2 * kDqRows + 4 * step_rows<HD>()) * lds<HD>() + sizeof(int) * kDqRows;
 }
 
-/* Writes this warp's 16 x HD accumulator (rows g and g+8 at row0 and row0 + 8
- * of the view, columns col0 ..) times scale as bf16; rows >= nrows are skipped
- * and rows >= nreal get 0. */
-template <int HD>
-__device__ __forceinline__ void store_rows(__nv_bfloat16 *out, int64_t ld, int64_t row0, int col0, int r0, int nrows,
-                                           int nreal, const float (&acc)[HD / 8][4], float scale) {
-    const int lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int rr = r0 + g + 8 * r; /* row index that nrows / nreal count */
-        if (rr >= nrows) continue;
-        const bool real = rr < nreal;
-        __nv_bfloat16 *o = out + (row0 + g + 8 * r) * ld + col0 + 2 * tig;
-#pragma unroll
-        for (int nt = 0; nt < HD / 8; nt++)
-            *reinterpret_cast<__nv_bfloat162 *>(o + nt * 8) = __floats2bfloat162_rn(
-                real ? acc[nt][2 * r] * scale : 0.0f, real ? acc[nt][2 * r + 1] * scale : 0.0f);
-    }
-}
-
-/* Writes this warp's 16 x HD fp32 accumulator unscaled to a partial buffer
- * (rows of max_seq x ld floats per sequence): the rows r0 + g (+ 8) below nrows. */
-template <int HD>
-__device__ __forceinline__ void store_part(float *out, int64_t ld, int64_t row0, int col0, int r0, int nrows,
-                                           const float (&acc)[HD / 8][4]) {
-    const int lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        if (r0 + g + 8 * r >= nrows) continue;
-        float *o = out + (row0 + g + 8 * r) * ld + col0 + 2 * tig;
-#pragma unroll
-        for (int nt = 0; nt < HD / 8; nt++)
-            *reinterpret_cast<float2 *>(o + nt * 8) = make_float2(acc[nt][2 * r], acc[nt][2 * r + 1]);
-    }
-}
-
 /* split == 1: dk, dv written directly; split > 1: blockIdx.y is kv head *
  * split + part, the block walks group / split query heads, and writes its fp32
  * partials at part_k / part_v + ((part * B + b) * max_seq + key) * nkv * HD. */
@@ -388,12 +352,7 @@ srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv,
                                                                     (__nv_bfloat16 *)dk->data, dk->stride,
                                                                     (__nv_bfloat16 *)dv->data, dv->stride);
     SRLM_CUDA_TRY(cudaGetLastError());
-    if (split > 1) {
-        const int64_t threads = per_part / 4;
-        dkdv_reduce_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, stream>>>(
-            p, split, part_k, part_v, (__nv_bfloat16 *)dk->data, dk->stride, (__nv_bfloat16 *)dv->data, dv->stride);
-        SRLM_CUDA_TRY(cudaGetLastError());
-    }
+    if (split > 1) SRLM_CHECK(launch_dkdv_reduce(p, split, part_k, part_v, dk, dv, stream));
     if (p.T == 0) return SRLM_OK; /* no query rows: dk, dv are all zeros */
     dim3 grid_q((p.T + kDqRows - 1) / kDqRows, p.nh, p.B);
     dq_mma_kernel<HD><<<grid_q, kWarps * 32, smem_q, stream>>>(p, (__nv_bfloat16 *)dq->data, dq->stride);
@@ -436,4 +395,13 @@ srlm_status attn::launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, 
                                  void *part, cudaStream_t stream) {
     return p.hd == 64 ? launch<64>(p, dq, dk, dv, split, part, stream)
                       : launch<128>(p, dq, dk, dv, split, part, stream);
+}
+
+srlm_status attn::launch_dkdv_reduce(const Params &p, int split, const float *part_k, const float *part_v,
+                                     srlm_view *dk, srlm_view *dv, cudaStream_t stream) {
+    const int64_t threads = (int64_t)p.B * p.max_seq * p.nkv * p.hd / 4;
+    dkdv_reduce_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, stream>>>(
+        p, split, part_k, part_v, (__nv_bfloat16 *)dk->data, dk->stride, (__nv_bfloat16 *)dv->data, dv->stride);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    return SRLM_OK;
 }

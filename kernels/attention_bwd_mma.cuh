@@ -27,4 +27,51 @@ int bwd_head_split(int B, int len, int nkv, int group);
 srlm_status launch_bwd_mma(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, int split, void *part,
                            cudaStream_t stream);
 
+/* dK, dV from split dkdv blocks' fp32 partials (laid out as launch_bwd_mma
+ * describes): the parts added in order, dK scaled, each rounded once. */
+srlm_status launch_dkdv_reduce(const Params &p, int split, const float *part_k, const float *part_v,
+                               srlm_view *dk, srlm_view *dv, cudaStream_t stream);
+
+/* launch_bwd_mma on Hopper's wgmma (attention_bwd_sm90.cu, sm_90a only; take
+ * it where use_sm90(p.hd)): the same inputs, split, partials and outputs. */
+srlm_status launch_bwd_sm90(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, int split, void *part,
+                            cudaStream_t stream);
+
+/* The dk/dv and dq kernels' stores of one warp's accumulator rows. */
+/* Writes this warp's 16 x HD accumulator (rows g and g+8 at row0 and row0 + 8
+ * of the view, columns col0 ..) times scale as bf16; rows >= nrows are skipped
+ * and rows >= nreal get 0. */
+template <int HD>
+__device__ __forceinline__ void store_rows(__nv_bfloat16 *out, int64_t ld, int64_t row0, int col0, int r0, int nrows,
+                                           int nreal, const float (&acc)[HD / 8][4], float scale) {
+    const int lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int rr = r0 + g + 8 * r; /* row index that nrows / nreal count */
+        if (rr >= nrows) continue;
+        const bool real = rr < nreal;
+        __nv_bfloat16 *o = out + (row0 + g + 8 * r) * ld + col0 + 2 * tig;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; nt++)
+            *reinterpret_cast<__nv_bfloat162 *>(o + nt * 8) = __floats2bfloat162_rn(
+                real ? acc[nt][2 * r] * scale : 0.0f, real ? acc[nt][2 * r + 1] * scale : 0.0f);
+    }
+}
+
+/* Writes this warp's 16 x HD fp32 accumulator unscaled to a partial buffer
+ * (rows of max_seq x ld floats per sequence): the rows r0 + g (+ 8) below nrows. */
+template <int HD>
+__device__ __forceinline__ void store_part(float *out, int64_t ld, int64_t row0, int col0, int r0, int nrows,
+                                           const float (&acc)[HD / 8][4]) {
+    const int lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (r0 + g + 8 * r >= nrows) continue;
+        float *o = out + (row0 + g + 8 * r) * ld + col0 + 2 * tig;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; nt++)
+            *reinterpret_cast<float2 *>(o + nt * 8) = make_float2(acc[nt][2 * r], acc[nt][2 * r + 1]);
+    }
+}
+
 }  // namespace attn

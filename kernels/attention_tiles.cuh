@@ -414,12 +414,13 @@ static inline int lane_chunks(int hd) { return hd <= 64 ? 2 : hd <= 128 ? 4 : 8;
  * D = rowsum(dO * O) per (row, head), O itself never stored. */
 srlm_status launch_fwd(const Params &p, srlm_dtype dt, cudaStream_t stream);
 
-/* The Hopper forward (attention_sm90.cu, built for sm_90a only): whether it
- * takes these bf16 params on the current device (head_dim 64 or 128, a
- * compute capability 9.0 device where its image loaded, not turned off by
- * srlm_cuda_attention_fwd_force_path or SRLM_CUDA_ATTN_SM90=0), and its
- * launch, under the same alignment as the mma kernel's. */
-bool use_fwd_sm90(const Params &p);
+/* The Hopper kernels (attention_sm90.cu, attention_bwd_sm90.cu, built for
+ * sm_90a only): whether they take bf16 work of this head_dim on the current
+ * device (64 or 128, a compute capability 9.0 device where the sm_90a image
+ * loaded, not turned off by srlm_cuda_attention_force_path or
+ * SRLM_CUDA_ATTN_SM90=0), and the forward's launch, under the same alignment
+ * as the mma kernel's. */
+bool use_sm90(int hd);
 srlm_status launch_fwd_sm90(const Params &p, cudaStream_t stream);
 
 }  // namespace attn

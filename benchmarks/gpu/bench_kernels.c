@@ -234,11 +234,13 @@ static void bench_attention_seqs(int n, const int *len, int packed, int H, int K
     row("attn_bwd", "bf16", shape, b, 2.5 * fwd_flop / (b * 1e-3) / 1e12, "TFLOP/s", "-", 0);
     row("attn_bwd_recompute", "bf16", shape, br, 2.5 * fwd_flop / (br * 1e-3) / 1e12, "TFLOP/s", "-", 0);
     row("attn_fwd_bwd", "bf16", shape, f + b, 3.5 * fwd_flop / ((f + b) * 1e-3) / 1e12, "TFLOP/s", "-", 0);
-    if (srlm_cuda_attention_fwd_sm90_available()) { /* an sm_90 device: the mma.sync forward too, same run */
-        srlm_cuda_attention_fwd_force_path(SRLM_CUDA_ATTN_FWD_MMA);
+    if (srlm_cuda_attention_sm90_available()) { /* an sm_90 device: the mma.sync kernels too, same run */
+        srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
         float fm = time_median(run_attn_fwd, &c, 3, reps);
-        srlm_cuda_attention_fwd_force_path(SRLM_CUDA_ATTN_FWD_AUTO);
+        float bm = time_median(run_attn_bwd, &c, 3, reps);
+        srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_AUTO);
         row("attn_fwd_mma", "bf16", shape, fm, fwd_flop / (fm * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+        row("attn_bwd_mma", "bf16", shape, bm, 2.5 * fwd_flop / (bm * 1e-3) / 1e12, "TFLOP/s", "-", 0);
     }
     if (KV < H) { /* GQA: the backward without its head split too, same run (workspace sized for the split) */
         srlm_cuda_attention_bwd_force_split(1);

@@ -1,0 +1,327 @@
+/* Attention backward on Hopper's wgmma (sm_90a): attention_bwd_mma.cu's
+ * algorithm, grids, GQA head split, partials and outputs, with every product
+ * issued by a warpgroup over 64 rows (attention_sm90.cuh):
+ *   dkdv_sm90_kernel: one warpgroup, 64 keys of one (sequence, kv head), K and
+ *     V in shared memory for the whole run; steps of 64 query rows (Q, dO
+ *     double-buffered) over the group's query heads:
+ *       S^T = K Q^T and dP^T = V dO^T     wgmma m64n64k16, all from shared memory
+ *       P^T, dS^T = P^T (dP^T - D)        registers, the mma kernel's code
+ *       dV += P^T dO, dK += dS^T Q        wgmma m64nHDk16, P^T / dS^T from
+ *                                         registers, dO / Q read N-major
+ *   dq_sm90_kernel: two warpgroups, 128 query rows of one (sequence, head);
+ *     steps of 64 keys (K, V double-buffered):
+ *       S = Q K^T, dP = dO V^T (shared memory), P, dS, dQ += dS K (K N-major).
+ * A warp's accumulator rows are the mma kernels' (16 keys, or 16 query rows,
+ * per warp), so the masks and the softmax gradient are theirs. No atomics,
+ * every sum in a fixed order. ptxas (CUDA 13.0, registers at head dim 64 /
+ * 128, no spills): dkdv 203 / 255 (2 blocks an SM), dq 144 / 187 (1 block).
+ * Written without a GPU at hand:
+ * test_attention_gpu checks it against the CPU twin (and the mma kernels,
+ * forced) on an H100; bench_kernels times both. */
+#include "attention_bwd_mma.cuh"
+#include "attention_sm90.cuh"
+
+using namespace attn;
+using namespace attn::sm90;
+
+namespace {
+
+constexpr int kKvThreads = 128; /* dkdv: one warpgroup, 16 keys a warp */
+constexpr int kKvTile = 64;     /* keys per dkdv block (attention_bwd_mma.cu's kTile: the same split) */
+constexpr int kKvStep = 64;     /* query rows per dkdv step */
+constexpr int kDqThreads = 256; /* dq: two warpgroups */
+constexpr int kDqRows = 128;    /* query rows per dq block */
+constexpr int kDqStep = 64;     /* keys per dq step */
+
+__device__ __forceinline__ uint32_t aligned_base(const unsigned char *smem, unsigned char **generic) {
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem), base = (raw + 1023u) & ~1023u;
+    *generic = const_cast<unsigned char *>(smem) + (base - raw);
+    return base;
+}
+
+/* dkdv: K, V (kKvTile rows), two buffers of (Q, dO) (kKvStep rows), then two
+ * buffers of (lse2, D) floats and two of the rows' first keys. */
+template <int HD> struct KvLayout {
+    static constexpr uint32_t kKBytes = kKvTile * HD * 2, kQBytes = kKvStep * HD * 2;
+    static constexpr uint32_t kStat = 2 * kKBytes + 4 * kQBytes; /* offset of the floats */
+    static constexpr size_t kSmem = kStat + 4 * kKvStep * sizeof(float) + 2 * kKvStep * sizeof(int) + 1024;
+};
+
+/* dq: Q, dO (kDqRows rows), two buffers of (K, V) (kDqStep rows), the rows'
+ * first keys. */
+template <int HD> struct DqLayout {
+    static constexpr uint32_t kQBytes = kDqRows * HD * 2, kKBytes = kDqStep * HD * 2;
+    static constexpr uint32_t kFirst = 2 * kQBytes + 4 * kKBytes;
+    static constexpr size_t kSmem = kFirst + kDqRows * sizeof(int) + 1024;
+};
+
+/* x (16 x 64 per warp, accumulator layout) as bf16 A fragments, 16 columns a step */
+__device__ __forceinline__ void pack_a(uint32_t (&a)[4][4], const float (&x)[8][4]) {
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) {
+        a[kc][0] = pack_bf16(x[2 * kc][0], x[2 * kc][1]);
+        a[kc][1] = pack_bf16(x[2 * kc][2], x[2 * kc][3]);
+        a[kc][2] = pack_bf16(x[2 * kc + 1][0], x[2 * kc + 1][1]);
+        a[kc][3] = pack_bf16(x[2 * kc + 1][2], x[2 * kc + 1][3]);
+    }
+}
+
+/* split == 1: dk, dv written directly; split > 1: blockIdx.y is kv head *
+ * split + part, the block walks group / split query heads and writes fp32
+ * partials (launch_bwd_mma's layout). */
+template <int HD>
+__global__ void __launch_bounds__(kKvThreads, 1)
+    dkdv_sm90_kernel(Params p, int split, float *part_k, float *part_v, __nv_bfloat16 *dk, int64_t lddk,
+                     __nv_bfloat16 *dv, int64_t lddv) {
+    using L = KvLayout<HD>;
+    constexpr int BQ = kKvStep;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *gen;
+    const uint32_t ks = aligned_base(smem_raw, &gen), vs = ks + L::kKBytes;
+    const uint32_t qbuf = vs + L::kKBytes;                     /* buffer i: Q at i * 2 tiles, dO after it */
+    float *stat = reinterpret_cast<float *>(gen + L::kStat);   /* buffer i: lse2 at i * 2 * BQ, D after it */
+    int *first_key = reinterpret_cast<int *>(stat + 4 * BQ);   /* buffer i: at i * BQ */
+
+    const int b = blockIdx.z, kvh = blockIdx.y / split, part = blockIdx.y % split, k0 = blockIdx.x * kKvTile;
+    const int heads = p.group / split, h0 = kvh * p.group + part * heads;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int n_past = p.n_past[b], n_new = p.n_new[b], kv_end = n_past + n_new;
+    const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
+                        *v = (const __nv_bfloat16 *)p.v, *dout = (const __nv_bfloat16 *)p.dout;
+    const int64_t kbase = cache_row(p, b, 0);
+
+    /* the query rows that see any key of the block (attention_bwd_mma.cu) */
+    const int tq_first = max(0, k0 - n_past) / BQ * BQ;
+    const int tq_end = k0 < kv_end ? row_hi(p, min(k0 + kKvTile, kv_end) - 1, n_new) : 0;
+    const int nqt = tq_first < tq_end ? (tq_end - tq_first + BQ - 1) / BQ : 0;
+    const int nsteps = heads * nqt;
+
+    auto issue = [&](int i, int buf) {
+        const int h = h0 + i / nqt, tq0 = tq_first + (i % nqt) * BQ;
+        const int nq = min(BQ, n_new - tq0);
+        const int64_t row0 = (int64_t)b * p.T + tq0;
+        const uint32_t qd = qbuf + buf * 2 * L::kQBytes;
+        load_sw128<HD, kKvThreads>(qd, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, BQ, nq);
+        load_sw128<HD, kKvThreads>(qd + L::kQBytes, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, BQ, nq);
+        float *st = stat + buf * 2 * BQ;
+        int *fk = first_key + buf * BQ;
+        for (int r = threadIdx.x; r < BQ; r += kKvThreads) {
+            st[r] = r < nq ? p.lse[(row0 + r) * p.nh + h] * kLog2e : 0.0f;
+            st[BQ + r] = r < nq ? p.dvec[(row0 + r) * p.nh + h] : 0.0f;
+            fk[r] = r < nq ? key_lo(p, tq0 + r) : 0;
+        }
+    };
+
+    float dka[HD / 8][4], dva[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dka[i][e] = dva[i][e] = 0.0f;
+
+    if (nsteps > 0) { /* K and V once, with the first query tile */
+        const int nk = min(kKvTile, kv_end - k0);
+        load_sw128<HD, kKvThreads>(ks, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, kKvTile, nk);
+        load_sw128<HD, kKvThreads>(vs, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, kKvTile, nk);
+        issue(0, 0);
+    }
+    cp_async_commit();
+    const int wkey0 = k0 + warp * 16; /* this warp's first key */
+    const int key_a = wkey0 + g, key_b = key_a + 8;
+    for (int i = 0, buf = 0; i < nsteps; i++, buf ^= 1) {
+        if (i + 1 < nsteps) issue(i + 1, buf ^ 1);
+        cp_async_commit();
+        cp_async_wait_one();
+        fence_proxy_async();
+        __syncthreads();
+        const int tq0 = tq_first + (i % nqt) * BQ;
+        const uint32_t qs = qbuf + buf * 2 * L::kQBytes, dos = qs + L::kQBytes;
+        const float *ls = stat + buf * 2 * BQ, *dd = ls + BQ;
+        const int *fk = first_key + buf * BQ;
+        const int nq = min(BQ, n_new - tq0);
+        /* else every key of the block is after the step's last real row, or
+         * (packed sequences) before its first row's sequence; uniform */
+        if (k0 <= n_past + tq0 + nq - 1 && k0 + kKvTile - 1 >= fk[0]) {
+            float pt[BQ / 8][4], dst[BQ / 8][4];
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++)
+                wgmma_ss_n64(pt, desc_k_major(ks, kKvTile, 0, kk), desc_k_major(qs, BQ, 0, kk), kk > 0);
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++)
+                wgmma_ss_n64(dst, desc_k_major(vs, kKvTile, 0, kk), desc_k_major(dos, BQ, 0, kk), kk > 0);
+            wgmma_commit();
+            wgmma_wait_all();
+            /* P^T (key, query t): fk[t] <= key <= n_past + t and t real; no
+             * mask when every row is real and sees all of the warp's keys */
+            const bool masked = tq0 + BQ > n_new || wkey0 + 15 > n_past + tq0 || wkey0 < fk[nq - 1];
+#pragma unroll
+            for (int nt = 0; nt < BQ / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int col = nt * 8 + 2 * tig + (e & 1), t = tq0 + col;
+                    const int key = e < 2 ? key_a : key_b;
+                    const bool vis = t < n_new && key <= n_past + t && key >= fk[col];
+                    const float x = exp2_ftz(fmaf(pt[nt][e], p.scale_log2, -ls[col]));
+                    pt[nt][e] = masked && !vis ? 0.0f : x;
+                    dst[nt][e] = pt[nt][e] * (dst[nt][e] - dd[col]);
+                }
+            uint32_t pa[BQ / 16][4], sa[BQ / 16][4];
+            pack_a(pa, pt);
+            pack_a(sa, dst);
+            wgmma_fence();
+#pragma unroll
+            for (int kc = 0; kc < BQ / 16; kc++) wgmma_rs<HD>(dva, pa[kc], desc_n_major(dos, BQ, kc));
+#pragma unroll
+            for (int kc = 0; kc < BQ / 16; kc++) wgmma_rs<HD>(dka, sa[kc], desc_n_major(qs, BQ, kc));
+            wgmma_commit();
+            wgmma_wait_all();
+        }
+        __syncthreads(); /* everyone is done with buf before the next step refills it */
+    }
+
+    /* every row of the slot is written: rows past n_past + n_new get zeros */
+    const float scale = p.scale_log2 / kLog2e;
+    const int nrows = p.max_seq - k0;
+    if (split == 1) {
+        store_rows<HD>(dk, lddk, kbase + wkey0, kvh * HD, warp * 16, nrows, nrows, dka, scale);
+        store_rows<HD>(dv, lddv, kbase + wkey0, kvh * HD, warp * 16, nrows, nrows, dva, 1.0f);
+    } else {
+        const int64_t ld = (int64_t)p.nkv * HD, row0 = ((int64_t)part * p.B + b) * p.max_seq + wkey0;
+        store_part<HD>(part_k, ld, row0, kvh * HD, warp * 16, nrows, dka);
+        store_part<HD>(part_v, ld, row0, kvh * HD, warp * 16, nrows, dva);
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(kDqThreads, 1) dq_sm90_kernel(Params p, __nv_bfloat16 *dq, int64_t lddq) {
+    using L = DqLayout<HD>;
+    constexpr int BK = kDqStep;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    unsigned char *gen;
+    const uint32_t q_s = aligned_base(smem_raw, &gen), do_s = q_s + L::kQBytes;
+    const uint32_t kv_s = do_s + L::kQBytes; /* buffer i: K at i * 2 tiles, V after it */
+    int *first_key = reinterpret_cast<int *>(gen + L::kFirst);
+
+    /* the last query tiles see the most keys: start them first */
+    const int b = blockIdx.z, h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * kDqRows;
+    const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+    const int g = lane / 4, tig = lane % 4;
+    const int n_past = p.n_past[b], n_new = p.n_new[b], kvh = h / p.group;
+    const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
+                        *v = (const __nv_bfloat16 *)p.v, *dout = (const __nv_bfloat16 *)p.dout;
+    const int kv_end = t0 < n_new ? n_past + min(t0 + kDqRows, n_new) : 0;
+
+    /* the warpgroup's rows from wr0, the warp's from w0; this lane's rows
+     * w0 + g and + 8 see keys first_key[row - t0] <= key < lim */
+    const int wr0 = t0 + 64 * wg, w0 = wr0 + 16 * warp;
+    int lim[2];
+    float lse2[2], dd[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int t = w0 + g + 8 * r;
+        const int64_t row = (int64_t)b * p.T + t;
+        lim[r] = t < n_new ? n_past + t + 1 : 0;
+        lse2[r] = t < n_new ? p.lse[row * p.nh + h] * kLog2e : 0.0f;
+        dd[r] = t < n_new ? p.dvec[row * p.nh + h] : 0.0f;
+    }
+    const int wg_lim = wr0 < n_new ? n_past + min(wr0 + 64, n_new) : 0;
+    const int warp_full = w0 + 16 <= n_new ? n_past + w0 + 1 : 0;
+    /* block rows (into first_key) of the warpgroup's first row and of the
+     * warp's first and last real rows */
+    const int wg_r0 = 64 * wg, wr_first = wg_r0 + 16 * warp, wr_last = wr_first + max(0, min(16, n_new - w0) - 1);
+
+    float acc[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
+
+    const int64_t kbase = cache_row(p, b, 0);
+    auto issue_tile = [&](int k0, int buf) {
+        const int nk = min(BK, kv_end - k0);
+        const uint32_t kd = kv_s + buf * 2 * L::kKBytes;
+        load_sw128<HD, kDqThreads>(kd, k + (kbase + k0) * p.ldk + (int64_t)kvh * HD, p.ldk, BK, nk);
+        load_sw128<HD, kDqThreads>(kd + L::kKBytes, v + (kbase + k0) * p.ldv + (int64_t)kvh * HD, p.ldv, BK, nk);
+    };
+    const int k_begin = kv_end > 0 ? key_lo(p, t0) / BK * BK : 0;
+    for (int r = threadIdx.x; r < kDqRows; r += kDqThreads) /* read after the first __syncthreads */
+        first_key[r] = t0 + r < n_new ? key_lo(p, t0 + r) : 0;
+    if (kv_end > 0) { /* Q and dO once, with the first key tile */
+        const int64_t row0 = (int64_t)b * p.T + t0;
+        const int nq = min(kDqRows, n_new - t0);
+        load_sw128<HD, kDqThreads>(q_s, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, kDqRows, nq);
+        load_sw128<HD, kDqThreads>(do_s, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, kDqRows, nq);
+        issue_tile(k_begin, 0);
+    }
+    cp_async_commit();
+    for (int k0 = k_begin, buf = 0; k0 < kv_end; k0 += BK, buf ^= 1) {
+        if (k0 + BK < kv_end) issue_tile(k0 + BK, buf ^ 1);
+        cp_async_commit();
+        cp_async_wait_one();
+        fence_proxy_async();
+        __syncthreads();
+        const uint32_t ks = kv_s + buf * 2 * L::kKBytes, vs = ks + L::kKBytes;
+        if (k0 < wg_lim && k0 + BK > first_key[wg_r0]) { /* uniform over the warpgroup */
+            float pr[BK / 8][4], ds[BK / 8][4];
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++)
+                wgmma_ss_n64(pr, desc_k_major(q_s, kDqRows, 64 * wg, kk), desc_k_major(ks, BK, 0, kk), kk > 0);
+#pragma unroll
+            for (int kk = 0; kk < HD / 16; kk++)
+                wgmma_ss_n64(ds, desc_k_major(do_s, kDqRows, 64 * wg, kk), desc_k_major(vs, BK, 0, kk), kk > 0);
+            wgmma_commit();
+            wgmma_wait_all();
+            const bool masked = k0 + BK > warp_full || k0 < first_key[wr_last];
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                    const float x = exp2_ftz(fmaf(pr[nt][e], p.scale_log2, -lse2[e / 2]));
+                    const int row = wr_first + g + 8 * (e / 2); /* of the block */
+                    const float pv = masked && (key >= lim[e / 2] || key < first_key[row]) ? 0.0f : x;
+                    ds[nt][e] = pv * (ds[nt][e] - dd[e / 2]);
+                }
+            uint32_t sa[BK / 16][4];
+            pack_a(sa, ds);
+            wgmma_fence();
+#pragma unroll
+            for (int kc = 0; kc < BK / 16; kc++) wgmma_rs<HD>(acc, sa[kc], desc_n_major(ks, BK, kc));
+            wgmma_commit();
+            wgmma_wait_all();
+        }
+        __syncthreads(); /* everyone is done with buf before the next step refills it */
+    }
+
+    /* rows t < T are written, padding rows (t >= n_new) as zeros */
+    store_rows<HD>(dq, lddq, (int64_t)b * p.T + w0, h * HD, w0, p.T, n_new, acc, p.scale_log2 / kLog2e);
+}
+
+template <int HD>
+srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, int split, void *part,
+                   cudaStream_t stream) {
+    const size_t smem_kv = KvLayout<HD>::kSmem, smem_q = DqLayout<HD>::kSmem;
+    SRLM_CUDA_TRY(cudaFuncSetAttribute(dkdv_sm90_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+    SRLM_CUDA_TRY(cudaFuncSetAttribute(dq_sm90_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+    if (!part || split < 1 || p.group % split != 0) split = 1;
+    const int64_t per_part = (int64_t)p.B * p.max_seq * p.nkv * HD; /* floats of one part's dK (or dV) */
+    float *part_k = split > 1 ? (float *)part : NULL, *part_v = split > 1 ? part_k + split * per_part : NULL;
+    dim3 grid_kv((p.max_seq + kKvTile - 1) / kKvTile, p.nkv * split, p.B);
+    dkdv_sm90_kernel<HD><<<grid_kv, kKvThreads, smem_kv, stream>>>(p, split, part_k, part_v,
+                                                                   (__nv_bfloat16 *)dk->data, dk->stride,
+                                                                   (__nv_bfloat16 *)dv->data, dv->stride);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    if (split > 1) SRLM_CHECK(launch_dkdv_reduce(p, split, part_k, part_v, dk, dv, stream));
+    if (p.T == 0) return SRLM_OK; /* no query rows: dk, dv are all zeros */
+    dim3 grid_q((p.T + kDqRows - 1) / kDqRows, p.nh, p.B);
+    dq_sm90_kernel<HD><<<grid_q, kDqThreads, smem_q, stream>>>(p, (__nv_bfloat16 *)dq->data, dq->stride);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    return SRLM_OK;
+}
+
+}  // namespace
+
+srlm_status attn::launch_bwd_sm90(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, int split,
+                                  void *part, cudaStream_t stream) {
+    return p.hd == 64 ? launch<64>(p, dq, dk, dv, split, part, stream)
+                      : launch<128>(p, dq, dk, dv, split, part, stream);
+}

@@ -1,0 +1,133 @@
+/* Hopper's warpgroup tensor-core instructions (wgmma, sm_90a) for the
+ * attention kernels built for that target alone (attention_sm90.cu,
+ * attention_bwd_sm90.cu): the instruction wrappers, their fences, and bf16
+ * tiles of head rows in the 128-byte-swizzled shared-memory layout the
+ * instructions read (PTX ISA: "Asynchronous Warpgroup Level Matrix
+ * Multiply-Accumulate Instructions", "Shared Memory Matrix Layout").
+ * A tile of `rows` rows of HD bf16 is stored as HD / 64 halves of 64 columns,
+ * one after the other; within a half each row is 128 bytes and its 16-byte
+ * chunk c sits at c ^ (row % 8). Bases are 1024-byte aligned: the swizzle
+ * repeats every 8 rows, and the instructions apply it to absolute addresses.
+ * Accumulators: warp w of a warpgroup holds rows 16w .. 16w + 15 of the
+ * 64-row product, laid out as mma.sync's m16n8 tiles (element e of n-tile nt:
+ * row g or g + 8, column nt*8 + 2*tig + (e & 1)); a register A operand is
+ * mma.sync's m16n8k16 A fragment. So the mma kernels' softmax and re-packing
+ * code applies unchanged. */
+#pragma once
+
+#include "attention_tiles.cuh"
+
+namespace attn {
+namespace sm90 {
+
+constexpr uint32_t kRowBytes = 128; /* one swizzled row: 64 bf16 */
+
+/* ---- wgmma and its fences (PTX ISA: "Asynchronous Warpgroup Level Matrix
+ * Multiply-Accumulate Instructions") ---- */
+
+/* Shared-memory matrix descriptor: start address, leading and stride byte
+ * offsets (all >> 4) and the 128-byte swizzle mode (1 in bits 62-63). */
+__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lead_bytes, uint32_t stride_bytes) {
+    return (uint64_t)((addr & 0x3FFFFu) >> 4) | ((uint64_t)((lead_bytes & 0x3FFFFu) >> 4) << 16) |
+           ((uint64_t)((stride_bytes & 0x3FFFFu) >> 4) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+/* shared memory written by this thread's cp.async or plain stores becomes
+ * visible to the tensor cores' (async proxy) reads after the next barrier */
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+#define SRLM_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+#define SRLM_D32 SRLM_D4(0), SRLM_D4(1), SRLM_D4(2), SRLM_D4(3), SRLM_D4(4), SRLM_D4(5), SRLM_D4(6), SRLM_D4(7)
+#define SRLM_D64 SRLM_D32, SRLM_D4(8), SRLM_D4(9), SRLM_D4(10), SRLM_D4(11), SRLM_D4(12), SRLM_D4(13), \
+                 SRLM_D4(14), SRLM_D4(15)
+
+/* d (64 x 64, fp32) = (accumulate ? d : 0) + A B, A (64 x 16) and B (16 x 64,
+ * stored as 64 rows of 16: K-major) both from shared memory. */
+__device__ __forceinline__ void wgmma_ss_n64(float (&d)[8][4], uint64_t a, uint64_t b, int accumulate) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "%32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : SRLM_D32
+                 : "l"(a), "l"(b), "r"(accumulate));
+}
+
+/* d (64 x 64) += A B, A (64 x 16 bf16) in registers (mma.sync's A fragment
+ * per warp), B (16 x 64) from shared memory stored N-major (transposed). */
+__device__ __forceinline__ void wgmma_rs_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "{%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
+                 : SRLM_D32
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+/* As wgmma_rs_n64 with N = 128. */
+__device__ __forceinline__ void wgmma_rs_n128(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, "
+                 "{%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
+                 : SRLM_D64
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+template <int HD> __device__ __forceinline__ void wgmma_rs(float (&d)[HD / 8][4], const uint32_t (&a)[4], uint64_t b);
+template <> __device__ __forceinline__ void wgmma_rs<64>(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+    wgmma_rs_n64(d, a, b);
+}
+template <> __device__ __forceinline__ void wgmma_rs<128>(float (&d)[16][4], const uint32_t (&a)[4], uint64_t b) {
+    wgmma_rs_n128(d, a, b);
+}
+
+/* Byte offset of 16-byte chunk c (head columns 8c..8c+7) of row r in a tile
+ * of `rows` rows: 64-column halves one after the other, 128-byte rows, the
+ * chunk's position within its row XORed with r % 8. */
+__device__ __forceinline__ uint32_t sw128_offset(int rows, int r, int c) {
+    return (uint32_t)((c >> 3) * rows * kRowBytes + r * kRowBytes + (((c & 7) ^ (r & 7)) << 4));
+}
+
+/* Operand descriptors over such a tile (base 1024-byte aligned) for the
+ * 16-column step kk of a product:
+ * K-major (rows of the tile are M or N, head columns are K; A or B): 32 bytes
+ * into each swizzled row per step, the next 64-column half after four steps;
+ * 8-row groups 1024 bytes apart. row0 (a multiple of 8) picks the first row. */
+__device__ __forceinline__ uint64_t desc_k_major(uint32_t tile, int rows, int row0, int kk) {
+    return smem_desc(tile + (uint32_t)(kk >> 2) * rows * kRowBytes + (uint32_t)row0 * kRowBytes + (uint32_t)(kk & 3) * 32,
+                     16, 8 * kRowBytes);
+}
+/* N-major B (rows of the tile are K, head columns are N; the instruction's
+ * transposed B): rows 16 kk .. 16 kk + 15; the 64-column halves `rows` rows
+ * apart (leading offset), 8-row groups 1024 bytes apart (stride offset). */
+__device__ __forceinline__ uint64_t desc_n_major(uint32_t tile, int rows, int kk) {
+    return smem_desc(tile + (uint32_t)kk * 16 * kRowBytes, (uint32_t)rows * kRowBytes, 8 * kRowBytes);
+}
+
+/* `rows` rows of HD bf16 (row r at src + r * ld) into the swizzled tile at
+ * shared address dst by cp.async, 16 bytes a copy; rows >= valid zeroed (the
+ * cache past the end may hold NaN, and 0 * NaN would poison the products). */
+template <int HD, int THREADS>
+__device__ __forceinline__ void load_sw128(uint32_t dst, const __nv_bfloat16 *src, int64_t ld, int rows, int valid) {
+    constexpr int kVec = HD / 8;
+    for (int i = threadIdx.x; i < rows * kVec; i += THREADS) {
+        const int r = i / kVec, c = i % kVec;
+        const uint32_t a = dst + sw128_offset(rows, r, c);
+        if (r < valid)
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a),
+                         "l"(__cvta_generic_to_global(src + r * ld + c * 8)));
+        else
+            asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(a), "r"(0));
+    }
+}
+
+}  // namespace sm90
+}  // namespace attn
