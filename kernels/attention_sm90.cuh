@@ -1,13 +1,9 @@
 /* Hopper's warpgroup tensor-core instructions (wgmma, sm_90a) for the
  * attention kernels built for that target alone (attention_sm90.cu,
- * attention_bwd_sm90.cu): the instruction wrappers, their fences, and bf16
- * tiles of head rows in the 128-byte-swizzled shared-memory layout the
- * instructions read (PTX ISA: "Asynchronous Warpgroup Level Matrix
- * Multiply-Accumulate Instructions", "Shared Memory Matrix Layout").
- * A tile of `rows` rows of HD bf16 is stored as HD / 64 halves of 64 columns,
- * one after the other; within a half each row is 128 bytes and its 16-byte
- * chunk c sits at c ^ (row % 8). Bases are 1024-byte aligned: the swizzle
- * repeats every 8 rows, and the instructions apply it to absolute addresses.
+ * attention_bwd_sm90.cu): the instruction wrappers, their fences, and the
+ * loads of bf16 tiles of head rows into the 128-byte-swizzled shared-memory
+ * layout the instructions read (attention_sm90_layout.h; PTX ISA:
+ * "Asynchronous Warpgroup Level Matrix Multiply-Accumulate Instructions").
  * Accumulators: warp w of a warpgroup holds rows 16w .. 16w + 15 of the
  * 64-row product, laid out as mma.sync's m16n8 tiles (element e of n-tile nt:
  * row g or g + 8, column nt*8 + 2*tig + (e & 1)); a register A operand is
@@ -15,22 +11,14 @@
  * code applies unchanged. */
 #pragma once
 
+#include "attention_sm90_layout.h"
 #include "attention_tiles.cuh"
 
 namespace attn {
 namespace sm90 {
 
-constexpr uint32_t kRowBytes = 128; /* one swizzled row: 64 bf16 */
-
 /* ---- wgmma and its fences (PTX ISA: "Asynchronous Warpgroup Level Matrix
  * Multiply-Accumulate Instructions") ---- */
-
-/* Shared-memory matrix descriptor: start address, leading and stride byte
- * offsets (all >> 4) and the 128-byte swizzle mode (1 in bits 62-63). */
-__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lead_bytes, uint32_t stride_bytes) {
-    return (uint64_t)((addr & 0x3FFFFu) >> 4) | ((uint64_t)((lead_bytes & 0x3FFFFu) >> 4) << 16) |
-           ((uint64_t)((stride_bytes & 0x3FFFFu) >> 4) << 32) | (1ull << 62);
-}
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -89,27 +77,11 @@ template <> __device__ __forceinline__ void wgmma_rs<128>(float (&d)[16][4], con
     wgmma_rs_n128(d, a, b);
 }
 
-/* Byte offset of 16-byte chunk c (head columns 8c..8c+7) of row r in a tile
- * of `rows` rows: 64-column halves one after the other, 128-byte rows, the
- * chunk's position within its row XORed with r % 8. */
-__device__ __forceinline__ uint32_t sw128_offset(int rows, int r, int c) {
-    return (uint32_t)((c >> 3) * rows * kRowBytes + r * kRowBytes + (((c & 7) ^ (r & 7)) << 4));
-}
-
-/* Operand descriptors over such a tile (base 1024-byte aligned) for the
- * 16-column step kk of a product:
- * K-major (rows of the tile are M or N, head columns are K; A or B): 32 bytes
- * into each swizzled row per step, the next 64-column half after four steps;
- * 8-row groups 1024 bytes apart. row0 (a multiple of 8) picks the first row. */
 __device__ __forceinline__ uint64_t desc_k_major(uint32_t tile, int rows, int row0, int kk) {
-    return smem_desc(tile + (uint32_t)(kk >> 2) * rows * kRowBytes + (uint32_t)row0 * kRowBytes + (uint32_t)(kk & 3) * 32,
-                     16, 8 * kRowBytes);
+    return srlm_sw128_desc_k_major(tile, rows, row0, kk);
 }
-/* N-major B (rows of the tile are K, head columns are N; the instruction's
- * transposed B): rows 16 kk .. 16 kk + 15; the 64-column halves `rows` rows
- * apart (leading offset), 8-row groups 1024 bytes apart (stride offset). */
 __device__ __forceinline__ uint64_t desc_n_major(uint32_t tile, int rows, int kk) {
-    return smem_desc(tile + (uint32_t)kk * 16 * kRowBytes, (uint32_t)rows * kRowBytes, 8 * kRowBytes);
+    return srlm_sw128_desc_n_major(tile, rows, kk);
 }
 
 /* `rows` rows of HD bf16 (row r at src + r * ld) into the swizzled tile at
@@ -120,7 +92,7 @@ __device__ __forceinline__ void load_sw128(uint32_t dst, const __nv_bfloat16 *sr
     constexpr int kVec = HD / 8;
     for (int i = threadIdx.x; i < rows * kVec; i += THREADS) {
         const int r = i / kVec, c = i % kVec;
-        const uint32_t a = dst + sw128_offset(rows, r, c);
+        const uint32_t a = dst + srlm_sw128_offset(rows, r, c);
         if (r < valid)
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a),
                          "l"(__cvta_generic_to_global(src + r * ld + c * 8)));
