@@ -129,7 +129,9 @@ add_test(fake_gpu_pass "sh" "-c" "exit 0")
 set_tests_properties(fake_gpu_pass PROPERTIES LABELS "gpu")
 add_test(fake_gpu_maybe "sh" "-c" "test -z \"$FAKE_TEST_FAIL\"")
 set_tests_properties(fake_gpu_maybe PROPERTIES LABELS "gpu")
-add_test(test_end_to_end_gpu "sh" "-c" "echo stand-in end-to-end check line; test -z \"$FAKE_E2E_FAIL\"")
+add_test(test_attention_gpu "sh" "-c" "test -z \"$FAKE_SM90_FAIL\" || test \"$SRLM_CUDA_ATTN_SM90\" = 0")
+set_tests_properties(test_attention_gpu PROPERTIES LABELS "gpu")
+add_test(test_end_to_end_gpu "sh" "-c" "echo stand-in end-to-end check line, attention [$SRLM_CUDA_ATTN_SM90]; test -z \"$FAKE_E2E_FAIL\"")
 set_tests_properties(test_end_to_end_gpu PROPERTIES LABELS "gpu")
 EOF
 printf 'subdirs("tests")\n' >"$b/CTestTestfile.cmake"
@@ -284,6 +286,20 @@ grep -q "FAILED: bench_model (bfloat16): recorded decode steps of the sampled ba
     "$work/sampled_op.log" || fail "recorded steps of the sampled batch that drew other tokens were not reported"
 grep -q "sampling on the device drew other tokens" "$work/sampled_op.log" &&
     fail "op-by-op tokens that differ were reported as device sampling that differs"
+
+# 3b. the wgmma attention kernels failing their test, which passes without them:
+# the rest of the run keeps them off, the failure is reported, the rows say so
+printf '# Results\n' >"$work/results_sm90.md"
+run sm90.log FAKE_SM90_FAIL=1 SRLM_GPU_QUICK=0 SRLM_GPU_RESULTS="$work/results_sm90.md" SRLM_GPU_SANITIZE_TESTS=test_rope_gpu
+rc=$?
+[ "$rc" = 1 ] || fail "a run whose wgmma attention kernels failed exited $rc (expected 1)"
+grep -q "FAILED: test_attention_gpu with the wgmma kernels (it passes with SRLM_CUDA_ATTN_SM90=0" "$work/sm90.log" ||
+    fail "the failing wgmma kernels were not reported"
+grep -q "stand-in end-to-end check line, attention \[0\]" "$work/sm90.log" ||
+    fail "the end-to-end script did not run with the wgmma kernels off"
+grep -q "| 0123456789ab, SRLM_CUDA_ATTN_SM90=0 |" "$work/results_sm90.md" ||
+    fail "the RESULTS.md rows do not say the wgmma kernels were off"
+grep -q "attention \[\]" "$work/all.log" || fail "a clean run turned the wgmma kernels off"
 
 # 4. two GPUs: the NCCL test once on each under mpirun; NCCL found through Python's wheel
 run nccl.log FAKE_GPUS=2 SRLM_GPU_PYTHON="$work/bin/fakepy" FAKE_NCCL_DIR="$work/wheel/lib" SRLM_GPU_MODEL=0
