@@ -63,6 +63,11 @@ void srlm_cuda_attention_force_path(int path);
 /* 1 where the current device runs the wgmma kernels: compute capability 9.0
  * and the build's sm_90a image loaded. */
 int srlm_cuda_attention_sm90_available(void);
+/* The wgmma forward and dq kernels run two warpgroups a block whose products
+ * take turns (ping-pong: one group's softmax overlaps the other's products);
+ * 0 lets both issue at once (as does SRLM_CUDA_ATTN_PINGPONG=0). For tests and
+ * benchmarks; default on. */
+void srlm_cuda_attention_sm90_pingpong(int on);
 
 /* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape, on
  * the current device: size it for each call (it depends on the device, and is

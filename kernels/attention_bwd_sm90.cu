@@ -8,13 +8,14 @@
  *       P^T, dS^T = P^T (dP^T - D)        registers, the mma kernel's code
  *       dV += P^T dO, dK += dS^T Q        wgmma m64nHDk16, P^T / dS^T from
  *                                         registers, dO / Q read N-major
- *   dq_sm90_kernel: two warpgroups, 128 query rows of one (sequence, head);
- *     steps of 64 keys (K, V double-buffered):
+ *   dq_sm90_kernel: two warpgroups, 128 query rows of one (sequence, head),
+ *     taking turns to issue S and dP as the forward's do; steps of 64 keys
+ *     (K, V double-buffered):
  *       S = Q K^T, dP = dO V^T (shared memory), P, dS, dQ += dS K (K N-major).
  * A warp's accumulator rows are the mma kernels' (16 keys, or 16 query rows,
  * per warp), so the masks and the softmax gradient are theirs. No atomics,
  * every sum in a fixed order. ptxas (CUDA 13.0, registers at head dim 64 /
- * 128, no spills): dkdv 203 / 255 (2 blocks an SM), dq 144 / 187 (1 block).
+ * 128, no spills): dkdv 203 / 255 (2 blocks an SM), dq 144 / 181 (1 block).
  * Written without a GPU at hand:
  * test_attention_gpu checks it against the CPU twin (and the mma kernels,
  * forced) on an H100; bench_kernels times both. */
@@ -54,17 +55,6 @@ template <int HD> struct DqLayout {
     static constexpr uint32_t kFirst = 2 * kQBytes + 4 * kKBytes;
     static constexpr size_t kSmem = kFirst + kDqRows * sizeof(int) + 1024;
 };
-
-/* x (16 x 64 per warp, accumulator layout) as bf16 A fragments, 16 columns a step */
-__device__ __forceinline__ void pack_a(uint32_t (&a)[4][4], const float (&x)[8][4]) {
-#pragma unroll
-    for (int kc = 0; kc < 4; kc++) {
-        a[kc][0] = pack_bf16(x[2 * kc][0], x[2 * kc][1]);
-        a[kc][1] = pack_bf16(x[2 * kc][2], x[2 * kc][3]);
-        a[kc][2] = pack_bf16(x[2 * kc + 1][0], x[2 * kc + 1][1]);
-        a[kc][3] = pack_bf16(x[2 * kc + 1][2], x[2 * kc + 1][3]);
-    }
-}
 
 /* split == 1: dk, dv written directly; split > 1: blockIdx.y is kv head *
  * split + part, the block walks group / split query heads and writes fp32
@@ -166,8 +156,8 @@ __global__ void __launch_bounds__(kKvThreads, 1)
                     dst[nt][e] = pt[nt][e] * (dst[nt][e] - dd[col]);
                 }
             uint32_t pa[BQ / 16][4], sa[BQ / 16][4];
-            pack_a(pa, pt);
-            pack_a(sa, dst);
+            pack_a<BQ>(pa, pt);
+            pack_a<BQ>(sa, dst);
             wgmma_fence();
 #pragma unroll
             for (int kc = 0; kc < BQ / 16; kc++) wgmma_rs<HD>(dva, pa[kc], desc_n_major(dos, BQ, kc));
@@ -192,7 +182,7 @@ __global__ void __launch_bounds__(kKvThreads, 1)
     }
 }
 
-template <int HD>
+template <int HD, bool PINGPONG>
 __global__ void __launch_bounds__(kDqThreads, 1) dq_sm90_kernel(Params p, __nv_bfloat16 *dq, int64_t lddq) {
     using L = DqLayout<HD>;
     constexpr int BK = kDqStep;
@@ -224,11 +214,9 @@ __global__ void __launch_bounds__(kDqThreads, 1) dq_sm90_kernel(Params p, __nv_b
         lse2[r] = t < n_new ? p.lse[row * p.nh + h] * kLog2e : 0.0f;
         dd[r] = t < n_new ? p.dvec[row * p.nh + h] : 0.0f;
     }
-    const int wg_lim = wr0 < n_new ? n_past + min(wr0 + 64, n_new) : 0;
     const int warp_full = w0 + 16 <= n_new ? n_past + w0 + 1 : 0;
-    /* block rows (into first_key) of the warpgroup's first row and of the
-     * warp's first and last real rows */
-    const int wg_r0 = 64 * wg, wr_first = wg_r0 + 16 * warp, wr_last = wr_first + max(0, min(16, n_new - w0) - 1);
+    /* block rows (into first_key) of the warp's first and last real rows */
+    const int wr_first = 64 * wg + 16 * warp, wr_last = wr_first + max(0, min(16, n_new - w0) - 1);
 
     float acc[HD / 8][4];
 #pragma unroll
@@ -252,6 +240,7 @@ __global__ void __launch_bounds__(kDqThreads, 1) dq_sm90_kernel(Params p, __nv_b
         issue_tile(k_begin, 0);
     }
     cp_async_commit();
+    if (PINGPONG && wg == 1) named_bar_arrive(1, kDqThreads); /* warpgroup 0 goes first (the forward's turns) */
     for (int k0 = k_begin, buf = 0; k0 < kv_end; k0 += BK, buf ^= 1) {
         if (k0 + BK < kv_end) issue_tile(k0 + BK, buf ^ 1);
         cp_async_commit();
@@ -259,38 +248,43 @@ __global__ void __launch_bounds__(kDqThreads, 1) dq_sm90_kernel(Params p, __nv_b
         fence_proxy_async();
         __syncthreads();
         const uint32_t ks = kv_s + buf * 2 * L::kKBytes, vs = ks + L::kKBytes;
-        if (k0 < wg_lim && k0 + BK > first_key[wg_r0]) { /* uniform over the warpgroup */
-            float pr[BK / 8][4], ds[BK / 8][4];
-            wgmma_fence();
+        /* every warpgroup runs every tile, also one none of its rows see
+         * (masked whole, no effect; a branch around the products would make
+         * ptxas serialize them); ping-pong as the forward's */
+        float pr[BK / 8][4], ds[BK / 8][4];
+        if (PINGPONG) pingpong_wait(wg, kDqThreads);
+        wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++)
-                wgmma_ss_n64(pr, desc_k_major(q_s, kDqRows, 64 * wg, kk), desc_k_major(ks, BK, 0, kk), kk > 0);
+        for (int kk = 0; kk < HD / 16; kk++)
+            wgmma_ss_n64(pr, desc_k_major(q_s, kDqRows, 64 * wg, kk), desc_k_major(ks, BK, 0, kk), kk > 0);
 #pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++)
-                wgmma_ss_n64(ds, desc_k_major(do_s, kDqRows, 64 * wg, kk), desc_k_major(vs, BK, 0, kk), kk > 0);
-            wgmma_commit();
-            wgmma_wait_all();
-            const bool masked = k0 + BK > warp_full || k0 < first_key[wr_last];
+        for (int kk = 0; kk < HD / 16; kk++)
+            wgmma_ss_n64(ds, desc_k_major(do_s, kDqRows, 64 * wg, kk), desc_k_major(vs, BK, 0, kk), kk > 0);
+        wgmma_commit();
+        wgmma_wait_all();
+        if (PINGPONG) pingpong_pass(wg, kDqThreads);
+        const bool masked = k0 + BK > warp_full || k0 < first_key[wr_last];
 #pragma unroll
-            for (int nt = 0; nt < BK / 8; nt++)
+        for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int key = k0 + nt * 8 + 2 * tig + (e & 1);
-                    const float x = exp2_ftz(fmaf(pr[nt][e], p.scale_log2, -lse2[e / 2]));
-                    const int row = wr_first + g + 8 * (e / 2); /* of the block */
-                    const float pv = masked && (key >= lim[e / 2] || key < first_key[row]) ? 0.0f : x;
-                    ds[nt][e] = pv * (ds[nt][e] - dd[e / 2]);
-                }
-            uint32_t sa[BK / 16][4];
-            pack_a(sa, ds);
-            wgmma_fence();
+            for (int e = 0; e < 4; e++) {
+                const int key = k0 + nt * 8 + 2 * tig + (e & 1);
+                const float x = exp2_ftz(fmaf(pr[nt][e], p.scale_log2, -lse2[e / 2]));
+                const int row = wr_first + g + 8 * (e / 2); /* of the block */
+                const float pv = masked && (key >= lim[e / 2] || key < first_key[row]) ? 0.0f : x;
+                ds[nt][e] = pv * (ds[nt][e] - dd[e / 2]);
+            }
+        uint32_t sa[BK / 16][4];
+        pack_a<BK>(sa, ds);
+        wgmma_fence();
 #pragma unroll
-            for (int kc = 0; kc < BK / 16; kc++) wgmma_rs<HD>(acc, sa[kc], desc_n_major(ks, BK, kc));
-            wgmma_commit();
-            wgmma_wait_all();
-        }
+        for (int kc = 0; kc < BK / 16; kc++) wgmma_rs<HD>(acc, sa[kc], desc_n_major(ks, BK, kc));
+        wgmma_commit();
+        wgmma_wait_all();
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
+
+    if (PINGPONG && wg == 0) named_bar_sync(1, kDqThreads);
 
     /* rows t < T are written, padding rows (t >= n_new) as zeros */
     store_rows<HD>(dq, lddq, (int64_t)b * p.T + w0, h * HD, w0, p.T, n_new, acc, p.scale_log2 / kLog2e);
@@ -301,7 +295,8 @@ srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv,
                    cudaStream_t stream) {
     const size_t smem_kv = KvLayout<HD>::kSmem, smem_q = DqLayout<HD>::kSmem;
     SRLM_CUDA_TRY(cudaFuncSetAttribute(dkdv_sm90_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
-    SRLM_CUDA_TRY(cudaFuncSetAttribute(dq_sm90_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
+    auto dq_kernel = sm90_pingpong() ? dq_sm90_kernel<HD, true> : dq_sm90_kernel<HD, false>;
+    SRLM_CUDA_TRY(cudaFuncSetAttribute(dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
     if (!part || split < 1 || p.group % split != 0) split = 1;
     const int64_t per_part = (int64_t)p.B * p.max_seq * p.nkv * HD; /* floats of one part's dK (or dV) */
     float *part_k = split > 1 ? (float *)part : NULL, *part_v = split > 1 ? part_k + split * per_part : NULL;
@@ -313,7 +308,7 @@ srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv,
     if (split > 1) SRLM_CHECK(launch_dkdv_reduce(p, split, part_k, part_v, dk, dv, stream));
     if (p.T == 0) return SRLM_OK; /* no query rows: dk, dv are all zeros */
     dim3 grid_q((p.T + kDqRows - 1) / kDqRows, p.nh, p.B);
-    dq_sm90_kernel<HD><<<grid_q, kDqThreads, smem_q, stream>>>(p, (__nv_bfloat16 *)dq->data, dq->stride);
+    dq_kernel<<<grid_q, kDqThreads, smem_q, stream>>>(p, (__nv_bfloat16 *)dq->data, dq->stride);
     SRLM_CUDA_TRY(cudaGetLastError());
     return SRLM_OK;
 }

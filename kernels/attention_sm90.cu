@@ -6,11 +6,13 @@
  *   S (64 x 64 keys) = Q K^T   wgmma m64n64k16, Q and K from shared memory
  *   O (64 x HD)     += P V     wgmma m64nHDk16, P from registers, V read N-major
  * with the mma kernel's online softmax between them. Two warpgroups a block
- * (128 query rows); the next K/V tile streams in by cp.async while this one
- * is used. Compiled for sm_90a only (kernels/CMakeLists.txt); attn::launch_fwd
- * picks it on compute capability 9.0 devices where its image loaded, and it
- * also decides there for the backward (attention_bwd_sm90.cu). ptxas
- * (CUDA 13.0): 126 registers at head dim 64, 160 at 128, no spills.
+ * (128 query rows) taking turns to issue S (ping-pong), so that one group's
+ * softmax runs under the other's products; the next K/V tile streams in by
+ * cp.async while this one is used. Compiled for sm_90a only
+ * (kernels/CMakeLists.txt); attn::launch_fwd picks it on compute capability
+ * 9.0 devices where its image loaded, and that choice holds for the backward
+ * (attention_bwd_sm90.cu) too. ptxas (CUDA 13.0): 120 registers at head dim
+ * 64, 152 at 128, no spills, 3 barriers (121 and 155 without ping-pong).
  * Written without a GPU at hand: test_attention_gpu checks it against the CPU
  * twin (and the mma kernel, forced) on an H100; bench_kernels times both. */
 #include <stdlib.h>
@@ -36,7 +38,7 @@ template <int HD> struct Layout {
     static constexpr size_t kSmem = kQBytes + 4 * (size_t)kTileBytes + 1024;
 };
 
-template <int HD>
+template <int HD, bool PINGPONG>
 __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
     using L = Layout<HD>;
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -65,10 +67,8 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
         lim[r] = t < n_new ? n_past + t + 1 : 0;
         lo[r] = t < n_new ? key_lo(p, t) : 0;
     }
-    /* keys the warpgroup's rows see at all (a product is the whole group's),
-     * and per warp the keys every row sees (no mask needed) */
-    const int wg_lim = wr0 < n_new ? n_past + min(wr0 + 64, n_new) : 0;
-    const int wg_lo = wr0 < n_new ? key_lo(p, wr0) : 0;
+    /* per warp, the keys every row sees: no mask needed (a tile none of its
+     * rows see is masked whole) */
     const int warp_full = w0 + 16 <= n_new ? n_past + w0 + 1 : 0;
     const int warp_lo_all = w0 < n_new ? key_lo(p, min(w0 + 16, n_new) - 1) : 0;
 
@@ -86,42 +86,48 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
     const int k_begin = kv_end > 0 ? key_lo(p, t0) / kBK * kBK : 0;
     if (kv_end > 0) issue_tile(k_begin, 0);
     cp_async_commit();
+    /* ping-pong turns: warpgroup w waits at barrier 1 + w before its S and
+     * then arrives at the other's; warpgroup 1 arrives once first so that
+     * warpgroup 0 starts, and warpgroup 0 takes that last arrival at the end */
+    if (PINGPONG && wg == 1) named_bar_arrive(1, kThreads);
     for (int k0 = k_begin, buf = 0; k0 < kv_end; k0 += kBK, buf ^= 1) {
         if (k0 + kBK < kv_end) issue_tile(k0 + kBK, buf ^ 1);
         cp_async_commit();
         cp_async_wait_one();
         fence_proxy_async();
         __syncthreads();
-        if (k0 < wg_lim && k0 + kBK > wg_lo) { /* uniform over the warpgroup */
-            const uint32_t ks = kv_s + buf * 2 * L::kTileBytes, vs = ks + L::kTileBytes;
-            /* S = Q K^T: HD / 16 steps of 16 head columns */
-            float s[kBK / 8][4];
-            wgmma_fence();
+        const uint32_t ks = kv_s + buf * 2 * L::kTileBytes, vs = ks + L::kTileBytes;
+        /* Every warpgroup runs every tile, also one its rows see none of
+         * (the mask then zeroes its weights: no effect): a branch around the
+         * products would make ptxas serialize them. Ping-pong: warpgroup 0
+         * issues S first, then lets warpgroup 1 issue; so one group's softmax
+         * runs while the other's products do, where issuing both at once
+         * after the barrier would leave the tensor cores idle during both
+         * softmaxes. */
+        float s[kBK / 8][4];
+        if (PINGPONG) pingpong_wait(wg, kThreads);
+        wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < HD / 16; kk++)
-                wgmma_ss_n64(s, desc_k_major(q_s, kBQ, 64 * wg, kk), desc_k_major(ks, kBK, 0, kk), kk > 0);
-            wgmma_commit();
-            wgmma_wait_all();
-            const bool masked = k0 + kBK > warp_full || k0 < warp_lo_all;
-            softmax_step<HD, kBK>(s, m, l, o, lim, lo, k0, masked, p.scale_log2);
-            /* O += P V: 16 keys a step, V read N-major */
-            uint32_t pa[kBK / 16][4]; /* all of P packed first: the products then issue back to back */
+        for (int kk = 0; kk < HD / 16; kk++) /* S = Q K^T: HD / 16 steps of 16 head columns */
+            wgmma_ss_n64(s, desc_k_major(q_s, kBQ, 64 * wg, kk), desc_k_major(ks, kBK, 0, kk), kk > 0);
+        wgmma_commit();
+        wgmma_wait_all();
+        if (PINGPONG) pingpong_pass(wg, kThreads);
+        const bool masked = k0 + kBK > warp_full || k0 < warp_lo_all;
+        softmax_step<HD, kBK>(s, m, l, o, lim, lo, k0, masked, p.scale_log2);
+        /* O += P V: 16 keys a step, V read N-major; P packed first, so that
+         * the products issue back to back */
+        uint32_t pa[kBK / 16][4];
+        pack_a<kBK>(pa, s);
+        wgmma_fence();
 #pragma unroll
-            for (int kc = 0; kc < kBK / 16; kc++) {
-                pa[kc][0] = pack_bf16(s[2 * kc][0], s[2 * kc][1]);
-                pa[kc][1] = pack_bf16(s[2 * kc][2], s[2 * kc][3]);
-                pa[kc][2] = pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-                pa[kc][3] = pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
-            }
-            wgmma_fence();
-#pragma unroll
-            for (int kc = 0; kc < kBK / 16; kc++)
-                wgmma_rs<HD>(o, pa[kc], desc_n_major(vs, kBK, kc));
-            wgmma_commit();
-            wgmma_wait_all();
-        }
+        for (int kc = 0; kc < kBK / 16; kc++) wgmma_rs<HD>(o, pa[kc], desc_n_major(vs, kBK, kc));
+        wgmma_commit();
+        wgmma_wait_all();
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
+
+    if (PINGPONG && wg == 0) named_bar_sync(1, kThreads);
 
     /* row sums over the lane quad, then rows g and g + 8 of the warp's 16 */
     const __nv_bfloat16 *dout = (const __nv_bfloat16 *)p.dout;
@@ -159,11 +165,14 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
     }
 }
 
+int g_pingpong = -1; /* -1: not read yet */
+
 template <int HD> srlm_status launch(const Params &p, cudaStream_t stream) {
     const size_t smem = Layout<HD>::kSmem;
-    SRLM_CUDA_TRY(cudaFuncSetAttribute(fwd_sm90_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    auto kernel = sm90_pingpong() ? fwd_sm90_kernel<HD, true> : fwd_sm90_kernel<HD, false>;
+    SRLM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid((p.T + kBQ - 1) / kBQ, p.nh, p.B);
-    fwd_sm90_kernel<HD><<<grid, kThreads, smem, stream>>>(p);
+    kernel<<<grid, kThreads, smem, stream>>>(p);
     SRLM_CUDA_TRY(cudaGetLastError());
     return SRLM_OK;
 }
@@ -183,8 +192,8 @@ int device_has_sm90_image() {
         bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
                   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
                   major == 9 && minor == 0 &&
-                  cudaFuncGetAttributes(&a64, fwd_sm90_kernel<64>) == cudaSuccess &&
-                  cudaFuncGetAttributes(&a128, fwd_sm90_kernel<128>) == cudaSuccess &&
+                  cudaFuncGetAttributes(&a64, fwd_sm90_kernel<64, true>) == cudaSuccess &&
+                  cudaFuncGetAttributes(&a128, fwd_sm90_kernel<128, true>) == cudaSuccess &&
                   Layout<128>::kSmem <= smem_optin();
         if (!ok) cudaGetLastError(); /* a missing image is an answer, not an error */
         cached[dev] = ok ? 1 : 2;
@@ -199,6 +208,16 @@ int g_forced_path = -1; /* -1: not read yet; else SRLM_CUDA_ATTN_PATH_* */
 extern "C" void srlm_cuda_attention_force_path(int path) { g_forced_path = path; }
 
 extern "C" int srlm_cuda_attention_sm90_available(void) { return device_has_sm90_image(); }
+
+extern "C" void srlm_cuda_attention_sm90_pingpong(int on) { g_pingpong = on != 0; }
+
+bool attn::sm90::sm90_pingpong() {
+    if (g_pingpong < 0) {
+        const char *env = getenv("SRLM_CUDA_ATTN_PINGPONG");
+        g_pingpong = !(env && strcmp(env, "0") == 0);
+    }
+    return g_pingpong != 0;
+}
 
 bool attn::use_sm90(int hd) {
     if (hd != 64 && hd != 128) return false;

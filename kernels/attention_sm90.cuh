@@ -27,6 +27,47 @@ __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_grou
  * visible to the tensor cores' (async proxy) reads after the next barrier */
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
+/* Named barriers (0 is __syncthreads'): `threads` of the block, a multiple
+ * of 32, meet at barrier id; arrive does not wait. The kernels with two
+ * warpgroups use id 1 to order their products' issue (ping-pong). */
+__device__ __forceinline__ void named_bar_sync(int id, int threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int threads) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+/* Turns of two warpgroups (ping-pong): warpgroup wg waits at barrier 1 + wg
+ * for its turn, and after its products passes the turn to the other one.
+ * Constant barrier ids (a computed one makes ptxas reserve all 16), and
+ * neither call between a product's issue and its wait (ptxas then
+ * serializes the products). */
+__device__ __forceinline__ void pingpong_wait(int wg, int threads) {
+    if (wg == 0) named_bar_sync(1, threads);
+    else named_bar_sync(2, threads);
+}
+__device__ __forceinline__ void pingpong_pass(int wg, int threads) {
+    if (wg == 0) named_bar_arrive(2, threads);
+    else named_bar_arrive(1, threads);
+}
+
+/* x (16 x N per warp, accumulator layout) as bf16 A fragments of the N / 16
+ * steps of a product that takes it as A (mma.sync's packing). */
+template <int N>
+__device__ __forceinline__ void pack_a(uint32_t (&a)[N / 16][4], const float (&x)[N / 8][4]) {
+#pragma unroll
+    for (int kc = 0; kc < N / 16; kc++) {
+        a[kc][0] = pack_bf16(x[2 * kc][0], x[2 * kc][1]);
+        a[kc][1] = pack_bf16(x[2 * kc][2], x[2 * kc][3]);
+        a[kc][2] = pack_bf16(x[2 * kc + 1][0], x[2 * kc + 1][1]);
+        a[kc][3] = pack_bf16(x[2 * kc + 1][2], x[2 * kc + 1][3]);
+    }
+}
+
+/* Ping-pong of the two-warpgroup kernels (attention_sm90.cu): on unless
+ * srlm_cuda_attention_sm90_pingpong(0) or SRLM_CUDA_ATTN_PINGPONG=0. */
+bool sm90_pingpong();
+
 #define SRLM_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
 #define SRLM_D32 SRLM_D4(0), SRLM_D4(1), SRLM_D4(2), SRLM_D4(3), SRLM_D4(4), SRLM_D4(5), SRLM_D4(6), SRLM_D4(7)
 #define SRLM_D64 SRLM_D32, SRLM_D4(8), SRLM_D4(9), SRLM_D4(10), SRLM_D4(11), SRLM_D4(12), SRLM_D4(13), \

@@ -234,7 +234,13 @@ static void bench_attention_seqs(int n, const int *len, int packed, int H, int K
     row("attn_bwd", "bf16", shape, b, 2.5 * fwd_flop / (b * 1e-3) / 1e12, "TFLOP/s", "-", 0);
     row("attn_bwd_recompute", "bf16", shape, br, 2.5 * fwd_flop / (br * 1e-3) / 1e12, "TFLOP/s", "-", 0);
     row("attn_fwd_bwd", "bf16", shape, f + b, 3.5 * fwd_flop / ((f + b) * 1e-3) / 1e12, "TFLOP/s", "-", 0);
-    if (srlm_cuda_attention_sm90_available()) { /* an sm_90 device: the mma.sync kernels too, same run */
+    if (srlm_cuda_attention_sm90_available()) { /* an sm_90 device: without ping-pong and mma.sync too, same run */
+        srlm_cuda_attention_sm90_pingpong(0);
+        float fn = time_median(run_attn_fwd, &c, 3, reps);
+        float bn = time_median(run_attn_bwd, &c, 3, reps);
+        srlm_cuda_attention_sm90_pingpong(1);
+        row("attn_fwd_nopingpong", "bf16", shape, fn, fwd_flop / (fn * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+        row("attn_bwd_nopingpong", "bf16", shape, bn, 2.5 * fwd_flop / (bn * 1e-3) / 1e12, "TFLOP/s", "-", 0);
         srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
         float fm = time_median(run_attn_fwd, &c, 3, reps);
         float bm = time_median(run_attn_bwd, &c, 3, reps);

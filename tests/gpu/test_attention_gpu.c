@@ -6,7 +6,8 @@
  * order, GQA and MHA, T 1 .. 300, padded row strides, max_seq not a multiple
  * of the tile. bf16 with head_dim 64 or 128 and rows of a multiple of 8
  * elements runs the tensor-core forward and backward (wgmma on an sm_90
- * device, where the mma.sync kernels are checked again by forcing them); fp32,
+ * device, where they run again without ping-pong and the mma.sync kernels are
+ * checked by forcing them); fp32,
  * head_dim 80 / 32 / 200 and the bf16 case with a stride of 4 extra elements
  * run the scalar path.
  * Packed sequences (training's layout: B 1, n_seg sequences one after another,
@@ -317,13 +318,17 @@ int main(void) {
     const int sm90 = srlm_cuda_attention_sm90_available();
     printf("tensor-core kernels: %s\n", sm90 ? "wgmma (sm_90a image on a compute capability 9.0 device)" : "mma.sync");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 1000 + 10 * i);
-    if (sm90) { /* the mma.sync kernels, which sm_80 devices run, on fresh inputs */
-        srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
-        printf("-- the mma.sync kernels (forced on this sm_90 device)\n");
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            if (cases[i].dt == SRLM_BF16 && (cases[i].hd == 64 || cases[i].hd == 128) && cases[i].pad % 8 == 0)
-                run_case(be, &cases[i], 3000 + 10 * i);
-        srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_AUTO);
+    if (sm90) { /* the wgmma kernels without ping-pong, then the mma.sync ones (which sm_80 runs), fresh inputs */
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 0) srlm_cuda_attention_sm90_pingpong(0);
+            else srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
+            printf("-- %s\n", pass == 0 ? "the wgmma kernels without ping-pong" : "the mma.sync kernels (forced)");
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                if (cases[i].dt == SRLM_BF16 && (cases[i].hd == 64 || cases[i].hd == 128) && cases[i].pad % 8 == 0)
+                    run_case(be, &cases[i], 3000 + 1000 * (uint64_t)pass + 10 * i);
+            srlm_cuda_attention_sm90_pingpong(1);
+            srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_AUTO);
+        }
     }
     /* The tensor-core backward's GQA split: these small shapes get one dk/dv
      * block per query head (split = group) above. Its GQA cases again with one
