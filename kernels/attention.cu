@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
     /* the last query tiles see the most keys: start them first, so the short
      * ones fill in at the end instead of leaving a long tail */
     const int b = blockIdx.z, h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * kMmaBQ;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tig = lane % 4;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4;
     const int n_past = p.n_past[b], n_new = p.n_new[b], kvh = h / p.group;
     const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
                         *v = (const __nv_bfloat16 *)p.v;
@@ -262,42 +262,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2) fwd_mma_kernel(Params p) {
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
 
-    /* row sums over the lane quad, then write rows g and g+8 of each m-tile */
-    const __nv_bfloat16 *dout = (const __nv_bfloat16 *)p.dout;
-    __nv_bfloat16 *out = (__nv_bfloat16 *)p.out;
 #pragma unroll
-    for (int mt = 0; mt < kMmaMT; mt++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float lr = l[mt][r];
-            lr += __shfl_xor_sync(0xffffffffu, lr, 1);
-            lr += __shfl_xor_sync(0xffffffffu, lr, 2);
-            const int t = w0 + mt * 16 + g + 8 * r;
-            const bool real = t < n_new;
-            const float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
-            const int64_t row = (int64_t)b * p.T + t;
-            float dsum = 0.0f;
-#pragma unroll
-            for (int nt = 0; nt < HD / 8; nt++) {
-                const int col = h * HD + nt * 8 + 2 * tig;
-                const float x0 = real ? o[mt][nt][2 * r] * inv : 0.0f, x1 = real ? o[mt][nt][2 * r + 1] * inv : 0.0f;
-                if (t >= p.T) continue;
-                if (p.dvec) {
-                    const __nv_bfloat16 *dr = dout + row * p.lddo + col;
-                    dsum += x0 * ld(dr[0]) + x1 * ld(dr[1]);
-                } else {
-                    *reinterpret_cast<__nv_bfloat162 *>(out + row * p.ldo + col) = __floats2bfloat162_rn(x0, x1);
-                }
-            }
-            if (p.dvec) {
-                dsum += __shfl_xor_sync(0xffffffffu, dsum, 1);
-                dsum += __shfl_xor_sync(0xffffffffu, dsum, 2);
-            }
-            if (tig == 0 && t < p.T) {
-                if (p.lse) p.lse[row * p.nh + h] = real ? (m[mt][r] + log2f(lr)) * kLn2 : 0.0f;
-                if (p.dvec) p.dvec[row * p.nh + h] = dsum;
-            }
-        }
+    for (int mt = 0; mt < kMmaMT; mt++) store_fwd_rows<HD>(p, b, h, w0 + mt * 16, n_new, o[mt], m[mt], l[mt]);
 }
 
 template <int HD>

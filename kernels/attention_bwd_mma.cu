@@ -110,9 +110,8 @@ __global__ void __launch_bounds__(kWarps * 32)
      * key of this block; with packed sequences, rows from tq_end on (past the
      * block's last key's sequence) neither. Tiles past kv_end (and padding
      * sequences) have no steps and write zeros. */
-    const int tq_first = max(0, k0 - n_past) / BQ * BQ;
-    const int tq_end = k0 < kv_end ? row_hi(p, min(k0 + kTile, kv_end) - 1, n_new) : 0;
-    const int nqt = tq_first < tq_end ? (tq_end - tq_first + BQ - 1) / BQ : 0;
+    int tq_first, nqt;
+    dkdv_row_tiles(p, k0, kTile, BQ, n_past, n_new, &tq_first, &nqt);
     const int nsteps = heads * nqt; /* step i: head h0 + i / nqt, rows tq_first + (i % nqt) * BQ */
 
     auto issue = [&](int i, int buf) {
@@ -122,13 +121,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         __nv_bfloat16 *qd = qbuf + buf * 2 * BQ * LDS;
         load_async<HD>(qd, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, BQ, nq);
         load_async<HD>(qd + BQ * LDS, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, BQ, nq);
-        float *st = stat + buf * 2 * BQ;
-        int *fk = first_key + buf * BQ;
-        for (int r = threadIdx.x; r < BQ; r += blockDim.x) {
-            st[r] = r < nq ? p.lse[(row0 + r) * p.nh + h] * kLog2e : 0.0f;
-            st[BQ + r] = r < nq ? p.dvec[(row0 + r) * p.nh + h] : 0.0f;
-            fk[r] = r < nq ? key_lo(p, tq0 + r) : 0;
-        }
+        load_row_stats(p, stat + buf * 2 * BQ, first_key + buf * BQ, BQ, kWarps * 32, row0, tq0, nq, h);
     };
 
     float dka[HD / 8][4], dva[HD / 8][4];

@@ -37,6 +37,31 @@ srlm_status launch_dkdv_reduce(const Params &p, int split, const float *part_k, 
 srlm_status launch_bwd_sm90(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, int split, void *part,
                             cudaStream_t stream);
 
+/* The query-row tiles of `rows` rows a dk/dv block over keys k0 .. k0 +
+ * tile - 1 of sequence b walks: from *first (rows before it see none of
+ * these keys), *count of them (with packed sequences, none past the block's
+ * last key's sequence); 0 for a block past the keys or a padding sequence. */
+__device__ __forceinline__ void dkdv_row_tiles(const Params &p, int k0, int tile, int rows, int n_past, int n_new,
+                                               int *first, int *count) {
+    const int kv_end = n_past + n_new;
+    *first = max(0, k0 - n_past) / rows * rows;
+    const int end = k0 < kv_end ? row_hi(p, min(k0 + tile, kv_end) - 1, n_new) : 0;
+    *count = *first < end ? (end - *first + rows - 1) / rows : 0;
+}
+
+/* A dk/dv step's row statistics into shared memory, by `threads` threads:
+ * for rows tq0 .. tq0 + rows - 1 of head h (nq real, row0 their first view
+ * row), lse in the log2 domain at st, D at st + rows, each row's first key at
+ * fk; zeros past the real rows. */
+__device__ __forceinline__ void load_row_stats(const Params &p, float *st, int *fk, int rows, int threads,
+                                               int64_t row0, int tq0, int nq, int h) {
+    for (int r = threadIdx.x; r < rows; r += threads) {
+        st[r] = r < nq ? p.lse[(row0 + r) * p.nh + h] * kLog2e : 0.0f;
+        st[rows + r] = r < nq ? p.dvec[(row0 + r) * p.nh + h] : 0.0f;
+        fk[r] = r < nq ? key_lo(p, tq0 + r) : 0;
+    }
+}
+
 /* The dk/dv and dq kernels' stores of one warp's accumulator rows. */
 /* Writes this warp's 16 x HD accumulator (rows g and g+8 at row0 and row0 + 8
  * of the view, columns col0 ..) times scale as bf16; rows >= nrows are skipped

@@ -81,9 +81,8 @@ __global__ void __launch_bounds__(kKvThreads, 1)
     const int64_t kbase = cache_row(p, b, 0);
 
     /* the query rows that see any key of the block (attention_bwd_mma.cu) */
-    const int tq_first = max(0, k0 - n_past) / BQ * BQ;
-    const int tq_end = k0 < kv_end ? row_hi(p, min(k0 + kKvTile, kv_end) - 1, n_new) : 0;
-    const int nqt = tq_first < tq_end ? (tq_end - tq_first + BQ - 1) / BQ : 0;
+    int tq_first, nqt;
+    dkdv_row_tiles(p, k0, kKvTile, BQ, n_past, n_new, &tq_first, &nqt);
     const int nsteps = heads * nqt;
 
     auto issue = [&](int i, int buf) {
@@ -93,13 +92,7 @@ __global__ void __launch_bounds__(kKvThreads, 1)
         const uint32_t qd = qbuf + buf * 2 * L::kQBytes;
         load_sw128<HD, kKvThreads>(qd, q + row0 * p.ldq + (int64_t)h * HD, p.ldq, BQ, nq);
         load_sw128<HD, kKvThreads>(qd + L::kQBytes, dout + row0 * p.lddo + (int64_t)h * HD, p.lddo, BQ, nq);
-        float *st = stat + buf * 2 * BQ;
-        int *fk = first_key + buf * BQ;
-        for (int r = threadIdx.x; r < BQ; r += kKvThreads) {
-            st[r] = r < nq ? p.lse[(row0 + r) * p.nh + h] * kLog2e : 0.0f;
-            st[BQ + r] = r < nq ? p.dvec[(row0 + r) * p.nh + h] : 0.0f;
-            fk[r] = r < nq ? key_lo(p, tq0 + r) : 0;
-        }
+        load_row_stats(p, stat + buf * 2 * BQ, first_key + buf * BQ, BQ, kKvThreads, row0, tq0, nq, h);
     };
 
     float dka[HD / 8][4], dva[HD / 8][4];

@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
     /* the last query tiles see the most keys: start them first */
     const int b = blockIdx.z, h = blockIdx.y, t0 = (gridDim.x - 1 - blockIdx.x) * kBQ;
     const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
-    const int g = lane / 4, tig = lane % 4;
+    const int g = lane / 4;
     const int n_past = p.n_past[b], n_new = p.n_new[b], kvh = h / p.group;
     const __nv_bfloat16 *q = (const __nv_bfloat16 *)p.q, *k = (const __nv_bfloat16 *)p.k,
                         *v = (const __nv_bfloat16 *)p.v;
@@ -129,40 +129,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
 
     if (PINGPONG && wg == 0) named_bar_sync(1, kThreads);
 
-    /* row sums over the lane quad, then rows g and g + 8 of the warp's 16 */
-    const __nv_bfloat16 *dout = (const __nv_bfloat16 *)p.dout;
-    __nv_bfloat16 *out = (__nv_bfloat16 *)p.out;
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float lr = l[r];
-        lr += __shfl_xor_sync(0xffffffffu, lr, 1);
-        lr += __shfl_xor_sync(0xffffffffu, lr, 2);
-        const int t = w0 + g + 8 * r;
-        const bool real = t < n_new;
-        const float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
-        const int64_t row = (int64_t)b * p.T + t;
-        float dsum = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < HD / 8; nt++) {
-            const int col = h * HD + nt * 8 + 2 * tig;
-            const float x0 = real ? o[nt][2 * r] * inv : 0.0f, x1 = real ? o[nt][2 * r + 1] * inv : 0.0f;
-            if (t >= p.T) continue;
-            if (p.dvec) {
-                const __nv_bfloat16 *dr = dout + row * p.lddo + col;
-                dsum += x0 * ld(dr[0]) + x1 * ld(dr[1]);
-            } else {
-                *reinterpret_cast<__nv_bfloat162 *>(out + row * p.ldo + col) = __floats2bfloat162_rn(x0, x1);
-            }
-        }
-        if (p.dvec) {
-            dsum += __shfl_xor_sync(0xffffffffu, dsum, 1);
-            dsum += __shfl_xor_sync(0xffffffffu, dsum, 2);
-        }
-        if (tig == 0 && t < p.T) {
-            if (p.lse) p.lse[row * p.nh + h] = real ? (m[r] + log2f(lr)) * kLn2 : 0.0f;
-            if (p.dvec) p.dvec[row * p.nh + h] = dsum;
-        }
-    }
+    store_fwd_rows<HD>(p, b, h, w0, n_new, o, m, l);
 }
 
 int g_pingpong = -1; /* -1: not read yet */

@@ -310,6 +310,51 @@ __device__ __forceinline__ void softmax_step(float (&s)[BK / 8][4], float (&m)[2
         }
 }
 
+/* The tensor-core forwards' last step for one warp's 16 rows from w0 (this
+ * lane's rows w0 + g and w0 + g + 8; o, m, l in the mma accumulator layout):
+ * the row sums over the lane quad, then the output rows (zeros for padding
+ * rows, none past T), or in statistics mode D = rowsum(dO O) instead, and
+ * the natural-log lse where asked for. */
+template <int HD>
+__device__ __forceinline__ void store_fwd_rows(const Params &p, int b, int h, int w0, int n_new,
+                                               const float (&o)[HD / 8][4], const float (&m)[2],
+                                               const float (&l)[2]) {
+    const int tig = threadIdx.x % 4, g = (threadIdx.x % 32) / 4;
+    const __nv_bfloat16 *dout = (const __nv_bfloat16 *)p.dout;
+    __nv_bfloat16 *out = (__nv_bfloat16 *)p.out;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float lr = l[r];
+        lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+        lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+        const int t = w0 + g + 8 * r;
+        const bool real = t < n_new;
+        const float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+        const int64_t row = (int64_t)b * p.T + t;
+        float dsum = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < HD / 8; nt++) {
+            const int col = h * HD + nt * 8 + 2 * tig;
+            const float x0 = real ? o[nt][2 * r] * inv : 0.0f, x1 = real ? o[nt][2 * r + 1] * inv : 0.0f;
+            if (t >= p.T) continue;
+            if (p.dvec) {
+                const __nv_bfloat16 *dr = dout + row * p.lddo + col;
+                dsum += x0 * ld(dr[0]) + x1 * ld(dr[1]);
+            } else {
+                *reinterpret_cast<__nv_bfloat162 *>(out + row * p.ldo + col) = __floats2bfloat162_rn(x0, x1);
+            }
+        }
+        if (p.dvec) {
+            dsum += __shfl_xor_sync(0xffffffffu, dsum, 1);
+            dsum += __shfl_xor_sync(0xffffffffu, dsum, 2);
+        }
+        if (tig == 0 && t < p.T) {
+            if (p.lse) p.lse[row * p.nh + h] = real ? (m[r] + log2f(lr)) * kLn2 : 0.0f;
+            if (p.dvec) p.dvec[row * p.nh + h] = dsum;
+        }
+    }
+}
+
 /* ---- host side ---- */
 
 static inline const char *dtype_name(srlm_dtype t) { return srlm_dtype_name(t); }
