@@ -287,7 +287,8 @@ template <int HD>
 srlm_status launch(const Params &p, srlm_view *dq, srlm_view *dk, srlm_view *dv, int split, void *part,
                    cudaStream_t stream) {
     const size_t smem_kv = KvLayout<HD>::kSmem, smem_q = DqLayout<HD>::kSmem;
-    SRLM_CUDA_TRY(cudaFuncSetAttribute(dkdv_sm90_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
+    SRLM_CUDA_TRY(
+        cudaFuncSetAttribute(dkdv_sm90_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_kv));
     auto dq_kernel = sm90_pingpong() ? dq_sm90_kernel<HD, true> : dq_sm90_kernel<HD, false>;
     SRLM_CUDA_TRY(cudaFuncSetAttribute(dq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_q));
     if (!part || split < 1 || p.group % split != 0) split = 1;

@@ -54,7 +54,8 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
                         *v = (const __nv_bfloat16 *)p.v;
     const int kv_end = t0 < n_new ? n_past + min(t0 + kBQ, n_new) : 0;
 
-    load_sw128<HD, kThreads>(q_s, q + ((int64_t)b * p.T + t0) * p.ldq + (int64_t)h * HD, p.ldq, kBQ, min(kBQ, n_new - t0));
+    const __nv_bfloat16 *q_rows = q + ((int64_t)b * p.T + t0) * p.ldq + (int64_t)h * HD;
+    load_sw128<HD, kThreads>(q_s, q_rows, p.ldq, kBQ, min(kBQ, n_new - t0));
     cp_async_commit();
 
     /* the warpgroup's 64 rows from wr0, the warp's 16 from w0; this lane's

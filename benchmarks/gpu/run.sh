@@ -150,8 +150,10 @@ if grep -Eq '[0-9]+ - test_attention_gpu \(' "$logs/ctest.log" 2>/dev/null && [ 
             --no-tests=error --output-on-failure >"$logs/attention_mma.log" 2>&1; then
         export SRLM_CUDA_ATTN_SM90=0
         sm90_off="SRLM_CUDA_ATTN_SM90=0"
-        failed+=("test_attention_gpu with the wgmma kernels (it passes with SRLM_CUDA_ATTN_SM90=0, which the rest of this run used)")
-        echo "test_attention_gpu passes with the mma.sync kernels: the rest of this run uses them (SRLM_CUDA_ATTN_SM90=0)"
+        why="it passes with SRLM_CUDA_ATTN_SM90=0, which the rest of this run used"
+        failed+=("test_attention_gpu with the wgmma kernels ($why)")
+        echo "test_attention_gpu passes with the mma.sync kernels: the rest of this run uses them" \
+             "(SRLM_CUDA_ATTN_SM90=0)"
     else
         tail -n 20 "$logs/attention_mma.log" 2>/dev/null
         echo "test_attention_gpu fails with the mma.sync kernels too ($logs/attention_mma.log)"
