@@ -34,12 +34,6 @@ constexpr int kDqThreads = 256; /* dq: two warpgroups */
 constexpr int kDqRows = 128;    /* query rows per dq block */
 constexpr int kDqStep = 64;     /* keys per dq step */
 
-__device__ __forceinline__ uint32_t aligned_base(const unsigned char *smem, unsigned char **generic) {
-    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem), base = (raw + 1023u) & ~1023u;
-    *generic = const_cast<unsigned char *>(smem) + (base - raw);
-    return base;
-}
-
 /* dkdv: K, V (kKvTile rows), two buffers of (Q, dO) (kKvStep rows), then two
  * buffers of (lse2, D) floats and two of the rows' first keys. */
 template <int HD> struct KvLayout {
@@ -313,4 +307,8 @@ srlm_status attn::launch_bwd_sm90(const Params &p, srlm_view *dq, srlm_view *dk,
                                   void *part, cudaStream_t stream) {
     return p.hd == 64 ? launch<64>(p, dq, dk, dv, split, part, stream)
                       : launch<128>(p, dq, dk, dv, split, part, stream);
+}
+
+size_t attn::sm90::bwd_smem_max() {
+    return max(max(KvLayout<64>::kSmem, KvLayout<128>::kSmem), max(DqLayout<64>::kSmem, DqLayout<128>::kSmem));
 }

@@ -42,7 +42,8 @@ template <int HD, bool PINGPONG>
 __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
     using L = Layout<HD>;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    const uint32_t base = ((uint32_t)__cvta_generic_to_shared(smem_raw) + 1023u) & ~1023u;
+    unsigned char *unused;
+    const uint32_t base = aligned_base(smem_raw, &unused);
     const uint32_t q_s = base, kv_s = base + L::kQBytes; /* buffer i: K at i * 2 tiles, V after it */
 
     /* the last query tiles see the most keys: start them first */
@@ -146,7 +147,8 @@ template <int HD> srlm_status launch(const Params &p, cudaStream_t stream) {
 }
 
 /* 1 where the current device can run the sm_90a image (compute capability
- * 9.0 and the image loaded), read once per device. */
+ * 9.0, the image loaded, and the shared memory every wgmma kernel asks for
+ * allowed), read once per device. */
 int device_has_sm90_image() {
     static int cached[64]; /* 0 unknown, 1 yes, 2 no */
     int dev = 0;
@@ -162,7 +164,7 @@ int device_has_sm90_image() {
                   major == 9 && minor == 0 &&
                   cudaFuncGetAttributes(&a64, fwd_sm90_kernel<64, true>) == cudaSuccess &&
                   cudaFuncGetAttributes(&a128, fwd_sm90_kernel<128, true>) == cudaSuccess &&
-                  Layout<128>::kSmem <= smem_optin();
+                  Layout<128>::kSmem <= smem_optin() && bwd_smem_max() <= smem_optin();
         if (!ok) cudaGetLastError(); /* a missing image is an answer, not an error */
         cached[dev] = ok ? 1 : 2;
     }

@@ -29,13 +29,26 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 
 /* Named barriers (0 is __syncthreads'): `threads` of the block, a multiple
  * of 32, meet at barrier id; arrive does not wait. The kernels with two
- * warpgroups use id 1 to order their products' issue (ping-pong). */
+ * warpgroups use ids 1 and 2 to order their products' issue (ping-pong). */
 __device__ __forceinline__ void named_bar_sync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 __device__ __forceinline__ void named_bar_arrive(int id, int threads) {
     asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
+
+/* The dynamic shared memory's first 1024-byte aligned address (the kernels
+ * ask for 1024 bytes more than their tiles), as a shared-state address and,
+ * in *generic, as a pointer for ordinary loads and stores. */
+__device__ __forceinline__ uint32_t aligned_base(const unsigned char *smem, unsigned char **generic) {
+    const uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem), base = (raw + 1023u) & ~1023u;
+    *generic = const_cast<unsigned char *>(smem) + (base - raw);
+    return base;
+}
+
+/* Bytes of dynamic shared memory the largest backward kernel asks for
+ * (attention_bwd_sm90.cu), for the forward's check that the device gives it. */
+size_t bwd_smem_max();
 
 /* Turns of two warpgroups (ping-pong): warpgroup wg waits at barrier 1 + wg
  * for its turn, and after its products passes the turn to the other one.
