@@ -145,6 +145,10 @@ cp "$build/Testing/Temporary/LastTest.log" "$logs/ctest-full.log" 2>/dev/null
 sm90_off=""
 if grep -Eq '[0-9]+ - test_attention_gpu \(' "$logs/ctest.log" 2>/dev/null && [ "${SRLM_CUDA_ATTN_SM90:-}" != 0 ]; then
     step "2a. test_attention_gpu failed: again with the wgmma kernels off (SRLM_CUDA_ATTN_SM90=0)"
+    # the wgmma building blocks one at a time (test_wgmma_gpu): which one is wrong
+    echo "test_wgmma_gpu said:"
+    sed -n '/Testing: test_wgmma_gpu/,/^Test \(Passed\|Failed\)/p' "$logs/ctest-full.log" 2>/dev/null |
+        grep -E 'A tile|SKIPPED|checks passed' | head -n 24
     t=$(limit 300)
     if [ "$t" != 0 ] && SRLM_CUDA_ATTN_SM90=0 timeout -k 10 "$t" ctest --test-dir "$build" -R '^test_attention_gpu$' \
             --no-tests=error --output-on-failure >"$logs/attention_mma.log" 2>&1; then
