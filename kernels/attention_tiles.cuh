@@ -338,6 +338,7 @@ __device__ __forceinline__ void store_fwd_rows(const Params &p, int b, int h, in
             const float x0 = real ? o[nt][2 * r] * inv : 0.0f, x1 = real ? o[nt][2 * r + 1] * inv : 0.0f;
             if (t >= p.T) continue;
             if (p.dvec) {
+                if (!real) continue; /* D = 0 there: a padding row's dO may be anything, NaN included */
                 const __nv_bfloat16 *dr = dout + row * p.lddo + col;
                 dsum += x0 * ld(dr[0]) + x1 * ld(dr[1]);
             } else {
