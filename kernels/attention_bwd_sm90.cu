@@ -54,7 +54,7 @@ template <int HD> struct DqLayout {
  * split + part, the block walks group / split query heads and writes fp32
  * partials (launch_bwd_mma's layout). */
 template <int HD>
-__global__ void __launch_bounds__(kKvThreads, 1)
+__global__ void __launch_bounds__(kKvThreads, 2) /* two blocks an SM: at most 255 registers a thread */
     dkdv_sm90_kernel(Params p, int split, float *part_k, float *part_v, __nv_bfloat16 *dk, int64_t lddk,
                      __nv_bfloat16 *dv, int64_t lddv) {
     using L = KvLayout<HD>;
@@ -128,6 +128,8 @@ __global__ void __launch_bounds__(kKvThreads, 1)
                 wgmma_ss_n64(dst, desc_k_major(vs, kKvTile, 0, kk), desc_k_major(dos, BQ, 0, kk), kk > 0);
             wgmma_commit();
             wgmma_wait_all();
+            fence_regs(pt);
+            fence_regs(dst);
             /* P^T (key, query t): fk[t] <= key <= n_past + t and t real; no
              * mask when every row is real and sees all of the warp's keys */
             const bool masked = tq0 + BQ > n_new || wkey0 + 15 > n_past + tq0 || wkey0 < fk[nq - 1];
@@ -145,6 +147,10 @@ __global__ void __launch_bounds__(kKvThreads, 1)
             uint32_t pa[BQ / 16][4], sa[BQ / 16][4];
             pack_a<BQ>(pa, pt);
             pack_a<BQ>(sa, dst);
+            fence_regs(pa);
+            fence_regs(sa);
+            fence_regs(dva);
+            fence_regs(dka);
             wgmma_fence();
 #pragma unroll
             for (int kc = 0; kc < BQ / 16; kc++) wgmma_rs<HD>(dva, pa[kc], desc_n_major(dos, BQ, kc));
@@ -152,6 +158,8 @@ __global__ void __launch_bounds__(kKvThreads, 1)
             for (int kc = 0; kc < BQ / 16; kc++) wgmma_rs<HD>(dka, sa[kc], desc_n_major(qs, BQ, kc));
             wgmma_commit();
             wgmma_wait_all();
+            fence_regs(dva);
+            fence_regs(dka);
         }
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
@@ -249,6 +257,8 @@ __global__ void __launch_bounds__(kDqThreads, 1) dq_sm90_kernel(Params p, __nv_b
             wgmma_ss_n64(ds, desc_k_major(do_s, kDqRows, 64 * wg, kk), desc_k_major(vs, BK, 0, kk), kk > 0);
         wgmma_commit();
         wgmma_wait_all();
+        fence_regs(pr);
+        fence_regs(ds);
         if (PINGPONG) pingpong_pass(wg, kDqThreads);
         const bool masked = k0 + BK > warp_full || k0 < first_key[wr_last];
 #pragma unroll
@@ -263,11 +273,14 @@ __global__ void __launch_bounds__(kDqThreads, 1) dq_sm90_kernel(Params p, __nv_b
             }
         uint32_t sa[BK / 16][4];
         pack_a<BK>(sa, ds);
+        fence_regs(sa);
+        fence_regs(acc);
         wgmma_fence();
 #pragma unroll
         for (int kc = 0; kc < BK / 16; kc++) wgmma_rs<HD>(acc, sa[kc], desc_n_major(ks, BK, kc));
         wgmma_commit();
         wgmma_wait_all();
+        fence_regs(acc);
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
 

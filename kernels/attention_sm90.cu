@@ -12,7 +12,7 @@
  * (kernels/CMakeLists.txt); attn::launch_fwd picks it on compute capability
  * 9.0 devices where its image loaded, and that choice holds for the backward
  * (attention_bwd_sm90.cu) too. ptxas (CUDA 13.0): 120 registers at head dim
- * 64, 152 at 128, no spills, 3 barriers (121 and 155 without ping-pong).
+ * 64, 155 at 128, no spills, 3 barriers (121 and 156 without ping-pong).
  * Written without a GPU at hand: test_attention_gpu checks it against the CPU
  * twin (and the mma kernel, forced) on an H100; bench_kernels times both. */
 #include <stdlib.h>
@@ -114,6 +114,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
             wgmma_ss_n64(s, desc_k_major(q_s, kBQ, 64 * wg, kk), desc_k_major(ks, kBK, 0, kk), kk > 0);
         wgmma_commit();
         wgmma_wait_all();
+        fence_regs(s);
         if (PINGPONG) pingpong_pass(wg, kThreads);
         const bool masked = k0 + kBK > warp_full || k0 < warp_lo_all;
         softmax_step<HD, kBK>(s, m, l, o, lim, lo, k0, masked, p.scale_log2);
@@ -121,11 +122,14 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_kernel(Params p) {
          * the products issue back to back */
         uint32_t pa[kBK / 16][4];
         pack_a<kBK>(pa, s);
+        fence_regs(pa);
+        fence_regs(o);
         wgmma_fence();
 #pragma unroll
         for (int kc = 0; kc < kBK / 16; kc++) wgmma_rs<HD>(o, pa[kc], desc_n_major(vs, kBK, kc));
         wgmma_commit();
         wgmma_wait_all();
+        fence_regs(o);
         __syncthreads(); /* everyone is done with buf before the next step refills it */
     }
 

@@ -27,6 +27,26 @@ __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_grou
  * visible to the tensor cores' (async proxy) reads after the next barrier */
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
+/* Pins registers for the compiler: no code that reads or writes them moves
+ * across this point. To the compiler a product's asm statement returns its
+ * accumulators (and is done with a register A operand) at once, so it may
+ * legally move their plain reads above the wait, or their writes below the
+ * fence; the hardware reads and writes them until wgmma.wait_group. Used
+ * before each wgmma.fence (the A operands and accumulators the products take)
+ * and after each wait (the accumulators they return). */
+template <int N> __device__ __forceinline__ void fence_regs(float (&x)[N][4]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) asm volatile("" : "+f"(x[i][e])::"memory");
+}
+template <int N> __device__ __forceinline__ void fence_regs(uint32_t (&x)[N][4]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) asm volatile("" : "+r"(x[i][e])::"memory");
+}
+
 /* Named barriers (0 is __syncthreads'): `threads` of the block, a multiple
  * of 32, meet at barrier id; arrive does not wait. The kernels with two
  * warpgroups use ids 1 and 2 to order their products' issue (ping-pong). */
@@ -149,9 +169,10 @@ __device__ __forceinline__ void load_sw128(uint32_t dst, const __nv_bfloat16 *sr
         const uint32_t a = dst + srlm_sw128_offset(rows, r, c);
         if (r < valid)
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a),
-                         "l"(__cvta_generic_to_global(src + r * ld + c * 8)));
+                         "l"(__cvta_generic_to_global(src + r * ld + c * 8))
+                         : "memory");
         else
-            asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(a), "r"(0));
+            asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};\n" ::"r"(a), "r"(0) : "memory");
     }
 }
 

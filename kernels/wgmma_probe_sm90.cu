@@ -44,6 +44,7 @@ __global__ void __launch_bounds__(2 * AROWS, 1)
         wgmma_ss_n64(s, desc_k_major(a_s, AROWS, 64 * wg, kk), desc_k_major(b_s, kBRows, 0, kk), kk > 0);
     wgmma_commit();
     wgmma_wait_all();
+    fence_regs(s);
 #pragma unroll
     for (int nt = 0; nt < kBRows / 8; nt++)
 #pragma unroll
@@ -54,11 +55,14 @@ __global__ void __launch_bounds__(2 * AROWS, 1)
     float o[HD / 8][4];
 #pragma unroll
     for (int i = 0; i < HD / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    fence_regs(pa);
+    fence_regs(o);
     wgmma_fence();
 #pragma unroll
     for (int kc = 0; kc < kBRows / 16; kc++) wgmma_rs<HD>(o, pa[kc], desc_n_major(v_s, kBRows, kc));
     wgmma_commit();
     wgmma_wait_all();
+    fence_regs(o);
 #pragma unroll
     for (int nt = 0; nt < HD / 8; nt++)
 #pragma unroll
