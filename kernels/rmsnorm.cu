@@ -149,14 +149,29 @@ __global__ void __launch_bounds__(kTileCols * kTileRows)
     }
 }
 
-/* dw[j] += the chunk partials of column j, chunk 0 first. */
+/* dw[j] (+)= the chunk partials of column j, chunk 0 first (none: 0). */
 template <typename T>
-__global__ void rmsnorm_dw_final_kernel(T *dw, const float *partial, int n_chunks, int cols) {
+__global__ void rmsnorm_dw_final_kernel(T *dw, const float *partial, int n_chunks, int cols, int accumulate) {
     const int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= cols) return;
     float s = 0.0f;
     for (int k = 0; k < n_chunks; k++) s += partial[(int64_t)k * cols + j];
-    st(dw + j, ld(dw[j]) + s);
+    st(dw + j, accumulate ? ld(dw[j]) + s : s);
+}
+
+/* dw (+)= the n_chunks partials (0: writes zeros, or leaves dw as it is). */
+srlm_status rmsnorm_dw_final(srlm_view *dw, const float *partial, int n_chunks, int cols, int accumulate,
+                             cudaStream_t st) {
+    if (n_chunks == 0 && accumulate) return SRLM_OK;
+    const int threads = 256, blocks = (cols + threads - 1) / threads;
+    if (dw->dtype == SRLM_F32)
+        rmsnorm_dw_final_kernel<float><<<blocks, threads, 0, st>>>((float *)dw->data, partial, n_chunks, cols,
+                                                                   accumulate);
+    else
+        rmsnorm_dw_final_kernel<__nv_bfloat16><<<blocks, threads, 0, st>>>((__nv_bfloat16 *)dw->data, partial,
+                                                                           n_chunks, cols, accumulate);
+    SRLM_CUDA_TRY(cudaGetLastError());
+    return SRLM_OK;
 }
 
 /* Row chunks of the dw pass: ~32 rows each, at most 256 (bounds the workspace
@@ -254,7 +269,7 @@ extern "C" size_t srlm_cuda_rmsnorm_backward_workspace(int64_t rows, int64_t col
 
 template <typename T>
 static srlm_status rmsnorm_backward_t(srlm_view *dx, srlm_view *dw, const srlm_view *dy,
-                                      const srlm_view *x, const srlm_view *w, float eps,
+                                      const srlm_view *x, const srlm_view *w, float eps, int accumulate,
                                       float *inv, float *partial, cudaStream_t st) {
     const int rows = (int)x->rows, cols = (int)x->cols;
     rmsnorm_backward_rows_kernel<T><<<rows, kThreads, 0, st>>>(
@@ -268,20 +283,12 @@ static srlm_status rmsnorm_backward_t(srlm_view *dx, srlm_view *dw, const srlm_v
                                                          (const T *)x->data, x->stride, inv, rows,
                                                          cols, per_chunk);
     SRLM_CUDA_TRY(cudaGetLastError());
-    const int fin_threads = 256, fin_blocks = (cols + fin_threads - 1) / fin_threads;
-    if (dw->dtype == SRLM_F32)
-        rmsnorm_dw_final_kernel<float><<<fin_blocks, fin_threads, 0, st>>>((float *)dw->data, partial,
-                                                                           chunks, cols);
-    else
-        rmsnorm_dw_final_kernel<__nv_bfloat16><<<fin_blocks, fin_threads, 0, st>>>(
-            (__nv_bfloat16 *)dw->data, partial, chunks, cols);
-    SRLM_CUDA_TRY(cudaGetLastError());
-    return SRLM_OK;
+    return rmsnorm_dw_final(dw, partial, chunks, cols, accumulate, st);
 }
 
 extern "C" srlm_status srlm_cuda_rmsnorm_backward(srlm_view *dx, srlm_view *dw, const srlm_view *dy,
                                                   const srlm_view *x, const srlm_view *w, float eps,
-                                                  void *workspace, void *stream) {
+                                                  int accumulate, void *workspace, void *stream) {
     const char *op = "rmsnorm_backward";
     SRLM_CHECK(check_view(x, op, "x"));
     SRLM_CHECK(check_like(dx, x, op, "dx", "x", x->rows));
@@ -292,12 +299,13 @@ extern "C" srlm_status srlm_cuda_rmsnorm_backward(srlm_view *dx, srlm_view *dw, 
     if (dw->cols != x->cols || dw->rows < 1)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: dw is (%lld, %lld), expected (1, %lld)", op,
                         (long long)dw->rows, (long long)dw->cols, (long long)x->cols);
-    if (x->rows == 0) return SRLM_OK;
+    cudaStream_t st = (cudaStream_t)stream;
+    if (x->rows == 0) return rmsnorm_dw_final(dw, NULL, 0, (int)x->cols, accumulate, st); /* an empty sum */
     if (!workspace)
         return SRLM_ERR(SRLM_BAD_INPUT, "%s: no workspace, expected %zu bytes of device memory", op,
                         srlm_cuda_rmsnorm_backward_workspace(x->rows, x->cols));
     float *inv = (float *)workspace, *partial = inv + x->rows;
-    cudaStream_t st = (cudaStream_t)stream;
-    if (x->dtype == SRLM_F32) return rmsnorm_backward_t<float>(dx, dw, dy, x, w, eps, inv, partial, st);
-    return rmsnorm_backward_t<__nv_bfloat16>(dx, dw, dy, x, w, eps, inv, partial, st);
+    if (x->dtype == SRLM_F32)
+        return rmsnorm_backward_t<float>(dx, dw, dy, x, w, eps, accumulate, inv, partial, st);
+    return rmsnorm_backward_t<__nv_bfloat16>(dx, dw, dy, x, w, eps, accumulate, inv, partial, st);
 }

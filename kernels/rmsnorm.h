@@ -29,13 +29,14 @@ srlm_status srlm_cuda_rmsnorm(srlm_view *y, const srlm_view *x, const srlm_view 
 srlm_status srlm_cuda_add_rmsnorm(srlm_view *x, srlm_view *y, const srlm_view *r, const srlm_view *w,
                                   float eps, void *stream);
 
-/* dx = d/dx given dy (=, not accumulated); dw (1, cols) += sum over rows of
- * dy * x_normalised, summed in a fixed order (per-block partials over row
- * ranges, then the blocks in order): deterministic, no atomics. workspace:
- * srlm_cuda_rmsnorm_backward_workspace(rows, cols) bytes of device memory. */
+/* dx = d/dx given dy (=, not accumulated); dw (1, cols) = sum over rows of
+ * dy * x_normalised (accumulate: +=), summed in a fixed order (per-block
+ * partials over row ranges, then the blocks in order): deterministic, no
+ * atomics. workspace: srlm_cuda_rmsnorm_backward_workspace(rows, cols) bytes
+ * of device memory. */
 size_t srlm_cuda_rmsnorm_backward_workspace(int64_t rows, int64_t cols);
 srlm_status srlm_cuda_rmsnorm_backward(srlm_view *dx, srlm_view *dw, const srlm_view *dy,
-                                       const srlm_view *x, const srlm_view *w, float eps,
+                                       const srlm_view *x, const srlm_view *w, float eps, int accumulate,
                                        void *workspace, void *stream);
 
 #ifdef __cplusplus

@@ -93,8 +93,7 @@ static inline double train_sft_step(srlm_llama *m, srlm_train_acts *a, const srl
             loss -= logp[b * bd->T + t];
             dlogp[b * bd->T + t] = -1.0f / (float)count;
         }
-    CHECK_OK(srlm_llama_grads_zero(g, m));
-    CHECK_OK(srlm_llama_train_backward(m, a, tb, dlogp, g));
+    CHECK_OK(srlm_llama_train_backward(m, a, tb, dlogp, g, 0)); /* writes g, whatever it held */
     free(logp);
     free(dlogp);
     return loss / count;

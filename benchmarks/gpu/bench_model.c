@@ -257,13 +257,12 @@ static double train_step_phased(srlm_llama *m, srlm_train_acts *acts, srlm_llama
     srlm_backend *be = m->be;
     const double t0 = now_s();
     double tp = t0;
-    TRY(srlm_llama_grads_zero(g, m));
     const int rows = b->B * b->T;
     for (int k = 0; k < micro; k++) {
         TRY(srlm_llama_train_forward(m, acts, b, logp)); /* waits: the log-probs come back */
         if (phases) phases[0] += now_s() - tp, tp = now_s();
         for (int r = 0; r < rows; r++) dlogp[r] = -1.0f / (float)(rows * micro); /* mean cross-entropy */
-        TRY(srlm_llama_train_backward(m, acts, b, dlogp, g)); /* adds into g */
+        TRY(srlm_llama_train_backward(m, acts, b, dlogp, g, k > 0)); /* the first writes g, the others add */
         if (phases) sync_device(be, g), phases[1] += now_s() - tp, tp = now_s();
     }
     const srlm_adamw_hparams h = {1e-5, 0.9, 0.95, 1e-8, 0.1};

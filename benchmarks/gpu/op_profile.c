@@ -137,14 +137,15 @@ WRAP(row_argmax, (srlm_backend *be, const srlm_view *l, int *idx, float *val), (
 WRAP(dropout, (srlm_backend *be, srlm_view *x, float p, uint64_t key), (be, x, p, key), NULL)
 WRAP(matmul_dx, (srlm_backend *be, srlm_view *dx, const srlm_view *dy, const srlm_view *w, int acc),
      (be, dx, dy, w, acc), dx)
-WRAP(matmul_dw, (srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x), (be, dw, dy, x), dw)
+WRAP(matmul_dw, (srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x, int acc),
+     (be, dw, dy, x, acc), dw)
 WRAP(embedding_backward,
      (srlm_backend *be, srlm_view *dt, const srlm_view *dx, const int *ids, int n, int64_t vs),
      (be, dt, dx, ids, n, vs), NULL)
 WRAP(rmsnorm_backward,
      (srlm_backend *be, srlm_view *dx, srlm_view *dw, const srlm_view *dy, const srlm_view *x, const srlm_view *w,
-      float eps),
-     (be, dx, dw, dy, x, w, eps), NULL)
+      float eps, int acc),
+     (be, dx, dw, dy, x, w, eps, acc), NULL)
 WRAP(rope_backward, (srlm_backend *be, srlm_view *dx, const int *pos, int nh, int hd, float theta),
      (be, dx, pos, nh, hd, theta), NULL)
 WRAP(attention_backward,

@@ -12,7 +12,7 @@
 
 srlm_status __real_srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b, float *logp);
 srlm_status __real_srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
-                                             const float *dlogp, srlm_llama_grads *g);
+                                             const float *dlogp, srlm_llama_grads *g, int accumulate);
 void        __real_srlm_adamw_step(float *param, const float *grad, float *m, float *v, size_t n,
                                    const srlm_adamw_hparams *h, long t, int decay);
 srlm_status __real_srlm_comm_allreduce(srlm_comm *c, void *buf, size_t n, srlm_comm_dtype t, srlm_reduce_op op);
@@ -24,7 +24,7 @@ srlm_status __real_srlm_comm_barrier(srlm_comm *c);
 
 srlm_status __wrap_srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b, float *logp);
 srlm_status __wrap_srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
-                                             const float *dlogp, srlm_llama_grads *g);
+                                             const float *dlogp, srlm_llama_grads *g, int accumulate);
 void        __wrap_srlm_adamw_step(float *param, const float *grad, float *m, float *v, size_t n,
                                    const srlm_adamw_hparams *h, long t, int decay);
 srlm_status __wrap_srlm_comm_allreduce(srlm_comm *c, void *buf, size_t n, srlm_comm_dtype t, srlm_reduce_op op);
@@ -42,9 +42,9 @@ srlm_status __wrap_srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, c
 }
 
 srlm_status __wrap_srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
-                                             const float *dlogp, srlm_llama_grads *g) {
+                                             const float *dlogp, srlm_llama_grads *g, int accumulate) {
     double t0 = scaling_now();
-    srlm_status st = __real_srlm_llama_train_backward(m, a, b, dlogp, g);
+    srlm_status st = __real_srlm_llama_train_backward(m, a, b, dlogp, g, accumulate);
     scaling_log_record(t0, EV_BWD, 0, 0);
     return st;
 }

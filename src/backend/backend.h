@@ -268,16 +268,18 @@ typedef struct {
     /* dx (N, in) = dy (N, out) W (out, in); accumulate: dx += instead of = */
     srlm_status (*matmul_dx)(srlm_backend *be, srlm_view *dx, const srlm_view *dy,
                              const srlm_view *w, int accumulate);
-    /* dw (out, in) += dy^T (out, N) x (N, in) */
+    /* dw (out, in) = dy^T (out, N) x (N, in); accumulate: dw += instead of =
+     * (a first micro-batch writes its gradients, so they need no zeroing) */
     srlm_status (*matmul_dw)(srlm_backend *be, srlm_view *dw, const srlm_view *dy,
-                             const srlm_view *x);
+                             const srlm_view *x, int accumulate);
     /* dtable row (ids[i] - vocab_start) += dx row i, for ids in this shard, in order of i */
     srlm_status (*embedding_backward)(srlm_backend *be, srlm_view *dtable, const srlm_view *dx,
                                       const int *ids, int n, int64_t vocab_start);
-    /* dx = d/dx of rmsnorm given dy; dw (1, cols) += sum over rows of dy * x_normalised */
+    /* dx = d/dx of rmsnorm given dy; dw (1, cols) = sum over rows of dy *
+     * x_normalised; accumulate: dw += instead of = */
     srlm_status (*rmsnorm_backward)(srlm_backend *be, srlm_view *dx, srlm_view *dw,
                                     const srlm_view *dy, const srlm_view *x, const srlm_view *w,
-                                    float eps);
+                                    float eps, int accumulate);
     /* the transpose of rope (rotation by -angle), in place on a gradient */
     srlm_status (*rope_backward)(srlm_backend *be, srlm_view *dx, const int *pos, int n_heads,
                                  int head_dim, float theta);

@@ -279,9 +279,10 @@ srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const sr
 }
 
 /* Backward through one layer: a->dx holds d loss / d (layer output) on entry and
- * d loss / d (layer input) on exit. */
+ * d loss / d (layer input) on exit; the layer's gradients are written into gl
+ * (accumulate: added). */
 static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, const srlm_layer_acts *la,
-                                  int64_t N, const srlm_train_batch *b, srlm_llama_layer *gl) {
+                                  int64_t N, const srlm_train_batch *b, srlm_llama_layer *gl, int acc) {
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
     const srlm_llama_layer *ly = &m->layers[l];
@@ -298,23 +299,23 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(op->copy(be, &dtmp, &dx));
     SRLM_CHECK(op->dropout(be, &dtmp, b->dropout, dropout_key(b, l, SITE_MLP)));
     SRLM_CHECK(op->matmul_dx(be, &dh, &dtmp, &ly->w_down, 0));
-    SRLM_CHECK(op->matmul_dw(be, &gl->w_down, &dtmp, &la->h));
+    SRLM_CHECK(op->matmul_dw(be, &gl->w_down, &dtmp, &la->h, acc));
     SRLM_CHECK(op->swiglu_backward(be, &dgate, &dup, &dh, &la->gate, &la->up));
     /* gate and up stacked: one GEMM each way, dxn rounded once */
     srlm_view w_gu, g_gu, w_qkv, g_qkv;
     SRLM_CHECK(srlm_llama_gate_up_weight(ly, &w_gu));
     SRLM_CHECK(srlm_llama_gate_up_weight(gl, &g_gu));
     SRLM_CHECK(op->matmul_dx(be, &dxn, &dgu, &w_gu, 0));
-    SRLM_CHECK(op->matmul_dw(be, &g_gu, &dgu, &la->xn2));
+    SRLM_CHECK(op->matmul_dw(be, &g_gu, &dgu, &la->xn2, acc));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
-    SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->mlp_norm, &dxn, &la->x_mid, &ly->mlp_norm, eps));
+    SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->mlp_norm, &dxn, &la->x_mid, &ly->mlp_norm, eps, acc));
     SRLM_CHECK(op->add(be, &dx, &dtmp));
 
     /* attention block: x_mid = x_in + dropout(att W_o^T) */
     SRLM_CHECK(op->copy(be, &dtmp, &dx));
     SRLM_CHECK(op->dropout(be, &dtmp, b->dropout, dropout_key(b, l, SITE_ATTN)));
     SRLM_CHECK(op->matmul_dx(be, &datt, &dtmp, &ly->wo, 0));
-    SRLM_CHECK(op->matmul_dw(be, &gl->wo, &dtmp, &la->att));
+    SRLM_CHECK(op->matmul_dw(be, &gl->wo, &dtmp, &la->att, acc));
     SRLM_CHECK(attention_backward(m, a, la, &dq, &dk, &dv, &datt, b));
     srlm_view dqk = srlm_view_cols(dqkv, 0, dq.cols + dk.cols);
     SRLM_CHECK(op->rope_backward(be, &dqk, a->pos, m->n_heads_local + m->n_kv_local, m->head_dim, theta));
@@ -322,15 +323,15 @@ static srlm_status layer_backward(srlm_llama *m, int l, srlm_train_acts *a, cons
     SRLM_CHECK(srlm_llama_qkv_weight(ly, &w_qkv));
     SRLM_CHECK(srlm_llama_qkv_weight(gl, &g_qkv));
     SRLM_CHECK(op->matmul_dx(be, &dxn, &dqkv, &w_qkv, 0));
-    SRLM_CHECK(op->matmul_dw(be, &g_qkv, &dqkv, &la->xn1));
+    SRLM_CHECK(op->matmul_dw(be, &g_qkv, &dqkv, &la->xn1, acc));
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
-    SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->attn_norm, &dxn, &la->x_in, &ly->attn_norm, eps));
+    SRLM_CHECK(op->rmsnorm_backward(be, &dtmp, &gl->attn_norm, &dxn, &la->x_in, &ly->attn_norm, eps, acc));
     SRLM_CHECK(op->add(be, &dx, &dtmp));
     return SRLM_OK;
 }
 
 srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
-                                      const float *dlogp, srlm_llama_grads *g) {
+                                      const float *dlogp, srlm_llama_grads *g, int accumulate) {
     const srlm_backend_ops *op = m->be->ops;
     srlm_backend *be = m->be;
     const int64_t N = batch_layout(a, b), S = a->n_sel;
@@ -352,6 +353,7 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
     srlm_view zero_row = srlm_view_rows(a->dtmp, S, 1); /* S < N: a sequence's last row has no target */
     srlm_status st = S > 0 ? op->copy_rows(be, &xsel, &xnf, a->sel, (int)S) : SRLM_OK;
     const int64_t last = S > 0 ? (S - 1) / a->logits_rows * a->logits_rows : -1;
+    int head_acc = accumulate; /* the first chunk writes the head's gradient, the others add */
     for (int64_t r0 = last; r0 >= 0 && st == SRLM_OK; r0 -= a->logits_rows) {
         const int64_t n = S - r0 < a->logits_rows ? S - r0 : a->logits_rows;
         srlm_view logits = srlm_view_rows(a->logits, 0, n), in = srlm_view_rows(xsel, r0, n);
@@ -360,16 +362,18 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
         if (st == SRLM_OK)
             st = op->logprob_backward(be, &logits, a->mx + r0, a->se + r0, tg + r0, m->vocab_start, dl + r0);
         if (st == SRLM_OK) st = op->matmul_dx(be, &d_rows, &logits, &m->lm_head, 0);
-        if (st == SRLM_OK) st = op->matmul_dw(be, &g->lm_head, &logits, &in);
+        if (st == SRLM_OK) st = op->matmul_dw(be, &g->lm_head, &logits, &in, head_acc);
+        head_acc = 1;
     }
     free(dl);
     free(tg);
+    if (st == SRLM_OK && !head_acc) st = op->fill(be, &g->lm_head, 0.0f); /* no row has a target */
     if (st == SRLM_OK) st = op->fill(be, &zero_row, 0.0f);
     if (st == SRLM_OK) st = op->copy_rows(be, &dxn, &dsel, a->inv, (int)N);
     SRLM_CHECK(st);
     SRLM_CHECK(srlm_llama_allreduce_view(m, m->tp, &dxn));
     SRLM_CHECK(op->rmsnorm_backward(be, &dx, &g->final_norm, &dxn, &xf, &m->final_norm,
-                                    (float)m->cfg.rms_norm_eps));
+                                    (float)m->cfg.rms_norm_eps, accumulate));
 
     srlm_view scratch_out = srlm_view_rows(a->dtmp, 0, N); /* recompute's discarded layer output */
     for (int l = m->n_layers - 1; l >= 0; l--) {
@@ -379,7 +383,17 @@ srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const s
             srlm_view proj = srlm_view_rows(a->dxn, 0, N);
             SRLM_CHECK(layer_forward(m, l, &la, &scratch_out, &proj, a, b));
         }
-        SRLM_CHECK(layer_backward(m, l, a, &la, N, b, &g->layers[l]));
+        SRLM_CHECK(layer_backward(m, l, a, &la, N, b, &g->layers[l], accumulate));
+    }
+    if (!accumulate) {
+        /* the table's rows are added to (a tied one holds the head's gradient
+         * by now); past the parameters, the flat buffer's padding */
+        if (!m->tied) SRLM_CHECK(op->fill(be, &g->embed, 0.0f));
+        const int64_t tail = g->flat.cols - m->n_params_local;
+        if (tail > 0) {
+            srlm_view pad = srlm_view_cols(g->flat, m->n_params_local, tail);
+            SRLM_CHECK(op->fill(be, &pad, 0.0f));
+        }
     }
     return op->embedding_backward(be, &g->embed, &dx, a->ids, (int)N, m->vocab_start);
 }

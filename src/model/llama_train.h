@@ -80,10 +80,13 @@ srlm_status srlm_llama_train_forward(srlm_llama *m, srlm_train_acts *a, const sr
                                      float *logp);
 
 /* Backward for d loss / d logp[r] = dlogp[r] (0 for rows that do not count):
- * ADDS the parameter gradients into g (so micro-batches accumulate). Must follow
- * srlm_llama_train_forward on the same batch; it consumes the saved logits. */
+ * accumulate 1 ADDS the parameter gradients into g (the micro-batches after a
+ * step's first); 0 WRITES every element of g (its padding included), whatever
+ * it held, so a step's first micro-batch needs no zeroing pass before it (and
+ * the weight-gradient GEMMs do not read g). Must follow srlm_llama_train_forward
+ * on the same batch; it consumes the saved logits. */
 srlm_status srlm_llama_train_backward(srlm_llama *m, srlm_train_acts *a, const srlm_train_batch *b,
-                                      const float *dlogp, srlm_llama_grads *g);
+                                      const float *dlogp, srlm_llama_grads *g, int accumulate);
 
 /* Sum the k/v weight gradients over the ranks that hold copies of the same KV
  * head (tp > n_kv_heads), so every copy gets the full gradient. Once per step,

@@ -427,7 +427,6 @@ static srlm_status train_step(trainer *t, step_result *res) {
         tok[i] = example_tokens(t, ex[i]);
     }
     memset(res, 0, sizeof *res);
-    SRLM_CHECK(srlm_llama_grads_zero(&t->g, &t->m));
 
     /* SFT: the loss is the sum over the GLOBAL batch's target tokens divided by their
      * count; every rank knows the whole batch, so no communication is needed for it */
@@ -438,6 +437,7 @@ static srlm_status train_step(trainer *t, step_result *res) {
     /* this dp replica's share of the batch: examples [lo, hi) */
     const int lo = (int)((long)bs * t->dp_rank / t->dp), hi = (int)((long)bs * (t->dp_rank + 1) / t->dp);
     double part[7] = {0}; /* loss, 4 DPO metrics, tokens, skipped: summed over replicas */
+    int wrote = 0;        /* the first backward writes the gradients, the later ones add */
     for (int i0 = lo, n; i0 < hi; i0 += n) {
         n = srlm_micro_batch_take(tok + i0, hi - i0, per, tc->micro_batch_tokens);
         int T, B;
@@ -485,8 +485,11 @@ static srlm_status train_step(trainer *t, step_result *res) {
                 set_response_grad(t, 2 * k + 1, T, np, (float)(w * dr[k]));
             }
         }
-        SRLM_CHECK(srlm_llama_train_backward(&t->m, &t->acts, &b, t->dlogp, &t->g));
+        SRLM_CHECK(srlm_llama_train_backward(&t->m, &t->acts, &b, t->dlogp, &t->g, wrote));
+        wrote = 1;
     }
+    /* nothing ran here (more replicas than examples, or every micro-batch skipped) */
+    if (!wrote) SRLM_CHECK(srlm_llama_grads_zero(&t->g, &t->m));
     /* tp ranks of a replica computed the same numbers: sum over replicas only */
     SRLM_CHECK(srlm_comm_allreduce(t->dp_comm, part, 7, SRLM_COMM_F64, SRLM_REDUCE_SUM));
     res->loss = part[0];

@@ -733,10 +733,23 @@ static void test_matmul_backward(void) {
     CHECK_OK(g_gpu->ops->matmul_dx(g_gpu, &dx.g, &dy.g, &w.g, 1));
     compare_accumulated("matmul_dx accumulate", &dx, &twice, tol(1e-5, 1e-2));
     drop(&twice);
-    CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dw.c, &dy.c, &x.c));
-    CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dw.g, &dy.g, &x.g));
+    CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dw.c, &dy.c, &x.c, 1));
+    CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dw.g, &dy.g, &x.g, 1));
     compare("matmul_dw (accumulates)", &dw, 1e-5);
-    CHECK(g_gpu->ops->matmul_dw(g_gpu, &dx.g, &dy.g, &x.g) == SRLM_BAD_INPUT);
+    CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dw.c, &dy.c, &x.c, 0)); /* over what the last one left */
+    CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dw.g, &dy.g, &x.g, 0));
+    compare("matmul_dw (writes)", &dw, 1e-5);
+    {   /* no rows: the empty sum, zeros (written) or dw as it was (added) */
+        srlm_view dy0c = srlm_view_rows(dy.c, 0, 0), x0c = srlm_view_rows(x.c, 0, 0);
+        srlm_view dy0g = srlm_view_rows(dy.g, 0, 0), x0g = srlm_view_rows(x.g, 0, 0);
+        CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dw.c, &dy0c, &x0c, 1));
+        CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dw.g, &dy0g, &x0g, 1));
+        compare("matmul_dw of no rows (adds nothing)", &dw, 1e-5);
+        CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dw.c, &dy0c, &x0c, 0));
+        CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dw.g, &dy0g, &x0g, 0));
+        compare("matmul_dw of no rows (writes zeros)", &dw, 0);
+    }
+    CHECK(g_gpu->ops->matmul_dw(g_gpu, &dx.g, &dy.g, &x.g, 1) == SRLM_BAD_INPUT);
     /* strided views (column slices of wider buffers), as test_matmul has them:
      * each stride becomes a leading dimension of its own */
     pair dys = mk_as(g_dt, N, FF, 8), ws = mk_as(g_dt, FF, DIM, 32), dxs = mk_as(g_dt, N, DIM, 4);
@@ -748,8 +761,8 @@ static void test_matmul_backward(void) {
     CHECK_OK(g_cpu->ops->matmul_dx(g_cpu, &dxs.c, &dys.c, &ws.c, 0));
     CHECK_OK(g_gpu->ops->matmul_dx(g_gpu, &dxs.g, &dys.g, &ws.g, 0));
     compare("matmul_dx strided", &dxs, tol(1e-5, 1e-2));
-    CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dws.c, &dys.c, &xs.c));
-    CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dws.g, &dys.g, &xs.g));
+    CHECK_OK(g_cpu->ops->matmul_dw(g_cpu, &dws.c, &dys.c, &xs.c, 1));
+    CHECK_OK(g_gpu->ops->matmul_dw(g_gpu, &dws.g, &dys.g, &xs.g, 1));
     compare("matmul_dw strided (accumulates)", &dws, 1e-5);
     drop(&dy), drop(&w), drop(&dx), drop(&x), drop(&dw);
     drop(&dys), drop(&ws), drop(&dxs), drop(&xs), drop(&dws);
@@ -770,10 +783,21 @@ static void test_rmsnorm_backward(void) {
     pair x = mk_rand(N, DIM, 1.5f, 0.2f), w = mk_rand(1, DIM, 0.1f, 1.0f), dy = mk_rand(N, DIM, 1.0f, 0.0f);
     pair dx = mk(N, DIM), dw = mk_as(SRLM_F32, 1, DIM, 0);
     randomize(&dw, 0.1f, 0.0f);
-    CHECK_OK(g_cpu->ops->rmsnorm_backward(g_cpu, &dx.c, &dw.c, &dy.c, &x.c, &w.c, 1e-5f));
-    CHECK_OK(g_gpu->ops->rmsnorm_backward(g_gpu, &dx.g, &dw.g, &dy.g, &x.g, &w.g, 1e-5f));
+    CHECK_OK(g_cpu->ops->rmsnorm_backward(g_cpu, &dx.c, &dw.c, &dy.c, &x.c, &w.c, 1e-5f, 1));
+    CHECK_OK(g_gpu->ops->rmsnorm_backward(g_gpu, &dx.g, &dw.g, &dy.g, &x.g, &w.g, 1e-5f, 1));
     compare("rmsnorm_backward dx", &dx, tol(1e-5, 1e-2));
     compare("rmsnorm_backward dw (accum.)", &dw, 1e-5);
+    CHECK_OK(g_cpu->ops->rmsnorm_backward(g_cpu, &dx.c, &dw.c, &dy.c, &x.c, &w.c, 1e-5f, 0));
+    CHECK_OK(g_gpu->ops->rmsnorm_backward(g_gpu, &dx.g, &dw.g, &dy.g, &x.g, &w.g, 1e-5f, 0));
+    compare("rmsnorm_backward dw (written)", &dw, 1e-5);
+    {   /* no rows: dw zeros when written */
+        srlm_view x0c = srlm_view_rows(x.c, 0, 0), x0g = srlm_view_rows(x.g, 0, 0);
+        srlm_view dx0c = srlm_view_rows(dx.c, 0, 0), dx0g = srlm_view_rows(dx.g, 0, 0);
+        srlm_view dy0c = srlm_view_rows(dy.c, 0, 0), dy0g = srlm_view_rows(dy.g, 0, 0);
+        CHECK_OK(g_cpu->ops->rmsnorm_backward(g_cpu, &dx0c, &dw.c, &dy0c, &x0c, &w.c, 1e-5f, 0));
+        CHECK_OK(g_gpu->ops->rmsnorm_backward(g_gpu, &dx0g, &dw.g, &dy0g, &x0g, &w.g, 1e-5f, 0));
+        compare("rmsnorm_backward dw of no rows (writes zeros)", &dw, 0);
+    }
     drop(&x), drop(&w), drop(&dy), drop(&dx), drop(&dw);
 }
 

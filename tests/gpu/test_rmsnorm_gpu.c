@@ -41,7 +41,7 @@ static void view_case(srlm_backend *be, int rows, int cols, int stride, srlm_dty
     srlm_view hw = {w, SRLM_F32, 1, cols, cols}, hy = {ry, SRLM_F32, rows, cols, stride};
     srlm_view hdx = {rdx, SRLM_F32, rows, cols, stride}, hdw = {rdw, SRLM_F32, 1, cols, cols};
     CHECK_OK(be->ops->rmsnorm(be, &hy, &hx, &hw, eps));
-    CHECK_OK(be->ops->rmsnorm_backward(be, &hdx, &hdw, &hdy, &hx, &hw, eps));
+    CHECK_OK(be->ops->rmsnorm_backward(be, &hdx, &hdw, &hdy, &hx, &hw, eps, 1));
     round_to_dtype(rdw, (size_t)cols, wt);
 
     void *dx = gpu_from_f32(x, n, t), *ddy = gpu_from_f32(dy, n, t), *dw = gpu_from_f32(w, (size_t)cols, t);
@@ -53,7 +53,7 @@ static void view_case(srlm_backend *be, int rows, int cols, int stride, srlm_dty
     srlm_view vw = {dw, t, 1, cols, cols}, vy = {dy_out, t, rows, cols, stride};
     srlm_view vdx = {ddx, t, rows, cols, stride}, vdw = {ddw, wt, 1, cols, cols};
     CHECK_OK(srlm_cuda_rmsnorm(&vy, &vx, &vw, eps, NULL));
-    CHECK_OK(srlm_cuda_rmsnorm_backward(&vdx, &vdw, &vdy, &vx, &vw, eps, ws, NULL));
+    CHECK_OK(srlm_cuda_rmsnorm_backward(&vdx, &vdw, &vdy, &vx, &vw, eps, 1, ws, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     gpu_to_f32(got, dy_out, n, t);
     double e_y = rel_err(got, ry, rows, cols, stride);
@@ -69,7 +69,7 @@ static void view_case(srlm_backend *be, int rows, int cols, int stride, srlm_dty
     srlm_convert_from_f32(got2, wt, dw0, (size_t)cols); /* got2 as a staging buffer */
     CHECK(cudaMemcpy(ddw, got2, (size_t)cols * srlm_dtype_size(wt), cudaMemcpyHostToDevice) == cudaSuccess);
     CHECK(cudaMemset(ddx, 0xff, n * srlm_dtype_size(t)) == cudaSuccess);
-    CHECK_OK(srlm_cuda_rmsnorm_backward(&vdx, &vdw, &vdy, &vx, &vw, eps, ws, NULL));
+    CHECK_OK(srlm_cuda_rmsnorm_backward(&vdx, &vdw, &vdy, &vx, &vw, eps, 1, ws, NULL));
     CHECK(cudaDeviceSynchronize() == cudaSuccess);
     gpu_to_f32(got2, ddx, n, t);
     gpu_to_f32(gdw2, ddw, (size_t)cols, wt);
@@ -78,6 +78,19 @@ static void view_case(srlm_backend *be, int rows, int cols, int stride, srlm_dty
         same &= !memcmp(got + (size_t)i * stride, got2 + (size_t)i * stride, (size_t)cols * 4);
     same &= !memcmp(gdw, gdw2, (size_t)cols * 4);
     CHECK_MSG(same, "rmsnorm_backward %s %dx%d: a second run gave other bits", tn, rows, cols);
+
+    /* dw written (a step's first micro-batch), over NaN: the CPU's written dw */
+    float *wdw = malloc((size_t)cols * 4);
+    srlm_view hwdw = {wdw, SRLM_F32, 1, cols, cols};
+    CHECK_OK(be->ops->rmsnorm_backward(be, &hdx, &hwdw, &hdy, &hx, &hw, eps, 0));
+    round_to_dtype(wdw, (size_t)cols, wt);
+    CHECK(cudaMemset(ddw, 0xff, (size_t)cols * srlm_dtype_size(wt)) == cudaSuccess);
+    CHECK_OK(srlm_cuda_rmsnorm_backward(&vdx, &vdw, &vdy, &vx, &vw, eps, 0, ws, NULL));
+    CHECK(cudaDeviceSynchronize() == cudaSuccess);
+    gpu_to_f32(gdw2, ddw, (size_t)cols, wt);
+    const double e_w = rel_err(gdw2, wdw, 1, cols, cols);
+    CHECK_MSG(e_w <= tol_dw, "rmsnorm %s %dx%d: dw written over NaN, relative error %.3g", tn, rows, cols, e_w);
+    free(wdw);
     printf("rmsnorm %-4s %5d x %5d (stride %5d), dw %-4s: y %.2e, dx %.2e, dw %.2e, rerun %s\n", tn,
            rows, cols, stride, wn, e_y, e_dx, e_dw, same ? "identical" : "DIFFERS");
     cudaFree(dx); cudaFree(ddy); cudaFree(dw); cudaFree(dy_out); cudaFree(ddx); cudaFree(ddw); cudaFree(ws);
@@ -122,7 +135,7 @@ int main(void) {
     srlm_view a = {p, SRLM_F32, 2, 4, 4}, b = {p, SRLM_BF16, 2, 4, 4}, w1 = {p, SRLM_F32, 1, 3, 3};
     CHECK(srlm_cuda_rmsnorm(&a, &b, &a, 1e-5f, NULL) == SRLM_BAD_INPUT);  /* dtypes */
     CHECK(srlm_cuda_rmsnorm(&a, &a, &w1, 1e-5f, NULL) == SRLM_BAD_INPUT); /* w's width */
-    CHECK(srlm_cuda_rmsnorm_backward(&a, &w1, &a, &a, &a, 1e-5f, p, NULL) == SRLM_BAD_INPUT);
+    CHECK(srlm_cuda_rmsnorm_backward(&a, &w1, &a, &a, &a, 1e-5f, 1, p, NULL) == SRLM_BAD_INPUT);
     cudaFree(p);
     srlm_backend_free(be);
     TEST_DONE();

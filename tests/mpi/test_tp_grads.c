@@ -31,7 +31,7 @@ static void grads_of(srlm_llama *m, const batch_data *bd, int s0, int s1, const 
     for (int b = 0; b < B; b++)
         for (int t = bd->plen[s0 + b] - 1; t < bd->len[s0 + b] - 1; t++) dlogp[b * T + t] = (float)w[s0 + b];
     CHECK_OK(srlm_llama_grads_zero(g, m));
-    CHECK_OK(srlm_llama_train_backward(m, &a, &tb, dlogp, g));
+    CHECK_OK(srlm_llama_train_backward(m, &a, &tb, dlogp, g, 1)); /* added to the zeros */
     free(logp);
     free(dlogp);
     srlm_train_acts_free(&a, m);

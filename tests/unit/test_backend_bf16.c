@@ -310,12 +310,14 @@ static void test_matmul(void) {
     pair_check("matmul_dx into F32", &dx32, 0);
 
     pair dw = pair_bf(OUT, IN, 35), dw32 = pair_new(SRLM_F32, OUT, IN, 36); /* dw +=: starts nonzero */
-    CHECK_OK(op->matmul_dw(be, &dw.b.v, &dy.b.v, &x.b.v));
-    CHECK_OK(op->matmul_dw(be, &dw.f.v, &dy.f.v, &x.f.v));
-    pair_check("matmul_dw", &dw, 0);
-    CHECK_OK(op->matmul_dw(be, &dw32.b.v, &dy.b.v, &x.b.v)); /* fp32 gradients of a bf16 model */
-    CHECK_OK(op->matmul_dw(be, &dw32.f.v, &dy.f.v, &x.f.v));
-    pair_check("matmul_dw into F32", &dw32, 0);
+    for (int acc = 1; acc >= 0; acc--) { /* then written over what the first left */
+        CHECK_OK(op->matmul_dw(be, &dw.b.v, &dy.b.v, &x.b.v, acc));
+        CHECK_OK(op->matmul_dw(be, &dw.f.v, &dy.f.v, &x.f.v, acc));
+        pair_check(acc ? "matmul_dw accumulate" : "matmul_dw", &dw, 0);
+        CHECK_OK(op->matmul_dw(be, &dw32.b.v, &dy.b.v, &x.b.v, acc)); /* fp32 gradients of a bf16 model */
+        CHECK_OK(op->matmul_dw(be, &dw32.f.v, &dy.f.v, &x.f.v, acc));
+        pair_check(acc ? "matmul_dw accumulate into F32" : "matmul_dw into F32", &dw32, 0);
+    }
     pair_free(&x), pair_free(&w), pair_free(&y32), pair_free(&dy), pair_free(&dx), pair_free(&dx32),
         pair_free(&dw), pair_free(&dw32);
 }
@@ -341,16 +343,18 @@ static void test_rmsnorm(void) {
     /* dw BF16, and F32 (the fp32 gradients of a bf16 model), and BF16 beside F32 activations */
     pair dy = pair_bf(N, D, 43), dx = pair_bf(N, D, 0), dw = pair_bf(1, D, 44);
     pair dw32 = pair_new(SRLM_F32, 1, D, 45);
-    CHECK_OK(op->rmsnorm_backward(be, &dx.b.v, &dw.b.v, &dy.b.v, &x.b.v, &w.b.v, eps));
-    CHECK_OK(op->rmsnorm_backward(be, &dx.f.v, &dw.f.v, &dy.f.v, &x.f.v, &w.f.v, eps));
-    pair_check("rmsnorm_backward dx", &dx, 0);
-    pair_check("rmsnorm_backward dw", &dw, 0);
-    CHECK_OK(op->rmsnorm_backward(be, &dx.b.v, &dw32.b.v, &dy.b.v, &x.b.v, &w.b.v, eps));
-    CHECK_OK(op->rmsnorm_backward(be, &dx.f.v, &dw32.f.v, &dy.f.v, &x.f.v, &w.f.v, eps));
-    pair_check("rmsnorm_backward dw F32", &dw32, 0);
+    for (int acc = 1; acc >= 0; acc--) {
+        CHECK_OK(op->rmsnorm_backward(be, &dx.b.v, &dw.b.v, &dy.b.v, &x.b.v, &w.b.v, eps, acc));
+        CHECK_OK(op->rmsnorm_backward(be, &dx.f.v, &dw.f.v, &dy.f.v, &x.f.v, &w.f.v, eps, acc));
+        pair_check("rmsnorm_backward dx", &dx, 0);
+        pair_check(acc ? "rmsnorm_backward dw accumulate" : "rmsnorm_backward dw", &dw, 0);
+        CHECK_OK(op->rmsnorm_backward(be, &dx.b.v, &dw32.b.v, &dy.b.v, &x.b.v, &w.b.v, eps, acc));
+        CHECK_OK(op->rmsnorm_backward(be, &dx.f.v, &dw32.f.v, &dy.f.v, &x.f.v, &w.f.v, eps, acc));
+        pair_check(acc ? "rmsnorm_backward dw F32 accumulate" : "rmsnorm_backward dw F32", &dw32, 0);
+    }
     pair dx32 = pair_new(SRLM_F32, N, D, 0);
-    CHECK_OK(op->rmsnorm_backward(be, &dx32.b.v, &dw.b.v, &dy.f.v, &x.f.v, &w.f.v, eps));
-    CHECK_OK(op->rmsnorm_backward(be, &dx32.f.v, &dw.f.v, &dy.f.v, &x.f.v, &w.f.v, eps));
+    CHECK_OK(op->rmsnorm_backward(be, &dx32.b.v, &dw.b.v, &dy.f.v, &x.f.v, &w.f.v, eps, 1));
+    CHECK_OK(op->rmsnorm_backward(be, &dx32.f.v, &dw.f.v, &dy.f.v, &x.f.v, &w.f.v, eps, 1));
     pair_check("rmsnorm_backward F32 dx beside BF16 dw", &dx32, 0);
     pair_check("rmsnorm_backward BF16 dw of F32 activations", &dw, 0);
     pair_free(&x), pair_free(&w), pair_free(&y), pair_free(&dy), pair_free(&dx), pair_free(&dw),
@@ -593,7 +597,7 @@ static void test_refused(void) {
     tview f1 = tv_new(SRLM_F32, 1, 4, 0);
     refused("matmul BF16 x with F32 w", op->matmul(be, &f.v, &b.v, &f.v, 0), "matmul");
     refused("matmul F32 inputs into BF16", op->matmul(be, &b.v, &f.v, &f.v, 0), "matmul");
-    refused("matmul_dw F32 inputs into BF16", op->matmul_dw(be, &b.v, &f.v, &f.v), "matmul_dw");
+    refused("matmul_dw F32 inputs into BF16", op->matmul_dw(be, &b.v, &f.v, &f.v, 1), "matmul_dw");
     refused("add F32 to BF16", op->add(be, &b.v, &f.v), "add");
     refused("rmsnorm F32 w for BF16 x", op->rmsnorm(be, &b.v, &b.v, &f1.v, 1e-5f), "rmsnorm");
     refused("embedding BF16 out from F32 table", op->embedding(be, &b.v, &f.v, (const int[]){0}, 1, 0),

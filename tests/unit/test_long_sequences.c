@@ -76,8 +76,7 @@ int main(void) {
     static float lp[N], dl[N];
     for (int i = 0; i < N; i++) dl[i] = 1.0f;
     CHECK_OK(srlm_llama_train_forward(&m, &ta, &tb, lp));
-    CHECK_OK(srlm_llama_grads_zero(&g, &m));
-    CHECK_OK(srlm_llama_train_backward(&m, &ta, &tb, dl, &g));
+    CHECK_OK(srlm_llama_train_backward(&m, &ta, &tb, dl, &g, 0));
     srlm_view *w[] = {&m.layers[0].wq, &m.layers[0].wk, &m.layers[0].wv, &m.layers[1].wq, &m.layers[1].wk};
     srlm_view *gw[] = {&g.layers[0].wq, &g.layers[0].wk, &g.layers[0].wv, &g.layers[1].wq, &g.layers[1].wk};
     double worst_rel = 0;

@@ -189,8 +189,8 @@ static void check_case(const char *fx, const char *name, srlm_backend *be) {
         for (int t = P - 1; t < bd.len[c] - 1; t++) dlogp[c * bd.T + t] += (float)dc[i];
         for (int t = P - 1; t < bd.len[r] - 1; t++) dlogp[r * bd.T + t] += (float)dr[i];
     }
-    CHECK_OK(srlm_llama_grads_zero(&g, &m));
-    CHECK_OK(srlm_llama_train_backward(&m, &a, &tb, dlogp, &g));
+    /* g still holds the SFT gradients: written over, not added to */
+    CHECK_OK(srlm_llama_train_backward(&m, &a, &tb, dlogp, &g, 0));
     snprintf(path, sizeof path, "%s/dpo_grads.safetensors", tdir);
     compare_grads("dpo gradients", &g, path);
     free(logp);

@@ -37,15 +37,14 @@ srlm_status cpu_matmul_dx(srlm_backend *be, srlm_view *dx, const srlm_view *dy,
 }
 
 srlm_status cpu_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy,
-                          const srlm_view *x) {
-    (void)be;
+                          const srlm_view *x, int accumulate) {
     if (dw->rows != dy->cols || dw->cols != x->cols || dy->rows != x->rows)
-        return SRLM_ERR(SRLM_FAILED, "matmul_dw shapes: dW (%lld,%lld) += dy^T (%lld,%lld) x (%lld,%lld)",
+        return SRLM_ERR(SRLM_FAILED, "matmul_dw shapes: dW (%lld,%lld) = dy^T (%lld,%lld) x (%lld,%lld)",
                         (long long)dw->rows, (long long)dw->cols, (long long)dy->cols,
                         (long long)dy->rows, (long long)x->rows, (long long)x->cols);
-    if (dy->rows == 0) return SRLM_OK;
+    if (dy->rows == 0) return accumulate ? SRLM_OK : cpu_fill(be, dw, 0.0f); /* an empty sum */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)dw->rows, (int)dw->cols, (int)dy->rows,
-                1.0f, dy->data, (int)dy->stride, x->data, (int)x->stride, 1.0f, dw->data,
+                1.0f, dy->data, (int)dy->stride, x->data, (int)x->stride, accumulate ? 1.0f : 0.0f, dw->data,
                 (int)dw->stride);
     return SRLM_OK;
 }
@@ -65,10 +64,10 @@ srlm_status cpu_embedding_backward(srlm_backend *be, srlm_view *dtable, const sr
 
 /* y = w * x * inv with inv = (mean(x^2) + eps)^-1/2:
  *   dx_j = inv * w_j dy_j - x_j * inv^3 / n * sum_k w_k dy_k x_k
- *   dw_j += sum over rows of dy_j * x_j * inv */
+ *   dw_j (+)= sum over rows of dy_j * x_j * inv */
 srlm_status cpu_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw,
                                  const srlm_view *dy, const srlm_view *x, const srlm_view *w,
-                                 float eps) {
+                                 float eps, int accumulate) {
     (void)be;
     const int64_t rows = x->rows, n = x->cols;
     const float *g = w->data;
@@ -92,7 +91,7 @@ srlm_status cpu_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw,
     for (int64_t j = 0; j < n; j++) {
         float acc = 0.0f;
         for (int64_t i = 0; i < rows; i++) acc += ROW(dy, i)[j] * ROW(x, i)[j] * inv[i];
-        dwv[j] += acc;
+        dwv[j] = accumulate ? dwv[j] + acc : acc;
     }
     free(inv);
     return SRLM_OK;

@@ -515,16 +515,17 @@ done:
 }
 
 /* dw F32 from BF16 dy and x: the fp32 gradients of a bf16 model */
-static srlm_status op_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x) {
+static srlm_status op_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x,
+                                int accumulate) {
     const char *op = "matmul_dw";
     SRLM_CHECK(want_gemm(op, "dw", dw, "x", x, "dy", dy));
-    if (dw->dtype == SRLM_F32 && x->dtype == SRLM_F32) return cpu_matmul_dw(be, dw, dy, x);
+    if (dw->dtype == SRLM_F32 && x->dtype == SRLM_F32) return cpu_matmul_dw(be, dw, dy, x, accumulate);
     staged s[3] = {{0}};
     srlm_status st;
     STAGE(0, dy, 1);
     STAGE(1, x, 1);
-    STAGE(2, dw, 1);
-    st = cpu_matmul_dw(be, &s[2].f, &s[0].f, &s[1].f);
+    STAGE(2, dw, accumulate);
+    st = cpu_matmul_dw(be, &s[2].f, &s[0].f, &s[1].f, accumulate);
 done:
     return finish(s, 3, 1u << 2, st);
 }
@@ -589,13 +590,14 @@ done:
 
 /* dw may be F32 or BF16 whatever x is (fp32 gradients of a bf16 model) */
 static srlm_status op_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw, const srlm_view *dy,
-                                       const srlm_view *x, const srlm_view *w, float eps) {
+                                       const srlm_view *x, const srlm_view *w, float eps, int accumulate) {
     const char *op = "rmsnorm_backward";
     SRLM_CHECK(want_dtype_of(op, "dx", dx, "x", x));
     SRLM_CHECK(want_dtype_of(op, "dy", dy, "x", x));
     SRLM_CHECK(want_dtype_of(op, "w", w, "x", x));
     SRLM_CHECK(want_float(op, "dw", dw));
-    if (x->dtype == SRLM_F32 && dw->dtype == SRLM_F32) return cpu_rmsnorm_backward(be, dx, dw, dy, x, w, eps);
+    if (x->dtype == SRLM_F32 && dw->dtype == SRLM_F32)
+        return cpu_rmsnorm_backward(be, dx, dw, dy, x, w, eps, accumulate);
     SRLM_CHECK(want_shape(op, "dx", dx, x->rows, x->cols));
     SRLM_CHECK(want_shape(op, "dy", dy, x->rows, x->cols));
     SRLM_CHECK(want_shape(op, "w", w, 1, x->cols));
@@ -606,8 +608,8 @@ static srlm_status op_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_vie
     STAGE(1, x, 1);
     STAGE(2, w, 1);
     STAGE(3, dx, 0);
-    STAGE(4, dw, 1);
-    st = cpu_rmsnorm_backward(be, &s[3].f, &s[4].f, &s[0].f, &s[1].f, &s[2].f, eps);
+    STAGE(4, dw, accumulate);
+    st = cpu_rmsnorm_backward(be, &s[3].f, &s[4].f, &s[0].f, &s[1].f, &s[2].f, eps, accumulate);
 done:
     return finish(s, 5, 1u << 3 | 1u << 4, st);
 }

@@ -165,14 +165,15 @@ GUARDED(row_argmax, (srlm_backend *be, const srlm_view *logits, int *idx, float 
 GUARDED(dropout, (srlm_backend *be, srlm_view *x, float p, uint64_t key), (be, x, p, key))
 GUARDED(matmul_dx, (srlm_backend *be, srlm_view *dx, const srlm_view *dy, const srlm_view *w, int acc),
         (be, dx, dy, w, acc))
-GUARDED(matmul_dw, (srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x), (be, dw, dy, x))
+GUARDED(matmul_dw, (srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x, int acc),
+        (be, dw, dy, x, acc))
 GUARDED(embedding_backward,
         (srlm_backend *be, srlm_view *dtable, const srlm_view *dx, const int *ids, int n, int64_t vs),
         (be, dtable, dx, ids, n, vs))
 GUARDED(rmsnorm_backward,
         (srlm_backend *be, srlm_view *dx, srlm_view *dw, const srlm_view *dy, const srlm_view *x,
-         const srlm_view *w, float eps),
-        (be, dx, dw, dy, x, w, eps))
+         const srlm_view *w, float eps, int acc),
+        (be, dx, dw, dy, x, w, eps, acc))
 GUARDED(rope_backward, (srlm_backend *be, srlm_view *dx, const int *pos, int nh, int hd, float theta),
         (be, dx, pos, nh, hd, theta))
 GUARDED(attention_backward,

@@ -56,12 +56,12 @@ srlm_status cpu_dropout(srlm_backend *be, srlm_view *x, float p, uint64_t key);
 srlm_status cpu_matmul_dx(srlm_backend *be, srlm_view *dx, const srlm_view *dy,
                           const srlm_view *w, int accumulate);
 srlm_status cpu_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy,
-                          const srlm_view *x);
+                          const srlm_view *x, int accumulate);
 srlm_status cpu_embedding_backward(srlm_backend *be, srlm_view *dtable, const srlm_view *dx,
                                    const int *ids, int n, int64_t vocab_start);
 srlm_status cpu_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw,
                                  const srlm_view *dy, const srlm_view *x, const srlm_view *w,
-                                 float eps);
+                                 float eps, int accumulate);
 srlm_status cpu_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, int n_heads,
                               int head_dim, float theta);
 srlm_status cpu_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk,

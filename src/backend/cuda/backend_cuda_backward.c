@@ -23,18 +23,20 @@ srlm_status cuda_matmul_dx(srlm_backend *be, srlm_view *dx, const srlm_view *dy,
                      accumulate ? 1.0f : 0.0f, dx);
 }
 
-/* dW (out, in) += dy^T (out, N) x (N, in). Column-major: dW^T (in x out) +=
+/* dW (out, in) (+)= dy^T (out, N) x (N, in). Column-major: dW^T (in x out) =
  * x^T (in x N) dy (N x out); the memory of x is x^T as it is, that of dy is the
  * column-major (out x N) dy^T, hence op T on it. m = in, n = out, k = N;
- * lda = x.stride, ldb = dy.stride, ldc = dW.stride; beta = 1. */
-srlm_status cuda_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x) {
+ * lda = x.stride, ldb = dy.stride, ldc = dW.stride; beta = accumulate (0: the
+ * GEMM does not read dW, a pass over the gradients saved). */
+srlm_status cuda_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x,
+                           int accumulate) {
     if (dw->rows != dy->cols || dw->cols != x->cols || dy->rows != x->rows)
-        return SRLM_ERR(SRLM_BAD_INPUT, "matmul_dw shapes: dW (%lld,%lld) += dy^T (%lld,%lld) x (%lld,%lld)",
+        return SRLM_ERR(SRLM_BAD_INPUT, "matmul_dw shapes: dW (%lld,%lld) = dy^T (%lld,%lld) x (%lld,%lld)",
                         (long long)dw->rows, (long long)dw->cols, (long long)dy->cols, (long long)dy->rows,
                         (long long)x->rows, (long long)x->cols);
-    if (dy->rows == 0) return SRLM_OK; /* nothing to add (k = 0) */
-    return cuda_gemm(be, "matmul_dw", CUBLAS_OP_N, CUBLAS_OP_T, x->cols, dy->cols, x->rows, x, dy, 1.0f,
-                     dw);
+    if (dy->rows == 0) return accumulate ? SRLM_OK : cuda_fill(be, dw, 0.0f); /* an empty sum */
+    return cuda_gemm(be, "matmul_dw", CUBLAS_OP_N, CUBLAS_OP_T, x->cols, dy->cols, x->rows, x, dy,
+                     accumulate ? 1.0f : 0.0f, dw);
 }
 
 typedef struct {
@@ -101,7 +103,7 @@ srlm_status cuda_embedding_backward(srlm_backend *be, srlm_view *dtable, const s
 }
 
 srlm_status cuda_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw, const srlm_view *dy,
-                                  const srlm_view *x, const srlm_view *w, float eps) {
+                                  const srlm_view *x, const srlm_view *w, float eps, int accumulate) {
     SRLM_CHECK(cuda_check_same("rmsnorm_backward", "dx", dx, "x", x));
     SRLM_CHECK(cuda_check_same("rmsnorm_backward", "dy", dy, "x", x));
     SRLM_CHECK(cuda_check_dtype("rmsnorm_backward", "dw", dw)); /* any: fp32 gradients of bf16 */
@@ -111,10 +113,9 @@ srlm_status cuda_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw
                         (long long)x->cols, srlm_dtype_name(x->dtype), (long long)w->rows,
                         (long long)w->cols, srlm_dtype_name(w->dtype), (long long)dw->rows,
                         (long long)dw->cols, (long long)x->cols, (long long)x->cols);
-    if (x->rows == 0) return SRLM_OK;
-    void *ws;
-    SRLM_CHECK(cuda_workspace(be, srlm_cuda_rmsnorm_backward_workspace(x->rows, x->cols), &ws));
-    return srlm_cuda_rmsnorm_backward(dx, dw, dy, x, w, eps, ws, cuda_stream(be));
+    void *ws = NULL;
+    if (x->rows > 0) SRLM_CHECK(cuda_workspace(be, srlm_cuda_rmsnorm_backward_workspace(x->rows, x->cols), &ws));
+    return srlm_cuda_rmsnorm_backward(dx, dw, dy, x, w, eps, accumulate, ws, cuda_stream(be));
 }
 
 srlm_status cuda_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, int n_heads,

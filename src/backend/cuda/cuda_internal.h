@@ -190,11 +190,12 @@ srlm_status cuda_dropout(srlm_backend *be, srlm_view *x, float p, uint64_t key);
 /* backward ops (backend_cuda_backward.c) */
 srlm_status cuda_matmul_dx(srlm_backend *be, srlm_view *dx, const srlm_view *dy, const srlm_view *w,
                            int accumulate);
-srlm_status cuda_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x);
+srlm_status cuda_matmul_dw(srlm_backend *be, srlm_view *dw, const srlm_view *dy, const srlm_view *x,
+                           int accumulate);
 srlm_status cuda_embedding_backward(srlm_backend *be, srlm_view *dtable, const srlm_view *dx,
                                     const int *ids, int n, int64_t vocab_start);
 srlm_status cuda_rmsnorm_backward(srlm_backend *be, srlm_view *dx, srlm_view *dw, const srlm_view *dy,
-                                  const srlm_view *x, const srlm_view *w, float eps);
+                                  const srlm_view *x, const srlm_view *w, float eps, int accumulate);
 srlm_status cuda_rope_backward(srlm_backend *be, srlm_view *dx, const int *pos, int n_heads,
                                int head_dim, float theta);
 srlm_status cuda_attention_backward(srlm_backend *be, srlm_view *dq, srlm_view *dk, srlm_view *dv,
