@@ -457,9 +457,12 @@ static srlm_status check_requests(const engine *e) {
  * padded to one of a few sizes (1, 2, 4, then multiples of 8, at most
  * max_batch), so that a batch that shrinks as its sequences end replays a few
  * recordings rather than making one per size (each costs a step run op by op
- * and a recording). The padding rows' logits are never read. */
+ * and a recording). The padding rows' logits are never read. Padded also
+ * when recording is off (SRLM_RECORD_STEPS=0, or after failed recordings):
+ * the row count picks the decode attention's split and cuBLAS's kernels, so
+ * the same batch padded otherwise would give other bits, and other tokens. */
 static int padded_batch(const engine *e, int n) {
-    if (e->pad_slot < 0 || e->acts.step_off) return n;
+    if (e->pad_slot < 0) return n;
     int b = n <= 2 ? n : n <= 4 ? 4 : (n + 7) / 8 * 8;
     return b < e->cfg->max_batch ? b : e->cfg->max_batch;
 }

@@ -44,6 +44,7 @@ static void cuda_destroy(srlm_backend *be) {
     if (c) {
         /* teardown cannot report errors: release what exists, in reverse order */
         cudaSetDevice(c->device);
+        cuda_steps_close_capture(c); /* a capturing stream cannot be waited for */
         if (c->stream) cudaStreamSynchronize(c->stream);
         cuda_steps_destroy(c);
         if (c->blas) cuda_blas.destroy(c->blas);
@@ -138,10 +139,11 @@ static srlm_status grow_ring(cuda_impl *c, size_t need) {
     SRLM_CUDA_TRY(cudaStreamSynchronize(c->stream));
     size_t slot = c->ring.slot_bytes * 2 > need ? c->ring.slot_bytes * 2 : need;
     if (slot < MIN_SLOT) slot = MIN_SLOT;
-    /* forget the old ring before freeing it: a failed free leaves nothing dangling */
+    /* forget the old ring before freeing it: a failed free leaves nothing
+     * dangling. Recorded steps keep: they never read the ring (a recording
+     * stages into the step area, stage_recorded) */
     char *old_host = c->ring.host, *old_dev = c->dev_ring;
     c->dev_ring = NULL;
-    cuda_steps_moved(c);
     srlm_stage_ring_init(&c->ring, NULL, 0);
     const cudaError_t e_host = old_host ? cudaFreeHost(old_host) : cudaSuccess;
     SRLM_CUDA_TRY(cudaFree(old_dev));
@@ -347,12 +349,7 @@ static srlm_status cuda_alloc(srlm_backend *be, srlm_view *v, srlm_dtype dtype, 
 static void cuda_free(srlm_backend *be, srlm_view *v) {
     cuda_impl *c = cuda_of(be);
     if (!v->data) return;
-    if (c->steps.recording) cuda_step_refuse(c, "freeing memory"); /* the capture fails too: it waits */
-    cuda_steps_moved(c); /* a recorded step may hold its address */
-    /* the stream may still use it; free cannot report an error */
-    cudaStreamSynchronize(c->stream);
-    cudaFree(v->data);
-    cudaGetLastError();
+    cuda_steps_free(c, v->data); /* free cannot report an error */
     v->data = NULL;
 }
 

@@ -21,6 +21,7 @@
  * A graph holds the addresses it was recorded with: any free, and any move of
  * a workspace or the area, bumps the epoch and drops every kept graph. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,13 +37,52 @@ static void drop(cuda_step *s) {
     *s = (cuda_step){0};
 }
 
+void cuda_steps_close_capture(cuda_impl *c) {
+    cuda_steps *st = &c->steps;
+    if (!st->recording) return;
+    cudaGraph_t g = NULL;
+    cudaStreamEndCapture(c->stream, &g);
+    if (g) cudaGraphDestroy(g);
+    st->recording = 0;
+    cudaGetLastError();
+}
+
+/* The memory freed during the recording that just ended: the stream is done
+ * with it once it has drained (cannot report an error: as cuda_free). */
+static void release_freed(cuda_impl *c) {
+    cuda_steps *st = &c->steps;
+    if (!st->n_freed) return;
+    cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < st->n_freed; i++) cudaFree(st->freed[i]);
+    st->n_freed = 0;
+    cudaGetLastError();
+}
+
+void cuda_steps_free(cuda_impl *c, void *p) {
+    cuda_steps *st = &c->steps;
+    cuda_steps_moved(c); /* a recorded step may hold its address */
+    if (st->recording) {
+        cuda_step_refuse(c, "freeing memory");
+        if (st->n_freed == st->cap_freed) {
+            const int cap = st->cap_freed ? 2 * st->cap_freed : 8;
+            void **grown = realloc(st->freed, sizeof *grown * (size_t)cap);
+            if (!grown) return; /* leaked rather than freed under a capture */
+            st->freed = grown;
+            st->cap_freed = cap;
+        }
+        st->freed[st->n_freed++] = p;
+        return;
+    }
+    cudaStreamSynchronize(c->stream); /* the stream may still use it */
+    cudaFree(p);
+    cudaGetLastError();
+}
+
 void cuda_steps_destroy(cuda_impl *c) {
     cuda_steps *st = &c->steps;
-    if (st->recording) { /* an error left a capture open: close it */
-        cudaGraph_t g = NULL;
-        cudaStreamEndCapture(c->stream, &g);
-        if (g) cudaGraphDestroy(g);
-    }
+    cuda_steps_close_capture(c);
+    release_freed(c);
+    free(st->freed);
     for (int i = 0; i < CUDA_STEPS_KEPT; i++) drop(&st->kept[i]);
     if (st->host) cudaFreeHost(st->host);
     cudaFree(st->dev);
@@ -80,11 +120,14 @@ void *cuda_step_inputs(srlm_backend *be, size_t bytes) {
         /* the old area may still be read by a replay; graphs hold its address */
         if ((e = cudaStreamSynchronize(c->stream)) != cudaSuccess) goto cuda_failed;
         cuda_steps_moved(c);
+        /* geometric: a batch growing a row at a time moves it (and drops every
+         * recording) a few times, not at each size */
+        size_t cap = 2 * st->cap > bytes ? 2 * st->cap : bytes;
+        if (cap < 4096) cap = 4096;
         if (st->host) cudaFreeHost(st->host);
         cudaFree(st->dev);
         st->host = st->dev = NULL;
         st->cap = st->bytes = 0;
-        size_t cap = bytes < 4096 ? 4096 : bytes;
         if ((e = cudaMallocHost((void **)&st->host, cap)) != cudaSuccess) {
             st->host = NULL;
             goto cuda_failed;
@@ -146,6 +189,7 @@ srlm_status cuda_step_end(srlm_backend *be, int keep) {
     cudaError_t e = cudaStreamEndCapture(c->stream, &g);
     st->recording = 0;
     cudaGetLastError(); /* a capture's errors are not sticky; the reason is kept below */
+    release_freed(c);
     srlm_status grown = SRLM_OK;
     if (st->ws_need) { /* outside the capture now: the next recording finds it */
         void *ws;

@@ -50,6 +50,8 @@ typedef struct {
     unsigned long  epoch;     /* counts frees and moves of memory a recorded step may use */
     unsigned long  clock;
     cuda_step      kept[CUDA_STEPS_KEPT];
+    void         **freed;     /* device memory freed while recording: released at step_end */
+    int            n_freed, cap_freed;
 } cuda_steps;
 
 typedef struct {
@@ -128,7 +130,14 @@ srlm_status cuda_workspace(srlm_backend *be, size_t bytes, void **ws);
 /* Recorded steps (backend_cuda_steps.c): the ops table's four step ops, the
  * teardown, and what the rest of the backend asks while a step is recorded. */
 srlm_status cuda_steps_init(cuda_impl *c);
+/* Ends a capture an error left open (teardown: before the stream is waited
+ * for, which a capturing stream refuses), then releases everything. */
+void        cuda_steps_close_capture(cuda_impl *c);
 void        cuda_steps_destroy(cuda_impl *c);
+/* Frees device memory p, or, while a step is recorded (a capture can neither
+ * wait for the stream nor free), fails the recording and frees p when it
+ * ends. */
+void        cuda_steps_free(cuda_impl *c, void *p);
 void       *cuda_step_inputs(srlm_backend *be, size_t bytes);
 srlm_status cuda_step_begin(srlm_backend *be, uint64_t key);
 srlm_status cuda_step_end(srlm_backend *be, int keep);
