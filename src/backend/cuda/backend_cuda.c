@@ -197,7 +197,12 @@ static srlm_status grow_device(cuda_impl *c, void **buf, size_t *cap, size_t nee
 static srlm_status copy_slot(cuda_impl *c, int k, size_t bytes) {
     const size_t at = (size_t)k * c->ring.slot_bytes;
     SRLM_CUDA_TRY(cudaMemcpyAsync(c->dev_ring + at, c->ring.host + at, bytes, cudaMemcpyHostToDevice, c->stream));
-    SRLM_CUDA_TRY(cudaEventRecord(c->ring_read[k], c->stream));
+    const cudaError_t e = cudaEventRecord(c->ring_read[k], c->stream);
+    if (e != cudaSuccess) { /* the event still marks an older copy: wait for this one before the slot is refilled */
+        cudaStreamSynchronize(c->stream);
+        cudaGetLastError();
+        return SRLM_ERR(SRLM_FAILED, "cudaEventRecord after staging op parameters: %s", cudaGetErrorString(e));
+    }
     return SRLM_OK;
 }
 
