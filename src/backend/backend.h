@@ -160,7 +160,9 @@ typedef struct {
      * and samples on the host): token[i] from row i of logits (rows x cols, the
      * whole vocabulary; -inf is never picked) with the uniform draw u[i] under
      * cfg, by srlm_sample's rules (generate/sampler.h), so it is the token the
-     * host would pick from the same logits. Host arrays of length rows (u
+     * host would pick from the same logits, but for a draw within rounding of
+     * a boundary of the cumulative distribution (~1e-10 relative on the CUDA
+     * backend, kernels/sampling.cu), which may take a neighbour. Host arrays of length rows (u
      * unread, and may be NULL, when cfg is greedy). A row with a NaN or +inf,
      * or nothing finite, or a draw outside [0, 1): SRLM_BAD_INPUT naming the row. */
     srlm_status (*sample)(srlm_backend *be, const srlm_view *logits, const struct srlm_sampling *cfg,
