@@ -68,6 +68,11 @@ int srlm_cuda_attention_sm90_available(void);
  * 0 lets both issue at once (as does SRLM_CUDA_ATTN_PINGPONG=0). For tests and
  * benchmarks; default on. */
 void srlm_cuda_attention_sm90_pingpong(int on);
+/* The wgmma forward that overlaps each key tile's scores with the last tile's
+ * weighted sum (FlashAttention-3's intra-warpgroup overlap; three K/V
+ * buffers): off by default until it has run on a GPU; 1 (or
+ * SRLM_CUDA_ATTN_OVERLAP=1) turns it on. For tests and benchmarks. */
+void srlm_cuda_attention_sm90_overlap(int on);
 
 /* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape, on
  * the current device: size it for each call (it depends on the device, and is

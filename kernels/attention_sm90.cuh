@@ -23,6 +23,8 @@ namespace sm90 {
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+/* all but the last committed group */
+__device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 /* shared memory written by this thread's cp.async or plain stores becomes
  * visible to the tensor cores' (async proxy) reads after the next barrier */
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
@@ -100,6 +102,10 @@ __device__ __forceinline__ void pack_a(uint32_t (&a)[N / 16][4], const float (&x
 /* Ping-pong of the two-warpgroup kernels (attention_sm90.cu): on unless
  * srlm_cuda_attention_sm90_pingpong(0) or SRLM_CUDA_ATTN_PINGPONG=0. */
 bool sm90_pingpong();
+/* The forward's overlap of each tile's scores with the last tile's weighted
+ * sum: off unless srlm_cuda_attention_sm90_overlap(1) or
+ * SRLM_CUDA_ATTN_OVERLAP=1 (not yet run on a GPU). */
+bool sm90_overlap();
 
 #define SRLM_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
 #define SRLM_D32 SRLM_D4(0), SRLM_D4(1), SRLM_D4(2), SRLM_D4(3), SRLM_D4(4), SRLM_D4(5), SRLM_D4(6), SRLM_D4(7)

@@ -251,19 +251,16 @@ __device__ __forceinline__ void mma_ab(float (&acc)[HD / 8][4], const float (&x)
 
 /* ---- the forward kernels' online softmax (attention.cu, attention_sm90.cu) ---- */
 
-/* One key tile's online-softmax step for one m-tile: s (16 x BK raw
- * scores q.k in the mma accumulator layout; a row's values sit on the 4 lanes of one
- * lane quad) becomes P = exp2(s * scale_log2 - m) in place (one FFMA and one
- * ex2 per score: m is kept in the scaled log2 domain, and the max of raw
- * scores scales to the max of scaled ones as scale_log2 > 0); m, l and the
- * output rows o are rescaled to the new running max. Accumulator element e
- * of n-tile nt is row (e < 2 ? g : g+8), key k0 + nt*8 + 2*tig + (e & 1);
- * keys >= lim or < lo of their row are masked, which only tiles on the
- * causal diagonal (or, with packed sequences, on a sequence's start) need. */
-template <int HD, int BK>
-__device__ __forceinline__ void softmax_step(float (&s)[BK / 8][4], float (&m)[2], float (&l)[2],
-                                             float (&o)[HD / 8][4], const int (&lim)[2], const int (&lo)[2],
-                                             int k0, bool masked, float scale_log2) {
+/* softmax_step's first half: the scores become the tile's weights, m and l
+ * move to the new running max, and alpha[r] (the factor that moves row r's
+ * output to it) is left for the caller, who applies it (rescale_rows) when
+ * the output accumulators are its to touch: at once (softmax_step), or after
+ * a product still adding to them has landed (the wgmma forward that overlaps
+ * the next scores with the last weights' product). */
+template <int BK>
+__device__ __forceinline__ void softmax_scores(float (&s)[BK / 8][4], float (&m)[2], float (&l)[2],
+                                               float (&alpha)[2], const int (&lim)[2], const int (&lo)[2],
+                                               int k0, bool masked, float scale_log2) {
     const int tig = threadIdx.x % 4;
     if (masked) {
 #pragma unroll
@@ -279,7 +276,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[BK / 8][4], float (&m)[2
     for (int nt = 0; nt < BK / 8; nt++)
 #pragma unroll
         for (int e = 0; e < 4; e++) tmax[e / 2] = fmaxf(tmax[e / 2], s[nt][e]);
-    float neg_m[2], alpha[2]; /* minus the running max used for this tile's weights */
+    float neg_m[2]; /* minus the running max used for this tile's weights */
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
@@ -290,8 +287,20 @@ __device__ __forceinline__ void softmax_step(float (&s)[BK / 8][4], float (&m)[2
         m[r] = m_new;
         l[r] *= alpha[r];
     }
-    /* past the first tiles a row's max rarely moves: when no row of the warp's
-     * tile moved, alpha is exactly 1 and the HD/2 multiplies per lane are skipped */
+#pragma unroll
+    for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            s[nt][e] = exp2_ftz(fmaf(s[nt][e], scale_log2, neg_m[e / 2]));
+            l[e / 2] += s[nt][e];
+        }
+}
+
+/* The output rows to the new running max. Past the first tiles a row's max
+ * rarely moves: when no row of the warp's tile moved, alpha is exactly 1 and
+ * the HD/2 multiplies per lane are skipped. */
+template <int HD>
+__device__ __forceinline__ void rescale_rows(float (&o)[HD / 8][4], const float (&alpha)[2]) {
     if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
         for (int i = 0; i < HD / 8; i++) {
@@ -301,13 +310,24 @@ __device__ __forceinline__ void softmax_step(float (&s)[BK / 8][4], float (&m)[2
             o[i][3] *= alpha[1];
         }
     }
-#pragma unroll
-    for (int nt = 0; nt < BK / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            s[nt][e] = exp2_ftz(fmaf(s[nt][e], scale_log2, neg_m[e / 2]));
-            l[e / 2] += s[nt][e];
-        }
+}
+
+/* One key tile's online-softmax step for one m-tile: s (16 x BK raw
+ * scores q.k in the mma accumulator layout; a row's values sit on the 4 lanes of one
+ * lane quad) becomes P = exp2(s * scale_log2 - m) in place (one FFMA and one
+ * ex2 per score: m is kept in the scaled log2 domain, and the max of raw
+ * scores scales to the max of scaled ones as scale_log2 > 0); m, l and the
+ * output rows o are rescaled to the new running max. Accumulator element e
+ * of n-tile nt is row (e < 2 ? g : g+8), key k0 + nt*8 + 2*tig + (e & 1);
+ * keys >= lim or < lo of their row are masked, which only tiles on the
+ * causal diagonal (or, with packed sequences, on a sequence's start) need. */
+template <int HD, int BK>
+__device__ __forceinline__ void softmax_step(float (&s)[BK / 8][4], float (&m)[2], float (&l)[2],
+                                             float (&o)[HD / 8][4], const int (&lim)[2], const int (&lo)[2],
+                                             int k0, bool masked, float scale_log2) {
+    float alpha[2];
+    softmax_scores<BK>(s, m, l, alpha, lim, lo, k0, masked, scale_log2);
+    rescale_rows<HD>(o, alpha);
 }
 
 /* The tensor-core forwards' last step for one warp's 16 rows from w0 (this

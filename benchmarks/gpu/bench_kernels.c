@@ -241,6 +241,13 @@ static void bench_attention_seqs(int n, const int *len, int packed, int H, int K
         srlm_cuda_attention_sm90_pingpong(1);
         row("attn_fwd_nopingpong", "bf16", shape, fn, fwd_flop / (fn * 1e-3) / 1e12, "TFLOP/s", "-", 0);
         row("attn_bwd_nopingpong", "bf16", shape, bn, 2.5 * fwd_flop / (bn * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+        const char *no_overlap = getenv("SRLM_CUDA_ATTN_OVERLAP"); /* "0": it failed its test (run.sh) */
+        if (!(no_overlap && !strcmp(no_overlap, "0"))) {
+            srlm_cuda_attention_sm90_overlap(1); /* each tile's scores under the last tile's weighted sum */
+            float fo = time_median(run_attn_fwd, &c, 3, reps);
+            srlm_cuda_attention_sm90_overlap(0);
+            row("attn_fwd_overlap", "bf16", shape, fo, fwd_flop / (fo * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+        }
         srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
         float fm = time_median(run_attn_fwd, &c, 3, reps);
         float bm = time_median(run_attn_bwd, &c, 3, reps);

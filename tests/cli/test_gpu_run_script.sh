@@ -129,9 +129,9 @@ add_test(fake_gpu_pass "sh" "-c" "exit 0")
 set_tests_properties(fake_gpu_pass PROPERTIES LABELS "gpu")
 add_test(fake_gpu_maybe "sh" "-c" "test -z \"$FAKE_TEST_FAIL\"")
 set_tests_properties(fake_gpu_maybe PROPERTIES LABELS "gpu")
-add_test(test_attention_gpu "sh" "-c" "test -z \"$FAKE_SM90_FAIL\" || test \"$SRLM_CUDA_ATTN_SM90\" = 0")
+add_test(test_attention_gpu "sh" "-c" "(test -z \"$FAKE_SM90_FAIL\" || test \"$SRLM_CUDA_ATTN_SM90\" = 0) && (test -z \"$FAKE_OVERLAP_FAIL\" || test \"$SRLM_CUDA_ATTN_OVERLAP\" = 0)")
 set_tests_properties(test_attention_gpu PROPERTIES LABELS "gpu")
-add_test(test_end_to_end_gpu "sh" "-c" "echo stand-in end-to-end check line, attention [$SRLM_CUDA_ATTN_SM90]; test -z \"$FAKE_E2E_FAIL\"")
+add_test(test_end_to_end_gpu "sh" "-c" "echo stand-in end-to-end check line, attention [$SRLM_CUDA_ATTN_SM90] overlap [$SRLM_CUDA_ATTN_OVERLAP]; test -z \"$FAKE_E2E_FAIL\"")
 set_tests_properties(test_end_to_end_gpu PROPERTIES LABELS "gpu")
 EOF
 printf 'subdirs("tests")\n' >"$b/CTestTestfile.cmake"
@@ -299,7 +299,21 @@ grep -q "stand-in end-to-end check line, attention \[0\]" "$work/sm90.log" ||
     fail "the end-to-end script did not run with the wgmma kernels off"
 grep -q "| 0123456789ab, SRLM_CUDA_ATTN_SM90=0 |" "$work/results_sm90.md" ||
     fail "the RESULTS.md rows do not say the wgmma kernels were off"
-grep -q "attention \[\]" "$work/all.log" || fail "a clean run turned the wgmma kernels off"
+grep -q "attention \[\] overlap \[\]" "$work/all.log" || fail "a clean run turned the wgmma kernels off"
+
+# 3c. only the overlapping wgmma forward (off by default) failing: reported, and
+# the rest of the run keeps the default wgmma kernels, rows unmarked
+printf '# Results\n' >"$work/results_overlap.md"
+run overlap.log FAKE_OVERLAP_FAIL=1 SRLM_GPU_QUICK=0 SRLM_GPU_RESULTS="$work/results_overlap.md" \
+    SRLM_GPU_SANITIZE_TESTS=test_rope_gpu
+rc=$?
+[ "$rc" = 1 ] || fail "a run whose overlapping forward failed exited $rc (expected 1)"
+grep -q "FAILED: test_attention_gpu's overlapping wgmma forward (the rest passes with SRLM_CUDA_ATTN_OVERLAP=0)" \
+    "$work/overlap.log" || fail "the failing overlapping forward was not reported"
+grep -q "stand-in end-to-end check line, attention \[\] overlap \[0\]" "$work/overlap.log" ||
+    fail "the end-to-end script did not run with the default wgmma kernels and the overlap left out"
+grep -q "SRLM_CUDA_ATTN_SM90=0" "$work/results_overlap.md" &&
+    fail "the rows say the wgmma kernels were off when only the overlapping forward failed"
 
 # 4. two GPUs: the NCCL test once on each under mpirun; NCCL found through Python's wheel
 run nccl.log FAKE_GPUS=2 SRLM_GPU_PYTHON="$work/bin/fakepy" FAKE_NCCL_DIR="$work/wheel/lib" SRLM_GPU_MODEL=0

@@ -318,15 +318,25 @@ int main(void) {
     const int sm90 = srlm_cuda_attention_sm90_available();
     printf("tensor-core kernels: %s\n", sm90 ? "wgmma (sm_90a image on a compute capability 9.0 device)" : "mma.sync");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 1000 + 10 * i);
-    if (sm90) { /* the wgmma kernels without ping-pong, then the mma.sync ones (which sm_80 runs), fresh inputs */
-        for (int pass = 0; pass < 2; pass++) {
+    if (sm90) { /* the wgmma kernels without ping-pong, the forward that overlaps its products, then the
+                 * mma.sync ones (which sm_80 runs), fresh inputs */
+        const char *what[3] = {"the wgmma kernels without ping-pong", "the wgmma forward overlapping its products",
+                               "the mma.sync kernels (forced)"};
+        const char *no_overlap = getenv("SRLM_CUDA_ATTN_OVERLAP"); /* "0": run.sh leaves that pass out */
+        for (int pass = 0; pass < 3; pass++) {
+            if (pass == 1 && no_overlap && !strcmp(no_overlap, "0")) {
+                printf("-- %s: left out (SRLM_CUDA_ATTN_OVERLAP=0)\n", what[pass]);
+                continue;
+            }
             if (pass == 0) srlm_cuda_attention_sm90_pingpong(0);
+            else if (pass == 1) srlm_cuda_attention_sm90_overlap(1);
             else srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
-            printf("-- %s\n", pass == 0 ? "the wgmma kernels without ping-pong" : "the mma.sync kernels (forced)");
+            printf("-- %s\n", what[pass]);
             for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
                 if (cases[i].dt == SRLM_BF16 && (cases[i].hd == 64 || cases[i].hd == 128) && cases[i].pad % 8 == 0)
                     run_case(be, &cases[i], 3000 + 1000 * (uint64_t)pass + 10 * i);
             srlm_cuda_attention_sm90_pingpong(1);
+            srlm_cuda_attention_sm90_overlap(0);
             srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_AUTO);
         }
     }
