@@ -11,8 +11,9 @@
  * cp.async while this one is used. Compiled for sm_90a only
  * (kernels/CMakeLists.txt); attn::launch_fwd picks it on compute capability
  * 9.0 devices where its image loaded, and that choice holds for the backward
- * (attention_bwd_sm90.cu) too. ptxas (CUDA 13.0): 120 registers at head dim
- * 64, 155 at 128, no spills, 3 barriers (121 and 156 without ping-pong).
+ * (attention_bwd_sm90.cu) too. ptxas (CUDA 13.0): 110 registers at head dim
+ * 64, 144 at 128, no spills, 3 barriers (112 and 143 without ping-pong); the
+ * overlapping variant below 126 and 160 (128 and 160).
  * Written without a GPU at hand: test_attention_gpu checks it against the CPU
  * twin (and the mma kernel, forced) on an H100; bench_kernels times both. */
 #include <stdlib.h>
