@@ -70,8 +70,9 @@ int srlm_cuda_attention_sm90_available(void);
 void srlm_cuda_attention_sm90_pingpong(int on);
 /* The wgmma forward that overlaps each key tile's scores with the last tile's
  * weighted sum (FlashAttention-3's intra-warpgroup overlap; three K/V
- * buffers): off by default until it has run on a GPU; 1 (or
- * SRLM_CUDA_ATTN_OVERLAP=1) turns it on. For tests and benchmarks. */
+ * buffers), and the dq kernel that overlaps each tile's S and dP with the
+ * last tile's dQ product: off by default until they have run on a GPU; 1 (or
+ * SRLM_CUDA_ATTN_OVERLAP=1) turns them on. For tests and benchmarks. */
 void srlm_cuda_attention_sm90_overlap(int on);
 
 /* Bytes of device workspace srlm_cuda_attention_bwd needs for this shape, on

@@ -102,8 +102,8 @@ __device__ __forceinline__ void pack_a(uint32_t (&a)[N / 16][4], const float (&x
 /* Ping-pong of the two-warpgroup kernels (attention_sm90.cu): on unless
  * srlm_cuda_attention_sm90_pingpong(0) or SRLM_CUDA_ATTN_PINGPONG=0. */
 bool sm90_pingpong();
-/* The forward's overlap of each tile's scores with the last tile's weighted
- * sum: off unless srlm_cuda_attention_sm90_overlap(1) or
+/* The forward's and dq's overlap of each tile's scores with the last tile's
+ * product: off unless srlm_cuda_attention_sm90_overlap(1) or
  * SRLM_CUDA_ATTN_OVERLAP=1 (not yet run on a GPU). */
 bool sm90_overlap();
 

@@ -245,8 +245,10 @@ static void bench_attention_seqs(int n, const int *len, int packed, int H, int K
         if (!(no_overlap && !strcmp(no_overlap, "0"))) {
             srlm_cuda_attention_sm90_overlap(1); /* each tile's scores under the last tile's weighted sum */
             float fo = time_median(run_attn_fwd, &c, 3, reps);
+            float bo = time_median(run_attn_bwd, &c, 3, reps);
             srlm_cuda_attention_sm90_overlap(0);
             row("attn_fwd_overlap", "bf16", shape, fo, fwd_flop / (fo * 1e-3) / 1e12, "TFLOP/s", "-", 0);
+            row("attn_bwd_overlap", "bf16", shape, bo, 2.5 * fwd_flop / (bo * 1e-3) / 1e12, "TFLOP/s", "-", 0);
         }
         srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
         float fm = time_median(run_attn_fwd, &c, 3, reps);

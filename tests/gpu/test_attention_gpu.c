@@ -320,7 +320,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 1000 + 10 * i);
     if (sm90) { /* the wgmma kernels without ping-pong, the forward that overlaps its products, then the
                  * mma.sync ones (which sm_80 runs), fresh inputs */
-        const char *what[3] = {"the wgmma kernels without ping-pong", "the wgmma forward overlapping its products",
+        const char *what[3] = {"the wgmma kernels without ping-pong", "the wgmma forward and dq overlapping their products",
                                "the mma.sync kernels (forced)"};
         const char *no_overlap = getenv("SRLM_CUDA_ATTN_OVERLAP"); /* "0": run.sh leaves that pass out */
         for (int pass = 0; pass < 3; pass++) {
