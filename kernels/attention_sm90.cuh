@@ -75,8 +75,9 @@ size_t bwd_smem_max();
 /* Turns of two warpgroups (ping-pong): warpgroup wg waits at barrier 1 + wg
  * for its turn, and after its products passes the turn to the other one.
  * Constant barrier ids (a computed one makes ptxas reserve all 16), and
- * neither call between a product's issue and its wait (ptxas then
- * serializes the products). */
+ * neither call between a product group's issue and the wait for that group
+ * (ptxas then serializes the products; passing the turn while an earlier
+ * group still runs, as the overlapping kernels do, it accepts). */
 __device__ __forceinline__ void pingpong_wait(int wg, int threads) {
     if (wg == 0) named_bar_sync(1, threads);
     else named_bar_sync(2, threads);

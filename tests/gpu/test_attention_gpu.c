@@ -318,19 +318,19 @@ int main(void) {
     const int sm90 = srlm_cuda_attention_sm90_available();
     printf("tensor-core kernels: %s\n", sm90 ? "wgmma (sm_90a image on a compute capability 9.0 device)" : "mma.sync");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(be, &cases[i], 1000 + 10 * i);
-    if (sm90) { /* the wgmma kernels without ping-pong, the forward that overlaps its products, then the
-                 * mma.sync ones (which sm_80 runs), fresh inputs */
-        const char *what[3] = {"the wgmma kernels without ping-pong", "the wgmma forward and dq overlapping their products",
-                               "the mma.sync kernels (forced)"};
+    if (sm90) { /* the wgmma kernels without ping-pong, the forward and dq that overlap their products (with and
+                 * without), then the mma.sync ones (which sm_80 runs), fresh inputs each pass */
+        const char *what[4] = {"the wgmma kernels without ping-pong", "the wgmma forward and dq overlapping their products",
+                               "the same overlapping kernels without ping-pong", "the mma.sync kernels (forced)"};
         const char *no_overlap = getenv("SRLM_CUDA_ATTN_OVERLAP"); /* "0": run.sh leaves that pass out */
-        for (int pass = 0; pass < 3; pass++) {
-            if (pass == 1 && no_overlap && !strcmp(no_overlap, "0")) {
+        for (int pass = 0; pass < 4; pass++) {
+            if ((pass == 1 || pass == 2) && no_overlap && !strcmp(no_overlap, "0")) {
                 printf("-- %s: left out (SRLM_CUDA_ATTN_OVERLAP=0)\n", what[pass]);
                 continue;
             }
-            if (pass == 0) srlm_cuda_attention_sm90_pingpong(0);
-            else if (pass == 1) srlm_cuda_attention_sm90_overlap(1);
-            else srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
+            if (pass == 0 || pass == 2) srlm_cuda_attention_sm90_pingpong(0);
+            if (pass == 1 || pass == 2) srlm_cuda_attention_sm90_overlap(1);
+            if (pass == 3) srlm_cuda_attention_force_path(SRLM_CUDA_ATTN_PATH_MMA);
             printf("-- %s\n", what[pass]);
             for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
                 if (cases[i].dt == SRLM_BF16 && (cases[i].hd == 64 || cases[i].hd == 128) && cases[i].pad % 8 == 0)
