@@ -68,7 +68,10 @@ srlm_status srlm_comm_gatherv_bytes(srlm_comm *c, const void *send, size_t send_
 
 srlm_status srlm_comm_broadcast(srlm_comm *c, void *buf, size_t bytes, int root);
 
-/* Blocking (MPI) point-to-point; recv must get exactly `bytes` bytes. */
+/* Point-to-point; recv must get exactly `bytes` bytes. Blocking on MPI
+ * communicators; on NCCL ones stream-ordered (queued on the device stream, the
+ * tag unused), so two ranks that each send before they receive deadlock:
+ * order the pair (lower rank sends first). */
 srlm_status srlm_comm_send(srlm_comm *c, const void *buf, size_t bytes, int dest, int tag);
 srlm_status srlm_comm_recv(srlm_comm *c, void *buf, size_t bytes, int src, int tag);
 

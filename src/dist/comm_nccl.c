@@ -104,6 +104,7 @@ typedef struct {
     int          device;
     float       *scratch; /* one float on the device, for the barrier */
     int          world_rank, rank, size; /* for the monitor's message */
+    int          aborted; /* by another's teardown that found the stream stuck */
 } nccl_impl;
 
 static nccl_impl *impl_of(const srlm_comm *c) { return c->impl; }
@@ -218,6 +219,23 @@ static srlm_status monitor_ready(void) {
 static void monitor_add(nccl_impl *m) {
     pthread_mutex_lock(&g_mon_lock);
     g_live[g_n_live++] = m;
+    pthread_mutex_unlock(&g_mon_lock);
+}
+
+/* A teardown found the device stream stuck (a kernel of one of the live
+ * communicators waits for a peer that will not come): every live
+ * communicator is aborted at once, which lets that kernel end; the later
+ * teardowns neither wait again nor free device memory (cudaFree waits for the
+ * whole device). Under no lock: the main thread's. */
+static int g_stuck;
+
+static void abort_all_live(void) {
+    pthread_mutex_lock(&g_mon_lock);
+    for (int i = 0; i < g_n_live; i++) {
+        ncclCommAbort(g_live[i]->comm);
+        g_live[i]->aborted = 1;
+    }
+    g_n_live = 0;
     pthread_mutex_unlock(&g_mon_lock);
 }
 
@@ -395,22 +413,39 @@ done:
  * a rank that fails and cleans up before main's MPI_Abort would wait there for
  * peers that wait for it elsewhere (a barrier, another communicator), and the
  * job would hang until its watchdog. So this rank's own enqueued work gets up
- * to 10 s to finish (on a clean exit it has: every collective's result was
- * used), then ncclCommAbort frees the communicator without waiting for the
- * others. */
+ * to 10 s to finish, then ncclCommAbort frees the communicator without
+ * waiting for the others. On a clean exit the work has finished, and nothing
+ * is in flight that a peer needs: every rank used its last collective's
+ * result (its kernels received all they wait for) before the run's last
+ * barrier. Where the 10 s pass with the stream still busy, every live
+ * communicator is aborted (abort_all_live): the stuck kernel may be
+ * another's, which this one's abort would not end, and a cudaFree would then
+ * wait for it forever, before main could report the error. The 10 s are
+ * waited once per process, not once per communicator. Launchers end the other
+ * ranks when this one exits with an error (mpirun does; under srun, give
+ * --kill-on-bad-exit). */
 static void nc_destroy(srlm_comm *c) {
     nccl_impl *m = impl_of(c);
     if (!m) return;
     if (m->comm) {
         monitor_remove(m);
-        for (int i = 0; i < 1000 && cudaStreamQuery(m->stream) == cudaErrorNotReady; i++) {
+        int drained = 0;
+        for (int i = 0; i < 1000 && !g_stuck; i++) {
+            if (cudaStreamQuery(m->stream) != cudaErrorNotReady) {
+                drained = 1;
+                break;
+            }
             struct timespec ten_ms = {0, 10 * 1000 * 1000};
             nanosleep(&ten_ms, NULL);
         }
         cudaGetLastError(); /* a stream error was reported by the call that met it */
-        ncclCommAbort(m->comm);
+        if (!drained && !g_stuck) {
+            g_stuck = 1;
+            abort_all_live();
+        }
+        if (!m->aborted) ncclCommAbort(m->comm);
     }
-    if (m->scratch) cudaFree(m->scratch);
+    if (m->scratch && !g_stuck) cudaFree(m->scratch);
     free(m);
 }
 
