@@ -21,6 +21,7 @@ typedef struct {
     int   n_gen;       /* tokens generated so far */
     int  *ids;         /* (max_new_tokens of its request) */
     int   last;        /* last token, fed at the next step */
+    long  round;       /* the admission round that filled it */
 } slot_state;
 
 typedef struct {
@@ -65,6 +66,7 @@ typedef struct {
     int             max_prompt;
     admission      *adm;       /* (max_batch) this round's admissions */
     int             n_adm;
+    long            round;     /* admission rounds so far */
     int            *pf_rows;   /* (3 * max_batch) admissions that prefill; their stages; a stage by length */
     int            *pf_ids;    /* (prefill_rows) a prefill batch's ids, one prompt after another */
     int             prefill_tokens; /* prompts x longest new rows that share a prefill forward, at most */
@@ -260,9 +262,7 @@ static void choose_source(engine *e, const int *rows, int j, int *stage) {
         if (e->prefix_len > 0) best = shared_start(q, e->prefix_ids, e->prefix_len), src = e->prefix_slot;
         for (int s = 0; s < e->cfg->max_batch; s++) {
             const slot_state *ss = &e->slots[s];
-            int mine = 0; /* slots of this round have no KV yet */
-            for (int i = 0; i < e->n_adm && !mine; i++) mine = e->adm[i].slot == s;
-            if (!ss->active || mine) continue;
+            if (!ss->active || ss->round == e->round) continue; /* this round's have no KV yet */
             const srlm_gen_request *o = &e->reqs[ss->req];
             int k = shared_start(q, o->prompt, o->n_prompt);
             if (k > best) best = k, src = s;
@@ -394,6 +394,7 @@ static int admit_now(const engine *e) {
  * (share_prefix). Sets *n_admitted. */
 static srlm_status admit_round(engine *e, int *next_req, int *next_sample, int *n_admitted) {
     int na = 0, np = 0;
+    e->round++;
     for (int i = 0; i < e->cfg->max_batch && *next_req < e->n_reqs; i++) {
         if (e->slots[i].active) continue;
         while (*next_req < e->n_reqs && past_window(e, *next_req)) {
@@ -415,7 +416,7 @@ static srlm_status admit_round(engine *e, int *next_req, int *next_sample, int *
                 if (e->slots[j].active && e->slots[j].req == r) { a->prefill = 0; a->src_slot = j; }
         }
         slot_state *s = &e->slots[i];
-        *s = (slot_state){1, r, *next_sample, 0, s->ids, 0};
+        *s = (slot_state){1, r, *next_sample, 0, s->ids, 0, e->round};
         e->stats->prompt_tokens += e->reqs[r].n_prompt;
         if (a->prefill) e->pf_rows[np++] = na;
         na++;
