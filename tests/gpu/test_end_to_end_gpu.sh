@@ -54,6 +54,8 @@ fi
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# why LOG: a sanitizer's first line when there is one (its report ends with hints), else the last line
+why() { grep -m1 -E 'Tracer caught|^==[0-9]+==ERROR|runtime error:' "$1" || tail -1 "$1"; }
 
 cp "$SRLM_FIXTURES/commands/sft.jsonl" sft.jsonl
 cp "$SRLM_FIXTURES/commands/pairs.jsonl" pairs.jsonl
@@ -74,9 +76,9 @@ compare_models() { # WHAT MODEL_CPU MODEL_GPU DATA
 }
 
 for be in cpu $gpu; do
-  "$bin" sft train.yaml --quiet run.name=$be backend.name=$be 2> sft_$be.log || fail "sft on $be exited $? ($(tail -1 sft_$be.log))"
+  "$bin" sft train.yaml --quiet run.name=$be backend.name=$be 2> sft_$be.log || fail "sft on $be exited $? ($(why sft_$be.log))"
   "$bin" dpo train.yaml --quiet run.name=$be backend.name=$be model.path=runs/$be/sft/model 2> dpo_$be.log \
-    || fail "dpo on $be exited $? ($(tail -1 dpo_$be.log))"
+    || fail "dpo on $be exited $? ($(why dpo_$be.log))"
 done
 compare_models sft runs/cpu/sft/model runs/$gpu/sft/model sft.jsonl
 sed 's/"chosen": \("[^"]*"\), "rejected": "[^"]*"/"response": \1/' pairs.jsonl > chosen.jsonl
@@ -124,7 +126,7 @@ cmp -s sampled_$gpu.jsonl sampled_${gpu}_op.jsonl && echo "generate on $gpu: rec
 # ---- backend.dtype bfloat16 ----
 for be in cpu $gpu; do
   "$bin" sft train.yaml --quiet run.name=${be}_bf16 backend.name=$be backend.dtype=bfloat16 2> sft_${be}_bf16.log \
-    || fail "bf16 sft on $be exited $? ($(tail -1 sft_${be}_bf16.log))"
+    || fail "bf16 sft on $be exited $? ($(why sft_${be}_bf16.log))"
 done
 per_token() { "$bin" score --backend "$3" --dtype "$4" --model "$1" --input "$2" |
   sed 's/.*"logp": \([^,]*\), "n_tokens": \([0-9]*\),.*/\1 \2/'; }
@@ -135,7 +137,7 @@ paste -d' ' <(per_token runs/cpu_bf16/sft/model sft.jsonl cpu float32) <(per_tok
              exit !(dmax < 5e-2 && mv / n > 1) }' || fail "bf16 sft: the $gpu model differs from the cpu one"
 for be in cpu $gpu; do
   "$bin" dpo train.yaml --quiet run.name=${be}_bf16 backend.name=$be backend.dtype=bfloat16 \
-    model.path=runs/${be}_bf16/sft/model 2> dpo_${be}_bf16.log || fail "bf16 dpo on $be exited $? ($(tail -1 dpo_${be}_bf16.log))"
+    model.path=runs/${be}_bf16/sft/model 2> dpo_${be}_bf16.log || fail "bf16 dpo on $be exited $? ($(why dpo_${be}_bf16.log))"
 done
 paste -d' ' <(per_token runs/cpu_bf16/dpo/model chosen.jsonl cpu float32) <(per_token runs/${gpu}_bf16/dpo/model chosen.jsonl cpu float32) \
             <(per_token "$model" chosen.jsonl cpu float32) |
@@ -174,13 +176,13 @@ else
   for layout in tp dp; do
     for be in cpu $gpu; do
       mpi2 sft train.yaml --quiet run.name=${be}_$layout backend.name=$be backend.threads=1 parallel.$layout=2 \
-        2> sft_${be}_$layout.log || fail "sft at $layout 2 on $be exited $? ($(tail -1 sft_${be}_$layout.log))"
+        2> sft_${be}_$layout.log || fail "sft at $layout 2 on $be exited $? ($(why sft_${be}_$layout.log))"
     done
     compare_models "sft at $layout 2" runs/cpu_$layout/sft/model runs/${gpu}_$layout/sft/model sft.jsonl
   done
   for be in cpu $gpu; do
     mpi2 sft train.yaml --quiet run.name=${be}_tp_bf16 backend.name=$be backend.threads=1 parallel.tp=2 \
-      backend.dtype=bfloat16 2> sft_${be}_tp_bf16.log || fail "bf16 sft at tp 2 on $be exited $? ($(tail -1 sft_${be}_tp_bf16.log))"
+      backend.dtype=bfloat16 2> sft_${be}_tp_bf16.log || fail "bf16 sft at tp 2 on $be exited $? ($(why sft_${be}_tp_bf16.log))"
   done
   paste -d' ' <(per_token runs/cpu_tp_bf16/sft/model sft.jsonl cpu float32) \
               <(per_token runs/${gpu}_tp_bf16/sft/model sft.jsonl cpu float32) <(per_token "$model" sft.jsonl cpu float32) |
@@ -192,14 +194,14 @@ fi
 # one iteration of the loop on the GPU
 . "$SRLM_SOURCE_DIR/tests/fixtures/loop/setup.sh"
 loop_small_config run.yaml "$work/loop" "$model" "$gpu" 2
-"$bin" run run.yaml --quiet > run.log 2>&1 || fail "srlm run on $gpu exited $? ($(tail -1 run.log))"
+"$bin" run run.yaml --quiet > run.log 2>&1 || fail "srlm run on $gpu exited $? ($(why run.log))"
 [ -f loop/r/models/M2/model.safetensors ] || fail "srlm run on $gpu did not write M2"
 "$bin" run run.yaml --quiet run.name=r16 backend.dtype=bfloat16 > run16.log 2>&1 \
-  || fail "bf16 srlm run on $gpu exited $? ($(tail -1 run16.log))"
+  || fail "bf16 srlm run on $gpu exited $? ($(why run16.log))"
 [ -f loop/r16/models/M2/model.safetensors ] || fail "bf16 srlm run on $gpu did not write M2"
 if [ -n "$launcher" ]; then # generation, judging and training at tp 2 (one worker group of two ranks)
   mpi2 run run.yaml --quiet run.name=rtp parallel.tp=2 backend.threads=1 > runtp.log 2>&1 \
-    || fail "srlm run at tp 2 on $gpu exited $? ($(tail -1 runtp.log))"
+    || fail "srlm run at tp 2 on $gpu exited $? ($(why runtp.log))"
   [ -f loop/rtp/models/M2/model.safetensors ] || fail "srlm run at tp 2 on $gpu did not write M2"
 fi
 
