@@ -11,8 +11,9 @@ work="$SRLM_TMP/demo"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 
-"$bin" demo --quick --out "$work/a" --threads 1 --quiet > a.out 2> a.err || fail "demo exited $? ($(tail -1 a.err))"
+"$bin" demo --quick --out "$work/a" --threads 1 --quiet > a.out 2> a.err || fail "demo exited $? ($(why a.err))"
 cat a.out
 for f in models/M2/model.safetensors models/M3/model.safetensors sft/model/tokenizer.model summary.json demo.svg \
          eval/M1/metrics.json eval/M3/metrics.json iter-2/summary.json data/judge_groups.jsonl; do
@@ -49,21 +50,21 @@ diff <(grep "^M[0-9]" a.out | awk '{print $1, $2, $3}') <(grep "^M[0-9]" c.out |
   || fail "the rerun's table differs"
 
 "$bin" demo --iterations 0 > bad.out 2>&1; rc=$?
-[ $rc = 2 ] && grep -q "iterations" bad.out || fail "--iterations 0: exit $rc, $(tail -1 bad.out)"
+[ $rc = 2 ] && grep -q "iterations" bad.out || fail "--iterations 0: exit $rc, $(why bad.out)"
 
 # key=value changes the loop's config: a bad one is refused before any work
 "$bin" demo --out "$work/bad" judge.temperature=-1 > bad.out 2>&1; rc=$?
 [ $rc = 2 ] && grep -q "judge.temperature" bad.out && [ ! -e "$work/bad/sft" ] \
-  || fail "judge.temperature=-1: exit $rc, $(tail -1 bad.out)"
+  || fail "judge.temperature=-1: exit $rc, $(why bad.out)"
 "$bin" demo --out "$work/bad" no.such_key=1 > bad.out 2>&1; rc=$?
-[ $rc = 2 ] && grep -q "no.such_key" bad.out || fail "no.such_key=1: exit $rc, $(tail -1 bad.out)"
+[ $rc = 2 ] && grep -q "no.such_key" bad.out || fail "no.such_key=1: exit $rc, $(why bad.out)"
 # a change on resume is refused, like srlm run's
 "$bin" demo --quick --out "$work/a" --threads 1 --quiet loop.min_score_gap=2 > bad.out 2>&1; rc=$?
 [ $rc = 2 ] && grep -qi "config" bad.out || fail "changed config on resume: exit $rc, $(tail -2 bad.out)"
 
 "$bin" demo --out "$work/bad" loop.iterations=16 > bad.out 2>&1; rc=$?
 [ $rc = 2 ] && grep -q "loop.iterations" bad.out && [ ! -e "$work/bad/sft" ] \
-  || fail "loop.iterations=16: exit $rc, $(tail -1 bad.out)"
+  || fail "loop.iterations=16: exit $rc, $(why bad.out)"
 # loop.iterations=N is --iterations N: a finished run is extended and the table shows the new model
 "$bin" demo --quick --out "$work/a" --threads 1 --quiet loop.iterations=3 > d.out 2> d.err \
   || fail "extending to 3 iterations exited $?: $(tail -2 d.err)"

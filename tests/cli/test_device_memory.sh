@@ -16,6 +16,7 @@ work="$SRLM_TMP/device_memory_sh"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 same() { # same FILE_A FILE_B WHAT: bit-identical, else a failure naming WHAT
   cmp -s "$1" "$2" && echo "$3: identical on cpu and cpu_guarded" || fail "$3 differs between cpu and cpu_guarded"
 }
@@ -35,9 +36,9 @@ Y
 
 for be in cpu cpu_guarded; do
   "$bin" sft train.yaml --quiet run.name=$be backend.name=$be 2> sft_$be.log \
-    || fail "sft on $be exited $? ($(tail -1 sft_$be.log))"
+    || fail "sft on $be exited $? ($(why sft_$be.log))"
   "$bin" dpo train.yaml --quiet run.name=$be backend.name=$be model.path=runs/$be/sft/model 2> dpo_$be.log \
-    || fail "dpo on $be exited $? ($(tail -1 dpo_$be.log))"
+    || fail "dpo on $be exited $? ($(why dpo_$be.log))"
 done
 same runs/cpu/sft/model/model.safetensors runs/cpu_guarded/sft/model/model.safetensors "sft weights"
 same <(strip_time runs/cpu/sft/metrics.jsonl) <(strip_time runs/cpu_guarded/sft/metrics.jsonl) "sft metrics"
@@ -57,9 +58,9 @@ D
 for be in cpu cpu_guarded; do
   "$bin" generate --backend $be --model runs/cpu/dpo/model --input prompts.jsonl --output gen_$be.jsonl \
     --samples 3 --temperature 0.8 --top-p 0.9 --max-new-tokens 12 --seed 5 --batch 4 --threads 1 2> gen_$be.log \
-    || fail "generate on $be exited $? ($(tail -1 gen_$be.log))"
+    || fail "generate on $be exited $? ($(why gen_$be.log))"
   "$bin" score --backend $be --model runs/cpu/dpo/model --input sft.jsonl --output score_$be.jsonl --threads 1 \
-    2> score_$be.log || fail "score on $be exited $? ($(tail -1 score_$be.log))"
+    2> score_$be.log || fail "score on $be exited $? ($(why score_$be.log))"
 done
 [ "$(wc -l < gen_cpu.jsonl)" = 6 ] || fail "generate should write 6 candidates, wrote $(wc -l < gen_cpu.jsonl)"
 same gen_cpu.jsonl gen_cpu_guarded.jsonl "generated candidates"
@@ -74,7 +75,7 @@ same score_cpu.jsonl score_cpu_guarded.jsonl "scores"
 loop_small_config run.yaml "$work/loop" "$model"
 for be in cpu cpu_guarded; do
   "$bin" run run.yaml --quiet run.name=$be backend.name=$be > run_$be.log 2>&1 \
-    || fail "srlm run on $be exited $? ($(tail -1 run_$be.log))"
+    || fail "srlm run on $be exited $? ($(why run_$be.log))"
 done
 same loop/cpu/models/M2/model.safetensors loop/cpu_guarded/models/M2/model.safetensors "srlm run's M2"
 same <(cat loop/cpu/iter-1/judgements/*.jsonl) <(cat loop/cpu_guarded/iter-1/judgements/*.jsonl) "srlm run's judgements"
@@ -82,7 +83,7 @@ same <(cat loop/cpu/iter-1/judgements/*.jsonl) <(cat loop/cpu_guarded/iter-1/jud
 # the same loop with backend.dtype bfloat16 (generation, judging and DPO on a bf16 model)
 for be in cpu cpu_guarded; do
   "$bin" run run.yaml --quiet run.name=${be}_bf16 backend.name=$be backend.dtype=bfloat16 > run_${be}_bf16.log 2>&1 \
-    || fail "bf16 srlm run on $be exited $? ($(tail -1 run_${be}_bf16.log))"
+    || fail "bf16 srlm run on $be exited $? ($(why run_${be}_bf16.log))"
 done
 same loop/cpu_bf16/models/M2/model.safetensors loop/cpu_guarded_bf16/models/M2/model.safetensors "bf16 srlm run's M2"
 same <(cat loop/cpu_bf16/iter-1/candidates/*.jsonl) <(cat loop/cpu_guarded_bf16/iter-1/candidates/*.jsonl) \

@@ -14,6 +14,7 @@ work="$SRLM_TMP/loop_stages"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 
 cat > run.yaml <<Y
 run: {name: eft, out_dir: $work/runs, seed: 11, watchdog_s: 0}
@@ -73,9 +74,9 @@ paste -d' ' <(refs refa) <(refs refb) |
 
 # ---- bad configs ----
 "$bin" run run.yaml run.name=bad data.ift= --quiet > bad1.log 2>&1; rc=$?
-[ $rc = 2 ] && grep -q "no seed data" bad1.log || fail "missing seed data: exit $rc, $(tail -1 bad1.log)"
+[ $rc = 2 ] && grep -q "no seed data" bad1.log || fail "missing seed data: exit $rc, $(why bad1.log)"
 "$bin" run run.yaml run.name=bad2 data.eft_groups= --quiet > bad2.log 2>&1; rc=$?
-[ $rc = 2 ] && grep -q "no ranked groups" bad2.log || fail "build_eft without groups: exit $rc, $(tail -1 bad2.log)"
+[ $rc = 2 ] && grep -q "no ranked groups" bad2.log || fail "build_eft without groups: exit $rc, $(why bad2.log)"
 
 [ $fails = 0 ] && echo "all checks passed" || echo "$fails check(s) failed"
 exit $fails

@@ -19,6 +19,7 @@ work="$SRLM_TMP/mistral_sh"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 
 "$bin" inspect "$model" > inspect.txt 2>&1 || fail "inspect exited $?"
 grep -q "model_type: mistral" inspect.txt && grep -q "sliding_window: 21" inspect.txt ||
@@ -27,7 +28,7 @@ grep -q "model_type: mistral" inspect.txt && grep -q "sliding_window: 21" inspec
 # "Score:" is 7 prompt ids; 30 new tokens asked, the window stops it at 15
 # (the last one sampled from the logits at position 20, which attend to 21)
 "$bin" generate --model "$model" --prompt "Score:" --max-new-tokens 30 --ignore-eos --print-ids --threads 1 \
-  > gen.txt 2> gen.log || fail "generate exited $? ($(tail -1 gen.log))"
+  > gen.txt 2> gen.log || fail "generate exited $? ($(why gen.log))"
 ids=$(tail -1 gen.txt)
 n=$(echo "$ids" | wc -w)
 [ "$n" = 15 ] || fail "generate: $n new tokens, expected 15 (the window of 21 less 7 prompt ids, plus one)"
@@ -45,7 +46,7 @@ grep -q '"finish_reason":"length"' one_out.jsonl && [ "$n" = 15 ] ||
 ids30=$(seq 10 39 | paste -sd, -)
 printf '{"prompt_ids": [%s]}\n{"prompt": "Score:"}\n' "$ids30" > mixed.jsonl
 "$bin" generate --model "$model" --input mixed.jsonl --output mixed_out.jsonl --max-new-tokens 4 --threads 1 \
-  2> mixed.log || fail "generate with one prompt past the window exited $? ($(tail -1 mixed.log))"
+  2> mixed.log || fail "generate with one prompt past the window exited $? ($(why mixed.log))"
 grep -q "request 0: 30 prompt tokens, more than the model's sliding_window of 21: no tokens generated" mixed.log ||
   fail "no warning for the prompt past the window: $(cat mixed.log)"
 head -1 mixed_out.jsonl | grep -q '"response":"".*"response_ids":\[\].*"finish_reason":"length"' ||
@@ -58,12 +59,12 @@ head -1 mixed_out.jsonl | grep -q '"response":"".*"response_ids":\[\].*"finish_r
 gen_ids=$(echo "$ids" | tr ' ' ,)
 printf '{"prompt_ids": [1, 266, 283, 280, 274, 265, 301], "response_ids": [%s]}\n' "$gen_ids" > ok.jsonl
 "$bin" score --model "$model" --input ok.jsonl > ok_score.jsonl 2> ok_score.log ||
-  fail "score of the 22 tokens generation stopped at exited $? ($(tail -1 ok_score.log))"
+  fail "score of the 22 tokens generation stopped at exited $? ($(why ok_score.log))"
 printf '{"prompt_ids": [1, 266, 283, 280, 274, 265, 301, 5], "response_ids": [%s]}\n' "$gen_ids" > long.jsonl
 "$bin" score --model "$model" --input long.jsonl > long_score.jsonl 2> long_score.log
 rc=$?
 [ "$rc" = 2 ] && grep -q "long.jsonl:1: prompt and response: 23 tokens, more than the 22 that the model's sliding_window of 21 allows" long_score.log ||
-  fail "score past the window: exit $rc ($(tail -1 long_score.log))"
+  fail "score past the window: exit $rc ($(why long_score.log))"
 
 cat > sft.jsonl <<'D'
 {"prompt_ids": [1, 266, 283, 280], "response_ids": [274, 265, 2]}
@@ -78,13 +79,13 @@ Y
 "$bin" sft sft.yaml --quiet 2> sft_long.log
 rc=$?
 [ "$rc" = 2 ] && grep -q "train.sft.max_seq_len: 64 tokens, more than the 22 that the model's sliding_window of 21 allows" sft_long.log ||
-  fail "sft with max_seq_len past the window: exit $rc ($(tail -1 sft_long.log))"
-"$bin" sft sft.yaml --quiet train.sft.max_seq_len=22 2> sft.log || fail "sft within the window exited $? ($(tail -1 sft.log))"
+  fail "sft with max_seq_len past the window: exit $rc ($(why sft_long.log))"
+"$bin" sft sft.yaml --quiet train.sft.max_seq_len=22 2> sft.log || fail "sft within the window exited $? ($(why sft.log))"
 cfg=runs/t/sft/model/config.json
 grep -q '"model_type":[[:space:]]*"mistral"' "$cfg" && grep -q '"sliding_window":[[:space:]]*21' "$cfg" &&
   grep -q 'MistralForCausalLM' "$cfg" || fail "the trained model's config.json is not Mistral's: $(cat "$cfg")"
 "$bin" score --model runs/t/sft/model --input ok.jsonl > /dev/null 2> trained_score.log ||
-  fail "the trained Mistral model does not load back ($(tail -1 trained_score.log))"
+  fail "the trained Mistral model does not load back ($(why trained_score.log))"
 
 # srlm run refuses a training length past the window at start-up (not after
 # generating and judging), before it writes anything
@@ -93,7 +94,7 @@ loop_small_config run.yaml "$work/loop" "$model"
 "$bin" run run.yaml --quiet train.dpo.max_seq_len=23 > run.log 2>&1
 rc=$?
 [ "$rc" = 2 ] && grep -q "train.dpo.max_seq_len: 23 tokens, more than the 22 that the model's sliding_window of 21 allows" run.log ||
-  fail "srlm run with train.dpo.max_seq_len past the window: exit $rc ($(tail -1 run.log))"
+  fail "srlm run with train.dpo.max_seq_len past the window: exit $rc ($(why run.log))"
 [ -e loop/r ] && fail "srlm run wrote its run folder before refusing the window"
 
 [ $fails = 0 ] && echo "mistral: all checks passed"

@@ -13,6 +13,7 @@ work="$SRLM_TMP/train_sh"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 
 # ---- SFT data: a few prompt -> response facts to memorise ----
 cat > sft.jsonl <<'D'
@@ -30,7 +31,7 @@ train:
   sft: {data: $work/sft.jsonl, lr: 0.003, lr_min: 0.0003, batch_size: 4, micro_batch_size: 3,
         epochs: 40, dropout: 0.1, checkpoint_every: 4, warmup_steps: 2}
 Y
-"$bin" sft sft.yaml --quiet 2> sft.log || fail "sft exited $? ($(tail -1 sft.log))"
+"$bin" sft sft.yaml --quiet 2> sft.log || fail "sft exited $? ($(why sft.log))"
 last_loss=$(tail -1 runs/t/sft/metrics.jsonl | sed 's/.*"loss": \([^,]*\),.*/\1/')
 first_loss=$(head -1 runs/t/sft/metrics.jsonl | sed 's/.*"loss": \([^,]*\),.*/\1/')
 echo "sft: loss $first_loss -> $last_loss"
@@ -83,7 +84,7 @@ train:
   dpo: {data: $work/pairs.jsonl, lr: 0.001, lr_min: 0.0001, batch_size: 4, micro_batch_size: 2,
         epochs: 3, dropout: 0.0, beta: 0.1}
 Y
-"$bin" dpo dpo.yaml --quiet 2> dpo.log || fail "dpo exited $? ($(tail -1 dpo.log))"
+"$bin" dpo dpo.yaml --quiet 2> dpo.log || fail "dpo exited $? ($(why dpo.log))"
 grep -q "1 chosen == rejected" dpo.log || fail "the chosen == rejected pair was not reported as skipped: $(head -1 dpo.log)"
 after=$(margin runs/t/dpo/model)
 echo "dpo: held-out margin $before -> $after"
@@ -111,7 +112,7 @@ paste -d' ' <(logps runs/acc1/sft/model) <(logps runs/acc4/sft/model) <(logps "$
 # one accumulation gives
 "$bin" sft sft.yaml run.name=acct train.sft.micro_batch_size=4 train.sft.micro_batch_tokens=100 \
   train.sft.max_seq_len=64 train.sft.epochs=2 train.sft.dropout=0 --quiet 2> acct.log ||
-  fail "sft with micro_batch_tokens=100 failed: $(tail -1 acct.log)"
+  fail "sft with micro_batch_tokens=100 failed: $(why acct.log)"
 grep -q "6 examples, .*micro-batches of up to 4 and 100 tokens; activations for 100 tokens" acct.log ||
   fail "the token cap is not in the start line: $(grep examples acct.log)"
 paste -d' ' <(logps runs/acc4/sft/model) <(logps runs/acct/sft/model) |
@@ -121,7 +122,7 @@ paste -d' ' <(logps runs/acc4/sft/model) <(logps runs/acct/sft/model) |
 # DPO: 2 pairs a micro-batch vs at most 128 tokens (one pair of ~80 tokens):
 # the reference log-probs and the trained model agree
 "$bin" dpo dpo.yaml run.name=dpot train.dpo.micro_batch_tokens=128 train.dpo.max_seq_len=64 --quiet 2> dpot.log ||
-  fail "dpo with micro_batch_tokens=128 failed: $(tail -1 dpot.log)"
+  fail "dpo with micro_batch_tokens=128 failed: $(why dpot.log)"
 grep -q "8 examples, .*micro-batches of up to 2 and 128 tokens; activations for 128 tokens" dpot.log ||
   fail "the DPO token cap is not in the start line: $(grep examples dpot.log)"
 refs() { sed 's/.*chosen": \([^,]*\), .*rejected": \([^}]*\)}/\1 \2/' "$1"; }

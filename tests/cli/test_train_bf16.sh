@@ -17,6 +17,7 @@ work="$SRLM_TMP/train_bf16"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 loss_of() { sed -n "${2}p" "$1" | sed 's/.*"loss": \([^,]*\),.*/\1/'; }
 
 cp "$SRLM_FIXTURES/commands/sft.jsonl" sft.jsonl
@@ -32,9 +33,9 @@ train:
 Y
 
 # ---- learns, and starts where float32 starts ----
-"$bin" sft sft.yaml --quiet 2> sft.log || fail "bf16 sft exited $? ($(tail -1 sft.log))"
+"$bin" sft sft.yaml --quiet 2> sft.log || fail "bf16 sft exited $? ($(why sft.log))"
 "$bin" sft sft.yaml --quiet run.name=f32 backend.dtype=float32 train.sft.epochs=1 2> f32.log \
-  || fail "float32 sft exited $? ($(tail -1 f32.log))"
+  || fail "float32 sft exited $? ($(why f32.log))"
 first=$(loss_of runs/t/sft/metrics.jsonl 1) first32=$(loss_of runs/f32/sft/metrics.jsonl 1)
 last=$(tail -1 runs/t/sft/metrics.jsonl | sed 's/.*"loss": \([^,]*\),.*/\1/')
 echo "bf16 sft: loss $first -> $last (float32 first step $first32)"
@@ -64,7 +65,7 @@ margin() {
               <("$bin" score --model "$1" --input rejected.jsonl --dtype bfloat16 | sed 's/.*"logp": \([^,]*\),.*/\1/') |
     awk '{ s += $1 - $2; n++ } END { printf "%.4f", s / n }'
 }
-"$bin" dpo sft.yaml --quiet model.path=full/model 2> dpo.log || fail "bf16 dpo exited $? ($(tail -1 dpo.log))"
+"$bin" dpo sft.yaml --quiet model.path=full/model 2> dpo.log || fail "bf16 dpo exited $? ($(why dpo.log))"
 before=$(margin full/model) after=$(margin runs/t/dpo/model)
 echo "bf16 dpo: margin $before -> $after"
 awk -v a="$before" -v b="$after" 'BEGIN { exit !(b > a + 0.5) }' || fail "bf16 DPO did not raise the margin ($before -> $after)"
@@ -79,7 +80,7 @@ paste -d' ' <("$bin" score --model full/model --input sft.jsonl --dtype bfloat16
        END { printf "score: bf16 vs float32 at most %.2e nats per token\n", m; exit !(m < 3e-2 && nz > 0) }' \
   || fail "score --dtype bfloat16 is not within bf16 error of float32 (or identical to it)"
 "$bin" generate --model full/model --input sft.jsonl --output gen.jsonl --dtype bfloat16 --max-new-tokens 8 \
-  2> gen.log || fail "generate --dtype bfloat16 exited $? ($(tail -1 gen.log))"
+  2> gen.log || fail "generate --dtype bfloat16 exited $? ($(why gen.log))"
 [ "$(wc -l < gen.jsonl)" = "$(wc -l < sft.jsonl)" ] || fail "generate --dtype bfloat16 wrote $(wc -l < gen.jsonl) lines"
 
 # ---- bad values ----

@@ -20,6 +20,7 @@ work="$SRLM_TMP/train_faults"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 
 cat > good.jsonl <<'D'
 {"prompt": "Count to three.", "response": "one two three"}
@@ -39,7 +40,7 @@ train:
         epochs: 10, dropout: 0.1, checkpoint_every: 4, keep_last_n: 3, warmup_steps: 2}
 Y
 # 15 steps; checkpoints every 4 steps, 3 kept
-"$bin" sft sft.yaml --quiet 2> ref.log || fail "the uninterrupted run exited $? ($(tail -1 ref.log))"
+"$bin" sft sft.yaml --quiet 2> ref.log || fail "the uninterrupted run exited $? ($(why ref.log))"
 ref=runs/ref/sft
 m=$ref/train/step-00000015/manifest.json
 [ -f "$m" ] || fail "no manifest.json in the final checkpoint"
@@ -66,7 +67,7 @@ damaged() {
   [ "$(ls "runs/$name/sft/train" | tr '\n' ' ')" = "step-00000004 step-00000008 step-00000009 " ] \
     || fail "$what: want checkpoints 4, 8, 9: $(ls "runs/$name/sft/train")"
   (cd "runs/$name/sft/train" && eval "$*")
-  "$bin" sft sft.yaml run.name="$name" --quiet > "$name.log" 2>&1 || fail "$what: the rerun exited $? ($(tail -1 "$name.log"))"
+  "$bin" sft sft.yaml run.name="$name" --quiet > "$name.log" 2>&1 || fail "$what: the rerun exited $? ($(why "$name.log"))"
   for n in "${needles[@]}"; do
     grep -qF -- "$n" "$name.log" || fail "$what: the log lacks '$n': $(grep warning "$name.log")"
   done
@@ -110,11 +111,11 @@ D
 spike=(run.name=spike train.sft.epochs=16 train.sft.loss_spike_factor=2 train.sft.loss_spike_window=4 --quiet)
 cp good.jsonl sft.jsonl
 "$bin" sft sft.yaml "${spike[@]}" --stop-after 12 > spike1.log 2>&1
-[ $? = 75 ] || fail "spikes: the first 12 steps did not stop with 75: $(tail -1 spike1.log)"
+[ $? = 75 ] || fail "spikes: the first 12 steps did not stop with 75: $(why spike1.log)"
 grep -q "loss spike" spike1.log && fail "spikes: a spike was found in normal training: $(grep spike spike1.log)"
 cp nonsense.jsonl sft.jsonl # same prompts, count and order; nonsense responses
 "$bin" sft sft.yaml "${spike[@]}" --stop-after 1 > spike2.log 2>&1
-[ $? = 75 ] || fail "spikes: step 13 did not stop with 75: $(tail -1 spike2.log)"
+[ $? = 75 ] || fail "spikes: step 13 did not stop with 75: $(why spike2.log)"
 grep -q "sft step 13: loss spike: loss [0-9.]* is above the threshold [0-9.]* (train.sft.loss_spike_factor 2 x [0-9.]*, the mean loss of the last 4 good steps): step skipped, weights unchanged (1 bad in a row, limit 3)" spike2.log \
   || fail "spikes: no warning for step 13: $(cat spike2.log)"
 grep -q '"step": 13, .*"skipped": true.*"loss_spike": true' runs/spike/sft/metrics.jsonl \
@@ -132,7 +133,7 @@ cmp -s <(moments $t/step-00000012/trainer-state-rank-0.safetensors) <(moments $t
 [ $rc = 1 ] || fail "spikes: the run should stop with exit 1 after 3 bad steps, got $rc"
 grep -q "sft step 15: loss spike.*(3 bad in a row, limit 3)" spike3.log || fail "spikes: the bad-step count did not survive the resume: $(grep warning spike3.log)"
 grep -q "3 bad (non-finite or loss spike) steps in a row (limit train.sft.max_bad_steps = 3); stopped; the last good checkpoint is the newest" spike3.log \
-  || fail "spikes: no stop message: $(tail -1 spike3.log)"
+  || fail "spikes: no stop message: $(why spike3.log)"
 [ "$(ls $t | tr '\n' ' ')" = "step-00000008 step-00000012 step-00000013 " ] \
   || fail "spikes: want checkpoints 8, 12, 13 (13 = 12's weights) after the stop: $(ls $t)"
 [ -e runs/spike/sft/model ] && fail "spikes: a stopped run wrote a final model"

@@ -54,8 +54,7 @@ fi
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# why LOG: a sanitizer's first line when there is one (its report ends with hints), else the last line
-why() { grep -m1 -E 'Tracer caught|^==[0-9]+==ERROR|runtime error:' "$1" || tail -1 "$1"; }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 
 cp "$SRLM_FIXTURES/commands/sft.jsonl" sft.jsonl
 cp "$SRLM_FIXTURES/commands/pairs.jsonl" pairs.jsonl
