@@ -5,31 +5,9 @@
  * tokenizer's. Invariants of a load that succeeded: the counts add up, every
  * example fits max_seq_len, has a non-empty response and ids inside the vocab.
  * A failure is SRLM_BAD_INPUT naming the file. */
-#include <cjson/cJSON.h>
 
-#include "fuzz_util.h"
+#include "fuzz_jsonl.h"
 #include "io/config.h"
-#include "train/dataset.h"
-
-/* The JSONL contract of a file that loaded: every non-blank line is one JSON
- * object and nothing else. */
-static void check_lines(const uint8_t *data, size_t size) {
-    for (size_t i = 0; i < size;) {
-        const uint8_t *nl = memchr(data + i, '\n', size - i);
-        size_t end = nl ? (size_t)(nl - data) : size;
-        char *line = fuzz_strndup(data + i, end - i);
-        size_t k = strspn(line, " \t\r");
-        if (line[k]) {
-            const char *after = NULL;
-            cJSON *v = cJSON_ParseWithOpts(line, &after, 0);
-            FUZZ_CHECK(cJSON_IsObject(v) && after && !after[strspn(after, " \t\r")],
-                       "accepted a line that is not exactly one JSON object: %s", line);
-            cJSON_Delete(v);
-        }
-        free(line);
-        i = end + 1;
-    }
-}
 
 static void run(const uint8_t *data, size_t size, const char *path, int vocab, int max_seq_len, int truncation, const char *system) {
     srlm_tokenizer *tok = fuzz_tokenizer();
@@ -41,15 +19,11 @@ static void run(const uint8_t *data, size_t size, const char *path, int vocab, i
         FUZZ_CHECK(d.ex == NULL && d.n == 0, "a failed load left examples behind");
         return;
     }
-    check_lines(data, size);
+    fuzz_check_jsonl_lines(data, size);
     const srlm_data_counts *c = &d.counts;
-    FUZZ_CHECK(d.n >= 1 && c->kept == d.n, "kept %ld, n %d", c->kept, d.n);
-    FUZZ_CHECK(c->read == c->kept + c->skipped_too_long + c->skipped_empty + c->skipped_equal,
-               "read %ld != kept %ld + skipped %ld + %ld + %ld", c->read, c->kept, c->skipped_too_long,
-               c->skipped_empty, c->skipped_equal);
+    fuzz_check_data_counts(c, d.n, truncation);
     FUZZ_CHECK(c->truncated <= c->kept && c->skipped_equal == 0, "truncated %ld equal %ld", c->truncated,
                c->skipped_equal);
-    FUZZ_CHECK(truncation == SRLM_TRUNC_PROMPT || c->truncated == 0, "truncated without truncate_prompt");
     int eos = srlm_tokenizer_eos(tok);
     for (int i = 0; i < d.n; i++) {
         const srlm_sft_example *e = &d.ex[i];
