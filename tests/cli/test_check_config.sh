@@ -17,30 +17,7 @@ fail() {
     failures=$((failures + 1))
 }
 
-# run_srlm EXPECTED_RC ARGS...: runs srlm, keeps stdout/stderr in $dir/out, $dir/err.
-run_srlm() {
-    local want=$1
-    shift
-    "$SRLM_BIN" "$@" >"$dir/out" 2>"$dir/err"
-    local rc=$?
-    if [ "$rc" -ne "$want" ]; then
-        fail "srlm $* exited $rc, expected $want; stderr: $(cat "$dir/err")"
-        return 1
-    fi
-    return 0
-}
-
-expect_stderr() { # FIXED_STRING
-    if ! grep -qF -- "$1" "$dir/err"; then
-        fail "stderr lacks '$1'; stderr was: $(cat "$dir/err")"
-    fi
-}
-
-expect_stdout() { # FIXED_STRING
-    if ! grep -qF -- "$1" "$dir/out"; then
-        fail "stdout lacks '$1'"
-    fi
-}
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh" # run_srlm, expect_stdout, expect_stderr
 
 # --- the shipped configs load and round-trip through their printed form ---
 for name in tiny-test llama2-7b; do

@@ -18,26 +18,7 @@ fail() {
     failures=$((failures + 1))
 }
 
-# run_srlm EXPECTED_RC ARGS...: runs srlm, keeps stdout/stderr in $dir/out, $dir/err.
-run_srlm() {
-    local want=$1
-    shift
-    "$SRLM_BIN" "$@" >"$dir/out" 2>"$dir/err"
-    local rc=$?
-    if [ "$rc" -ne "$want" ]; then
-        fail "srlm $* exited $rc, expected $want; stderr: $(cat "$dir/err")"
-        return 1
-    fi
-    return 0
-}
-
-expect_stdout() { # FIXED_STRING
-    grep -qF -- "$1" "$dir/out" || fail "stdout of the last command lacks '$1'"
-}
-
-expect_stderr() { # FIXED_STRING
-    grep -qF -- "$1" "$dir/err" || fail "stderr lacks '$1'; stderr was: $(cat "$dir/err")"
-}
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh" # run_srlm, expect_stdout, expect_stderr
 
 # json_number KEY: the first "KEY": NUMBER of the last --json output
 json_number() {
