@@ -182,15 +182,24 @@ static int adamw_writes_slots(const trainer *t) {
     return t->dp > 1 && t->master_v.data && (t->dp_dev || t->be->ops->host_memory);
 }
 
-/* AdamW on the part of each tensor that falls in this rank's shard. */
+/* AdamW on the part of each tensor that falls in this rank's shard. Neighbours
+ * in the flat layout that share the decay flag share every constant, so a run
+ * of them is one call (a layer's attention matrices, its MLP matrices; without
+ * weight decay the whole shard): on a GPU, 4 launches a layer instead of 9. */
 srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
     /* the bf16 values' destination, indexed by the flat layout's offsets */
     const srlm_view slots = param_slots(t);
     const srlm_view *dest = adamw_writes_params(t) ? &t->m.params : adamw_writes_slots(t) ? &slots : NULL;
     for (int i = 0; i < t->n_segs; i++) {
-        int64_t a, b;
+        int64_t a, b, a2, b2;
         if (!segment_in_shard(t, i, &a, &b)) continue;
-        const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, t->segs[i].decay && t->tc->weight_decay > 0);
+        const int decay = t->segs[i].decay && t->tc->weight_decay > 0;
+        while (i + 1 < t->n_segs && (t->segs[i + 1].decay && t->tc->weight_decay > 0) == decay &&
+               segment_in_shard(t, i + 1, &a2, &b2) && a2 == b) {
+            b = b2;
+            i++;
+        }
+        const srlm_adamw_consts c = srlm_adamw_consts_make(h, step + 1, decay);
         shard_slice s = slice_of(t, a, b);
         srlm_view work = dest ? srlm_view_carve(*dest, a, 1, b - a) : (srlm_view){0};
         SRLM_CHECK(t->be->ops->adamw(t->be, &s.p, &s.g, &s.m, &s.v, dest ? &work : NULL, &c));
