@@ -367,15 +367,16 @@ bool attn::bwd_mma_eligible(const Params &p, srlm_dtype dt, const srlm_view *dq,
            p.lddo % 8 == 0 && dq->stride % 8 == 0 && dk->stride % 8 == 0 && dv->stride % 8 == 0;
 }
 
-static int g_forced_split = 0; /* srlm_cuda_attention_bwd_force_split */
+static std::atomic<int> g_forced_split{0}; /* srlm_cuda_attention_bwd_force_split */
 
 extern "C" void srlm_cuda_attention_bwd_force_split(int blocks_per_group) {
-    g_forced_split = blocks_per_group > 0 ? blocks_per_group : 0;
+    g_forced_split.store(blocks_per_group > 0 ? blocks_per_group : 0, std::memory_order_relaxed);
 }
 
 int attn::bwd_head_split(int B, int len, int nkv, int group) {
     if (group <= 1) return 1;
-    if (g_forced_split > 0) return group % g_forced_split == 0 ? g_forced_split : 1;
+    const int forced = g_forced_split.load(std::memory_order_relaxed);
+    if (forced > 0) return group % forced == 0 ? forced : 1;
     const int64_t blocks = (int64_t)((len + kTile - 1) / kTile) * nkv * B; /* those with work */
     const int64_t want = 8LL * device_attr<cudaDevAttrMultiProcessorCount>(132); /* ~4 waves of 2 blocks */
     int split = 1;

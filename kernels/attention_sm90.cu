@@ -261,7 +261,9 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_sm90_overlap_kernel(Params p)
     store_fwd_rows<HD>(p, r.b, r.h, r.w0, r.n_new, o, m, l);
 }
 
-int g_pingpong = -1, g_overlap = -1; /* -1: not read yet */
+/* -1: not read yet. Atomic (relaxed): a test may set one while another thread
+ * launches; every reader sees the old or the new value. */
+std::atomic<int> g_pingpong{-1}, g_overlap{-1};
 
 template <int HD> srlm_status launch(const Params &p, cudaStream_t stream) {
     const bool overlap = sm90_overlap(), pingpong = sm90_pingpong();
@@ -279,13 +281,14 @@ template <int HD> srlm_status launch(const Params &p, cudaStream_t stream) {
  * 9.0, the image loaded, and the shared memory every wgmma kernel asks for
  * allowed), read once per device. */
 int device_has_sm90_image() {
-    static int cached[64]; /* 0 unknown, 1 yes, 2 no */
+    static std::atomic<int> cached[64]; /* 0 unknown, 1 yes, 2 no */
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
         cudaGetLastError();
         return 0;
     }
-    if (cached[dev] == 0) {
+    int known = cached[dev].load(std::memory_order_relaxed);
+    if (known == 0) {
         int major = 0, minor = 0;
         cudaFuncAttributes a64, a128;
         bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
@@ -295,46 +298,49 @@ int device_has_sm90_image() {
                   cudaFuncGetAttributes(&a128, fwd_sm90_kernel<128, true>) == cudaSuccess &&
                   Layout<128, 3>::kSmem <= smem_optin() && bwd_smem_max() <= smem_optin();
         if (!ok) cudaGetLastError(); /* a missing image is an answer, not an error */
-        cached[dev] = ok ? 1 : 2;
+        known = ok ? 1 : 2;
+        cached[dev].store(known, std::memory_order_relaxed);
     }
-    return cached[dev] == 1;
+    return known == 1;
 }
 
-int g_forced_path = -1; /* -1: not read yet; else SRLM_CUDA_ATTN_PATH_* */
+std::atomic<int> g_forced_path{-1}; /* -1: not read yet; else SRLM_CUDA_ATTN_PATH_* */
 
 }  // namespace
 
-extern "C" void srlm_cuda_attention_force_path(int path) { g_forced_path = path; }
+extern "C" void srlm_cuda_attention_force_path(int path) { g_forced_path.store(path, std::memory_order_relaxed); }
 
 extern "C" int srlm_cuda_attention_sm90_available(void) { return device_has_sm90_image(); }
 
-extern "C" void srlm_cuda_attention_sm90_pingpong(int on) { g_pingpong = on != 0; }
+extern "C" void srlm_cuda_attention_sm90_pingpong(int on) { g_pingpong.store(on != 0, std::memory_order_relaxed); }
 
-extern "C" void srlm_cuda_attention_sm90_overlap(int on) { g_overlap = on != 0; }
+extern "C" void srlm_cuda_attention_sm90_overlap(int on) { g_overlap.store(on != 0, std::memory_order_relaxed); }
 
-bool attn::sm90::sm90_pingpong() {
-    if (g_pingpong < 0) {
-        const char *env = getenv("SRLM_CUDA_ATTN_PINGPONG");
-        g_pingpong = !(env && strcmp(env, "0") == 0);
+/* A switch's value, read from the environment the first time (env_on: the
+ * value it takes from getenv(name)). */
+static int switch_value(std::atomic<int> &sw, const char *name, int (*env_on)(const char *)) {
+    int v = sw.load(std::memory_order_relaxed);
+    if (v < 0) {
+        int expected = -1;
+        sw.compare_exchange_strong(expected, env_on(getenv(name)), std::memory_order_relaxed);
+        v = sw.load(std::memory_order_relaxed);
     }
-    return g_pingpong != 0;
+    return v;
 }
 
-bool attn::sm90::sm90_overlap() {
-    if (g_overlap < 0) {
-        const char *env = getenv("SRLM_CUDA_ATTN_OVERLAP");
-        g_overlap = env && strcmp(env, "1") == 0;
-    }
-    return g_overlap != 0;
+static int unless_zero(const char *env) { return !(env && strcmp(env, "0") == 0); }
+static int only_one(const char *env) { return env && strcmp(env, "1") == 0; }
+static int path_of(const char *env) { /* SRLM_CUDA_ATTN_SM90=0 turns it off, for comparisons */
+    return env && strcmp(env, "0") == 0 ? SRLM_CUDA_ATTN_PATH_MMA : SRLM_CUDA_ATTN_PATH_AUTO;
 }
+
+bool attn::sm90::sm90_pingpong() { return switch_value(g_pingpong, "SRLM_CUDA_ATTN_PINGPONG", unless_zero) != 0; }
+
+bool attn::sm90::sm90_overlap() { return switch_value(g_overlap, "SRLM_CUDA_ATTN_OVERLAP", only_one) != 0; }
 
 bool attn::use_sm90(int hd) {
     if (hd != 64 && hd != 128) return false;
-    if (g_forced_path < 0) { /* SRLM_CUDA_ATTN_SM90=0 turns it off, for comparisons */
-        const char *env = getenv("SRLM_CUDA_ATTN_SM90");
-        g_forced_path = env && strcmp(env, "0") == 0 ? SRLM_CUDA_ATTN_PATH_MMA : SRLM_CUDA_ATTN_PATH_AUTO;
-    }
-    if (g_forced_path == SRLM_CUDA_ATTN_PATH_MMA) return false;
+    if (switch_value(g_forced_path, "SRLM_CUDA_ATTN_SM90", path_of) == SRLM_CUDA_ATTN_PATH_MMA) return false;
     return device_has_sm90_image() != 0;
 }
 

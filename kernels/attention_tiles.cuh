@@ -5,6 +5,8 @@
  * host-side argument checks (element loads and stores by dtype: dtype_io.cuh). */
 #pragma once
 
+#include <atomic>
+
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -24,23 +26,24 @@ constexpr int kMaxHeadDim = 256;
 constexpr size_t kDefaultSmem = 48 * 1024; /* dynamic smem a block gets without opting in */
 
 /* An attribute of the current device, read once per device (fallback where it
- * cannot be read). A benign race: every thread caches the same value. */
+ * cannot be read). Threads that race to read it store the same value; the
+ * atomics make that race defined. */
 template <cudaDeviceAttr A> inline int device_attr(int fallback) {
-    static int cached[64];
+    static std::atomic<int> cached[64];
     int dev = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) {
         cudaGetLastError();
         return fallback;
     }
-    if (cached[dev] == 0) {
-        int v = 0;
+    int v = cached[dev].load(std::memory_order_relaxed);
+    if (v == 0) {
         if (cudaDeviceGetAttribute(&v, A, dev) != cudaSuccess || v <= 0) {
             cudaGetLastError();
             v = fallback;
         }
-        cached[dev] = v;
+        cached[dev].store(v, std::memory_order_relaxed);
     }
-    return cached[dev];
+    return v;
 }
 
 /* Dynamic shared memory a block may opt in to: 227 KB on an H100, 163 KB on
