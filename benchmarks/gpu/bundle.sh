@@ -58,6 +58,7 @@ programs=(srlm benchmarks/gpu/bench_kernels benchmarks/gpu/bench_model)
 for src in tests/gpu/test_*.c; do
     programs+=("tests/$(basename "$src" .c)")
 done
+programs+=(tests/test_trainer_torch) # test_trainer_torch_gpu: the unit test on the GPU backend
 rm -rf "$out" && mkdir -p "$out/bundle-lib" || die "cannot create $out"
 for p in "${programs[@]}"; do
     [ -x "$build/$p" ] || die "$build/$p was not built (is this a CUDA build? see $build/bundle-build.log)"

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/factory.h"
 #include "core/log.h"
 #include "io/config.h"
 #include "io/safetensors.h"
@@ -100,9 +101,13 @@ static void compare_weights(const char *ours, const char *torch, double lr, cons
     srlm_st_close(&b);
 }
 
+/* SRLM_TEST_BACKEND (default cpu): the backend.name the runs use; the CUDA
+ * build's gpu-labelled test_trainer_torch_cuda sets cuda. */
+static const char *backend_name(void) { return test_env("SRLM_TEST_BACKEND", "cpu"); }
+
 static void run_case(const char *name, const char *phase, const char *tmp) {
     char dir[1024], path[1400], yaml[4096], out[1200], what[64];
-    snprintf(what, sizeof what, "%s %s", name, phase);
+    snprintf(what, sizeof what, "%s %s (%s)", name, phase, backend_name());
     snprintf(dir, sizeof dir, "%s/trainer/%s", fixtures(), name);
     snprintf(path, sizeof path, "%s/reference.json", dir);
     char *text = test_read_file(path, NULL);
@@ -119,13 +124,13 @@ static void run_case(const char *name, const char *phase, const char *tmp) {
     snprintf(yaml, sizeof yaml,
              "run: {name: %s-%s, out_dir: %s/runs, seed: 3}\n"
              "model: {path: %s/llama/%s, dtype: float32}\n"
-             "backend: {threads: 1}\n"
+             "backend: {name: %s, threads: 1}\n"
              "train:\n"
              "  %s: {data: %s/%s, lr: %.17g, lr_min: %.17g, schedule: cosine, warmup_steps: %d,\n"
              "       weight_decay: %.17g, epochs: %.17g, batch_size: %d, micro_batch_size: %d,\n"
              "       grad_clip: %.17g, adam_beta1: %.17g, adam_beta2: %.17g, adam_eps: %.17g,\n"
              "       dropout: 0.0, max_seq_len: 64%s}\n",
-             name, phase, tmp, fixtures(), name, phase, dir, dpo ? "pairs.jsonl" : "sft.jsonl", lr,
+             name, phase, tmp, fixtures(), name, backend_name(), phase, dir, dpo ? "pairs.jsonl" : "sft.jsonl", lr,
              num(hp, "lr_min"), (int)num(hp, "warmup_steps"), num(hp, "weight_decay"), num(hp, "epochs"),
              (int)num(hp, "batch_size"), (int)num(hp, "micro_batch_size"), num(hp, "grad_clip"),
              num(ref, "adam_beta1"), num(ref, "adam_beta2"), num(ref, "adam_eps"), beta);
@@ -151,8 +156,13 @@ static void run_case(const char *name, const char *phase, const char *tmp) {
 
 int main(void) {
     srlm_log_set_level(SRLM_LOG_WARN);
+    srlm_backend_kind kind;
+    srlm_backend *be = NULL;
+    if (srlm_backend_kind_parse(backend_name(), &kind) != SRLM_OK || srlm_backend_new(kind, 1, 0, &be) != SRLM_OK)
+        TEST_SKIP("SRLM_TEST_BACKEND=%s: %s", backend_name(), srlm_last_error());
+    srlm_backend_free(be);
     char tmp[1024], cmd[2100];
-    snprintf(tmp, sizeof tmp, "%s/trainer_torch", test_env("SRLM_TMP", "/tmp"));
+    snprintf(tmp, sizeof tmp, "%s/trainer_torch_%s", test_env("SRLM_TMP", "/tmp"), backend_name());
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", tmp, tmp);
     CHECK(system(cmd) == 0);
     run_case("tiny-gqa", "sft", tmp);
