@@ -4,7 +4,9 @@
  * TRL's sigmoid DPO formula, clip_grad_norm_, torch.optim.AdamW with a decay
  * and a no-decay parameter group, and transformers' cosine-with-min-lr schedule.
  * Cases: tiny-gqa (SFT, 4 steps; DPO, 3 steps) and tiny-rope (tied embeddings;
- * SFT, 4 steps). Each batch is accumulated over two micro-batches, the first
+ * SFT, 4 steps); tiny-gqa again with the memory savers (recomputation, logits
+ * in chunks of 5 rows, micro-batches capped by tokens: one example or pair
+ * each). Each batch is accumulated over micro-batches, the first
  * steps are clipped, the first is at lr 0 (warmup), and weight decay is 1.0 so
  * that a norm weight decayed by mistake or a matrix left undecayed moves by
  * about 2 lr over the run.
@@ -14,12 +16,12 @@
  * Tolerances: float32 on both sides, differing in summation order only (the
  * gradients agree to ~1e-6, test_train_grads.c). Loss and gradient norm within
  * 1e-5 relative at the first step, 5e-4 later (the weights' differences below
- * carry over; measured up to 4e-5); lr within 1e-7 relative (%.9g in the
+ * carry over; measured up to 8e-5); lr within 1e-7 relative (%.9g in the
  * metrics). Weights in units of the peak lr, as in
  * test_dist_train.c: Adam moves an element by ~lr whatever its gradient's size,
  * so one whose gradient is ~1e-9 can move differently; per tensor the RMS of
- * w - w_torch <= 0.02 lr and every element within 1 lr. Measured: RMS <= 9e-4
- * lr, elements <= 0.09 lr. */
+ * w - w_torch <= 0.02 lr and every element within 1 lr. Measured: RMS <= 2e-3
+ * lr, elements <= 0.2 lr. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -105,9 +107,11 @@ static void compare_weights(const char *ours, const char *torch, double lr, cons
  * build's gpu-labelled test_trainer_torch_cuda sets cuda. */
 static const char *backend_name(void) { return test_env("SRLM_TEST_BACKEND", "cpu"); }
 
-static void run_case(const char *name, const char *phase, const char *tmp) {
+/* variant: NULL, or a name and the config keys it adds to the phase's (the same
+ * steps, computed another way). */
+static void run_case(const char *name, const char *phase, const char *tmp, const char *variant, const char *keys) {
     char dir[1024], path[1400], yaml[4096], out[1200], what[64];
-    snprintf(what, sizeof what, "%s %s (%s)", name, phase, backend_name());
+    snprintf(what, sizeof what, "%s %s%s%s (%s)", name, phase, variant ? " " : "", variant ? variant : "", backend_name());
     snprintf(dir, sizeof dir, "%s/trainer/%s", fixtures(), name);
     snprintf(path, sizeof path, "%s/reference.json", dir);
     char *text = test_read_file(path, NULL);
@@ -122,23 +126,23 @@ static void run_case(const char *name, const char *phase, const char *tmp) {
     char beta[64] = "";
     if (dpo) snprintf(beta, sizeof beta, ", beta: %.17g", num(hp, "beta"));
     snprintf(yaml, sizeof yaml,
-             "run: {name: %s-%s, out_dir: %s/runs, seed: 3}\n"
+             "run: {name: %s-%s%s, out_dir: %s/runs, seed: 3}\n"
              "model: {path: %s/llama/%s, dtype: float32}\n"
              "backend: {name: %s, threads: 1}\n"
              "train:\n"
              "  %s: {data: %s/%s, lr: %.17g, lr_min: %.17g, schedule: cosine, warmup_steps: %d,\n"
              "       weight_decay: %.17g, epochs: %.17g, batch_size: %d, micro_batch_size: %d,\n"
              "       grad_clip: %.17g, adam_beta1: %.17g, adam_beta2: %.17g, adam_eps: %.17g,\n"
-             "       dropout: 0.0, max_seq_len: 64%s}\n",
-             name, phase, tmp, fixtures(), name, backend_name(), phase, dir, dpo ? "pairs.jsonl" : "sft.jsonl", lr,
+             "       dropout: 0.0%s%s}\n",
+             name, phase, variant ? variant : "", tmp, fixtures(), name, backend_name(), phase, dir, dpo ? "pairs.jsonl" : "sft.jsonl", lr,
              num(hp, "lr_min"), (int)num(hp, "warmup_steps"), num(hp, "weight_decay"), num(hp, "epochs"),
              (int)num(hp, "batch_size"), (int)num(hp, "micro_batch_size"), num(hp, "grad_clip"),
-             num(ref, "adam_beta1"), num(ref, "adam_beta2"), num(ref, "adam_eps"), beta);
+             num(ref, "adam_beta1"), num(ref, "adam_beta2"), num(ref, "adam_eps"), beta, keys ? keys : ", max_seq_len: 64");
     srlm_config c;
     int before = test_failures;
     CHECK_OK(srlm_config_load_text(&c, what, yaml, 0, NULL));
     if (test_failures != before) { cJSON_Delete(ref); return; }
-    snprintf(out, sizeof out, "%.1000s/runs/%s-%s/%s", tmp, name, phase, phase);
+    snprintf(out, sizeof out, "%.1000s/runs/%s-%s%s/%s", tmp, name, phase, variant ? variant : "", phase);
     srlm_train_job job = {dpo ? SRLM_TRAIN_DPO : SRLM_TRAIN_SFT, dpo ? c.train.dpo.data : c.train.sft.data, out, 0,
                           1, NULL};
     CHECK_OK(srlm_train(&c, &job));
@@ -165,8 +169,15 @@ int main(void) {
     snprintf(tmp, sizeof tmp, "%s/trainer_torch_%s", test_env("SRLM_TMP", "/tmp"), backend_name());
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", tmp, tmp);
     CHECK(system(cmd) == 0);
-    run_case("tiny-gqa", "sft", tmp);
-    run_case("tiny-gqa", "dpo", tmp);
-    run_case("tiny-rope", "sft", tmp);
+    run_case("tiny-gqa", "sft", tmp, NULL, NULL);
+    run_case("tiny-gqa", "dpo", tmp, NULL, NULL);
+    run_case("tiny-rope", "sft", tmp, NULL, NULL);
+    /* the memory savers: activations recomputed in the backward pass, logits held
+     * 5 rows at a time, and micro-batches capped at 16 tokens (SFT: one example
+     * each, four a step; DPO: one pair each, three a step) */
+    run_case("tiny-gqa", "sft", tmp, "-savers",
+             ", recompute: true, logits_chunk: 5, max_seq_len: 16, micro_batch_tokens: 16");
+    run_case("tiny-gqa", "dpo", tmp, "-savers",
+             ", recompute: true, logits_chunk: 5, max_seq_len: 11, micro_batch_tokens: 22");
     TEST_DONE();
 }
