@@ -22,6 +22,7 @@ work="$SRLM_TMP/device_memory_mpi"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 cp "$SRLM_FIXTURES/commands/sft.jsonl" sft.jsonl
 cat > sft.yaml <<Y
 run: {name: t, out_dir: $work/runs, seed: 2}
@@ -38,13 +39,13 @@ for layout in "tp 2 parallel.tp=2" "dp 2 parallel.dp=2" "tp4 4 parallel.tp=4" \
   shift 2
   for be in cpu cpu_guarded; do
     mpi "$np" sft sft.yaml --quiet run.name=${name}_$be backend.name=$be "$@" > ${name}_$be.log 2>&1 \
-      || fail "$name on $be exited $? ($(tail -1 ${name}_$be.log))"
+      || fail "$name on $be exited $? ($(why ${name}_$be.log))"
   done
   cmp -s runs/${name}_cpu/sft/model/model.safetensors runs/${name}_cpu_guarded/sft/model/model.safetensors \
     && echo "$name: weights identical on cpu and cpu_guarded" || fail "$name: weights differ between cpu and cpu_guarded"
   $MPIEXEC -np "$np" $MPIEXEC_FLAGS env SRLM_GUARDED_DEVICE_COMM=1 "$bin" sft sft.yaml --quiet \
     run.name=${name}_devcomm backend.name=cpu_guarded "$@" > ${name}_devcomm.log 2>&1 \
-    || fail "$name on cpu_guarded with device collectives exited $? ($(tail -1 ${name}_devcomm.log))"
+    || fail "$name on cpu_guarded with device collectives exited $? ($(why ${name}_devcomm.log))"
   cmp -s runs/${name}_cpu/sft/model/model.safetensors runs/${name}_devcomm/sft/model/model.safetensors \
     && echo "$name: weights identical on cpu and with device collectives" \
     || fail "$name: weights differ between cpu and cpu_guarded with device collectives"
@@ -56,7 +57,7 @@ for be in cpu cpu_guarded devcomm; do
   name=$be env=""
   [ $be = devcomm ] && be=cpu_guarded env=SRLM_GUARDED_DEVICE_COMM=1
   $MPIEXEC -np 2 $MPIEXEC_FLAGS env $env "$bin" run run.yaml --quiet run.name=$name backend.name=$be parallel.tp=2 \
-    > run_$name.log 2>&1 || fail "srlm run at tp 2 on $name exited $? ($(tail -1 run_$name.log))"
+    > run_$name.log 2>&1 || fail "srlm run at tp 2 on $name exited $? ($(why run_$name.log))"
 done
 [ "$(cat loop/cpu/iter-1/candidates/*.jsonl 2>/dev/null | wc -l)" -gt 0 ] || fail "srlm run at tp 2 wrote no candidates"
 for name in cpu_guarded devcomm; do
@@ -70,7 +71,7 @@ done
 # bf16 at dp 2 (fp32 master shards gathered each step) against dp 1: the
 # gradients are summed in another order, so compare through log-probs
 "$bin" sft sft.yaml --quiet run.name=dp1_bf16 backend.dtype=bfloat16 > dp1_bf16.log 2>&1 \
-  || fail "dp 1 bf16 exited $? ($(tail -1 dp1_bf16.log))"
+  || fail "dp 1 bf16 exited $? ($(why dp1_bf16.log))"
 lp() { "$bin" score --model "$1" --input sft.jsonl --dtype bfloat16 | sed 's/.*"logp": \([^,]*\),.*/\1/'; }
 paste -d' ' <(lp runs/dp1_bf16/sft/model) <(lp runs/dp_bf16_cpu/sft/model) <(lp "$model") |
   awk '{ d = $1 - $2; if (d < 0) d = -d; m = $1 - $3; if (m < 0) m = -m; if (d > dmax) dmax = d; mv += m; n++ }

@@ -33,6 +33,7 @@ rm -rf "$work" && mkdir -p "$mnt" && cd "$work" || exit 1
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$SRLM_SOURCE_DIR/tests/cli/lib.sh"  # why LOG
 mounted=0
 cleanup() { [ $mounted = 1 ] && umount "$mnt" 2> /dev/null; }
 trap cleanup EXIT
@@ -130,7 +131,7 @@ train:
   sft: {data: $fx/loop/sft_m1.jsonl, lr: 0.003, lr_min: 0.0003, batch_size: 16, micro_batch_size: 16,
         epochs: 1, dropout: 0.0, max_seq_len: 128, checkpoint_every: 5, keep_last_n: 3}
 Y
-"$bin" sft sft.yaml --quiet 2> sref.log || fail "the reference sft exited $?: $(tail -1 sref.log)"
+"$bin" sft sft.yaml --quiet 2> sref.log || fail "the reference sft exited $?: $(why sref.log)"
 ref=runs/s/sft
 mount -o remount,size=24m "$mnt"
 # a filler leaves room for one checkpoint (1.5 MiB) but not two
@@ -144,7 +145,7 @@ for f in model/model.safetensors model/config.json trainer-state-rank-0.safetens
   cmp -s "$out/train/step-00000005/$f" "$ref/train/step-00000005/$f" || fail "the first checkpoint's $f changed"
 done
 rm "$mnt/filler"
-"$bin" sft sft.yaml run.out_dir="$mnt" > sft2.log 2>&1 || fail "the sft rerun after freeing space exited $?: $(tail -1 sft2.log)"
+"$bin" sft sft.yaml run.out_dir="$mnt" > sft2.log 2>&1 || fail "the sft rerun after freeing space exited $?: $(why sft2.log)"
 grep -q "resuming from step 5 of 15" sft2.log || fail "the rerun did not resume from step 5: $(grep -m1 info sft2.log)"
 cmp -s "$out/model/model.safetensors" "$ref/model/model.safetensors" \
   && echo "  resumed from step 5; final weights equal the uninterrupted run's" \
