@@ -29,10 +29,10 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "dist/topology.h"
-#include "io/safetensors.h"
 #include "model/llama.h"
 #include "test.h"
 #include "train/trainer.h"
+#include "weights_check.h"
 
 #define LR 0.002
 
@@ -77,42 +77,6 @@ static void run(const char *tmp, const char *model, const char *name, int tp, in
         CHECK_OK(srlm_train(&c, &job));
     }
     srlm_config_free(&c);
-}
-
-/* Compare every tensor of two HF checkpoints (single files). */
-static void compare_models(const char *a_dir, const char *b_dir, const char *what) {
-    char pa[1300], pb[1300];
-    snprintf(pa, sizeof pa, "%s/model.safetensors", a_dir);
-    snprintf(pb, sizeof pb, "%s/model.safetensors", b_dir);
-    srlm_safetensors a, b;
-    int before = test_failures;
-    CHECK_OK(srlm_st_open(&a, pa));
-    CHECK_OK(srlm_st_open(&b, pb));
-    if (test_failures != before) return;
-    double worst_rel = 0, worst_lr = 0;
-    const char *worst_name = "";
-    CHECK_MSG(a.n_tensors == b.n_tensors, "%s: %d vs %d tensors", what, a.n_tensors, b.n_tensors);
-    for (int i = 0; i < a.n_tensors; i++) {
-        const srlm_st_tensor *x = &a.tensors[i], *y = srlm_st_find(&b, x->name);
-        CHECK_MSG(y && y->nbytes == x->nbytes, "%s: %s missing or resized", what, x->name);
-        if (!y || y->nbytes != x->nbytes) continue;
-        const float *u = x->data, *w = y->data;
-        double num = 0;
-        size_t n = x->nbytes / 4;
-        for (size_t k = 0; k < n; k++) {
-            double d = (double)u[k] - w[k];
-            num += d * d;
-            if (!(fabs(d) / LR <= worst_lr)) worst_lr = fabs(d) / LR;
-        }
-        double rel = sqrt(num / (double)(n ? n : 1)) / LR; /* RMS difference in units of lr */
-        if (!(rel <= worst_rel)) { worst_rel = rel; worst_name = x->name; }
-    }
-    CHECK_MSG(worst_rel <= 0.05 && worst_lr <= 2, "%s: worst tensor RMS difference %.3g lr, worst element %.3g lr",
-              what, worst_rel, worst_lr);
-    printf("%s: worst tensor RMS |w - w_ref| %.4f lr (%s), worst element %.2f lr\n", what, worst_rel,
-           worst_name, worst_lr);
-    srlm_st_close(&a);
-    srlm_st_close(&b);
 }
 
 static double last_loss(const char *metrics) {
@@ -199,7 +163,10 @@ int main(int argc, char **argv) {
                 snprintf(a, sizeof a, "%s/runs/%s/%s/model", tmp, name, k ? "dpo" : "sft");
                 snprintf(b, sizeof b, "%s/runs/ref/%s/model", tmp, k ? "dpo" : "sft");
                 snprintf(what, sizeof what, "%s %s vs 1 rank", name, k ? "dpo" : "sft");
-                compare_models(a, b, what);
+                char pa[1300], pb[1300];
+                snprintf(pa, sizeof pa, "%s/model.safetensors", a);
+                snprintf(pb, sizeof pb, "%s/model.safetensors", b);
+                check_weights(pa, pb, LR, 0.05, 2.0, what);
                 snprintf(a, sizeof a, "%s/runs/%s/%s/metrics.jsonl", tmp, name, k ? "dpo" : "sft");
                 snprintf(b, sizeof b, "%s/runs/ref/%s/metrics.jsonl", tmp, k ? "dpo" : "sft");
                 double la = last_loss(a), lb = last_loss(b);

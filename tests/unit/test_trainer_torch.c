@@ -31,9 +31,9 @@
 #include "backend/factory.h"
 #include "core/log.h"
 #include "io/config.h"
-#include "io/safetensors.h"
 #include "test.h"
 #include "train/trainer.h"
+#include "weights_check.h"
 
 static const char *fixtures(void) { return test_env("SRLM_FIXTURES", "tests/fixtures"); }
 
@@ -69,38 +69,6 @@ static void compare_metrics(const char *path, const cJSON *steps, const char *wh
     }
     CHECK_MSG(n == want, "%s: %d steps in metrics.jsonl, torch took %d", what, n, want);
     free(text);
-}
-
-/* Every tensor of torch's result in srlm's, within the tolerance. */
-static void compare_weights(const char *ours, const char *torch, double lr, const char *what) {
-    srlm_safetensors a, b;
-    int before = test_failures;
-    CHECK_OK(srlm_st_open(&a, ours));
-    CHECK_OK(srlm_st_open(&b, torch));
-    if (test_failures != before) return;
-    double worst_rms = 0, worst_el = 0;
-    const char *worst = "";
-    for (int i = 0; i < b.n_tensors; i++) {
-        const srlm_st_tensor *want = &b.tensors[i], *got = srlm_st_find(&a, want->name);
-        CHECK_MSG(got && got->nbytes == want->nbytes, "%s: %s missing or another size", what, want->name);
-        if (!got || got->nbytes != want->nbytes) continue;
-        const float *u = got->data, *w = want->data;
-        const size_t n = want->nbytes / sizeof(float);
-        double sum = 0;
-        for (size_t k = 0; k < n; k++) {
-            const double d = ((double)u[k] - w[k]) / lr;
-            sum += d * d;
-            if (!(fabs(d) <= worst_el)) worst_el = fabs(d);
-        }
-        const double rms = sqrt(sum / (double)(n ? n : 1));
-        if (!(rms <= worst_rms)) { worst_rms = rms; worst = want->name; }
-        CHECK_MSG(rms <= 0.02, "%s: %s differs from torch by %.4g lr (RMS)", what, want->name, rms);
-    }
-    CHECK_MSG(worst_el <= 1.0, "%s: an element differs from torch by %.3g lr", what, worst_el);
-    printf("%s: %d tensors, worst RMS |w - w_torch| %.2e lr (%s), worst element %.2e lr\n", what, b.n_tensors,
-           worst_rms, worst, worst_el);
-    srlm_st_close(&a);
-    srlm_st_close(&b);
 }
 
 /* SRLM_TEST_BACKEND (default cpu): the backend.name the runs use; the CUDA
@@ -153,7 +121,7 @@ static void run_case(const char *name, const char *phase, const char *tmp, const
         char ours[1300], theirs[1400];
         snprintf(ours, sizeof ours, "%s/model/model.safetensors", out);
         snprintf(theirs, sizeof theirs, "%s/%s_weights.safetensors", dir, phase);
-        compare_weights(ours, theirs, lr, what);
+        check_weights(ours, theirs, lr, 0.02, 1.0, what);
     }
     cJSON_Delete(ref);
 }
