@@ -182,6 +182,9 @@ static int adamw_writes_slots(const trainer *t) {
     return t->dp > 1 && t->master_v.data && (t->dp_dev || t->be->ops->host_memory);
 }
 
+/* Segment i gets weight decay: a matrix or embedding, with a decay set. */
+static int segment_decays(const trainer *t, int i) { return t->segs[i].decay && t->tc->weight_decay > 0; }
+
 /* AdamW on the part of each tensor that falls in this rank's shard. Neighbours
  * in the flat layout that share the decay flag share every constant, so a run
  * of them is one call (a layer's attention matrices, its MLP matrices; without
@@ -193,8 +196,8 @@ srlm_status zero1_adamw(trainer *t, const srlm_adamw_hparams *h, long step) {
     for (int i = 0; i < t->n_segs; i++) {
         int64_t a, b, a2, b2;
         if (!segment_in_shard(t, i, &a, &b)) continue;
-        const int decay = t->segs[i].decay && t->tc->weight_decay > 0;
-        while (i + 1 < t->n_segs && (t->segs[i + 1].decay && t->tc->weight_decay > 0) == decay &&
+        const int decay = segment_decays(t, i);
+        while (i + 1 < t->n_segs && segment_decays(t, i + 1) == decay &&
                segment_in_shard(t, i + 1, &a2, &b2) && a2 == b) {
             b = b2;
             i++;
