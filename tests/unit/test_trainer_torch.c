@@ -37,9 +37,10 @@
 
 static const char *fixtures(void) { return test_env("SRLM_FIXTURES", "tests/fixtures"); }
 
-static double num(const cJSON *obj, const char *key) {
+/* obj's number `key`; NAN and a failed check naming `where` when it has none. */
+static double num(const cJSON *obj, const char *key, const char *where) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    CHECK_MSG(cJSON_IsNumber(v), "reference.json: no number \"%s\"", key);
+    CHECK_MSG(cJSON_IsNumber(v), "%s: no number \"%s\"", where, key);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
@@ -56,12 +57,14 @@ static void compare_metrics(const char *path, const cJSON *steps, const char *wh
         const cJSON *r = cJSON_GetArrayItem(steps, n);
         CHECK_MSG(m && r, "%s: metrics line %d: not JSON, or more steps than torch's %d", what, n + 1, want);
         if (m && r) {
-            double loss = num(m, "loss"), norm = num(m, "grad_norm"), lr = num(m, "lr");
-            double rloss = num(r, "loss"), rnorm = num(r, "grad_norm"), rlr = num(r, "lr");
+            double loss = num(m, "loss", path), norm = num(m, "grad_norm", path), lr = num(m, "lr", path);
+            double rloss = num(r, "loss", "reference.json"), rnorm = num(r, "grad_norm", "reference.json"),
+                   rlr = num(r, "lr", "reference.json");
             const double tol = n == 0 ? 1e-5 : 5e-4; /* the starting weights, then the weights' differences */
             CHECK_MSG(close_rel(loss, rloss, tol), "%s step %d: loss %.9g, torch %.9g", what, n, loss, rloss);
             CHECK_MSG(close_rel(norm, rnorm, tol), "%s step %d: grad norm %.9g, torch %.9g", what, n, norm, rnorm);
-            CHECK_MSG(fabs(lr - rlr) <= 1e-7 * fabs(rlr) + 1e-15, "%s step %d: lr %.9g, torch %.9g", what, n, lr, rlr);
+            CHECK_MSG(fabs(lr - rlr) <= 1e-7 * fabs(rlr) + 1e-15, "%s step %d: lr %.9g, torch %.9g", what, n, lr,
+                      rlr);
             printf("%s step %d: loss %.7f (torch %.7f), grad norm %.6f (torch %.6f), lr %.5g\n", what, n, loss, rloss,
                    norm, rnorm, lr);
         }
@@ -72,27 +75,34 @@ static void compare_metrics(const char *path, const cJSON *steps, const char *wh
 }
 
 /* SRLM_TEST_BACKEND (default cpu): the backend.name the runs use; the CUDA
- * build's gpu-labelled test_trainer_torch_cuda sets cuda. */
+ * build's gpu-labelled test_trainer_torch_gpu sets cuda. */
 static const char *backend_name(void) { return test_env("SRLM_TEST_BACKEND", "cpu"); }
 
 /* variant: NULL, or a name and the config keys it adds to the phase's (the same
  * steps, computed another way). */
 static void run_case(const char *name, const char *phase, const char *tmp, const char *variant, const char *keys) {
     char dir[1024], path[1400], yaml[4096], out[1200], what[64];
-    snprintf(what, sizeof what, "%s %s%s%s (%s)", name, phase, variant ? " " : "", variant ? variant : "", backend_name());
+    snprintf(what, sizeof what, "%s %s%s%s (%s)", name, phase, variant ? " " : "", variant ? variant : "",
+             backend_name());
     snprintf(dir, sizeof dir, "%s/trainer/%s", fixtures(), name);
     snprintf(path, sizeof path, "%s/reference.json", dir);
+    /* committed with the test: a missing file is a failure, not a skip */
     char *text = test_read_file(path, NULL);
-    if (!text) TEST_SKIP("%s is missing (tests/fixtures/make_trainer_fixtures.py writes it)", path);
-    cJSON *ref = cJSON_Parse(text);
+    CHECK_MSG(text != NULL, "cannot read %s (tests/fixtures/make_trainer_fixtures.py writes it)", path);
+    cJSON *ref = text ? cJSON_Parse(text) : NULL;
     free(text);
     const cJSON *hp = cJSON_GetObjectItemCaseSensitive(ref, phase);
-    CHECK_MSG(hp != NULL, "%s: no \"%s\"", path, phase);
+    CHECK_MSG(!text || hp != NULL, "%s: no \"%s\"", path, phase);
     if (!hp) { cJSON_Delete(ref); return; }
-    const int dpo = strcmp(phase, "dpo") == 0;
-    const double lr = num(hp, "lr");
+    const int dpo = strcmp(phase, "dpo") == 0, before = test_failures;
+    const double lr = num(hp, "lr", path), lr_min = num(hp, "lr_min", path), warmup = num(hp, "warmup_steps", path),
+                 wd = num(hp, "weight_decay", path), epochs = num(hp, "epochs", path),
+                 batch = num(hp, "batch_size", path), micro = num(hp, "micro_batch_size", path),
+                 clip = num(hp, "grad_clip", path), b1 = num(ref, "adam_beta1", path),
+                 b2 = num(ref, "adam_beta2", path), eps = num(ref, "adam_eps", path);
     char beta[64] = "";
-    if (dpo) snprintf(beta, sizeof beta, ", beta: %.17g", num(hp, "beta"));
+    if (dpo) snprintf(beta, sizeof beta, ", beta: %.17g", num(hp, "beta", path));
+    if (test_failures != before) { cJSON_Delete(ref); return; } /* no NaN reaches an int */
     snprintf(yaml, sizeof yaml,
              "run: {name: %s-%s%s, out_dir: %s/runs, seed: 3}\n"
              "model: {path: %s/llama/%s, dtype: float32}\n"
@@ -102,12 +112,10 @@ static void run_case(const char *name, const char *phase, const char *tmp, const
              "       weight_decay: %.17g, epochs: %.17g, batch_size: %d, micro_batch_size: %d,\n"
              "       grad_clip: %.17g, adam_beta1: %.17g, adam_beta2: %.17g, adam_eps: %.17g,\n"
              "       dropout: 0.0%s%s}\n",
-             name, phase, variant ? variant : "", tmp, fixtures(), name, backend_name(), phase, dir, dpo ? "pairs.jsonl" : "sft.jsonl", lr,
-             num(hp, "lr_min"), (int)num(hp, "warmup_steps"), num(hp, "weight_decay"), num(hp, "epochs"),
-             (int)num(hp, "batch_size"), (int)num(hp, "micro_batch_size"), num(hp, "grad_clip"),
-             num(ref, "adam_beta1"), num(ref, "adam_beta2"), num(ref, "adam_eps"), beta, keys ? keys : ", max_seq_len: 64");
+             name, phase, variant ? variant : "", tmp, fixtures(), name, backend_name(), phase, dir,
+             dpo ? "pairs.jsonl" : "sft.jsonl", lr, lr_min, (int)warmup, wd, epochs, (int)batch, (int)micro, clip,
+             b1, b2, eps, beta, keys ? keys : ", max_seq_len: 64");
     srlm_config c;
-    int before = test_failures;
     CHECK_OK(srlm_config_load_text(&c, what, yaml, 0, NULL));
     if (test_failures != before) { cJSON_Delete(ref); return; }
     snprintf(out, sizeof out, "%.1000s/runs/%s-%s%s/%s", tmp, name, phase, variant ? variant : "", phase);
