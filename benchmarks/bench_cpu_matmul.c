@@ -1,8 +1,10 @@
 /* Small-row matmuls on the CPU: y = x W^T with R rows of x, through one
- * cblas_sgemm call vs one cblas_sgemv per row, on the weight shapes of the
- * models the benchmarks use (the 24M model of the Python benchmarks, a ~1B Llama).
- * This is where the CPU backend's matmul chooses between them (backend_cpu.c):
- * OpenBLAS's sgemm packs W on every call, which a few rows cannot repay.
+ * cblas_sgemm call, one cblas_sgemv per row, and srlm's skinny kernel (reads W
+ * once for all rows, src/backend/cpu/matmul_skinny.c), on the weight shapes of
+ * the models the benchmarks use (the 24M model of the Python benchmarks, a ~1B
+ * Llama). This is where the CPU backend's matmul chooses between them
+ * (backend_cpu.c): OpenBLAS's sgemm packs W on every call, which a few rows
+ * cannot repay.
  * Median of N timed calls after a warm-up; one line per shape and row count.
  *
  * With EVICT_MB > 0, that many MB are written between calls, so that W comes
@@ -11,14 +13,18 @@
  *
  *     build/benchmarks/bench_cpu_matmul [THREADS] [MAX_ROWS] [EVICT_MB] */
 #include <cblas.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/matmul_skinny.h"
 #include "bench_util.h"
 #include "core/rng.h"
 
 enum { REPEATS = 31 };
+
+enum { BY_SGEMM, BY_SGEMV, BY_SKINNY };
 
 /* Between calls a model's other weights pass through the caches; writing this
  * much (more than the L3 of most machines) leaves W to come from memory, as in a
@@ -27,12 +33,14 @@ static char *g_evict;
 static size_t g_evict_bytes;
 
 /* Median seconds of one call of y = x W^T, x R x k, W n x k. */
-static double time_matmul(int per_row, int R, int n, int k, const float *x, const float *w, float *y) {
+static double time_matmul(int by, int R, int n, int k, const float *x, const float *w, float *y) {
     double t[REPEATS];
     for (int rep = -2; rep < REPEATS; rep++) { /* two warm-up calls */
         if (g_evict) memset(g_evict, rep & 0xff, g_evict_bytes);
         double t0 = bench_now();
-        if (per_row)
+        if (by == BY_SKINNY)
+            srlm_skinny_matmul(y, (size_t)n, x, (size_t)k, w, (size_t)k, R, n, k, 0);
+        else if (by == BY_SGEMV)
             for (int r = 0; r < R; r++)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, x + (size_t)r * k, 1, 0.0f,
                             y + (size_t)r * n, 1);
@@ -59,6 +67,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+    int skinny = srlm_skinny_usable();
     static const struct { const char *name; int n, k; } shapes[] = {
         {"24M q/k/v/o 288x288", 288, 288},     {"24M gate/up 768x288", 768, 288},
         {"24M down 288x768", 288, 768},        {"24M lm_head 32000x288", 32000, 288},
@@ -80,12 +90,20 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < most_x; i++) x[i] = srlm_rng_uniform(8, i) - 0.5f;
     printf("%d thread(s); median of %d calls; us per call; %d MB written between calls\n", threads, REPEATS,
            evict_mb);
-    printf("| weight | rows | sgemm | sgemv per row | sgemm / sgemv |\n| --- | --- | --- | --- | --- |\n");
+    if (!skinny) printf("this CPU lacks AVX2/FMA: no skinny kernel (the backend uses BLAS)\n");
+    printf("| weight | rows | sgemm | sgemv per row | skinny | sgemm / sgemv | sgemm / skinny | sgemv / skinny |\n"
+           "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int R = 1; R <= max_rows; R = R < 4 ? R + 1 : 2 * R) {
-            double g = time_matmul(0, R, shapes[s].n, shapes[s].k, x, w, y);
-            double v = time_matmul(1, R, shapes[s].n, shapes[s].k, x, w, y);
-            printf("| %s | %d | %.1f | %.1f | %.2f |\n", shapes[s].name, R, 1e6 * g, 1e6 * v, g / v);
+            double g = time_matmul(BY_SGEMM, R, shapes[s].n, shapes[s].k, x, w, y);
+            double v = time_matmul(BY_SGEMV, R, shapes[s].n, shapes[s].k, x, w, y);
+            if (skinny) {
+                double q = time_matmul(BY_SKINNY, R, shapes[s].n, shapes[s].k, x, w, y);
+                printf("| %s | %d | %.1f | %.1f | %.1f | %.2f | %.2f | %.2f |\n", shapes[s].name, R, 1e6 * g,
+                       1e6 * v, 1e6 * q, g / v, g / q, v / q);
+            } else
+                printf("| %s | %d | %.1f | %.1f | - | %.2f | - | - |\n", shapes[s].name, R, 1e6 * g, 1e6 * v,
+                       g / v);
             fflush(stdout);
         }
     free(w), free(x), free(y), free(g_evict);

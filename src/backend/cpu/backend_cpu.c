@@ -1,7 +1,8 @@
 /* The CPU backend: the reference implementation of the ops table. The ops
  * here are fp32 only; the table (backend_cpu_bf16.c) sends F32 views straight
- * to them and BF16 views through fp32 copies. GEMMs go to OpenBLAS;
- * elementwise and attention loops use OpenMP. */
+ * to them and BF16 views through fp32 copies. GEMMs go to OpenBLAS (those of
+ * a few rows to the skinny kernel, matmul_skinny.c); elementwise and attention
+ * loops use OpenMP. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -12,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cpu/matmul_skinny.h"
 #include "train/optimizer.h"
 
 static srlm_status need_f32(const srlm_view *v, const char *op) {
@@ -73,11 +75,12 @@ srlm_status cpu_fill(srlm_backend *be, srlm_view *v, float value) {
     return SRLM_OK;
 }
 
-/* Up to this many rows, one sgemv per row beats one sgemm call: OpenBLAS's
- * sgemm packs W on every call, which a few rows cannot repay. Measured with
- * benchmarks/bench_cpu_matmul, W coming from memory (RESULTS.md): at 1 and 2
- * threads one row is 1.8-4x faster, 2-3 rows 0.9-2.9x (the 24M model's LM head
- * about even); at 4 rows sgemm's 4-row tile wins on large weights at one thread. */
+/* Without the skinny kernel (a CPU without AVX2/FMA), up to this many rows one
+ * sgemv per row beats one sgemm call: OpenBLAS's sgemm packs W on every call,
+ * which a few rows cannot repay. Measured with benchmarks/bench_cpu_matmul, W
+ * coming from memory (RESULTS.md): at 1 and 2 threads one row is 1.8-4x faster,
+ * 2-3 rows 0.9-2.9x (the 24M model's LM head about even); at 4 rows sgemm's
+ * 4-row tile wins on large weights at one thread. */
 enum { SGEMV_MAX_ROWS = 3 };
 
 srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
@@ -89,7 +92,12 @@ srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
                         (long long)y->rows, (long long)y->cols, (long long)x->rows,
                         (long long)x->cols, (long long)w->rows, (long long)w->cols);
     if (x->rows == 0) return SRLM_OK;
-    if (x->rows <= SGEMV_MAX_ROWS) { /* decode steps of a few sequences */
+    if (x->rows <= SKINNY_MAX_ROWS && srlm_skinny_usable()) { /* decode steps: W read once */
+        srlm_skinny_matmul(y->data, (size_t)y->stride, x->data, (size_t)x->stride, w->data, (size_t)w->stride,
+                           (int)x->rows, w->rows, w->cols, accumulate);
+        return SRLM_OK;
+    }
+    if (x->rows <= SGEMV_MAX_ROWS) {
         for (int64_t r = 0; r < x->rows; r++) {
             float *yr = ROW(y, r);
             /* zeroed first: some OpenBLAS releases scale y by beta = 0 and keep a stale NaN there */
