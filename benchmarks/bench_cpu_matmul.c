@@ -11,7 +11,11 @@
  * from memory as it does in a decode step (the other weights pass in between)
  * rather than from a cache that the previous call warmed.
  *
- *     build/benchmarks/bench_cpu_matmul [THREADS] [MAX_ROWS] [EVICT_MB] */
+ * The demo's shapes are small enough to stay in the caches of a decode step:
+ * time them with EVICT_MB 0. ONLY limits the run to the shapes whose name
+ * starts with it ("demo", "24M", "1B").
+ *
+ *     build/benchmarks/bench_cpu_matmul [THREADS] [MAX_ROWS] [EVICT_MB] [ONLY] */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -58,7 +62,7 @@ int main(int argc, char **argv) {
     if ((argc > 1 && !bench_arg_int(prog, "THREADS", argv[1], 1, 1024, &threads)) ||
         (argc > 2 && !bench_arg_int(prog, "MAX_ROWS", argv[2], 1, 64, &max_rows)) ||
         (argc > 3 && !bench_arg_int(prog, "EVICT_MB", argv[3], 0, 4096, &evict_mb))) {
-        fprintf(stderr, "usage: bench_cpu_matmul [THREADS >= 1] [MAX_ROWS 1..64] [EVICT_MB 0..4096]\n");
+        fprintf(stderr, "usage: bench_cpu_matmul [THREADS >= 1] [MAX_ROWS 1..64] [EVICT_MB 0..4096] [ONLY]\n");
         return 2;
     }
     g_evict_bytes = (size_t)evict_mb << 20;
@@ -69,7 +73,11 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
     int skinny = srlm_skinny_usable();
+    const char *only = argc > 4 ? argv[4] : "";
     static const struct { const char *name; int n, k; } shapes[] = {
+        {"demo qkv 384x128", 384, 128},        {"demo o 128x128", 128, 128},
+        {"demo gate/up 688x128", 688, 128},    {"demo down 128x344", 128, 344},
+        {"demo lm_head 400x128", 400, 128},
         {"24M q/k/v/o 288x288", 288, 288},     {"24M gate/up 768x288", 768, 288},
         {"24M down 288x768", 288, 768},        {"24M lm_head 32000x288", 32000, 288},
         {"1B q/o 2048x2048", 2048, 2048},      {"1B gate/up 5632x2048", 5632, 2048},
@@ -94,7 +102,7 @@ int main(int argc, char **argv) {
     printf("| weight | rows | sgemm | sgemv per row | skinny | sgemm / sgemv | sgemm / skinny | sgemv / skinny |\n"
            "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-        for (int R = 1; R <= max_rows; R = R < 4 ? R + 1 : 2 * R) {
+        for (int R = 1; R <= max_rows && !strncmp(shapes[s].name, only, strlen(only)); R = R < 4 ? R + 1 : 2 * R) {
             double g = time_matmul(BY_SGEMM, R, shapes[s].n, shapes[s].k, x, w, y);
             double v = time_matmul(BY_SGEMV, R, shapes[s].n, shapes[s].k, x, w, y);
             if (skinny) {

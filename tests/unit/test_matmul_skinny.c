@@ -1,8 +1,8 @@
 /* The CPU backend's skinny matmul (src/backend/cpu/matmul_skinny.c): y = x W^T
- * for 1..SKINNY_MAX_ROWS rows against a double-precision reference, on shapes
- * whose k exercises every path (16-wide loop, one 8-wide step, the scalar tail)
- * and rows that are and are not multiples of the 4-row group, with row strides
- * wider than the rows, on random inputs, y poisoned first.
+ * for 1..SKINNY_MAX_ROWS rows against a double-precision reference, on random
+ * inputs, y poisoned first: k below 8, a multiple of 8 and between (the 8-wide
+ * loop, the scalar tail), counts of x rows and of W rows that do and do not
+ * fill the register tile (4 rows of x by 2 of W), strides wider than the rows.
  *
  * Tolerance: a float sum of k products is within k * 2^-24 * sum |w_i x_i| of
  * the exact one (the standard bound for any summation order); the test takes
@@ -150,11 +150,13 @@ static void check_same_bits(void) {
 int main(void) {
     if (!srlm_skinny_usable()) TEST_SKIP("this CPU lacks AVX2/FMA: the CPU backend uses BLAS for every matmul");
     static const int64_t ks[] = {1, 5, 8, 9, 15, 16, 17, 24, 40, 301};
-    static const int64_t ns[] = {1, 7, 33, 2500}; /* 2500 x 301: the threaded path */
-    for (int rows = 1; rows <= SKINNY_MAX_ROWS; rows += rows < 6 ? 1 : 5)
+    static const int64_t ns[] = {1, 7, 33, 2500}; /* odd counts for the 2-row tile of W; 2500: threads */
+    /* every remainder of the 4-row tile, then a few rows more and the most */
+    static const int rowss[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17, SKINNY_MAX_ROWS};
+    for (size_t c = 0; c < sizeof rowss / sizeof *rowss; c++)
         for (size_t a = 0; a < sizeof ks / sizeof *ks; a++)
             for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
-                for (int acc = 0; acc <= 1; acc++) check_shape(rows, ns[b], ks[a], acc);
+                for (int acc = 0; acc <= 1; acc++) check_shape(rowss[c], ns[b], ks[a], acc);
     check_shape(SKINNY_MAX_ROWS, 50, 2048, 0);
     check_same_bits();
     TEST_DONE();

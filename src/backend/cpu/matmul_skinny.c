@@ -5,11 +5,11 @@
  * row of W is read from memory once and dotted with every row of x while it
  * sits in L1; the rows of W are shared out among the threads.
  *
- * Every y[r][j] is summed in one order: sixteen lanes over k (two vectors of
- * eight, the second taking k's elements 8..15 of every 16), the two vectors
- * added, the eight lanes added in a fixed tree, then the last k % 8 elements in
- * turn. That order depends on k alone, not on the row count or the threads, so
- * a sequence's logits are the same bits at any batch size this kernel serves.
+ * Every y[r][j] is summed in one order: eight lanes over k (lane l takes the
+ * elements l, l + 8, ...), the lanes added in a fixed tree, then the last k % 8
+ * elements in turn. That order depends on k alone, not on the row count or the
+ * threads, so a sequence's logits are the same bits at any batch size this
+ * kernel serves.
  *
  * x86-64 with AVX2 and FMA (checked at run time) only; elsewhere the backend
  * keeps BLAS. */
@@ -23,13 +23,17 @@
 #include <immintrin.h>
 #include <math.h>
 
-/* Rows of x per pass over a row of W: two accumulators each, eight in all,
- * enough to cover the FMA latency, with registers left for W and x. */
-enum { GROUP = 4 };
+/* The register tile: TILE_W rows of W by TILE_X rows of x, one accumulator of
+ * eight lanes for each pair (eight in all, enough to cover the FMA latency),
+ * with registers left for the loads. Per eight elements of k it loads
+ * TILE_W + TILE_X vectors for TILE_W x TILE_X FMAs. */
+enum { TILE_W = 2, TILE_X = 4 };
 
-/* From this many elements of W on the rows of W are shared among threads;
- * below, starting them costs more than the product. */
-enum { PAR_MIN_ELEMS = 1 << 15 };
+/* Below this many multiply-adds one thread does the product: starting the
+ * others costs more. Measured with bench_cpu_matmul on the demo's shapes, two
+ * threads: about even at 32-64 K (a 128 x 128 W at 2-4 rows), faster above
+ * (the 384 x 128 qkv at one row, 49 K: 4.8 us, 6.8 on one thread). */
+enum { PAR_MIN_FMAS = 1 << 15 };
 
 #define AVX2_FMA __attribute__((target("avx2,fma")))
 
@@ -40,32 +44,48 @@ AVX2_FMA static inline float lanes_sum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* y[r][j] (+)= x[r] . wj for the g rows of x at x0 (g a constant once inlined,
- * so that the accumulators live in registers). */
+/* y[r][a] (+)= x[r] . w[a] for the gx rows of x at x0 and the gw rows of W at
+ * w0 (gw and gx constants once inlined, so that the accumulators live in
+ * registers). Each sum takes the same order whatever gw and gx are. */
 AVX2_FMA static inline __attribute__((always_inline)) void
-dot_rows(int g, float *y0, size_t ldy, const float *x0, size_t ldx, const float *wj, int64_t k,
-         int accumulate) {
-    __m256 lo[GROUP], hi[GROUP];
-    for (int r = 0; r < g; r++) lo[r] = hi[r] = _mm256_setzero_ps();
+tile(int gw, int gx, float *y0, size_t ldy, const float *x0, size_t ldx, const float *w0, size_t ldw,
+     int64_t k, int accumulate) {
+    __m256 acc[TILE_W][TILE_X];
+    for (int a = 0; a < gw; a++)
+        for (int r = 0; r < gx; r++) acc[a][r] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 16 <= k; i += 16) {
-        __m256 w_lo = _mm256_loadu_ps(wj + i), w_hi = _mm256_loadu_ps(wj + i + 8);
-        for (int r = 0; r < g; r++) {
-            lo[r] = _mm256_fmadd_ps(w_lo, _mm256_loadu_ps(x0 + r * ldx + i), lo[r]);
-            hi[r] = _mm256_fmadd_ps(w_hi, _mm256_loadu_ps(x0 + r * ldx + i + 8), hi[r]);
+    for (; i + 8 <= k; i += 8) {
+        __m256 wv[TILE_W];
+        for (int a = 0; a < gw; a++) wv[a] = _mm256_loadu_ps(w0 + a * ldw + i);
+        for (int r = 0; r < gx; r++) {
+            __m256 xv = _mm256_loadu_ps(x0 + r * ldx + i);
+            for (int a = 0; a < gw; a++) acc[a][r] = _mm256_fmadd_ps(wv[a], xv, acc[a][r]);
         }
     }
-    if (i + 8 <= k) {
-        __m256 w_lo = _mm256_loadu_ps(wj + i);
-        for (int r = 0; r < g; r++) lo[r] = _mm256_fmadd_ps(w_lo, _mm256_loadu_ps(x0 + r * ldx + i), lo[r]);
-        i += 8;
-    }
-    for (int r = 0; r < g; r++) {
-        const float *xr = x0 + r * ldx;
-        float        s  = lanes_sum(_mm256_add_ps(lo[r], hi[r]));
-        for (int64_t t = i; t < k; t++) s = fmaf(wj[t], xr[t], s);
-        float *out = y0 + r * ldy;
-        *out       = accumulate ? *out + s : s;
+    for (int a = 0; a < gw; a++)
+        for (int r = 0; r < gx; r++) {
+            const float *xr = x0 + r * ldx, *wa = w0 + a * ldw;
+            float        s  = lanes_sum(acc[a][r]);
+            for (int64_t t = i; t < k; t++) s = fmaf(wa[t], xr[t], s);
+            float *out = y0 + r * ldy + a;
+            *out       = accumulate ? *out + s : s;
+        }
+}
+
+/* Every row of x against gw rows of W from row j (gw a constant once inlined). */
+AVX2_FMA static inline __attribute__((always_inline)) void
+tile_row(int gw, float *y, size_t ldy, const float *x, size_t ldx, const float *w, size_t ldw, int rows,
+         int64_t j, int64_t k, int accumulate) {
+    const float *w0 = w + (size_t)j * ldw;
+    for (int r0 = 0; r0 < rows; r0 += TILE_X) {
+        float       *y0 = y + (size_t)r0 * ldy + (size_t)j;
+        const float *x0 = x + (size_t)r0 * ldx;
+        switch (rows - r0 < TILE_X ? rows - r0 : TILE_X) {
+        case 1: tile(gw, 1, y0, ldy, x0, ldx, w0, ldw, k, accumulate); break;
+        case 2: tile(gw, 2, y0, ldy, x0, ldx, w0, ldw, k, accumulate); break;
+        case 3: tile(gw, 3, y0, ldy, x0, ldx, w0, ldw, k, accumulate); break;
+        default: tile(gw, TILE_X, y0, ldy, x0, ldx, w0, ldw, k, accumulate); break;
+        }
     }
 }
 
@@ -73,19 +93,9 @@ dot_rows(int g, float *y0, size_t ldy, const float *x0, size_t ldx, const float 
 AVX2_FMA static void skinny_rows(float *y, size_t ldy, const float *x, size_t ldx, const float *w,
                                  size_t ldw, int rows, int64_t j0, int64_t j1, int64_t k,
                                  int accumulate) {
-    for (int64_t j = j0; j < j1; j++) {
-        const float *wj = w + (size_t)j * ldw;
-        for (int r0 = 0; r0 < rows; r0 += GROUP) {
-            float       *y0 = y + (size_t)r0 * ldy + (size_t)j;
-            const float *x0 = x + (size_t)r0 * ldx;
-            switch (rows - r0 < GROUP ? rows - r0 : GROUP) {
-            case 1: dot_rows(1, y0, ldy, x0, ldx, wj, k, accumulate); break;
-            case 2: dot_rows(2, y0, ldy, x0, ldx, wj, k, accumulate); break;
-            case 3: dot_rows(3, y0, ldy, x0, ldx, wj, k, accumulate); break;
-            default: dot_rows(GROUP, y0, ldy, x0, ldx, wj, k, accumulate); break;
-            }
-        }
-    }
+    int64_t j = j0;
+    for (; j + TILE_W <= j1; j += TILE_W) tile_row(TILE_W, y, ldy, x, ldx, w, ldw, rows, j, k, accumulate);
+    for (; j < j1; j++) tile_row(1, y, ldy, x, ldx, w, ldw, rows, j, k, accumulate);
 }
 
 int srlm_skinny_usable(void) {
@@ -94,7 +104,7 @@ int srlm_skinny_usable(void) {
 
 void srlm_skinny_matmul(float *y, size_t ldy, const float *x, size_t ldx, const float *w, size_t ldw,
                         int rows, int64_t n, int64_t k, int accumulate) {
-    if (n * k < PAR_MIN_ELEMS) {
+    if ((int64_t)rows * n * k < PAR_MIN_FMAS) {
         skinny_rows(y, ldy, x, ldx, w, ldw, rows, 0, n, k, accumulate);
         return;
     }
