@@ -8,7 +8,7 @@
 
 /* The most rows of x it serves; above it the backend calls sgemm. Measured
  * with benchmarks/bench_cpu_matmul at 2 threads (RESULTS.md), it is still
- * 1.05-2.9x faster than sgemm at 64 rows on the shapes of the demo, a 24M and
+ * 1.4-2.1x faster than sgemm at 64 rows on the shapes of the demo, a 24M and
  * a 1B model; 64 is also the most sequences the loop decodes together, and
  * more rows are prefill and training, where sgemm's packing pays. */
 enum { SKINNY_MAX_ROWS = 64 };
