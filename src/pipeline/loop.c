@@ -3,6 +3,7 @@
  * same command resumes where a killed run stopped. */
 #include "pipeline/loop.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -159,6 +160,8 @@ static srlm_status open_run_dir(loop_ctx *L) {
         cJSON_AddNumberToObject(p, "world_size", L->topo ? L->topo->world_size : 1);
         cJSON_AddNumberToObject(p, "tp", L->topo ? L->topo->tp : 1);
         cJSON_AddNumberToObject(p, "dp", L->topo ? L->topo->dp : 1);
+        /* the CPU kernels OpenBLAS picked: a run's bits depend on them */
+        cJSON_AddStringToObject(p, "blas", openblas_get_config());
         cJSON_AddNumberToObject(p, "started", (double)time(NULL));
         st = loop_write_json(L, path, p);
         cJSON_Delete(p);

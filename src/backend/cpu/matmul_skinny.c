@@ -1,9 +1,10 @@
 /* Matmuls of a few rows on the CPU. A decode step of B sequences multiplies B
- * rows by every weight matrix, and that is bound by reading the weights from
- * memory: one sgemv per row reads W B times, and OpenBLAS's sgemm packs W into
- * a buffer on every call, which a few rows cannot repay (RESULTS.md). Here each
- * row of W is read from memory once and dotted with every row of x while it
- * sits in L1; the rows of W are shared out among the threads.
+ * rows by every weight matrix, and on a large model that is bound by reading
+ * the weights from memory: one sgemv per row reads W B times, and OpenBLAS's
+ * sgemm packs W into a buffer on every call, which a few rows cannot repay
+ * (RESULTS.md). Here two rows of W at a time are read from memory once and
+ * dotted with every row of x while they sit in the cache; the rows of W are
+ * shared out among the threads.
  *
  * Every y[r][j] is summed in one order: eight lanes over k (lane l takes the
  * elements l, l + 8, ...), the lanes added in a fixed tree, then the last k % 8
