@@ -75,12 +75,12 @@ srlm_status cpu_fill(srlm_backend *be, srlm_view *v, float value) {
     return SRLM_OK;
 }
 
-/* Without the skinny kernel (a CPU without AVX2/FMA), up to this many rows one
- * sgemv per row beats one sgemm call: OpenBLAS's sgemm packs W on every call,
- * which a few rows cannot repay. Measured with benchmarks/bench_cpu_matmul, W
- * coming from memory (RESULTS.md): at 1 and 2 threads one row is 1.8-4x faster,
- * 2-3 rows 0.9-2.9x (the 24M model's LM head about even); at 4 rows sgemm's
- * 4-row tile wins on large weights at one thread. */
+/* For one row, and up to this many without the skinny kernel (a CPU without
+ * AVX2/FMA), one sgemv per row beats one sgemm call: OpenBLAS's sgemm packs W
+ * on every call, which a few rows cannot repay. Measured with
+ * benchmarks/bench_cpu_matmul, W coming from memory (RESULTS.md): at 1 and 2
+ * threads one row is 1.8-4x faster, 2-3 rows 0.9-2.9x (the 24M model's LM head
+ * about even); at 4 rows sgemm's 4-row tile wins on large weights at one thread. */
 enum { SGEMV_MAX_ROWS = 3 };
 
 srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
@@ -92,7 +92,8 @@ srlm_status cpu_matmul(srlm_backend *be, srlm_view *y, const srlm_view *x,
                         (long long)y->rows, (long long)y->cols, (long long)x->rows,
                         (long long)x->cols, (long long)w->rows, (long long)w->cols);
     if (x->rows == 0) return SRLM_OK;
-    if (x->rows <= SKINNY_MAX_ROWS && srlm_skinny_usable()) { /* decode steps: W read once */
+    if (x->rows >= SKINNY_MIN_ROWS && x->rows <= SKINNY_MAX_ROWS && srlm_skinny_usable()) {
+        /* decode steps of a few sequences: W read once */
         srlm_skinny_matmul(y->data, (size_t)y->stride, x->data, (size_t)x->stride, w->data, (size_t)w->stride,
                            (int)x->rows, w->rows, w->cols, accumulate);
         return SRLM_OK;

@@ -6,12 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The most rows of x it serves; above it the backend calls sgemm. Measured
- * with benchmarks/bench_cpu_matmul at 2 threads (RESULTS.md), it is still
- * 1.4-2.1x faster than sgemm at 64 rows on the shapes of the demo, a 24M and
- * a 1B model; 64 is also the most sequences the loop decodes together, and
- * more rows are prefill and training, where sgemm's packing pays. */
-enum { SKINNY_MAX_ROWS = 64 };
+/* The rows of x the CPU backend gives it. Measured with
+ * benchmarks/bench_cpu_matmul at 2 threads against OpenBLAS 0.3.21's AVX-512
+ * (SkylakeX) kernels (RESULTS.md): from 2 to 8 rows it beats sgemm on all but
+ * 2 of 31 shape and row pairs of a 24M and a 1B model (0.8-2.3x; 0.5-5x on the
+ * demo's tiny shapes); at 16 rows about even, from 32 rows sgemm's wider
+ * kernels win (0.3-1.0), and one row is sgemv's (0.8-1.6). */
+enum { SKINNY_MIN_ROWS = 2, SKINNY_MAX_ROWS = 8 };
 
 /* 1 when this CPU runs the kernel (x86-64 with AVX2 and FMA), else 0 and the
  * backend keeps BLAS. */
