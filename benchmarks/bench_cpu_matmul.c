@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/blas_kernels.h"
 #include "backend/cpu/matmul_skinny.h"
 #include "bench_util.h"
 #include "core/rng.h"
@@ -108,6 +109,11 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < most_x; i++) x[i] = srlm_rng_uniform(8, i) - 0.5f;
     printf("%d thread(s); median of %d calls; us per call; %d MB written between calls\n", threads, REPEATS,
            evict_mb);
+    /* the peer is only as good as the kernels OpenBLAS picked (blas_kernels.h) */
+    const char *picked, *better = srlm_blas_better_kernels(&picked);
+    printf("OpenBLAS kernels: %s", picked);
+    if (better) printf(" (no AVX2 on a CPU that has it: OPENBLAS_CORETYPE=%s gives a fair peer)", better);
+    printf("\n");
     if (!skinny) printf("this CPU lacks AVX2/FMA: no skinny kernel (the backend uses BLAS)\n");
     printf("| weight | rows | sgemm | sgemv per row | skinny | sgemm / sgemv | sgemm / skinny | sgemv / skinny |\n"
            "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
